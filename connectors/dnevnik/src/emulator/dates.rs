@@ -1,0 +1,260 @@
+//! Dates on the wire: the request spellings the emulator accepts and the response formats it
+//! writes (API.md, "Transport" and the endpoint table).
+//!
+//! The response formats are `Display` types serialized with `collect_str`, so big lists are
+//! written straight into the response buffer without a `String` per date.
+
+use std::fmt;
+
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime, Timelike};
+use serde::{Serialize, Serializer};
+
+/// Parses a request date in any spelling clients send: `2025-09-01`, `2025-09-01T08:00`,
+/// `2025-09-01T08:00:00`, `2025-09-01 08:00:00` (a `+` for the space too, as a form-encoded
+/// path may carry it), with a fraction of 1–9 digits (`.123456`, .NET's `.1234567`), an
+/// optional zone (`Z`, `+03:00`, `+0300`, `+03`) and unpadded fields (`2025-9-1T8:0:0`).
+///
+/// The zone is accepted and ignored: ranges are inclusive by day, so only the written date
+/// matters to the filters (the time is kept for the tests).
+pub fn parse_request_date(input: &str) -> Option<NaiveDateTime> {
+    let s = input.trim();
+    let (date_part, time_part) = match s.find(['T', 't', ' ', '+']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let mut fields = date_part.split('-');
+    let year = number(fields.next()?, 4, 4)?;
+    let month = number(fields.next()?, 1, 2)?;
+    let day = number(fields.next()?, 1, 2)?;
+    if fields.next().is_some() {
+        return None;
+    }
+    let date = NaiveDate::from_ymd_opt(i32::try_from(year).ok()?, month, day)?;
+    let time = match time_part {
+        None => NaiveTime::MIN,
+        Some(t) => parse_time(t)?,
+    };
+    Some(date.and_time(time))
+}
+
+fn parse_time(t: &str) -> Option<NaiveTime> {
+    let t = strip_zone(t)?;
+    let (hms, fraction) = match t.split_once('.') {
+        Some((hms, f)) => (hms, Some(f)),
+        None => (t, None),
+    };
+    let mut fields = hms.split(':');
+    let hour = number(fields.next()?, 1, 2)?;
+    let minute = number(fields.next()?, 1, 2)?;
+    let second = match fields.next() {
+        Some(s) => number(s, 1, 2)?,
+        None => {
+            if fraction.is_some() {
+                return None;
+            }
+            0
+        }
+    };
+    if fields.next().is_some() {
+        return None;
+    }
+    let nanos = match fraction {
+        None => 0,
+        Some(f) => {
+            let digits = u32::try_from(f.len()).ok()?;
+            if !(1..=9).contains(&digits) {
+                return None;
+            }
+            number(f, 1, 9)? * 10u32.pow(9 - digits)
+        }
+    };
+    NaiveTime::from_hms_nano_opt(hour, minute, second, nanos)
+}
+
+/// Strips a trailing zone designator (`Z`, `+hh:mm`, `-hh:mm`, `+hhmm`, `+hh`).
+fn strip_zone(t: &str) -> Option<&str> {
+    if let Some(rest) = t.strip_suffix(['Z', 'z']) {
+        return Some(rest);
+    }
+    match t.rfind(['+', '-']) {
+        None => Some(t),
+        Some(i) => {
+            let zone = &t[i + 1..];
+            let ok = match zone.split_once(':') {
+                Some((h, m)) => number(h, 2, 2).is_some() && number(m, 2, 2).is_some(),
+                None => (zone.len() == 2 || zone.len() == 4) && number(zone, 2, 4).is_some(),
+            };
+            ok.then_some(&t[..i])
+        }
+    }
+}
+
+/// A decimal field of `min..=max` ASCII digits.
+fn number(s: &str, min: usize, max: usize) -> Option<u32> {
+    if s.len() < min || s.len() > max || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    s.parse().ok()
+}
+
+fn write_date(f: &mut fmt::Formatter<'_>, d: NaiveDate) -> fmt::Result {
+    write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+}
+
+fn write_hms(f: &mut fmt::Formatter<'_>, t: NaiveDateTime) -> fmt::Result {
+    write!(f, "T{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+}
+
+/// Nanoseconds of the second, without a leap-second overflow.
+fn nanos(t: NaiveDateTime) -> u32 {
+    t.nanosecond() % 1_000_000_000
+}
+
+macro_rules! display_as_str {
+    ($($t:ty),*) => {$(
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    )*};
+}
+
+/// `yyyy-MM-ddT00:00:00`: lesson `date`, work `targetDate`, period `start`, holiday `dateStart`.
+#[derive(Debug, Clone, Copy)]
+pub struct Midnight(pub NaiveDate);
+
+impl fmt::Display for Midnight {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_date(f, self.0)?;
+        f.write_str("T00:00:00")
+    }
+}
+
+/// `yyyy-MM-ddT23:59:59`: period `finish`, holiday `dateFinish`.
+#[derive(Debug, Clone, Copy)]
+pub struct EndOfDay(pub NaiveDate);
+
+impl fmt::Display for EndOfDay {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_date(f, self.0)?;
+        f.write_str("T23:59:59")
+    }
+}
+
+/// `yyyy-MM-ddTHH:mm:ss.fffffff` (7 fraction digits, .NET ticks): mark `date`.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticks(pub NaiveDateTime);
+
+impl fmt::Display for Ticks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_date(f, self.0.date())?;
+        write_hms(f, self.0)?;
+        write!(f, ".{:07}", nanos(self.0) / 100)
+    }
+}
+
+/// `yyyy-MM-ddTHH:mm:ss.ffffff` (6 fraction digits): log entry `createdDate`.
+#[derive(Debug, Clone, Copy)]
+pub struct Micros(pub NaiveDateTime);
+
+impl fmt::Display for Micros {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_date(f, self.0.date())?;
+        write_hms(f, self.0)?;
+        write!(f, ".{:06}", nanos(self.0) / 1_000)
+    }
+}
+
+/// `yyyy-MM-ddTHH:mm:ss.fffZ`, the value already in UTC: homework `sentDate`.
+#[derive(Debug, Clone, Copy)]
+pub struct UtcMillis(pub NaiveDateTime);
+
+impl fmt::Display for UtcMillis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_date(f, self.0.date())?;
+        write_hms(f, self.0)?;
+        write!(f, ".{:03}Z", nanos(self.0) / 1_000_000)
+    }
+}
+
+/// `yyyy-MM-dd`: the control surface's `today`.
+#[derive(Debug, Clone, Copy)]
+pub struct Day(pub NaiveDate);
+
+impl fmt::Display for Day {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write_date(f, self.0)
+    }
+}
+
+display_as_str!(Midnight, EndOfDay, Ticks, Micros, UtcMillis, Day);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(y: i32, m: u32, d: u32, h: u32, mi: u32, s: u32, nano: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_nano_opt(h, mi, s, nano).unwrap()
+    }
+
+    #[test]
+    fn every_request_spelling_parses() {
+        let cases = [
+            ("2025-09-01", dt(2025, 9, 1, 0, 0, 0, 0)),
+            ("2025-09-01T08:00", dt(2025, 9, 1, 8, 0, 0, 0)),
+            ("2025-09-01T08:00:00", dt(2025, 9, 1, 8, 0, 0, 0)),
+            ("2025-09-01 08:00:00", dt(2025, 9, 1, 8, 0, 0, 0)),
+            ("2025-09-01+08:00:00", dt(2025, 9, 1, 8, 0, 0, 0)),
+            ("2025-09-01T08:00:00.123456", dt(2025, 9, 1, 8, 0, 0, 123_456_000)),
+            ("2025-09-01T08:00:00.1234567Z", dt(2025, 9, 1, 8, 0, 0, 123_456_700)),
+            ("2025-09-01T08:00:00.1234567", dt(2025, 9, 1, 8, 0, 0, 123_456_700)),
+            ("2025-09-01T08:00:00Z", dt(2025, 9, 1, 8, 0, 0, 0)),
+            ("2025-09-01T08:00:00+03:00", dt(2025, 9, 1, 8, 0, 0, 0)),
+            ("2025-09-01T08:00:00-0500", dt(2025, 9, 1, 8, 0, 0, 0)),
+            ("2025-9-1T8:0:0", dt(2025, 9, 1, 8, 0, 0, 0)),
+            ("2025-9-1", dt(2025, 9, 1, 0, 0, 0, 0)),
+            (" 2025-12-31T23:59:59.9 ", dt(2025, 12, 31, 23, 59, 59, 900_000_000)),
+        ];
+        for (input, want) in cases {
+            assert_eq!(parse_request_date(input), Some(want), "{input}");
+        }
+    }
+
+    #[test]
+    fn bad_dates_are_refused() {
+        for input in [
+            "",
+            "2025",
+            "2025-09",
+            "25-09-01",
+            "2025-13-01",
+            "2025-02-30",
+            "2025-09-01T",
+            "2025-09-01T08",
+            "2025-09-01T25:00",
+            "2025-09-01T08:00:00.",
+            "2025-09-01T08:00:00.1234567890",
+            "2025-09-01T08:00.5",
+            "2025-09-01T08:00:00+3",
+            "01.09.2025",
+            "2025-09-01-01",
+            "yesterday",
+        ] {
+            assert_eq!(parse_request_date(input), None, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn response_formats() {
+        let t = dt(2025, 9, 1, 8, 5, 7, 123_456_789);
+        let d = t.date();
+        assert_eq!(Midnight(d).to_string(), "2025-09-01T00:00:00");
+        assert_eq!(EndOfDay(d).to_string(), "2025-09-01T23:59:59");
+        assert_eq!(Ticks(t).to_string(), "2025-09-01T08:05:07.1234567");
+        assert_eq!(Micros(t).to_string(), "2025-09-01T08:05:07.123456");
+        assert_eq!(UtcMillis(t).to_string(), "2025-09-01T08:05:07.123Z");
+        assert_eq!(Day(d).to_string(), "2025-09-01");
+        assert_eq!(serde_json::to_string(&Ticks(t)).unwrap(), "\"2025-09-01T08:05:07.1234567\"");
+    }
+}

@@ -1,0 +1,101 @@
+//! The contract between a connector and the sync engine.
+//!
+//! A connector only knows its source: it plans the chunks a run needs, and fetches one
+//! chunk into canonical records. It never touches the store. The engine owns the rest:
+//! concurrency, diffing, transactions, cursors and the run log (ARCHITECTURE.md, data flow).
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+
+use crate::client::SourceError;
+use crate::model::{Coverage, Record};
+
+/// How much of the source a run reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SyncMode {
+    /// Reference lists in full, dated lists over a sliding window of recent dates
+    /// (from the stream's cursor minus the window up to the source's "now").
+    #[default]
+    Incremental,
+    /// Everything of the academic year (the reconciliation run).
+    Full,
+}
+
+impl std::fmt::Display for SyncMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            SyncMode::Incremental => "incremental",
+            SyncMode::Full => "full",
+        })
+    }
+}
+
+/// What the engine tells a connector when it asks for a plan.
+#[derive(Debug, Clone)]
+pub struct PlanContext {
+    pub mode: SyncMode,
+    /// The committed cursors of this source instance: (stream, scope) → value.
+    pub cursors: HashMap<(String, String), String>,
+}
+
+impl PlanContext {
+    pub fn cursor(&self, stream: &str, scope: &str) -> Option<&str> {
+        self.cursors.get(&(stream.to_string(), scope.to_string())).map(String::as_str)
+    }
+}
+
+/// One unit of fetching: what one batch (one store transaction) will hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Chunk {
+    /// The stream (`lessons`, `marks`, …): the name progress and cursors are kept under.
+    pub stream: String,
+    /// The scope of the stream (`group:1000012`, `school:1000001`).
+    pub scope: String,
+    /// Connector-specific parameters of the request(s) (dates, ids), opaque to the engine.
+    pub params: serde_json::Value,
+    /// The cursor value to commit for (stream, scope) once this chunk's batch is written.
+    pub cursor_after: Option<String>,
+}
+
+/// What a connector plans for one run.
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    /// The source's own clock at planning time (from the HTTP `Date` header): windows are
+    /// measured in the source's time, not ours.
+    pub source_now: Option<NaiveDateTime>,
+    pub chunks: Vec<Chunk>,
+}
+
+/// The records of one chunk and what they cover.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub records: Vec<Record>,
+    /// What this batch read completely (see [`Coverage`]). The engine tombstones the
+    /// store's records inside a coverage that the batch did not bring.
+    pub coverage: Vec<Coverage>,
+    /// Values the code tables did not know, and other things a person should see. They
+    /// are kept with the run; the records are still written (with `Other` values).
+    pub warnings: Vec<String>,
+    /// How many HTTP requests the fetch made (for the run statistics).
+    pub requests: u32,
+}
+
+/// A source system connector.
+#[async_trait]
+pub trait Connector: Send + Sync + 'static {
+    /// The source instance name from the configuration (`dnevnik`, `school-16-mosreg`).
+    fn instance(&self) -> &str;
+
+    /// The system (`dnevnik`, `mosreg`, `epos`, `kiasuo`, `files`).
+    fn system(&self) -> &'static str;
+
+    /// Decide what to read in this run. May call the source to discover schools and groups.
+    async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError>;
+
+    /// Fetch one planned chunk and normalize it into canonical records.
+    async fn fetch(&self, chunk: &Chunk) -> Result<Batch, SourceError>;
+}

@@ -1,0 +1,13 @@
+//! ejgate's connector SDK: the canonical model, the contract between connectors and the sync
+//! engine, the rate-limited source HTTP client, code tables, secrets, and the synthetic
+//! school that every emulator serves.
+
+pub mod client;
+pub mod connector;
+pub mod mapping;
+pub mod model;
+pub mod secret;
+pub mod synth;
+
+pub use connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
+pub use model::{Coverage, DateRange, Entity, EntityKind, IdSpace, Record};

@@ -1,0 +1,96 @@
+//! Secrets (tokens, refresh tokens, passwords): read from a file or an environment
+//! variable, held in `secrecy` types, never printed. Configuration names *where* a secret
+//! is, never the secret itself.
+
+use std::path::PathBuf;
+
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+
+/// Where a secret is kept: exactly one of `file` and `env`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct SecretRef {
+    /// A file holding the secret (surrounding white space is trimmed). Keep it 0600.
+    pub file: Option<PathBuf>,
+    /// An environment variable holding the secret.
+    pub env: Option<String>,
+}
+
+/// Why a secret could not be read. Never contains the secret.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("{what}: name either a file or an environment variable for the secret, not both and not neither")]
+    Ambiguous { what: String },
+    #[error("{what}: cannot read the secret file {path}: {source}")]
+    File {
+        what: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{what}: the environment variable {var} is not set")]
+    Env { what: String, var: String },
+    #[error("{what}: the secret in {place} is empty")]
+    Empty { what: String, place: String },
+}
+
+impl SecretRef {
+    pub fn file(path: impl Into<PathBuf>) -> Self {
+        SecretRef { file: Some(path.into()), env: None }
+    }
+
+    pub fn env(var: impl Into<String>) -> Self {
+        SecretRef { file: None, env: Some(var.into()) }
+    }
+
+    /// Reads the secret. `what` names it in errors ("source «dnevnik» token").
+    pub fn load(&self, what: &str) -> Result<SecretString, SecretError> {
+        let (value, place) = match (&self.file, &self.env) {
+            (Some(path), None) => {
+                let text = std::fs::read_to_string(path).map_err(|source| SecretError::File {
+                    what: what.to_string(),
+                    path: path.clone(),
+                    source,
+                })?;
+                (text, path.display().to_string())
+            }
+            (None, Some(var)) => {
+                let text = std::env::var(var)
+                    .map_err(|_| SecretError::Env { what: what.to_string(), var: var.clone() })?;
+                (text, format!("${var}"))
+            }
+            _ => return Err(SecretError::Ambiguous { what: what.to_string() }),
+        };
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            return Err(SecretError::Empty { what: what.to_string(), place });
+        }
+        Ok(SecretString::from(trimmed.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    #[test]
+    fn reads_a_file_trimmed_and_hides_it_from_debug() {
+        let dir = std::env::temp_dir().join(format!("ejgate-secret-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("token");
+        std::fs::write(&path, "s3cr3t-value\n").unwrap();
+        let secret = SecretRef::file(&path).load("test token").unwrap();
+        assert_eq!(secret.expose_secret(), "s3cr3t-value");
+        assert!(!format!("{secret:?}").contains("s3cr3t"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn errors_name_the_place_not_the_secret() {
+        let err = SecretRef::env("EJGATE_TEST_SURELY_UNSET_VAR").load("source «x» token").unwrap_err();
+        assert!(err.to_string().contains("EJGATE_TEST_SURELY_UNSET_VAR"));
+        let err = SecretRef::default().load("t").unwrap_err();
+        assert!(matches!(err, SecretError::Ambiguous { .. }));
+    }
+}

@@ -1,0 +1,56 @@
+//! The synthetic school: a deterministic, living Russian school year that every emulator
+//! serves and every acceptance test checks against.
+
+pub mod state;
+
+pub use state::*;
+
+use std::collections::BTreeMap;
+
+use crate::model::EntityKind;
+
+/// A change of the world between two points, with the intermediate steps folded
+/// (insert then delete is nothing; insert then update is an insert; …).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+pub struct NetChange {
+    pub kind: EntityKind,
+    pub key: String,
+    pub op: NetOp,
+}
+
+/// The folded operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetOp {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl World {
+    /// Makes the world from its configuration and simulates it up to `simulate_until`.
+    pub fn generate(config: SynthConfig) -> World {
+        todo!("synth generator: {config:?}")
+    }
+
+    /// Simulates the next `days` days (weekends and holidays included: nothing happens on
+    /// them but the date moves).
+    pub fn advance(&mut self, days: u32) {
+        todo!("advance {days}")
+    }
+
+    /// The sequence number of the last truth change (0 when there is none).
+    pub fn last_seq(&self) -> u64 {
+        self.truth.last().map(|c| c.seq).unwrap_or(0)
+    }
+
+    /// Live records per canonical kind, over all schools.
+    pub fn counts(&self) -> BTreeMap<EntityKind, u64> {
+        todo!()
+    }
+
+    /// The changes after `seq`, folded per (kind, key).
+    pub fn net_changes_since(&self, seq: u64) -> Vec<NetChange> {
+        todo!("{seq}")
+    }
+}

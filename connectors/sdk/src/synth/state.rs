@@ -1,0 +1,410 @@
+//! The state of a synthetic world: system-neutral, the single source every emulator serves.
+//!
+//! Ids are one 64-bit counter for the whole world, started above 2^53 so that clients which
+//! read ids as JSON doubles break the way they break on the real systems (Dnevnik's `_str`
+//! twins exist for this). The truth log keys records by their *canonical source id*: the
+//! string a connector must put in `Record::source_id` (see [`key`]).
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use serde::{Deserialize, Serialize};
+
+use crate::model::{EntityKind, GroupKind, PeriodKind, Sex};
+
+/// The first id the world hands out (above 2^53 on purpose).
+pub const FIRST_ID: u64 = 1_750_000_000_000_000_000;
+
+/// How a synthetic world is made. Everything follows from these numbers and the seed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthConfig {
+    pub seed: u64,
+    /// Number of schools in the world (one municipality).
+    pub schools: u32,
+    /// Classes per school, spread over grades 1–11 (at least 11: one per grade).
+    pub classes_per_school: u32,
+    /// Average class size (the generator varies it by ±3).
+    pub students_per_class: u32,
+    /// 1 September of the academic year.
+    pub year_start: NaiveDate,
+    /// The world is simulated from `year_start` up to and including this day at generation.
+    pub simulate_until: NaiveDate,
+    pub time_zone: String,
+    pub rates: InjectionRates,
+}
+
+impl SynthConfig {
+    /// A small school for tests: 11 classes of about 8 students, simulated into March.
+    pub fn small(seed: u64) -> Self {
+        SynthConfig {
+            seed,
+            schools: 1,
+            classes_per_school: 11,
+            students_per_class: 8,
+            year_start: NaiveDate::from_ymd_opt(2025, 9, 1).unwrap(),
+            simulate_until: NaiveDate::from_ymd_opt(2026, 3, 6).unwrap(),
+            time_zone: "Europe/Moscow".into(),
+            rates: InjectionRates::default(),
+        }
+    }
+
+    /// A whole academic year of a typical school (demo): 22 classes of about 25.
+    pub fn demo(seed: u64) -> Self {
+        SynthConfig {
+            classes_per_school: 22,
+            students_per_class: 25,
+            simulate_until: NaiveDate::from_ymd_opt(2026, 5, 31).unwrap(),
+            ..SynthConfig::small(seed)
+        }
+    }
+
+    /// The benchmark school: 40 classes, about 1,000 students, the whole year.
+    pub fn large(seed: u64) -> Self {
+        SynthConfig { classes_per_school: 40, students_per_class: 25, ..SynthConfig::demo(seed) }
+    }
+}
+
+/// How often the world breaks the regulations. Probabilities per opportunity.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct InjectionRates {
+    /// A lesson's marks entered 1–5 school days after the lesson (per lesson).
+    pub late_mark: f64,
+    /// A mark entered today into a lesson 3–14 days back (per lesson day, per class).
+    pub backdated_mark: f64,
+    /// An unsatisfactory mark («2», «1») deleted within 21 days (per such mark).
+    pub deleted_unsatisfactory: f64,
+    /// A mark of a closed period edited after the period's final marks (per class, per period end).
+    pub edit_after_final: f64,
+    /// A lesson held without a topic (per lesson); half of them get the topic later.
+    pub missing_topic: f64,
+    /// A lesson that should have homework without it (per lesson).
+    pub missing_homework: f64,
+}
+
+impl Default for InjectionRates {
+    fn default() -> Self {
+        InjectionRates {
+            late_mark: 0.03,
+            backdated_mark: 0.02,
+            deleted_unsatisfactory: 0.05,
+            edit_after_final: 0.2,
+            missing_topic: 0.02,
+            missing_homework: 0.05,
+        }
+    }
+}
+
+/// The whole synthetic world.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct World {
+    pub config: SynthConfig,
+    /// The last simulated day (its data exists; the next `advance(1)` makes the day after).
+    pub today: NaiveDate,
+    pub schools: Vec<School>,
+    /// Every change ever made, in order: the ground truth.
+    pub truth: Vec<TruthChange>,
+    /// The next id to hand out.
+    pub next_id: u64,
+}
+
+/// Школа
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct School {
+    pub id: u64,
+    /// «МБОУ СОШ № 16»
+    pub name: String,
+    pub full_name: String,
+    pub municipality: String,
+    pub city: String,
+    pub time_zone: String,
+    pub year: SynthYear,
+    pub periods: Vec<SynthPeriod>,
+    pub holidays: Vec<SynthHoliday>,
+    pub subjects: Vec<SynthSubject>,
+    pub work_types: Vec<SynthWorkType>,
+    /// Звонки: lesson number → (start, end)
+    pub bells: Vec<(u8, NaiveTime, NaiveTime)>,
+    pub teachers: Vec<SynthPerson>,
+    pub students: Vec<SynthPerson>,
+    pub guardians: Vec<SynthPerson>,
+    /// (guardian, student)
+    pub guardianships: Vec<(u64, u64)>,
+    pub classes: Vec<SynthClass>,
+    pub groups: Vec<SynthGroup>,
+    pub enrollments: Vec<SynthEnrollment>,
+    pub loads: Vec<SynthLoad>,
+    pub timetable: Vec<SynthSlot>,
+    pub lessons: BTreeMap<u64, SynthLesson>,
+    /// Works, homework included (`is_homework`).
+    pub works: BTreeMap<u64, SynthWork>,
+    pub marks: BTreeMap<u64, SynthMark>,
+    /// Key: (student, subject, period id; `None` = year)
+    pub final_marks: BTreeMap<(u64, u64, Option<u64>), SynthFinalMark>,
+    /// Key: (lesson, student)
+    pub attendance: BTreeMap<(u64, u64), SynthAttendance>,
+}
+
+/// Учебный год
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthYear {
+    pub id: u64,
+    /// «2025/2026»
+    pub name: String,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+/// Учебный период (the generator makes quarters)
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthPeriod {
+    pub id: u64,
+    pub kind: PeriodKind,
+    pub number: u8,
+    /// «1 четверть»
+    pub name: String,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+/// Каникулы
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthHoliday {
+    pub id: u64,
+    /// «Осенние каникулы»
+    pub name: String,
+    pub start: NaiveDate,
+    pub end: NaiveDate,
+}
+
+/// Предмет
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthSubject {
+    pub id: u64,
+    /// «Русский язык»
+    pub name: String,
+    /// «Филология»
+    pub knowledge_area: String,
+}
+
+/// Вид работы, with its weight
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthWorkType {
+    pub id: u64,
+    /// A stable code (`lesson`, `written`, `control`, `test`, `internal_control`,
+    /// `independent`, `practical`, `homework`): what each emulator turns into its own names.
+    pub code: String,
+    /// «Контрольная работа»
+    pub title: String,
+    /// «К/Р»
+    pub abbr: String,
+    pub weight: u8,
+}
+
+/// Человек
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthPerson {
+    pub id: u64,
+    /// A user account id where the person has a login (students in grades 1–4 may not)
+    pub user_id: Option<u64>,
+    pub last_name: String,
+    pub first_name: String,
+    pub middle_name: String,
+    pub sex: Sex,
+    pub birth_date: NaiveDate,
+}
+
+/// Класс
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthClass {
+    pub id: u64,
+    /// «5А»
+    pub name: String,
+    pub grade: u8,
+    pub homeroom_teacher: u64,
+}
+
+/// Подгруппа, elective, extracurricular or ГПД group
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthGroup {
+    pub id: u64,
+    pub class_id: u64,
+    /// «5А Английский язык, 1 подгруппа»
+    pub name: String,
+    pub kind: GroupKind,
+    pub subject_id: Option<u64>,
+}
+
+/// Зачисление ученика в класс или группу
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthEnrollment {
+    pub student: u64,
+    /// A class id or a group id
+    pub unit: u64,
+    pub active: bool,
+    pub from: NaiveDate,
+    pub to: Option<NaiveDate>,
+}
+
+/// Учебная нагрузка
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthLoad {
+    pub teacher: u64,
+    pub subject: u64,
+    /// A class id or a group id
+    pub unit: u64,
+    pub hours_per_week: u8,
+}
+
+/// A slot of the weekly timetable
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SynthSlot {
+    /// A class id or a group id
+    pub unit: u64,
+    pub subject: u64,
+    pub teacher: u64,
+    /// 1 = Monday … 6 = Saturday
+    pub weekday: u8,
+    pub number: u8,
+}
+
+/// Урок
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthLesson {
+    pub id: u64,
+    /// A class id or a group id
+    pub unit: u64,
+    pub subject: u64,
+    pub teacher: u64,
+    pub substitute: Option<u64>,
+    pub date: NaiveDate,
+    pub number: u8,
+    /// Тема урока; `None` when the teacher did not enter it (yet)
+    pub topic: Option<String>,
+    pub cancelled: bool,
+}
+
+/// Работа на уроке или домашнее задание
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthWork {
+    pub id: u64,
+    pub lesson: u64,
+    pub work_type: u64,
+    pub is_homework: bool,
+    /// Title of a work, or the text of a homework
+    pub text: String,
+    pub created_at: NaiveDateTime,
+    /// Due date of a homework; the lesson date for a work
+    pub target_date: NaiveDate,
+}
+
+/// Отметка
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthMark {
+    pub id: u64,
+    pub student: u64,
+    pub lesson: u64,
+    pub work: u64,
+    /// «5», «4+», «3-», «2»
+    pub value: String,
+    pub entered_at: NaiveDateTime,
+    pub entered_by: u64,
+}
+
+/// Итоговая отметка
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthFinalMark {
+    /// «5», «4», «3», «2», or special «осв», «н/а»
+    pub value: String,
+    pub entered_at: NaiveDateTime,
+}
+
+/// Отметка посещаемости
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SynthAttendanceStatus {
+    /// Отсутствовал, причина не уважительная (НП) or not yet given
+    AbsentUnexcused,
+    /// Отсутствовал по уважительной причине (УП)
+    AbsentExcused,
+    /// Болел (Б)
+    Ill,
+    /// Опоздал
+    Late,
+}
+
+/// Посещаемость
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthAttendance {
+    pub status: SynthAttendanceStatus,
+    pub comment: Option<String>,
+    pub entered_at: NaiveDateTime,
+}
+
+/// What a change did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TruthOp {
+    Insert,
+    Update,
+    Delete,
+}
+
+/// Which rule a change breaks on purpose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Injection {
+    LateMark,
+    BackdatedMark,
+    DeletedUnsatisfactoryMark,
+    EditAfterFinal,
+    MissingTopic,
+    MissingHomework,
+}
+
+/// One change of the world, keyed as a connector must key it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TruthChange {
+    pub seq: u64,
+    /// The simulated day the change was made on
+    pub day: NaiveDate,
+    pub at: NaiveDateTime,
+    pub school: u64,
+    pub kind: EntityKind,
+    pub op: TruthOp,
+    /// The canonical source id (see [`key`])
+    pub key: String,
+    pub injection: Option<Injection>,
+}
+
+/// The canonical source ids of synthetic records: the strings every connector must produce
+/// as `Record::source_id` for records that came from the synthetic world.
+pub mod key {
+    /// organization, academic_year, study_period, holiday, class, group, person, subject,
+    /// lesson, work, homework, mark: the id itself
+    pub fn id(id: u64) -> String {
+        id.to_string()
+    }
+    /// guardianship
+    pub fn guardianship(guardian: u64, student: u64) -> String {
+        format!("{guardian}:{student}")
+    }
+    /// enrollment: unit (class or group) and student
+    pub fn enrollment(unit: u64, student: u64) -> String {
+        format!("{unit}:{student}")
+    }
+    /// teaching_load
+    pub fn teaching_load(teacher: u64, subject: u64, unit: u64) -> String {
+        format!("{teacher}:{subject}:{unit}")
+    }
+    /// final_mark: `period` `None` is the year mark
+    pub fn final_mark(student: u64, subject: u64, period: Option<u64>) -> String {
+        match period {
+            Some(p) => format!("{student}:{subject}:{p}"),
+            None => format!("{student}:{subject}:year"),
+        }
+    }
+    /// attendance
+    pub fn attendance(lesson: u64, student: u64) -> String {
+        format!("{lesson}:{student}")
+    }
+}

@@ -1,0 +1,3 @@
+//! ejgate: the gateway between schools and the regional electronic journal systems.
+
+pub mod store;

@@ -1,0 +1,291 @@
+//! The canonical store: one data-level trait, two backends (SQLite, PostgreSQL), each
+//! owning its migrations and running them on connect.
+//!
+//! The store keeps the current content of every canonical record, an append-only change
+//! log (insert, update, key change, delete as tombstone) with a monotonic sequence, the
+//! sync runs, and the cursors of every (source, stream, scope). The sync engine is the only
+//! writer of source data; it calls [`Store::apply`] once per batch, and the cursor it
+//! passes moves in the same transaction, so a cursor never runs ahead of committed data.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use ejgate_sdk::model::{DateRange, EntityKind};
+
+mod postgres;
+mod sqlite;
+
+pub use postgres::PostgresStore;
+pub use sqlite::SqliteStore;
+
+/// Errors of the store. Each names the backend and the operation.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store ({backend}): {operation}: {source}")]
+    Database {
+        backend: &'static str,
+        operation: &'static str,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("store ({backend}): migrations failed: {source}")]
+    Migrate {
+        backend: &'static str,
+        #[source]
+        source: sqlx::migrate::MigrateError,
+    },
+    #[error("store: unsupported URL «{0}»: use sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    #[error("store: {0}")]
+    Invalid(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Identifier of a sync run.
+pub type RunId = i64;
+
+/// What the store knows of one record, enough to diff against a fresh read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Existing {
+    pub content_hash: [u8; 32],
+    /// Set when the record is a tombstone (deleted at the source).
+    pub deleted: bool,
+}
+
+/// The operation a change-log row records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChangeOp {
+    Insert,
+    Update,
+    /// An update that changed the record's business key (`Entity::natural_key`).
+    KeyChange,
+    /// The record was deleted at the source: it stays as a tombstone.
+    Delete,
+}
+
+impl ChangeOp {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeOp::Insert => "insert",
+            ChangeOp::Update => "update",
+            ChangeOp::KeyChange => "key_change",
+            ChangeOp::Delete => "delete",
+        }
+    }
+    pub fn parse(s: &str) -> Option<ChangeOp> {
+        [ChangeOp::Insert, ChangeOp::Update, ChangeOp::KeyChange, ChangeOp::Delete]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// A record to insert or update (a tombstone brought back to life is an insert).
+#[derive(Debug, Clone)]
+pub struct Upsert {
+    pub op: ChangeOp,
+    pub id: Uuid,
+    pub kind: EntityKind,
+    pub source_id: String,
+    pub scope: String,
+    pub date: Option<NaiveDate>,
+    pub source_updated_at: Option<chrono::NaiveDateTime>,
+    /// `Entity::content_json()`
+    pub content: Vec<u8>,
+    pub content_hash: [u8; 32],
+}
+
+/// What one batch changes. Applied in one transaction by [`Store::apply`].
+#[derive(Debug, Clone, Default)]
+pub struct ChangeSet {
+    pub upserts: Vec<Upsert>,
+    /// Records to turn into tombstones (their before-content goes to the change log).
+    pub deletes: Vec<(Uuid, EntityKind)>,
+    /// Records seen again unchanged: only `last_seen` moves (no change-log row).
+    pub seen: Vec<Uuid>,
+}
+
+impl ChangeSet {
+    pub fn change_count(&self) -> usize {
+        self.upserts.len() + self.deletes.len()
+    }
+}
+
+/// A cursor to commit with a batch.
+#[derive(Debug, Clone)]
+pub struct CursorUpdate {
+    pub stream: String,
+    pub scope: String,
+    pub value: String,
+}
+
+/// Outcome of a sync run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// The process died while the run was going; found and closed by a later start.
+    Interrupted,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunStatus::Running => "running",
+            RunStatus::Succeeded => "succeeded",
+            RunStatus::Failed => "failed",
+            RunStatus::Interrupted => "interrupted",
+        }
+    }
+    pub fn parse(s: &str) -> Option<RunStatus> {
+        [RunStatus::Running, RunStatus::Succeeded, RunStatus::Failed, RunStatus::Interrupted]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// Statistics of a run, kept with it as JSON.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunStats {
+    pub chunks: u64,
+    pub requests: u64,
+    pub records_read: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub warnings: Vec<String>,
+}
+
+/// One sync run as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncRun {
+    pub id: RunId,
+    pub source: String,
+    pub mode: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub stats: RunStats,
+}
+
+/// One change-log row.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChangeRow {
+    pub seq: i64,
+    pub run_id: RunId,
+    pub at: DateTime<Utc>,
+    pub kind: EntityKind,
+    pub id: Uuid,
+    pub source: String,
+    pub source_id: String,
+    pub op: ChangeOp,
+    /// JSON content before the change (`None` for inserts)
+    pub before: Option<serde_json::Value>,
+    /// JSON content after the change (`None` for deletes)
+    pub after: Option<serde_json::Value>,
+}
+
+/// Live and tombstoned records of one kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KindCount {
+    pub kind: EntityKind,
+    pub live: u64,
+    pub tombstones: u64,
+}
+
+/// A current record as the store keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredRecord {
+    pub id: Uuid,
+    pub kind: EntityKind,
+    pub source: String,
+    pub source_id: String,
+    pub scope: String,
+    pub date: Option<NaiveDate>,
+    pub content: serde_json::Value,
+    pub deleted: bool,
+}
+
+/// The store, as the rest of ejgate sees it: operations on data, not SQL.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Open a run in state `running`. Runs of this source still `running` from a process
+    /// that died are closed as `interrupted` first.
+    async fn begin_run(&self, source: &str, mode: &str) -> StoreResult<RunId>;
+
+    /// Close a run with its outcome and statistics.
+    async fn finish_run(
+        &self,
+        run: RunId,
+        status: RunStatus,
+        error: Option<&str>,
+        stats: &RunStats,
+    ) -> StoreResult<()>;
+
+    /// The newest runs first.
+    async fn runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>>;
+
+    /// All committed cursors of a source: (stream, scope) → value.
+    async fn cursors(&self, source: &str) -> StoreResult<HashMap<(String, String), String>>;
+
+    /// What the store has of a source's records: those with the given ids, and every record
+    /// (live or tombstone) inside the coverages (kind ∈ kinds, scope equal, date inside the
+    /// range when one is given). One query per call, not one per record.
+    async fn existing(
+        &self,
+        source: &str,
+        ids: &[Uuid],
+        coverages: &[(Vec<EntityKind>, String, Option<DateRange>)],
+    ) -> StoreResult<HashMap<Uuid, Existing>>;
+
+    /// Apply one batch in one transaction: upserts, tombstones, change-log rows (before =
+    /// the stored content, after = the new content), `last_seen` of unchanged records, and
+    /// the cursor. Either all of it commits or none.
+    async fn apply(
+        &self,
+        run: RunId,
+        source: &str,
+        changes: &ChangeSet,
+        cursor: Option<&CursorUpdate>,
+    ) -> StoreResult<()>;
+
+    /// Live and tombstone counts per kind (kinds with no records are left out).
+    async fn counts(&self, source: Option<&str>) -> StoreResult<Vec<KindCount>>;
+
+    /// Change-log rows with `seq > after_seq`, oldest first, at most `limit`.
+    async fn changes_since(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<ChangeRow>>;
+
+    /// The change-log rows written by one run, oldest first.
+    async fn changes_of_run(&self, run: RunId) -> StoreResult<Vec<ChangeRow>>;
+
+    /// Current records of a kind (tombstones included when asked), ordered by source id.
+    async fn records(
+        &self,
+        kind: EntityKind,
+        source: Option<&str>,
+        include_deleted: bool,
+    ) -> StoreResult<Vec<StoredRecord>>;
+}
+
+/// Opens the store a URL names: `sqlite://PATH` (created if missing, WAL) or
+/// `postgres://…`. Runs the backend's migrations.
+pub async fn open(url: &str) -> StoreResult<Box<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        Ok(Box::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Ok(Box::new(PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(url.to_string()))
+    }
+}
