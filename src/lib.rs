@@ -1,3 +1,14 @@
 //! ejgate: the gateway between schools and the regional electronic journal systems.
+//!
+//! The library does the work; `main.rs` only parses the command line. One folder or file
+//! per workflow (`store`, `sync`, `demo`, `status`), each depending on the store and the
+//! SDK's model, not on each other.
 
+pub mod config;
+#[cfg(feature = "emulators")]
+pub mod demo;
+pub mod progress;
+pub mod sources;
+pub mod status;
 pub mod store;
+pub mod sync;

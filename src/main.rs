@@ -1,1 +1,233 @@
-fn main() {}
+//! The `ejgate` command: parses the command line and calls the library.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use ejgate::config::{Config, EXAMPLE};
+use ejgate::sync::{run_sync, Progress, Quiet, SyncOptions};
+use ejgate::{progress, status, store};
+use ejgate_sdk::connector::SyncMode;
+
+#[derive(Parser)]
+#[command(name = "ejgate", version, about = "Gateway between schools and the regional electronic journal systems")]
+struct Cli {
+    /// The configuration file
+    #[arg(long, global = true, env = "EJGATE_CONFIG", default_value = "ejgate.toml")]
+    config: PathBuf,
+    /// More log output (-v info, -vv debug); RUST_LOG overrides
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a commented ejgate.toml to start from
+    Init {
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run the whole job on a synthetic school: emulator, configuration, sync into SQLite
+    #[cfg(feature = "emulators")]
+    Demo {
+        /// Where to put the configuration, the token and the store
+        #[arg(long, default_value = "ejgate-demo")]
+        dir: PathBuf,
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+        /// small (tests), demo (22 classes), large (40 classes, about 1,000 students)
+        #[arg(long, value_enum, default_value_t = Size::Demo)]
+        size: Size,
+    },
+    /// Sync the configured sources into the store
+    Sync {
+        /// Only this source (its name in ejgate.toml)
+        #[arg(long)]
+        source: Option<String>,
+        /// Re-read the whole academic year (reconciliation) instead of the recent window
+        #[arg(long)]
+        full: bool,
+        /// No progress bars
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// What the store holds and how the last runs went
+    Status {
+        #[arg(long)]
+        json: bool,
+        /// How many runs to show
+        #[arg(long, default_value_t = 10)]
+        runs: u32,
+    },
+    /// Run an emulator of a source system on its own, for trying clients against it
+    #[cfg(feature = "emulators")]
+    Emulate {
+        #[arg(value_enum)]
+        system: EmulatedSystem,
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: std::net::SocketAddr,
+        #[arg(long, default_value_t = 2025)]
+        seed: u64,
+        /// Schools in the synthetic municipality
+        #[arg(long, default_value_t = 1)]
+        schools: u32,
+        #[arg(long, value_enum, default_value_t = Size::Demo)]
+        size: Size,
+        /// Requests per second allowed per token (none: unlimited)
+        #[arg(long)]
+        request_limit: Option<u32>,
+        /// The token the emulator accepts
+        #[arg(long, env = "EJGATE_EMULATOR_TOKEN", conflicts_with = "token_file")]
+        token: Option<String>,
+        /// A file holding the token the emulator accepts
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Size {
+    Small,
+    Demo,
+    Large,
+}
+
+impl Size {
+    fn config(self, seed: u64) -> ejgate_sdk::synth::SynthConfig {
+        use ejgate_sdk::synth::SynthConfig;
+        match self {
+            Size::Small => SynthConfig::small(seed),
+            Size::Demo => SynthConfig::demo(seed),
+            Size::Large => SynthConfig::large(seed),
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum EmulatedSystem {
+    Dnevnik,
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.verbose);
+    match run(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
+    match cli.command {
+        Command::Init { force } => {
+            if cli.config.exists() && !force {
+                bail!("{} exists; use --force to overwrite it", cli.config.display());
+            }
+            std::fs::write(&cli.config, EXAMPLE).with_context(|| format!("cannot write {}", cli.config.display()))?;
+            println!("Wrote {}. Put the source's token in the file it names, then run `ejgate sync`.", cli.config.display());
+        }
+        #[cfg(feature = "emulators")]
+        Command::Demo { dir, seed, size } => {
+            let report = ejgate::demo::run(ejgate::demo::DemoOptions {
+                dir,
+                seed,
+                synth: size.config(seed),
+                progress: Arc::new(progress::Bars::new("dnevnik-demo")),
+            })
+            .await?;
+            print!("{}", ejgate::demo::render(&report));
+            if report.report.error.is_some() || !report.matches_truth() {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Sync { source, full, quiet } => {
+            let config = Config::load(&cli.config)?;
+            let store = store::open(&config.store_url()).await?;
+            let selected: Vec<_> = match &source {
+                Some(name) => vec![config.source(name).with_context(|| format!("no source named «{name}» in {}", cli.config.display()))?],
+                None => config.sources.iter().collect(),
+            };
+            if selected.is_empty() {
+                bail!("{} names no [[source]]; add one (see `ejgate init`)", cli.config.display());
+            }
+            let mut failed = false;
+            for s in selected {
+                let connector = ejgate::sources::connector(&config, s)?;
+                let progress: Arc<dyn Progress> = if quiet { Arc::new(Quiet) } else { Arc::new(progress::Bars::new(&s.name)) };
+                let mode = if full { SyncMode::Full } else { SyncMode::Incremental };
+                let report = run_sync(store.as_ref(), connector, &SyncOptions { mode, concurrency: s.concurrency, progress }).await?;
+                let st = &report.stats;
+                match &report.error {
+                    None => println!(
+                        "{}: {} run #{} done in {:.1} s: {} requests, {} records read, {} inserted, {} updated, {} deleted{}",
+                        s.name,
+                        mode,
+                        report.run,
+                        report.elapsed.as_secs_f64(),
+                        st.requests,
+                        st.records_read,
+                        st.inserted,
+                        st.updated,
+                        st.deleted,
+                        if st.warnings.is_empty() { String::new() } else { format!(", {} warning(s) (see `ejgate status`)", st.warnings.len()) }
+                    ),
+                    Some(e) => {
+                        failed = true;
+                        eprintln!("{}: run #{} failed: {e}", s.name, report.run);
+                    }
+                }
+            }
+            if failed {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Status { json, runs } => {
+            let config = Config::load(&cli.config)?;
+            let store = store::open(&config.store_url()).await?;
+            let st = status::status(store.as_ref(), runs).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print!("{}", status::render(&st));
+            }
+        }
+        #[cfg(feature = "emulators")]
+        Command::Emulate { system: EmulatedSystem::Dnevnik, listen, seed, schools, size, request_limit, token, token_file } => {
+            use secrecy::ExposeSecret;
+            let token = match (token, token_file) {
+                (Some(t), _) => t,
+                (None, Some(f)) => ejgate_sdk::secret::SecretRef::file(f).load("emulator token")?.expose_secret().to_string(),
+                (None, None) => bail!("give the token the emulator accepts: --token, --token-file or EJGATE_EMULATOR_TOKEN"),
+            };
+            let mut synth = size.config(seed);
+            synth.schools = schools.max(1);
+            let world = ejgate_sdk::synth::World::generate(synth);
+            let mut options = ejgate_dnevnik::emulator::EmulatorOptions::new(token);
+            options.request_limit = request_limit;
+            let handle = ejgate_dnevnik::emulator::start(world, options, listen).await?;
+            println!("Dnevnik emulator at {} (control: {}__emulator/truth). Ctrl-C stops it.", handle.base_url(), handle.root_url());
+            tokio::signal::ctrl_c().await?;
+            handle.shutdown().await;
+        }
+    }
+    Ok(std::process::ExitCode::SUCCESS)
+}

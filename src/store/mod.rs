@@ -52,6 +52,10 @@ pub type RunId = i64;
 /// What the store knows of one record, enough to diff against a fresh read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Existing {
+    pub kind: EntityKind,
+    /// `Entity::natural_key()` of the stored content (a `natural_key` column): the engine
+    /// compares it with the new content's to tell a key change from an update.
+    pub natural_key: String,
     pub content_hash: [u8; 32],
     /// Set when the record is a tombstone (deleted at the source).
     pub deleted: bool,
@@ -98,6 +102,8 @@ pub struct Upsert {
     /// `Entity::content_json()`
     pub content: Vec<u8>,
     pub content_hash: [u8; 32],
+    /// `Entity::natural_key()` of the new content; stored in the `natural_key` column.
+    pub natural_key: String,
 }
 
 /// What one batch changes. Applied in one transaction by [`Store::apply`].
@@ -151,8 +157,10 @@ impl RunStatus {
     }
 }
 
-/// Statistics of a run, kept with it as JSON.
+/// Statistics of a run, kept with it as JSON. Fields missing from an older row read as
+/// their default, so fields can be added without a migration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct RunStats {
     pub chunks: u64,
     pub requests: u64,
@@ -187,7 +195,8 @@ pub struct ChangeRow {
     pub source: String,
     pub source_id: String,
     pub op: ChangeOp,
-    /// JSON content before the change (`None` for inserts)
+    /// JSON content before the change (`None` for inserts, including an insert that brings
+    /// a tombstone back: the tombstone's content is the `before` of its `delete` row)
     pub before: Option<serde_json::Value>,
     /// JSON content after the change (`None` for deletes)
     pub after: Option<serde_json::Value>,
@@ -252,6 +261,23 @@ pub trait Store: Send + Sync {
     /// Apply one batch in one transaction: upserts, tombstones, change-log rows (before =
     /// the stored content, after = the new content), `last_seen` of unchanged records, and
     /// the cursor. Either all of it commits or none.
+    ///
+    /// In detail, in this order:
+    /// - every upsert writes one change row (in the order of `changes.upserts`) and then
+    ///   the record: `first_seen` is kept, `last_seen` set, `deleted_at` cleared. An
+    ///   [`ChangeOp::Insert`] logs `before = None` without looking at the stored row (so a
+    ///   tombstone brought back logs `None`: the deleted content is in the `delete` row);
+    ///   [`ChangeOp::Update`] and [`ChangeOp::KeyChange`] log the stored content.
+    /// - every delete of a live record writes a `delete` row (before = stored content) and
+    ///   turns the record into a tombstone; a delete of a record that is already a
+    ///   tombstone does nothing; a delete of a record this source does not have fails the
+    ///   whole batch ([`StoreError::Invalid`]).
+    /// - `seen` records get `last_seen`; unknown ids are ignored.
+    /// - the cursor is stored.
+    ///
+    /// The batch is refused before anything is written ([`StoreError::Invalid`]) when an id
+    /// appears twice among upserts and deletes, an upsert has the op `delete`, or a content
+    /// is not UTF-8. A content that is not JSON fails in the database and rolls back.
     async fn apply(
         &self,
         run: RunId,
@@ -276,6 +302,47 @@ pub trait Store: Send + Sync {
         source: Option<&str>,
         include_deleted: bool,
     ) -> StoreResult<Vec<StoredRecord>>;
+}
+
+/// The current time as the store keeps it: UTC, whole microseconds (PostgreSQL's
+/// precision), so that a value written and read back compares equal on both backends.
+pub(crate) fn now_micros() -> DateTime<Utc> {
+    let now = Utc::now();
+    let micros = now.timestamp_micros();
+    DateTime::from_timestamp_micros(micros).unwrap_or(now)
+}
+
+/// Checks what [`Store::apply`] refuses before it writes anything (shared by the backends).
+pub(crate) fn check_change_set(changes: &ChangeSet) -> StoreResult<()> {
+    let mut ids = std::collections::HashSet::with_capacity(changes.change_count());
+    for u in &changes.upserts {
+        if u.op == ChangeOp::Delete {
+            return Err(StoreError::Invalid(format!(
+                "upsert of {} {} ({}) has the op «delete»: put it in `deletes`",
+                u.kind, u.source_id, u.id
+            )));
+        }
+        if std::str::from_utf8(&u.content).is_err() {
+            return Err(StoreError::Invalid(format!(
+                "content of {} {} ({}) is not UTF-8 JSON",
+                u.kind, u.source_id, u.id
+            )));
+        }
+        if !ids.insert(u.id) {
+            return Err(StoreError::Invalid(format!(
+                "record {} ({} {}) appears twice in one batch",
+                u.id, u.kind, u.source_id
+            )));
+        }
+    }
+    for (id, kind) in &changes.deletes {
+        if !ids.insert(*id) {
+            return Err(StoreError::Invalid(format!(
+                "record {id} ({kind}) appears twice in one batch"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Opens the store a URL names: `sqlite://PATH` (created if missing, WAL) or

@@ -8,6 +8,7 @@ pub mod mapping;
 pub mod model;
 pub mod secret;
 pub mod synth;
+pub mod time;
 
 pub use connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
 pub use model::{Coverage, DateRange, Entity, EntityKind, IdSpace, Record};

@@ -83,15 +83,15 @@ impl Served {
     }
 
     /// The class a unit is or belongs to, and its group when it is a group.
-    pub fn class_of<'a>(
-        school: &'a School,
-        unit: UnitRef,
-    ) -> (Option<&'a SynthClass>, Option<&'a SynthGroup>) {
+    pub fn class_of(school: &School, unit: UnitRef) -> (Option<&SynthClass>, Option<&SynthGroup>) {
         match unit {
             UnitRef::Class(c) => (Some(&school.classes[c]), None),
             UnitRef::Group(g) => {
                 let group = &school.groups[g];
-                (school.classes.iter().find(|c| c.id == group.class_id), Some(group))
+                (
+                    school.classes.iter().find(|c| c.id == group.class_id),
+                    Some(group),
+                )
             }
         }
     }
@@ -111,7 +111,10 @@ impl Served {
 
     /// The emulator's clock: the world's today at 20:00 school time, as an HTTP date.
     pub fn date_header(&self) -> HeaderValue {
-        let local = self.world.today.and_time(NaiveTime::from_hms_opt(20, 0, 0).expect("20:00"));
+        let local = self
+            .world
+            .today
+            .and_time(NaiveTime::from_hms_opt(20, 0, 0).expect("20:00"));
         let utc = to_utc(self.world.config.time_zone.parse().ok(), local);
         let text = utc.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         HeaderValue::from_str(&text).expect("an HTTP date is a valid header value")
@@ -136,7 +139,12 @@ impl Index {
             schools.insert(school.id, si);
             school_info.push(SchoolIndex {
                 tz: school.time_zone.parse().ok(),
-                students: school.students.iter().enumerate().map(|(i, p)| (p.id, i)).collect(),
+                students: school
+                    .students
+                    .iter()
+                    .enumerate()
+                    .map(|(i, p)| (p.id, i))
+                    .collect(),
             });
             let new_unit = |unit| UnitIndex {
                 school: si,
@@ -161,13 +169,17 @@ impl Index {
                 lesson_works.entry(work.lesson).or_default().push(work.id);
             }
             for mark in school.marks.values() {
-                let Some(lesson) = school.lessons.get(&mark.lesson) else { continue };
+                let Some(lesson) = school.lessons.get(&mark.lesson) else {
+                    continue;
+                };
                 if let Some(u) = units.get_mut(&lesson.unit) {
                     u.marks.push((mark.entered_at, mark.id));
                 }
             }
             for &(lesson_id, student) in school.attendance.keys() {
-                let Some(lesson) = school.lessons.get(&lesson_id) else { continue };
+                let Some(lesson) = school.lessons.get(&lesson_id) else {
+                    continue;
+                };
                 if let Some(u) = units.get_mut(&lesson.unit) {
                     u.attendance.push((lesson.date, lesson_id, student));
                 }
@@ -183,10 +195,16 @@ impl Index {
             u.marks.sort_unstable();
             u.attendance.sort_unstable();
             // One row per student: active when any of their enrollments in the unit is.
-            u.members.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            u.members
+                .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             u.members.dedup_by_key(|m| m.0);
         }
-        Index { schools, school_info, units, lesson_works }
+        Index {
+            schools,
+            school_info,
+            units,
+            lesson_works,
+        }
     }
 }
 
@@ -223,7 +241,10 @@ impl WorldCell {
     pub(crate) fn new(world: World) -> Self {
         let served = Served::new(world);
         let date = served.date_header();
-        WorldCell { served: Arc::new(RwLock::new(served)), date: Arc::new(Mutex::new(date)) }
+        WorldCell {
+            served: Arc::new(RwLock::new(served)),
+            date: Arc::new(Mutex::new(date)),
+        }
     }
 
     /// Reads the world (under the read lock: keep it short).

@@ -1,7 +1,16 @@
 //! The synthetic school: a deterministic, living Russian school year that every emulator
 //! serves and every acceptance test checks against.
 
+mod calendar;
+mod curriculum;
+mod generate;
+mod names;
+mod simulate;
 pub mod state;
+mod truth;
+
+#[cfg(test)]
+mod tests;
 
 pub use state::*;
 
@@ -30,13 +39,22 @@ pub enum NetOp {
 impl World {
     /// Makes the world from its configuration and simulates it up to `simulate_until`.
     pub fn generate(config: SynthConfig) -> World {
-        todo!("synth generator: {config:?}")
+        let start = config.year_start;
+        let until = config.simulate_until.max(start);
+        let mut world = generate::build(config);
+        simulate::run(&mut world, start, until);
+        world
     }
 
     /// Simulates the next `days` days (weekends and holidays included: nothing happens on
     /// them but the date moves).
     pub fn advance(&mut self, days: u32) {
-        todo!("advance {days}")
+        if days == 0 {
+            return;
+        }
+        let first = self.today + chrono::Duration::days(1);
+        let until = self.today + chrono::Duration::days(days as i64);
+        simulate::run(self, first, until);
     }
 
     /// The sequence number of the last truth change (0 when there is none).
@@ -46,11 +64,11 @@ impl World {
 
     /// Live records per canonical kind, over all schools.
     pub fn counts(&self) -> BTreeMap<EntityKind, u64> {
-        todo!()
+        truth::counts(self)
     }
 
     /// The changes after `seq`, folded per (kind, key).
     pub fn net_changes_since(&self, seq: u64) -> Vec<NetChange> {
-        todo!("{seq}")
+        truth::net_changes_since(self, seq)
     }
 }

@@ -105,6 +105,91 @@ pub struct World {
     pub truth: Vec<TruthChange>,
     /// The next id to hand out.
     pub next_id: u64,
+    /// What the simulation carries from one day to the next (scheduled changes, illness
+    /// spells): not served by any emulator.
+    #[serde(default)]
+    pub sim: SimState,
+}
+
+/// The simulation's memory between days: changes planned for later days and running
+/// illness spells. Part of the world so that `advance` continues exactly where
+/// `generate` stopped.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SimState {
+    /// Changes due on a day, in the order they were planned.
+    #[serde(with = "entries")]
+    pub pending: BTreeMap<NaiveDate, Vec<Pending>>,
+    /// Student → school days of illness still to come.
+    pub illness: BTreeMap<u64, u8>,
+}
+
+/// A change planned for a later day.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Pending {
+    /// A lesson's marks, entered late (injection `LateMark`).
+    LateMarks { school: u64, lesson: u64, marks: Vec<PlannedMark> },
+    /// The class teacher gives the reason of an absence (regulation M13).
+    AttendanceReason {
+        school: u64,
+        student: u64,
+        lessons: Vec<u64>,
+        status: SynthAttendanceStatus,
+        comment: Option<String>,
+    },
+    /// A topic entered after the lesson.
+    LessonTopic { school: u64, lesson: u64, topic: String },
+    /// An unsatisfactory mark deleted (injection `DeletedUnsatisfactoryMark`).
+    DeleteMark { school: u64, mark: u64 },
+    /// A class's final marks of a period (and the year marks after the last one).
+    FinalMarks { school: u64, class: u64, period: u64 },
+    /// A mark of a closed period edited (injection `EditAfterFinal`).
+    EditAfterFinal { school: u64, class: u64, period: u64 },
+}
+
+impl Pending {
+    pub fn school(&self) -> u64 {
+        match self {
+            Pending::LateMarks { school, .. }
+            | Pending::AttendanceReason { school, .. }
+            | Pending::LessonTopic { school, .. }
+            | Pending::DeleteMark { school, .. }
+            | Pending::FinalMarks { school, .. }
+            | Pending::EditAfterFinal { school, .. } => *school,
+        }
+    }
+}
+
+/// A mark decided on the lesson day but entered later.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedMark {
+    pub student: u64,
+    pub work: u64,
+    pub value: String,
+}
+
+/// Maps whose keys are not strings serialize as a list of `[key, value]` pairs, so that the
+/// world can be written as JSON.
+mod entries {
+    use std::collections::BTreeMap;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<K: Serialize, V: Serialize, S: Serializer>(
+        map: &BTreeMap<K, V>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(map.iter())
+    }
+
+    pub fn deserialize<'de, K, V, D>(deserializer: D) -> Result<BTreeMap<K, V>, D::Error>
+    where
+        K: Deserialize<'de> + Ord,
+        V: Deserialize<'de>,
+        D: Deserializer<'de>,
+    {
+        Ok(Vec::<(K, V)>::deserialize(deserializer)?.into_iter().collect())
+    }
 }
 
 /// Школа
@@ -138,9 +223,11 @@ pub struct School {
     /// Works, homework included (`is_homework`).
     pub works: BTreeMap<u64, SynthWork>,
     pub marks: BTreeMap<u64, SynthMark>,
-    /// Key: (student, subject, period id; `None` = year)
+    /// Key: (student, subject, period id; `None` = year). JSON: a list of `[key, value]`.
+    #[serde(with = "entries")]
     pub final_marks: BTreeMap<(u64, u64, Option<u64>), SynthFinalMark>,
-    /// Key: (lesson, student)
+    /// Key: (lesson, student). JSON: a list of `[key, value]`.
+    #[serde(with = "entries")]
     pub attendance: BTreeMap<(u64, u64), SynthAttendance>,
 }
 

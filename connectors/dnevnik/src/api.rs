@@ -1,0 +1,260 @@
+//! Dnevnik.ru v2 answers as the source writes them (API.md): parsed leniently — unknown
+//! fields ignored, optional fields optional, ids as exact strings (the `_str` twin first),
+//! both spellings where clients disagree (`journaltype`/`journalType`, `regionid`/`regionId`).
+
+use ejgate_sdk::time::SourceId;
+use serde::Deserialize;
+
+/// Picks the `_str` twin when present, else the numeric id.
+pub fn pick(id_str: &Option<String>, id: &Option<SourceId>) -> Option<String> {
+    id_str.clone().filter(|s| !s.is_empty()).or_else(|| id.as_ref().map(|i| i.0.clone()))
+}
+
+/// The JSON error body: `{"type": "...", "description": "..."}`.
+#[derive(Debug, Deserialize)]
+pub struct ApiError {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Context {
+    #[serde(default)]
+    pub schools: Vec<ContextSchool>,
+    #[serde(default)]
+    pub school_ids: Vec<SourceId>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ContextSchool {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SchoolProfile {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    pub name: Option<String>,
+    pub full_name: Option<String>,
+    pub city: Option<String>,
+    pub municipality: Option<String>,
+    /// Hours from UTC.
+    pub time_zone: Option<i32>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EduGroup {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    #[serde(default, rename = "parentIds")]
+    pub parent_ids: Vec<SourceId>,
+    #[serde(default, rename = "parentIds_str")]
+    pub parent_ids_str: Vec<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub parallel: Option<u8>,
+    #[serde(alias = "studyYear")]
+    pub studyyear: Option<i32>,
+    #[serde(default)]
+    pub subjects: Vec<SourceId>,
+    #[serde(alias = "journalType")]
+    pub journaltype: Option<String>,
+}
+
+impl EduGroup {
+    pub fn id(&self) -> Option<String> {
+        pick(&self.id_str, &self.id)
+    }
+    pub fn parent(&self) -> Option<String> {
+        self.parent_ids_str.first().cloned().or_else(|| self.parent_ids.first().map(|p| p.0.clone()))
+    }
+}
+
+/// An element of POST `edu-groups/students` (lean: no `_str` twins).
+#[derive(Debug, Deserialize)]
+pub struct GroupStudents {
+    pub group: SourceId,
+    #[serde(default)]
+    pub students: Vec<Membership>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Membership {
+    pub person: SourceId,
+    #[serde(alias = "membershipStatus")]
+    pub membershipstatus: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonItem {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub sex: Option<String>,
+}
+
+/// `schools/{s}/teachers` answers in PascalCase.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Teacher {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    pub first_name: Option<String>,
+    pub last_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub sex: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SubjectItem {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    pub name: Option<String>,
+    pub knowledge_area: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PeriodGroup {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    #[serde(default)]
+    pub reporting_periods: Vec<ReportingPeriod>,
+    #[serde(default)]
+    pub holidays: Vec<HolidayItem>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ReportingPeriod {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    pub start: Option<String>,
+    pub finish: Option<String>,
+    pub number: Option<u8>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HolidayItem {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    pub date_start: Option<String>,
+    pub date_finish: Option<String>,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WorkType {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    pub kind: Option<String>,
+    pub title: Option<String>,
+    pub weight: Option<f64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Lesson {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    /// The topic.
+    pub title: Option<String>,
+    pub date: Option<String>,
+    pub number: Option<u8>,
+    pub subject: Option<LessonSubject>,
+    pub status: Option<String>,
+    #[serde(default)]
+    pub works: Vec<Work>,
+    #[serde(default)]
+    pub teachers: Vec<SourceId>,
+    #[serde(default)]
+    pub teachers_str: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LessonSubject {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Work {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub work_type: Option<SourceId>,
+    pub text: Option<String>,
+    pub target_date: Option<String>,
+    pub sent_date: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Mark {
+    pub id: Option<SourceId>,
+    pub id_str: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub value: Option<String>,
+    pub person: Option<SourceId>,
+    pub person_str: Option<String>,
+    pub work: Option<SourceId>,
+    pub work_str: Option<String>,
+    pub lesson: Option<SourceId>,
+    pub lesson_str: Option<String>,
+    pub date: Option<String>,
+    #[serde(rename = "workType")]
+    pub work_type: Option<SourceId>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FinalMarksOfPerson {
+    pub person: Option<SourceId>,
+    pub person_str: Option<String>,
+    #[serde(rename = "reportingPeriod")]
+    pub reporting_period: Option<SourceId>,
+    #[serde(rename = "reportingPeriod_str")]
+    pub reporting_period_str: Option<String>,
+    #[serde(default, rename = "per-subject-final-marks")]
+    pub per_subject: Vec<SubjectFinalMark>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SubjectFinalMark {
+    pub subject: Option<SourceId>,
+    pub subject_str: Option<String>,
+    #[serde(rename = "final-mark")]
+    pub final_mark: Option<FinalMarkValue>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct FinalMarkValue {
+    pub value: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogEntry {
+    pub person: Option<SourceId>,
+    pub person_str: Option<String>,
+    pub lesson: Option<SourceId>,
+    pub lesson_str: Option<String>,
+    pub comment: Option<String>,
+    pub status: Option<String>,
+    pub created_date: Option<String>,
+}

@@ -1,0 +1,371 @@
+//! # Dnevnik.ru REST v2 emulator
+//!
+//! An HTTP server on loopback that serves a synthetic [`World`] through the Dnevnik.ru REST v2
+//! API as `connectors/dnevnik/API.md` describes it (the contract; `SOURCES.md`, Dnevnik
+//! section, is the fact base under it). Tests, the benchmark and `ejgate demo` run against it.
+//!
+//! ```no_run
+//! # async fn demo(world: ejgate_sdk::synth::World) -> std::io::Result<()> {
+//! use ejgate_dnevnik::emulator::{start, EmulatorOptions};
+//! let emu = start(world, EmulatorOptions::new("secret"), "127.0.0.1:0".parse().unwrap()).await?;
+//! let base = emu.base_url(); // http://127.0.0.1:PORT/v2/
+//! # let _ = base;
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## What is faithful (from the public material)
+//!
+//! - Both prefixes `/v2/` and `/v2.0/`; token in header `Access-Token` or query
+//!   `access_token`; the exact `tokenRequired`, `invalidToken` and `apiRequestLimit` bodies.
+//! - Paths, field names and their mixed casing: camelCase mostly, PascalCase
+//!   `schools/{s}/teachers`, lowercase `studyyear`, `membershipstatus` and `journaltype` in
+//!   lists (`journalType` in `edu-groups/{g}`), hyphenated `per-subject-final-marks` and
+//!   `final-mark`; `_str` twins of ids where API.md lists them, none in the lean objects of
+//!   `edu-groups/students` and `lesson.works[].tasks`. Ids are above 2^53.
+//! - Response dates: lesson `date` and work `targetDate` `yyyy-MM-ddT00:00:00`; mark `date`
+//!   with 7 fraction digits; log `createdDate` with 6; homework `sentDate` in UTC ending `Z`;
+//!   reporting-period `start`/`finish` datetimes; `timeZone` an integer number of hours.
+//! - Request dates in every spelling clients send (see [`dates::parse_request_date`]); a bad
+//!   one answers 400 `parameterInvalid`. Ranges are inclusive by day.
+//! - Marks are listed by the day they were **entered**, lessons and attendance by lesson date.
+//! - HTML error pages (`text/html`, `<div class="error__description"><p>…`) for a 502.
+//!
+//! ## What is assumed (the public material is silent; API.md marks these too)
+//!
+//! - The request-limit status is 429 unless [`EmulatorOptions::limit_status`] says otherwise
+//!   (real clients retry on 429 and 433). The limit is a token bucket per token: `R` requests
+//!   per second with a burst of `R`.
+//! - `schools/{s}/edu-groups` lists classes and their groups; group kinds map to
+//!   `type`/`journaltype` as: class → `Group`/`Regular`, subgroup → `Subgroup`/`Regular`,
+//!   study group → `Group`/`Regular`, elective → `Group`/`Elective`, extracurricular →
+//!   `Group`/`Extracurricular`, ГПД → `Group`/`ExtendedDay`. `fullName` = `name`,
+//!   `timetable` is `null`, `parallel` is the grade.
+//! - Work-type `kind` codes and their `kindId` numbers (1–8 in API.md's order); a lesson's
+//!   default work is `DefaultNewLessonWork`; a work's `createdBy` is whoever conducted the
+//!   lesson (the substitute when there is one); `tasks` and `files` are always empty;
+//!   `periodNumber`/`periodType` are those of the period holding the lesson date.
+//! - Lesson `status` is `Canceled` or `Conducted` (never `NotConducted`); `teachers[1]` is the
+//!   substitute.
+//! - Attendance: the world stores only absences and lateness, so no `Attend` entries are
+//!   served; `from` and `to` are required, `subject` optional.
+//! - `final-marks` answers `[]` for a group that is not a class, and covers everyone ever
+//!   enrolled in the class (archived pupils too). The final mark's `date` has 7 fraction
+//!   digits like a mark's.
+//! - `users/me/context` is a district administrator (made-up name, ids just below the
+//!   world's first id) who sees every school of the world; `eduGroups` and `groupIds` are
+//!   all classes.
+//! - `regionId` is 50; `fgosSubjectId` is `null`; a period's `year` is the study year's
+//!   first calendar year; a half-year period's type is `Semester`; holidays end at 23:59:59.
+//! - `marks/values` lists `mark5`, `markdismiss` and `markna` only.
+//! - The clock (`Date` header) is the world's today at 20:00 in `config.time_zone`
+//!   (chrono-tz; a zone name chrono-tz does not know falls back to a fixed UTC+3).
+//! - Unknown ids in batch bodies are left out of the answer; a non-numeric id in a path is
+//!   400 `parameterInvalid`; an unknown one is 404 `apiResourceUnavailable`; an unknown path
+//!   or method is 404 `apiMethodNotSupported` (no token needed for that answer).
+//!
+//! ## Control surface (no token)
+//!
+//! `/__emulator/advance?days=N`, `/__emulator/truth[?since=SEQ]`,
+//! `/__emulator/fail?mode=malformed|html502|truncated|unauthorized|off[&count=N]`,
+//! `/__emulator/limit?rps=R`, `/__emulator/stats`: see API.md. How failures are made: see
+//! [`FailureMode`]. Failures and the request limit apply only to API routes, after the token
+//! check; a limited request does not use up an injected failure.
+//!
+//! ## Speed
+//!
+//! Indexes per class and group (lessons by date, marks by entry time, attendance by lesson
+//! date, members) are built at start and after every change of the world; every list is a
+//! range lookup serialized item by item straight into the response bytes, under the read
+//! lock only for that time.
+
+mod control;
+pub mod dates;
+mod gate;
+mod handlers;
+mod index;
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use axum::middleware;
+use axum::Router;
+use ejgate_sdk::synth::World;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use gate::FailureMode;
+pub use index::WorldCell;
+pub use wire::{ADMIN_PERSON_ID, ADMIN_USER_ID};
+
+/// How the emulator behaves.
+#[derive(Clone)]
+pub struct EmulatorOptions {
+    /// The one valid token.
+    pub token: String,
+    /// Requests per second per token (burst the same); `None` or 0: no limit.
+    pub request_limit: Option<u32>,
+    /// The HTTP status of the request-limit answer (429 by default; 433 is the other one
+    /// clients know).
+    pub limit_status: u16,
+}
+
+impl EmulatorOptions {
+    /// No request limit, limit status 429.
+    pub fn new(token: impl Into<String>) -> Self {
+        EmulatorOptions {
+            token: token.into(),
+            request_limit: None,
+            limit_status: 429,
+        }
+    }
+}
+
+impl std::fmt::Debug for EmulatorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorOptions")
+            .field("token", &"[REDACTED]")
+            .field("request_limit", &self.request_limit)
+            .field("limit_status", &self.limit_status)
+            .finish()
+    }
+}
+
+/// API requests seen (`/__emulator/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+pub struct EmulatorStats {
+    /// Every request to an API route, refused ones included
+    pub requests: u64,
+    /// Answered with the request-limit error
+    pub limited: u64,
+    /// Broken on purpose by a failure mode
+    pub failed: u64,
+}
+
+type Limiter = DefaultKeyedRateLimiter<String>;
+
+pub(crate) struct Inner {
+    pub(crate) world: WorldCell,
+    pub(crate) token: String,
+    pub(crate) limit_status: StatusCode,
+    limiter: RwLock<Option<Arc<Limiter>>>,
+    fail: Mutex<gate::FailState>,
+    requests: AtomicU64,
+    limited: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Inner {
+    fn count_request(&self) {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_limited(&self) {
+        self.limited.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn count_failed(&self) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn limiter(&self) -> Option<Arc<Limiter>> {
+        self.limiter
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn take_failure(&self) -> Option<FailureMode> {
+        self.fail.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+fn make_limiter(rps: Option<u32>) -> Option<Arc<Limiter>> {
+    let rps = NonZeroU32::new(rps?)?;
+    Some(Arc::new(RateLimiter::keyed(Quota::per_second(rps))))
+}
+
+/// The shared state of an emulator: its world, token, limiter, failure injection and
+/// counters. Cheap to clone.
+#[derive(Clone)]
+pub struct EmulatorState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmulatorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorState")
+            .field("stats", &self.stats())
+            .finish_non_exhaustive()
+    }
+}
+
+impl EmulatorState {
+    /// Indexes the world (this takes a moment for a big one). Fails on a `limit_status`
+    /// that is not an HTTP status.
+    pub fn new(world: World, options: &EmulatorOptions) -> io::Result<Self> {
+        let limit_status = StatusCode::from_u16(options.limit_status).map_err(|_| {
+            io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "limit_status {} is not an HTTP status",
+                    options.limit_status
+                ),
+            )
+        })?;
+        Ok(EmulatorState {
+            inner: Arc::new(Inner {
+                world: WorldCell::new(world),
+                token: options.token.clone(),
+                limit_status,
+                limiter: RwLock::new(make_limiter(options.request_limit)),
+                fail: Mutex::new(gate::FailState::default()),
+                requests: AtomicU64::new(0),
+                limited: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+            }),
+        })
+    }
+
+    /// The world served.
+    pub fn world(&self) -> WorldCell {
+        self.inner.world.clone()
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        EmulatorStats {
+            requests: self.inner.requests.load(Ordering::Relaxed),
+            limited: self.inner.limited.load(Ordering::Relaxed),
+            failed: self.inner.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Breaks the next `count` API answers (all of them when `None`) that way; `None` mode
+    /// turns failures off.
+    pub fn set_failure(&self, mode: Option<FailureMode>, count: Option<u64>) {
+        *self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()) = gate::FailState {
+            mode,
+            remaining: mode.and(count),
+        };
+    }
+
+    /// Sets the per-token request limit (`None` or 0: off); the buckets start full.
+    pub fn set_request_limit(&self, rps: Option<u32>) {
+        *self
+            .inner
+            .limiter
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = make_limiter(rps);
+    }
+}
+
+/// The emulator's routes: the API under `/v2` and `/v2.0`, the control surface under
+/// `/__emulator`, `apiMethodNotSupported` for anything else; a `Date` header on every answer.
+pub fn router(state: EmulatorState) -> Router {
+    let api = handlers::routes()
+        .method_not_allowed_fallback(gate::not_supported)
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            gate::api_gate,
+        ));
+    Router::new()
+        .nest("/v2", api.clone())
+        .nest("/v2.0", api)
+        .nest("/__emulator", control::routes())
+        .fallback(gate::not_supported)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            gate::stamp_date,
+        ))
+        .with_state(state)
+}
+
+/// A running emulator.
+#[derive(Debug)]
+pub struct EmulatorHandle {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    state: EmulatorState,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl EmulatorHandle {
+    /// `http://ADDR/v2/`
+    pub fn base_url(&self) -> String {
+        format!("http://{}/v2/", self.addr)
+    }
+
+    /// `http://ADDR/` (the control surface lives at `__emulator/…` under it).
+    pub fn root_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// The world served; change it only through [`WorldCell::update`] / [`WorldCell::advance`].
+    pub fn world(&self) -> WorldCell {
+        self.state.world()
+    }
+
+    pub fn state(&self) -> &EmulatorState {
+        &self.state
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        self.state.stats()
+    }
+
+    /// Stops accepting, lets answers in flight finish (5 s at most), and stops. Dropping the
+    /// handle instead leaves the server running until the runtime ends.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task)
+            .await
+            .is_err()
+        {
+            task.abort();
+        }
+    }
+}
+
+/// Indexes the world, binds `addr` (port 0: any free port) and serves in a spawned task.
+pub async fn start(
+    world: World,
+    options: EmulatorOptions,
+    addr: SocketAddr,
+) -> io::Result<EmulatorHandle> {
+    let state = tokio::task::spawn_blocking(move || EmulatorState::new(world, &options))
+        .await
+        .map_err(io::Error::other)??;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = router(state.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(EmulatorHandle {
+        addr,
+        state,
+        stop,
+        task,
+    })
+}

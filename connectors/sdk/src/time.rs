@@ -1,0 +1,150 @@
+//! Lenient date and time parsing for source answers, and source ids that arrive as numbers
+//! or strings. Sources write dates in many spellings; parse all of them and never lose
+//! precision of a 64-bit id.
+
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime};
+use serde::{Deserialize, Deserializer};
+
+/// Parses `yyyy-MM-dd`, `dd.MM.yyyy`, and any date-time below, keeping only the date.
+pub fn parse_date(s: &str) -> Option<NaiveDate> {
+    let s = s.trim();
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Some(d);
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%d.%m.%Y") {
+        return Some(d);
+    }
+    parse_datetime(s).map(|(dt, _)| dt.date())
+}
+
+/// Parses a date-time in the spellings sources use: `T` or space between date and time,
+/// seconds optional, any number of fraction digits, an optional `Z` or `±hh:mm` offset,
+/// unpadded fields (`2023-9-1T8:0:0`), `dd.MM.yyyy HH:mm`, and a bare date (midnight).
+/// Returns the date-time as written and the offset when one was given.
+pub fn parse_datetime(s: &str) -> Option<(NaiveDateTime, Option<FixedOffset>)> {
+    let s = s.trim();
+    if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
+        return Some((dt.naive_local(), Some(*dt.offset())));
+    }
+    let (body, offset) = split_offset(s);
+    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M"] {
+        if let Ok(dt) = NaiveDateTime::parse_from_str(body, fmt) {
+            return Some((dt, offset));
+        }
+    }
+    if let Some(d) = NaiveDate::parse_from_str(body, "%Y-%m-%d").ok().or_else(|| NaiveDate::parse_from_str(body, "%d.%m.%Y").ok()) {
+        return Some((d.and_time(NaiveTime::MIN), offset));
+    }
+    None
+}
+
+/// A date-time as the school's local time: values with an offset are converted to the
+/// school's offset, values without one are taken as already local.
+pub fn parse_local_datetime(s: &str, school_offset: FixedOffset) -> Option<NaiveDateTime> {
+    let (dt, offset) = parse_datetime(s)?;
+    Some(match offset {
+        Some(off) => (dt - off).and_utc().with_timezone(&school_offset).naive_local(),
+        None => dt,
+    })
+}
+
+fn split_offset(s: &str) -> (&str, Option<FixedOffset>) {
+    if let Some(body) = s.strip_suffix('Z') {
+        return (body, FixedOffset::east_opt(0));
+    }
+    // ±hh:mm or ±hhmm after the time part
+    if s.len() > 16 {
+        let tail_start = s.len().saturating_sub(6);
+        let tail = &s[tail_start..];
+        if (tail.starts_with('+') || tail.starts_with('-')) && tail.as_bytes()[3] == b':' {
+            let sign = if tail.starts_with('-') { -1 } else { 1 };
+            let h: i32 = tail[1..3].parse().ok().unwrap_or(0);
+            let m: i32 = tail[4..6].parse().ok().unwrap_or(0);
+            return (&s[..tail_start], FixedOffset::east_opt(sign * (h * 3600 + m * 60)));
+        }
+    }
+    (s, None)
+}
+
+/// An id as sources send it: a JSON number (exact, up to 64 bits) or a string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct SourceId(pub String);
+
+impl std::fmt::Display for SourceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for SourceId {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = SourceId;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an id (integer or string)")
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<SourceId, E> {
+                Ok(SourceId(v.to_string()))
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<SourceId, E> {
+                Ok(SourceId(v.to_string()))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<SourceId, E> {
+                Ok(SourceId(v.to_string()))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<SourceId, E> {
+                // A float id has lost precision above 2^53: refuse rather than guess.
+                if v.fract() == 0.0 && v.abs() < 9.007_199_254_740_992e15 {
+                    Ok(SourceId(format!("{}", v as i64)))
+                } else {
+                    Err(E::custom(format!("the id {v} is not an exact integer")))
+                }
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dt(s: &str) -> NaiveDateTime {
+        parse_datetime(s).unwrap().0
+    }
+
+    #[test]
+    fn every_spelling_parses() {
+        let base = NaiveDate::from_ymd_opt(2025, 9, 1).unwrap();
+        assert_eq!(dt("2025-09-01T08:00:00"), base.and_hms_opt(8, 0, 0).unwrap());
+        assert_eq!(dt("2025-09-01 08:00:00"), base.and_hms_opt(8, 0, 0).unwrap());
+        assert_eq!(dt("2025-09-01T08:00"), base.and_hms_opt(8, 0, 0).unwrap());
+        assert_eq!(dt("2025-9-1T8:0:0"), base.and_hms_opt(8, 0, 0).unwrap());
+        assert_eq!(dt("2025-09-01T08:00:00.1234567"), base.and_hms_nano_opt(8, 0, 0, 123_456_700).unwrap());
+        assert_eq!(parse_datetime("2025-09-01T08:00:00.123Z").unwrap().1, FixedOffset::east_opt(0));
+        assert_eq!(parse_datetime("2025-09-01T08:00:00+03:00").unwrap().1, FixedOffset::east_opt(3 * 3600));
+        assert_eq!(dt("01.09.2025 08:00"), base.and_hms_opt(8, 0, 0).unwrap());
+        assert_eq!(parse_date("01.09.2025"), Some(base));
+        assert_eq!(parse_date("2025-09-01T00:00:00"), Some(base));
+        assert_eq!(parse_date("yesterday"), None);
+    }
+
+    #[test]
+    fn utc_times_become_school_time() {
+        let msk = FixedOffset::east_opt(3 * 3600).unwrap();
+        let local = parse_local_datetime("2025-09-01T09:30:00.000Z", msk).unwrap();
+        assert_eq!(local, NaiveDate::from_ymd_opt(2025, 9, 1).unwrap().and_hms_opt(12, 30, 0).unwrap());
+        let same = parse_local_datetime("2025-09-01T09:30:00", msk).unwrap();
+        assert_eq!(same.to_string(), "2025-09-01 09:30:00");
+    }
+
+    #[test]
+    fn ids_keep_all_64_bits() {
+        let ids: Vec<SourceId> = serde_json::from_str(r#"[1750000000000000123, "42", -7]"#).unwrap();
+        assert_eq!(ids[0].0, "1750000000000000123");
+        assert_eq!(ids[1].0, "42");
+        assert_eq!(ids[2].0, "-7");
+        assert!(serde_json::from_str::<SourceId>("1.75e18").is_err());
+    }
+}

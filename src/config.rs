@@ -1,0 +1,191 @@
+//! Configuration: one `ejgate.toml`, validated when it loads (an unknown key or a bad value
+//! is an error naming the line), the example compiled in and written by `ejgate init`.
+
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use ejgate_sdk::secret::SecretRef;
+
+/// The commented example configuration (`ejgate init` writes it).
+pub const EXAMPLE: &str = include_str!("../ejgate.example.toml");
+
+/// The configuration file, as read.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub store: StoreConfig,
+    #[serde(default)]
+    pub mappings_dir: Option<PathBuf>,
+    #[serde(default, rename = "source")]
+    pub sources: Vec<SourceConfig>,
+    /// The directory the file was read from: relative paths in it are relative to this.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    pub url: String,
+}
+
+/// The systems ejgate has connectors for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum System {
+    Dnevnik,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub name: String,
+    pub system: System,
+    pub base_url: String,
+    #[serde(default)]
+    pub token_file: Option<PathBuf>,
+    #[serde(default)]
+    pub token_env: Option<String>,
+    #[serde(default)]
+    pub requests_per_second: Option<NonZeroU32>,
+    #[serde(default = "default_window")]
+    pub window_days: u32,
+    #[serde(default = "default_chunk")]
+    pub chunk_days: u32,
+    #[serde(default)]
+    pub schools: Vec<String>,
+    #[serde(default)]
+    pub extra_root_certificates: Vec<PathBuf>,
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: u64,
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+}
+
+fn default_window() -> u32 {
+    35
+}
+fn default_chunk() -> u32 {
+    31
+}
+fn default_timeout() -> u64 {
+    60
+}
+fn default_concurrency() -> usize {
+    4
+}
+
+/// A configuration that cannot be used; the text says which file, where and why.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration {path}: {source}. Run `ejgate init` to write one")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("configuration {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+impl Config {
+    /// Reads and checks a configuration file. `EJGATE_STORE_URL` replaces `store.url`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let mut config = Config::parse(&text, path)?;
+        if let Ok(url) = std::env::var("EJGATE_STORE_URL") {
+            config.store.url = url;
+        }
+        Ok(config)
+    }
+
+    /// Parses and checks configuration text; `path` names it in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
+        let mut config: Config = toml::from_str(text).map_err(|e| {
+            let line = e.span().map(|s| text[..s.start].lines().count().max(1));
+            invalid(match line {
+                Some(line) => format!("line {line}: {}", e.message()),
+                None => e.message().to_string(),
+            })
+        })?;
+        config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut names = std::collections::HashSet::new();
+        for source in &config.sources {
+            if !names.insert(source.name.as_str()) {
+                return Err(invalid(format!("two sources are named «{}»; names must be unique", source.name)));
+            }
+            if source.name.is_empty() || source.name.contains(['/', ' ']) {
+                return Err(invalid(format!("source name «{}»: use letters, digits, '-' and '_'", source.name)));
+            }
+            if url::Url::parse(&source.base_url).is_err() {
+                return Err(invalid(format!("source «{}»: base_url «{}» is not a URL", source.name, source.base_url)));
+            }
+            if source.token_file.is_some() == source.token_env.is_some() {
+                return Err(invalid(format!("source «{}»: give exactly one of token_file and token_env", source.name)));
+            }
+            if source.chunk_days == 0 {
+                return Err(invalid(format!("source «{}»: chunk_days must be at least 1", source.name)));
+            }
+        }
+        Ok(config)
+    }
+
+    /// A path from the file, relative to the file's directory.
+    pub fn resolve(&self, path: &Path) -> PathBuf {
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// The store URL with a relative SQLite path made relative to the configuration file.
+    pub fn store_url(&self) -> String {
+        let url = &self.store.url;
+        if let Some(rest) = url.strip_prefix("sqlite://") {
+            let path = Path::new(rest);
+            if !path.is_absolute() && !rest.starts_with(':') {
+                return format!("sqlite://{}", self.resolve(path).display());
+            }
+        }
+        url.clone()
+    }
+
+    pub fn source(&self, name: &str) -> Option<&SourceConfig> {
+        self.sources.iter().find(|s| s.name == name)
+    }
+}
+
+impl SourceConfig {
+    /// Where the source's token is.
+    pub fn token_ref(&self, config: &Config) -> SecretRef {
+        SecretRef { file: self.token_file.as_deref().map(|p| config.resolve(p)), env: self.token_env.clone() }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds.max(1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_is_valid() {
+        let c = Config::parse(EXAMPLE, Path::new("/etc/ejgate/ejgate.toml")).unwrap();
+        assert_eq!(c.sources.len(), 1);
+        assert_eq!(c.store_url(), "sqlite:///etc/ejgate/ejgate.db");
+        assert_eq!(c.sources[0].token_ref(&c).file.unwrap(), Path::new("/etc/ejgate/secrets/dnevnik.token"));
+    }
+
+    #[test]
+    fn errors_name_the_line_and_the_problem() {
+        let text = "[store]\nurl = \"sqlite://x.db\"\n\n[[source]]\nname = \"d\"\nsystem = \"dnevnik\"\nbase_url = \"http://x/\"\ntoken_file = \"t\"\nwindow_dayz = 3\n";
+        let e = Config::parse(text, Path::new("e.toml")).unwrap_err().to_string();
+        assert!(e.contains("line 9") && e.contains("window_dayz"), "{e}");
+        let text = "[store]\nurl = \"sqlite://x.db\"\n[[source]]\nname = \"d\"\nsystem = \"dnevnik\"\nbase_url = \"http://x/\"\n";
+        let e = Config::parse(text, Path::new("e.toml")).unwrap_err().to_string();
+        assert!(e.contains("token_file"), "{e}");
+    }
+}

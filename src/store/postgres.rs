@@ -1,0 +1,548 @@
+//! The PostgreSQL backend: municipality and region scale, several `ejgate serve` workers on
+//! one database.
+//!
+//! - Bulk writes send each batch as a handful of arrays, one statement per step:
+//!   `… FROM UNNEST($4::text[], $5::uuid[], …) WITH ORDINALITY`. The upsert step is a
+//!   single statement whose data-modifying CTE writes the change rows while the main
+//!   `INSERT … ON CONFLICT` writes the records; all parts of one statement see the same
+//!   snapshot, so `before` is the content as it was before this batch.
+//! - Change-log order: `apply` takes a transaction-level advisory lock ([`CHANGE_LOG_LOCK`])
+//!   before it writes change rows. Appliers therefore commit one after another and `seq`
+//!   order is commit order: a reader following `changes_since(n)` never misses a row that
+//!   a slower transaction committed later with a smaller `seq`. Only the writing of a batch
+//!   is serialized; fetching from the sources (the slow part) runs in parallel.
+//! - Text order is byte order (`COLLATE "C"`), the same as SQLite's, whatever the
+//!   database's collation.
+
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::Row;
+use uuid::Uuid;
+
+use ejgate_sdk::model::{DateRange, EntityKind};
+
+use super::{
+    check_change_set, now_micros, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing,
+    KindCount, RunId, RunStats, RunStatus, Store, StoreError, StoreResult, StoredRecord,
+    SyncRun, Upsert,
+};
+
+const BACKEND: &str = "postgres";
+
+static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/postgres");
+
+/// Key of the transaction-level advisory lock that orders change-log writers
+/// (`"ejgate" 0x0001` as bytes).
+const CHANGE_LOG_LOCK: i64 = 0x656a_6761_7465_0001;
+
+const MAX_CONNECTIONS: u32 = 10;
+
+/// The PostgreSQL store. Cheap to clone (the pool is shared).
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+    move |source| StoreError::Database { backend: BACKEND, operation, source }
+}
+
+impl PostgresStore {
+    /// Connects to the database a `postgres://…` URL names and runs the migrations. The
+    /// tables go to the first schema of the connection's `search_path` (choose one with
+    /// `?options=-c%20search_path%3Dmyschema`).
+    pub async fn open(url: &str) -> StoreResult<Self> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| StoreError::Invalid(format!("bad PostgreSQL URL: {e}")))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
+            .await
+            .map_err(db("connect"))?;
+        MIGRATOR
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate { backend: BACKEND, source })?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// Closes the pool (waits for connections in use to be returned).
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+fn parse_kind(s: &str) -> StoreResult<EntityKind> {
+    EntityKind::parse(s).ok_or_else(|| StoreError::Invalid(format!("unknown kind «{s}» in the store")))
+}
+
+// ---- apply --------------------------------------------------------------------------------
+
+/// One statement for all upserts of a batch: `t` decodes the arrays (and parses the JSON
+/// once), `logged` writes the change rows in batch order reading `before` from the
+/// snapshot, the main statement upserts the records.
+const UPSERT_SQL: &str = "\
+WITH t AS MATERIALIZED (
+    SELECT u.kind, u.id, u.source_id, u.scope, u.natural_key, u.date, u.source_updated_at,
+           u.content::jsonb AS content, u.content_hash, u.op, u.ord
+    FROM UNNEST($4::text[], $5::uuid[], $6::text[], $7::text[], $8::text[], $9::date[],
+                $10::timestamp[], $11::text[], $12::bytea[], $13::text[])
+         WITH ORDINALITY AS u(kind, id, source_id, scope, natural_key, date, source_updated_at,
+                              content, content_hash, op, ord)
+), logged AS (
+    INSERT INTO changes (run_id, at, kind, id, source, source_id, op, before, after)
+    SELECT $1, $2, t.kind, t.id, $3, t.source_id, t.op,
+           CASE WHEN t.op = 'insert' THEN NULL
+                ELSE (SELECT r.content FROM records r WHERE r.id = t.id) END,
+           t.content
+    FROM t ORDER BY t.ord
+)
+INSERT INTO records (id, kind, source, source_id, scope, natural_key, date, content,
+                     content_hash, source_updated_at, first_seen, last_seen, deleted_at)
+SELECT t.id, t.kind, $3, t.source_id, t.scope, t.natural_key, t.date, t.content,
+       t.content_hash, t.source_updated_at, $2, $2, NULL
+FROM t
+ON CONFLICT (id) DO UPDATE SET
+    kind = excluded.kind, source_id = excluded.source_id, scope = excluded.scope,
+    natural_key = excluded.natural_key, date = excluded.date, content = excluded.content, content_hash = excluded.content_hash,
+    source_updated_at = excluded.source_updated_at, last_seen = excluded.last_seen,
+    deleted_at = NULL";
+
+const UNKNOWN_IDS_SQL: &str = "\
+SELECT u.id FROM UNNEST($2::uuid[]) AS u(id)
+WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.id = u.id AND r.source = $1)";
+
+/// Delete rows (in batch order) and tombstones for the live records among the ids.
+const DELETE_SQL: &str = "\
+WITH d AS MATERIALIZED (
+    SELECT r.id, r.kind, r.source_id, r.content, u.ord
+    FROM UNNEST($4::uuid[]) WITH ORDINALITY AS u(id, ord)
+    JOIN records r ON r.id = u.id
+    WHERE r.source = $3 AND r.deleted_at IS NULL
+), logged AS (
+    INSERT INTO changes (run_id, at, kind, id, source, source_id, op, before, after)
+    SELECT $1, $2, d.kind, d.id, $3, d.source_id, 'delete', d.content, NULL
+    FROM d ORDER BY d.ord
+)
+UPDATE records r SET deleted_at = $2 FROM d WHERE r.id = d.id";
+
+const SEEN_SQL: &str =
+    "UPDATE records SET last_seen = $1 WHERE source = $2 AND id = ANY($3::uuid[])";
+
+const CURSOR_SQL: &str = "\
+INSERT INTO cursors (source, stream, scope, value, updated_at) VALUES ($1, $2, $3, $4, $5)
+ON CONFLICT (source, stream, scope)
+DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at";
+
+const EXISTING_SQL: &str = "\
+SELECT r.id, r.kind, r.natural_key, r.content_hash, r.deleted_at IS NOT NULL FROM records r
+WHERE r.source = $1 AND r.id = ANY($2::uuid[])
+UNION ALL
+SELECT r.id, r.kind, r.natural_key, r.content_hash, r.deleted_at IS NOT NULL
+FROM UNNEST($3::text[], $4::text[]) AS c(kind, scope)
+JOIN records r ON r.source = $1 AND r.kind = c.kind AND r.scope = c.scope
+UNION ALL
+SELECT r.id, r.kind, r.natural_key, r.content_hash, r.deleted_at IS NOT NULL
+FROM UNNEST($5::text[], $6::text[], $7::date[], $8::date[]) AS c(kind, scope, dfrom, dto)
+JOIN records r ON r.source = $1 AND r.kind = c.kind AND r.scope = c.scope
+                AND r.date BETWEEN c.dfrom AND c.dto";
+
+const CHANGE_COLUMNS: &str = "seq, run_id, at, kind, id, source, source_id, op, before, after";
+
+async fn write_upserts(
+    conn: &mut PgConnection,
+    run: RunId,
+    source: &str,
+    at: DateTime<Utc>,
+    upserts: &[Upsert],
+) -> StoreResult<()> {
+    let n = upserts.len();
+    let mut kinds = Vec::with_capacity(n);
+    let mut ids = Vec::with_capacity(n);
+    let mut source_ids = Vec::with_capacity(n);
+    let mut scopes = Vec::with_capacity(n);
+    let mut keys = Vec::with_capacity(n);
+    let mut dates: Vec<Option<NaiveDate>> = Vec::with_capacity(n);
+    let mut updated: Vec<Option<NaiveDateTime>> = Vec::with_capacity(n);
+    let mut contents = Vec::with_capacity(n);
+    let mut hashes = Vec::with_capacity(n);
+    let mut ops = Vec::with_capacity(n);
+    for u in upserts {
+        kinds.push(u.kind.as_str());
+        ids.push(u.id);
+        source_ids.push(u.source_id.as_str());
+        scopes.push(u.scope.as_str());
+        keys.push(u.natural_key.as_str());
+        dates.push(u.date);
+        updated.push(u.source_updated_at);
+        // check_change_set made sure it is UTF-8.
+        contents.push(std::str::from_utf8(&u.content).unwrap_or_default());
+        hashes.push(&u.content_hash[..]);
+        ops.push(u.op.as_str());
+    }
+    sqlx::query(UPSERT_SQL)
+        .bind(run)
+        .bind(at)
+        .bind(source)
+        .bind(kinds)
+        .bind(ids)
+        .bind(source_ids)
+        .bind(scopes)
+        .bind(keys)
+        .bind(dates)
+        .bind(updated)
+        .bind(contents)
+        .bind(hashes)
+        .bind(ops)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("apply: upsert records and write their change rows"))?;
+    Ok(())
+}
+
+async fn write_deletes(
+    conn: &mut PgConnection,
+    run: RunId,
+    source: &str,
+    at: DateTime<Utc>,
+    deletes: &[(Uuid, EntityKind)],
+) -> StoreResult<()> {
+    let ids: Vec<Uuid> = deletes.iter().map(|(id, _)| *id).collect();
+    let unknown: Vec<Uuid> = sqlx::query_scalar(UNKNOWN_IDS_SQL)
+        .bind(source)
+        .bind(&ids)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(db("apply: check deleted records"))?;
+    if let Some(first) = unknown.first() {
+        return Err(StoreError::Invalid(format!(
+            "delete of {} record(s) that source «{source}» does not have in the store \
+             (first: {first}); nothing of the batch was written",
+            unknown.len()
+        )));
+    }
+    sqlx::query(DELETE_SQL)
+        .bind(run)
+        .bind(at)
+        .bind(source)
+        .bind(&ids)
+        .execute(&mut *conn)
+        .await
+        .map_err(db("apply: write tombstones and their change rows"))?;
+    Ok(())
+}
+
+// ---- row decoding ----------------------------------------------------------------------
+
+fn change_row(row: &PgRow) -> StoreResult<ChangeRow> {
+    let get = |e: sqlx::Error| StoreError::Database {
+        backend: BACKEND,
+        operation: "read change rows",
+        source: e,
+    };
+    let op: &str = row.try_get(7).map_err(get)?;
+    Ok(ChangeRow {
+        seq: row.try_get(0).map_err(get)?,
+        run_id: row.try_get(1).map_err(get)?,
+        at: row.try_get(2).map_err(get)?,
+        kind: parse_kind(row.try_get(3).map_err(get)?)?,
+        id: row.try_get(4).map_err(get)?,
+        source: row.try_get(5).map_err(get)?,
+        source_id: row.try_get(6).map_err(get)?,
+        op: ChangeOp::parse(op)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown change op «{op}» in the store")))?,
+        before: row.try_get(8).map_err(get)?,
+        after: row.try_get(9).map_err(get)?,
+    })
+}
+
+fn sync_run(row: &PgRow) -> StoreResult<SyncRun> {
+    let get =
+        |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read runs", source: e };
+    let status: &str = row.try_get(5).map_err(get)?;
+    let stats: serde_json::Value = row.try_get(7).map_err(get)?;
+    Ok(SyncRun {
+        id: row.try_get(0).map_err(get)?,
+        source: row.try_get(1).map_err(get)?,
+        mode: row.try_get(2).map_err(get)?,
+        started_at: row.try_get(3).map_err(get)?,
+        finished_at: row.try_get(4).map_err(get)?,
+        status: RunStatus::parse(status)
+            .ok_or_else(|| StoreError::Invalid(format!("unknown run status «{status}» in the store")))?,
+        error: row.try_get(6).map_err(get)?,
+        stats: serde_json::from_value(stats)
+            .map_err(|e| StoreError::Invalid(format!("bad run statistics in the store: {e}")))?,
+    })
+}
+
+// ---- the trait ----------------------------------------------------------------------------
+
+#[async_trait]
+impl Store for PostgresStore {
+    fn backend(&self) -> &'static str {
+        BACKEND
+    }
+
+    async fn begin_run(&self, source: &str, mode: &str) -> StoreResult<RunId> {
+        let now = now_micros();
+        let mut tx = self.pool.begin().await.map_err(db("begin transaction"))?;
+        sqlx::query(
+            "UPDATE sync_runs SET status = 'interrupted', finished_at = $1, \
+             error = coalesce(error, 'the process running it stopped before it finished') \
+             WHERE source = $2 AND status = 'running'",
+        )
+        .bind(now)
+        .bind(source)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("begin run: close interrupted runs"))?;
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO sync_runs (source, mode, started_at, status, stats) \
+             VALUES ($1, $2, $3, 'running', $4) RETURNING id",
+        )
+        .bind(source)
+        .bind(mode)
+        .bind(now)
+        .bind(Json(RunStats::default()))
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db("begin run"))?;
+        tx.commit().await.map_err(db("begin run: commit"))?;
+        Ok(id)
+    }
+
+    async fn finish_run(
+        &self,
+        run: RunId,
+        status: RunStatus,
+        error: Option<&str>,
+        stats: &RunStats,
+    ) -> StoreResult<()> {
+        let done = sqlx::query(
+            "UPDATE sync_runs SET status = $1, finished_at = $2, error = $3, stats = $4 \
+             WHERE id = $5",
+        )
+        .bind(status.as_str())
+        .bind(now_micros())
+        .bind(error)
+        .bind(Json(stats))
+        .bind(run)
+        .execute(&self.pool)
+        .await
+        .map_err(db("finish run"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!("finish run: there is no run {run}")));
+        }
+        Ok(())
+    }
+
+    async fn runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>> {
+        let rows = sqlx::query(
+            "SELECT id, source, mode, started_at, finished_at, status, error, stats \
+             FROM sync_runs ORDER BY id DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("list runs"))?;
+        rows.iter().map(sync_run).collect()
+    }
+
+    async fn cursors(&self, source: &str) -> StoreResult<HashMap<(String, String), String>> {
+        let rows: Vec<(String, String, String)> =
+            sqlx::query_as("SELECT stream, scope, value FROM cursors WHERE source = $1")
+                .bind(source)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("read cursors"))?;
+        Ok(rows.into_iter().map(|(stream, scope, value)| ((stream, scope), value)).collect())
+    }
+
+    async fn existing(
+        &self,
+        source: &str,
+        ids: &[Uuid],
+        coverages: &[(Vec<EntityKind>, String, Option<DateRange>)],
+    ) -> StoreResult<HashMap<Uuid, Existing>> {
+        let (mut open_kinds, mut open_scopes) = (Vec::new(), Vec::new());
+        let (mut kinds, mut scopes, mut froms, mut tos) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for (cov_kinds, scope, range) in coverages {
+            for kind in cov_kinds {
+                match range {
+                    None => {
+                        open_kinds.push(kind.as_str());
+                        open_scopes.push(scope.as_str());
+                    }
+                    Some(r) => {
+                        kinds.push(kind.as_str());
+                        scopes.push(scope.as_str());
+                        froms.push(r.from);
+                        tos.push(r.to);
+                    }
+                }
+            }
+        }
+        let rows: Vec<(Uuid, String, String, Vec<u8>, bool)> = sqlx::query_as(EXISTING_SQL)
+            .bind(source)
+            .bind(ids)
+            .bind(open_kinds)
+            .bind(open_scopes)
+            .bind(kinds)
+            .bind(scopes)
+            .bind(froms)
+            .bind(tos)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read existing records"))?;
+        let mut out = HashMap::with_capacity(rows.len());
+        for (id, kind, natural_key, hash, deleted) in rows {
+            let content_hash: [u8; 32] = hash.as_slice().try_into().map_err(|_| {
+                StoreError::Invalid(format!("content hash of {id} is not 32 bytes"))
+            })?;
+            out.insert(id, Existing { kind: parse_kind(&kind)?, natural_key, content_hash, deleted });
+        }
+        Ok(out)
+    }
+
+    async fn apply(
+        &self,
+        run: RunId,
+        source: &str,
+        changes: &ChangeSet,
+        cursor: Option<&CursorUpdate>,
+    ) -> StoreResult<()> {
+        check_change_set(changes)?;
+        let at = now_micros();
+        let mut tx = self.pool.begin().await.map_err(db("begin transaction"))?;
+
+        if changes.change_count() > 0 {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CHANGE_LOG_LOCK)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("apply: lock the change log"))?;
+        }
+        if !changes.upserts.is_empty() {
+            write_upserts(&mut tx, run, source, at, &changes.upserts).await?;
+        }
+        if !changes.deletes.is_empty() {
+            write_deletes(&mut tx, run, source, at, &changes.deletes).await?;
+        }
+        if !changes.seen.is_empty() {
+            sqlx::query(SEEN_SQL)
+                .bind(at)
+                .bind(source)
+                .bind(&changes.seen)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("apply: mark records seen"))?;
+        }
+        if let Some(c) = cursor {
+            sqlx::query(CURSOR_SQL)
+                .bind(source)
+                .bind(&c.stream)
+                .bind(&c.scope)
+                .bind(&c.value)
+                .bind(at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("apply: store the cursor"))?;
+        }
+        // Dropping `tx` on any error above rolls the whole batch back.
+        tx.commit().await.map_err(db("apply: commit"))
+    }
+
+    async fn counts(&self, source: Option<&str>) -> StoreResult<Vec<KindCount>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT kind, count(*) FILTER (WHERE deleted_at IS NULL), \
+             count(*) FILTER (WHERE deleted_at IS NOT NULL) FROM records \
+             WHERE $1::text IS NULL OR source = $1 GROUP BY kind",
+        )
+        .bind(source)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("count records"))?;
+        let mut out = rows
+            .into_iter()
+            .map(|(kind, live, tombstones)| {
+                Ok(KindCount {
+                    kind: parse_kind(&kind)?,
+                    live: live.max(0) as u64,
+                    tombstones: tombstones.max(0) as u64,
+                })
+            })
+            .collect::<StoreResult<Vec<_>>>()?;
+        out.sort_by_key(|c| c.kind);
+        Ok(out)
+    }
+
+    async fn changes_since(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<ChangeRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2"
+        )))
+        .bind(after_seq)
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read change rows"))?;
+        rows.iter().map(change_row).collect()
+    }
+
+    async fn changes_of_run(&self, run: RunId) -> StoreResult<Vec<ChangeRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE run_id = $1 ORDER BY seq"
+        )))
+        .bind(run)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read change rows of a run"))?;
+        rows.iter().map(change_row).collect()
+    }
+
+    async fn records(
+        &self,
+        kind: EntityKind,
+        source: Option<&str>,
+        include_deleted: bool,
+    ) -> StoreResult<Vec<StoredRecord>> {
+        let rows = sqlx::query(
+            "SELECT id, kind, source, source_id, scope, date, content, deleted_at IS NOT NULL \
+             FROM records WHERE kind = $1 AND ($2::text IS NULL OR source = $2) \
+             AND ($3 OR deleted_at IS NULL) \
+             ORDER BY source_id COLLATE \"C\", source COLLATE \"C\"",
+        )
+        .bind(kind.as_str())
+        .bind(source)
+        .bind(include_deleted)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read records"))?;
+        rows.iter()
+            .map(|row| {
+                let get = |e: sqlx::Error| StoreError::Database {
+                    backend: BACKEND,
+                    operation: "read records",
+                    source: e,
+                };
+                Ok(StoredRecord {
+                    id: row.try_get(0).map_err(get)?,
+                    kind: parse_kind(row.try_get(1).map_err(get)?)?,
+                    source: row.try_get(2).map_err(get)?,
+                    source_id: row.try_get(3).map_err(get)?,
+                    scope: row.try_get(4).map_err(get)?,
+                    date: row.try_get(5).map_err(get)?,
+                    content: row.try_get(6).map_err(get)?,
+                    deleted: row.try_get(7).map_err(get)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,322 @@
+//! The sync engine: plan → fetch (bounded concurrency) → diff by canonical id and content
+//! hash → one store transaction per batch, with the batch's cursor in the same
+//! transaction. The engine is the only writer of source data.
+//!
+//! A run that fails (a source error, a store error) is marked failed with the error's text;
+//! what was committed before stays, the failing batch's cursor does not move, and the next
+//! run picks up from the committed cursors.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use uuid::Uuid;
+
+use ejgate_sdk::connector::{Batch, Chunk, Connector, PlanContext, SyncMode};
+use ejgate_sdk::model::Record;
+
+use crate::store::{ChangeOp, ChangeSet, CursorUpdate, Existing, RunId, RunStats, RunStatus, Store, Upsert};
+
+/// At most this many distinct warnings are kept with a run.
+const MAX_WARNINGS: usize = 200;
+
+/// What a sync run reports to whoever shows progress (the CLI's bars, the daemon's log).
+pub trait Progress: Send + Sync {
+    fn planned(&self, _chunks: &[Chunk]) {}
+    fn chunk_written(&self, _chunk: &Chunk, _records: usize, _changes: usize) {}
+}
+
+/// No progress display.
+pub struct Quiet;
+impl Progress for Quiet {}
+
+/// Options of one run.
+#[derive(Clone)]
+pub struct SyncOptions {
+    pub mode: SyncMode,
+    /// Chunks fetched at once (the source's rate limit still applies).
+    pub concurrency: usize,
+    pub progress: Arc<dyn Progress>,
+}
+
+impl Default for SyncOptions {
+    fn default() -> Self {
+        SyncOptions { mode: SyncMode::Incremental, concurrency: 4, progress: Arc::new(Quiet) }
+    }
+}
+
+/// The outcome of one run.
+#[derive(Debug, Clone)]
+pub struct SyncReport {
+    pub run: RunId,
+    pub source: String,
+    pub status: RunStatus,
+    pub error: Option<String>,
+    pub stats: RunStats,
+    pub elapsed: Duration,
+    /// Time spent inside store transactions (diff reads and applies).
+    pub store_time: Duration,
+}
+
+/// Runs one sync of one source into the store. A failed run is reported in the returned
+/// report (status `failed`, the error's text); `Err` only when the store itself cannot
+/// even record the run.
+pub async fn run_sync(
+    store: &dyn Store,
+    connector: Arc<dyn Connector>,
+    options: &SyncOptions,
+) -> Result<SyncReport, crate::store::StoreError> {
+    let started = Instant::now();
+    let source = connector.instance().to_string();
+    let run = store.begin_run(&source, &options.mode.to_string()).await?;
+    tracing::info!(%source, run, mode = %options.mode, "sync started");
+    let mut stats = RunStats::default();
+    let mut store_time = Duration::ZERO;
+    let outcome = drive(store, connector, options, run, &mut stats, &mut store_time).await;
+    let (status, error) = match outcome {
+        Ok(()) => (RunStatus::Succeeded, None),
+        Err(e) => (RunStatus::Failed, Some(e)),
+    };
+    if let Some(e) = &error {
+        tracing::error!(%source, run, "sync failed: {e}");
+    } else {
+        tracing::info!(%source, run, inserted = stats.inserted, updated = stats.updated, deleted = stats.deleted, "sync finished");
+    }
+    store.finish_run(run, status, error.as_deref(), &stats).await?;
+    Ok(SyncReport { run, source, status, error, stats, elapsed: started.elapsed(), store_time })
+}
+
+async fn drive(
+    store: &dyn Store,
+    connector: Arc<dyn Connector>,
+    options: &SyncOptions,
+    run: RunId,
+    stats: &mut RunStats,
+    store_time: &mut Duration,
+) -> Result<(), String> {
+    let source = connector.instance().to_string();
+    let cursors = store.cursors(&source).await.map_err(|e| e.to_string())?;
+    let plan = connector
+        .plan(&PlanContext { mode: options.mode, cursors })
+        .await
+        .map_err(|e| e.to_string())?;
+    options.progress.planned(&plan.chunks);
+
+    // Fetching runs ahead of writing in its own task, at most `concurrency` chunks in
+    // flight and as many finished batches waiting: memory stays bounded by that.
+    let concurrency = options.concurrency.max(1);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Chunk, Result<Batch, String>)>(concurrency);
+    let fetcher = {
+        let connector = connector.clone();
+        tokio::spawn(async move {
+            let mut fetched = futures::stream::iter(plan.chunks)
+                .map(|chunk| {
+                    let connector = connector.clone();
+                    async move {
+                        let result = connector.fetch(&chunk).await.map_err(|e| e.to_string());
+                        (chunk, result)
+                    }
+                })
+                .buffered(concurrency);
+            while let Some(item) = fetched.next().await {
+                let failed = item.1.is_err();
+                if tx.send(item).await.is_err() || failed {
+                    break;
+                }
+            }
+        })
+    };
+
+    let mut result = Ok(());
+    while let Some((chunk, fetched)) = rx.recv().await {
+        let batch = match fetched {
+            Ok(batch) => batch,
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        };
+        stats.chunks += 1;
+        stats.requests += batch.requests as u64;
+        stats.records_read += batch.records.len() as u64;
+        for w in &batch.warnings {
+            if stats.warnings.len() < MAX_WARNINGS && !stats.warnings.contains(w) {
+                tracing::warn!(%source, "{w}");
+                stats.warnings.push(w.clone());
+            }
+        }
+        let t = Instant::now();
+        let written = write_batch(store, run, &source, &chunk, batch).await;
+        *store_time += t.elapsed();
+        match written {
+            Ok((records, changes)) => {
+                stats.inserted += changes.iter().filter(|op| **op == ChangeOp::Insert).count() as u64;
+                stats.updated +=
+                    changes.iter().filter(|op| matches!(op, ChangeOp::Update | ChangeOp::KeyChange)).count() as u64;
+                stats.deleted += changes.iter().filter(|op| **op == ChangeOp::Delete).count() as u64;
+                options.progress.chunk_written(&chunk, records, changes.len());
+            }
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
+    drop(rx);
+    fetcher.abort();
+    result
+}
+
+/// Diffs one batch against the store and applies it with its cursor in one transaction.
+/// Returns the number of records read and the operations written.
+async fn write_batch(
+    store: &dyn Store,
+    run: RunId,
+    source: &str,
+    chunk: &Chunk,
+    batch: Batch,
+) -> Result<(usize, Vec<ChangeOp>), String> {
+    let read = batch.records.len();
+    let ids: Vec<Uuid> = batch.records.iter().map(|r| r.id).collect();
+    let coverages: Vec<_> = batch.coverage.iter().map(|c| (c.kinds.clone(), c.scope.clone(), c.range)).collect();
+    let existing = store.existing(source, &ids, &coverages).await.map_err(|e| e.to_string())?;
+    let changes = diff(batch.records, &existing);
+    let ops: Vec<ChangeOp> = changes
+        .upserts
+        .iter()
+        .map(|u| u.op)
+        .chain(changes.deletes.iter().map(|_| ChangeOp::Delete))
+        .collect();
+    let cursor = chunk.cursor_after.as_ref().map(|value| CursorUpdate {
+        stream: chunk.stream.clone(),
+        scope: chunk.scope.clone(),
+        value: value.clone(),
+    });
+    store.apply(run, source, &changes, cursor.as_ref()).await.map_err(|e| e.to_string())?;
+    Ok((read, ops))
+}
+
+/// The content hash of a record: BLAKE3 over the entity's JSON.
+pub fn content_hash(content: &[u8]) -> [u8; 32] {
+    *blake3::hash(content).as_bytes()
+}
+
+/// Compares a fresh read with what the store has. `existing` holds the store's records with
+/// the batch's ids and every record inside the batch's coverage: one of those the batch
+/// did not bring has been deleted at the source. A record brought twice counts once (the
+/// last one wins).
+pub fn diff(records: Vec<Record>, existing: &HashMap<Uuid, Existing>) -> ChangeSet {
+    let mut changes = ChangeSet::default();
+    let mut brought = HashSet::with_capacity(records.len());
+    let mut deduped: Vec<Record> = Vec::with_capacity(records.len());
+    let mut position: HashMap<Uuid, usize> = HashMap::new();
+    for record in records {
+        match position.get(&record.id) {
+            Some(&i) => deduped[i] = record,
+            None => {
+                position.insert(record.id, deduped.len());
+                deduped.push(record);
+            }
+        }
+    }
+    for record in deduped {
+        brought.insert(record.id);
+        let content = record.entity.content_json();
+        let hash = content_hash(&content);
+        let natural_key = record.entity.natural_key();
+        let op = match existing.get(&record.id) {
+            None => ChangeOp::Insert,
+            Some(old) if old.deleted => ChangeOp::Insert,
+            Some(old) if old.content_hash == hash => {
+                changes.seen.push(record.id);
+                continue;
+            }
+            Some(old) if old.natural_key != natural_key => ChangeOp::KeyChange,
+            Some(_) => ChangeOp::Update,
+        };
+        changes.upserts.push(Upsert {
+            op,
+            id: record.id,
+            kind: record.kind(),
+            source_id: record.source_id,
+            scope: record.scope,
+            date: record.date,
+            source_updated_at: record.source_updated_at,
+            content,
+            content_hash: hash,
+            natural_key,
+        });
+    }
+    let mut gone: Vec<(Uuid, _)> = existing
+        .iter()
+        .filter(|(id, old)| !old.deleted && !brought.contains(id))
+        .map(|(id, old)| (*id, old.kind))
+        .collect();
+    gone.sort();
+    changes.deletes = gone;
+    changes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ejgate_sdk::model::{Entity, EntityKind, IdSpace, Subject};
+
+    fn subject(ids: &IdSpace, source_id: &str, name: &str) -> Record {
+        Record {
+            id: ids.id(EntityKind::Subject, source_id),
+            source_id: source_id.into(),
+            scope: "school:1".into(),
+            date: None,
+            source_updated_at: None,
+            entity: Entity::Subject(Subject {
+                organization: None,
+                name: name.into(),
+                normalized_name: ejgate_sdk::model::normalize_name(name),
+                knowledge_area: None,
+            }),
+        }
+    }
+
+    fn existing_of(r: &Record, deleted: bool) -> Existing {
+        Existing {
+            kind: r.kind(),
+            natural_key: r.entity.natural_key(),
+            content_hash: content_hash(&r.entity.content_json()),
+            deleted,
+        }
+    }
+
+    #[test]
+    fn unchanged_records_write_nothing_and_changes_are_classified() {
+        let ids = IdSpace::new("t");
+        let same = subject(&ids, "1", "Алгебра");
+        let renamed_old = subject(&ids, "2", "Физика");
+        let renamed_new = subject(&ids, "2", "Физика и астрономия");
+        let gone = subject(&ids, "3", "Черчение");
+        let revived = subject(&ids, "4", "Астрономия");
+        let new = subject(&ids, "5", "Химия");
+        let existing: HashMap<Uuid, Existing> = [
+            (same.id, existing_of(&same, false)),
+            (renamed_old.id, existing_of(&renamed_old, false)),
+            (gone.id, existing_of(&gone, false)),
+            (revived.id, existing_of(&revived, true)),
+        ]
+        .into_iter()
+        .collect();
+        let changes = diff(vec![same.clone(), renamed_new.clone(), revived.clone(), new.clone(), new.clone()], &existing);
+        assert_eq!(changes.seen, vec![same.id]);
+        let ops: Vec<(Uuid, ChangeOp)> = changes.upserts.iter().map(|u| (u.id, u.op)).collect();
+        assert_eq!(ops, vec![(renamed_new.id, ChangeOp::KeyChange), (revived.id, ChangeOp::Insert), (new.id, ChangeOp::Insert)]);
+        assert_eq!(changes.deletes, vec![(gone.id, EntityKind::Subject)]);
+    }
+
+    #[test]
+    fn a_tombstone_not_brought_again_is_not_deleted_twice() {
+        let ids = IdSpace::new("t");
+        let dead = subject(&ids, "9", "Черчение");
+        let existing: HashMap<Uuid, Existing> = [(dead.id, existing_of(&dead, true))].into_iter().collect();
+        assert_eq!(diff(vec![], &existing).change_count(), 0);
+    }
+}

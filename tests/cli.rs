@@ -1,0 +1,126 @@
+//! The `ejgate` binary as a person uses it: the demo, a sync killed in the middle, and a
+//! sync at trace level that must not show the token.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{start_emulator, TOKEN};
+use ejgate::store::{RunStatus, SqliteStore, Store};
+use ejgate_sdk::synth::{SynthConfig, World};
+
+fn ejgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ejgate"))
+}
+
+/// Writes a configuration for one Dnevnik source at `base_url` into `dir`.
+fn write_config(dir: &Path, base_url: &str, extra: &str) -> std::path::PathBuf {
+    std::fs::create_dir_all(dir.join("secrets")).unwrap();
+    std::fs::write(dir.join("secrets/token"), format!("{TOKEN}\n")).unwrap();
+    let path = dir.join("ejgate.toml");
+    std::fs::write(
+        &path,
+        format!(
+            "[store]\nurl = \"sqlite://ejgate.db\"\n\n[[source]]\nname = \"dn\"\nsystem = \"dnevnik\"\nbase_url = \"{base_url}\"\ntoken_file = \"secrets/token\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let out = ejgate().args(["demo", "--size", "small", "--seed", "4", "--dir"]).arg(&demo_dir).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("matches the generator's ground truth"), "{stdout}");
+
+    let out = ejgate().arg("--config").arg(demo_dir.join("ejgate.toml")).args(["status", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let expected = ejgate_dnevnik::truth::expected_counts(&World::generate(SynthConfig::small(4)));
+    for (kind, n) in expected {
+        let live = status["counts"].as_array().unwrap().iter().find(|c| c["kind"] == kind.as_str()).map(|c| c["live"].as_u64().unwrap());
+        assert_eq!(live, Some(n), "{kind}");
+    }
+    assert_eq!(status["runs"][0]["status"], "succeeded");
+    let token = std::fs::read_to_string(demo_dir.join("secrets/dnevnik.token")).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(demo_dir.join("secrets/dnevnik.token")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "the token file is private");
+    }
+    assert!(!stdout.contains(token.trim()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_in_the_middle_loses_nothing_and_the_next_run_completes() {
+    let world = World::generate(SynthConfig::small(21));
+    let expected = ejgate_dnevnik::truth::expected_counts(&world);
+    // A request limit slows the sync down so that the kill lands in its middle.
+    let emulator = start_emulator(world, Some(150)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emulator.base_url(), "requests_per_second = 150\nconcurrency = 2\n");
+    let db_url = format!("sqlite://{}", dir.path().join("ejgate.db").display());
+
+    let mut child = ejgate().arg("--config").arg(&config).args(["sync", "--full", "--quiet"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    // Wait until some batches are committed, then kill the process without warning.
+    let store = loop {
+        if let Ok(store) = SqliteStore::open(&db_url).await {
+            break store;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let written = store.changes_since(0, 1_000).await.map(|c| c.len()).unwrap_or(0);
+        if written >= 1_000 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the sync ended before it could be killed");
+        assert!(Instant::now() < deadline, "the sync wrote nothing in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let partial = common::live_counts(&store).await;
+    assert!(partial.values().sum::<u64>() < expected.values().sum::<u64>(), "the kill landed before the end");
+
+    let out = ejgate().arg("--config").arg(&config).args(["sync", "--quiet"]).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(common::live_counts(&store).await, expected);
+    let runs = store.runs(5).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Succeeded);
+    assert_eq!(runs[1].status, RunStatus::Interrupted, "the killed run is recorded as interrupted");
+    emulator.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_at_trace_level_never_shows_the_token() {
+    let emulator = start_emulator(World::generate(SynthConfig::small(8)), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emulator.base_url(), "");
+    let out = ejgate().arg("--config").arg(&config).args(["sync", "--full", "--quiet"]).env("RUST_LOG", "trace").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let all = [out.stdout, out.stderr].concat();
+    let text = String::from_utf8_lossy(&all);
+    assert!(text.contains("users/me/context"), "trace output shows the requests");
+    assert!(text.len() > 10_000, "trace output is verbose: {} bytes", text.len());
+    assert!(!text.contains(TOKEN), "the token leaked into the logs");
+    let db = std::fs::read(dir.path().join("ejgate.db")).unwrap();
+    assert!(!db.windows(TOKEN.len()).any(|w| w == TOKEN.as_bytes()), "the token leaked into the store");
+
+    // A refused token: the error still does not show it.
+    emulator.state().set_failure(Some(ejgate_dnevnik::emulator::FailureMode::Unauthorized), None);
+    let out = ejgate().arg("--config").arg(&config).args(["sync", "--quiet"]).env("RUST_LOG", "trace").output().unwrap();
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("Госуслуги") && text.contains("secrets/token"), "{text}");
+    assert!(!text.contains(TOKEN));
+    emulator.shutdown().await;
+}

@@ -1,0 +1,81 @@
+//! Shared pieces of the end-to-end tests: a Dnevnik emulator on loopback serving a
+//! synthetic school, a connector pointed at it, and a fresh SQLite store.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ejgate::store::{SqliteStore, Store};
+use ejgate::sync::{run_sync, SyncOptions, SyncReport};
+use ejgate_dnevnik::emulator::{self, EmulatorHandle, EmulatorOptions};
+use ejgate_dnevnik::{DnevnikConfig, DnevnikConnector};
+use ejgate_sdk::client::RetryPolicy;
+use ejgate_sdk::connector::SyncMode;
+use ejgate_sdk::model::EntityKind;
+use ejgate_sdk::synth::{SynthConfig, World};
+use secrecy::SecretString;
+
+pub const TOKEN: &str = "test-token-5f0c1e9a7d2b4c68a1e3";
+
+pub struct Harness {
+    pub emulator: EmulatorHandle,
+    pub store: Box<dyn Store>,
+    pub dir: tempfile::TempDir,
+}
+
+pub async fn start_emulator(world: World, request_limit: Option<u32>) -> EmulatorHandle {
+    let mut options = EmulatorOptions::new(TOKEN);
+    options.request_limit = request_limit;
+    emulator::start(world, options, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("emulator starts")
+}
+
+impl Harness {
+    pub async fn new(config: SynthConfig) -> Harness {
+        Harness::with_limit(config, None).await
+    }
+
+    pub async fn with_limit(config: SynthConfig, request_limit: Option<u32>) -> Harness {
+        let world = World::generate(config);
+        let emulator = start_emulator(world, request_limit).await;
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("ejgate.db").display());
+        let store: Box<dyn Store> = Box::new(SqliteStore::open(&url).await.expect("store opens"));
+        Harness { emulator, store, dir }
+    }
+
+    /// A connector with fast retries (tests must not wait out production backoffs).
+    pub fn connector(&self, tweak: impl FnOnce(&mut DnevnikConfig)) -> Arc<DnevnikConnector> {
+        let mut c = DnevnikConfig::new("dnevnik-test", self.emulator.base_url().parse().unwrap(), SecretString::from(TOKEN));
+        c.retry = RetryPolicy {
+            max_attempts: 3,
+            max_rate_limited_attempts: 50,
+            base_delay: Duration::from_millis(5),
+            max_delay: Duration::from_millis(200),
+        };
+        tweak(&mut c);
+        Arc::new(DnevnikConnector::new(c).expect("connector builds"))
+    }
+
+    pub async fn sync(&self, mode: SyncMode) -> SyncReport {
+        self.sync_with(mode, |_| {}).await
+    }
+
+    pub async fn sync_with(&self, mode: SyncMode, tweak: impl FnOnce(&mut DnevnikConfig)) -> SyncReport {
+        let connector = self.connector(tweak);
+        run_sync(self.store.as_ref(), connector, &SyncOptions { mode, ..SyncOptions::default() }).await.expect("the store records the run")
+    }
+
+    pub fn expected(&self) -> BTreeMap<EntityKind, u64> {
+        self.emulator.world().read(ejgate_dnevnik::truth::expected_counts)
+    }
+
+    pub async fn live_counts(&self) -> BTreeMap<EntityKind, u64> {
+        live_counts(self.store.as_ref()).await
+    }
+}
+
+pub async fn live_counts(store: &dyn Store) -> BTreeMap<EntityKind, u64> {
+    store.counts(None).await.unwrap().into_iter().filter(|c| c.live > 0).map(|c| (c.kind, c.live)).collect()
+}
