@@ -124,7 +124,7 @@ async fn a_failure_in_the_middle_keeps_the_committed_batches_and_their_cursors()
     let state = h.emulator.state().clone();
     let watcher = tokio::spawn(async move {
         loop {
-            if state.stats().requests >= 30 {
+            if state.stats().requests >= 80 {
                 state.set_failure(Some(FailureMode::Html502), None);
                 break;
             }

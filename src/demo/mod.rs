@@ -120,9 +120,10 @@ pub fn render(r: &DemoReport) -> String {
     let mut out = String::new();
     let s = &r.report.stats;
     out.push_str(&format!(
-        "\nSynced a school year from the Dnevnik emulator ({}) in {:.1} s: {} requests, {} records, {} inserted.\n",
+        "\nSynced a school year from the Dnevnik emulator ({}) in {:.1} s (store {:.1} s): {} requests, {} records, {} inserted.\n",
         r.emulator_url,
         r.report.elapsed.as_secs_f64(),
+        r.report.store_time.as_secs_f64(),
         s.requests,
         s.records_read,
         s.inserted

@@ -180,7 +180,9 @@ async fn write_batch(
     let read = batch.records.len();
     let ids: Vec<Uuid> = batch.records.iter().map(|r| r.id).collect();
     let coverages: Vec<_> = batch.coverage.iter().map(|c| (c.kinds.clone(), c.scope.clone(), c.range)).collect();
+    let read_started = Instant::now();
     let existing = store.existing(source, &ids, &coverages).await.map_err(|e| e.to_string())?;
+    let read_time = read_started.elapsed();
     let changes = diff(batch.records, &existing);
     let ops: Vec<ChangeOp> = changes
         .upserts
@@ -193,7 +195,17 @@ async fn write_batch(
         scope: chunk.scope.clone(),
         value: value.clone(),
     });
+    let apply_started = Instant::now();
     store.apply(run, source, &changes, cursor.as_ref()).await.map_err(|e| e.to_string())?;
+    tracing::debug!(
+        stream = %chunk.stream,
+        scope = %chunk.scope,
+        records = read,
+        changes = ops.len(),
+        read_ms = read_time.as_millis() as u64,
+        apply_ms = apply_started.elapsed().as_millis() as u64,
+        "batch written"
+    );
     Ok((read, ops))
 }
 

@@ -30,6 +30,7 @@ pub struct Context {
 #[derive(Debug, Deserialize)]
 pub struct ContextSchool {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     pub name: Option<String>,
 }
@@ -38,6 +39,7 @@ pub struct ContextSchool {
 #[serde(rename_all = "camelCase")]
 pub struct SchoolProfile {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     pub name: Option<String>,
     pub full_name: Option<String>,
@@ -50,6 +52,7 @@ pub struct SchoolProfile {
 #[derive(Debug, Deserialize)]
 pub struct EduGroup {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     #[serde(default, rename = "parentIds")]
     pub parent_ids: Vec<SourceId>,
@@ -95,6 +98,7 @@ pub struct Membership {
 #[serde(rename_all = "camelCase")]
 pub struct PersonItem {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -107,6 +111,7 @@ pub struct PersonItem {
 #[serde(rename_all = "PascalCase")]
 pub struct Teacher {
     pub id: Option<SourceId>,
+    #[serde(rename = "IdStr")]
     pub id_str: Option<String>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -118,6 +123,7 @@ pub struct Teacher {
 #[serde(rename_all = "camelCase")]
 pub struct SubjectItem {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     pub name: Option<String>,
     pub knowledge_area: Option<String>,
@@ -127,6 +133,7 @@ pub struct SubjectItem {
 #[serde(rename_all = "camelCase")]
 pub struct PeriodGroup {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     #[serde(default)]
     pub reporting_periods: Vec<ReportingPeriod>,
@@ -137,6 +144,7 @@ pub struct PeriodGroup {
 #[derive(Debug, Deserialize)]
 pub struct ReportingPeriod {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     pub start: Option<String>,
     pub finish: Option<String>,
@@ -150,6 +158,7 @@ pub struct ReportingPeriod {
 #[serde(rename_all = "camelCase")]
 pub struct HolidayItem {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     pub date_start: Option<String>,
     pub date_finish: Option<String>,
@@ -159,6 +168,7 @@ pub struct HolidayItem {
 #[derive(Debug, Deserialize)]
 pub struct WorkType {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     pub kind: Option<String>,
     pub title: Option<String>,
@@ -168,6 +178,7 @@ pub struct WorkType {
 #[derive(Debug, Deserialize)]
 pub struct Lesson {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     /// The topic.
     pub title: Option<String>,
@@ -186,6 +197,7 @@ pub struct Lesson {
 #[derive(Debug, Deserialize)]
 pub struct LessonSubject {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
 }
 
@@ -193,6 +205,7 @@ pub struct LessonSubject {
 #[serde(rename_all = "camelCase")]
 pub struct Work {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -205,15 +218,18 @@ pub struct Work {
 #[derive(Debug, Deserialize)]
 pub struct Mark {
     pub id: Option<SourceId>,
+    #[serde(rename = "id_str")]
     pub id_str: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub value: Option<String>,
     pub person: Option<SourceId>,
+    #[serde(rename = "person_str")]
     pub person_str: Option<String>,
     pub work: Option<SourceId>,
     pub work_str: Option<String>,
     pub lesson: Option<SourceId>,
+    #[serde(rename = "lesson_str")]
     pub lesson_str: Option<String>,
     pub date: Option<String>,
     #[serde(rename = "workType")]
@@ -223,6 +239,7 @@ pub struct Mark {
 #[derive(Debug, Deserialize)]
 pub struct FinalMarksOfPerson {
     pub person: Option<SourceId>,
+    #[serde(rename = "person_str")]
     pub person_str: Option<String>,
     #[serde(rename = "reportingPeriod")]
     pub reporting_period: Option<SourceId>,
@@ -251,10 +268,31 @@ pub struct FinalMarkValue {
 #[serde(rename_all = "camelCase")]
 pub struct LogEntry {
     pub person: Option<SourceId>,
+    #[serde(rename = "person_str")]
     pub person_str: Option<String>,
     pub lesson: Option<SourceId>,
+    #[serde(rename = "lesson_str")]
     pub lesson_str: Option<String>,
     pub comment: Option<String>,
     pub status: Option<String>,
     pub created_date: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn string_twins_win_over_numbers_in_every_casing() {
+        let p: PersonItem = serde_json::from_str(r#"{"id": 1, "id_str": "1750000000000000001", "firstName": "Анна"}"#).unwrap();
+        assert_eq!(pick(&p.id_str, &p.id).as_deref(), Some("1750000000000000001"));
+        let e: LogEntry = serde_json::from_str(r#"{"person": 1, "person_str": "7", "lesson": 2, "lesson_str": "8", "createdDate": "2025-09-01T10:00:00.123456"}"#).unwrap();
+        assert_eq!(pick(&e.person_str, &e.person).as_deref(), Some("7"));
+        assert_eq!(pick(&e.lesson_str, &e.lesson).as_deref(), Some("8"));
+        let t: Teacher = serde_json::from_str(r#"{"Id": 5, "IdStr": "15", "LastName": "Петров"}"#).unwrap();
+        assert_eq!(pick(&t.id_str, &t.id).as_deref(), Some("15"));
+        let g: EduGroup = serde_json::from_str(r#"{"id": 3, "id_str": "3", "journalType": "Elective", "parentIds": [9]}"#).unwrap();
+        assert_eq!(g.journaltype.as_deref(), Some("Elective"));
+        assert_eq!(g.parent().as_deref(), Some("9"));
+    }
 }

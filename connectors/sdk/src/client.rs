@@ -524,8 +524,8 @@ fn is_html(content_type: Option<&str>, body: &[u8]) -> bool {
         return true;
     }
     let start = body.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(body.len());
-    let head = &body[start..body.len().min(start + 15)];
-    head.eq_ignore_ascii_case(b"<!doctype html") || head.starts_with(b"<html")
+    let head = body[start..body.len().min(start + 14)].to_ascii_lowercase();
+    head.starts_with(b"<!doctype html") || head.starts_with(b"<html")
 }
 
 /// The message of an HTML error page: Dnevnik's `<div class="error__description"><p>…`,

@@ -97,12 +97,62 @@ fn number(s: &str, min: usize, max: usize) -> Option<u32> {
     s.parse().ok()
 }
 
-fn write_date(f: &mut fmt::Formatter<'_>, d: NaiveDate) -> fmt::Result {
-    write!(f, "{:04}-{:02}-{:02}", d.year(), d.month(), d.day())
+/// A date or datetime written into a stack buffer: no `fmt` machinery on the hot path (every
+/// mark and lesson carries one).
+struct Buf {
+    bytes: [u8; 32],
+    len: usize,
 }
 
-fn write_hms(f: &mut fmt::Formatter<'_>, t: NaiveDateTime) -> fmt::Result {
-    write!(f, "T{:02}:{:02}:{:02}", t.hour(), t.minute(), t.second())
+impl Buf {
+    fn new() -> Self {
+        Buf {
+            bytes: [0; 32],
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, b: u8) {
+        self.bytes[self.len] = b;
+        self.len += 1;
+    }
+
+    fn push_str(&mut self, s: &str) {
+        for &b in s.as_bytes() {
+            self.push(b);
+        }
+    }
+
+    /// `n` zero-padded to `width` digits (`n` must fit).
+    fn digits(&mut self, mut n: u32, width: usize) {
+        for k in (0..width).rev() {
+            self.bytes[self.len + k] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        self.len += width;
+    }
+
+    fn date(&mut self, d: NaiveDate) {
+        // Years outside 0..=9999 do not occur in a school journal; clamp rather than panic.
+        self.digits(d.year().clamp(0, 9999) as u32, 4);
+        self.push(b'-');
+        self.digits(d.month(), 2);
+        self.push(b'-');
+        self.digits(d.day(), 2);
+    }
+
+    fn hms(&mut self, t: NaiveDateTime) {
+        self.push(b'T');
+        self.digits(t.hour(), 2);
+        self.push(b':');
+        self.digits(t.minute(), 2);
+        self.push(b':');
+        self.digits(t.second(), 2);
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("ASCII digits and separators")
+    }
 }
 
 /// Nanoseconds of the second, without a leap-second overflow.
@@ -110,11 +160,26 @@ fn nanos(t: NaiveDateTime) -> u32 {
     t.nanosecond() % 1_000_000_000
 }
 
-macro_rules! display_as_str {
+/// A wire date format: fills a [`Buf`]; `Display` and `Serialize` (as a string) follow.
+trait WireDate {
+    fn fill(&self, b: &mut Buf);
+}
+
+macro_rules! wire_date {
     ($($t:ty),*) => {$(
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                let mut b = Buf::new();
+                self.fill(&mut b);
+                f.write_str(b.as_str())
+            }
+        }
+
         impl Serialize for $t {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_str(self)
+                let mut b = Buf::new();
+                self.fill(&mut b);
+                s.serialize_str(b.as_str())
             }
         }
     )*};
@@ -124,10 +189,10 @@ macro_rules! display_as_str {
 #[derive(Debug, Clone, Copy)]
 pub struct Midnight(pub NaiveDate);
 
-impl fmt::Display for Midnight {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_date(f, self.0)?;
-        f.write_str("T00:00:00")
+impl WireDate for Midnight {
+    fn fill(&self, b: &mut Buf) {
+        b.date(self.0);
+        b.push_str("T00:00:00");
     }
 }
 
@@ -135,10 +200,10 @@ impl fmt::Display for Midnight {
 #[derive(Debug, Clone, Copy)]
 pub struct EndOfDay(pub NaiveDate);
 
-impl fmt::Display for EndOfDay {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_date(f, self.0)?;
-        f.write_str("T23:59:59")
+impl WireDate for EndOfDay {
+    fn fill(&self, b: &mut Buf) {
+        b.date(self.0);
+        b.push_str("T23:59:59");
     }
 }
 
@@ -146,11 +211,12 @@ impl fmt::Display for EndOfDay {
 #[derive(Debug, Clone, Copy)]
 pub struct Ticks(pub NaiveDateTime);
 
-impl fmt::Display for Ticks {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_date(f, self.0.date())?;
-        write_hms(f, self.0)?;
-        write!(f, ".{:07}", nanos(self.0) / 100)
+impl WireDate for Ticks {
+    fn fill(&self, b: &mut Buf) {
+        b.date(self.0.date());
+        b.hms(self.0);
+        b.push(b'.');
+        b.digits(nanos(self.0) / 100, 7);
     }
 }
 
@@ -158,11 +224,12 @@ impl fmt::Display for Ticks {
 #[derive(Debug, Clone, Copy)]
 pub struct Micros(pub NaiveDateTime);
 
-impl fmt::Display for Micros {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_date(f, self.0.date())?;
-        write_hms(f, self.0)?;
-        write!(f, ".{:06}", nanos(self.0) / 1_000)
+impl WireDate for Micros {
+    fn fill(&self, b: &mut Buf) {
+        b.date(self.0.date());
+        b.hms(self.0);
+        b.push(b'.');
+        b.digits(nanos(self.0) / 1_000, 6);
     }
 }
 
@@ -170,11 +237,13 @@ impl fmt::Display for Micros {
 #[derive(Debug, Clone, Copy)]
 pub struct UtcMillis(pub NaiveDateTime);
 
-impl fmt::Display for UtcMillis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_date(f, self.0.date())?;
-        write_hms(f, self.0)?;
-        write!(f, ".{:03}Z", nanos(self.0) / 1_000_000)
+impl WireDate for UtcMillis {
+    fn fill(&self, b: &mut Buf) {
+        b.date(self.0.date());
+        b.hms(self.0);
+        b.push(b'.');
+        b.digits(nanos(self.0) / 1_000_000, 3);
+        b.push(b'Z');
     }
 }
 
@@ -182,13 +251,13 @@ impl fmt::Display for UtcMillis {
 #[derive(Debug, Clone, Copy)]
 pub struct Day(pub NaiveDate);
 
-impl fmt::Display for Day {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write_date(f, self.0)
+impl WireDate for Day {
+    fn fill(&self, b: &mut Buf) {
+        b.date(self.0);
     }
 }
 
-display_as_str!(Midnight, EndOfDay, Ticks, Micros, UtcMillis, Day);
+wire_date!(Midnight, EndOfDay, Ticks, Micros, UtcMillis, Day);
 
 #[cfg(test)]
 mod tests {

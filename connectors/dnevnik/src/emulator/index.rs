@@ -30,8 +30,8 @@ pub(crate) struct UnitIndex {
     pub unit: UnitRef,
     /// (lesson date, lesson number, lesson id), sorted
     pub lessons: Vec<(NaiveDate, u8, u64)>,
-    /// (entered at, mark id) of marks on this unit's lessons, sorted
-    pub marks: Vec<(NaiveDateTime, u64)>,
+    /// (entered at, mark id, the work's work type) of marks on this unit's lessons, sorted
+    pub marks: Vec<(NaiveDateTime, u64, u64)>,
     /// (lesson date, lesson id, student id) of attendance entries, sorted
     pub attendance: Vec<(NaiveDate, u64, u64)>,
     /// (student id, active) of everyone ever enrolled, sorted by student, one row each
@@ -172,8 +172,13 @@ impl Index {
                 let Some(lesson) = school.lessons.get(&mark.lesson) else {
                     continue;
                 };
+                let work_type = school
+                    .works
+                    .get(&mark.work)
+                    .map(|w| w.work_type)
+                    .unwrap_or(0);
                 if let Some(u) = units.get_mut(&lesson.unit) {
-                    u.marks.push((mark.entered_at, mark.id));
+                    u.marks.push((mark.entered_at, mark.id, work_type));
                 }
             }
             for &(lesson_id, student) in school.attendance.keys() {

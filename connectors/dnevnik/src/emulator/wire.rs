@@ -105,7 +105,18 @@ pub struct IdStr(pub u64);
 
 impl Serialize for IdStr {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&self.0)
+        let mut buf = [0u8; 20];
+        let mut i = buf.len();
+        let mut n = self.0;
+        loop {
+            i -= 1;
+            buf[i] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        s.serialize_str(std::str::from_utf8(&buf[i..]).expect("ASCII digits"))
     }
 }
 
@@ -802,8 +813,8 @@ pub fn marks(s: &Served, id: u64, from: NaiveDate, to: NaiveDate) -> Result<Vec<
     let rows = range_by(&u.marks, |r| r.0.date(), from, to);
     let list = rows
         .iter()
-        .filter_map(|(_, m)| school.marks.get(m))
-        .map(|m| MarkJson {
+        .filter_map(|&(_, m, work_type)| Some((school.marks.get(&m)?, work_type)))
+        .map(|(m, work_type)| MarkJson {
             id: m.id,
             id_str: IdStr(m.id),
             r#type: "mark5",
@@ -817,7 +828,7 @@ pub fn marks(s: &Served, id: u64, from: NaiveDate, to: NaiveDate) -> Result<Vec<
             lesson_str: IdStr(m.lesson),
             number: 0,
             date: Ticks(m.entered_at),
-            workType: school.works.get(&m.work).map(|w| w.work_type).unwrap_or(0),
+            workType: work_type,
             mood: mood(&m.value),
             use_avg_calc: true,
         });
@@ -998,4 +1009,35 @@ pub fn batch_ids(body: &[u8], key: &str) -> Result<Vec<u64>, ApiError> {
         })
         .collect::<Option<Vec<u64>>>()
         .ok_or_else(|| ApiError::invalid_request("Ids must be integers"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn id_twins_are_exact() {
+        for n in [0, 7, 10, 9_007_199_254_740_993, FIRST_ID + 1, u64::MAX] {
+            assert_eq!(
+                serde_json::to_string(&IdStr(n)).unwrap(),
+                format!("\"{n}\"")
+            );
+        }
+    }
+
+    #[test]
+    fn moods_and_kinds() {
+        assert_eq!(mood("5-"), "Good");
+        assert_eq!(mood("4+"), "Good");
+        assert_eq!(mood("3"), "Average");
+        assert_eq!(mood("2"), "Bad");
+        assert_eq!(mood("1+"), "Bad");
+        assert_eq!(mood("осв"), "NotSet");
+        assert_eq!(work_kind("internal_control"), Some(("InternalControl", 5)));
+        assert_eq!(work_kind("practical"), Some(("PracticalWork", 7)));
+        assert_eq!(work_kind("independent"), Some(("IndependentWork", 6)));
+        assert_eq!(work_kind("written"), Some(("WrittenWork", 2)));
+        assert_eq!(work_kind("test"), Some(("Test", 4)));
+        assert_eq!(work_kind("nope"), None);
+    }
 }

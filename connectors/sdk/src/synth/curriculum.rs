@@ -211,9 +211,11 @@ impl Subj {
             Subj::Pe | Subj::Obzr => Some(Dept::Pe),
             _ if primary => None,
             Subj::Russian | Subj::Literature | Subj::LitReading => Some(Dept::Rus),
-            Subj::Math | Subj::Algebra | Subj::AlgebraAnalysis | Subj::Geometry | Subj::ProbStat => {
-                Some(Dept::Math)
-            }
+            Subj::Math
+            | Subj::Algebra
+            | Subj::AlgebraAnalysis
+            | Subj::Geometry
+            | Subj::ProbStat => Some(Dept::Math),
             Subj::Informatics => Some(Dept::Inf),
             Subj::History | Subj::Social | Subj::World | Subj::Orkse => Some(Dept::Hist),
             Subj::Geography => Some(Dept::Geo),
@@ -292,28 +294,61 @@ impl Subj {
         match self {
             Subj::Music | Subj::Art | Subj::Technology | Subj::Pe | Subj::Orkse => 0.6,
             Subj::Obzr | Subj::World => 0.3,
-            Subj::Algebra | Subj::AlgebraAnalysis | Subj::Geometry | Subj::Physics | Subj::Chemistry => -0.15,
+            Subj::Algebra
+            | Subj::AlgebraAnalysis
+            | Subj::Geometry
+            | Subj::Physics
+            | Subj::Chemistry => -0.15,
             _ => 0.0,
         }
     }
 
-    /// Lesson topics in the order of the year's programme, for `grade`.
+    /// Lesson topics in the order of the year's programme, for `grade`. A list shared by
+    /// several grades is cut into overlapping parts, one per grade, so that 2nd and 4th
+    /// graders do not study the same thing on the same day.
     pub(super) fn topics(self, grade: u8) -> &'static [&'static str] {
-        topics(self, grade)
+        let list = topics(self, grade);
+        let (first, last) = match (self, grade) {
+            (Subj::Pe | Subj::AfterSchool | Subj::Chess, _) => return list,
+            (Subj::Russian | Subj::LitReading | Subj::World | Subj::Technology, 1..=4) => (1, 4),
+            (Subj::English, 2..=4) => (2, 4),
+            (Subj::English, 5..=9) => (5, 9),
+            (Subj::Russian | Subj::English | Subj::Social | Subj::Geography, 10..=11) => (10, 11),
+            (Subj::Technology, 5..=9) => (5, 9),
+            (Subj::ProbStat | Subj::Informatics, _) => (7, 11),
+            (Subj::Music, _) => (1, 8),
+            (Subj::Art, _) => (1, 7),
+            (Subj::Obzr, _) => (8, 11),
+            _ => return list,
+        };
+        let grades = (last - first + 1) as usize;
+        let len = list.len();
+        let size = (len / grades).max(4).min(len);
+        let start = ((grade.clamp(first, last) - first) as usize * len / grades).min(len - size);
+        &list[start..start + size]
     }
 
     /// The wording of the second, third … lesson on the same topic.
     fn follow_ups(self) -> &'static [&'static str] {
         match self {
-            Subj::Math | Subj::Algebra | Subj::AlgebraAnalysis | Subj::Geometry | Subj::ProbStat | Subj::Physics => {
+            Subj::Math
+            | Subj::Algebra
+            | Subj::AlgebraAnalysis
+            | Subj::Geometry
+            | Subj::ProbStat
+            | Subj::Physics => {
                 &["Решение задач", "Закрепление", "Обобщение и систематизация знаний"]
             }
             Subj::Literature | Subj::LitReading => {
                 &["Анализ произведения", "Развитие речи", "Обсуждение прочитанного"]
             }
-            Subj::Pe => &["Техника выполнения упражнений", "Учебная игра", "Развитие физических качеств"],
+            Subj::Pe => {
+                &["Техника выполнения упражнений", "Учебная игра", "Развитие физических качеств"]
+            }
             Subj::English => &["Лексика", "Грамматика", "Чтение и аудирование", "Говорение"],
-            Subj::Music | Subj::Art | Subj::Technology => &["Практическая работа", "Творческое задание"],
+            Subj::Music | Subj::Art | Subj::Technology => {
+                &["Практическая работа", "Творческое задание"]
+            }
             Subj::AfterSchool => &[],
             Subj::Informatics => &["Практикум", "Закрепление"],
             _ => &["Закрепление", "Практикум", "Обобщение и систематизация знаний"],
@@ -341,7 +376,8 @@ impl Subj {
             (theme.to_string(), theme)
         } else {
             let f = follow[(k as usize - 1) % follow.len()];
-            (format!("{theme}. {f}"), theme)
+            let sep = if theme.ends_with('.') { " " } else { ". " };
+            (format!("{theme}{sep}{f}"), theme)
         }
     }
 
@@ -396,7 +432,9 @@ impl Subj {
             ],
             Subj::Geography => &["§ {par}, вопросы {k}–{k2}", "§ {par}; контурная карта, с. {p3}"],
             Subj::Biology => &["§ {par}, вопросы {k}–{k2}", "§ {par}, заполнить таблицу в тетради"],
-            Subj::Physics => &["§ {par}, упр. {k} (задачи 1–{k2})", "§ {par}, вопросы после параграфа"],
+            Subj::Physics => {
+                &["§ {par}, упр. {k} (задачи 1–{k2})", "§ {par}, вопросы после параграфа"]
+            }
             Subj::Chemistry => &["§ {par}, упр. {k}, {k2}", "§ {par}, задача {k}"],
             Subj::Obzr | Subj::Orkse => {
                 &["§ {par}, ответить на вопросы", "Подготовить рассказ по теме «{theme}»"]
@@ -705,7 +743,9 @@ fn topics(s: Subj, g: u8) -> &'static [&'static str] {
             "Параллельные прямые",
             "Соотношения между сторонами и углами треугольника",
         ],
-        (Subj::Geometry, 8) => &["Четырёхугольники", "Площадь", "Подобные треугольники", "Окружность"],
+        (Subj::Geometry, 8) => {
+            &["Четырёхугольники", "Площадь", "Подобные треугольники", "Окружность"]
+        }
         (Subj::Geometry, 9) => &[
             "Векторы",
             "Метод координат",
@@ -808,22 +848,43 @@ fn topics(s: Subj, g: u8) -> &'static [&'static str] {
             "Россия в XXI веке",
             "Мир во второй половине XX – начале XXI в.",
         ],
-        (Subj::Social, 6) => &["Человек в социальном измерении", "Человек среди людей", "Общество, в котором мы живём"],
-        (Subj::Social, 7) => &["Социальные нормы", "Человек в экономических отношениях", "Человек и природа"],
-        (Subj::Social, 8) => &["Человек в экономике", "Человек в мире культуры", "Социальная сфера"],
+        (Subj::Social, 6) => &[
+            "Человек в социальном измерении",
+            "Человек среди людей",
+            "Общество, в котором мы живём",
+        ],
+        (Subj::Social, 7) => {
+            &["Социальные нормы", "Человек в экономических отношениях", "Человек и природа"]
+        }
+        (Subj::Social, 8) => {
+            &["Человек в экономике", "Человек в мире культуры", "Социальная сфера"]
+        }
         (Subj::Social, 9) => &["Политика", "Гражданин и государство", "Основы российского права"],
-        (Subj::Social, _) => &["Человек и общество", "Экономика", "Социальные отношения", "Политика", "Право"],
+        (Subj::Social, _) => {
+            &["Человек и общество", "Экономика", "Социальные отношения", "Политика", "Право"]
+        }
         (Subj::Geography, 5) => &["Земля во Вселенной", "План и карта", "Литосфера"],
         (Subj::Geography, 6) => &["Гидросфера", "Атмосфера", "Биосфера"],
         (Subj::Geography, 7) => &["Материки и океаны", "Африка", "Южная Америка", "Евразия"],
-        (Subj::Geography, 8) => &["Географическое положение России", "Рельеф России", "Климат России", "Природные зоны России"],
+        (Subj::Geography, 8) => &[
+            "Географическое положение России",
+            "Рельеф России",
+            "Климат России",
+            "Природные зоны России",
+        ],
         (Subj::Geography, 9) => &["Население России", "Хозяйство России", "Регионы России"],
         (Subj::Geography, _) => &["Население мира", "Мировое хозяйство", "Регионы и страны мира"],
-        (Subj::Biology, 5) => &["Биология — наука о живой природе", "Клетка", "Многообразие организмов"],
+        (Subj::Biology, 5) => {
+            &["Биология — наука о живой природе", "Клетка", "Многообразие организмов"]
+        }
         (Subj::Biology, 6) => &["Растительный организм", "Жизнедеятельность растений"],
-        (Subj::Biology, 7) => &["Систематика растений", "Бактерии и грибы", "Растительные сообщества"],
+        (Subj::Biology, 7) => {
+            &["Систематика растений", "Бактерии и грибы", "Растительные сообщества"]
+        }
         (Subj::Biology, 8) => &["Животные: строение и жизнедеятельность", "Многообразие животных"],
-        (Subj::Biology, 9) => &["Человек и его здоровье", "Нервная система", "Кровь и кровообращение", "Пищеварение"],
+        (Subj::Biology, 9) => {
+            &["Человек и его здоровье", "Нервная система", "Кровь и кровообращение", "Пищеварение"]
+        }
         (Subj::Biology, 10) => &["Клетка", "Обмен веществ", "Размножение и развитие организмов"],
         (Subj::Biology, _) => &["Генетика", "Эволюция", "Экология"],
         (Subj::Physics, 7) => &[
@@ -833,15 +894,29 @@ fn topics(s: Subj, g: u8) -> &'static [&'static str] {
             "Давление твёрдых тел, жидкостей и газов",
             "Работа и мощность",
         ],
-        (Subj::Physics, 8) => &["Тепловые явления", "Электрические явления", "Магнитные явления", "Световые явления"],
+        (Subj::Physics, 8) => {
+            &["Тепловые явления", "Электрические явления", "Магнитные явления", "Световые явления"]
+        }
         (Subj::Physics, 9) => &[
             "Законы движения",
             "Механические колебания и волны",
             "Электромагнитное поле",
             "Строение атома и атомного ядра",
         ],
-        (Subj::Physics, 10) => &["Кинематика", "Динамика", "Законы сохранения", "Молекулярная физика", "Электростатика"],
-        (Subj::Physics, _) => &["Магнитное поле", "Электромагнитная индукция", "Колебания и волны", "Оптика", "Квантовая физика"],
+        (Subj::Physics, 10) => &[
+            "Кинематика",
+            "Динамика",
+            "Законы сохранения",
+            "Молекулярная физика",
+            "Электростатика",
+        ],
+        (Subj::Physics, _) => &[
+            "Магнитное поле",
+            "Электромагнитная индукция",
+            "Колебания и волны",
+            "Оптика",
+            "Квантовая физика",
+        ],
         (Subj::Chemistry, 8) => &[
             "Первоначальные химические понятия",
             "Кислород. Водород",
@@ -850,8 +925,14 @@ fn topics(s: Subj, g: u8) -> &'static [&'static str] {
             "Периодический закон Д. И. Менделеева",
         ],
         (Subj::Chemistry, 9) => &["Электролитическая диссоциация", "Неметаллы", "Металлы"],
-        (Subj::Chemistry, 10) => &["Углеводороды", "Кислородсодержащие органические соединения", "Азотсодержащие соединения"],
-        (Subj::Chemistry, _) => &["Строение вещества", "Химические реакции", "Неорганическая химия"],
+        (Subj::Chemistry, 10) => &[
+            "Углеводороды",
+            "Кислородсодержащие органические соединения",
+            "Азотсодержащие соединения",
+        ],
+        (Subj::Chemistry, _) => {
+            &["Строение вещества", "Химические реакции", "Неорганическая химия"]
+        }
         (Subj::Orkse, _) => &[
             "Россия — наша Родина",
             "Культура и мораль",

@@ -45,26 +45,24 @@ pub(super) fn build(config: SynthConfig) -> World {
     let mut numbers: Vec<u32> = (1..=(config.schools.max(1) * 3 + 20)).collect();
     numbers.shuffle(&mut rng);
     let mut schools = Vec::new();
-    for i in 0..config.schools as usize {
+    for &number in numbers.iter().take(config.schools as usize) {
         let mut ids = Ids(&mut next_id);
-        schools.push(build_school(&config, &mut rng, &mut ids, numbers[i], municipality, city));
+        schools.push(build_school(&config, &mut rng, &mut ids, number, municipality, city));
     }
     let mut truth = Vec::new();
     let at = config.year_start.and_time(NaiveTime::from_hms_opt(7, 0, 0).expect("valid time"));
     for school in &schools {
         log_structure(&mut truth, school, config.year_start, at);
     }
-    World {
-        today: config.year_start,
-        config,
-        schools,
-        truth,
-        next_id,
-        sim: SimState::default(),
-    }
+    World { today: config.year_start, config, schools, truth, next_id, sim: SimState::default() }
 }
 
-fn log_structure(truth: &mut Vec<TruthChange>, s: &School, day: NaiveDate, at: chrono::NaiveDateTime) {
+fn log_structure(
+    truth: &mut Vec<TruthChange>,
+    s: &School,
+    day: NaiveDate,
+    at: chrono::NaiveDateTime,
+) {
     let mut push = |kind: EntityKind, key: String| {
         truth.push(TruthChange {
             seq: truth.len() as u64 + 1,
@@ -115,6 +113,9 @@ enum UnitRef {
     /// class, subject, subgroup number (1 or 2)
     Sub(usize, Subj, u8),
 }
+
+/// A subject's weekly lessons in a class: (subject, hours, [(unit, teacher)]).
+type Item = (Subj, u8, Vec<(u64, usize)>);
 
 /// Hours of one class (or subgroup) that one teacher teaches.
 struct Package {
@@ -206,9 +207,14 @@ fn build_school(
         .collect();
     let subjects: Vec<SynthSubject> = used
         .iter()
-        .map(|s| SynthSubject { id: ids.next(), name: s.name().into(), knowledge_area: s.knowledge_area().into() })
+        .map(|s| SynthSubject {
+            id: ids.next(),
+            name: s.name().into(),
+            knowledge_area: s.knowledge_area().into(),
+        })
         .collect();
-    let subject_id: BTreeMap<Subj, u64> = used.iter().zip(&subjects).map(|(&s, x)| (s, x.id)).collect();
+    let subject_id: BTreeMap<Subj, u64> =
+        used.iter().zip(&subjects).map(|(&s, x)| (s, x.id)).collect();
     let work_types: Vec<SynthWorkType> = WORK_TYPES
         .iter()
         .map(|&(code, title, abbr, weight)| SynthWorkType {
@@ -227,7 +233,14 @@ fn build_school(
         let own: Vec<(Subj, u8)> =
             taught.iter().filter(|s| s.dept(g).is_none()).map(|&s| (s, s.hours(g))).collect();
         if !own.is_empty() {
-            packages.push(Package { class: c, unit: UnitRef::Class(c), dept: None, items: own, pair: None, teacher: 0 });
+            packages.push(Package {
+                class: c,
+                unit: UnitRef::Class(c),
+                dept: None,
+                items: own,
+                pair: None,
+                teacher: 0,
+            });
         }
         for d in DEPTS {
             let items: Vec<(Subj, u8)> = taught
@@ -236,7 +249,14 @@ fn build_school(
                 .map(|&s| (s, s.hours(g)))
                 .collect();
             if !items.is_empty() {
-                packages.push(Package { class: c, unit: UnitRef::Class(c), dept: Some(d), items, pair: None, teacher: 0 });
+                packages.push(Package {
+                    class: c,
+                    unit: UnitRef::Class(c),
+                    dept: Some(d),
+                    items,
+                    pair: None,
+                    teacher: 0,
+                });
             }
         }
         for &s in taught.iter().filter(|s| s.split(g)) {
@@ -261,7 +281,10 @@ fn build_school(
     let mut merged = BTreeSet::new();
     for (from, to) in MERGES {
         let t = total(&packages, from);
-        if t > 0 && t < 12 && !merged.contains(&to) && !merged.contains(&from) {
+        // Too few hours for one teacher, or for the two a subgroup subject needs.
+        let pairs = packages.iter().any(|p| p.dept == Some(from) && p.pair.is_some());
+        let small = t < 12 || (pairs && t < 24);
+        if t > 0 && small && !merged.contains(&to) && !merged.contains(&from) {
             for p in packages.iter_mut().filter(|p| p.dept == Some(from)) {
                 p.dept = Some(to);
             }
@@ -281,7 +304,8 @@ fn build_school(
         teachers[t].load += p.items.iter().map(|&(_, h)| h as u32).sum::<u32>();
     }
     for d in DEPTS {
-        let mine: Vec<usize> = (0..packages.len()).filter(|&i| packages[i].dept == Some(d)).collect();
+        let mine: Vec<usize> =
+            (0..packages.len()).filter(|&i| packages[i].dept == Some(d)).collect();
         if mine.is_empty() {
             continue;
         }
@@ -311,10 +335,8 @@ fn build_school(
     }
 
     // ГПД (grades 1–2) by the class teacher, one extracurricular course per school.
-    let chess_class = [5u8, 6, 7, 4, 3]
-        .iter()
-        .find_map(|&g| grades.iter().position(|&x| x == g))
-        .unwrap_or(0);
+    let chess_class =
+        [5u8, 6, 7, 4, 3].iter().find_map(|&g| grades.iter().position(|&x| x == g)).unwrap_or(0);
     let chess_teacher = (0..teachers.len())
         .filter(|&t| teachers[t].dept == Some(Dept::Math))
         .min_by_key(|&t| (teachers[t].load, t))
@@ -328,9 +350,9 @@ fn build_school(
 
     // Homeroom teachers: the primary class teacher, or the teacher with most hours in the class.
     let mut homeroom = vec![0usize; grades.len()];
-    for c in 0..grades.len() {
+    for (c, slot) in homeroom.iter_mut().enumerate() {
         if let Some(&t) = primary_teacher.get(&c) {
-            homeroom[c] = t;
+            *slot = t;
             continue;
         }
         let mut by_teacher: BTreeMap<usize, u32> = BTreeMap::new();
@@ -347,7 +369,7 @@ fn build_school(
             .or_else(|| cand.first().map(|&(_, t)| t))
             .unwrap_or(0);
         teachers[t].homeroom = true;
-        homeroom[c] = t;
+        *slot = t;
     }
 
     // Teachers as persons.
@@ -382,7 +404,12 @@ fn build_school(
     let tid = |t: usize| teacher_persons[t].id;
 
     let classes: Vec<SynthClass> = (0..grades.len())
-        .map(|c| SynthClass { id: ids.next(), name: class_name(c), grade: grades[c], homeroom_teacher: tid(homeroom[c]) })
+        .map(|c| SynthClass {
+            id: ids.next(),
+            name: class_name(c),
+            grade: grades[c],
+            homeroom_teacher: tid(homeroom[c]),
+        })
         .collect();
 
     // Groups.
@@ -438,7 +465,13 @@ fn build_school(
     let mut guardianships = Vec::new();
     let mut enrollments = Vec::new();
     let enroll = |enrollments: &mut Vec<SynthEnrollment>, unit: u64, student: u64| {
-        enrollments.push(SynthEnrollment { student, unit, active: true, from: cfg.year_start, to: None })
+        enrollments.push(SynthEnrollment {
+            student,
+            unit,
+            active: true,
+            from: cfg.year_start,
+            to: None,
+        })
     };
     for (c, &g) in grades.iter().enumerate() {
         let spc = cfg.students_per_class as i64;
@@ -464,7 +497,11 @@ fn build_school(
             })
             .collect();
         let full = |k: &Kid| {
-            (names::surname(k.family, k.sex), k.first.to_string(), names::patronymic(k.father, k.sex).to_string())
+            (
+                names::surname(k.family, k.sex),
+                k.first.to_string(),
+                names::patronymic(k.father, k.sex).to_string(),
+            )
         };
         kids.sort_by_key(|k| full(k));
         let login_share = if g <= 4 { 0.3 } else { 0.95 };
@@ -473,17 +510,36 @@ fn build_school(
             let (last_name, first_name, middle_name) = full(k);
             let sid = ids.next();
             let user_id = if rng.random_bool(login_share) { Some(ids.next()) } else { None };
-            students.push(SynthPerson { id: sid, user_id, last_name, first_name, middle_name, sex: k.sex, birth_date: k.birth });
+            students.push(SynthPerson {
+                id: sid,
+                user_id,
+                last_name,
+                first_name,
+                middle_name,
+                sex: k.sex,
+                birth_date: k.birth,
+            });
             class_students.push(sid);
             // Guardians: both parents, the mother alone, or the father alone.
             let r: f64 = rng.random();
-            let (mother, father) = if r < 0.65 { (true, true) } else if r < 0.93 { (true, false) } else { (false, true) };
+            let (mother, father) = if r < 0.65 {
+                (true, true)
+            } else if r < 0.93 {
+                (true, false)
+            } else {
+                (false, true)
+            };
             let parent_birth = |rng: &mut ChaCha8Rng| {
                 let age = rng.random_range(22..=42);
-                random_date(rng, NaiveDate::from_ymd_opt(k.birth.year() - age, 1, 1).expect("valid date"), 365)
+                random_date(
+                    rng,
+                    NaiveDate::from_ymd_opt(k.birth.year() - age, 1, 1).expect("valid date"),
+                    365,
+                )
             };
             if mother {
-                let family = if father || rng.random_bool(0.85) { k.family } else { names::family(rng) };
+                let family =
+                    if father || rng.random_bool(0.85) { k.family } else { names::family(rng) };
                 let p = SynthPerson {
                     id: ids.next(),
                     user_id: if rng.random_bool(0.85) { Some(ids.next()) } else { None },
@@ -545,11 +601,21 @@ fn build_school(
     let mut loads: Vec<SynthLoad> = Vec::new();
     for p in &packages {
         for &(s, h) in &p.items {
-            loads.push(SynthLoad { teacher: tid(p.teacher), subject: subject_id[&s], unit: unit_id[&p.unit], hours_per_week: h });
+            loads.push(SynthLoad {
+                teacher: tid(p.teacher),
+                subject: subject_id[&s],
+                unit: unit_id[&p.unit],
+                hours_per_week: h,
+            });
         }
     }
     for (&c, &gid) in &gpd_group {
-        loads.push(SynthLoad { teacher: tid(homeroom[c]), subject: subject_id[&Subj::AfterSchool], unit: gid, hours_per_week: 5 });
+        loads.push(SynthLoad {
+            teacher: tid(homeroom[c]),
+            subject: subject_id[&Subj::AfterSchool],
+            unit: gid,
+            hours_per_week: 5,
+        });
     }
     loads.push(SynthLoad {
         teacher: tid(chess_teacher),
@@ -564,13 +630,20 @@ fn build_school(
     order.sort_by_key(|&c| (std::cmp::Reverse(grades[c]), c));
     for &c in &order {
         // Items: (subject, hours, [(unit, teacher)]); the two subgroups of a subject meet together.
-        let mut items: Vec<(Subj, u8, Vec<(u64, usize)>)> = Vec::new();
+        let mut items: Vec<Item> = Vec::new();
         for (i, p) in packages.iter().enumerate().filter(|(_, p)| p.class == c) {
             match p.pair {
                 Some(q) if q < i => continue,
                 Some(q) => {
                     let (s, h) = p.items[0];
-                    items.push((s, h, vec![(unit_id[&p.unit], p.teacher), (unit_id[&packages[q].unit], packages[q].teacher)]));
+                    items.push((
+                        s,
+                        h,
+                        vec![
+                            (unit_id[&p.unit], p.teacher),
+                            (unit_id[&packages[q].unit], packages[q].teacher),
+                        ],
+                    ));
                 }
                 None => {
                     for &(s, h) in &p.items {
@@ -582,28 +655,37 @@ fn build_school(
         items.sort_by_key(|(s, h, _)| (std::cmp::Reverse(*h), *s));
         let total: u32 = items.iter().map(|(_, h, _)| *h as u32).sum();
         let max = if grades[c] <= 4 { 6 } else { 7 };
-        tt.lay_out(rng, c, total, max);
+        tt.lay_out(c, total, max);
         for (s, h, parts) in &items {
             for _ in 0..*h {
                 tt.place(rng, c, *s, parts);
             }
         }
     }
-    // ГПД after the class's lessons; the course on the lightest day.
+    tt.repair(grades.len());
+    // ГПД after the class's lessons; the course on the lightest day its teacher is free.
     for (&c, &gid) in &gpd_group {
         for d in 0..5 {
             let n = tt.count[c][d] + 1;
-            tt.slots.push((d as u8, n, Subj::AfterSchool, gid, homeroom[c]));
-            tt.busy[homeroom[c]][d] |= 1 << n;
+            tt.add(c, d, n, Subj::AfterSchool, gid, homeroom[c]);
         }
     }
-    let d = (0..5).min_by_key(|&d| (tt.count[chess_class][d], d)).unwrap_or(0);
-    tt.slots.push((d as u8, tt.count[chess_class][d] + 1, Subj::Chess, chess_group, chess_teacher));
+    let chess_count = tt.count[chess_class];
+    let d = (0..5)
+        .min_by_key(|&d| (tt.is_busy(chess_teacher, d, chess_count[d] + 1), chess_count[d], d))
+        .unwrap_or(0);
+    tt.add(chess_class, d, chess_count[d] + 1, Subj::Chess, chess_group, chess_teacher);
 
     let mut timetable: Vec<SynthSlot> = tt
         .slots
         .iter()
-        .map(|&(d, n, s, unit, t)| SynthSlot { unit, subject: subject_id[&s], teacher: tid(t), weekday: d + 1, number: n })
+        .map(|&(_, d, n, s, unit, t)| SynthSlot {
+            unit,
+            subject: subject_id[&s],
+            teacher: tid(t),
+            weekday: d + 1,
+            number: n,
+        })
         .collect();
     timetable.sort_by_key(|s| (s.weekday, s.number, s.unit));
 
@@ -637,20 +719,19 @@ fn build_school(
     }
 }
 
-/// The weekly timetable being built: lessons laid out per class and day, teachers' busy
-/// lesson numbers.
+/// The weekly timetable being built: lessons laid out per class and day, how many lessons
+/// each teacher has at each time.
 struct Timetable {
     /// Per class and weekday: lessons that day
     count: Vec<[u8; 5]>,
     /// Per class and weekday: taken lesson numbers (bit n)
     taken: Vec<[u16; 5]>,
-    /// Per class and weekday: subjects that day
+    /// Per class: lessons of a subject on a weekday
     subj_day: Vec<BTreeMap<(Subj, usize), u8>>,
-    /// Per teacher and weekday: busy lesson numbers (bit n)
-    busy: Vec<[u16; 5]>,
-    /// (weekday 0–4, number, subject, unit, teacher)
-    slots: Vec<(u8, u8, Subj, u64, usize)>,
-    conflicts: usize,
+    /// Per teacher, weekday and lesson number: lessons at that time (more than one: a conflict)
+    busy: Vec<[[u8; 10]; 5]>,
+    /// (class, weekday 0–4, number, subject, unit, teacher)
+    slots: Vec<(usize, u8, u8, Subj, u64, usize)>,
 }
 
 impl Timetable {
@@ -659,14 +740,17 @@ impl Timetable {
             count: vec![[0; 5]; classes],
             taken: vec![[0; 5]; classes],
             subj_day: vec![BTreeMap::new(); classes],
-            busy: vec![[0; 5]; teachers],
+            busy: vec![[[0; 10]; 5]; teachers],
             slots: Vec::new(),
-            conflicts: 0,
         }
     }
 
+    fn is_busy(&self, t: usize, d: usize, n: u8) -> bool {
+        self.busy[t][d][n as usize] > 0
+    }
+
     /// Spreads `total` lessons over the week, heavier on Tuesday and Wednesday.
-    fn lay_out(&mut self, _rng: &mut ChaCha8Rng, c: usize, total: u32, max: u8) {
+    fn lay_out(&mut self, c: usize, total: u32, max: u8) {
         const EXTRA: [usize; 5] = [1, 2, 0, 3, 4];
         let base = (total / 5) as u8;
         let mut count = [base; 5];
@@ -679,6 +763,12 @@ impl Timetable {
         self.count[c] = count;
     }
 
+    /// Adds a lesson outside the class's own grid (ГПД, courses).
+    fn add(&mut self, c: usize, d: usize, n: u8, s: Subj, unit: u64, t: usize) {
+        self.busy[t][d][n as usize] += 1;
+        self.slots.push((c, d as u8, n, s, unit, t));
+    }
+
     /// Puts one lesson of `s` for the class in the free cell that keeps the subject spread
     /// over the week and its teachers free.
     fn place(&mut self, rng: &mut ChaCha8Rng, c: usize, s: Subj, parts: &[(u64, usize)]) {
@@ -689,24 +779,100 @@ impl Timetable {
                 if self.taken[c][d] & (1 << n) != 0 {
                     continue;
                 }
-                let conflict = parts.iter().any(|&(_, t)| self.busy[t][d] & (1 << n) != 0);
+                let conflict = parts.iter().any(|&(_, t)| self.is_busy(t, d, n));
                 let cost = same * 10 + if conflict { 100 } else { 0 } + rng.random_range(0..4u32);
                 if best.is_none_or(|(b, _, _)| cost < b) {
                     best = Some((cost, d, n));
                 }
             }
         }
-        let Some((cost, d, n)) = best else {
+        let Some((_, d, n)) = best else {
             return; // more hours than cells: cannot happen with the curriculum's totals
         };
-        if cost >= 100 {
-            self.conflicts += 1;
-        }
         self.taken[c][d] |= 1 << n;
         *self.subj_day[c].entry((s, d)).or_default() += 1;
         for &(unit, t) in parts {
-            self.busy[t][d] |= 1 << n;
-            self.slots.push((d as u8, n, s, unit, t));
+            self.add(c, d, n, s, unit, t);
+        }
+    }
+
+    /// The cost of two cells of class `c`: teacher conflicts there (heavy) and the
+    /// subject repeated on their days.
+    fn cost(&self, c: usize, cells: [(usize, u8); 2], teachers: &[usize]) -> u32 {
+        let mut cost = 0;
+        for &t in teachers {
+            for &(d, n) in &cells {
+                cost += 100 * (self.busy[t][d][n as usize].saturating_sub(1) as u32);
+            }
+        }
+        let days = if cells[0].0 == cells[1].0 { &cells[..1] } else { &cells[..] };
+        for &(d, _) in days {
+            for (&(_, sd), &k) in &self.subj_day[c] {
+                if sd == d {
+                    cost += 10 * (k.saturating_sub(1) as u32);
+                }
+            }
+        }
+        cost
+    }
+
+    /// Moves the lessons of cell `a` to cell `b` and back.
+    fn swap(&mut self, c: usize, a: (usize, u8), b: (usize, u8), sa: &[usize], sb: &[usize]) {
+        for (from, to, list) in [(a, b, sa), (b, a, sb)] {
+            for (j, &i) in list.iter().enumerate() {
+                let (_, _, _, s, _, t) = self.slots[i];
+                self.busy[t][from.0][from.1 as usize] -= 1;
+                self.busy[t][to.0][to.1 as usize] += 1;
+                self.slots[i].1 = to.0 as u8;
+                self.slots[i].2 = to.1;
+                // A cell holds one subject (both subgroups of it, at most): count it once.
+                if j == 0 {
+                    if let Some(k) = self.subj_day[c].get_mut(&(s, from.0)) {
+                        *k -= 1;
+                    }
+                    *self.subj_day[c].entry((s, to.0)).or_default() += 1;
+                }
+            }
+        }
+    }
+
+    /// Swaps lessons inside each class while that removes teacher conflicts (or repeats of a
+    /// subject on a day) without adding any.
+    fn repair(&mut self, classes: usize) {
+        for _ in 0..4 {
+            let mut improved = false;
+            for c in 0..classes {
+                let mut cells: BTreeMap<(usize, u8), Vec<usize>> = BTreeMap::new();
+                for (i, x) in self.slots.iter().enumerate().filter(|(_, x)| x.0 == c) {
+                    cells.entry((x.1 as usize, x.2)).or_default().push(i);
+                }
+                let keys: Vec<(usize, u8)> = cells.keys().copied().collect();
+                for i in 0..keys.len() {
+                    for j in i + 1..keys.len() {
+                        let (a, b) = (keys[i], keys[j]);
+                        let (sa, sb) = (cells[&a].clone(), cells[&b].clone());
+                        let mut teachers: Vec<usize> =
+                            sa.iter().chain(&sb).map(|&k| self.slots[k].5).collect();
+                        teachers.sort_unstable();
+                        teachers.dedup();
+                        let before = self.cost(c, [a, b], &teachers);
+                        if before == 0 {
+                            continue;
+                        }
+                        self.swap(c, a, b, &sa, &sb);
+                        if self.cost(c, [a, b], &teachers) < before {
+                            cells.insert(a, sb);
+                            cells.insert(b, sa);
+                            improved = true;
+                        } else {
+                            self.swap(c, b, a, &sa, &sb);
+                        }
+                    }
+                }
+            }
+            if !improved {
+                break;
+            }
         }
     }
 }

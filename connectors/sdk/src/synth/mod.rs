@@ -20,7 +20,9 @@ use crate::model::EntityKind;
 
 /// A change of the world between two points, with the intermediate steps folded
 /// (insert then delete is nothing; insert then update is an insert; …).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct NetChange {
     pub kind: EntityKind,
     pub key: String,
@@ -28,7 +30,9 @@ pub struct NetChange {
 }
 
 /// The folded operation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum NetOp {
     Insert,
@@ -62,7 +66,8 @@ impl World {
         self.truth.last().map(|c| c.seq).unwrap_or(0)
     }
 
-    /// Live records per canonical kind, over all schools.
+    /// Live records per canonical kind, over all schools. Kinds with no live record (final
+    /// marks before the first quarter ends, kinds the world never makes) are left out.
     pub fn counts(&self) -> BTreeMap<EntityKind, u64> {
         truth::counts(self)
     }

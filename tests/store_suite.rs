@@ -1,0 +1,980 @@
+//! The store scenarios, run against both backends (atuin's `db_story.rs` pattern): every
+//! scenario in `scenarios` is one test under `sqlite::` and one under `postgres::`.
+//!
+//! - SQLite: a fresh file in a temporary directory per test.
+//! - PostgreSQL: the server at `EJGATE_TEST_PG_URL` (default
+//!   `postgres://postgres@127.0.0.1:5432/test`), each test in its own fresh schema
+//!   (`ejgate_t_…`, selected with `options=-c search_path=…`, dropped at the end), so tests
+//!   run in parallel. An unreachable server FAILS the PostgreSQL tests: CI starts one.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use chrono::NaiveDate;
+use serde_json::{json, Value};
+use sqlx::{AssertSqlSafe, Connection};
+use tempfile::TempDir;
+use uuid::Uuid;
+
+use ejgate::store::{
+    self, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, KindCount, RunStats, RunStatus, Store,
+    StoreError, Upsert,
+};
+use ejgate_sdk::model::{DateRange, EntityKind, IdSpace};
+
+const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
+
+const SRC: &str = "dnevnik-1";
+const OTHER: &str = "epos-1";
+
+// ---- environment -------------------------------------------------------------------------
+
+/// One test's database: where it is, and how to look under the trait.
+pub struct Env {
+    url: String,
+    kind: EnvKind,
+}
+
+enum EnvKind {
+    Sqlite { _dir: TempDir },
+    Postgres { _schema: PgSchema },
+}
+
+/// A schema of its own on the shared PostgreSQL server; dropped when the test ends (also
+/// when it panics).
+struct PgSchema {
+    admin_url: String,
+    schema: String,
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
+        // The test's runtime may be gone or busy: drop the schema from a thread of its own.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await.ok()?;
+                sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+fn unique_suffix() -> String {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
+}
+
+impl Env {
+    pub async fn sqlite() -> Env {
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let url = format!("sqlite://{}", dir.path().join("store.db").display());
+        Env { url, kind: EnvKind::Sqlite { _dir: dir } }
+    }
+
+    pub async fn postgres() -> Env {
+        let admin_url = std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
+        let schema = format!("ejgate_t_{}", unique_suffix());
+        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+            panic!(
+                "PostgreSQL at {admin_url} is unreachable ({e}): start the server or point \
+                 EJGATE_TEST_PG_URL at one"
+            )
+        });
+        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
+            .execute(&mut conn)
+            .await
+            .expect("create the test schema");
+        let sep = if admin_url.contains('?') { '&' } else { '?' };
+        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
+        Env { url, kind: EnvKind::Postgres { _schema: PgSchema { admin_url, schema } } }
+    }
+
+    pub async fn open(&self) -> Box<dyn Store> {
+        store::open(&self.url).await.unwrap_or_else(|e| panic!("open {}: {e}", self.url))
+    }
+
+    /// `last_seen` of a record as the database keeps it (not part of the trait).
+    pub async fn last_seen(&self, id: Uuid) -> String {
+        match &self.kind {
+            EnvKind::Sqlite { .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar("SELECT last_seen FROM records WHERE id = ?1")
+                    .bind(id)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            }
+            EnvKind::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query_scalar("SELECT last_seen::text FROM records WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap()
+            }
+        }
+    }
+}
+
+// ---- test data -----------------------------------------------------------------------------
+
+fn id_of(source: &str, kind: EntityKind, source_id: &str) -> Uuid {
+    IdSpace::new(source).id(kind, source_id)
+}
+
+fn date(s: &str) -> NaiveDate {
+    s.parse().expect("date")
+}
+
+/// An upsert of `source`'s record; the natural key is taken from the content's `key`.
+fn upsert(
+    source: &str,
+    op: ChangeOp,
+    kind: EntityKind,
+    source_id: &str,
+    scope: &str,
+    day: Option<&str>,
+    content: Value,
+) -> Upsert {
+    let bytes = serde_json::to_vec(&content).unwrap();
+    Upsert {
+        op,
+        id: id_of(source, kind, source_id),
+        kind,
+        source_id: source_id.into(),
+        scope: scope.into(),
+        date: day.map(date),
+        source_updated_at: None,
+        content_hash: *blake3::hash(&bytes).as_bytes(),
+        natural_key: content.get("key").and_then(Value::as_str).unwrap_or(source_id).to_string(),
+        content: bytes,
+    }
+}
+
+/// A mark of SRC in `group:1` on 2025-09-10.
+fn mark(op: ChangeOp, source_id: &str, value: &str) -> Upsert {
+    upsert(
+        SRC,
+        op,
+        EntityKind::Mark,
+        source_id,
+        "group:1",
+        Some("2025-09-10"),
+        json!({"key": format!("student-{source_id}"), "value": value, "note": "«4+» ёж"}),
+    )
+}
+
+fn content_of(u: &Upsert) -> Value {
+    serde_json::from_slice(&u.content).unwrap()
+}
+
+fn inserts(upserts: Vec<Upsert>) -> ChangeSet {
+    ChangeSet { upserts, ..Default::default() }
+}
+
+fn cursor(value: &str) -> CursorUpdate {
+    CursorUpdate { stream: "marks".into(), scope: "group:1".into(), value: value.into() }
+}
+
+async fn all_changes(store: &dyn Store) -> Vec<ChangeRow> {
+    store.changes_since(0, u32::MAX).await.unwrap()
+}
+
+async fn last_seq(store: &dyn Store) -> i64 {
+    all_changes(store).await.last().map(|c| c.seq).unwrap_or(0)
+}
+
+fn count(kind: EntityKind, live: u64, tombstones: u64) -> KindCount {
+    KindCount { kind, live, tombstones }
+}
+
+// ---- the scenarios -------------------------------------------------------------------------
+
+mod scenarios {
+    use super::*;
+
+    pub async fn migrations_are_idempotent(env: &Env) {
+        let first = env.open().await;
+        let run = first.begin_run(SRC, "full").await.unwrap();
+        first.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "1", "5")]), None).await.unwrap();
+        drop(first);
+
+        // Opening again runs the migrations again: nothing to do, nothing lost.
+        let second = env.open().await;
+        let third = env.open().await;
+        assert_eq!(second.counts(None).await.unwrap(), vec![count(EntityKind::Mark, 1, 0)]);
+        second.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "2", "4")]), None).await.unwrap();
+        assert_eq!(third.counts(Some(SRC)).await.unwrap(), vec![count(EntityKind::Mark, 2, 0)]);
+    }
+
+    pub async fn insert_then_counts(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let batch = vec![
+            mark(ChangeOp::Insert, "1", "5"),
+            mark(ChangeOp::Insert, "2", "4"),
+            mark(ChangeOp::Insert, "3", "3"),
+            upsert(SRC, ChangeOp::Insert, EntityKind::Lesson, "l1", "group:1", Some("2025-09-10"), json!({"n": 1})),
+            upsert(SRC, ChangeOp::Insert, EntityKind::Lesson, "l2", "group:1", Some("2025-09-11"), json!({"n": 2})),
+        ];
+        store.apply(run, SRC, &inserts(batch.clone()), None).await.unwrap();
+        let other = store.begin_run(OTHER, "full").await.unwrap();
+        let subject = upsert(OTHER, ChangeOp::Insert, EntityKind::Subject, "s1", "school:1", None, json!({"name": "Алгебра"}));
+        store.apply(other, OTHER, &inserts(vec![subject]), None).await.unwrap();
+
+        assert_eq!(
+            store.counts(Some(SRC)).await.unwrap(),
+            vec![count(EntityKind::Lesson, 2, 0), count(EntityKind::Mark, 3, 0)]
+        );
+        assert_eq!(
+            store.counts(None).await.unwrap(),
+            vec![count(EntityKind::Subject, 1, 0), count(EntityKind::Lesson, 2, 0), count(EntityKind::Mark, 3, 0)]
+        );
+        assert_eq!(store.counts(Some("nobody")).await.unwrap(), vec![]);
+
+        let log = store.changes_of_run(run).await.unwrap();
+        assert_eq!(log.len(), 5);
+        for (row, u) in log.iter().zip(&batch) {
+            assert_eq!((row.op, row.id, row.kind, row.run_id), (ChangeOp::Insert, u.id, u.kind, run));
+            assert_eq!(row.source, SRC);
+            assert_eq!(row.source_id, u.source_id);
+            assert_eq!(row.before, None);
+            assert_eq!(row.after, Some(content_of(u)));
+        }
+
+        let marks = store.records(EntityKind::Mark, Some(SRC), false).await.unwrap();
+        assert_eq!(marks.len(), 3);
+        assert_eq!(marks[0].content, content_of(&batch[0]));
+        assert_eq!(marks[0].date, Some(date("2025-09-10")));
+        assert_eq!(marks[0].scope, "group:1");
+        assert!(!marks[0].deleted);
+    }
+
+    pub async fn update_logs_before_and_after(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let old = mark(ChangeOp::Insert, "1", "4");
+        store.apply(run, SRC, &inserts(vec![old.clone()]), None).await.unwrap();
+        let new = mark(ChangeOp::Update, "1", "5");
+        store.apply(run, SRC, &inserts(vec![new.clone()]), None).await.unwrap();
+
+        let log = store.changes_of_run(run).await.unwrap();
+        assert_eq!(log.len(), 2);
+        assert_eq!(log[1].op, ChangeOp::Update);
+        assert_eq!(log[1].before, Some(content_of(&old)));
+        assert_eq!(log[1].after, Some(content_of(&new)));
+
+        let stored = store.records(EntityKind::Mark, Some(SRC), true).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].content, content_of(&new));
+        let existing = store.existing(SRC, &[new.id], &[]).await.unwrap();
+        assert_eq!(existing[&new.id].content_hash, new.content_hash);
+        assert_eq!(existing[&new.id].natural_key, new.natural_key);
+        assert_eq!(existing[&new.id].kind, EntityKind::Mark);
+        assert!(!existing[&new.id].deleted);
+        assert_eq!(store.counts(Some(SRC)).await.unwrap(), vec![count(EntityKind::Mark, 1, 0)]);
+    }
+
+    pub async fn unchanged_seen_logs_nothing(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let m = mark(ChangeOp::Insert, "1", "4");
+        store.apply(run, SRC, &inserts(vec![m.clone()]), None).await.unwrap();
+        let seq = last_seq(&*store).await;
+        let before = env.last_seen(m.id).await;
+
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let seen = ChangeSet { seen: vec![m.id, Uuid::from_u128(42)], ..Default::default() };
+        store.apply(run, SRC, &seen, None).await.unwrap();
+
+        assert!(store.changes_since(seq, 100).await.unwrap().is_empty(), "seen wrote change rows");
+        let after = env.last_seen(m.id).await;
+        assert!(after > before, "last_seen did not move: {before} → {after}");
+        let stored = store.records(EntityKind::Mark, None, true).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].content, content_of(&m));
+    }
+
+    pub async fn delete_makes_tombstone_and_logs_before(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let keep = mark(ChangeOp::Insert, "1", "4");
+        let gone = mark(ChangeOp::Insert, "2", "2");
+        store.apply(run, SRC, &inserts(vec![keep.clone(), gone.clone()]), None).await.unwrap();
+        let del = ChangeSet { deletes: vec![(gone.id, EntityKind::Mark)], ..Default::default() };
+        store.apply(run, SRC, &del, None).await.unwrap();
+
+        assert_eq!(store.counts(Some(SRC)).await.unwrap(), vec![count(EntityKind::Mark, 1, 1)]);
+        let live = store.records(EntityKind::Mark, Some(SRC), false).await.unwrap();
+        assert_eq!(live.iter().map(|r| r.id).collect::<Vec<_>>(), vec![keep.id]);
+        let all = store.records(EntityKind::Mark, Some(SRC), true).await.unwrap();
+        assert_eq!(all.len(), 2);
+        let tomb = all.iter().find(|r| r.id == gone.id).unwrap();
+        assert!(tomb.deleted);
+        assert_eq!(tomb.content, content_of(&gone), "a tombstone keeps its last content");
+
+        let log = store.changes_of_run(run).await.unwrap();
+        let last = log.last().unwrap();
+        assert_eq!((last.op, last.id, last.kind), (ChangeOp::Delete, gone.id, EntityKind::Mark));
+        assert_eq!(last.source_id, "2");
+        assert_eq!(last.before, Some(content_of(&gone)));
+        assert_eq!(last.after, None);
+
+        let existing = store.existing(SRC, &[gone.id, keep.id], &[]).await.unwrap();
+        assert!(existing[&gone.id].deleted);
+        assert!(!existing[&keep.id].deleted);
+
+        // Deleting a tombstone again does nothing.
+        let seq = last_seq(&*store).await;
+        store.apply(run, SRC, &del, None).await.unwrap();
+        assert!(store.changes_since(seq, 10).await.unwrap().is_empty());
+        assert_eq!(store.counts(Some(SRC)).await.unwrap(), vec![count(EntityKind::Mark, 1, 1)]);
+    }
+
+    pub async fn reinsert_over_tombstone(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let first = mark(ChangeOp::Insert, "1", "4");
+        store.apply(run, SRC, &inserts(vec![first.clone()]), None).await.unwrap();
+        let del = ChangeSet { deletes: vec![(first.id, EntityKind::Mark)], ..Default::default() };
+        store.apply(run, SRC, &del, None).await.unwrap();
+        assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, 0, 1)]);
+
+        let back = mark(ChangeOp::Insert, "1", "5");
+        store.apply(run, SRC, &inserts(vec![back.clone()]), None).await.unwrap();
+        assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, 1, 0)]);
+        let stored = store.records(EntityKind::Mark, Some(SRC), false).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert!(!stored[0].deleted);
+        assert_eq!(stored[0].content, content_of(&back));
+
+        let log = store.changes_of_run(run).await.unwrap();
+        let ops: Vec<ChangeOp> = log.iter().map(|c| c.op).collect();
+        assert_eq!(ops, vec![ChangeOp::Insert, ChangeOp::Delete, ChangeOp::Insert]);
+        // The documented choice: an insert logs no before, the deleted content is in the
+        // delete row.
+        assert_eq!(log[1].before, Some(content_of(&first)));
+        assert_eq!(log[2].before, None);
+        assert_eq!(log[2].after, Some(content_of(&back)));
+        assert!(!store.existing(SRC, &[back.id], &[]).await.unwrap()[&back.id].deleted);
+    }
+
+    pub async fn key_change_is_logged_as_such(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let old = upsert(SRC, ChangeOp::Insert, EntityKind::Class, "c1", "school:1", None, json!({"key": "2025/5А", "name": "5А"}));
+        store.apply(run, SRC, &inserts(vec![old.clone()]), None).await.unwrap();
+        let new = upsert(SRC, ChangeOp::KeyChange, EntityKind::Class, "c1", "school:1", None, json!({"key": "2025/5Б", "name": "5Б"}));
+        assert_eq!(old.id, new.id);
+        store.apply(run, SRC, &inserts(vec![new.clone()]), None).await.unwrap();
+
+        let log = store.changes_of_run(run).await.unwrap();
+        assert_eq!(log[1].op, ChangeOp::KeyChange);
+        assert_eq!(log[1].before, Some(content_of(&old)));
+        assert_eq!(log[1].after, Some(content_of(&new)));
+        let existing = store.existing(SRC, &[new.id], &[]).await.unwrap();
+        assert_eq!(existing[&new.id].natural_key, "2025/5Б");
+    }
+
+    pub async fn cursor_moves_only_with_a_committed_apply(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "incremental").await.unwrap();
+        let key = ("marks".to_string(), "group:1".to_string());
+        assert!(store.cursors(SRC).await.unwrap().is_empty());
+
+        store.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "1", "5")]), Some(&cursor("c1"))).await.unwrap();
+        assert_eq!(store.cursors(SRC).await.unwrap()[&key], "c1");
+
+        // A batch that fails leaves the cursor where it was.
+        let bad = ChangeSet {
+            upserts: vec![mark(ChangeOp::Insert, "2", "4")],
+            deletes: vec![(Uuid::from_u128(7), EntityKind::Mark)],
+            ..Default::default()
+        };
+        let err = store.apply(run, SRC, &bad, Some(&cursor("c2"))).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        assert_eq!(store.cursors(SRC).await.unwrap()[&key], "c1");
+
+        // An empty batch still commits its cursor; other sources' cursors are apart.
+        store.apply(run, SRC, &ChangeSet::default(), Some(&cursor("c3"))).await.unwrap();
+        let other = store.begin_run(OTHER, "incremental").await.unwrap();
+        store.apply(other, OTHER, &ChangeSet::default(), Some(&cursor("x1"))).await.unwrap();
+        let mine = store.cursors(SRC).await.unwrap();
+        assert_eq!(mine.len(), 1);
+        assert_eq!(mine[&key], "c3");
+        assert_eq!(store.cursors(OTHER).await.unwrap()[&key], "x1");
+    }
+
+    pub async fn failed_apply_writes_nothing(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let existing = mark(ChangeOp::Insert, "0", "3");
+        store.apply(run, SRC, &inserts(vec![existing.clone()]), Some(&cursor("c1"))).await.unwrap();
+        let counts = store.counts(None).await.unwrap();
+        let log_len = all_changes(&*store).await.len();
+
+        let check_untouched = || async {
+            assert_eq!(store.counts(None).await.unwrap(), counts);
+            assert_eq!(all_changes(&*store).await.len(), log_len);
+            let stored = store.records(EntityKind::Mark, None, true).await.unwrap();
+            assert_eq!(stored.len(), 1);
+            assert_eq!(stored[0].content, content_of(&existing));
+            let key = ("marks".to_string(), "group:1".to_string());
+            assert_eq!(store.cursors(SRC).await.unwrap()[&key], "c1");
+        };
+
+        // Many valid rows (several multi-row statements), an update, then a content the
+        // database refuses (not JSON) in the very last row.
+        let mut upserts: Vec<Upsert> = (1..=2500).map(|i| mark(ChangeOp::Insert, &i.to_string(), "5")).collect();
+        upserts.push(mark(ChangeOp::Update, "0", "2"));
+        let mut broken = mark(ChangeOp::Insert, "broken", "5");
+        broken.content = b"{\"value\": 5".to_vec();
+        upserts.push(broken);
+        let err = store.apply(run, SRC, &inserts(upserts.clone()), Some(&cursor("c2"))).await.unwrap_err();
+        assert!(matches!(err, StoreError::Database { .. }), "{err}");
+        check_untouched().await;
+
+        // Valid upserts, then a delete of a record the store does not have.
+        upserts.pop();
+        let unknown = ChangeSet {
+            upserts: upserts.clone(),
+            deletes: vec![(existing.id, EntityKind::Mark), (Uuid::from_u128(99), EntityKind::Mark)],
+            seen: vec![existing.id],
+        };
+        let err = store.apply(run, SRC, &unknown, Some(&cursor("c3"))).await.unwrap_err();
+        assert!(matches!(err, StoreError::Invalid(_)), "{err}");
+        check_untouched().await;
+
+        // Refused before writing: the same id twice, an upsert with the op delete.
+        let twice = inserts(vec![mark(ChangeOp::Insert, "7", "5"), mark(ChangeOp::Insert, "7", "4")]);
+        assert!(matches!(store.apply(run, SRC, &twice, Some(&cursor("c4"))).await, Err(StoreError::Invalid(_))));
+        let upserted_and_deleted = ChangeSet {
+            upserts: vec![mark(ChangeOp::Update, "0", "5")],
+            deletes: vec![(existing.id, EntityKind::Mark)],
+            ..Default::default()
+        };
+        assert!(matches!(store.apply(run, SRC, &upserted_and_deleted, None).await, Err(StoreError::Invalid(_))));
+        let delete_op = inserts(vec![mark(ChangeOp::Delete, "0", "5")]);
+        assert!(matches!(store.apply(run, SRC, &delete_op, None).await, Err(StoreError::Invalid(_))));
+        check_untouched().await;
+
+        // A run that does not exist (the change log's foreign key).
+        let err = store.apply(run + 1000, SRC, &inserts(vec![mark(ChangeOp::Insert, "8", "5")]), Some(&cursor("c5"))).await.unwrap_err();
+        assert!(matches!(err, StoreError::Database { .. }), "{err}");
+        check_untouched().await;
+
+        // The store is still usable, and the same batch without the broken row goes in.
+        store.apply(run, SRC, &inserts(upserts), Some(&cursor("c6"))).await.unwrap();
+        assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, 2501, 0)]);
+        assert_eq!(all_changes(&*store).await.len(), log_len + 2501);
+        let key = ("marks".to_string(), "group:1".to_string());
+        assert_eq!(store.cursors(SRC).await.unwrap()[&key], "c6");
+    }
+
+    pub async fn existing_by_ids_and_coverage(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let m = |sid: &str, scope: &str, day: &str| {
+            upsert(SRC, ChangeOp::Insert, EntityKind::Mark, sid, scope, Some(day), json!({"v": sid}))
+        };
+        let sep01 = m("sep01", "group:1", "2025-09-01");
+        let sep15 = m("sep15", "group:1", "2025-09-15");
+        let sep30 = m("sep30", "group:1", "2025-09-30");
+        let oct01 = m("oct01", "group:1", "2025-10-01");
+        let aug31 = m("aug31", "group:1", "2025-08-31");
+        let g2 = m("g2", "group:2", "2025-09-15");
+        let lesson = upsert(SRC, ChangeOp::Insert, EntityKind::Lesson, "l1", "group:1", Some("2025-09-15"), json!({}));
+        let enrollment = upsert(SRC, ChangeOp::Insert, EntityKind::Enrollment, "e1", "group:1", None, json!({}));
+        let all = vec![sep01.clone(), sep15.clone(), sep30.clone(), oct01.clone(), aug31.clone(), g2.clone(), lesson.clone(), enrollment.clone()];
+        store.apply(run, SRC, &inserts(all), None).await.unwrap();
+        let other_run = store.begin_run(OTHER, "full").await.unwrap();
+        let foreign = upsert(OTHER, ChangeOp::Insert, EntityKind::Mark, "sep15", "group:1", Some("2025-09-15"), json!({}));
+        store.apply(other_run, OTHER, &inserts(vec![foreign.clone()]), None).await.unwrap();
+        store.apply(run, SRC, &ChangeSet { deletes: vec![(sep01.id, EntityKind::Mark)], ..Default::default() }, None).await.unwrap();
+
+        let ids_of = |map: &std::collections::HashMap<Uuid, ejgate::store::Existing>| {
+            let mut v: Vec<Uuid> = map.keys().copied().collect();
+            v.sort();
+            v
+        };
+        let sorted = |mut v: Vec<Uuid>| {
+            v.sort();
+            v
+        };
+        let september = Some(DateRange::new(date("2025-09-01"), date("2025-09-30")));
+
+        // Coverage: kind, scope and the inclusive date range; tombstones included.
+        let got = store.existing(SRC, &[], &[(vec![EntityKind::Mark], "group:1".into(), september)]).await.unwrap();
+        assert_eq!(ids_of(&got), sorted(vec![sep01.id, sep15.id, sep30.id]));
+        assert!(got[&sep01.id].deleted);
+        assert!(!got[&sep15.id].deleted);
+        assert_eq!(got[&sep15.id].content_hash, sep15.content_hash);
+        assert_eq!(got[&sep15.id].kind, EntityKind::Mark);
+
+        // Ids alone; unknown ids and other sources' records are not there.
+        let got = store.existing(SRC, &[oct01.id, g2.id, Uuid::from_u128(5), foreign.id], &[]).await.unwrap();
+        assert_eq!(ids_of(&got), sorted(vec![oct01.id, g2.id]));
+
+        // Both together (a record in both is there once); several coverages, one without
+        // a range (records without a date included), several kinds in one coverage.
+        let got = store
+            .existing(
+                SRC,
+                &[oct01.id, sep15.id],
+                &[
+                    (vec![EntityKind::Mark], "group:1".into(), september),
+                    (vec![EntityKind::Lesson, EntityKind::Enrollment], "group:1".into(), None),
+                    (vec![EntityKind::Mark], "group:2".into(), Some(DateRange::new(date("2025-09-16"), date("2025-09-30")))),
+                ],
+            )
+            .await
+            .unwrap();
+        assert_eq!(ids_of(&got), sorted(vec![sep01.id, sep15.id, sep30.id, oct01.id, lesson.id, enrollment.id]));
+
+        // Nothing asked, nothing returned; another source sees only its own.
+        assert!(store.existing(SRC, &[], &[]).await.unwrap().is_empty());
+        let got = store.existing(OTHER, &[sep15.id], &[(vec![EntityKind::Mark], "group:1".into(), september)]).await.unwrap();
+        assert_eq!(ids_of(&got), vec![foreign.id]);
+    }
+
+    pub async fn change_seq_strictly_increases_across_runs(env: &Env) {
+        let store = env.open().await;
+        let r1 = store.begin_run(SRC, "full").await.unwrap();
+        let batch: Vec<Upsert> = (1..=3).map(|i| mark(ChangeOp::Insert, &i.to_string(), "5")).collect();
+        store.apply(r1, SRC, &inserts(batch.clone()), None).await.unwrap();
+        store.finish_run(r1, RunStatus::Succeeded, None, &RunStats::default()).await.unwrap();
+
+        let r2 = store.begin_run(SRC, "incremental").await.unwrap();
+        let second = ChangeSet {
+            upserts: vec![mark(ChangeOp::Update, "1", "4"), mark(ChangeOp::Update, "2", "3")],
+            deletes: vec![(batch[2].id, EntityKind::Mark)],
+            seen: vec![],
+        };
+        store.apply(r2, SRC, &second, None).await.unwrap();
+        let r3 = store.begin_run(OTHER, "full").await.unwrap();
+        let foreign = upsert(OTHER, ChangeOp::Insert, EntityKind::Subject, "s", "school:1", None, json!({}));
+        store.apply(r3, OTHER, &inserts(vec![foreign]), None).await.unwrap();
+
+        let log = all_changes(&*store).await;
+        assert_eq!(log.len(), 7);
+        assert!(log.windows(2).all(|w| w[0].seq < w[1].seq), "seq not strictly increasing");
+        let runs: Vec<i64> = log.iter().map(|c| c.run_id).collect();
+        assert_eq!(runs, vec![r1, r1, r1, r2, r2, r2, r3]);
+        assert!(log.windows(2).all(|w| w[0].at <= w[1].at));
+
+        // Paging by seq.
+        let page = store.changes_since(log[2].seq, 2).await.unwrap();
+        assert_eq!(page, log[3..5].to_vec());
+        assert!(store.changes_since(log[6].seq, 10).await.unwrap().is_empty());
+    }
+
+    pub async fn concurrent_applies_keep_batches_whole_in_the_log(env: &Env) {
+        let store: std::sync::Arc<dyn Store> = env.open().await.into();
+        let mut tasks = Vec::new();
+        for w in 0..4 {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                let source = format!("src-{w}");
+                let run = store.begin_run(&source, "full").await.unwrap();
+                for b in 0..5 {
+                    let batch: Vec<Upsert> = (0..50)
+                        .map(|i| {
+                            upsert(&source, ChangeOp::Insert, EntityKind::Mark, &format!("{b}-{i}"), "g", None, json!({"b": b}))
+                        })
+                        .collect();
+                    store.apply(run, &source, &inserts(batch), None).await.unwrap();
+                }
+                run
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let log = all_changes(&*store).await;
+        assert_eq!(log.len(), 4 * 5 * 50);
+        assert!(log.windows(2).all(|w| w[0].seq < w[1].seq));
+        // Each batch of 50 is contiguous in seq order.
+        for chunk in log.chunks(50) {
+            assert!(chunk.iter().all(|c| c.run_id == chunk[0].run_id && c.after == chunk[0].after));
+        }
+    }
+
+    pub async fn begin_run_interrupts_a_stale_running_run(env: &Env) {
+        let store = env.open().await;
+        let stale = store.begin_run(SRC, "full").await.unwrap();
+        let other = store.begin_run(OTHER, "full").await.unwrap();
+        let fresh = store.begin_run(SRC, "incremental").await.unwrap();
+        assert!(fresh > stale);
+
+        let runs = store.runs(10).await.unwrap();
+        let get = |id| runs.iter().find(|r| r.id == id).unwrap().clone();
+        let s = get(stale);
+        assert_eq!(s.status, RunStatus::Interrupted);
+        assert!(s.finished_at.is_some());
+        assert!(s.error.is_some());
+        assert_eq!(get(other).status, RunStatus::Running);
+        assert_eq!(get(fresh).status, RunStatus::Running);
+        assert_eq!(get(fresh).finished_at, None);
+
+        // A finished run stays as it was.
+        store.finish_run(fresh, RunStatus::Succeeded, None, &RunStats::default()).await.unwrap();
+        store.begin_run(SRC, "incremental").await.unwrap();
+        let runs = store.runs(10).await.unwrap();
+        assert_eq!(runs.iter().find(|r| r.id == fresh).unwrap().status, RunStatus::Succeeded);
+        assert_eq!(runs.iter().find(|r| r.id == stale).unwrap().status, RunStatus::Interrupted);
+    }
+
+    pub async fn runs_list_newest_first_and_stats_round_trip(env: &Env) {
+        let store = env.open().await;
+        let a = store.begin_run("a", "full").await.unwrap();
+        let b = store.begin_run("b", "incremental").await.unwrap();
+        let c = store.begin_run("c", "full").await.unwrap();
+        let stats = RunStats {
+            chunks: 3,
+            requests: 17,
+            records_read: 1234,
+            inserted: 1000,
+            updated: 200,
+            deleted: 34,
+            warnings: vec!["неизвестный вид работы «ВПР»".into(), "w2".into()],
+        };
+        store.finish_run(b, RunStatus::Failed, Some("источник ответил 503"), &stats).await.unwrap();
+        store.finish_run(a, RunStatus::Succeeded, None, &RunStats::default()).await.unwrap();
+
+        let runs = store.runs(10).await.unwrap();
+        assert_eq!(runs.iter().map(|r| r.id).collect::<Vec<_>>(), vec![c, b, a]);
+        let rb = &runs[1];
+        assert_eq!((rb.source.as_str(), rb.mode.as_str()), ("b", "incremental"));
+        assert_eq!(rb.status, RunStatus::Failed);
+        assert_eq!(rb.error.as_deref(), Some("источник ответил 503"));
+        assert_eq!(rb.stats, stats);
+        assert!(rb.finished_at.unwrap() >= rb.started_at);
+        assert_eq!(runs[0].status, RunStatus::Running);
+        assert_eq!(runs[0].stats, RunStats::default());
+        assert_eq!(runs[2].status, RunStatus::Succeeded);
+        assert_eq!(runs[2].error, None);
+
+        assert_eq!(store.runs(2).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![c, b]);
+        assert!(store.finish_run(c + 100, RunStatus::Failed, None, &stats).await.is_err());
+    }
+
+    pub async fn changes_of_run_keeps_its_own_rows_in_order(env: &Env) {
+        let store = env.open().await;
+        let r1 = store.begin_run(SRC, "full").await.unwrap();
+        let r2 = store.begin_run(OTHER, "full").await.unwrap();
+        let order = ["z", "a", "m"];
+        let first: Vec<Upsert> = order.iter().map(|s| mark(ChangeOp::Insert, s, "5")).collect();
+        store.apply(r1, SRC, &inserts(first.clone()), None).await.unwrap();
+        let foreign = upsert(OTHER, ChangeOp::Insert, EntityKind::Subject, "s", "school:1", None, json!({}));
+        store.apply(r2, OTHER, &inserts(vec![foreign]), None).await.unwrap();
+        let later = ChangeSet {
+            upserts: vec![mark(ChangeOp::Update, "m", "4"), mark(ChangeOp::Insert, "b", "3")],
+            deletes: vec![(first[0].id, EntityKind::Mark), (first[1].id, EntityKind::Mark)],
+            seen: vec![],
+        };
+        store.apply(r1, SRC, &later, None).await.unwrap();
+
+        let log = store.changes_of_run(r1).await.unwrap();
+        let got: Vec<(ChangeOp, &str)> = log.iter().map(|c| (c.op, c.source_id.as_str())).collect();
+        assert_eq!(
+            got,
+            vec![
+                (ChangeOp::Insert, "z"),
+                (ChangeOp::Insert, "a"),
+                (ChangeOp::Insert, "m"),
+                (ChangeOp::Update, "m"),
+                (ChangeOp::Insert, "b"),
+                (ChangeOp::Delete, "z"),
+                (ChangeOp::Delete, "a"),
+            ]
+        );
+        assert!(log.iter().all(|c| c.run_id == r1 && c.source == SRC));
+        assert_eq!(store.changes_of_run(r2).await.unwrap().len(), 1);
+        assert!(store.changes_of_run(r2 + 100).await.unwrap().is_empty());
+    }
+
+    pub async fn records_are_ordered_by_source_id(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let sids = ["b", "a", "10", "9", "Я", "B", "a-1", "ё"];
+        let subjects: Vec<Upsert> = sids
+            .iter()
+            .map(|s| upsert(SRC, ChangeOp::Insert, EntityKind::Subject, s, "school:1", None, json!({"name": s})))
+            .collect();
+        let lesson = upsert(SRC, ChangeOp::Insert, EntityKind::Lesson, "0", "group:1", Some("2025-09-01"), json!({}));
+        let mut batch = subjects.clone();
+        batch.push(lesson);
+        store.apply(run, SRC, &inserts(batch), None).await.unwrap();
+        let other = store.begin_run(OTHER, "full").await.unwrap();
+        let foreign = upsert(OTHER, ChangeOp::Insert, EntityKind::Subject, "a", "school:1", None, json!({"name": "a"}));
+        store.apply(other, OTHER, &inserts(vec![foreign]), None).await.unwrap();
+        store.apply(run, SRC, &ChangeSet { deletes: vec![(subjects[0].id, EntityKind::Subject)], ..Default::default() }, None).await.unwrap();
+
+        // Byte order of the UTF-8 text on both backends (so «Я» U+042F before «ё» U+0451).
+        let got: Vec<String> = store
+            .records(EntityKind::Subject, Some(SRC), true)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.source_id)
+            .collect();
+        assert_eq!(got, vec!["10", "9", "B", "a", "a-1", "b", "Я", "ё"]);
+        let live: Vec<String> = store
+            .records(EntityKind::Subject, Some(SRC), false)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| r.source_id)
+            .collect();
+        assert_eq!(live, vec!["10", "9", "B", "a", "a-1", "Я", "ё"]);
+        let everyone: Vec<(String, String)> = store
+            .records(EntityKind::Subject, None, false)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| (r.source_id, r.source))
+            .collect();
+        assert_eq!(everyone.len(), 8);
+        assert_eq!(everyone[3], ("a".into(), SRC.into()));
+        assert_eq!(everyone[4], ("a".into(), OTHER.into()));
+        assert!(store.records(EntityKind::Mark, None, true).await.unwrap().is_empty());
+    }
+
+    pub async fn big_batches_cross_statement_boundaries(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let n = 5_000;
+        let first: Vec<Upsert> = (0..n)
+            .map(|i| {
+                upsert(SRC, ChangeOp::Insert, EntityKind::Mark, &format!("m{i:05}"), &format!("group:{}", i % 7), Some("2025-09-10"), json!({"i": i, "value": "5"}))
+            })
+            .collect();
+        store.apply(run, SRC, &inserts(first.clone()), Some(&cursor("p1"))).await.unwrap();
+        assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, n as u64, 0)]);
+        let log = store.changes_of_run(run).await.unwrap();
+        assert_eq!(log.len(), n);
+        assert!(log.iter().zip(&first).all(|(c, u)| c.id == u.id && c.op == ChangeOp::Insert));
+
+        // Update every third, delete every seventh (not already updated), the rest seen.
+        let mut second = ChangeSet::default();
+        for (i, u) in first.iter().enumerate() {
+            if i % 3 == 0 {
+                let mut v = content_of(u);
+                v["value"] = json!("4");
+                let mut up = upsert(SRC, ChangeOp::Update, u.kind, &u.source_id, &u.scope, Some("2025-09-10"), v);
+                up.op = ChangeOp::Update;
+                second.upserts.push(up);
+            } else if i % 7 == 0 {
+                second.deletes.push((u.id, u.kind));
+            } else {
+                second.seen.push(u.id);
+            }
+        }
+        let run2 = store.begin_run(SRC, "full").await.unwrap();
+        store.apply(run2, SRC, &second, Some(&cursor("p2"))).await.unwrap();
+        let deleted = second.deletes.len() as u64;
+        assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, n as u64 - deleted, deleted)]);
+        let log = store.changes_of_run(run2).await.unwrap();
+        assert_eq!(log.len(), second.upserts.len() + second.deletes.len());
+        for (c, u) in log.iter().zip(&second.upserts) {
+            assert_eq!((c.id, c.op), (u.id, ChangeOp::Update));
+            let before = c.before.as_ref().unwrap();
+            assert_eq!(before["value"], "5");
+            assert_eq!(before["i"], c.after.as_ref().unwrap()["i"]);
+        }
+        let deletes = &log[second.upserts.len()..];
+        assert!(deletes.iter().zip(&second.deletes).all(|(c, (id, _))| c.id == *id && c.op == ChangeOp::Delete));
+        let key = ("marks".to_string(), "group:1".to_string());
+        assert_eq!(store.cursors(SRC).await.unwrap()[&key], "p2");
+    }
+}
+
+// ---- wiring: every scenario against every backend -----------------------------------
+
+macro_rules! store_suite {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let env = super::Env::sqlite().await;
+                    super::scenarios::$name(&env).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let env = super::Env::postgres().await;
+                    super::scenarios::$name(&env).await;
+                }
+            )*
+        }
+    };
+}
+
+store_suite!(
+    migrations_are_idempotent,
+    insert_then_counts,
+    update_logs_before_and_after,
+    unchanged_seen_logs_nothing,
+    delete_makes_tombstone_and_logs_before,
+    reinsert_over_tombstone,
+    key_change_is_logged_as_such,
+    cursor_moves_only_with_a_committed_apply,
+    failed_apply_writes_nothing,
+    existing_by_ids_and_coverage,
+    change_seq_strictly_increases_across_runs,
+    concurrent_applies_keep_batches_whole_in_the_log,
+    begin_run_interrupts_a_stale_running_run,
+    runs_list_newest_first_and_stats_round_trip,
+    changes_of_run_keeps_its_own_rows_in_order,
+    records_are_ordered_by_source_id,
+    big_batches_cross_statement_boundaries,
+);
+
+#[tokio::test]
+async fn unsupported_urls_are_refused() {
+    for url in ["mysql://localhost/db", "store.db", ""] {
+        assert!(matches!(store::open(url).await, Err(StoreError::UnsupportedUrl(_))), "{url}");
+    }
+}
+
+#[tokio::test]
+async fn sqlite_in_memory_store_works() {
+    let store = store::open("sqlite::memory:").await.unwrap();
+    let run = store.begin_run(SRC, "full").await.unwrap();
+    store.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "1", "5")]), Some(&cursor("c"))).await.unwrap();
+    assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, 1, 0)]);
+    assert_eq!(store.changes_of_run(run).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_file_is_in_wal_mode() {
+    let env = Env::sqlite().await;
+    let _store = env.open().await;
+    let mut conn = sqlx::SqliteConnection::connect(&env.url).await.unwrap();
+    let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
+    assert_eq!(mode, "wal");
+}
+
+/// Store-write throughput of the SQLite backend against a raw rusqlite prepared-statement
+/// insert of the same rows (same table layout) in one transaction. The benchmark's bar is
+/// ≥ 0.5×. Timing-dependent, so not run by default:
+/// `cargo test --release -p ejgate --test store_suite -- --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore]
+async fn sqlite_write_throughput_against_raw_rusqlite() {
+    let n: usize = std::env::var("EJGATE_THROUGHPUT_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(200_000);
+    let batch: usize = std::env::var("EJGATE_THROUGHPUT_BATCH").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000);
+    let rows: Vec<Upsert> = (0..n)
+        .map(|i| {
+            upsert(
+                SRC,
+                ChangeOp::Insert,
+                EntityKind::Mark,
+                &format!("{}", 1_000_000_000 + i),
+                // As a first sync reads them: one group's marks of a quarter after another.
+                &format!("group:{}", 1000 + i / 2_500),
+                Some(&format!("2025-{:02}-{:02}", 9 + (i / 28) % 3, 1 + i % 28)),
+                json!({
+                    "student": Uuid::from_u128(i as u128 * 7919),
+                    "lesson": Uuid::from_u128(i as u128 * 104_729),
+                    "work": Uuid::from_u128(i as u128 * 1_299_709),
+                    "subject": Uuid::from_u128(i as u128 % 30),
+                    "value": "4+",
+                    "numeric": 4.25,
+                    "scale": "five",
+                    "weight": 1.0,
+                    "entered_at": "2025-09-10T10:15:00",
+                    "entered_by": Uuid::from_u128(i as u128 % 90),
+                }),
+            )
+        })
+        .collect();
+
+    // Raw rusqlite: the records table of the store's migration, one prepared INSERT per row.
+    let dir = tempfile::tempdir().unwrap();
+    let raw = {
+        let path = dir.path().join("raw.db");
+        let mut conn = rusqlite::Connection::open(&path).unwrap();
+        conn.pragma_update(None, "journal_mode", "wal").unwrap();
+        conn.pragma_update(None, "synchronous", "normal").unwrap();
+        let migration = include_str!("../src/store/migrations/sqlite/20260101000000_init.sql");
+        conn.execute_batch(migration).unwrap();
+        let start = std::time::Instant::now();
+        println!("{}", std::fs::read_to_string("/proc/self/io").unwrap_or_default());
+        let cpu0 = process_cpu_seconds();
+        let tx = conn.transaction().unwrap();
+        {
+            let mut stmt = tx
+                .prepare(
+                    "INSERT INTO records (id, kind, source, source_id, scope, natural_key, date, \
+                     content, content_hash, source_updated_at, first_seen, last_seen, deleted_at) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, NULL)",
+                )
+                .unwrap();
+            let at = "2025-09-10T10:15:00.000000Z";
+            for u in rows.iter().filter(|_| std::env::var("SKIP_RAW").is_err()) {
+                stmt.execute(rusqlite::params![
+                    &u.id.as_bytes()[..],
+                    u.kind.as_str(),
+                    SRC,
+                    u.source_id,
+                    u.scope,
+                    u.natural_key,
+                    u.date.map(|d| d.to_string()),
+                    std::str::from_utf8(&u.content).unwrap(),
+                    &u.content_hash[..],
+                    Option::<String>::None,
+                    at,
+                ])
+                .unwrap();
+            }
+        }
+        tx.commit().unwrap();
+        (start.elapsed(), process_cpu_seconds() - cpu0)
+    };
+    let (raw, raw_cpu) = raw;
+    println!("{}", std::fs::read_to_string("/proc/self/io").unwrap_or_default());
+
+    let env = Env::sqlite().await;
+    let store = env.open().await;
+    let run = store.begin_run(SRC, "full").await.unwrap();
+    let batches: Vec<ChangeSet> = rows.chunks(batch).map(|c| inserts(c.to_vec())).collect();
+    let start = std::time::Instant::now();
+    let cpu0 = process_cpu_seconds();
+    for changes in &batches {
+        store.apply(run, SRC, changes, Some(&cursor("x"))).await.unwrap();
+    }
+    let ours = start.elapsed();
+    let ours_cpu = process_cpu_seconds() - cpu0;
+    println!("CPU seconds (user + system): raw {raw_cpu:.2}, store {ours_cpu:.2}: {:.2}×", raw_cpu / ours_cpu);
+    println!("{}", std::fs::read_to_string("/proc/self/io").unwrap_or_default());
+    let ratio = raw.as_secs_f64() / ours.as_secs_f64();
+    println!(
+        "{n} rows: raw rusqlite {:.0} rows/s ({raw:?}), store {:.0} rows/s with change log ({ours:?}): {ratio:.2}×",
+        n as f64 / raw.as_secs_f64(),
+        n as f64 / ours.as_secs_f64(),
+    );
+    assert!(ratio >= 0.5, "store writes at {ratio:.2}× of raw rusqlite");
+}
+
+/// User + system CPU time of this process so far (Linux; 0 elsewhere).
+fn process_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return 0.0 };
+    let Some(after_name) = stat.rsplit(')').next() else { return 0.0 };
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    let ticks: f64 = fields.get(11..13).map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()).unwrap_or(0.0);
+    ticks / 100.0
+}
