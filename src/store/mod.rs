@@ -234,13 +234,8 @@ pub trait Store: Send + Sync {
     async fn begin_run(&self, source: &str, mode: &str) -> StoreResult<RunId>;
 
     /// Close a run with its outcome and statistics.
-    async fn finish_run(
-        &self,
-        run: RunId,
-        status: RunStatus,
-        error: Option<&str>,
-        stats: &RunStats,
-    ) -> StoreResult<()>;
+    async fn finish_run(&self, run: RunId, status: RunStatus, error: Option<&str>, stats: &RunStats)
+        -> StoreResult<()>;
 
     /// The newest runs first.
     async fn runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>>;
@@ -337,9 +332,7 @@ pub(crate) fn check_change_set(changes: &ChangeSet) -> StoreResult<()> {
     }
     for (id, kind) in &changes.deletes {
         if !ids.insert(*id) {
-            return Err(StoreError::Invalid(format!(
-                "record {id} ({kind}) appears twice in one batch"
-            )));
+            return Err(StoreError::Invalid(format!("record {id} ({kind}) appears twice in one batch")));
         }
     }
     Ok(())

@@ -69,6 +69,48 @@ impl SecretRef {
     }
 }
 
+/// Writes a secret to `path` so that the file holds either the old or the new secret, never
+/// a part: a temporary file beside it (mode 0600 on Unix), written, fsynced, renamed over
+/// `path`, and the directory fsynced. For rotating credentials (КИАСУО's refresh token),
+/// which must be on disk before the token they came with is used.
+pub fn persist_atomically(path: &std::path::Path, secret: &SecretString) -> std::io::Result<()> {
+    use secrecy::ExposeSecret;
+    use std::io::Write;
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "secret".into());
+    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let result = (|| {
+        let mut file = options.open(&tmp)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        }
+        file.write_all(secret.expose_secret().as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)?;
+        #[cfg(unix)]
+        std::fs::File::open(&dir)?.sync_all()?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,5 +134,22 @@ mod tests {
         assert!(err.to_string().contains("EJGATE_TEST_SURELY_UNSET_VAR"));
         let err = SecretRef::default().load("t").unwrap_err();
         assert!(matches!(err, SecretError::Ambiguous { .. }));
+    }
+
+    #[test]
+    fn persists_atomically_with_mode_0600() {
+        let dir = std::env::temp_dir().join(format!("ejgate-persist-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("refresh");
+        std::fs::write(&path, "old\n").unwrap();
+        persist_atomically(&path, &SecretString::from("0123456789abcdef0123456789abcdef".to_string())).unwrap();
+        assert_eq!(SecretRef::file(&path).load("t").unwrap().expose_secret(), "0123456789abcdef0123456789abcdef");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        }
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file is left");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -1,0 +1,1018 @@
+//! The ЭПОС.Школа connector: plans a run and turns the API's answers into canonical records.
+//! See API.md for every request it makes and README.md for what it reads.
+//!
+//! The operator supplies a session token (login is Госуслуги, done by a person). The
+//! connector opens the session with POST `lms/api/sessions`, takes the default profile (a
+//! staff profile of one school, see README.md) and sends `auth-token` and `profile-id`
+//! headers from then on. It never calls `DELETE lms/api/sessions` (that logs the token out).
+//!
+//! Chunks of a run (one store transaction each):
+//! - `school`: the school, its year, periods, holidays, classes, groups, subjects and staff;
+//! - `students`: the pupils and their class and group memberships;
+//! - `journal` (per date range, by lesson date): lessons with their homework and classroom
+//!   jobs, joined by the lessons' `homeworks_to_give` ids;
+//! - `marks` (per date range, by the day the mark was **created**);
+//! - `student` (per pupil): attendance and final marks.
+//!
+//! Full runs read the year in pieces of `chunk_days`; incremental runs re-read dated lists
+//! from the stream's cursor minus `window_days` up to the source's today.
+
+use std::collections::{HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
+use reqwest::header::{HeaderName, HeaderValue};
+use reqwest::{RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use ejgate_sdk::client::{
+    Authenticator, Classified, ClientConfig, ErrorClassifier, ErrorKind, RetryPolicy, SourceClient, SourceError,
+};
+use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
+use ejgate_sdk::mapping::CodeTable;
+use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
+use ejgate_sdk::time::{parse_date, parse_datetime};
+
+use crate::api;
+
+const SYSTEM: &str = "epos";
+
+/// The settings of one ЭПОС.Школа source instance.
+#[derive(Debug, Clone)]
+pub struct EposConfig {
+    /// The source instance name (`epos`, `perm-school-16`): part of every canonical id.
+    pub instance: String,
+    /// `https://school.permkrai.ru/`.
+    pub base_url: Url,
+    /// The session token (the `auth_token` cookie of a signed-in staff user).
+    pub token: SecretString,
+    /// Where the token came from (a file, an environment variable), for the message that
+    /// asks for a new one.
+    pub token_origin: String,
+    /// The school's offset from UTC in hours (Perm: +5): turns the source's `Date` header
+    /// into its local "now".
+    pub utc_offset_hours: i32,
+    /// The source's request limit; the client stays under it.
+    pub requests_per_second: Option<NonZeroU32>,
+    /// How far back an incremental run re-reads dated lists.
+    pub window_days: u32,
+    /// Size of one journal or marks chunk (one transaction) in days.
+    pub chunk_days: u32,
+    /// A directory with code tables replacing the built-in ones (`<dir>/epos/*.toml`).
+    pub mappings_dir: Option<PathBuf>,
+    pub timeout: Duration,
+    pub extra_root_certificates: Vec<PathBuf>,
+    pub retry: RetryPolicy,
+}
+
+impl EposConfig {
+    pub fn new(instance: &str, base_url: Url, token: SecretString) -> Self {
+        EposConfig {
+            instance: instance.into(),
+            base_url,
+            token,
+            token_origin:
+                "the token file named by this source's `token_file` setting (or its token environment variable)".into(),
+            utc_offset_hours: 5,
+            requests_per_second: None,
+            window_days: 35,
+            chunk_days: 31,
+            mappings_dir: None,
+            timeout: Duration::from_secs(60),
+            extra_root_certificates: Vec::new(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct AttendanceCode {
+    status: String,
+    reason: Option<m::AbsenceReason>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct MarkType {
+    scale: m::MarkScale,
+    #[serde(default)]
+    values: std::collections::BTreeMap<String, f64>,
+    #[serde(default)]
+    special: std::collections::BTreeMap<String, m::SpecialFinal>,
+}
+
+/// The code tables of `mappings/epos/`.
+struct Tables {
+    attendance: CodeTable<AttendanceCode>,
+    marks: CodeTable<MarkType>,
+    work_types: CodeTable<m::WorkKind>,
+    groups: CodeTable<m::GroupKind>,
+    period_types: CodeTable<m::PeriodKind>,
+}
+
+macro_rules! table {
+    ($dir:expr, $name:literal) => {
+        CodeTable::load(
+            concat!("epos/", $name),
+            $dir,
+            concat!($name, ".toml"),
+            include_str!(concat!("../../../mappings/epos/", $name, ".toml")),
+        )
+        .map_err(|e| e.to_string())?
+    };
+}
+
+impl Tables {
+    fn load(dir: Option<&std::path::Path>) -> Result<Self, String> {
+        let dir = dir.map(|d| d.join("epos"));
+        let dir = dir.as_deref();
+        Ok(Tables {
+            attendance: table!(dir, "attendance"),
+            marks: table!(dir, "marks"),
+            work_types: table!(dir, "work_types"),
+            groups: table!(dir, "groups"),
+            period_types: table!(dir, "period_types"),
+        })
+    }
+}
+
+/// The session: the operator's token and the profile chosen from POST `lms/api/sessions`.
+/// Sent as the `auth-token` and `profile-id` headers (marked sensitive: never printed).
+pub struct EposSession {
+    token: SecretString,
+    profile: Mutex<Option<String>>,
+    hint: String,
+}
+
+impl EposSession {
+    fn set_profile(&self, id: &str) {
+        *self.profile.lock().expect("profile") = Some(id.to_string());
+    }
+}
+
+#[async_trait]
+impl Authenticator for EposSession {
+    async fn authorize(&self, request: RequestBuilder) -> Result<RequestBuilder, String> {
+        let mut token = HeaderValue::from_str(self.token.expose_secret())
+            .map_err(|_| "the token holds characters that cannot go into an HTTP header".to_string())?;
+        token.set_sensitive(true);
+        let mut request = request.header(HeaderName::from_static("auth-token"), token);
+        if let Some(profile) = self.profile.lock().expect("profile").clone() {
+            let value = HeaderValue::from_str(&profile).map_err(|_| "bad profile id".to_string())?;
+            request = request.header(HeaderName::from_static("profile-id"), value);
+        }
+        Ok(request)
+    }
+
+    fn unauthorized_hint(&self) -> String {
+        self.hint.clone()
+    }
+}
+
+/// Classifies ЭПОС's `{code, message}` error bodies. The lost-session answer comes with 401
+/// **or 400**: it is recognised by its message, not only by the status.
+pub struct EposErrors;
+
+impl ErrorClassifier for EposErrors {
+    fn classify(&self, status: StatusCode, body: &[u8]) -> Option<Classified> {
+        let err: api::ApiError = serde_json::from_slice(body).ok()?;
+        let message = err.message.unwrap_or_default();
+        let lower = message.to_lowercase();
+        let lost_session = lower.contains("сессия") || lower.contains("войдите") || lower.contains("session");
+        let kind = match status.as_u16() {
+            _ if lost_session => ErrorKind::Unauthorized,
+            401 | 403 => ErrorKind::Unauthorized,
+            429 => ErrorKind::RateLimited,
+            500..=599 => ErrorKind::Server,
+            _ => ErrorKind::Client,
+        };
+        let code = err.code.map(|c| c.to_string()).unwrap_or_else(|| "-".into());
+        Some(Classified { kind, message: format!("code {code}: {message}") })
+    }
+}
+
+/// What planning learned of the school, reused by its chunks.
+#[derive(Debug, Clone)]
+struct SchoolInfo {
+    school: String,
+    year_id: String,
+    year_name: String,
+    year: DateRange,
+    classes: HashSet<String>,
+    groups: HashSet<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RangeParams {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+/// The ЭПОС.Школа connector.
+pub struct EposConnector {
+    config: EposConfig,
+    client: SourceClient,
+    session: Arc<EposSession>,
+    ids: IdSpace,
+    tables: Tables,
+    info: Mutex<Option<Arc<SchoolInfo>>>,
+}
+
+fn fmt_dmy(d: NaiveDate) -> String {
+    d.format("%d.%m.%Y").to_string()
+}
+
+fn sid(id: &Option<ejgate_sdk::time::SourceId>) -> Option<String> {
+    id.as_ref().map(|i| i.0.clone())
+}
+
+/// A date-time the source writes in local time (`dd.MM.yyyy HH:mm`, ISO without zone).
+fn local_dt(s: Option<&str>) -> Option<NaiveDateTime> {
+    s.and_then(parse_datetime).map(|(dt, _)| dt)
+}
+
+impl EposConnector {
+    pub fn new(config: EposConfig) -> Result<Self, SourceError> {
+        let tables = Tables::load(config.mappings_dir.as_deref())
+            .map_err(|e| SourceError::config(&config.instance, SYSTEM, e))?;
+        let mut client_config = ClientConfig::new(&config.instance, SYSTEM, config.base_url.clone());
+        client_config.timeout = config.timeout;
+        client_config.extra_root_certificates = config.extra_root_certificates.clone();
+        client_config.default_rate = config.requests_per_second;
+        client_config.retry = config.retry.clone();
+        let hint = format!(
+            "ЭПОС.Школа refused the session token of source «{}» (it lives about an hour). Logins go through Госуслуги: sign in to ЭПОС.Школа as the school's staff user, copy the value of the `auth_token` cookie into {} and run the sync again; nothing already synced is lost",
+            config.instance, config.token_origin
+        );
+        let session = Arc::new(EposSession { token: config.token.clone(), profile: Mutex::new(None), hint });
+        let client = SourceClient::new(client_config, session.clone(), Arc::new(EposErrors))?;
+        Ok(EposConnector {
+            ids: IdSpace::new(config.instance.clone()),
+            config,
+            client,
+            session,
+            tables,
+            info: Mutex::new(None),
+        })
+    }
+
+    pub fn client(&self) -> &SourceClient {
+        &self.client
+    }
+
+    fn id(&self, kind: EntityKind, source_id: &str) -> uuid::Uuid {
+        self.ids.id(kind, source_id)
+    }
+
+    fn record(&self, entity: Entity, source_id: String, scope: &str, date: Option<NaiveDate>) -> Record {
+        Record {
+            id: self.id(entity.kind(), &source_id),
+            source_id,
+            scope: scope.to_string(),
+            date,
+            source_updated_at: None,
+            entity,
+        }
+    }
+
+    fn info(&self) -> Result<Arc<SchoolInfo>, SourceError> {
+        self.info
+            .lock()
+            .expect("school info")
+            .clone()
+            .ok_or_else(|| SourceError::config(&self.config.instance, SYSTEM, "the school was not planned in this run"))
+    }
+
+    fn malformed(&self, endpoint: &str, detail: String) -> SourceError {
+        SourceError {
+            instance: self.config.instance.clone(),
+            system: SYSTEM.into(),
+            method: "GET".into(),
+            endpoint: endpoint.into(),
+            kind: ErrorKind::Malformed,
+            detail,
+            hint: None,
+        }
+    }
+
+    /// Reads a bare-array list page by page until a page comes back **empty**: a short page
+    /// is not the end (the source may cap `per_page` below what was asked).
+    async fn paged<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        per_page: u32,
+        requests: &mut u32,
+    ) -> Result<Vec<T>, SourceError> {
+        let mut out = Vec::new();
+        let mut page = 1u32;
+        loop {
+            let mut q: Vec<(&str, String)> = query.to_vec();
+            q.push(("page", page.to_string()));
+            q.push(("per_page", per_page.to_string()));
+            let items: Vec<T> = self.client.get_json("data", path, &q).await?.body;
+            *requests += 1;
+            if items.is_empty() {
+                return Ok(out);
+            }
+            out.extend(items);
+            page += 1;
+            if page > 100_000 {
+                return Err(self.malformed(path, "the list never ends (100,000 pages)".into()));
+            }
+        }
+    }
+
+    fn unit(&self, info: &SchoolInfo, unit: &str) -> uuid::Uuid {
+        let kind = if info.classes.contains(unit) { EntityKind::Class } else { EntityKind::Group };
+        self.id(kind, unit)
+    }
+
+    async fn fetch_school(&self) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let s = &info.school;
+        let scope = format!("school:{s}");
+        let staff_scope = format!("school:{s}:staff");
+        let mut warnings = Vec::new();
+        let mut requests = 0;
+        let school: api::School = self.client.get_json("data", &format!("core/api/schools/{s}"), &[]).await?.body;
+        let sq = [("school_id", s.clone())];
+        let periods: Vec<api::PeriodItem> = self
+            .client
+            .get_json(
+                "data",
+                "core/api/periods_schedules",
+                &[("school_id", s.clone()), ("academic_year_id", info.year_id.clone())],
+            )
+            .await?
+            .body;
+        let subjects: Vec<api::Subject> = self.client.get_json("data", "core/api/subjects", &sq).await?.body;
+        let classes: Vec<api::ClassUnit> = self.client.get_json("data", "core/api/class_units", &sq).await?.body;
+        let groups: Vec<api::Group> = self.client.get_json("data", "core/api/groups", &sq).await?.body;
+        requests += 5;
+        let teachers: Vec<api::PersonItem> = self.paged("core/api/teacher_profiles", &sq, 200, &mut requests).await?;
+
+        let org = self.id(EntityKind::Organization, s);
+        let year = self.id(EntityKind::AcademicYear, &info.year_id);
+        let mut records = vec![
+            self.record(
+                Entity::Organization(m::Organization {
+                    kind: m::OrganizationKind::School,
+                    name: school.short_name.clone().or(school.name.clone()).unwrap_or_default(),
+                    full_name: school.name.clone(),
+                    municipality: school.municipality_name.clone().or(school.city.clone()),
+                    time_zone: school.time_zone.clone(),
+                    regulation_profile: None,
+                }),
+                s.clone(),
+                &scope,
+                None,
+            ),
+            self.record(
+                Entity::AcademicYear(m::AcademicYear {
+                    organization: Some(org),
+                    name: info.year_name.clone(),
+                    start: info.year.from,
+                    end: info.year.to,
+                }),
+                info.year_id.clone(),
+                &scope,
+                None,
+            ),
+        ];
+        for p in periods {
+            let (Some(start), Some(end)) =
+                (p.begin_date.as_deref().and_then(parse_date), p.end_date.as_deref().and_then(parse_date))
+            else {
+                warnings.push(format!("period {}: no dates; left out", p.id));
+                continue;
+            };
+            let kind = p.kind.clone().unwrap_or_default();
+            if kind.eq_ignore_ascii_case("vacation") {
+                records.push(self.record(
+                    Entity::Holiday(m::Holiday {
+                        organization: Some(org),
+                        name: p.name.unwrap_or_default(),
+                        start,
+                        end,
+                    }),
+                    p.id.0,
+                    &scope,
+                    None,
+                ));
+            } else {
+                let kind =
+                    self.tables.period_types.lookup(&kind, &mut warnings).copied().unwrap_or(m::PeriodKind::Other);
+                records.push(self.record(
+                    Entity::StudyPeriod(m::StudyPeriod {
+                        organization: Some(org),
+                        academic_year: Some(year),
+                        kind,
+                        number: p.number.unwrap_or(0),
+                        name: p.name.unwrap_or_default(),
+                        start,
+                        end,
+                    }),
+                    p.id.0,
+                    &scope,
+                    None,
+                ));
+            }
+        }
+        for c in classes {
+            records.push(self.record(
+                Entity::Class(m::Class {
+                    organization: Some(org),
+                    academic_year: Some(year),
+                    name: c.name.unwrap_or_default(),
+                    grade: c.class_level_id,
+                    homeroom_teacher: sid(&c.mentor_id).map(|t| self.id(EntityKind::Person, &t)),
+                }),
+                c.id.0,
+                &scope,
+                None,
+            ));
+        }
+        for g in groups {
+            let kind = self
+                .tables
+                .groups
+                .lookup(g.group_type.as_deref().unwrap_or(""), &mut warnings)
+                .copied()
+                .unwrap_or(m::GroupKind::Subgroup);
+            records.push(self.record(
+                Entity::Group(m::Group {
+                    organization: Some(org),
+                    class: sid(&g.class_unit_id).map(|c| self.id(EntityKind::Class, &c)),
+                    kind,
+                    name: g.name.unwrap_or_default(),
+                    subject: sid(&g.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
+                }),
+                g.id.0,
+                &scope,
+                None,
+            ));
+        }
+        for x in subjects {
+            let name = x.name.unwrap_or_default();
+            records.push(self.record(
+                Entity::Subject(m::Subject {
+                    organization: Some(org),
+                    normalized_name: m::normalize_name(&name),
+                    name,
+                    knowledge_area: x.knowledge_area.filter(|k| !k.is_empty()),
+                }),
+                x.id.0,
+                &scope,
+                None,
+            ));
+        }
+        for t in teachers {
+            let id = t.id.0.clone();
+            records.push(self.record(Entity::Person(person(t, m::Role::Staff)), id, &staff_scope, None));
+        }
+        Ok(Batch {
+            records,
+            coverage: vec![
+                Coverage {
+                    kinds: vec![
+                        EntityKind::Organization,
+                        EntityKind::AcademicYear,
+                        EntityKind::StudyPeriod,
+                        EntityKind::Holiday,
+                        EntityKind::Class,
+                        EntityKind::Group,
+                        EntityKind::Subject,
+                    ],
+                    scope,
+                    range: None,
+                },
+                Coverage { kinds: vec![EntityKind::Person], scope: staff_scope, range: None },
+            ],
+            warnings,
+            requests,
+        })
+    }
+
+    async fn fetch_students(&self) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let scope = format!("school:{}:students", info.school);
+        let mut requests = 0;
+        let students: Vec<api::PersonItem> =
+            self.paged("core/api/student_profiles", &[("school_id", info.school.clone())], 200, &mut requests).await?;
+        let mut records = Vec::new();
+        for mut st in students {
+            let id = st.id.0.clone();
+            let memberships = std::mem::take(&mut st.memberships);
+            let student = self.id(EntityKind::Person, &id);
+            records.push(self.record(Entity::Person(person(st, m::Role::Student)), id.clone(), &scope, None));
+            for ms in memberships {
+                let unit = ms.unit_id.0;
+                records.push(self.record(
+                    Entity::Enrollment(m::Enrollment {
+                        student,
+                        unit: self.unit(&info, &unit),
+                        status: if ms.active { m::EnrollmentStatus::Active } else { m::EnrollmentStatus::Archived },
+                        from: ms.begin_date.as_deref().and_then(parse_date),
+                        to: ms.end_date.as_deref().and_then(parse_date),
+                        order: None,
+                    }),
+                    format!("{unit}:{id}"),
+                    &scope,
+                    None,
+                ));
+            }
+        }
+        Ok(Batch {
+            records,
+            coverage: vec![Coverage { kinds: vec![EntityKind::Person, EntityKind::Enrollment], scope, range: None }],
+            warnings: Vec::new(),
+            requests,
+        })
+    }
+
+    async fn fetch_journal(&self, p: &RangeParams) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let scope = format!("journal:{}", info.school);
+        let mut warnings = Vec::new();
+        let mut requests = 0;
+        let mut units: Vec<&String> = info.classes.iter().chain(info.groups.iter()).collect();
+        units.sort();
+        let units = units.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(",");
+        let lessons: Vec<api::ScheduleItem> = self
+            .paged(
+                "jersey/api/schedule_items",
+                &[
+                    ("from", p.from.format("%Y-%m-%d").to_string()),
+                    ("to", p.to.format("%Y-%m-%d").to_string()),
+                    ("group_id", units),
+                    ("with_lesson_info", "1".into()),
+                    ("with_group_class_subject_info", "true".into()),
+                ],
+                100,
+                &mut requests,
+            )
+            .await?;
+        let homeworks: Vec<api::StudentHomework> = self
+            .paged(
+                "core/api/student_homeworks",
+                &[("school_id", info.school.clone()), ("begin_date", fmt_dmy(p.from)), ("end_date", fmt_dmy(p.to))],
+                200,
+                &mut requests,
+            )
+            .await?;
+        let mut records = Vec::new();
+        // homework id → (lesson id, lesson date): the join by `homeworks_to_give`.
+        let mut given: HashMap<String, (String, NaiveDate)> = HashMap::new();
+        for l in lessons {
+            let date = match l.date.as_slice() {
+                [y, mo, d] => NaiveDate::from_ymd_opt(*y as i32, *mo, *d),
+                _ => None,
+            }
+            .or_else(|| local_dt(l.iso_date_time.as_deref()).map(|d| d.date()));
+            let Some(date) = date else {
+                warnings.push(format!("lesson {}: no date; left out", l.id));
+                continue;
+            };
+            let Some(unit) = sid(&l.group_id) else {
+                warnings.push(format!("lesson {}: no group_id; left out", l.id));
+                continue;
+            };
+            for h in &l.homeworks_to_give {
+                given.insert(h.id.0.clone(), (l.id.0.clone(), date));
+            }
+            records.push(self.record(
+                Entity::Lesson(m::Lesson {
+                    unit: self.unit(&info, &unit),
+                    subject: sid(&l.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
+                    date,
+                    number: l.study_ordinal,
+                    teacher: sid(&l.teacher_id).map(|t| self.id(EntityKind::Person, &t)),
+                    substitute: sid(&l.replaced_teacher_id).map(|t| self.id(EntityKind::Person, &t)),
+                    topic: l.topic_name.or(l.lesson_name).filter(|t| !t.trim().is_empty()),
+                    status: if l.is_cancelled { m::LessonStatus::Cancelled } else { m::LessonStatus::Held },
+                }),
+                l.id.0,
+                &scope,
+                Some(date),
+            ));
+        }
+        for sh in homeworks {
+            let Some(entry) = sh.homework_entry else { continue };
+            let Some(hw) = entry.homework else { continue };
+            let hid = hw.id.0.clone();
+            let assigned = hw.date_assigned_on.as_deref().and_then(parse_date);
+            let (lesson, date) = match given.get(&hid) {
+                Some((l, d)) => (Some(self.id(EntityKind::Lesson, l)), Some(*d)),
+                None => {
+                    warnings.push(format!("homework {hid}: no lesson of the range gives it; kept without a lesson"));
+                    (None, assigned)
+                }
+            };
+            if hw.is_class_room_job {
+                let form = entry.control_form;
+                let source_type = form.as_ref().and_then(|f| f.name.clone()).unwrap_or_default();
+                let kind =
+                    self.tables.work_types.lookup(&source_type, &mut warnings).copied().unwrap_or(m::WorkKind::Other);
+                records.push(self.record(
+                    Entity::Work(m::Work {
+                        lesson,
+                        kind,
+                        source_type,
+                        title: entry.description.filter(|t| !t.trim().is_empty()),
+                        weight: form.and_then(|f| f.weight),
+                    }),
+                    hid,
+                    &scope,
+                    date,
+                ));
+            } else {
+                records.push(self.record(
+                    Entity::Homework(m::Homework {
+                        lesson,
+                        text: entry.description.unwrap_or_default(),
+                        entered_at: local_dt(sh.created_at.as_deref()),
+                        due_date: hw.date_prepared_for.as_deref().and_then(parse_date),
+                    }),
+                    hid,
+                    &scope,
+                    date,
+                ));
+            }
+        }
+        Ok(Batch {
+            records,
+            coverage: vec![Coverage {
+                kinds: vec![EntityKind::Lesson, EntityKind::Work, EntityKind::Homework],
+                scope,
+                range: Some(DateRange::new(p.from, p.to)),
+            }],
+            warnings,
+            requests,
+        })
+    }
+
+    async fn fetch_marks(&self, p: &RangeParams) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let scope = format!("marks:{}", info.school);
+        let mut warnings = Vec::new();
+        let mut requests = 0;
+        let marks: Vec<api::Mark> = self
+            .paged(
+                "core/api/marks",
+                &[
+                    ("created_at_from", fmt_dmy(p.from)),
+                    ("created_at_to", fmt_dmy(p.to)),
+                    ("school_id", info.school.clone()),
+                ],
+                1000,
+                &mut requests,
+            )
+            .await?;
+        let mut records = Vec::new();
+        for mk in marks {
+            let Some(student) = sid(&mk.student_profile_id) else {
+                warnings.push(format!("mark {}: no student_profile_id; left out", mk.id));
+                continue;
+            };
+            let entered_at = local_dt(mk.created_at.as_deref());
+            let value = mk.name.clone().unwrap_or_default();
+            let system = mk.grade_system_type.clone().unwrap_or_else(|| "five".into());
+            let table = self.tables.marks.lookup(&system, &mut warnings);
+            let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).copied());
+            if table.is_some() && numeric.is_none() {
+                warnings.push(format!("mark {}: value «{value}» is not on the {system} scale", mk.id));
+            }
+            records.push(self.record(
+                Entity::Mark(m::Mark {
+                    student: self.id(EntityKind::Person, &student),
+                    lesson: sid(&mk.schedule_lesson_id).map(|l| self.id(EntityKind::Lesson, &l)),
+                    work: sid(&mk.homework_id).map(|w| self.id(EntityKind::Work, &w)),
+                    subject: sid(&mk.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
+                    value,
+                    numeric,
+                    scale: table.map(|t| t.scale).unwrap_or(m::MarkScale::Other),
+                    weight: mk.weight,
+                    entered_at,
+                    entered_by: sid(&mk.teacher_id).map(|t| self.id(EntityKind::Person, &t)),
+                }),
+                mk.id.0,
+                &scope,
+                entered_at.map(|d| d.date()),
+            ));
+        }
+        Ok(Batch {
+            records,
+            coverage: vec![Coverage {
+                kinds: vec![EntityKind::Mark],
+                scope,
+                range: Some(DateRange::new(p.from, p.to)),
+            }],
+            warnings,
+            requests,
+        })
+    }
+
+    async fn fetch_student(&self, student: &str) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let scope = format!("student:{student}");
+        let mut warnings = Vec::new();
+        let profile: api::StudentProfile = self
+            .client
+            .get_json("data", &format!("core/api/student_profiles/{student}"), &[("with_attendance", "true".into())])
+            .await?
+            .body;
+        let progress: Vec<api::ProgressSubject> = self
+            .client
+            .get_json(
+                "data",
+                "reports/api/progress/json",
+                &[
+                    ("student_profile_id", student.to_string()),
+                    ("academic_year_id", info.year_id.clone()),
+                    ("hide_half_years", "true".into()),
+                ],
+            )
+            .await?
+            .body;
+        let student_id = self.id(EntityKind::Person, student);
+        let mut records = Vec::new();
+        for a in profile.attendances {
+            let lesson = a.schedule_lesson_id.0;
+            let reason_code = a.reason.clone().unwrap_or_default();
+            let (status, reason) = match self.tables.attendance.lookup(&reason_code, &mut warnings) {
+                Some(c) if c.status == "late" => (m::AttendanceStatus::Late, None),
+                Some(c) => (m::AttendanceStatus::Absent, c.reason),
+                None => (m::AttendanceStatus::Absent, None),
+            };
+            records.push(self.record(
+                Entity::Attendance(m::Attendance {
+                    student: student_id,
+                    lesson: self.id(EntityKind::Lesson, &lesson),
+                    status,
+                    reason,
+                    source_status: reason_code,
+                    comment: a.comment.filter(|c| !c.trim().is_empty()),
+                    entered_at: local_dt(a.created_at.as_deref()),
+                }),
+                format!("{lesson}:{student}"),
+                &scope,
+                None,
+            ));
+        }
+        let five = self.tables.marks.get("five");
+        let final_mark = |value: String, period: Option<uuid::Uuid>, subject: uuid::Uuid| {
+            let lower = value.to_lowercase();
+            Entity::FinalMark(m::FinalMark {
+                student: student_id,
+                subject,
+                period,
+                numeric: five.and_then(|t| t.values.get(&lower).copied()),
+                special: five.and_then(|t| t.special.get(&lower).copied()),
+                value,
+            })
+        };
+        for subj in progress {
+            let Some(subject) = sid(&subj.subject_id) else {
+                if subj.periods.iter().any(|p| p.final_mark.is_some()) || subj.year_mark.is_some() {
+                    warnings.push(format!(
+                        "progress of student {student}: subject «{}» has no id; its final marks are left out",
+                        subj.subject_name.unwrap_or_default()
+                    ));
+                }
+                continue;
+            };
+            let subject_uuid = self.id(EntityKind::Subject, &subject);
+            for p in subj.periods {
+                let (Some(value), Some(period)) = (p.final_mark.filter(|v| !v.trim().is_empty()), sid(&p.id)) else {
+                    continue;
+                };
+                records.push(self.record(
+                    final_mark(value, Some(self.id(EntityKind::StudyPeriod, &period)), subject_uuid),
+                    format!("{student}:{subject}:{period}"),
+                    &scope,
+                    None,
+                ));
+            }
+            if let Some(value) = subj.year_mark.filter(|v| !v.trim().is_empty()) {
+                records.push(self.record(
+                    final_mark(value, None, subject_uuid),
+                    format!("{student}:{subject}:year"),
+                    &scope,
+                    None,
+                ));
+            }
+        }
+        Ok(Batch {
+            records,
+            coverage: vec![Coverage { kinds: vec![EntityKind::Attendance, EntityKind::FinalMark], scope, range: None }],
+            warnings,
+            requests: 2,
+        })
+    }
+}
+
+fn person(p: api::PersonItem, role: m::Role) -> m::Person {
+    m::Person {
+        last_name: p.last_name.unwrap_or_default(),
+        first_name: p.first_name.unwrap_or_default(),
+        middle_name: p.middle_name.filter(|s| !s.is_empty()),
+        sex: match p.sex.map(|s| s.to_lowercase()).as_deref() {
+            Some("male") | Some("m") | Some("м") => Some(m::Sex::Male),
+            Some("female") | Some("f") | Some("ж") => Some(m::Sex::Female),
+            _ => None,
+        },
+        birth_date: p.birth_date.as_deref().and_then(parse_date),
+        roles: vec![role],
+    }
+}
+
+/// Splits `[from, to]` into pieces of at most `days` days.
+fn pieces(from: NaiveDate, to: NaiveDate, days: u32) -> Vec<DateRange> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let end = (start + chrono::Days::new(days.max(1) as u64 - 1)).min(to);
+        out.push(DateRange::new(start, end));
+        start = end + chrono::Days::new(1);
+    }
+    out
+}
+
+/// The academic year to read: the one marked `current_year`, else the last one listed.
+fn choose_year(years: &[api::AcademicYear]) -> Option<&api::AcademicYear> {
+    years.iter().find(|y| y.current_year).or(years.last())
+}
+
+#[async_trait]
+impl Connector for EposConnector {
+    fn instance(&self) -> &str {
+        &self.config.instance
+    }
+
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+
+    async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
+        let body = serde_json::json!({ "auth_token": self.config.token.expose_secret() });
+        let session: api::Session = self.client.post_json("auth", "lms/api/sessions", &body).await?.body;
+        let profile = session
+            .profiles
+            .iter()
+            .find(|p| p.is_default)
+            .or(session.profiles.first())
+            .cloned()
+            .ok_or_else(|| self.malformed("lms/api/sessions", "the session has no profile".into()))?;
+        self.session.set_profile(&profile.id.0);
+        let school = sid(&profile.school_id)
+            .ok_or_else(|| self.malformed("lms/api/sessions", format!("profile {} has no school_id", profile.id)))?;
+        let years = self.client.get_json::<Vec<api::AcademicYear>>("data", "core/api/academic_years", &[]).await?;
+        let now_utc: Option<NaiveDateTime> = years.date.map(|d: SystemTime| DateTime::<Utc>::from(d).naive_utc());
+        let offset =
+            FixedOffset::east_opt(self.config.utc_offset_hours * 3600).unwrap_or(FixedOffset::east_opt(0).unwrap());
+        let source_now = now_utc.map(|n| n + offset);
+        let today = source_now.unwrap_or_else(|| Utc::now().naive_utc() + offset).date();
+        let year = choose_year(&years.body)
+            .ok_or_else(|| self.malformed("core/api/academic_years", "no academic year".into()))?;
+        let (Some(from), Some(to)) =
+            (year.begin_date.as_deref().and_then(parse_date), year.end_date.as_deref().and_then(parse_date))
+        else {
+            return Err(self.malformed("core/api/academic_years", format!("year {} has no dates", year.id)));
+        };
+        let sq = [("school_id", school.clone())];
+        let classes: Vec<api::ClassUnit> = self.client.get_json("data", "core/api/class_units", &sq).await?.body;
+        let groups: Vec<api::Group> = self.client.get_json("data", "core/api/groups", &sq).await?.body;
+        let mut requests = 0;
+        let students: Vec<api::PersonItem> = self.paged("core/api/student_profiles", &sq, 200, &mut requests).await?;
+        let info = SchoolInfo {
+            school: school.clone(),
+            year_id: year.id.0.clone(),
+            year_name: year.name.clone().unwrap_or_else(|| format!("{}/{}", from.format("%Y"), to.format("%Y"))),
+            year: DateRange::new(from, to),
+            classes: classes.into_iter().map(|c| c.id.0).collect(),
+            groups: groups.into_iter().map(|g| g.id.0).collect(),
+        };
+        *self.info.lock().expect("school info") = Some(Arc::new(info));
+
+        let scope = format!("school:{school}");
+        let mut chunks = vec![
+            Chunk { stream: "school".into(), scope: scope.clone(), params: serde_json::json!({}), cursor_after: None },
+            Chunk {
+                stream: "students".into(),
+                scope: scope.clone(),
+                params: serde_json::json!({}),
+                cursor_after: None,
+            },
+        ];
+        let end = to.min(today);
+        for stream in ["journal", "marks"] {
+            let from = match (ctx.mode, ctx.cursor(stream, &scope).and_then(parse_date)) {
+                (SyncMode::Incremental, Some(cursor)) => {
+                    (cursor.min(end) - chrono::Days::new(self.config.window_days as u64)).max(from)
+                }
+                _ => from,
+            };
+            for piece in pieces(from, end, self.config.chunk_days) {
+                chunks.push(Chunk {
+                    stream: stream.into(),
+                    scope: scope.clone(),
+                    params: serde_json::to_value(RangeParams { from: piece.from, to: piece.to }).expect("params"),
+                    cursor_after: Some(piece.to.format("%Y-%m-%d").to_string()),
+                });
+            }
+        }
+        for st in students {
+            chunks.push(Chunk {
+                stream: "student".into(),
+                scope: format!("student:{}", st.id),
+                params: serde_json::json!({ "student": st.id.0 }),
+                cursor_after: None,
+            });
+        }
+        Ok(Plan { source_now, chunks })
+    }
+
+    async fn fetch(&self, chunk: &Chunk) -> Result<Batch, SourceError> {
+        let range = || {
+            serde_json::from_value::<RangeParams>(chunk.params.clone()).map_err(|e| {
+                SourceError::config(&self.config.instance, SYSTEM, format!("bad {} chunk: {e}", chunk.stream))
+            })
+        };
+        match chunk.stream.as_str() {
+            "school" => self.fetch_school().await,
+            "students" => self.fetch_students().await,
+            "journal" => self.fetch_journal(&range()?).await,
+            "marks" => self.fetch_marks(&range()?).await,
+            "student" => {
+                let student = chunk.params.get("student").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                self.fetch_student(&student).await
+            }
+            other => Err(SourceError::config(&self.config.instance, SYSTEM, format!("unknown stream {other}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lost_session_is_read_from_the_body_with_401_and_400() {
+        let c = EposErrors;
+        let body = format!(r#"{{"code": 401, "message": "{}"}}"#, api::SESSION_ENDED).into_bytes();
+        for status in [StatusCode::UNAUTHORIZED, StatusCode::BAD_REQUEST] {
+            assert_eq!(c.classify(status, &body).unwrap().kind, ErrorKind::Unauthorized, "{status}");
+        }
+        let other = br#"{"code": 400, "message": "Invalid parameter created_at_from"}"#;
+        assert_eq!(c.classify(StatusCode::BAD_REQUEST, other).unwrap().kind, ErrorKind::Client);
+        assert_eq!(
+            c.classify(StatusCode::TOO_MANY_REQUESTS, br#"{"code": 429, "message": "x"}"#).unwrap().kind,
+            ErrorKind::RateLimited
+        );
+        assert_eq!(
+            c.classify(StatusCode::BAD_GATEWAY, br#"{"code": 502, "message": "x"}"#).unwrap().kind,
+            ErrorKind::Server
+        );
+        assert!(c.classify(StatusCode::BAD_GATEWAY, b"<html>").is_none());
+    }
+
+    #[test]
+    fn the_current_year_wins_else_the_last() {
+        let y = |id: &str, current: bool| api::AcademicYear {
+            id: ejgate_sdk::time::SourceId(id.into()),
+            name: None,
+            begin_date: None,
+            end_date: None,
+            current_year: current,
+        };
+        assert_eq!(choose_year(&[y("1", false), y("2", true), y("3", false)]).unwrap().id.0, "2");
+        assert_eq!(choose_year(&[y("1", false), y("3", false)]).unwrap().id.0, "3");
+        assert!(choose_year(&[]).is_none());
+    }
+
+    #[test]
+    fn built_in_tables_load() {
+        let t = Tables::load(None).unwrap();
+        assert_eq!(t.attendance.get("Б").unwrap().reason, Some(m::AbsenceReason::Illness));
+        assert_eq!(t.marks.get("five").unwrap().values.get("4+"), Some(&4.25));
+        assert_eq!(t.work_types.get("Контрольная работа"), Some(&m::WorkKind::Control));
+        assert_eq!(t.groups.get("elective"), Some(&m::GroupKind::Elective));
+        assert_eq!(t.period_types.get("quarter"), Some(&m::PeriodKind::Quarter));
+    }
+
+    #[test]
+    fn pieces_cover_the_range_without_gaps() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let p = pieces(d("2025-09-01"), d("2025-10-15"), 31);
+        assert_eq!(
+            p,
+            vec![DateRange::new(d("2025-09-01"), d("2025-10-01")), DateRange::new(d("2025-10-02"), d("2025-10-15"))]
+        );
+    }
+}

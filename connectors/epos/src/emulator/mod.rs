@@ -1,0 +1,307 @@
+//! # ЭПОС.Школа emulator
+//!
+//! An HTTP server on loopback that serves a synthetic [`World`] through the ЭПОС.Школа API
+//! as `connectors/epos/API.md` describes it (the contract; `SOURCES.md`, section ЭПОС.Школа,
+//! is the fact base under it). Tests run the connector against it.
+//!
+//! ```no_run
+//! # async fn demo(world: ejgate_sdk::synth::World) -> std::io::Result<()> {
+//! use ejgate_epos::emulator::{start, EmulatorOptions};
+//! let emu = start(world, EmulatorOptions::new("secret"), "127.0.0.1:0".parse().unwrap()).await?;
+//! let base = emu.base_url(); // http://127.0.0.1:PORT/
+//! # let _ = base;
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## What is faithful (from the public material)
+//!
+//! - Path families `lms/api`, `core/api`, `jersey/api`, `reports/api`; credentials in the
+//!   headers `auth-token` + `profile-id` (plus an optional `pid` query) **or** the cookies
+//!   `auth_token`, `profile_id`, `aid`.
+//! - POST `lms/api/sessions` `{auth_token}` → profiles with `is_default`.
+//! - Bare arrays without paging headers; `page`/`per_page`; the list ends with an **empty**
+//!   page. Marks are filtered by their creation day, with `dd.MM.yyyy` request dates.
+//! - Two date formats in one API: `date` `dd.MM.yyyy`, `created_at`/`updated_at`
+//!   `dd.MM.yyyy HH:mm`; `academic_years` in `yyyy-MM-dd`; lessons with `date:[y,m,d]`,
+//!   `time:[h,m,s]` and a local `iso_date_time` without zone; nullable `lesson_name`,
+//!   `topic_name`, `homeworks_to_give`, `homeworks_to_verify`.
+//! - Progress report averages and `final_mark` are strings or `null`; a subject without
+//!   final marks comes with `"periods": []`.
+//! - The lost-session body `{"code": N, "message": "Предыдущая сессия работы в ЭЖД
+//!   завершена. Войдите в ЭЖД заново"}` with 401 (unknown token) and 400 (expired token).
+//! - HTML error pages for a 502.
+//!
+//! ## What is assumed (API.md marks these too)
+//!
+//! - The staff endpoints (`core/api/schools/{id}`, `periods_schedules`, `subjects`,
+//!   `class_units`, `groups`, `teacher_profiles`, `student_profiles` lists with
+//!   `memberships`), the fields `student_profile_id` and `homework_id` on marks,
+//!   `is_cancelled` and `replaced_teacher_id` on lessons, `control_form` on homework entries,
+//!   `reason`/`comment`/`created_at` on attendances, and `subject_id`, period `id` and
+//!   `year_mark` in the progress report.
+//! - The session holds one `school_admin` profile per school of the world (ids just below
+//!   the world's first id); the first is the default.
+//! - The server caps `per_page` at [`EmulatorOptions::max_per_page`] (500) without saying
+//!   so: a client that stops at a short page loses data. `page` 0 and 1 are both the first.
+//! - The request limit: `R` requests per second per token, answered 429 `{code, message}`.
+//! - The clock (`Date` header) is the world's today at 12:00 UTC.
+//!
+//! ## Control surface (no token)
+//!
+//! `/__emulator/advance?days=N`, `/__emulator/truth[?since=SEQ]`,
+//! `/__emulator/fail?mode=malformed|html502|truncated|unauthorized|expired|off[&count=N]`,
+//! `/__emulator/limit?rps=R`, `/__emulator/token?ttl=SECS` (restarts the token's life; 0 =
+//! never expires), `/__emulator/stats`.
+
+mod control;
+mod gate;
+mod handlers;
+
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use axum::middleware;
+use axum::Router;
+use chrono::NaiveDate;
+use ejgate_sdk::synth::{World, FIRST_ID};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use gate::FailureMode;
+
+/// The id of the session's profile for the school at `index` in the world.
+pub fn profile_id(index: usize) -> u64 {
+    FIRST_ID - 100 - index as u64
+}
+
+/// The id of the made-up previous academic year (`current_year: false`).
+pub const PREVIOUS_YEAR_ID: u64 = FIRST_ID - 200;
+
+/// How the emulator behaves.
+#[derive(Clone)]
+pub struct EmulatorOptions {
+    /// The one valid session token.
+    pub token: String,
+    /// Requests per second per token; `None` or 0: no limit.
+    pub request_limit: Option<u32>,
+    /// How long the token lives from the start (or the last `/__emulator/token`); after it
+    /// every API answer is 400 with the lost-session body. `None`: forever.
+    pub token_ttl: Option<Duration>,
+    /// The largest page the server gives, whatever `per_page` asks.
+    pub max_per_page: usize,
+}
+
+impl EmulatorOptions {
+    pub fn new(token: impl Into<String>) -> Self {
+        EmulatorOptions { token: token.into(), request_limit: None, token_ttl: None, max_per_page: 500 }
+    }
+}
+
+impl std::fmt::Debug for EmulatorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorOptions")
+            .field("token", &"[REDACTED]")
+            .field("request_limit", &self.request_limit)
+            .field("token_ttl", &self.token_ttl)
+            .field("max_per_page", &self.max_per_page)
+            .finish()
+    }
+}
+
+/// API requests seen (`/__emulator/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+pub struct EmulatorStats {
+    pub requests: u64,
+    pub limited: u64,
+    pub failed: u64,
+}
+
+/// The world served, shared by the handlers and the control surface.
+#[derive(Clone)]
+pub struct WorldCell {
+    world: Arc<RwLock<World>>,
+}
+
+impl WorldCell {
+    pub fn new(world: World) -> Self {
+        WorldCell { world: Arc::new(RwLock::new(world)) }
+    }
+
+    pub fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        f(&self.world.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn update<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        f(&mut self.world.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Simulates the next `days` days; returns the new today and the last truth sequence.
+    pub fn advance(&self, days: u32) -> (NaiveDate, u64) {
+        self.update(|w| {
+            w.advance(days);
+            (w.today, w.last_seq())
+        })
+    }
+}
+
+type Limiter = DefaultKeyedRateLimiter<String>;
+
+pub(crate) struct Inner {
+    pub(crate) world: WorldCell,
+    pub(crate) token: String,
+    pub(crate) max_per_page: usize,
+    token_life: Mutex<(Instant, Option<Duration>)>,
+    limiter: RwLock<Option<Arc<Limiter>>>,
+    fail: Mutex<gate::FailState>,
+    requests: AtomicU64,
+    limited: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl Inner {
+    pub(crate) fn token_expired(&self) -> bool {
+        let (born, ttl) = *self.token_life.lock().unwrap_or_else(|e| e.into_inner());
+        ttl.is_some_and(|ttl| born.elapsed() > ttl)
+    }
+}
+
+fn make_limiter(rps: Option<u32>) -> Option<Arc<Limiter>> {
+    let rps = NonZeroU32::new(rps?)?;
+    Some(Arc::new(RateLimiter::keyed(Quota::per_second(rps))))
+}
+
+/// The shared state of an emulator. Cheap to clone.
+#[derive(Clone)]
+pub struct EmulatorState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl EmulatorState {
+    pub fn new(world: World, options: &EmulatorOptions) -> Self {
+        EmulatorState {
+            inner: Arc::new(Inner {
+                world: WorldCell::new(world),
+                token: options.token.clone(),
+                max_per_page: options.max_per_page.max(1),
+                token_life: Mutex::new((Instant::now(), options.token_ttl)),
+                limiter: RwLock::new(make_limiter(options.request_limit)),
+                fail: Mutex::new(gate::FailState::default()),
+                requests: AtomicU64::new(0),
+                limited: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn world(&self) -> WorldCell {
+        self.inner.world.clone()
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        EmulatorStats {
+            requests: self.inner.requests.load(Ordering::Relaxed),
+            limited: self.inner.limited.load(Ordering::Relaxed),
+            failed: self.inner.failed.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Breaks the next `count` API answers (all of them when `None`) that way; `None` mode
+    /// turns failures off.
+    pub fn set_failure(&self, mode: Option<FailureMode>, count: Option<u64>) {
+        *self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()) =
+            gate::FailState { mode, remaining: mode.and(count) };
+    }
+
+    /// Sets the per-token request limit (`None` or 0: off).
+    pub fn set_request_limit(&self, rps: Option<u32>) {
+        *self.inner.limiter.write().unwrap_or_else(|e| e.into_inner()) = make_limiter(rps);
+    }
+
+    /// Restarts the token's life with a new time to live (`None`: forever).
+    pub fn set_token_ttl(&self, ttl: Option<Duration>) {
+        *self.inner.token_life.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), ttl);
+    }
+
+    fn limiter(&self) -> Option<Arc<Limiter>> {
+        self.inner.limiter.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn take_failure(&self) -> Option<FailureMode> {
+        self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// The emulator's routes: the API, the control surface under `/__emulator`, a JSON 404 for
+/// anything else; a `Date` header on every answer.
+pub fn router(state: EmulatorState) -> Router {
+    let api = handlers::routes().route_layer(middleware::from_fn_with_state(state.clone(), gate::api_gate));
+    Router::new()
+        .merge(api)
+        .nest("/__emulator", control::routes())
+        .fallback(gate::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), gate::stamp_date))
+        .with_state(state)
+}
+
+/// A running emulator.
+pub struct EmulatorHandle {
+    pub addr: SocketAddr,
+    state: EmulatorState,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl EmulatorHandle {
+    /// `http://ADDR/`: the API's base URL and the root of the control surface.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn world(&self) -> WorldCell {
+        self.state.world()
+    }
+
+    pub fn state(&self) -> &EmulatorState {
+        &self.state
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        self.state.stats()
+    }
+
+    /// Stops accepting, lets answers in flight finish (5 s at most), and stops.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// Binds `addr` (port 0: any free port) and serves `world` in a spawned task.
+pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
+    let state = EmulatorState::new(world, &options);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = router(state.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(EmulatorHandle { addr, state, stop, task })
+}

@@ -1,0 +1,568 @@
+//! # КИАСУО diary API emulator
+//!
+//! An HTTP server on loopback that serves a synthetic [`World`] through the КИАСУО diary API
+//! as `connectors/kiasuo/API.md` describes it (the contract; `SOURCES.md`, КИАСУО section,
+//! is the fact base under it). Same structure as the Dnevnik emulator: options, shared
+//! state, a gate in front of every API answer, the answers (`handlers.rs`), and the control
+//! surface under `/__emulator`.
+//!
+//! ## What is faithful (from the public material)
+//!
+//! - Paths `/diary/api/…` and the refresh at `/diary/refresh` (form `refresh-token=<rt>` or
+//!   JSON `{"refresh-token": rt}`) → `{accessToken, refreshToken}`; `Authorization: Bearer`
+//!   with a JWT-looking access token carrying `exp`; a 32-hex refresh token that rotates (an
+//!   old one is refused after use).
+//! - Errors as `{"msg": "..."}`; an HTML page for a proxy's 502.
+//! - Every call takes `?id=<child id>`; field names of `user`, `study_periods`,
+//!   `lesson_marks` (`slots`, or the older `marks` with [`EmulatorOptions::legacy_marks`]),
+//!   `schedule`, `school_classes`, `student_marks`; attendance as mark values «Н», «Б», «У».
+//! - Ids above 2^53: children, lessons and marks as JSON numbers, classes as strings.
+//!
+//! ## What is assumed (API.md marks these too)
+//!
+//! - The operator's account is a "parent" whose children are every pupil of every school of
+//!   the world; `children[].school_class_id` carries the class id; a slot carries `id` (the
+//!   mark) and `lesson_event_id`; `lesson_marks[].id` and `student_marks` `lessons[].id` are
+//!   subject ids; `student_marks` mark types are study period ids and `year`; a cancelled
+//!   lesson has `"cancelled": true`; lateness is the value «О».
+//! - A child sees the lessons of its class and of the groups of its class it is enrolled in
+//!   ([`crate::truth::Visibility`]).
+//! - Status codes: 401 for a missing, unknown, expired or revoked token and for a refused
+//!   refresh; 404 for an unknown child or class; 429 for the request limit (a token bucket
+//!   per access token).
+//! - The clock (`Date` header) is the world's today at 13:00 UTC (20:00 in Krasnoyarsk).
+//!
+//! ## Control surface (no token)
+//!
+//! `/__emulator/advance?days=N`, `/__emulator/truth[?since=SEQ]`,
+//! `/__emulator/fail?mode=malformed|html502|truncated|unauthorized|off[&count=N]`,
+//! `/__emulator/limit?rps=R`, `/__emulator/stats`, and `/__emulator/login` (a person signed
+//! in through Госуслуги: a new refresh token, the old session ended). `unauthorized` answers
+//! 401 and revokes the session, so the refresh that follows is refused too.
+
+mod control;
+mod handlers;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use chrono::NaiveDate;
+use ejgate_sdk::synth::World;
+use futures::StreamExt as _;
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::api::base64url_encode;
+
+pub(crate) const JSON: &str = "application/json; charset=utf-8";
+
+/// How the emulator behaves.
+#[derive(Clone)]
+pub struct EmulatorOptions {
+    /// The refresh token the operator starts with (32 hex characters).
+    pub refresh_token: String,
+    /// How long an access token lives (КИАСУО: about an hour).
+    pub access_lifetime: Duration,
+    /// Requests per second per access token (burst the same); `None` or 0: no limit.
+    pub request_limit: Option<u32>,
+    /// Serve `lesson_marks` in the older form (`marks` with bare string values).
+    pub legacy_marks: bool,
+}
+
+impl EmulatorOptions {
+    pub fn new(refresh_token: impl Into<String>) -> Self {
+        EmulatorOptions {
+            refresh_token: refresh_token.into(),
+            access_lifetime: Duration::from_secs(3600),
+            request_limit: None,
+            legacy_marks: false,
+        }
+    }
+}
+
+impl std::fmt::Debug for EmulatorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorOptions")
+            .field("refresh_token", &"[REDACTED]")
+            .field("access_lifetime", &self.access_lifetime)
+            .field("request_limit", &self.request_limit)
+            .field("legacy_marks", &self.legacy_marks)
+            .finish()
+    }
+}
+
+/// How the next API answers are broken (`/__emulator/fail?mode=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FailureMode {
+    /// HTTP 200 JSON cut in the middle plus garbage.
+    Malformed,
+    /// HTTP 502 `text/html`: the front proxy's page.
+    Html502,
+    /// HTTP 200 promising the whole answer, delivering half, then aborting.
+    Truncated,
+    /// HTTP 401 `{"msg"}`, and the session revoked: the refresh token is refused too.
+    Unauthorized,
+}
+
+impl FailureMode {
+    pub fn parse(s: &str) -> Option<Option<FailureMode>> {
+        Some(Some(match s {
+            "malformed" => FailureMode::Malformed,
+            "html502" => FailureMode::Html502,
+            "truncated" => FailureMode::Truncated,
+            "unauthorized" => FailureMode::Unauthorized,
+            "off" => return Some(None),
+            _ => return None,
+        }))
+    }
+}
+
+#[derive(Debug, Default)]
+struct FailState {
+    mode: Option<FailureMode>,
+    remaining: Option<u64>,
+}
+
+impl FailState {
+    fn take(&mut self) -> Option<FailureMode> {
+        let mode = self.mode?;
+        match self.remaining.as_mut() {
+            None => Some(mode),
+            Some(0) => {
+                self.mode = None;
+                None
+            }
+            Some(n) => {
+                *n -= 1;
+                if *n == 0 {
+                    self.mode = None;
+                    self.remaining = None;
+                }
+                Some(mode)
+            }
+        }
+    }
+}
+
+/// Requests seen (`/__emulator/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct EmulatorStats {
+    /// Every request to an API route, refused ones included
+    pub requests: u64,
+    /// Answered with the request-limit error
+    pub limited: u64,
+    /// Broken on purpose by a failure mode
+    pub failed: u64,
+    /// Refreshes granted
+    pub refreshes: u64,
+    /// Refreshes refused (an old, revoked or unknown refresh token)
+    pub refused_refreshes: u64,
+    /// Data calls refused for an expired access token
+    pub expired: u64,
+}
+
+/// The world served, behind a lock. Cheap to clone.
+#[derive(Clone)]
+pub struct WorldCell(Arc<RwLock<World>>);
+
+impl WorldCell {
+    pub fn new(world: World) -> Self {
+        WorldCell(Arc::new(RwLock::new(world)))
+    }
+
+    pub fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        f(&self.0.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Changes the world (tests: delete a record, …).
+    pub fn update<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        f(&mut self.0.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Simulates `days` more days → (today, last truth seq).
+    pub fn advance(&self, days: u32) -> (NaiveDate, u64) {
+        self.update(|w| {
+            w.advance(days);
+            (w.today, w.last_seq())
+        })
+    }
+
+    fn date_header(&self) -> HeaderValue {
+        let today = self.read(|w| w.today);
+        let at = today.and_hms_opt(13, 0, 0).expect("a valid time").and_utc();
+        let system = SystemTime::UNIX_EPOCH + Duration::from_secs(at.timestamp().max(0) as u64);
+        HeaderValue::from_str(&httpdate_fmt(system)).expect("an HTTP date is a header value")
+    }
+}
+
+fn httpdate_fmt(t: SystemTime) -> String {
+    let dt: chrono::DateTime<chrono::Utc> = t.into();
+    dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+}
+
+#[derive(Default)]
+struct Session {
+    /// The one valid refresh token (`None`: revoked until a person signs in again).
+    refresh: Option<String>,
+    /// access token → exp (seconds since the epoch)
+    access: HashMap<String, u64>,
+}
+
+type Limiter = DefaultKeyedRateLimiter<String>;
+
+pub(crate) struct Inner {
+    pub(crate) world: WorldCell,
+    pub(crate) legacy_marks: bool,
+    access_lifetime: Mutex<Duration>,
+    session: Mutex<Session>,
+    limiter: RwLock<Option<Arc<Limiter>>>,
+    fail: Mutex<FailState>,
+    requests: AtomicU64,
+    limited: AtomicU64,
+    failed: AtomicU64,
+    refreshes: AtomicU64,
+    refused: AtomicU64,
+    expired: AtomicU64,
+    counter: AtomicU64,
+}
+
+fn make_limiter(rps: Option<u32>) -> Option<Arc<Limiter>> {
+    let rps = NonZeroU32::new(rps?)?;
+    Some(Arc::new(RateLimiter::keyed(Quota::per_second(rps))))
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs()
+}
+
+/// The shared state of an emulator. Cheap to clone.
+#[derive(Clone)]
+pub struct EmulatorState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for EmulatorState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorState").field("stats", &self.stats()).finish_non_exhaustive()
+    }
+}
+
+impl EmulatorState {
+    pub fn new(world: World, options: &EmulatorOptions) -> Self {
+        EmulatorState {
+            inner: Arc::new(Inner {
+                world: WorldCell::new(world),
+                legacy_marks: options.legacy_marks,
+                access_lifetime: Mutex::new(options.access_lifetime),
+                session: Mutex::new(Session { refresh: Some(options.refresh_token.clone()), access: HashMap::new() }),
+                limiter: RwLock::new(make_limiter(options.request_limit)),
+                fail: Mutex::new(FailState::default()),
+                requests: AtomicU64::new(0),
+                limited: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                refreshes: AtomicU64::new(0),
+                refused: AtomicU64::new(0),
+                expired: AtomicU64::new(0),
+                counter: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub fn world(&self) -> WorldCell {
+        self.inner.world.clone()
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        let i = &self.inner;
+        EmulatorStats {
+            requests: i.requests.load(Ordering::Relaxed),
+            limited: i.limited.load(Ordering::Relaxed),
+            failed: i.failed.load(Ordering::Relaxed),
+            refreshes: i.refreshes.load(Ordering::Relaxed),
+            refused_refreshes: i.refused.load(Ordering::Relaxed),
+            expired: i.expired.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Breaks the next `count` API answers (all when `None`); `None` mode: off.
+    pub fn set_failure(&self, mode: Option<FailureMode>, count: Option<u64>) {
+        *self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()) = FailState { mode, remaining: mode.and(count) };
+    }
+
+    /// Sets the per-token request limit (`None` or 0: off).
+    pub fn set_request_limit(&self, rps: Option<u32>) {
+        *self.inner.limiter.write().unwrap_or_else(|e| e.into_inner()) = make_limiter(rps);
+    }
+
+    /// Sets the lifetime of access tokens issued from now on.
+    pub fn set_access_lifetime(&self, lifetime: Duration) {
+        *self.inner.access_lifetime.lock().unwrap_or_else(|e| e.into_inner()) = lifetime;
+    }
+
+    /// A person signed in through Госуслуги: a new refresh token; the old session (its
+    /// refresh and access tokens) ends.
+    pub fn login(&self) -> String {
+        let token = self.random_hex();
+        let mut s = self.inner.session.lock().unwrap_or_else(|e| e.into_inner());
+        s.refresh = Some(token.clone());
+        s.access.clear();
+        token
+    }
+
+    /// The refresh token the emulator accepts now (tests compare it with the persisted one).
+    pub fn current_refresh_token(&self) -> Option<String> {
+        self.inner.session.lock().unwrap_or_else(|e| e.into_inner()).refresh.clone()
+    }
+
+    /// Ends the session: every access token and the refresh token are refused.
+    pub fn revoke(&self) {
+        let mut s = self.inner.session.lock().unwrap_or_else(|e| e.into_inner());
+        s.refresh = None;
+        s.access.clear();
+    }
+
+    fn random_hex(&self) -> String {
+        let n = self.inner.counter.fetch_add(1, Ordering::Relaxed);
+        let nanos = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_nanos() as u64;
+        format!("{:016x}{:016x}", splitmix(nanos ^ n.rotate_left(32)), splitmix(n ^ 0x5151_aaaa_0f0f_1234))
+    }
+
+    /// Rotates the refresh token → (access token, new refresh token); `None` when `presented`
+    /// is not the current refresh token.
+    fn refresh(&self, presented: &str) -> Option<(String, String)> {
+        let new_refresh = self.random_hex();
+        let lifetime = *self.inner.access_lifetime.lock().unwrap_or_else(|e| e.into_inner());
+        let mut s = self.inner.session.lock().unwrap_or_else(|e| e.into_inner());
+        let current = s.refresh.as_deref()?;
+        if !same_secret(current.as_bytes(), presented.as_bytes()) {
+            return None;
+        }
+        let now = unix_now();
+        let exp = now + lifetime.as_secs().max(1);
+        let jti = self.inner.counter.fetch_add(1, Ordering::Relaxed);
+        let header = base64url_encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+        let payload = base64url_encode(
+            serde_json::json!({"sub": "operator", "iat": now, "exp": exp, "jti": jti}).to_string().as_bytes(),
+        );
+        let signature = base64url_encode(self.random_hex().as_bytes());
+        let access = format!("{header}.{payload}.{signature}");
+        s.access.retain(|_, e| *e + 60 > now);
+        s.access.insert(access.clone(), exp);
+        s.refresh = Some(new_refresh.clone());
+        Some((access, new_refresh))
+    }
+}
+
+fn splitmix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn same_secret(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `{"msg": "..."}` with a status.
+pub(crate) fn msg(status: StatusCode, text: &str) -> Response {
+    (status, [(CONTENT_TYPE, JSON)], serde_json::json!({ "msg": text }).to_string()).into_response()
+}
+
+pub(crate) fn json_ok(body: Vec<u8>) -> Response {
+    ([(CONTENT_TYPE, JSON)], body).into_response()
+}
+
+/// Token, expiry, request limit and injected failures, in that order, for every API route.
+async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> Response {
+    let inner = &st.inner;
+    inner.requests.fetch_add(1, Ordering::Relaxed);
+    let token = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(|t| t.trim().to_string());
+    let Some(token) = token.filter(|t| !t.is_empty()) else {
+        return msg(StatusCode::UNAUTHORIZED, "Missing Authorization Header");
+    };
+    let exp = inner.session.lock().unwrap_or_else(|e| e.into_inner()).access.get(&token).copied();
+    match exp {
+        None => return msg(StatusCode::UNAUTHORIZED, "Invalid token"),
+        Some(exp) if exp <= unix_now() => {
+            inner.expired.fetch_add(1, Ordering::Relaxed);
+            return msg(StatusCode::UNAUTHORIZED, "Token has expired");
+        }
+        Some(_) => {}
+    }
+    let limiter = inner.limiter.read().unwrap_or_else(|e| e.into_inner()).clone();
+    if let Some(limiter) = limiter {
+        if limiter.check_key(&token).is_err() {
+            inner.limited.fetch_add(1, Ordering::Relaxed);
+            return msg(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
+        }
+    }
+    let Some(mode) = inner.fail.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+        return next.run(req).await;
+    };
+    inner.failed.fetch_add(1, Ordering::Relaxed);
+    match mode {
+        FailureMode::Unauthorized => {
+            st.revoke();
+            msg(StatusCode::UNAUTHORIZED, "Token has been revoked")
+        }
+        FailureMode::Html502 => html_502(),
+        FailureMode::Malformed => {
+            let body = full_body(next.run(req).await).await;
+            let mut broken = body[..body.len() / 2].to_vec();
+            broken.extend_from_slice(b"\xef\xbf\xbd<<garbage after a cut>>");
+            (StatusCode::OK, [(CONTENT_TYPE, JSON)], broken).into_response()
+        }
+        FailureMode::Truncated => truncated(full_body(next.run(req).await).await),
+    }
+}
+
+async fn full_body(resp: Response) -> Bytes {
+    axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap_or_default()
+}
+
+fn truncated(body: Bytes) -> Response {
+    let full = body.len();
+    let part = body.slice(..full / 2);
+    let stream = futures::stream::iter([Ok::<Bytes, io::Error>(part)]).chain(futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Err(io::Error::new(io::ErrorKind::ConnectionAborted, "emulated truncated answer"))
+    }));
+    let mut resp = Response::new(Body::from_stream(stream));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
+    resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(full));
+    resp
+}
+
+fn html_502() -> Response {
+    const PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+    (StatusCode::BAD_GATEWAY, [(CONTENT_TYPE, "text/html")], PAGE).into_response()
+}
+
+/// POST `/diary/refresh`: form `refresh-token=<rt>` or JSON `{"refresh-token": rt}`.
+async fn refresh(State(st): State<EmulatorState>, req: Request) -> Response {
+    let is_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    let body = axum::body::to_bytes(req.into_body(), 64 * 1024).await.unwrap_or_default();
+    let presented = if is_json {
+        serde_json::from_slice::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v.get("refresh-token").and_then(|t| t.as_str()).map(str::to_string))
+    } else {
+        url::form_urlencoded::parse(&body).find(|(k, _)| k == "refresh-token").map(|(_, v)| v.into_owned())
+    };
+    let Some(presented) = presented.filter(|t| !t.is_empty()) else {
+        return msg(StatusCode::BAD_REQUEST, "refresh-token is required");
+    };
+    match st.refresh(presented.trim()) {
+        Some((access, refresh)) => {
+            st.inner.refreshes.fetch_add(1, Ordering::Relaxed);
+            json_ok(serde_json::json!({"accessToken": access, "refreshToken": refresh}).to_string().into_bytes())
+        }
+        None => {
+            st.inner.refused.fetch_add(1, Ordering::Relaxed);
+            msg(StatusCode::UNAUTHORIZED, "Invalid refresh token")
+        }
+    }
+}
+
+async fn stamp_date(State(st): State<EmulatorState>, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(DATE, st.inner.world.date_header());
+    resp
+}
+
+async fn not_found() -> Response {
+    msg(StatusCode::NOT_FOUND, "Not Found")
+}
+
+/// The emulator's routes.
+pub fn router(state: EmulatorState) -> Router {
+    let api = handlers::routes().route_layer(middleware::from_fn_with_state(state.clone(), api_gate));
+    Router::new()
+        .nest("/diary/api", api)
+        .route("/diary/refresh", axum::routing::post(refresh))
+        .nest("/__emulator", control::routes())
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), stamp_date))
+        .with_state(state)
+}
+
+/// A running emulator.
+#[derive(Debug)]
+pub struct EmulatorHandle {
+    pub addr: SocketAddr,
+    state: EmulatorState,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl EmulatorHandle {
+    /// `http://ADDR/` (the API lives under `diary/` of it).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn world(&self) -> WorldCell {
+        self.state.world()
+    }
+
+    pub fn state(&self) -> &EmulatorState {
+        &self.state
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        self.state.stats()
+    }
+
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// Binds `addr` (port 0: any free port) and serves in a spawned task.
+pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
+    let state = EmulatorState::new(world, &options);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = router(state.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(EmulatorHandle { addr, state, stop, task })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,121 @@
+//! What of the synthetic world the КИАСУО diary API exposes, for comparing a sync with the
+//! ground truth, and who sees what (the emulator serves by the same rules; API.md).
+//!
+//! The diary is a parent's view: with the operator's account every pupil is a "child"
+//! (README.md). Not exposed: teachers and guardians as persons (a lesson names its teacher
+//! as text only), guardianships, enrollments (a child's class is all there is; subgroups are
+//! invisible), groups, subjects as records, teaching loads, works, holidays, the
+//! organization and the academic year as records, absence notices, acknowledgements,
+//! consents, user activity.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use ejgate_sdk::model::EntityKind;
+use ejgate_sdk::synth::{School, SynthLesson, World};
+
+/// The kinds the connector fills.
+pub const EXPOSED: [EntityKind; 8] = [
+    EntityKind::StudyPeriod,
+    EntityKind::Class,
+    EntityKind::Person,
+    EntityKind::Lesson,
+    EntityKind::Homework,
+    EntityKind::Mark,
+    EntityKind::FinalMark,
+    EntityKind::Attendance,
+];
+
+/// Who sees what in one school: every pupil with a class is a child of the operator's
+/// account; a child sees the lessons of its class and of the groups of that class it is
+/// enrolled in.
+#[derive(Debug, Default)]
+pub struct Visibility {
+    /// pupil → class
+    pub class_of: BTreeMap<u64, u64>,
+    /// group → its class
+    group_class: HashMap<u64, u64>,
+    /// (group, pupil) enrolled
+    group_members: HashSet<(u64, u64)>,
+    classes: HashSet<u64>,
+}
+
+impl Visibility {
+    pub fn of(school: &School) -> Visibility {
+        let classes: HashSet<u64> = school.classes.iter().map(|c| c.id).collect();
+        let group_class: HashMap<u64, u64> = school.groups.iter().map(|g| (g.id, g.class_id)).collect();
+        let mut class_of = BTreeMap::new();
+        let mut group_members = HashSet::new();
+        for e in &school.enrollments {
+            if classes.contains(&e.unit) {
+                class_of.entry(e.student).or_insert(e.unit);
+            } else if group_class.contains_key(&e.unit) {
+                group_members.insert((e.unit, e.student));
+            }
+        }
+        Visibility { class_of, group_class, group_members, classes }
+    }
+
+    /// Whether `pupil` sees lessons of `unit` (a class or a group).
+    pub fn sees_unit(&self, pupil: u64, unit: u64) -> bool {
+        let Some(&class) = self.class_of.get(&pupil) else { return false };
+        if unit == class {
+            return true;
+        }
+        self.group_class.get(&unit) == Some(&class) && self.group_members.contains(&(unit, pupil))
+    }
+
+    /// Whether any pupil sees lessons of `unit`.
+    pub fn unit_seen(&self, unit: u64) -> bool {
+        if self.classes.contains(&unit) {
+            return self.class_of.values().any(|c| *c == unit);
+        }
+        match self.group_class.get(&unit) {
+            Some(class) => self.group_members.iter().any(|(g, p)| *g == unit && self.class_of.get(p) == Some(class)),
+            None => false,
+        }
+    }
+}
+
+/// Whether a lesson's date lies in one of the school's study periods (`lesson_marks` is read
+/// per period).
+pub fn in_a_period(school: &School, lesson: &SynthLesson) -> bool {
+    school.periods.iter().any(|p| p.start <= lesson.date && lesson.date <= p.end)
+}
+
+/// The live records per kind a complete КИАСУО sync of `world` must hold.
+pub fn expected_counts(world: &World) -> BTreeMap<EntityKind, u64> {
+    let mut c: BTreeMap<EntityKind, u64> = EXPOSED.iter().map(|k| (*k, 0)).collect();
+    let mut add = |k: EntityKind, n: usize| *c.get_mut(&k).expect("an exposed kind") += n as u64;
+    for s in &world.schools {
+        let v = Visibility::of(s);
+        add(EntityKind::StudyPeriod, s.periods.len());
+        add(EntityKind::Class, s.classes.len());
+        add(EntityKind::Person, v.class_of.len());
+        let seen: HashSet<u64> = s.lessons.values().filter(|l| v.unit_seen(l.unit)).map(|l| l.id).collect();
+        add(EntityKind::Lesson, seen.len());
+        add(EntityKind::Homework, s.works.values().filter(|w| w.is_homework && seen.contains(&w.lesson)).count());
+        let marked = |student: u64, lesson: u64| {
+            s.lessons.get(&lesson).is_some_and(|l| v.sees_unit(student, l.unit) && in_a_period(s, l))
+        };
+        add(EntityKind::Mark, s.marks.values().filter(|m| marked(m.student, m.lesson)).count());
+        add(EntityKind::Attendance, s.attendance.keys().filter(|(lesson, student)| marked(*student, *lesson)).count());
+        add(
+            EntityKind::FinalMark,
+            s.final_marks.keys().filter(|(student, _, _)| v.class_of.contains_key(student)).count(),
+        );
+    }
+    c.retain(|_, n| *n > 0);
+    c
+}
+
+/// Whether a truth change concerns something the connector reads (teachers and guardians
+/// are persons the API does not expose).
+pub fn is_exposed(world: &World, kind: EntityKind, key: &str) -> bool {
+    if !EXPOSED.contains(&kind) {
+        return false;
+    }
+    if kind == EntityKind::Person {
+        return world.schools.iter().any(|s| s.students.iter().any(|p| p.id.to_string() == key));
+    }
+    true
+}
