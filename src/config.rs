@@ -90,7 +90,8 @@ pub enum ConfigError {
 impl Config {
     /// Reads and checks a configuration file. `EJGATE_STORE_URL` replaces `store.url`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         let mut config = Config::parse(&text, path)?;
         if let Ok(url) = std::env::var("EJGATE_STORE_URL") {
             config.store.url = url;

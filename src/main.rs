@@ -119,7 +119,8 @@ fn init_tracing(verbose: u8) {
         1 => "info",
         _ => "debug",
     };
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
 }
 
@@ -143,7 +144,10 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 bail!("{} exists; use --force to overwrite it", cli.config.display());
             }
             std::fs::write(&cli.config, EXAMPLE).with_context(|| format!("cannot write {}", cli.config.display()))?;
-            println!("Wrote {}. Put the source's token in the file it names, then run `ejgate sync`.", cli.config.display());
+            println!(
+                "Wrote {}. Put the source's token in the file it names, then run `ejgate sync`.",
+                cli.config.display()
+            );
         }
         #[cfg(feature = "emulators")]
         Command::Demo { dir, seed, size } => {
@@ -163,7 +167,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let config = Config::load(&cli.config)?;
             let store = store::open(&config.store_url()).await?;
             let selected: Vec<_> = match &source {
-                Some(name) => vec![config.source(name).with_context(|| format!("no source named «{name}» in {}", cli.config.display()))?],
+                Some(name) => vec![config
+                    .source(name)
+                    .with_context(|| format!("no source named «{name}» in {}", cli.config.display()))?],
                 None => config.sources.iter().collect(),
             };
             if selected.is_empty() {
@@ -172,9 +178,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let mut failed = false;
             for s in selected {
                 let connector = ejgate::sources::connector(&config, s)?;
-                let progress: Arc<dyn Progress> = if quiet { Arc::new(Quiet) } else { Arc::new(progress::Bars::new(&s.name)) };
+                let progress: Arc<dyn Progress> =
+                    if quiet { Arc::new(Quiet) } else { Arc::new(progress::Bars::new(&s.name)) };
                 let mode = if full { SyncMode::Full } else { SyncMode::Incremental };
-                let report = run_sync(store.as_ref(), connector, &SyncOptions { mode, concurrency: s.concurrency, progress }).await?;
+                let report =
+                    run_sync(store.as_ref(), connector, &SyncOptions { mode, concurrency: s.concurrency, progress })
+                        .await?;
                 let st = &report.stats;
                 match &report.error {
                     None => println!(
@@ -211,12 +220,25 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
         }
         #[cfg(feature = "emulators")]
-        Command::Emulate { system: EmulatedSystem::Dnevnik, listen, seed, schools, size, request_limit, token, token_file } => {
+        Command::Emulate {
+            system: EmulatedSystem::Dnevnik,
+            listen,
+            seed,
+            schools,
+            size,
+            request_limit,
+            token,
+            token_file,
+        } => {
             use secrecy::ExposeSecret;
             let token = match (token, token_file) {
                 (Some(t), _) => t,
-                (None, Some(f)) => ejgate_sdk::secret::SecretRef::file(f).load("emulator token")?.expose_secret().to_string(),
-                (None, None) => bail!("give the token the emulator accepts: --token, --token-file or EJGATE_EMULATOR_TOKEN"),
+                (None, Some(f)) => {
+                    ejgate_sdk::secret::SecretRef::file(f).load("emulator token")?.expose_secret().to_string()
+                }
+                (None, None) => {
+                    bail!("give the token the emulator accepts: --token, --token-file or EJGATE_EMULATOR_TOKEN")
+                }
             };
             let mut synth = size.config(seed);
             synth.schools = schools.max(1);
@@ -224,7 +246,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let mut options = ejgate_dnevnik::emulator::EmulatorOptions::new(token);
             options.request_limit = request_limit;
             let handle = ejgate_dnevnik::emulator::start(world, options, listen).await?;
-            println!("Dnevnik emulator at {} (control: {}__emulator/truth). Ctrl-C stops it.", handle.base_url(), handle.root_url());
+            println!(
+                "Dnevnik emulator at {} (control: {}__emulator/truth). Ctrl-C stops it.",
+                handle.base_url(),
+                handle.root_url()
+            );
             tokio::signal::ctrl_c().await?;
             handle.shutdown().await;
         }

@@ -44,7 +44,12 @@ fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let expected = ejgate_dnevnik::truth::expected_counts(&World::generate(SynthConfig::small(4)));
     for (kind, n) in expected {
-        let live = status["counts"].as_array().unwrap().iter().find(|c| c["kind"] == kind.as_str()).map(|c| c["live"].as_u64().unwrap());
+        let live = status["counts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["kind"] == kind.as_str())
+            .map(|c| c["live"].as_u64().unwrap());
         assert_eq!(live, Some(n), "{kind}");
     }
     assert_eq!(status["runs"][0]["status"], "succeeded");
@@ -68,7 +73,14 @@ async fn a_sync_killed_in_the_middle_loses_nothing_and_the_next_run_completes() 
     let config = write_config(dir.path(), &emulator.base_url(), "requests_per_second = 150\nconcurrency = 2\n");
     let db_url = format!("sqlite://{}", dir.path().join("ejgate.db").display());
 
-    let mut child = ejgate().arg("--config").arg(&config).args(["sync", "--full", "--quiet"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let mut child = ejgate()
+        .arg("--config")
+        .arg(&config)
+        .args(["sync", "--full", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
     // Wait until some batches are committed, then kill the process without warning.
     let store = loop {
         if let Ok(store) = SqliteStore::open(&db_url).await {
@@ -105,7 +117,13 @@ async fn a_sync_at_trace_level_never_shows_the_token() {
     let emulator = start_emulator(World::generate(SynthConfig::small(8)), None).await;
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &emulator.base_url(), "");
-    let out = ejgate().arg("--config").arg(&config).args(["sync", "--full", "--quiet"]).env("RUST_LOG", "trace").output().unwrap();
+    let out = ejgate()
+        .arg("--config")
+        .arg(&config)
+        .args(["sync", "--full", "--quiet"])
+        .env("RUST_LOG", "trace")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let all = [out.stdout, out.stderr].concat();
     let text = String::from_utf8_lossy(&all);
@@ -117,7 +135,8 @@ async fn a_sync_at_trace_level_never_shows_the_token() {
 
     // A refused token: the error still does not show it.
     emulator.state().set_failure(Some(ejgate_dnevnik::emulator::FailureMode::Unauthorized), None);
-    let out = ejgate().arg("--config").arg(&config).args(["sync", "--quiet"]).env("RUST_LOG", "trace").output().unwrap();
+    let out =
+        ejgate().arg("--config").arg(&config).args(["sync", "--quiet"]).env("RUST_LOG", "trace").output().unwrap();
     assert!(!out.status.success());
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(text.contains("Госуслуги") && text.contains("secrets/token"), "{text}");

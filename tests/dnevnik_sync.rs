@@ -131,7 +131,13 @@ async fn a_failure_in_the_middle_keeps_the_committed_batches_and_their_cursors()
             tokio::task::yield_now().await;
         }
     });
-    let report = ejgate::sync::run_sync(store, connector, &ejgate::sync::SyncOptions { mode: SyncMode::Full, concurrency: 1, ..Default::default() }).await.unwrap();
+    let report = ejgate::sync::run_sync(
+        store,
+        connector,
+        &ejgate::sync::SyncOptions { mode: SyncMode::Full, concurrency: 1, ..Default::default() },
+    )
+    .await
+    .unwrap();
     watcher.await.unwrap();
     assert_eq!(report.status, RunStatus::Failed);
     assert!(report.error.as_ref().unwrap().contains("HTML page"), "{:?}", report.error);

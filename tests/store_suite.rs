@@ -1032,15 +1032,24 @@ async fn sqlite_write_throughput_against_raw_rusqlite() {
         .collect();
     let start = std::time::Instant::now();
     let cpu0 = process_cpu_seconds();
+    let mut ex_us = 0u128;
     for (ids, scope, changes) in &batches {
         let coverage =
             [(vec![EntityKind::Mark], scope.clone(), Some(DateRange::new(date("2025-10-01"), date("2025-10-07"))))];
+        let te = std::time::Instant::now();
         let existing = store.existing(SRC, ids, &coverage).await.unwrap();
+        ex_us += te.elapsed().as_micros();
         assert!(existing.len() < per_group);
         store.apply(run, SRC, changes, Some(&cursor("x"))).await.unwrap();
     }
     let ours = start.elapsed();
     let ours_cpu = process_cpu_seconds() - cpu0;
+    println!(
+        "existing {} ms, upserts {} ms, commit {} ms",
+        ex_us / 1000,
+        ejgate::store::UPS_US.load(std::sync::atomic::Ordering::Relaxed) / 1000,
+        ejgate::store::COMMIT_US.load(std::sync::atomic::Ordering::Relaxed) / 1000
+    );
     assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, n as u64, 0)]);
 
     let ratio = raw.as_secs_f64() / ours.as_secs_f64();

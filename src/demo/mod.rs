@@ -48,7 +48,13 @@ impl DemoReport {
 fn fresh_token() -> String {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&std::process::id().to_le_bytes());
-    hasher.update(&std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos().to_le_bytes());
+    hasher.update(
+        &std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos()
+            .to_le_bytes(),
+    );
     hasher.update(&(&hasher as *const _ as usize).to_le_bytes());
     hasher.finalize().to_hex()[..32].to_string()
 }

@@ -97,10 +97,7 @@ async fn drive(
 ) -> Result<(), String> {
     let source = connector.instance().to_string();
     let cursors = store.cursors(&source).await.map_err(|e| e.to_string())?;
-    let plan = connector
-        .plan(&PlanContext { mode: options.mode, cursors })
-        .await
-        .map_err(|e| e.to_string())?;
+    let plan = connector.plan(&PlanContext { mode: options.mode, cursors }).await.map_err(|e| e.to_string())?;
     options.progress.planned(&plan.chunks);
 
     // Fetching runs ahead of writing in its own task, at most `concurrency` chunks in
@@ -184,12 +181,8 @@ async fn write_batch(
     let existing = store.existing(source, &ids, &coverages).await.map_err(|e| e.to_string())?;
     let read_time = read_started.elapsed();
     let changes = diff(batch.records, &existing);
-    let ops: Vec<ChangeOp> = changes
-        .upserts
-        .iter()
-        .map(|u| u.op)
-        .chain(changes.deletes.iter().map(|_| ChangeOp::Delete))
-        .collect();
+    let ops: Vec<ChangeOp> =
+        changes.upserts.iter().map(|u| u.op).chain(changes.deletes.iter().map(|_| ChangeOp::Delete)).collect();
     let cursor = chunk.cursor_after.as_ref().map(|value| CursorUpdate {
         stream: chunk.stream.clone(),
         scope: chunk.scope.clone(),
@@ -317,10 +310,14 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let changes = diff(vec![same.clone(), renamed_new.clone(), revived.clone(), new.clone(), new.clone()], &existing);
+        let changes =
+            diff(vec![same.clone(), renamed_new.clone(), revived.clone(), new.clone(), new.clone()], &existing);
         assert_eq!(changes.seen, vec![same.id]);
         let ops: Vec<(Uuid, ChangeOp)> = changes.upserts.iter().map(|u| (u.id, u.op)).collect();
-        assert_eq!(ops, vec![(renamed_new.id, ChangeOp::KeyChange), (revived.id, ChangeOp::Insert), (new.id, ChangeOp::Insert)]);
+        assert_eq!(
+            ops,
+            vec![(renamed_new.id, ChangeOp::KeyChange), (revived.id, ChangeOp::Insert), (new.id, ChangeOp::Insert)]
+        );
         assert_eq!(changes.deletes, vec![(gone.id, EntityKind::Subject)]);
     }
 

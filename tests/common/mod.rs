@@ -47,7 +47,8 @@ impl Harness {
 
     /// A connector with fast retries (tests must not wait out production backoffs).
     pub fn connector(&self, tweak: impl FnOnce(&mut DnevnikConfig)) -> Arc<DnevnikConnector> {
-        let mut c = DnevnikConfig::new("dnevnik-test", self.emulator.base_url().parse().unwrap(), SecretString::from(TOKEN));
+        let mut c =
+            DnevnikConfig::new("dnevnik-test", self.emulator.base_url().parse().unwrap(), SecretString::from(TOKEN));
         c.retry = RetryPolicy {
             max_attempts: 3,
             max_rate_limited_attempts: 50,
@@ -64,7 +65,9 @@ impl Harness {
 
     pub async fn sync_with(&self, mode: SyncMode, tweak: impl FnOnce(&mut DnevnikConfig)) -> SyncReport {
         let connector = self.connector(tweak);
-        run_sync(self.store.as_ref(), connector, &SyncOptions { mode, ..SyncOptions::default() }).await.expect("the store records the run")
+        run_sync(self.store.as_ref(), connector, &SyncOptions { mode, ..SyncOptions::default() })
+            .await
+            .expect("the store records the run")
     }
 
     pub fn expected(&self) -> BTreeMap<EntityKind, u64> {

@@ -284,14 +284,16 @@ mod tests {
 
     #[test]
     fn string_twins_win_over_numbers_in_every_casing() {
-        let p: PersonItem = serde_json::from_str(r#"{"id": 1, "id_str": "1750000000000000001", "firstName": "Анна"}"#).unwrap();
+        let p: PersonItem =
+            serde_json::from_str(r#"{"id": 1, "id_str": "1750000000000000001", "firstName": "Анна"}"#).unwrap();
         assert_eq!(pick(&p.id_str, &p.id).as_deref(), Some("1750000000000000001"));
         let e: LogEntry = serde_json::from_str(r#"{"person": 1, "person_str": "7", "lesson": 2, "lesson_str": "8", "createdDate": "2025-09-01T10:00:00.123456"}"#).unwrap();
         assert_eq!(pick(&e.person_str, &e.person).as_deref(), Some("7"));
         assert_eq!(pick(&e.lesson_str, &e.lesson).as_deref(), Some("8"));
         let t: Teacher = serde_json::from_str(r#"{"Id": 5, "IdStr": "15", "LastName": "Петров"}"#).unwrap();
         assert_eq!(pick(&t.id_str, &t.id).as_deref(), Some("15"));
-        let g: EduGroup = serde_json::from_str(r#"{"id": 3, "id_str": "3", "journalType": "Elective", "parentIds": [9]}"#).unwrap();
+        let g: EduGroup =
+            serde_json::from_str(r#"{"id": 3, "id_str": "3", "journalType": "Elective", "parentIds": [9]}"#).unwrap();
         assert_eq!(g.journaltype.as_deref(), Some("Elective"));
         assert_eq!(g.parent().as_deref(), Some("9"));
     }

@@ -123,11 +123,41 @@ impl Tables {
         let dir = dir.map(|d| d.join("dnevnik"));
         let dir = dir.as_deref();
         Ok(Tables {
-            attendance: CodeTable::load("dnevnik/attendance", dir, "attendance.toml", include_str!("../../../mappings/dnevnik/attendance.toml")).map_err(|e| e.to_string())?,
-            marks: CodeTable::load("dnevnik/marks", dir, "marks.toml", include_str!("../../../mappings/dnevnik/marks.toml")).map_err(|e| e.to_string())?,
-            work_types: CodeTable::load("dnevnik/work_types", dir, "work_types.toml", include_str!("../../../mappings/dnevnik/work_types.toml")).map_err(|e| e.to_string())?,
-            groups: CodeTable::load("dnevnik/groups", dir, "groups.toml", include_str!("../../../mappings/dnevnik/groups.toml")).map_err(|e| e.to_string())?,
-            lesson_status: CodeTable::load("dnevnik/lesson_status", dir, "lesson_status.toml", include_str!("../../../mappings/dnevnik/lesson_status.toml")).map_err(|e| e.to_string())?,
+            attendance: CodeTable::load(
+                "dnevnik/attendance",
+                dir,
+                "attendance.toml",
+                include_str!("../../../mappings/dnevnik/attendance.toml"),
+            )
+            .map_err(|e| e.to_string())?,
+            marks: CodeTable::load(
+                "dnevnik/marks",
+                dir,
+                "marks.toml",
+                include_str!("../../../mappings/dnevnik/marks.toml"),
+            )
+            .map_err(|e| e.to_string())?,
+            work_types: CodeTable::load(
+                "dnevnik/work_types",
+                dir,
+                "work_types.toml",
+                include_str!("../../../mappings/dnevnik/work_types.toml"),
+            )
+            .map_err(|e| e.to_string())?,
+            groups: CodeTable::load(
+                "dnevnik/groups",
+                dir,
+                "groups.toml",
+                include_str!("../../../mappings/dnevnik/groups.toml"),
+            )
+            .map_err(|e| e.to_string())?,
+            lesson_status: CodeTable::load(
+                "dnevnik/lesson_status",
+                dir,
+                "lesson_status.toml",
+                include_str!("../../../mappings/dnevnik/lesson_status.toml"),
+            )
+            .map_err(|e| e.to_string())?,
         })
     }
 }
@@ -177,8 +207,8 @@ impl ErrorClassifier for DnevnikErrors {
         let key = key.strip_prefix("authorization").unwrap_or(key);
         let kind = match key {
             "requestlimit" => ErrorKind::RateLimited,
-            "invalidtoken" | "tokenrequired" | "outofscope" | "notowner" | "ownerforbidden"
-            | "systemforbidden" | "failed" => ErrorKind::Unauthorized,
+            "invalidtoken" | "tokenrequired" | "outofscope" | "notowner" | "ownerforbidden" | "systemforbidden"
+            | "failed" => ErrorKind::Unauthorized,
             "servererror" => ErrorKind::Server,
             "httpsrequired" => ErrorKind::Config,
             _ if status.is_server_error() => ErrorKind::Server,
@@ -243,7 +273,11 @@ impl DnevnikConnector {
 
     fn school(&self, school: &str) -> Result<Arc<SchoolInfo>, SourceError> {
         self.schools.lock().expect("school cache").get(school).cloned().ok_or_else(|| {
-            SourceError::config(&self.config.instance, "dnevnik", format!("school {school} was not planned in this run"))
+            SourceError::config(
+                &self.config.instance,
+                "dnevnik",
+                format!("school {school} was not planned in this run"),
+            )
         })
     }
 
@@ -252,18 +286,29 @@ impl DnevnikConnector {
     }
 
     async fn discover_school(&self, school: &str) -> Result<(SchoolInfo, u32), SourceError> {
-        let profile = self.client.get_json::<serde_json::Value>("reference", &format!("schools/{school}"), &[]).await?.body;
+        let profile =
+            self.client.get_json::<serde_json::Value>("reference", &format!("schools/{school}"), &[]).await?.body;
         let parsed: api::SchoolProfile = serde_json::from_value(profile.clone()).map_err(|e| {
-            SourceError::config(&self.config.instance, "dnevnik", format!("GET schools/{school}: unexpected answer: {e}"))
+            SourceError::config(
+                &self.config.instance,
+                "dnevnik",
+                format!("GET schools/{school}: unexpected answer: {e}"),
+            )
         })?;
-        let offset = FixedOffset::east_opt(parsed.time_zone.unwrap_or(3) * 3600).unwrap_or(FixedOffset::east_opt(3 * 3600).unwrap());
-        let groups: Vec<api::EduGroup> = self.client.get_json("reference", &format!("schools/{school}/edu-groups"), &[]).await?.body;
+        let offset = FixedOffset::east_opt(parsed.time_zone.unwrap_or(3) * 3600)
+            .unwrap_or(FixedOffset::east_opt(3 * 3600).unwrap());
+        let groups: Vec<api::EduGroup> =
+            self.client.get_json("reference", &format!("schools/{school}/edu-groups"), &[]).await?.body;
         let mut warnings = Vec::new();
         let groups: Vec<GroupInfo> = groups
             .iter()
             .filter_map(|g| {
                 let id = g.id()?;
-                let key = format!("{}/{}", g.kind.as_deref().unwrap_or("Group"), g.journaltype.as_deref().unwrap_or("Regular"));
+                let key = format!(
+                    "{}/{}",
+                    g.kind.as_deref().unwrap_or("Group"),
+                    g.journaltype.as_deref().unwrap_or("Regular")
+                );
                 let kind = self.tables.groups.lookup(&key, &mut warnings).copied();
                 let is_class = g.parent().is_none() && matches!(kind, Some(UnitKind::Class) | None);
                 Some(GroupInfo {
@@ -278,22 +323,29 @@ impl DnevnikConnector {
                 })
             })
             .collect();
-        let work_types: Vec<api::WorkType> = self.client.get_json("reference", &format!("work-types/{school}"), &[]).await?.body;
-        let work_types = work_types
-            .into_iter()
-            .filter_map(|w| Some((api::pick(&w.id_str, &w.id)?, (w.kind, w.weight))))
-            .collect();
+        let work_types: Vec<api::WorkType> =
+            self.client.get_json("reference", &format!("work-types/{school}"), &[]).await?.body;
+        let work_types =
+            work_types.into_iter().filter_map(|w| Some((api::pick(&w.id_str, &w.id)?, (w.kind, w.weight)))).collect();
         let mut requests = 4;
         let (period_group, year) = match groups.iter().find(|g| g.is_class) {
             Some(class) => {
                 requests += 1;
                 let value = self
                     .client
-                    .get_json::<serde_json::Value>("reference", &format!("edu-groups/{}/reporting-period-group", class.id), &[])
+                    .get_json::<serde_json::Value>(
+                        "reference",
+                        &format!("edu-groups/{}/reporting-period-group", class.id),
+                        &[],
+                    )
                     .await?
                     .body;
                 let parsed: api::PeriodGroup = serde_json::from_value(value.clone()).map_err(|e| {
-                    SourceError::config(&self.config.instance, "dnevnik", format!("GET edu-groups/{}/reporting-period-group: unexpected answer: {e}", class.id))
+                    SourceError::config(
+                        &self.config.instance,
+                        "dnevnik",
+                        format!("GET edu-groups/{}/reporting-period-group: unexpected answer: {e}", class.id),
+                    )
                 })?;
                 let starts = parsed.reporting_periods.iter().filter_map(|p| p.start.as_deref().and_then(parse_date));
                 let ends = parsed.reporting_periods.iter().filter_map(|p| p.finish.as_deref().and_then(parse_date));
@@ -308,7 +360,13 @@ impl DnevnikConnector {
         Ok((SchoolInfo { profile, offset, groups, period_group, year, work_types }, requests))
     }
 
-    fn school_batch(&self, school: &str, info: &SchoolInfo, subjects: Vec<api::SubjectItem>, teachers: Vec<api::Teacher>) -> Batch {
+    fn school_batch(
+        &self,
+        school: &str,
+        info: &SchoolInfo,
+        subjects: Vec<api::SubjectItem>,
+        teachers: Vec<api::Teacher>,
+    ) -> Batch {
         let scope = format!("school:{school}");
         let staff_scope = format!("school:{school}:staff");
         let mut warnings = Vec::new();
@@ -343,7 +401,12 @@ impl DnevnikConnector {
                     let name = format!("{}/{}", year.from.format("%Y"), year.to.format("%Y"));
                     year_id = Some(self.id(EntityKind::AcademicYear, &gid));
                     records.push(self.record(
-                        Entity::AcademicYear(m::AcademicYear { organization: Some(org_id), name, start: year.from, end: year.to }),
+                        Entity::AcademicYear(m::AcademicYear {
+                            organization: Some(org_id),
+                            name,
+                            start: year.from,
+                            end: year.to,
+                        }),
                         gid,
                         &scope,
                         None,
@@ -364,7 +427,10 @@ impl DnevnikConnector {
                         Some("semester") | Some("halfyear") => m::PeriodKind::HalfYear,
                         Some("year") => m::PeriodKind::Year,
                         other => {
-                            warnings.push(format!("school {school}: unknown reporting period type «{}»", other.unwrap_or("")));
+                            warnings.push(format!(
+                                "school {school}: unknown reporting period type «{}»",
+                                other.unwrap_or("")
+                            ));
                             m::PeriodKind::Other
                         }
                     };
@@ -392,7 +458,12 @@ impl DnevnikConnector {
                         continue;
                     };
                     records.push(self.record(
-                        Entity::Holiday(m::Holiday { organization: Some(org_id), name: h.name.clone().unwrap_or_default(), start, end }),
+                        Entity::Holiday(m::Holiday {
+                            organization: Some(org_id),
+                            name: h.name.clone().unwrap_or_default(),
+                            start,
+                            end,
+                        }),
                         hid,
                         &scope,
                         None,
@@ -401,7 +472,8 @@ impl DnevnikConnector {
             }
         }
         for g in &info.groups {
-            let key = format!("{}/{}", g.kind.as_deref().unwrap_or("Group"), g.journal_type.as_deref().unwrap_or("Regular"));
+            let key =
+                format!("{}/{}", g.kind.as_deref().unwrap_or("Group"), g.journal_type.as_deref().unwrap_or("Regular"));
             let kind = self.tables.groups.get(&key).copied();
             if g.is_class {
                 records.push(self.record(
@@ -497,16 +569,25 @@ impl DnevnikConnector {
         let group_ids: Vec<serde_json::Value> = info
             .groups
             .iter()
-            .map(|g| g.id.parse::<u64>().map(serde_json::Value::from).unwrap_or_else(|_| serde_json::Value::from(g.id.clone())))
+            .map(|g| {
+                g.id.parse::<u64>()
+                    .map(serde_json::Value::from)
+                    .unwrap_or_else(|_| serde_json::Value::from(g.id.clone()))
+            })
             .collect();
-        let memberships: Vec<api::GroupStudents> = self.client.post_json("reference", "edu-groups/students", &group_ids).await?.body;
+        let memberships: Vec<api::GroupStudents> =
+            self.client.post_json("reference", "edu-groups/students", &group_ids).await?.body;
         let mut requests = 1;
         let mut records = Vec::new();
         let mut seen_people = HashSet::new();
         for class in info.groups.iter().filter(|g| g.is_class) {
             let people: Vec<api::PersonItem> = self
                 .client
-                .get_json("reference", &format!("edu-groups/{}/persons", class.id), &[("includeArchive", "true".into())])
+                .get_json(
+                    "reference",
+                    &format!("edu-groups/{}/persons", class.id),
+                    &[("includeArchive", "true".into())],
+                )
                 .await?
                 .body;
             requests += 1;
@@ -514,7 +595,13 @@ impl DnevnikConnector {
                 let Some(pid) = api::pick(&p.id_str, &p.id) else { continue };
                 if seen_people.insert(pid.clone()) {
                     records.push(self.record(
-                        Entity::Person(person(p.last_name, p.first_name, p.middle_name, p.sex.as_deref(), m::Role::Student)),
+                        Entity::Person(person(
+                            p.last_name,
+                            p.first_name,
+                            p.middle_name,
+                            p.sex.as_deref(),
+                            m::Role::Student,
+                        )),
                         pid,
                         &scope_people,
                         None,
@@ -527,12 +614,16 @@ impl DnevnikConnector {
         for membership in memberships {
             let group = membership.group.0;
             let Some(&is_class) = classes.get(group.as_str()) else {
-                warnings.push(format!("edu-groups/students named group {group}, which schools/{school}/edu-groups does not list"));
+                warnings.push(format!(
+                    "edu-groups/students named group {group}, which schools/{school}/edu-groups does not list"
+                ));
                 continue;
             };
             for s in membership.students {
                 let status = match s.membershipstatus.as_deref() {
-                    Some(st) if st.eq_ignore_ascii_case("archive") || st.eq_ignore_ascii_case("archived") => m::EnrollmentStatus::Archived,
+                    Some(st) if st.eq_ignore_ascii_case("archive") || st.eq_ignore_ascii_case("archived") => {
+                        m::EnrollmentStatus::Archived
+                    }
                     _ => m::EnrollmentStatus::Active,
                 };
                 records.push(self.record(
@@ -563,19 +654,26 @@ impl DnevnikConnector {
 
     async fn fetch_final_marks(&self, group: &str) -> Result<Batch, SourceError> {
         let scope = format!("group:{group}");
-        let rows: Vec<api::FinalMarksOfPerson> = self.client.get_json("data", &format!("edu-groups/{group}/final-marks"), &[]).await?.body;
+        let rows: Vec<api::FinalMarksOfPerson> =
+            self.client.get_json("data", &format!("edu-groups/{group}/final-marks"), &[]).await?.body;
         let mut warnings = Vec::new();
         let mut records = Vec::new();
         for row in rows {
             let Some(person) = api::pick(&row.person_str, &row.person) else { continue };
             let period = api::pick(&row.reporting_period_str, &row.reporting_period);
             for s in row.per_subject {
-                let (Some(subject), Some(mark)) = (api::pick(&s.subject_str, &s.subject), s.final_mark) else { continue };
-                let value = mark.value.unwrap_or_default();
-                let (numeric, special) = match mark.kind.as_deref().and_then(|k| self.tables.marks.lookup(k, &mut warnings)) {
-                    Some(t) => (t.values.get(&value.to_lowercase()).or(t.values.get(&value)).copied(), t.special.get(&value.to_lowercase()).copied()),
-                    None => (None, None),
+                let (Some(subject), Some(mark)) = (api::pick(&s.subject_str, &s.subject), s.final_mark) else {
+                    continue;
                 };
+                let value = mark.value.unwrap_or_default();
+                let (numeric, special) =
+                    match mark.kind.as_deref().and_then(|k| self.tables.marks.lookup(k, &mut warnings)) {
+                        Some(t) => (
+                            t.values.get(&value.to_lowercase()).or(t.values.get(&value)).copied(),
+                            t.special.get(&value.to_lowercase()).copied(),
+                        ),
+                        None => (None, None),
+                    };
                 let source_id = format!("{person}:{subject}:{}", period.as_deref().unwrap_or("year"));
                 records.push(self.record(
                     Entity::FinalMark(m::FinalMark {
@@ -604,11 +702,17 @@ impl DnevnikConnector {
         let info = self.school(&p.school)?;
         let scope = format!("group:{}", p.group);
         let (from, to) = (p.from.format("%Y-%m-%d").to_string(), p.to.format("%Y-%m-%d").to_string());
-        let lessons: Vec<api::Lesson> = self.client.get_json("data", &format!("edu-groups/{}/lessons/{from}/{to}", p.group), &[]).await?.body;
-        let marks: Vec<api::Mark> = self.client.get_json("data", &format!("edu-groups/{}/marks/{from}/{to}", p.group), &[]).await?.body;
+        let lessons: Vec<api::Lesson> =
+            self.client.get_json("data", &format!("edu-groups/{}/lessons/{from}/{to}", p.group), &[]).await?.body;
+        let marks: Vec<api::Mark> =
+            self.client.get_json("data", &format!("edu-groups/{}/marks/{from}/{to}", p.group), &[]).await?.body;
         let entries: Vec<api::LogEntry> = self
             .client
-            .get_json("data", &format!("lesson-log-entries/group/{}", p.group), &[("from", from.clone()), ("to", to.clone())])
+            .get_json(
+                "data",
+                &format!("lesson-log-entries/group/{}", p.group),
+                &[("from", from.clone()), ("to", to.clone())],
+            )
             .await?
             .body;
         let unit = self.unit_id(&p.group, p.is_class);
@@ -622,27 +726,37 @@ impl DnevnikConnector {
                 continue;
             };
             lesson_dates.insert(lid.clone(), date);
-            let teachers: Vec<String> = if l.teachers_str.is_empty() { l.teachers.iter().map(|t| t.0.clone()).collect() } else { l.teachers_str.clone() };
+            let teachers: Vec<String> = if l.teachers_str.is_empty() {
+                l.teachers.iter().map(|t| t.0.clone()).collect()
+            } else {
+                l.teachers_str.clone()
+            };
             let status = match l.status.as_deref() {
                 Some(s) => self.tables.lesson_status.lookup(s, &mut warnings).copied().unwrap_or(m::LessonStatus::Held),
                 None => m::LessonStatus::Held,
             };
             let lesson_id = self.id(EntityKind::Lesson, &lid);
-            records.push(self.record(
-                Entity::Lesson(m::Lesson {
-                    unit,
-                    subject: l.subject.as_ref().and_then(|s| api::pick(&s.id_str, &s.id)).map(|s| self.id(EntityKind::Subject, &s)),
-                    date,
-                    number: l.number,
-                    teacher: teachers.first().map(|t| self.id(EntityKind::Person, t)),
-                    substitute: teachers.get(1).map(|t| self.id(EntityKind::Person, t)),
-                    topic: l.title.filter(|t| !t.trim().is_empty()),
-                    status,
-                }),
-                lid,
-                &scope,
-                Some(date),
-            ));
+            records.push(
+                self.record(
+                    Entity::Lesson(m::Lesson {
+                        unit,
+                        subject: l
+                            .subject
+                            .as_ref()
+                            .and_then(|s| api::pick(&s.id_str, &s.id))
+                            .map(|s| self.id(EntityKind::Subject, &s)),
+                        date,
+                        number: l.number,
+                        teacher: teachers.first().map(|t| self.id(EntityKind::Person, t)),
+                        substitute: teachers.get(1).map(|t| self.id(EntityKind::Person, t)),
+                        topic: l.title.filter(|t| !t.trim().is_empty()),
+                        status,
+                    }),
+                    lid,
+                    &scope,
+                    Some(date),
+                ),
+            );
             for w in l.works {
                 let Some(wid) = api::pick(&w.id_str, &w.id) else { continue };
                 let work_type = w.work_type.as_ref().and_then(|t| info.work_types.get(&t.0));
@@ -659,8 +773,14 @@ impl DnevnikConnector {
                         Some(date),
                     ));
                 } else {
-                    let source_type = w.kind.clone().or_else(|| work_type.and_then(|t| t.0.clone())).unwrap_or_default();
-                    let kind = self.tables.work_types.lookup(&source_type, &mut warnings).copied().unwrap_or(m::WorkKind::Other);
+                    let source_type =
+                        w.kind.clone().or_else(|| work_type.and_then(|t| t.0.clone())).unwrap_or_default();
+                    let kind = self
+                        .tables
+                        .work_types
+                        .lookup(&source_type, &mut warnings)
+                        .copied()
+                        .unwrap_or(m::WorkKind::Other);
                     records.push(self.record(
                         Entity::Work(m::Work {
                             lesson: Some(lesson_id),
@@ -677,13 +797,19 @@ impl DnevnikConnector {
             }
         }
         for mk in marks {
-            let (Some(mid), Some(person)) = (api::pick(&mk.id_str, &mk.id), api::pick(&mk.person_str, &mk.person)) else { continue };
+            let (Some(mid), Some(person)) = (api::pick(&mk.id_str, &mk.id), api::pick(&mk.person_str, &mk.person))
+            else {
+                continue;
+            };
             let entered_at = mk.date.as_deref().and_then(|d| parse_local_datetime(d, info.offset));
             let value = mk.value.clone().unwrap_or_default();
             let table = mk.kind.as_deref().and_then(|k| self.tables.marks.lookup(k, &mut warnings));
             let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).or(t.values.get(&value)).copied());
             if table.is_some() && numeric.is_none() {
-                warnings.push(format!("mark {mid}: value «{value}» is not on the {} scale", mk.kind.as_deref().unwrap_or("?")));
+                warnings.push(format!(
+                    "mark {mid}: value «{value}» is not on the {} scale",
+                    mk.kind.as_deref().unwrap_or("?")
+                ));
             }
             let weight = mk.work_type.as_ref().and_then(|t| info.work_types.get(&t.0)).and_then(|t| t.1);
             records.push(self.record(
@@ -705,11 +831,25 @@ impl DnevnikConnector {
             ));
         }
         for e in entries {
-            let (Some(lesson), Some(person)) = (api::pick(&e.lesson_str, &e.lesson), api::pick(&e.person_str, &e.person)) else { continue };
+            let (Some(lesson), Some(person)) =
+                (api::pick(&e.lesson_str, &e.lesson), api::pick(&e.person_str, &e.person))
+            else {
+                continue;
+            };
             let status_code = e.status.clone().unwrap_or_default();
             let Some(code) = self.tables.attendance.lookup(&status_code, &mut warnings) else {
                 // Unknown status: kept as an absence of unknown reason, never dropped.
-                records.push(self.attendance_record(&lesson, &person, m::AttendanceStatus::Absent, None, &e, &lesson_dates, &scope, &info, &mut warnings));
+                records.push(self.attendance_record(
+                    &lesson,
+                    &person,
+                    m::AttendanceStatus::Absent,
+                    None,
+                    &e,
+                    &lesson_dates,
+                    &scope,
+                    &info,
+                    &mut warnings,
+                ));
                 continue;
             };
             let status = match code.status.as_str() {
@@ -717,13 +857,29 @@ impl DnevnikConnector {
                 "late" => m::AttendanceStatus::Late,
                 _ => m::AttendanceStatus::Absent,
             };
-            records.push(self.attendance_record(&lesson, &person, status, code.reason, &e, &lesson_dates, &scope, &info, &mut warnings));
+            records.push(self.attendance_record(
+                &lesson,
+                &person,
+                status,
+                code.reason,
+                &e,
+                &lesson_dates,
+                &scope,
+                &info,
+                &mut warnings,
+            ));
         }
         let range = Some(DateRange::new(p.from, p.to));
         Ok(Batch {
             records,
             coverage: vec![Coverage {
-                kinds: vec![EntityKind::Lesson, EntityKind::Work, EntityKind::Homework, EntityKind::Mark, EntityKind::Attendance],
+                kinds: vec![
+                    EntityKind::Lesson,
+                    EntityKind::Work,
+                    EntityKind::Homework,
+                    EntityKind::Mark,
+                    EntityKind::Attendance,
+                ],
                 scope,
                 range,
             }],
@@ -747,7 +903,9 @@ impl DnevnikConnector {
     ) -> Record {
         let date = lesson_dates.get(lesson).copied();
         if date.is_none() {
-            warnings.push(format!("attendance of lesson {lesson}: the lesson is not in the same range; kept without a date"));
+            warnings.push(format!(
+                "attendance of lesson {lesson}: the lesson is not in the same range; kept without a date"
+            ));
         }
         self.record(
             Entity::Attendance(m::Attendance {
@@ -766,7 +924,13 @@ impl DnevnikConnector {
     }
 }
 
-fn person(last: Option<String>, first: Option<String>, middle: Option<String>, sex: Option<&str>, role: m::Role) -> m::Person {
+fn person(
+    last: Option<String>,
+    first: Option<String>,
+    middle: Option<String>,
+    sex: Option<&str>,
+    role: m::Role,
+) -> m::Person {
     m::Person {
         last_name: last.unwrap_or_default(),
         first_name: first.unwrap_or_default(),
@@ -825,7 +989,8 @@ impl Connector for DnevnikConnector {
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
         let context = self.client.get_json::<api::Context>("reference", "users/me/context", &[]).await?;
         let now_utc: Option<NaiveDateTime> = context.date.map(|d: SystemTime| DateTime::<Utc>::from(d).naive_utc());
-        let mut school_ids: Vec<String> = context.body.schools.iter().filter_map(|s| api::pick(&s.id_str, &s.id)).collect();
+        let mut school_ids: Vec<String> =
+            context.body.schools.iter().filter_map(|s| api::pick(&s.id_str, &s.id)).collect();
         if school_ids.is_empty() {
             school_ids = context.body.school_ids.iter().map(|s| s.0.clone()).collect();
         }
@@ -848,8 +1013,18 @@ impl Connector for DnevnikConnector {
                 .map(|n| (n + info.offset).date())
                 .unwrap_or_else(|| (Utc::now().naive_utc() + info.offset).date());
             source_now = source_now.or(now_utc.map(|n| n + info.offset));
-            chunks.push(Chunk { stream: "school".into(), scope: format!("school:{school}"), params: serde_json::json!({"school": school}), cursor_after: None });
-            chunks.push(Chunk { stream: "roster".into(), scope: format!("school:{school}"), params: serde_json::json!({"school": school}), cursor_after: None });
+            chunks.push(Chunk {
+                stream: "school".into(),
+                scope: format!("school:{school}"),
+                params: serde_json::json!({"school": school}),
+                cursor_after: None,
+            });
+            chunks.push(Chunk {
+                stream: "roster".into(),
+                scope: format!("school:{school}"),
+                params: serde_json::json!({"school": school}),
+                cursor_after: None,
+            });
             for class in info.groups.iter().filter(|g| g.is_class) {
                 chunks.push(Chunk {
                     stream: "final_marks".into(),
@@ -873,7 +1048,13 @@ impl Connector for DnevnikConnector {
                         continue;
                     }
                     for piece in pieces(from, end, self.config.chunk_days) {
-                        let params = JournalParams { school: school.clone(), group: g.id.clone(), is_class: g.is_class, from: piece.from, to: piece.to };
+                        let params = JournalParams {
+                            school: school.clone(),
+                            group: g.id.clone(),
+                            is_class: g.is_class,
+                            from: piece.from,
+                            to: piece.to,
+                        };
                         chunks.push(Chunk {
                             stream: "journal".into(),
                             scope: scope.clone(),
@@ -895,8 +1076,9 @@ impl Connector for DnevnikConnector {
             "roster" => self.fetch_roster(&str_param("school")).await,
             "final_marks" => self.fetch_final_marks(&str_param("group")).await,
             "journal" => {
-                let params: JournalParams = serde_json::from_value(chunk.params.clone())
-                    .map_err(|e| SourceError::config(&self.config.instance, "dnevnik", format!("bad journal chunk: {e}")))?;
+                let params: JournalParams = serde_json::from_value(chunk.params.clone()).map_err(|e| {
+                    SourceError::config(&self.config.instance, "dnevnik", format!("bad journal chunk: {e}"))
+                })?;
                 self.fetch_journal(&params).await
             }
             other => Err(SourceError::config(&self.config.instance, "dnevnik", format!("unknown stream {other}"))),
@@ -915,10 +1097,20 @@ mod tests {
         for t in ["apiRequestLimit", "requestLimit"] {
             assert_eq!(c.classify(StatusCode::from_u16(433).unwrap(), &body(t)).unwrap().kind, ErrorKind::RateLimited);
         }
-        for t in ["invalidToken", "authorizationInvalidToken", "tokenRequired", "authorizationTokenRequired", "authorizationFailed", "outOfScope"] {
+        for t in [
+            "invalidToken",
+            "authorizationInvalidToken",
+            "tokenRequired",
+            "authorizationTokenRequired",
+            "authorizationFailed",
+            "outOfScope",
+        ] {
             assert_eq!(c.classify(StatusCode::UNAUTHORIZED, &body(t)).unwrap().kind, ErrorKind::Unauthorized, "{t}");
         }
-        assert_eq!(c.classify(StatusCode::INTERNAL_SERVER_ERROR, &body("apiServerError")).unwrap().kind, ErrorKind::Server);
+        assert_eq!(
+            c.classify(StatusCode::INTERNAL_SERVER_ERROR, &body("apiServerError")).unwrap().kind,
+            ErrorKind::Server
+        );
         assert_eq!(c.classify(StatusCode::BAD_REQUEST, &body("parameterInvalid")).unwrap().kind, ErrorKind::Client);
         assert!(c.classify(StatusCode::BAD_GATEWAY, b"<html>").is_none());
     }
@@ -927,7 +1119,10 @@ mod tests {
     fn pieces_cover_the_range_without_gaps() {
         let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
         let p = pieces(d("2025-09-01"), d("2025-10-15"), 31);
-        assert_eq!(p, vec![DateRange::new(d("2025-09-01"), d("2025-10-01")), DateRange::new(d("2025-10-02"), d("2025-10-15"))]);
+        assert_eq!(
+            p,
+            vec![DateRange::new(d("2025-09-01"), d("2025-10-01")), DateRange::new(d("2025-10-02"), d("2025-10-15"))]
+        );
         assert!(pieces(d("2025-09-02"), d("2025-09-01"), 31).is_empty());
     }
 

@@ -333,11 +333,9 @@ impl SourceClient {
                     let (kind, detail) = self.describe(status, content_type.as_deref(), &body);
                     (kind, detail, retry_after)
                 }
-                Failure::Timeout => (
-                    ErrorKind::Timeout,
-                    format!("no answer within {} s", self.config.timeout.as_secs()),
-                    None,
-                ),
+                Failure::Timeout => {
+                    (ErrorKind::Timeout, format!("no answer within {} s", self.config.timeout.as_secs()), None)
+                }
                 Failure::Transport(detail) => (ErrorKind::Transport, detail, None),
             };
             let delay = match kind {
@@ -353,8 +351,18 @@ impl SourceClient {
                     renewed = true;
                     match self.auth.renew().await {
                         Ok(true) => continue,
-                        Ok(false) => return Err(self.error(&method, path, kind, detail, Some(self.auth.unauthorized_hint()))),
-                        Err(e) => return Err(self.error(&method, path, kind, format!("{detail}; renewing the credentials failed: {e}"), Some(self.auth.unauthorized_hint()))),
+                        Ok(false) => {
+                            return Err(self.error(&method, path, kind, detail, Some(self.auth.unauthorized_hint())))
+                        }
+                        Err(e) => {
+                            return Err(self.error(
+                                &method,
+                                path,
+                                kind,
+                                format!("{detail}; renewing the credentials failed: {e}"),
+                                Some(self.auth.unauthorized_hint()),
+                            ))
+                        }
                     }
                 }
                 ErrorKind::Unauthorized => {
@@ -363,7 +371,13 @@ impl SourceClient {
                 ErrorKind::Server | ErrorKind::Transport | ErrorKind::Timeout => {
                     attempt += 1;
                     if attempt >= retry.max_attempts {
-                        return Err(self.error(&method, path, kind, format!("{detail} (after {attempt} attempts)"), Some("The source is failing; the next run resumes from the last committed batch".into())));
+                        return Err(self.error(
+                            &method,
+                            path,
+                            kind,
+                            format!("{detail} (after {attempt} attempts)"),
+                            Some("The source is failing; the next run resumes from the last committed batch".into()),
+                        ));
                     }
                     retry_after.unwrap_or_else(|| backoff(retry, attempt))
                 }
@@ -381,9 +395,7 @@ impl SourceClient {
             if limiter.check().is_err() {
                 let started = Instant::now();
                 limiter.until_ready().await;
-                self.stats
-                    .rate_limit_wait_micros
-                    .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+                self.stats.rate_limit_wait_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             }
         }
     }
@@ -396,16 +408,8 @@ impl SourceClient {
             .get(reqwest::header::DATE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok());
-        let content_type = response
-            .headers()
-            .get(CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(parse_retry_after);
+        let content_type = response.headers().get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let retry_after = response.headers().get(RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
         let body = response.bytes().await.map_err(|e| {
             if e.is_timeout() {
                 Failure::Timeout
@@ -428,7 +432,10 @@ impl SourceClient {
         if is_html(content_type, body) {
             let message = html_message(body).unwrap_or_default();
             let kind = if status == StatusCode::UNAUTHORIZED { ErrorKind::Unauthorized } else { ErrorKind::Server };
-            return (kind, format!("the source answered an HTML page (HTTP {}) instead of JSON: «{message}»", status.as_u16()));
+            return (
+                kind,
+                format!("the source answered an HTML page (HTTP {}) instead of JSON: «{message}»", status.as_u16()),
+            );
         }
         if let Some(c) = self.classifier.classify(status, body) {
             return (c.kind, format!("HTTP {}: {}", status.as_u16(), c.message));
@@ -452,7 +459,11 @@ impl SourceClient {
         match serde_json::from_slice::<T>(&raw.body) {
             Ok(body) => Ok(Response { body, date: raw.date }),
             Err(e) => {
-                let what = if e.is_eof() { "the JSON answer ends too early" } else { "the answer is not the JSON this endpoint gives" };
+                let what = if e.is_eof() {
+                    "the JSON answer ends too early"
+                } else {
+                    "the answer is not the JSON this endpoint gives"
+                };
                 Err(self.error(
                     &method,
                     path,

@@ -55,8 +55,8 @@ impl SecretRef {
                 (text, path.display().to_string())
             }
             (None, Some(var)) => {
-                let text = std::env::var(var)
-                    .map_err(|_| SecretError::Env { what: what.to_string(), var: var.clone() })?;
+                let text =
+                    std::env::var(var).map_err(|_| SecretError::Env { what: what.to_string(), var: var.clone() })?;
                 (text, format!("${var}"))
             }
             _ => return Err(SecretError::Ambiguous { what: what.to_string() }),

@@ -27,12 +27,21 @@ pub fn parse_datetime(s: &str) -> Option<(NaiveDateTime, Option<FixedOffset>)> {
         return Some((dt.naive_local(), Some(*dt.offset())));
     }
     let (body, offset) = split_offset(s);
-    for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%d.%m.%Y %H:%M:%S", "%d.%m.%Y %H:%M"] {
+    for fmt in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%d %H:%M",
+        "%d.%m.%Y %H:%M:%S",
+        "%d.%m.%Y %H:%M",
+    ] {
         if let Ok(dt) = NaiveDateTime::parse_from_str(body, fmt) {
             return Some((dt, offset));
         }
     }
-    if let Some(d) = NaiveDate::parse_from_str(body, "%Y-%m-%d").ok().or_else(|| NaiveDate::parse_from_str(body, "%d.%m.%Y").ok()) {
+    if let Some(d) =
+        NaiveDate::parse_from_str(body, "%Y-%m-%d").ok().or_else(|| NaiveDate::parse_from_str(body, "%d.%m.%Y").ok())
+    {
         return Some((d.and_time(NaiveTime::MIN), offset));
     }
     None

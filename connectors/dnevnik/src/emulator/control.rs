@@ -29,41 +29,26 @@ pub(crate) fn routes() -> Router<EmulatorState> {
 
 fn param(raw: &RawQuery, name: &str) -> Option<String> {
     let q = raw.0.as_deref()?;
-    url::form_urlencoded::parse(q.as_bytes())
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
+    url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == name).map(|(_, v)| v.into_owned())
 }
 
 fn number<T: std::str::FromStr>(raw: &RawQuery, name: &str) -> Result<Option<T>, ApiError> {
     match param(raw, name) {
         None => Ok(None),
-        Some(v) => v
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| ApiError::parameter(name)),
+        Some(v) => v.trim().parse().map(Some).map_err(|_| ApiError::parameter(name)),
     }
 }
 
 fn internal(e: impl std::fmt::Display) -> ApiError {
-    ApiError::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "apiServerError",
-        e.to_string(),
-    )
+    ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "apiServerError", e.to_string())
 }
 
 /// `advance?days=N` (1 by default) → `{today, last_seq}`; blocks API answers meanwhile.
 async fn advance(State(st): State<EmulatorState>, raw: RawQuery) -> Result<Response, ApiError> {
     let days: u32 = number(&raw, "days")?.unwrap_or(1);
     let cell = st.world();
-    let (today, last_seq) = tokio::task::spawn_blocking(move || cell.advance(days))
-        .await
-        .map_err(internal)?;
-    Ok(json_ok(
-        serde_json::to_vec(&json!({"today": Day(today), "last_seq": last_seq}))
-            .map_err(internal)?,
-    ))
+    let (today, last_seq) = tokio::task::spawn_blocking(move || cell.advance(days)).await.map_err(internal)?;
+    Ok(json_ok(serde_json::to_vec(&json!({"today": Day(today), "last_seq": last_seq})).map_err(internal)?))
 }
 
 #[derive(Serialize)]
@@ -95,15 +80,12 @@ async fn truth(State(st): State<EmulatorState>, raw: RawQuery) -> Result<Respons
 
 /// `fail?mode=malformed|html502|truncated|unauthorized|off[&count=N]`.
 async fn fail(State(st): State<EmulatorState>, raw: RawQuery) -> Result<Response, ApiError> {
-    let mode = param(&raw, "mode")
-        .and_then(|m| FailureMode::parse(&m))
-        .ok_or_else(|| ApiError::parameter("mode"))?;
+    let mode = param(&raw, "mode").and_then(|m| FailureMode::parse(&m)).ok_or_else(|| ApiError::parameter("mode"))?;
     let count: Option<u64> = number(&raw, "count")?;
     st.set_failure(mode, count);
     let mode_name = mode.map(|m| serde_json::to_value(m).expect("a mode serializes"));
     Ok(json_ok(
-        serde_json::to_vec(&json!({"mode": mode_name.unwrap_or(json!("off")), "count": count}))
-            .map_err(internal)?,
+        serde_json::to_vec(&json!({"mode": mode_name.unwrap_or(json!("off")), "count": count})).map_err(internal)?,
     ))
 }
 
@@ -111,9 +93,7 @@ async fn fail(State(st): State<EmulatorState>, raw: RawQuery) -> Result<Response
 async fn limit(State(st): State<EmulatorState>, raw: RawQuery) -> Result<Response, ApiError> {
     let rps: u32 = number(&raw, "rps")?.ok_or_else(|| ApiError::parameter("rps"))?;
     st.set_request_limit(Some(rps));
-    Ok(json_ok(
-        serde_json::to_vec(&json!({"rps": rps})).map_err(internal)?,
-    ))
+    Ok(json_ok(serde_json::to_vec(&json!({"rps": rps})).map_err(internal)?))
 }
 
 /// `stats` → `{requests, limited, failed}`.

@@ -112,11 +112,7 @@ fn presented_token(req: &Request) -> Option<String> {
 
 /// Token, request limit and injected failures, in that order, for every API route.
 /// (Tokens are compared, never logged.)
-pub(crate) async fn api_gate(
-    State(st): State<EmulatorState>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> Response {
     let inner = &st.inner;
     inner.count_request();
     let Some(token) = presented_token(&req) else {
@@ -156,9 +152,7 @@ pub(crate) async fn api_gate(
 /// The status and the whole body of an answer.
 async fn full_answer(resp: Response) -> (StatusCode, Bytes) {
     let status = resp.status();
-    let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
-        .await
-        .unwrap_or_default();
+    let body = axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap_or_default();
     (status, body)
 }
 
@@ -167,15 +161,11 @@ async fn full_answer(resp: Response) -> (StatusCode, Bytes) {
 fn truncated(body: Bytes) -> Response {
     let full = body.len();
     let part = body.slice(..full / 2);
-    let stream =
-        futures::stream::iter([Ok::<Bytes, io::Error>(part)]).chain(futures::stream::once(async {
-            // Let the first half reach the socket before the abort.
-            tokio::time::sleep(Duration::from_millis(20)).await;
-            Err(io::Error::new(
-                io::ErrorKind::ConnectionAborted,
-                "emulated truncated answer",
-            ))
-        }));
+    let stream = futures::stream::iter([Ok::<Bytes, io::Error>(part)]).chain(futures::stream::once(async {
+        // Let the first half reach the socket before the abort.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        Err(io::Error::new(io::ErrorKind::ConnectionAborted, "emulated truncated answer"))
+    }));
     let mut resp = Response::new(Body::from_stream(stream));
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
@@ -188,23 +178,13 @@ fn html_502() -> Response {
 <title>502 Bad Gateway — Дневник.ру</title></head>\n<body>\n<div class=\"error\">\
 <h1 class=\"error__title\">502</h1>\n<div class=\"error__description\"><p>Сервис временно \
 недоступен</p></div>\n</div>\n</body>\n</html>\n";
-    (
-        StatusCode::BAD_GATEWAY,
-        [(CONTENT_TYPE, "text/html; charset=utf-8")],
-        PAGE,
-    )
-        .into_response()
+    (StatusCode::BAD_GATEWAY, [(CONTENT_TYPE, "text/html; charset=utf-8")], PAGE).into_response()
 }
 
 /// Every answer (API, control surface, 404s) carries the emulator's clock.
-pub(crate) async fn stamp_date(
-    State(st): State<EmulatorState>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub(crate) async fn stamp_date(State(st): State<EmulatorState>, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
-    resp.headers_mut()
-        .insert(DATE, st.inner.world.date_header());
+    resp.headers_mut().insert(DATE, st.inner.world.date_header());
     resp
 }
 
@@ -219,24 +199,15 @@ mod tests {
 
     #[test]
     fn failure_count_runs_down() {
-        let mut f = FailState {
-            mode: Some(FailureMode::Html502),
-            remaining: Some(2),
-        };
+        let mut f = FailState { mode: Some(FailureMode::Html502), remaining: Some(2) };
         assert_eq!(f.take(), Some(FailureMode::Html502));
         assert_eq!(f.take(), Some(FailureMode::Html502));
         assert_eq!(f.take(), None);
-        let mut f = FailState {
-            mode: Some(FailureMode::Malformed),
-            remaining: None,
-        };
+        let mut f = FailState { mode: Some(FailureMode::Malformed), remaining: None };
         for _ in 0..5 {
             assert_eq!(f.take(), Some(FailureMode::Malformed));
         }
-        let mut f = FailState {
-            mode: Some(FailureMode::Malformed),
-            remaining: Some(0),
-        };
+        let mut f = FailState { mode: Some(FailureMode::Malformed), remaining: Some(0) };
         assert_eq!(f.take(), None);
     }
 

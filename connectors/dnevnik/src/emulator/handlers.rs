@@ -29,10 +29,7 @@ pub(crate) fn routes() -> Router<EmulatorState> {
         .route("/edu-groups/students", post(groups_students))
         .route("/edu-groups/{g}", get(edu_group))
         .route("/edu-groups/{g}/persons", get(persons))
-        .route(
-            "/edu-groups/{g}/reporting-period-group",
-            get(reporting_period_group),
-        )
+        .route("/edu-groups/{g}/reporting-period-group", get(reporting_period_group))
         .route("/edu-groups/{g}/lessons/{from}/{to}", get(lessons))
         .route("/edu-groups/{g}/marks/{from}/{to}", get(marks))
         .route("/edu-groups/{g}/final-marks", get(final_marks))
@@ -56,9 +53,7 @@ fn id(s: &str, name: &str) -> Result<u64, ApiError> {
 }
 
 fn date(s: &str, name: &str) -> Result<NaiveDate, ApiError> {
-    parse_request_date(s)
-        .map(|d| d.date())
-        .ok_or_else(|| ApiError::parameter(name))
+    parse_request_date(s).map(|d| d.date()).ok_or_else(|| ApiError::parameter(name))
 }
 
 /// Query parameters with lowercased names (clients vary the casing).
@@ -66,9 +61,7 @@ fn query(raw: &RawQuery) -> HashMap<String, String> {
     raw.0
         .as_deref()
         .map(|q| {
-            url::form_urlencoded::parse(q.as_bytes())
-                .map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned()))
-                .collect()
+            url::form_urlencoded::parse(q.as_bytes()).map(|(k, v)| (k.to_ascii_lowercase(), v.into_owned())).collect()
         })
         .unwrap_or_default()
 }
@@ -112,47 +105,24 @@ async fn edu_group(State(st): State<EmulatorState>, Path(g): Path<String>) -> Ap
     Ok(json_ok(st.with(|w| wire::one_edu_group(w, g))?))
 }
 
-async fn persons(
-    State(st): State<EmulatorState>,
-    Path(g): Path<String>,
-    raw: RawQuery,
-) -> ApiResult {
+async fn persons(State(st): State<EmulatorState>, Path(g): Path<String>, raw: RawQuery) -> ApiResult {
     let g = id(&g, "eduGroup")?;
-    let archive = query(&raw)
-        .get("includearchive")
-        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let archive = query(&raw).get("includearchive").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     Ok(json_ok(st.with(|w| wire::persons(w, g, archive))?))
 }
 
-async fn reporting_period_group(
-    State(st): State<EmulatorState>,
-    Path(g): Path<String>,
-) -> ApiResult {
+async fn reporting_period_group(State(st): State<EmulatorState>, Path(g): Path<String>) -> ApiResult {
     let g = id(&g, "eduGroup")?;
     Ok(json_ok(st.with(|w| wire::reporting_period_group(w, g))?))
 }
 
-async fn lessons(
-    State(st): State<EmulatorState>,
-    Path((g, from, to)): Path<(String, String, String)>,
-) -> ApiResult {
-    let (g, from, to) = (
-        id(&g, "eduGroup")?,
-        date(&from, "startDate")?,
-        date(&to, "endDate")?,
-    );
+async fn lessons(State(st): State<EmulatorState>, Path((g, from, to)): Path<(String, String, String)>) -> ApiResult {
+    let (g, from, to) = (id(&g, "eduGroup")?, date(&from, "startDate")?, date(&to, "endDate")?);
     Ok(json_ok(st.with(|w| wire::lessons(w, g, from, to))?))
 }
 
-async fn marks(
-    State(st): State<EmulatorState>,
-    Path((g, from, to)): Path<(String, String, String)>,
-) -> ApiResult {
-    let (g, from, to) = (
-        id(&g, "eduGroup")?,
-        date(&from, "startDate")?,
-        date(&to, "endDate")?,
-    );
+async fn marks(State(st): State<EmulatorState>, Path((g, from, to)): Path<(String, String, String)>) -> ApiResult {
+    let (g, from, to) = (id(&g, "eduGroup")?, date(&from, "startDate")?, date(&to, "endDate")?);
     Ok(json_ok(st.with(|w| wire::marks(w, g, from, to))?))
 }
 
@@ -162,11 +132,7 @@ async fn final_marks(State(st): State<EmulatorState>, Path(g): Path<String>) -> 
 }
 
 /// `from` and `to` are required; `subject` is optional (all subjects without it).
-async fn log_entries(
-    State(st): State<EmulatorState>,
-    Path(g): Path<String>,
-    raw: RawQuery,
-) -> ApiResult {
+async fn log_entries(State(st): State<EmulatorState>, Path(g): Path<String>, raw: RawQuery) -> ApiResult {
     let g = id(&g, "eduGroup")?;
     let q = query(&raw);
     let from = date(q.get("from").map(String::as_str).unwrap_or(""), "from")?;
@@ -175,9 +141,7 @@ async fn log_entries(
         Some(v) => Some(id(v, "subject")?),
         None => None,
     };
-    Ok(json_ok(
-        st.with(|w| wire::log_entries(w, g, subject, from, to))?,
-    ))
+    Ok(json_ok(st.with(|w| wire::log_entries(w, g, subject, from, to))?))
 }
 
 async fn log_statuses() -> Response {

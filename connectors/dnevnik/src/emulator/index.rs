@@ -88,10 +88,7 @@ impl Served {
             UnitRef::Class(c) => (Some(&school.classes[c]), None),
             UnitRef::Group(g) => {
                 let group = &school.groups[g];
-                (
-                    school.classes.iter().find(|c| c.id == group.class_id),
-                    Some(group),
-                )
+                (school.classes.iter().find(|c| c.id == group.class_id), Some(group))
             }
         }
     }
@@ -111,10 +108,7 @@ impl Served {
 
     /// The emulator's clock: the world's today at 20:00 school time, as an HTTP date.
     pub fn date_header(&self) -> HeaderValue {
-        let local = self
-            .world
-            .today
-            .and_time(NaiveTime::from_hms_opt(20, 0, 0).expect("20:00"));
+        let local = self.world.today.and_time(NaiveTime::from_hms_opt(20, 0, 0).expect("20:00"));
         let utc = to_utc(self.world.config.time_zone.parse().ok(), local);
         let text = utc.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
         HeaderValue::from_str(&text).expect("an HTTP date is a valid header value")
@@ -139,12 +133,7 @@ impl Index {
             schools.insert(school.id, si);
             school_info.push(SchoolIndex {
                 tz: school.time_zone.parse().ok(),
-                students: school
-                    .students
-                    .iter()
-                    .enumerate()
-                    .map(|(i, p)| (p.id, i))
-                    .collect(),
+                students: school.students.iter().enumerate().map(|(i, p)| (p.id, i)).collect(),
             });
             let new_unit = |unit| UnitIndex {
                 school: si,
@@ -172,11 +161,7 @@ impl Index {
                 let Some(lesson) = school.lessons.get(&mark.lesson) else {
                     continue;
                 };
-                let work_type = school
-                    .works
-                    .get(&mark.work)
-                    .map(|w| w.work_type)
-                    .unwrap_or(0);
+                let work_type = school.works.get(&mark.work).map(|w| w.work_type).unwrap_or(0);
                 if let Some(u) = units.get_mut(&lesson.unit) {
                     u.marks.push((mark.entered_at, mark.id, work_type));
                 }
@@ -200,16 +185,10 @@ impl Index {
             u.marks.sort_unstable();
             u.attendance.sort_unstable();
             // One row per student: active when any of their enrollments in the unit is.
-            u.members
-                .sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            u.members.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             u.members.dedup_by_key(|m| m.0);
         }
-        Index {
-            schools,
-            school_info,
-            units,
-            lesson_works,
-        }
+        Index { schools, school_info, units, lesson_works }
     }
 }
 
@@ -246,10 +225,7 @@ impl WorldCell {
     pub(crate) fn new(world: World) -> Self {
         let served = Served::new(world);
         let date = served.date_header();
-        WorldCell {
-            served: Arc::new(RwLock::new(served)),
-            date: Arc::new(Mutex::new(date)),
-        }
+        WorldCell { served: Arc::new(RwLock::new(served)), date: Arc::new(Mutex::new(date)) }
     }
 
     /// Reads the world (under the read lock: keep it short).

@@ -128,11 +128,7 @@ pub struct EmulatorOptions {
 impl EmulatorOptions {
     /// No request limit, limit status 429.
     pub fn new(token: impl Into<String>) -> Self {
-        EmulatorOptions {
-            token: token.into(),
-            request_limit: None,
-            limit_status: 429,
-        }
+        EmulatorOptions { token: token.into(), request_limit: None, limit_status: 429 }
     }
 }
 
@@ -184,10 +180,7 @@ impl Inner {
     }
 
     fn limiter(&self) -> Option<Arc<Limiter>> {
-        self.limiter
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        self.limiter.read().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     fn take_failure(&self) -> Option<FailureMode> {
@@ -209,9 +202,7 @@ pub struct EmulatorState {
 
 impl std::fmt::Debug for EmulatorState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EmulatorState")
-            .field("stats", &self.stats())
-            .finish_non_exhaustive()
+        f.debug_struct("EmulatorState").field("stats", &self.stats()).finish_non_exhaustive()
     }
 }
 
@@ -222,10 +213,7 @@ impl EmulatorState {
         let limit_status = StatusCode::from_u16(options.limit_status).map_err(|_| {
             io::Error::new(
                 io::ErrorKind::InvalidInput,
-                format!(
-                    "limit_status {} is not an HTTP status",
-                    options.limit_status
-                ),
+                format!("limit_status {} is not an HTTP status", options.limit_status),
             )
         })?;
         Ok(EmulatorState {
@@ -258,19 +246,13 @@ impl EmulatorState {
     /// Breaks the next `count` API answers (all of them when `None`) that way; `None` mode
     /// turns failures off.
     pub fn set_failure(&self, mode: Option<FailureMode>, count: Option<u64>) {
-        *self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()) = gate::FailState {
-            mode,
-            remaining: mode.and(count),
-        };
+        *self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()) =
+            gate::FailState { mode, remaining: mode.and(count) };
     }
 
     /// Sets the per-token request limit (`None` or 0: off); the buckets start full.
     pub fn set_request_limit(&self, rps: Option<u32>) {
-        *self
-            .inner
-            .limiter
-            .write()
-            .unwrap_or_else(|e| e.into_inner()) = make_limiter(rps);
+        *self.inner.limiter.write().unwrap_or_else(|e| e.into_inner()) = make_limiter(rps);
     }
 }
 
@@ -279,19 +261,13 @@ impl EmulatorState {
 pub fn router(state: EmulatorState) -> Router {
     let api = handlers::routes()
         .method_not_allowed_fallback(gate::not_supported)
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            gate::api_gate,
-        ));
+        .route_layer(middleware::from_fn_with_state(state.clone(), gate::api_gate));
     Router::new()
         .nest("/v2", api.clone())
         .nest("/v2.0", api)
         .nest("/__emulator", control::routes())
         .fallback(gate::not_supported)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            gate::stamp_date,
-        ))
+        .layer(middleware::from_fn_with_state(state.clone(), gate::stamp_date))
         .with_state(state)
 }
 
@@ -334,24 +310,16 @@ impl EmulatorHandle {
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(5), &mut task)
-            .await
-            .is_err()
-        {
+        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
             task.abort();
         }
     }
 }
 
 /// Indexes the world, binds `addr` (port 0: any free port) and serves in a spawned task.
-pub async fn start(
-    world: World,
-    options: EmulatorOptions,
-    addr: SocketAddr,
-) -> io::Result<EmulatorHandle> {
-    let state = tokio::task::spawn_blocking(move || EmulatorState::new(world, &options))
-        .await
-        .map_err(io::Error::other)??;
+pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
+    let state =
+        tokio::task::spawn_blocking(move || EmulatorState::new(world, &options)).await.map_err(io::Error::other)??;
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
     let app = router(state.clone());
@@ -366,10 +334,5 @@ pub async fn start(
             })
             .await
     });
-    Ok(EmulatorHandle {
-        addr,
-        state,
-        stop,
-        task,
-    })
+    Ok(EmulatorHandle { addr, state, stop, task })
 }

@@ -25,14 +25,7 @@ fn at(m: u32, d: u32, h: u32, mi: u32) -> NaiveDateTime {
     day(m, d).and_hms_opt(h, mi, 0).unwrap()
 }
 
-fn person(
-    n: u64,
-    user: Option<u64>,
-    last: &str,
-    first: &str,
-    middle: &str,
-    sex: Sex,
-) -> SynthPerson {
+fn person(n: u64, user: Option<u64>, last: &str, first: &str, middle: &str, sex: Sex) -> SynthPerson {
     SynthPerson {
         id: id(n),
         user_id: user.map(id),
@@ -78,25 +71,9 @@ fn tiny_world() -> World {
         target_date: target,
     };
     let works = [
-        work(
-            70,
-            60,
-            20,
-            false,
-            "Работа на уроке",
-            at(9, 1, 9, 0),
-            day(9, 1),
-        ),
+        work(70, 60, 20, false, "Работа на уроке", at(9, 1, 9, 0), day(9, 1)),
         work(71, 60, 22, true, "№ 12, 14", at(9, 1, 14, 0), day(9, 3)),
-        work(
-            72,
-            62,
-            21,
-            false,
-            "Контрольная работа",
-            at(9, 1, 10, 0),
-            day(9, 1),
-        ),
+        work(72, 62, 21, false, "Контрольная работа", at(9, 1, 10, 0), day(9, 1)),
     ];
     let mark = |n, student, lesson, work, value: &str, entered: NaiveDateTime| SynthMark {
         id: id(n),
@@ -108,26 +85,13 @@ fn tiny_world() -> World {
         entered_by: id(30),
     };
     let marks = [
-        mark(
-            80,
-            40,
-            60,
-            70,
-            "5",
-            day(9, 1).and_time(NaiveTime::from_hms_nano_opt(10, 15, 30, 123_456_789).unwrap()),
-        ),
+        mark(80, 40, 60, 70, "5", day(9, 1).and_time(NaiveTime::from_hms_nano_opt(10, 15, 30, 123_456_789).unwrap())),
         mark(81, 41, 60, 70, "3-", at(9, 3, 15, 0)),
         mark(82, 40, 62, 72, "2", at(9, 1, 11, 0)),
     ];
-    let final_mark = |v: &str| SynthFinalMark {
-        value: v.into(),
-        entered_at: at(10, 24, 12, 0),
-    };
-    let attendance = |s, c: Option<&str>| SynthAttendance {
-        status: s,
-        comment: c.map(str::to_owned),
-        entered_at: at(9, 1, 9, 5),
-    };
+    let final_mark = |v: &str| SynthFinalMark { value: v.into(), entered_at: at(10, 24, 12, 0) };
+    let attendance =
+        |s, c: Option<&str>| SynthAttendance { status: s, comment: c.map(str::to_owned), entered_at: at(9, 1, 9, 5) };
     let school = School {
         id: id(1),
         name: "МБОУ СОШ № 16".into(),
@@ -135,12 +99,7 @@ fn tiny_world() -> World {
         municipality: "Городской округ Подольск".into(),
         city: "Подольск".into(),
         time_zone: "Europe/Moscow".into(),
-        year: SynthYear {
-            id: id(2),
-            name: "2025/2026".into(),
-            start: day(9, 1),
-            end: day(5, 31),
-        },
+        year: SynthYear { id: id(2), name: "2025/2026".into(), start: day(9, 1), end: day(5, 31) },
         periods: vec![
             SynthPeriod {
                 id: id(3),
@@ -167,14 +126,10 @@ fn tiny_world() -> World {
         }],
         subjects: vec![
             SynthSubject {
-                id: id(10),
-                name: "Математика".into(),
-                knowledge_area: "Математика".into(),
+                id: id(10), name: "Математика".into(), knowledge_area: "Математика".into()
             },
             SynthSubject {
-                id: id(11),
-                name: "Английский язык".into(),
-                knowledge_area: "Филология".into(),
+                id: id(11), name: "Английский язык".into(), knowledge_area: "Филология".into()
             },
         ],
         work_types: vec![
@@ -213,12 +168,7 @@ fn tiny_world() -> World {
         ],
         guardians: vec![],
         guardianships: vec![],
-        classes: vec![SynthClass {
-            id: id(50),
-            name: "5А".into(),
-            grade: 5,
-            homeroom_teacher: id(30),
-        }],
+        classes: vec![SynthClass { id: id(50), name: "5А".into(), grade: 5, homeroom_teacher: id(30) }],
         groups: vec![
             SynthGroup {
                 id: id(51),
@@ -235,42 +185,20 @@ fn tiny_world() -> World {
                 subject_id: None,
             },
         ],
-        enrollments: [
-            (40, 50, true),
-            (41, 50, true),
-            (42, 50, true),
-            (43, 50, false),
-            (40, 51, true),
-            (41, 51, true),
-        ]
-        .into_iter()
-        .map(|(s, u, active)| SynthEnrollment {
-            student: id(s),
-            unit: id(u),
-            active,
-            from: day(9, 1),
-            to: (!active).then(|| day(9, 5)),
-        })
-        .collect(),
+        enrollments: [(40, 50, true), (41, 50, true), (42, 50, true), (43, 50, false), (40, 51, true), (41, 51, true)]
+            .into_iter()
+            .map(|(s, u, active)| SynthEnrollment {
+                student: id(s),
+                unit: id(u),
+                active,
+                from: day(9, 1),
+                to: (!active).then(|| day(9, 5)),
+            })
+            .collect(),
         loads: vec![
-            SynthLoad {
-                teacher: id(30),
-                subject: id(10),
-                unit: id(50),
-                hours_per_week: 5,
-            },
-            SynthLoad {
-                teacher: id(31),
-                subject: id(11),
-                unit: id(51),
-                hours_per_week: 3,
-            },
-            SynthLoad {
-                teacher: id(30),
-                subject: id(11),
-                unit: id(50),
-                hours_per_week: 1,
-            },
+            SynthLoad { teacher: id(30), subject: id(10), unit: id(50), hours_per_week: 5 },
+            SynthLoad { teacher: id(31), subject: id(11), unit: id(51), hours_per_week: 3 },
+            SynthLoad { teacher: id(30), subject: id(11), unit: id(50), hours_per_week: 1 },
         ],
         timetable: vec![],
         lessons: lessons.into_iter().map(|l| (l.id, l)).collect(),
@@ -282,22 +210,10 @@ fn tiny_world() -> World {
             ((id(43), id(11), Some(id(3))), final_mark("н/а")),
         ]),
         attendance: BTreeMap::from([
-            (
-                (id(60), id(42)),
-                attendance(SynthAttendanceStatus::Ill, Some("справка")),
-            ),
-            (
-                (id(60), id(41)),
-                attendance(SynthAttendanceStatus::AbsentExcused, None),
-            ),
-            (
-                (id(62), id(41)),
-                attendance(SynthAttendanceStatus::Late, None),
-            ),
-            (
-                (id(63), id(40)),
-                attendance(SynthAttendanceStatus::AbsentUnexcused, None),
-            ),
+            ((id(60), id(42)), attendance(SynthAttendanceStatus::Ill, Some("справка"))),
+            ((id(60), id(41)), attendance(SynthAttendanceStatus::AbsentExcused, None)),
+            ((id(62), id(41)), attendance(SynthAttendanceStatus::Late, None)),
+            ((id(63), id(40)), attendance(SynthAttendanceStatus::AbsentUnexcused, None)),
         ]),
     };
     World {
@@ -311,9 +227,7 @@ fn tiny_world() -> World {
 }
 
 async fn emulator(options: EmulatorOptions) -> EmulatorHandle {
-    start(tiny_world(), options, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap()
+    start(tiny_world(), options, "127.0.0.1:0".parse().unwrap()).await.unwrap()
 }
 
 struct Client {
@@ -324,20 +238,11 @@ struct Client {
 
 impl Client {
     fn new(emu: &EmulatorHandle) -> Self {
-        Client {
-            http: reqwest::Client::new(),
-            base: emu.base_url(),
-            root: emu.root_url(),
-        }
+        Client { http: reqwest::Client::new(), base: emu.base_url(), root: emu.root_url() }
     }
 
     async fn get(&self, path: &str) -> reqwest::Response {
-        self.http
-            .get(format!("{}{path}", self.base))
-            .header("Access-Token", TOKEN)
-            .send()
-            .await
-            .unwrap()
+        self.http.get(format!("{}{path}", self.base)).header("Access-Token", TOKEN).send().await.unwrap()
     }
 
     async fn json(&self, path: &str) -> Value {
@@ -358,12 +263,7 @@ impl Client {
     }
 
     async fn control(&self, path: &str) -> Value {
-        let resp = self
-            .http
-            .post(format!("{}__emulator/{path}", self.root))
-            .send()
-            .await
-            .unwrap();
+        let resp = self.http.post(format!("{}__emulator/{path}", self.root)).send().await.unwrap();
         assert_eq!(resp.status(), StatusCode::OK, "{path}");
         resp.json().await.unwrap()
     }
@@ -373,18 +273,12 @@ impl Client {
 async fn raw_get(emu: &EmulatorHandle, path: &str) -> (String, Vec<u8>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(emu.addr).await.unwrap();
-    let request = format!(
-        "GET /v2/{path} HTTP/1.1\r\nHost: {}\r\nAccess-Token: {TOKEN}\r\nConnection: close\r\n\r\n",
-        emu.addr
-    );
+    let request =
+        format!("GET /v2/{path} HTTP/1.1\r\nHost: {}\r\nAccess-Token: {TOKEN}\r\nConnection: close\r\n\r\n", emu.addr);
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut answer = Vec::new();
     let _ = tcp.read_to_end(&mut answer).await;
-    let split = answer
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a head")
-        + 4;
+    let split = answer.windows(4).position(|w| w == b"\r\n\r\n").expect("a head") + 4;
     let head = String::from_utf8_lossy(&answer[..split]).to_ascii_lowercase();
     let head = head.replacen("http/1.1", "HTTP/1.1", 1);
     (head, answer[split..].to_vec())
@@ -411,22 +305,11 @@ async fn both_prefixes_answer_with_the_clock() {
         let v: Value = resp.json().await.unwrap();
         assert_eq!(v["schools"][0]["id"].as_u64(), Some(id(1)));
         assert_eq!(v["schools"][0]["groupIds"], json!([id(50)]));
-        assert_eq!(
-            v["roles"],
-            json!(["EduSchoolAdministrator", "OrganizationStaff"])
-        );
+        assert_eq!(v["roles"], json!(["EduSchoolAdministrator", "OrganizationStaff"]));
         assert_eq!(v["userId_str"], ADMIN_USER_ID.to_string());
     }
     // The token in the query works too.
-    let resp = http
-        .get(format!(
-            "{}schools/{}?access_token={TOKEN}",
-            emu.base_url(),
-            id(1)
-        ))
-        .send()
-        .await
-        .unwrap();
+    let resp = http.get(format!("{}schools/{}?access_token={TOKEN}", emu.base_url(), id(1))).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     emu.shutdown().await;
 }
@@ -441,27 +324,14 @@ async fn missing_and_wrong_tokens() {
     assert!(resp.headers().contains_key("date"));
     assert_eq!(
         resp.json::<Value>().await.unwrap(),
-        error_body(
-            "tokenRequired",
-            "You must supply valid token to access method"
-        )
+        error_body("tokenRequired", "You must supply valid token to access method")
     );
     for resp in [
-        http.get(&url)
-            .header("Access-Token", "nope")
-            .send()
-            .await
-            .unwrap(),
-        http.get(format!("{url}?access_token=nope"))
-            .send()
-            .await
-            .unwrap(),
+        http.get(&url).header("Access-Token", "nope").send().await.unwrap(),
+        http.get(format!("{url}?access_token=nope")).send().await.unwrap(),
     ] {
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            resp.json::<Value>().await.unwrap(),
-            error_body("invalidToken", "Invalid token")
-        );
+        assert_eq!(resp.json::<Value>().await.unwrap(), error_body("invalidToken", "Invalid token"));
     }
     assert_eq!(emu.stats().requests, 3);
     emu.shutdown().await;
@@ -469,11 +339,7 @@ async fn missing_and_wrong_tokens() {
 
 #[tokio::test]
 async fn request_limit_answers_the_configured_status() {
-    let options = EmulatorOptions {
-        request_limit: Some(2),
-        limit_status: 433,
-        ..EmulatorOptions::new(TOKEN)
-    };
+    let options = EmulatorOptions { request_limit: Some(2), limit_status: 433, ..EmulatorOptions::new(TOKEN) };
     let emu = emulator(options).await;
     let c = Client::new(&emu);
     let mut limited = 0;
@@ -483,10 +349,7 @@ async fn request_limit_answers_the_configured_status() {
             limited += 1;
             assert_eq!(
                 resp.json::<Value>().await.unwrap(),
-                error_body(
-                    "apiRequestLimit",
-                    "Превышен лимит запросов для данного токена"
-                )
+                error_body("apiRequestLimit", "Превышен лимит запросов для данного токена")
             );
         } else {
             assert_eq!(resp.status(), StatusCode::OK);
@@ -510,16 +373,10 @@ async fn failure_modes() {
     let c = Client::new(&emu);
     let path = format!("edu-groups/{}/marks/2025-09-01/2025-09-30", id(50));
 
-    assert_eq!(
-        c.control("fail?mode=malformed&count=1").await,
-        json!({"mode": "malformed", "count": 1})
-    );
+    assert_eq!(c.control("fail?mode=malformed&count=1").await, json!({"mode": "malformed", "count": 1}));
     let resp = c.get(&path).await;
     assert_eq!(resp.status(), StatusCode::OK);
-    assert!(resp.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("application/json"));
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("application/json"));
     let text = resp.text().await.unwrap();
     assert!(text.starts_with('['));
     assert!(serde_json::from_str::<Value>(&text).is_err(), "{text}");
@@ -529,14 +386,9 @@ async fn failure_modes() {
     c.control("fail?mode=html502&count=1").await;
     let resp = c.get(&path).await;
     assert_eq!(resp.status(), StatusCode::BAD_GATEWAY);
-    assert!(resp.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .starts_with("text/html"));
+    assert!(resp.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
     let text = resp.text().await.unwrap();
-    assert!(
-        text.contains("<div class=\"error__description\"><p>Сервис временно недоступен</p></div>")
-    );
+    assert!(text.contains("<div class=\"error__description\"><p>Сервис временно недоступен</p></div>"));
 
     c.control("fail?mode=truncated&count=1").await;
     let resp = c.get(&path).await;
@@ -555,35 +407,21 @@ async fn failure_modes() {
         .parse()
         .unwrap();
     assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    assert!(
-        !body.is_empty() && body.len() < promised,
-        "{} of {promised}",
-        body.len()
-    );
+    assert!(!body.is_empty() && body.len() < promised, "{} of {promised}", body.len());
 
     // Without a count: every answer until `off`.
     c.control("fail?mode=unauthorized").await;
     for _ in 0..3 {
         let resp = c.get(&path).await;
         assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-        assert_eq!(
-            resp.json::<Value>().await.unwrap(),
-            error_body("invalidToken", "Invalid token")
-        );
+        assert_eq!(resp.json::<Value>().await.unwrap(), error_body("invalidToken", "Invalid token"));
     }
-    assert_eq!(
-        c.control("fail?mode=off").await,
-        json!({"mode": "off", "count": null})
-    );
+    assert_eq!(c.control("fail?mode=off").await, json!({"mode": "off", "count": null}));
     assert_eq!(c.json(&path).await.as_array().unwrap().len(), 2);
     let stats = emu.stats();
     assert_eq!(stats.failed, 7);
     // An unknown mode is refused.
-    let resp = reqwest::Client::new()
-        .get(format!("{}__emulator/fail?mode=boom", c.root))
-        .send()
-        .await
-        .unwrap();
+    let resp = reqwest::Client::new().get(format!("{}__emulator/fail?mode=boom", c.root)).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     emu.shutdown().await;
 }
@@ -599,31 +437,17 @@ async fn every_date_spelling_is_accepted() {
         ("2025-09-01T08:00:00", "2025-09-02T23:59:59"),
         ("2025-09-01%2008:00:00", "2025-09-02%2000:00:00"),
         ("2025-09-01T08:00:00.123456", "2025-09-02T00:00:00.000001"),
-        (
-            "2025-09-01T00:00:00.0000000Z",
-            "2025-09-02T00:00:00.0000000Z",
-        ),
+        ("2025-09-01T00:00:00.0000000Z", "2025-09-02T00:00:00.0000000Z"),
         ("2025-9-1T8:0:0", "2025-9-2T0:0:0"),
     ] {
         let lessons = c.json(&format!("edu-groups/{g}/lessons/{from}/{to}")).await;
-        let ids: Vec<u64> = lessons
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["id"].as_u64().unwrap())
-            .collect();
+        let ids: Vec<u64> = lessons.as_array().unwrap().iter().map(|l| l["id"].as_u64().unwrap()).collect();
         assert_eq!(ids, [id(60), id(61)], "{from} {to}");
-        let entries = c
-            .json(&format!("lesson-log-entries/group/{g}?from={from}&to={to}"))
-            .await;
+        let entries = c.json(&format!("lesson-log-entries/group/{g}?from={from}&to={to}")).await;
         assert_eq!(entries.as_array().unwrap().len(), 2, "{from} {to}");
     }
     // A space as `+` in the query.
-    let entries = c
-        .json(&format!(
-            "lesson-log-entries/group/{g}?from=2025-09-01+08:00:00&to=2025-09-30"
-        ))
-        .await;
+    let entries = c.json(&format!("lesson-log-entries/group/{g}?from=2025-09-01+08:00:00&to=2025-09-30")).await;
     assert_eq!(entries.as_array().unwrap().len(), 3);
     for bad in [
         format!("edu-groups/{g}/lessons/01.09.2025/2025-09-02"),
@@ -633,10 +457,7 @@ async fn every_date_spelling_is_accepted() {
     ] {
         let resp = c.get(&bad).await;
         assert_eq!(resp.status(), StatusCode::BAD_REQUEST, "{bad}");
-        assert_eq!(
-            resp.json::<Value>().await.unwrap()["type"],
-            "parameterInvalid"
-        );
+        assert_eq!(resp.json::<Value>().await.unwrap()["type"], "parameterInvalid");
     }
     emu.shutdown().await;
 }
@@ -712,12 +533,7 @@ async fn string_twins_equal_the_numbers() {
 async fn lean_batch_answers_carry_exact_big_ids() {
     let emu = emulator(EmulatorOptions::new(TOKEN)).await;
     let c = Client::new(&emu);
-    let resp = c
-        .post(
-            "edu-groups/students",
-            &format!("[{}, {}, 12345]", id(50), id(51)),
-        )
-        .await;
+    let resp = c.post("edu-groups/students", &format!("[{}, {}, 12345]", id(50), id(51))).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let text = resp.text().await.unwrap();
     // Exact integers on the wire, not floats.
@@ -740,33 +556,15 @@ async fn lean_batch_answers_carry_exact_big_ids() {
         ])
     );
     // Batch lessons and works: a bare array, the old `{"lessons": […]}`, string ids.
-    let many = c
-        .post("lessons/many", &format!("[{}, \"{}\"]", id(60), id(62)))
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let many = c.post("lessons/many", &format!("[{}, \"{}\"]", id(60), id(62))).await.json::<Value>().await.unwrap();
     assert_eq!(many.as_array().unwrap().len(), 2);
     assert_eq!(many[0]["works"][0]["tasks"], json!([]));
-    let old = c
-        .post("lessons/many", &format!("{{\"lessons\": [{}]}}", id(61)))
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let old = c.post("lessons/many", &format!("{{\"lessons\": [{}]}}", id(61))).await.json::<Value>().await.unwrap();
     assert_eq!(old[0]["status"], "Canceled");
-    let works = c
-        .post("works/many", &format!("[{}, {}]", id(71), id(72)))
-        .await
-        .json::<Value>()
-        .await
-        .unwrap();
+    let works = c.post("works/many", &format!("[{}, {}]", id(71), id(72))).await.json::<Value>().await.unwrap();
     assert_eq!(works[0]["type"], "Homework");
     assert_eq!(works[1]["type"], "ControlWork");
-    assert_eq!(
-        c.post("works/many", "{oops").await.status(),
-        StatusCode::BAD_REQUEST
-    );
+    assert_eq!(c.post("works/many", "{oops").await.status(), StatusCode::BAD_REQUEST);
     emu.shutdown().await;
 }
 
@@ -805,16 +603,12 @@ async fn shapes_and_formats() {
 
     let active = c.json(&format!("edu-groups/{g}/persons")).await;
     assert_eq!(active.as_array().unwrap().len(), 3);
-    let all = c
-        .json(&format!("edu-groups/{g}/persons?includeArchive=true"))
-        .await;
+    let all = c.json(&format!("edu-groups/{g}/persons?includeArchive=true")).await;
     assert_eq!(all.as_array().unwrap().len(), 4);
     assert_eq!(all[1]["userId"], Value::Null);
     assert_eq!(all[0]["sex"], "Male");
 
-    let rpg = c
-        .json(&format!("edu-groups/{g}/reporting-period-group"))
-        .await;
+    let rpg = c.json(&format!("edu-groups/{g}/reporting-period-group")).await;
     assert_eq!(rpg["reportingPeriods"][0]["start"], "2025-09-01T00:00:00");
     assert_eq!(rpg["reportingPeriods"][0]["finish"], "2025-10-24T23:59:59");
     assert_eq!(rpg["reportingPeriods"][0]["type"], "Quarter");
@@ -822,17 +616,10 @@ async fn shapes_and_formats() {
     assert_eq!(rpg["holidays"][0]["reportingPeriodGroupId"], rpg["id"]);
 
     let kinds = c.json(&format!("work-types/{s}")).await;
-    let kinds: Vec<&str> = kinds
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|k| k["kind"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> = kinds.as_array().unwrap().iter().map(|k| k["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["LessonAnswer", "ControlWork", "Homework"]);
 
-    let lessons = c
-        .json(&format!("edu-groups/{g}/lessons/2025-09-01/2025-09-01"))
-        .await;
+    let lessons = c.json(&format!("edu-groups/{g}/lessons/2025-09-01/2025-09-01")).await;
     let l = &lessons[0];
     assert_eq!(l["date"], "2025-09-01T00:00:00");
     assert_eq!(l["status"], "Conducted");
@@ -847,43 +634,24 @@ async fn shapes_and_formats() {
     assert_eq!(l["works"][1]["targetDate"], "2025-09-03T00:00:00");
     // Entered at 14:00 Moscow time = 11:00 UTC.
     assert_eq!(l["works"][1]["sentDate"], "2025-09-01T11:00:00.000Z");
-    let sub = c
-        .json(&format!(
-            "edu-groups/{}/lessons/2025-09-01/2025-09-01",
-            id(51)
-        ))
-        .await;
+    let sub = c.json(&format!("edu-groups/{}/lessons/2025-09-01/2025-09-01", id(51))).await;
     assert_eq!(sub[0]["title"], Value::Null);
     assert_eq!(sub[0]["works"][0]["type"], "ControlWork");
-    let cancelled = c
-        .json(&format!("edu-groups/{g}/lessons/2025-09-02/2025-09-02"))
-        .await;
+    let cancelled = c.json(&format!("edu-groups/{g}/lessons/2025-09-02/2025-09-02")).await;
     assert_eq!(cancelled[0]["teachers"], json!([id(30), id(31)]));
-    assert_eq!(
-        cancelled[0]["teachers_str"],
-        json!([id(30).to_string(), id(31).to_string()])
-    );
+    assert_eq!(cancelled[0]["teachers_str"], json!([id(30).to_string(), id(31).to_string()]));
 
     // Marks by the day entered: the late «3-» of 1 September's lesson is a 3 September mark.
-    let marks = c
-        .json(&format!("edu-groups/{g}/marks/2025-09-01/2025-09-01"))
-        .await;
+    let marks = c.json(&format!("edu-groups/{g}/marks/2025-09-01/2025-09-01")).await;
     assert_eq!(marks.as_array().unwrap().len(), 1);
     assert_eq!(marks[0]["date"], "2025-09-01T10:15:30.1234567");
     assert_eq!(marks[0]["mood"], "Good");
     assert_eq!(marks[0]["workType"], id(20));
-    let late = c
-        .json(&format!("edu-groups/{g}/marks/2025-09-03/2025-09-03"))
-        .await;
+    let late = c.json(&format!("edu-groups/{g}/marks/2025-09-03/2025-09-03")).await;
     assert_eq!(late[0]["value"], "3-");
     assert_eq!(late[0]["textValue"], "3-");
     assert_eq!(late[0]["mood"], "Average");
-    let sub_marks = c
-        .json(&format!(
-            "edu-groups/{}/marks/2025-09-01/2025-09-30",
-            id(51)
-        ))
-        .await;
+    let sub_marks = c.json(&format!("edu-groups/{}/marks/2025-09-01/2025-09-30", id(51))).await;
     assert_eq!(sub_marks[0]["mood"], "Bad");
     assert_eq!(sub_marks[0]["type"], "mark5");
 
@@ -905,46 +673,21 @@ async fn shapes_and_formats() {
                 "final-mark": {"value": "н/а", "textValue": "н/а", "type": "markna", "date": "2025-10-24T12:00:00.0000000"}}]},
         ])
     );
-    assert_eq!(
-        c.json(&format!("edu-groups/{}/final-marks", id(51))).await,
-        json!([])
-    );
+    assert_eq!(c.json(&format!("edu-groups/{}/final-marks", id(51))).await, json!([]));
 
-    let log = c
-        .json(&format!(
-            "lesson-log-entries/group/{g}?from=2025-09-01&to=2025-09-30"
-        ))
-        .await;
-    let statuses: Vec<&str> = log
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["status"].as_str().unwrap())
-        .collect();
+    let log = c.json(&format!("lesson-log-entries/group/{g}?from=2025-09-01&to=2025-09-30")).await;
+    let statuses: Vec<&str> = log.as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["Pass", "Ill", "Absent"]);
     assert_eq!(log[1]["comment"], "справка");
     assert_eq!(log[0]["createdDate"], "2025-09-01T09:05:00.000000");
-    let by_subject = c
-        .json(&format!(
-            "lesson-log-entries/group/{}?subject={}&from=2025-09-01&to=2025-09-30",
-            id(51),
-            id(11)
-        ))
-        .await;
+    let by_subject =
+        c.json(&format!("lesson-log-entries/group/{}?subject={}&from=2025-09-01&to=2025-09-30", id(51), id(11))).await;
     assert_eq!(by_subject[0]["status"], "Late");
-    let other_subject = c
-        .json(&format!(
-            "lesson-log-entries/group/{}?subject={}&from=2025-09-01&to=2025-09-30",
-            id(51),
-            id(10)
-        ))
-        .await;
+    let other_subject =
+        c.json(&format!("lesson-log-entries/group/{}?subject={}&from=2025-09-01&to=2025-09-30", id(51), id(10))).await;
     assert_eq!(other_subject, json!([]));
 
-    assert_eq!(
-        c.json("lesson-log-entries/statuses").await,
-        json!(["Attend", "Absent", "Ill", "Late", "Pass"])
-    );
+    assert_eq!(c.json("lesson-log-entries/statuses").await, json!(["Attend", "Absent", "Ill", "Late", "Pass"]));
     let values = c.json("marks/values").await;
     assert_eq!(values["mark5"].as_array().unwrap().len(), 15);
     assert_eq!(values["mark5"][0], "1-");
@@ -960,22 +703,13 @@ async fn unknown_paths_and_ids() {
     let c = Client::new(&emu);
     let resp = c.get("no/such/method").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["type"],
-        "apiMethodNotSupported"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["type"], "apiMethodNotSupported");
     let resp = c.get("schools/42").await;
     assert_eq!(resp.status(), StatusCode::NOT_FOUND);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["type"],
-        "apiResourceUnavailable"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["type"], "apiResourceUnavailable");
     let resp = c.get("edu-groups/abc/final-marks").await;
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
-    assert_eq!(
-        resp.json::<Value>().await.unwrap()["type"],
-        "parameterInvalid"
-    );
+    assert_eq!(resp.json::<Value>().await.unwrap()["type"], "parameterInvalid");
     emu.shutdown().await;
 }
 
@@ -1011,13 +745,7 @@ async fn world_updates_rebuild_indexes_and_clock() {
 #[tokio::test]
 async fn truth_and_advance_round_trip() {
     let world = World::generate(SynthConfig::small(1));
-    let emu = start(
-        world,
-        EmulatorOptions::new(TOKEN),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let emu = start(world, EmulatorOptions::new(TOKEN), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     let c = Client::new(&emu);
     let truth = c.control("truth").await;
     let seq = truth["last_seq"].as_u64().unwrap();
@@ -1034,8 +762,7 @@ async fn truth_and_advance_round_trip() {
             break;
         }
     }
-    let new_today =
-        NaiveDate::parse_from_str(moved["today"].as_str().unwrap(), "%Y-%m-%d").unwrap();
+    let new_today = NaiveDate::parse_from_str(moved["today"].as_str().unwrap(), "%Y-%m-%d").unwrap();
     assert!(new_today > today);
     let new_seq = moved["last_seq"].as_u64().unwrap();
     assert!(new_seq > seq, "a week passed with no change");
@@ -1048,9 +775,7 @@ async fn truth_and_advance_round_trip() {
     }
 
     // The new day's marks are served (by entry day), with the new clock.
-    let (school, class) = emu
-        .world()
-        .read(|w| (w.schools[0].id, w.schools[0].classes[0].id));
+    let (school, class) = emu.world().read(|w| (w.schools[0].id, w.schools[0].classes[0].id));
     let resp = c.get(&format!("schools/{school}")).await;
     let date = resp.headers()["date"].to_str().unwrap().to_owned();
     assert!(date.ends_with("17:00:00 GMT"), "{date}");
@@ -1062,9 +787,7 @@ async fn truth_and_advance_round_trip() {
             .filter(|m| s.lessons[&m.lesson].unit == class)
             .count()
     });
-    let marks = c
-        .json(&format!("edu-groups/{class}/marks/{new_today}/{new_today}"))
-        .await;
+    let marks = c.json(&format!("edu-groups/{class}/marks/{new_today}/{new_today}")).await;
     assert_eq!(marks.as_array().unwrap().len(), entered_today);
     emu.shutdown().await;
 }
@@ -1078,44 +801,20 @@ async fn throughput_on_the_benchmark_school() {
     let t0 = std::time::Instant::now();
     let world = World::generate(SynthConfig::large(1));
     eprintln!("generated in {:?}", t0.elapsed());
-    let units: Vec<u64> = world.schools[0]
-        .classes
-        .iter()
-        .map(|c| c.id)
-        .chain(world.schools[0].groups.iter().map(|g| g.id))
-        .collect();
+    let units: Vec<u64> =
+        world.schools[0].classes.iter().map(|c| c.id).chain(world.schools[0].groups.iter().map(|g| g.id)).collect();
     let t0 = std::time::Instant::now();
-    let emu = start(
-        world,
-        EmulatorOptions::new(TOKEN),
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    let emu = start(world, EmulatorOptions::new(TOKEN), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     eprintln!("indexed in {:?}", t0.elapsed());
     let c = Client::new(&emu);
-    let months = [
-        (2025, 9),
-        (2025, 10),
-        (2025, 11),
-        (2025, 12),
-        (2026, 1),
-        (2026, 2),
-        (2026, 3),
-        (2026, 4),
-        (2026, 5),
-    ];
+    let months = [(2025, 9), (2025, 10), (2025, 11), (2025, 12), (2026, 1), (2026, 2), (2026, 3), (2026, 4), (2026, 5)];
     let t0 = std::time::Instant::now();
     let (mut records, mut bytes) = (0usize, 0usize);
     let mut t_head = std::time::Duration::ZERO;
     let (mut t_body, mut t_parse) = (t_head, t_head);
     for (y, m) in months {
         let from = NaiveDate::from_ymd_opt(y, m, 1).unwrap();
-        let to = from
-            .checked_add_months(chrono::Months::new(1))
-            .unwrap()
-            .pred_opt()
-            .unwrap();
+        let to = from.checked_add_months(chrono::Months::new(1)).unwrap().pred_opt().unwrap();
         for &g in &units {
             for path in [
                 format!("edu-groups/{g}/lessons/{from}/{to}"),
@@ -1130,9 +829,7 @@ async fn throughput_on_the_benchmark_school() {
                 t_body += t.elapsed();
                 bytes += body.len();
                 let t = std::time::Instant::now();
-                records += serde_json::from_slice::<Vec<IgnoredAny>>(&body)
-                    .unwrap()
-                    .len();
+                records += serde_json::from_slice::<Vec<IgnoredAny>>(&body).unwrap().len();
                 t_parse += t.elapsed();
             }
         }

@@ -9,8 +9,7 @@ use axum::http::StatusCode;
 use chrono::{Datelike, NaiveDate};
 use ejgate_sdk::model::{GroupKind, PeriodKind, Sex};
 use ejgate_sdk::synth::{
-    School, SynthAttendanceStatus, SynthFinalMark, SynthLesson, SynthPeriod, SynthPerson,
-    SynthWork, FIRST_ID,
+    School, SynthAttendanceStatus, SynthFinalMark, SynthLesson, SynthPeriod, SynthPerson, SynthWork, FIRST_ID,
 };
 use serde::{Serialize, Serializer};
 use serde_json::json;
@@ -38,19 +37,11 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, kind: &'static str, description: impl Into<String>) -> Self {
-        ApiError {
-            status,
-            kind,
-            description: description.into(),
-        }
+        ApiError { status, kind, description: description.into() }
     }
 
     pub fn token_required() -> Self {
-        Self::new(
-            StatusCode::UNAUTHORIZED,
-            "tokenRequired",
-            "You must supply valid token to access method",
-        )
+        Self::new(StatusCode::UNAUTHORIZED, "tokenRequired", "You must supply valid token to access method")
     }
 
     pub fn invalid_token() -> Self {
@@ -58,35 +49,19 @@ impl ApiError {
     }
 
     pub fn request_limit(status: StatusCode) -> Self {
-        Self::new(
-            status,
-            "apiRequestLimit",
-            "Превышен лимит запросов для данного токена",
-        )
+        Self::new(status, "apiRequestLimit", "Превышен лимит запросов для данного токена")
     }
 
     pub fn method_not_supported() -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "apiMethodNotSupported",
-            "Method not supported",
-        )
+        Self::new(StatusCode::NOT_FOUND, "apiMethodNotSupported", "Method not supported")
     }
 
     pub fn unavailable(what: &str, id: u64) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "apiResourceUnavailable",
-            format!("Resource unavailable: {what} {id}"),
-        )
+        Self::new(StatusCode::NOT_FOUND, "apiResourceUnavailable", format!("Resource unavailable: {what} {id}"))
     }
 
     pub fn parameter(name: &str) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "parameterInvalid",
-            format!("Parameter '{name}' is invalid"),
-        )
+        Self::new(StatusCode::BAD_REQUEST, "parameterInvalid", format!("Parameter '{name}' is invalid"))
     }
 
     pub fn invalid_request(detail: &str) -> Self {
@@ -209,13 +184,7 @@ fn period_of(school: &School, day: NaiveDate) -> Option<&SynthPeriod> {
         .periods
         .iter()
         .find(|p| p.start <= day && day <= p.end)
-        .or_else(|| {
-            school
-                .periods
-                .iter()
-                .filter(|p| p.start <= day)
-                .max_by_key(|p| p.start)
-        })
+        .or_else(|| school.periods.iter().filter(|p| p.start <= day).max_by_key(|p| p.start))
 }
 
 fn mood(value: &str) -> &'static str {
@@ -285,9 +254,7 @@ pub fn context(s: &Served) -> Vec<u8> {
 // ---------------------------------------------------------------- 2. schools/{s}
 
 pub fn school(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
-    let (si, school) = s
-        .school(id)
-        .ok_or_else(|| ApiError::unavailable("school", id))?;
+    let (si, school) = s.school(id).ok_or_else(|| ApiError::unavailable("school", id))?;
     Ok(to_vec(&json!({
         "id": school.id, "id_str": IdStr(school.id),
         "name": school.name, "fullName": school.full_name,
@@ -338,21 +305,10 @@ fn edu_group<'a>(school: &'a School, unit: UnitRef, camel: bool) -> EduGroupJson
                 GroupKind::Extracurricular => ("Group", "Extracurricular"),
                 GroupKind::AfterSchool => ("Group", "ExtendedDay"),
             };
-            (
-                g.id,
-                g.name.as_str(),
-                std::slice::from_ref(&g.class_id),
-                kind,
-                journal,
-            )
+            (g.id, g.name.as_str(), std::slice::from_ref(&g.class_id), kind, journal)
         }
     };
-    let mut subjects: Vec<u64> = school
-        .loads
-        .iter()
-        .filter(|l| l.unit == id)
-        .map(|l| l.subject)
-        .collect();
+    let mut subjects: Vec<u64> = school.loads.iter().filter(|l| l.unit == id).map(|l| l.subject).collect();
     subjects.extend(group.and_then(|g| g.subject_id));
     subjects.sort_unstable();
     subjects.dedup();
@@ -376,22 +332,13 @@ fn edu_group<'a>(school: &'a School, unit: UnitRef, camel: bool) -> EduGroupJson
 }
 
 pub fn school_edu_groups(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
-    let (_, school) = s
-        .school(id)
-        .ok_or_else(|| ApiError::unavailable("school", id))?;
-    let units = (0..school.classes.len())
-        .map(UnitRef::Class)
-        .chain((0..school.groups.len()).map(UnitRef::Group));
-    Ok(array(
-        256 * (school.classes.len() + school.groups.len()),
-        units.map(|u| edu_group(school, u, false)),
-    ))
+    let (_, school) = s.school(id).ok_or_else(|| ApiError::unavailable("school", id))?;
+    let units = (0..school.classes.len()).map(UnitRef::Class).chain((0..school.groups.len()).map(UnitRef::Group));
+    Ok(array(256 * (school.classes.len() + school.groups.len()), units.map(|u| edu_group(school, u, false))))
 }
 
 pub fn one_edu_group(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
-    let (u, school) = s
-        .unit(id)
-        .ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
+    let (u, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
     Ok(to_vec(&edu_group(school, u.unit, true)))
 }
 
@@ -416,15 +363,9 @@ pub fn groups_students(s: &Served, ids: &[u64]) -> Vec<u8> {
         let students = u
             .members
             .iter()
-            .map(|&(person, active)| MemberJson {
-                person,
-                membershipstatus: if active { "Active" } else { "Archive" },
-            })
+            .map(|&(person, active)| MemberJson { person, membershipstatus: if active { "Active" } else { "Archive" } })
             .collect();
-        Some(GroupMembersJson {
-            group: id,
-            students,
-        })
+        Some(GroupMembersJson { group: id, students })
     });
     array(64 * ids.len(), groups)
 }
@@ -460,9 +401,7 @@ fn person_json(p: &SynthPerson) -> PersonJson<'_> {
 }
 
 pub fn persons(s: &Served, id: u64, include_archive: bool) -> Result<Vec<u8>, ApiError> {
-    let (u, school) = s
-        .unit(id)
-        .ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
+    let (u, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
     let positions = &s.index.school_info[u.school].students;
     let people = u
         .members
@@ -491,14 +430,8 @@ struct TeacherJson<'a> {
 }
 
 pub fn teachers(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
-    let (_, school) = s
-        .school(id)
-        .ok_or_else(|| ApiError::unavailable("school", id))?;
-    let subject_names: HashMap<u64, &str> = school
-        .subjects
-        .iter()
-        .map(|x| (x.id, x.name.as_str()))
-        .collect();
+    let (_, school) = s.school(id).ok_or_else(|| ApiError::unavailable("school", id))?;
+    let subject_names: HashMap<u64, &str> = school.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
     let list = school.teachers.iter().map(|t| {
         let mut taught: Vec<&str> = Vec::new();
         for load in school.loads.iter().filter(|l| l.teacher == t.id) {
@@ -527,9 +460,7 @@ pub fn teachers(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
 // ---------------------------------------------------------------- 7. schools/{s}/subjects
 
 pub fn subjects(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
-    let (_, school) = s
-        .school(id)
-        .ok_or_else(|| ApiError::unavailable("school", id))?;
+    let (_, school) = s.school(id).ok_or_else(|| ApiError::unavailable("school", id))?;
     let list = school.subjects.iter().map(|x| {
         json!({"id": x.id, "id_str": IdStr(x.id), "name": x.name,
                "knowledgeArea": x.knowledge_area, "fgosSubjectId": null})
@@ -540,9 +471,7 @@ pub fn subjects(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
 // ---------------------------------------------------------------- 8. reporting-period-group
 
 pub fn reporting_period_group(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
-    let (_, school) = s
-        .unit(id)
-        .ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
+    let (_, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
     let group_id = school.year.id;
     let study_year = school.year.start.year();
     let periods: Vec<_> = school
@@ -577,9 +506,7 @@ pub fn reporting_period_group(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> 
 // ---------------------------------------------------------------- 9. work-types/{s}
 
 pub fn work_types(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
-    let (_, school) = s
-        .school(id)
-        .ok_or_else(|| ApiError::unavailable("school", id))?;
+    let (_, school) = s.school(id).ok_or_else(|| ApiError::unavailable("school", id))?;
     let list = school.work_types.iter().map(|t| {
         let (kind, kind_id) = work_kind(&t.code).unwrap_or(("Other", 0));
         json!({
@@ -680,9 +607,7 @@ fn work_json<'a>(
         periodType: period.map(|p| period_type(p.kind)),
         subjectId: lesson.subject,
         targetDate: Midnight(work.target_date),
-        sentDate: work
-            .is_homework
-            .then(|| UtcMillis(s.to_utc(si, work.created_at))),
+        sentDate: work.is_homework.then(|| UtcMillis(s.to_utc(si, work.created_at))),
         createdBy: lesson.substitute.unwrap_or(lesson.teacher),
         files: EMPTY,
         tasks: EMPTY,
@@ -690,22 +615,14 @@ fn work_json<'a>(
     }
 }
 
-fn lesson_json<'a>(
-    s: &'a Served,
-    si: usize,
-    school: &'a School,
-    lesson: &'a SynthLesson,
-) -> LessonJson<'a> {
+fn lesson_json<'a>(s: &'a Served, si: usize, school: &'a School, lesson: &'a SynthLesson) -> LessonJson<'a> {
     let subject = school.subjects.iter().find(|x| x.id == lesson.subject);
     let works = s
         .index
         .lesson_works
         .get(&lesson.id)
         .map(|ids| {
-            ids.iter()
-                .filter_map(|w| school.works.get(w))
-                .map(|w| work_json(s, si, school, lesson, w))
-                .collect()
+            ids.iter().filter_map(|w| school.works.get(w)).map(|w| work_json(s, si, school, lesson, w)).collect()
         })
         .unwrap_or_default();
     let (ids, n) = match lesson.substitute {
@@ -726,47 +643,29 @@ fn lesson_json<'a>(
         },
         group: lesson.unit,
         group_str: IdStr(lesson.unit),
-        status: if lesson.cancelled {
-            "Canceled"
-        } else {
-            "Conducted"
-        },
+        status: if lesson.cancelled { "Canceled" } else { "Conducted" },
         works,
-        teachers: TwoIds {
-            ids,
-            n,
-            strings: false,
-        },
-        teachers_str: TwoIds {
-            ids,
-            n,
-            strings: true,
-        },
+        teachers: TwoIds { ids, n, strings: false },
+        teachers_str: TwoIds { ids, n, strings: true },
         resultPlaceId: None,
     }
 }
 
 pub fn lessons(s: &Served, id: u64, from: NaiveDate, to: NaiveDate) -> Result<Vec<u8>, ApiError> {
-    let (u, school) = s
-        .unit(id)
-        .ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
+    let (u, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
     let rows = range_by(&u.lessons, |r| r.0, from, to);
-    let list = rows
-        .iter()
-        .filter_map(|(_, _, l)| school.lessons.get(l))
-        .map(|l| lesson_json(s, u.school, school, l));
+    let list = rows.iter().filter_map(|(_, _, l)| school.lessons.get(l)).map(|l| lesson_json(s, u.school, school, l));
     Ok(array(1200 * rows.len(), list))
 }
 
 /// `lessons/many`: unknown ids are left out.
 pub fn lessons_many(s: &Served, ids: &[u64]) -> Vec<u8> {
     let list = ids.iter().filter_map(|id| {
-        s.world.schools.iter().enumerate().find_map(|(si, school)| {
-            school
-                .lessons
-                .get(id)
-                .map(|l| lesson_json(s, si, school, l))
-        })
+        s.world
+            .schools
+            .iter()
+            .enumerate()
+            .find_map(|(si, school)| school.lessons.get(id).map(|l| lesson_json(s, si, school, l)))
     });
     array(1200 * ids.len(), list)
 }
@@ -807,30 +706,28 @@ struct MarkJson<'a> {
 }
 
 pub fn marks(s: &Served, id: u64, from: NaiveDate, to: NaiveDate) -> Result<Vec<u8>, ApiError> {
-    let (u, school) = s
-        .unit(id)
-        .ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
+    let (u, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
     let rows = range_by(&u.marks, |r| r.0.date(), from, to);
-    let list = rows
-        .iter()
-        .filter_map(|&(_, m, work_type)| Some((school.marks.get(&m)?, work_type)))
-        .map(|(m, work_type)| MarkJson {
-            id: m.id,
-            id_str: IdStr(m.id),
-            r#type: "mark5",
-            value: &m.value,
-            textValue: &m.value,
-            person: m.student,
-            person_str: IdStr(m.student),
-            work: m.work,
-            work_str: IdStr(m.work),
-            lesson: m.lesson,
-            lesson_str: IdStr(m.lesson),
-            number: 0,
-            date: Ticks(m.entered_at),
-            workType: work_type,
-            mood: mood(&m.value),
-            use_avg_calc: true,
+    let list =
+        rows.iter().filter_map(|&(_, m, work_type)| Some((school.marks.get(&m)?, work_type))).map(|(m, work_type)| {
+            MarkJson {
+                id: m.id,
+                id_str: IdStr(m.id),
+                r#type: "mark5",
+                value: &m.value,
+                textValue: &m.value,
+                person: m.student,
+                person_str: IdStr(m.student),
+                work: m.work,
+                work_str: IdStr(m.work),
+                lesson: m.lesson,
+                lesson_str: IdStr(m.lesson),
+                number: 0,
+                date: Ticks(m.entered_at),
+                workType: work_type,
+                mood: mood(&m.value),
+                use_avg_calc: true,
+            }
         });
     Ok(array(420 * rows.len(), list))
 }
@@ -870,19 +767,13 @@ struct FinalMarksJson<'a> {
 /// Final marks of everyone ever enrolled in the class (active and archived: **assumption**,
 /// so that a pupil who left still has their marks served). A group answers `[]`.
 pub fn final_marks(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
-    let (u, school) = s
-        .unit(id)
-        .ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
+    let (u, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
     if !matches!(u.unit, UnitRef::Class(_)) {
         return Ok(b"[]".to_vec());
     }
     // Periods in order, the year last.
     let period_rank = |p: Option<u64>| match p {
-        Some(p) => school
-            .periods
-            .iter()
-            .position(|x| x.id == p)
-            .unwrap_or(usize::MAX - 1),
+        Some(p) => school.periods.iter().position(|x| x.id == p).unwrap_or(usize::MAX - 1),
         None => usize::MAX,
     };
     let mut entries: Vec<FinalMarksJson<'_>> = Vec::new();
@@ -942,9 +833,7 @@ pub fn log_entries(
     from: NaiveDate,
     to: NaiveDate,
 ) -> Result<Vec<u8>, ApiError> {
-    let (u, school) = s
-        .unit(id)
-        .ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
+    let (u, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
     let rows = range_by(&u.attendance, |r| r.0, from, to);
     let list = rows.iter().filter_map(|&(_, lesson, student)| {
         if let Some(subject) = subject {
@@ -973,32 +862,22 @@ pub fn log_statuses() -> Vec<u8> {
 }
 
 pub fn mark_values() -> Vec<u8> {
-    let mark5: Vec<String> = (1..=5)
-        .flat_map(|n| [format!("{n}-"), format!("{n}"), format!("{n}+")])
-        .collect();
+    let mark5: Vec<String> = (1..=5).flat_map(|n| [format!("{n}-"), format!("{n}"), format!("{n}+")]).collect();
     to_vec(&json!({"mark5": mark5, "markdismiss": ["осв"], "markna": ["н/а"]}))
 }
 
 /// The ids of a batch request body: a bare array of numbers or numeric strings, or an object
 /// holding such an array under `key` (old clients: `{"lessons": […]}`).
 pub fn batch_ids(body: &[u8], key: &str) -> Result<Vec<u64>, ApiError> {
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|_| ApiError::invalid_request("The body must be a JSON array of ids"))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|_| ApiError::invalid_request("The body must be a JSON array of ids"))?;
     let items = match &value {
         serde_json::Value::Array(items) => items,
         serde_json::Value::Object(map) => match map.get(key) {
             Some(serde_json::Value::Array(items)) => items,
-            _ => {
-                return Err(ApiError::invalid_request(
-                    "The body must be a JSON array of ids",
-                ))
-            }
+            _ => return Err(ApiError::invalid_request("The body must be a JSON array of ids")),
         },
-        _ => {
-            return Err(ApiError::invalid_request(
-                "The body must be a JSON array of ids",
-            ))
-        }
+        _ => return Err(ApiError::invalid_request("The body must be a JSON array of ids")),
     };
     items
         .iter()
@@ -1018,10 +897,7 @@ mod tests {
     #[test]
     fn id_twins_are_exact() {
         for n in [0, 7, 10, 9_007_199_254_740_993, FIRST_ID + 1, u64::MAX] {
-            assert_eq!(
-                serde_json::to_string(&IdStr(n)).unwrap(),
-                format!("\"{n}\"")
-            );
+            assert_eq!(serde_json::to_string(&IdStr(n)).unwrap(), format!("\"{n}\""));
         }
     }
 

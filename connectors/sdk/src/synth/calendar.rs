@@ -53,8 +53,7 @@ fn public_days_off(y: i32) -> Vec<NaiveDate> {
 
 /// Звонки: eight lessons of 40 minutes from 8:30, breaks of 10–20 minutes.
 pub(super) fn bells() -> Vec<(u8, NaiveTime, NaiveTime)> {
-    const STARTS: [(u32, u32); 8] =
-        [(8, 30), (9, 20), (10, 20), (11, 20), (12, 15), (13, 5), (13, 55), (14, 45)];
+    const STARTS: [(u32, u32); 8] = [(8, 30), (9, 20), (10, 20), (11, 20), (12, 15), (13, 5), (13, 55), (14, 45)];
     STARTS
         .iter()
         .enumerate()

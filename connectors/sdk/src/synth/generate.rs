@@ -57,12 +57,7 @@ pub(super) fn build(config: SynthConfig) -> World {
     World { today: config.year_start, config, schools, truth, next_id, sim: SimState::default() }
 }
 
-fn log_structure(
-    truth: &mut Vec<TruthChange>,
-    s: &School,
-    day: NaiveDate,
-    at: chrono::NaiveDateTime,
-) {
+fn log_structure(truth: &mut Vec<TruthChange>, s: &School, day: NaiveDate, at: chrono::NaiveDateTime) {
     let mut push = |kind: EntityKind, key: String| {
         truth.push(TruthChange {
             seq: truth.len() as u64 + 1,
@@ -157,12 +152,7 @@ fn build_school(
     let y = plan.quarters[1].0.year();
     let id = ids.next();
     let (name, full_name) = names::school_names(number);
-    let year = SynthYear {
-        id: ids.next(),
-        name: format!("{}/{}", y, y + 1),
-        start: cfg.year_start,
-        end: plan.end,
-    };
+    let year = SynthYear { id: ids.next(), name: format!("{}/{}", y, y + 1), start: cfg.year_start, end: plan.end };
     let periods: Vec<SynthPeriod> = plan
         .quarters
         .iter()
@@ -207,14 +197,9 @@ fn build_school(
         .collect();
     let subjects: Vec<SynthSubject> = used
         .iter()
-        .map(|s| SynthSubject {
-            id: ids.next(),
-            name: s.name().into(),
-            knowledge_area: s.knowledge_area().into(),
-        })
+        .map(|s| SynthSubject { id: ids.next(), name: s.name().into(), knowledge_area: s.knowledge_area().into() })
         .collect();
-    let subject_id: BTreeMap<Subj, u64> =
-        used.iter().zip(&subjects).map(|(&s, x)| (s, x.id)).collect();
+    let subject_id: BTreeMap<Subj, u64> = used.iter().zip(&subjects).map(|(&s, x)| (s, x.id)).collect();
     let work_types: Vec<SynthWorkType> = WORK_TYPES
         .iter()
         .map(|&(code, title, abbr, weight)| SynthWorkType {
@@ -230,8 +215,7 @@ fn build_school(
     let mut packages: Vec<Package> = Vec::new();
     for (c, &g) in grades.iter().enumerate() {
         let taught: Vec<Subj> = ALL.into_iter().filter(|s| s.hours(g) > 0).collect();
-        let own: Vec<(Subj, u8)> =
-            taught.iter().filter(|s| s.dept(g).is_none()).map(|&s| (s, s.hours(g))).collect();
+        let own: Vec<(Subj, u8)> = taught.iter().filter(|s| s.dept(g).is_none()).map(|&s| (s, s.hours(g))).collect();
         if !own.is_empty() {
             packages.push(Package {
                 class: c,
@@ -243,11 +227,8 @@ fn build_school(
             });
         }
         for d in DEPTS {
-            let items: Vec<(Subj, u8)> = taught
-                .iter()
-                .filter(|s| s.dept(g) == Some(d) && !s.split(g))
-                .map(|&s| (s, s.hours(g)))
-                .collect();
+            let items: Vec<(Subj, u8)> =
+                taught.iter().filter(|s| s.dept(g) == Some(d) && !s.split(g)).map(|&s| (s, s.hours(g))).collect();
             if !items.is_empty() {
                 packages.push(Package {
                     class: c,
@@ -304,8 +285,7 @@ fn build_school(
         teachers[t].load += p.items.iter().map(|&(_, h)| h as u32).sum::<u32>();
     }
     for d in DEPTS {
-        let mine: Vec<usize> =
-            (0..packages.len()).filter(|&i| packages[i].dept == Some(d)).collect();
+        let mine: Vec<usize> = (0..packages.len()).filter(|&i| packages[i].dept == Some(d)).collect();
         if mine.is_empty() {
             continue;
         }
@@ -335,8 +315,7 @@ fn build_school(
     }
 
     // ГПД (grades 1–2) by the class teacher, one extracurricular course per school.
-    let chess_class =
-        [5u8, 6, 7, 4, 3].iter().find_map(|&g| grades.iter().position(|&x| x == g)).unwrap_or(0);
+    let chess_class = [5u8, 6, 7, 4, 3].iter().find_map(|&g| grades.iter().position(|&x| x == g)).unwrap_or(0);
     let chess_teacher = (0..teachers.len())
         .filter(|&t| teachers[t].dept == Some(Dept::Math))
         .min_by_key(|&t| (teachers[t].load, t))
@@ -465,13 +444,7 @@ fn build_school(
     let mut guardianships = Vec::new();
     let mut enrollments = Vec::new();
     let enroll = |enrollments: &mut Vec<SynthEnrollment>, unit: u64, student: u64| {
-        enrollments.push(SynthEnrollment {
-            student,
-            unit,
-            active: true,
-            from: cfg.year_start,
-            to: None,
-        })
+        enrollments.push(SynthEnrollment { student, unit, active: true, from: cfg.year_start, to: None })
     };
     for (c, &g) in grades.iter().enumerate() {
         let spc = cfg.students_per_class as i64;
@@ -497,11 +470,7 @@ fn build_school(
             })
             .collect();
         let full = |k: &Kid| {
-            (
-                names::surname(k.family, k.sex),
-                k.first.to_string(),
-                names::patronymic(k.father, k.sex).to_string(),
-            )
+            (names::surname(k.family, k.sex), k.first.to_string(), names::patronymic(k.father, k.sex).to_string())
         };
         kids.sort_by_key(|k| full(k));
         let login_share = if g <= 4 { 0.3 } else { 0.95 };
@@ -531,15 +500,10 @@ fn build_school(
             };
             let parent_birth = |rng: &mut ChaCha8Rng| {
                 let age = rng.random_range(22..=42);
-                random_date(
-                    rng,
-                    NaiveDate::from_ymd_opt(k.birth.year() - age, 1, 1).expect("valid date"),
-                    365,
-                )
+                random_date(rng, NaiveDate::from_ymd_opt(k.birth.year() - age, 1, 1).expect("valid date"), 365)
             };
             if mother {
-                let family =
-                    if father || rng.random_bool(0.85) { k.family } else { names::family(rng) };
+                let family = if father || rng.random_bool(0.85) { k.family } else { names::family(rng) };
                 let p = SynthPerson {
                     id: ids.next(),
                     user_id: if rng.random_bool(0.85) { Some(ids.next()) } else { None },
@@ -639,10 +603,7 @@ fn build_school(
                     items.push((
                         s,
                         h,
-                        vec![
-                            (unit_id[&p.unit], p.teacher),
-                            (unit_id[&packages[q].unit], packages[q].teacher),
-                        ],
+                        vec![(unit_id[&p.unit], p.teacher), (unit_id[&packages[q].unit], packages[q].teacher)],
                     ));
                 }
                 None => {
@@ -671,9 +632,7 @@ fn build_school(
         }
     }
     let chess_count = tt.count[chess_class];
-    let d = (0..5)
-        .min_by_key(|&d| (tt.is_busy(chess_teacher, d, chess_count[d] + 1), chess_count[d], d))
-        .unwrap_or(0);
+    let d = (0..5).min_by_key(|&d| (tt.is_busy(chess_teacher, d, chess_count[d] + 1), chess_count[d], d)).unwrap_or(0);
     tt.add(chess_class, d, chess_count[d] + 1, Subj::Chess, chess_group, chess_teacher);
 
     let mut timetable: Vec<SynthSlot> = tt
@@ -851,8 +810,7 @@ impl Timetable {
                     for j in i + 1..keys.len() {
                         let (a, b) = (keys[i], keys[j]);
                         let (sa, sb) = (cells[&a].clone(), cells[&b].clone());
-                        let mut teachers: Vec<usize> =
-                            sa.iter().chain(&sb).map(|&k| self.slots[k].5).collect();
+                        let mut teachers: Vec<usize> = sa.iter().chain(&sb).map(|&k| self.slots[k].5).collect();
                         teachers.sort_unstable();
                         teachers.dedup();
                         let before = self.cost(c, [a, b], &teachers);

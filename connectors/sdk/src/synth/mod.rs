@@ -20,9 +20,7 @@ use crate::model::EntityKind;
 
 /// A change of the world between two points, with the intermediate steps folded
 /// (insert then delete is nothing; insert then update is an insert; …).
-#[derive(
-    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct NetChange {
     pub kind: EntityKind,
     pub key: String,
@@ -30,9 +28,7 @@ pub struct NetChange {
 }
 
 /// The folded operation.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetOp {
     Insert,

@@ -21,12 +21,8 @@ use crate::model::{EntityKind, GroupKind};
 
 /// Simulates the days after `world.today` up to and including `until`.
 pub(super) fn run(world: &mut World, first: NaiveDate, until: NaiveDate) {
-    let mut ctxs: Vec<SchoolCtx> = world
-        .schools
-        .iter()
-        .enumerate()
-        .map(|(i, s)| SchoolCtx::new(s, i, world.config.seed, world.today))
-        .collect();
+    let mut ctxs: Vec<SchoolCtx> =
+        world.schools.iter().enumerate().map(|(i, s)| SchoolCtx::new(s, i, world.config.seed, world.today)).collect();
     let mut day = first;
     while day <= until {
         simulate_day(world, &mut ctxs, day);
@@ -149,16 +145,8 @@ struct SchoolCtx {
     final_cache: Option<FinalCache>,
 }
 
-const CODES: [&str; 8] = [
-    "lesson",
-    "written",
-    "control",
-    "test",
-    "internal_control",
-    "independent",
-    "practical",
-    "homework",
-];
+const CODES: [&str; 8] =
+    ["lesson", "written", "control", "test", "internal_control", "independent", "practical", "homework"];
 
 impl SchoolCtx {
     fn new(s: &School, index: usize, seed: u64, today: NaiveDate) -> SchoolCtx {
@@ -176,21 +164,13 @@ impl SchoolCtx {
             student_idx.insert(p.id, students.len());
             students.push(StudentInfo { id: p.id, ability, absence, pe_exempt });
         }
-        let subj: HashMap<u64, Subj> = s
-            .subjects
-            .iter()
-            .map(|x| (x.id, Subj::from_name(&x.name).unwrap_or(Subj::Russian)))
-            .collect();
-        let subject_idx: HashMap<u64, usize> =
-            s.subjects.iter().enumerate().map(|(i, x)| (x.id, i)).collect();
-        let class_idx: HashMap<u64, usize> =
-            s.classes.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        let subj: HashMap<u64, Subj> =
+            s.subjects.iter().map(|x| (x.id, Subj::from_name(&x.name).unwrap_or(Subj::Russian))).collect();
+        let subject_idx: HashMap<u64, usize> = s.subjects.iter().enumerate().map(|(i, x)| (x.id, i)).collect();
+        let class_idx: HashMap<u64, usize> = s.classes.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
         let mut units: HashMap<u64, UnitInfo> = HashMap::new();
         for (i, c) in s.classes.iter().enumerate() {
-            units.insert(
-                c.id,
-                UnitInfo { class: i, grade: c.grade, kind: UnitKind::Class, members: Vec::new() },
-            );
+            units.insert(c.id, UnitInfo { class: i, grade: c.grade, kind: UnitKind::Class, members: Vec::new() });
         }
         for g in &s.groups {
             let Some(&ci) = class_idx.get(&g.class_id) else { continue };
@@ -199,10 +179,7 @@ impl SchoolCtx {
                 GroupKind::Extracurricular | GroupKind::Elective => UnitKind::Extracurricular,
                 GroupKind::Subgroup | GroupKind::StudyGroup => UnitKind::Subgroup,
             };
-            units.insert(
-                g.id,
-                UnitInfo { class: ci, grade: s.classes[ci].grade, kind, members: Vec::new() },
-            );
+            units.insert(g.id, UnitInfo { class: ci, grade: s.classes[ci].grade, kind, members: Vec::new() });
         }
         let mut classes: Vec<ClassInfo> = s
             .classes
@@ -232,12 +209,7 @@ impl SchoolCtx {
             if !(1..=5).contains(&wd) {
                 continue;
             }
-            slots[wd - 1].push(Slot {
-                unit: t.unit,
-                subject: t.subject,
-                teacher: t.teacher,
-                number: t.number,
-            });
+            slots[wd - 1].push(Slot { unit: t.unit, subject: t.subject, teacher: t.teacher, number: t.number });
             let w = weekly.entry((t.unit, t.subject)).or_insert((0, [false; 5]));
             w.0 += 1;
             w.1[wd - 1] = true;
@@ -356,22 +328,9 @@ fn simulate_day(world: &mut World, ctxs: &mut [SchoolCtx], day: NaiveDate) {
         _ => 0,
     });
     for (school, x) in schools.iter_mut().zip(ctxs.iter_mut()) {
-        let rng = ChaCha8Rng::seed_from_u64(mix(
-            config.seed,
-            x.index as u64 + 1,
-            day.num_days_from_ce() as u64,
-        ));
+        let rng = ChaCha8Rng::seed_from_u64(mix(config.seed, x.index as u64 + 1, day.num_days_from_ce() as u64));
         let id = school.id;
-        let mut d = Day {
-            cfg: config,
-            s: school,
-            x,
-            ids: Ids(&mut *next_id),
-            sim: &mut *sim,
-            buf: &mut buf,
-            day,
-            rng,
-        };
+        let mut d = Day { cfg: config, s: school, x, ids: Ids(&mut *next_id), sim: &mut *sim, buf: &mut buf, day, rng };
         for p in due.iter().filter(|p| p.school() == id) {
             d.pending(p.clone());
         }
@@ -414,25 +373,9 @@ struct Day<'a> {
 }
 
 impl Day<'_> {
-    fn log(
-        &mut self,
-        kind: EntityKind,
-        op: TruthOp,
-        key: String,
-        at: NaiveDateTime,
-        injection: Option<Injection>,
-    ) {
+    fn log(&mut self, kind: EntityKind, op: TruthOp, key: String, at: NaiveDateTime, injection: Option<Injection>) {
         debug_assert_eq!(at.date(), self.day);
-        self.buf.push(TruthChange {
-            seq: 0,
-            day: self.day,
-            at,
-            school: self.s.id,
-            kind,
-            op,
-            key,
-            injection,
-        });
+        self.buf.push(TruthChange { seq: 0, day: self.day, at, school: self.s.id, kind, op, key, injection });
     }
 
     /// A random moment of today in [from, to).
@@ -463,8 +406,7 @@ impl Day<'_> {
 
     fn mark_value(&mut self, student: usize, subject: Subj, harder: bool) -> String {
         let ability = self.x.students[student].ability;
-        let x = ability + subject.mark_bias() - if harder { 0.3 } else { 0.0 }
-            + 0.75 * normal(&mut self.rng);
+        let x = ability + subject.mark_bias() - if harder { 0.3 } else { 0.0 } + 0.75 * normal(&mut self.rng);
         let d = ((x + 0.5).floor() as i32).clamp(2, 5);
         if d == 2 && self.rng.random_bool(0.04) {
             return "1".into();
@@ -496,10 +438,7 @@ impl Day<'_> {
         };
         let id = self.ids.next();
         let unsatisfactory = value.starts_with('1') || value.starts_with('2');
-        self.s.marks.insert(
-            id,
-            SynthMark { id, student, lesson, work, value, entered_at: at, entered_by: by },
-        );
+        self.s.marks.insert(id, SynthMark { id, student, lesson, work, value, entered_at: at, entered_by: by });
         self.log(EntityKind::Mark, TruthOp::Insert, key::id(id), at, injection);
         self.x.final_cache = None;
         if self.x.cur_period.is_some() && self.x.cal.period_of(date) == self.x.cur_period {
@@ -517,9 +456,7 @@ impl Day<'_> {
     fn pending(&mut self, p: Pending) {
         match p {
             Pending::LateMarks { lesson, marks, .. } => {
-                let Some(by) =
-                    self.s.lessons.get(&lesson).map(|l| l.substitute.unwrap_or(l.teacher))
-                else {
+                let Some(by) = self.s.lessons.get(&lesson).map(|l| l.substitute.unwrap_or(l.teacher)) else {
                     return;
                 };
                 let at = self.time(hm(14, 0), hm(21, 0));
@@ -538,13 +475,7 @@ impl Day<'_> {
                     a.status = status;
                     a.comment = comment.clone();
                     let at = at + Duration::seconds(i as i64 * 3);
-                    self.log(
-                        EntityKind::Attendance,
-                        TruthOp::Update,
-                        key::attendance(l, student),
-                        at,
-                        None,
-                    );
+                    self.log(EntityKind::Attendance, TruthOp::Update, key::attendance(l, student), at, None);
                 }
             }
             Pending::LessonTopic { lesson, topic, .. } => {
@@ -572,9 +503,7 @@ impl Day<'_> {
                 );
                 self.x.final_cache = None;
                 if let Some(l) = self.s.lessons.get(&m.lesson) {
-                    if self.x.cur_period.is_some()
-                        && self.x.cal.period_of(l.date) == self.x.cur_period
-                    {
+                    if self.x.cur_period.is_some() && self.x.cal.period_of(l.date) == self.x.cur_period {
                         let subject = l.subject;
                         self.x.count_mark(m.student, subject, -1);
                     }
@@ -598,13 +527,8 @@ impl Day<'_> {
                     let Some(d) = m.value.chars().next().and_then(|c| c.to_digit(10)) else {
                         continue;
                     };
-                    let w = self
-                        .s
-                        .works
-                        .get(&m.work)
-                        .and_then(|w| self.x.weight.get(&w.work_type))
-                        .copied()
-                        .unwrap_or(1);
+                    let w =
+                        self.s.works.get(&m.work).and_then(|w| self.x.weight.get(&w.work_type)).copied().unwrap_or(1);
                     let a = acc.entry((m.student, l.subject)).or_default();
                     a.weight += w;
                     a.weighted += w * d;
@@ -658,13 +582,7 @@ impl Day<'_> {
                 let at = at + Duration::seconds(i as i64 * 5);
                 latest = latest.max(at);
                 self.s.final_marks.insert(key_t, SynthFinalMark { value, entered_at: at });
-                self.log(
-                    EntityKind::FinalMark,
-                    TruthOp::Insert,
-                    key::final_mark(st, subject, Some(period)),
-                    at,
-                    None,
-                );
+                self.log(EntityKind::FinalMark, TruthOp::Insert, key::final_mark(st, subject, Some(period)), at, None);
             }
         }
         if last {
@@ -679,15 +597,9 @@ impl Day<'_> {
                     }
                     let quarter: Vec<&str> = periods
                         .iter()
-                        .filter_map(|&p| {
-                            self.s
-                                .final_marks
-                                .get(&(st, subject, Some(p)))
-                                .map(|f| f.value.as_str())
-                        })
+                        .filter_map(|&p| self.s.final_marks.get(&(st, subject, Some(p))).map(|f| f.value.as_str()))
                         .collect();
-                    let nums: Vec<u32> =
-                        quarter.iter().filter_map(|v| v.parse::<u32>().ok()).collect();
+                    let nums: Vec<u32> = quarter.iter().filter_map(|v| v.parse::<u32>().ok()).collect();
                     let value = if !nums.is_empty() {
                         let sum: u32 = nums.iter().sum();
                         let n = nums.len() as u32;
@@ -700,13 +612,7 @@ impl Day<'_> {
                     let at = base + Duration::seconds(i);
                     i += 1;
                     self.s.final_marks.insert(key_t, SynthFinalMark { value, entered_at: at });
-                    self.log(
-                        EntityKind::FinalMark,
-                        TruthOp::Insert,
-                        key::final_mark(st, subject, None),
-                        at,
-                        None,
-                    );
+                    self.log(EntityKind::FinalMark, TruthOp::Insert, key::final_mark(st, subject, None), at, None);
                 }
             }
         }
@@ -729,10 +635,7 @@ impl Day<'_> {
                 break;
             }
             let Some(l) = self.s.lessons.get(&m.lesson) else { continue };
-            if l.date >= start
-                && l.date <= end
-                && self.x.units.get(&l.unit).is_some_and(|u| u.class == ci)
-            {
+            if l.date >= start && l.date <= end && self.x.units.get(&l.unit).is_some_and(|u| u.class == ci) {
                 candidates.push(id);
             }
         }
@@ -744,13 +647,7 @@ impl Day<'_> {
             m.value = value;
         }
         self.x.final_cache = None;
-        self.log(
-            EntityKind::Mark,
-            TruthOp::Update,
-            key::id(id),
-            at,
-            Some(Injection::EditAfterFinal),
-        );
+        self.log(EntityKind::Mark, TruthOp::Update, key::id(id), at, Some(Injection::EditAfterFinal));
     }
 
     // ----- a school day -----
@@ -830,11 +727,7 @@ impl Day<'_> {
                 let ci = self.x.class_of[i];
                 let last = ci.map(|c| self.x.classes[c].last_number[weekday - 1]).unwrap_or(0);
                 let grade = ci.map(|c| self.x.classes[c].grade).unwrap_or(0);
-                t = if last == 0 || grade < 5 {
-                    Today::Present
-                } else {
-                    Today::Skips(self.rng.random_range(1..=last))
-                };
+                t = if last == 0 || grade < 5 { Today::Present } else { Today::Skips(self.rng.random_range(1..=last)) };
             }
             today.push(t);
         }
@@ -907,19 +800,12 @@ impl Day<'_> {
                 lesson_topic = None;
                 if self.rng.random_bool(0.5) {
                     let when = day + Duration::days(self.rng.random_range(1..=5));
-                    self.schedule(
-                        when,
-                        Pending::LessonTopic { school, lesson: id, topic: topic.clone() },
-                    );
+                    self.schedule(when, Pending::LessonTopic { school, lesson: id, topic: topic.clone() });
                 }
             }
-            let wants_homework =
-                graded && !cancelled && grade >= 2 && self.rng.random_bool(subj.homework_chance());
+            let wants_homework = graded && !cancelled && grade >= 2 && self.rng.random_bool(subj.homework_chance());
             let mut homework = wants_homework;
-            if wants_homework
-                && self.rng.random_bool(self.cfg.rates.missing_homework)
-                && injection.is_none()
-            {
+            if wants_homework && self.rng.random_bool(self.cfg.rates.missing_homework) && injection.is_none() {
                 injection = Some(Injection::MissingHomework);
                 homework = false;
             }
@@ -1011,9 +897,7 @@ impl Day<'_> {
                         }
                         Some(status)
                     }
-                    Today::Skips(n) if n == slot.number => {
-                        Some(SynthAttendanceStatus::AbsentUnexcused)
-                    }
+                    Today::Skips(n) if n == slot.number => Some(SynthAttendanceStatus::AbsentUnexcused),
                     Today::Late if !seen_first[m] => Some(SynthAttendanceStatus::Late),
                     _ => None,
                 };
@@ -1021,21 +905,11 @@ impl Day<'_> {
                 if let Some(status) = entered {
                     let at = lesson_start + Duration::seconds(self.rng.random_range(180..900));
                     let comment = match status {
-                        SynthAttendanceStatus::AbsentExcused => {
-                            Some("заявление родителей".to_string())
-                        }
+                        SynthAttendanceStatus::AbsentExcused => Some("заявление родителей".to_string()),
                         _ => None,
                     };
-                    self.s
-                        .attendance
-                        .insert((id, st_id), SynthAttendance { status, comment, entered_at: at });
-                    self.log(
-                        EntityKind::Attendance,
-                        TruthOp::Insert,
-                        key::attendance(id, st_id),
-                        at,
-                        None,
-                    );
+                    self.s.attendance.insert((id, st_id), SynthAttendance { status, comment, entered_at: at });
+                    self.log(EntityKind::Attendance, TruthOp::Insert, key::attendance(id, st_id), at, None);
                 }
                 let away = matches!(today[m], Today::Absent(..) | Today::Skips(_));
                 let exempt = subj == Subj::Pe && self.x.students[m].pe_exempt;
@@ -1064,8 +938,7 @@ impl Day<'_> {
                 }
                 None => {
                     let share = self.rng.random_range(0.20..0.35);
-                    let k =
-                        (share * eligible.len() as f64 + self.rng.random::<f64>()).floor() as usize;
+                    let k = (share * eligible.len() as f64 + self.rng.random::<f64>()).floor() as usize;
                     let mut keyed: Vec<(f64, usize)> = eligible
                         .iter()
                         .map(|&m| {
@@ -1117,17 +990,13 @@ impl Day<'_> {
                 };
                 let when = day + Duration::days(self.rng.random_range(1..=5));
                 let student = self.x.students[m].id;
-                self.schedule(
-                    when,
-                    Pending::AttendanceReason { school, student, lessons, status, comment },
-                );
+                self.schedule(when, Pending::AttendanceReason { school, student, lessons, status, comment });
             }
         }
 
         // Back-dated marks.
         for ci in 0..self.x.classes.len() {
-            if self.x.classes[ci].grade >= 2 && self.rng.random_bool(self.cfg.rates.backdated_mark)
-            {
+            if self.x.classes[ci].grade >= 2 && self.rng.random_bool(self.cfg.rates.backdated_mark) {
                 self.backdated_mark(ci);
             }
         }
@@ -1149,10 +1018,7 @@ impl Day<'_> {
                         2
                     };
                     let class = self.x.classes[ci].id;
-                    self.schedule(
-                        day + Duration::days(offset),
-                        Pending::FinalMarks { school, class, period },
-                    );
+                    self.schedule(day + Duration::days(offset), Pending::FinalMarks { school, class, period });
                 }
             }
         }
@@ -1220,34 +1086,21 @@ impl Day<'_> {
         for _ in 0..4 {
             let date = self.day - Duration::days(self.rng.random_range(3..=14));
             let Some(&from) = self.x.lesson_first.get(&date) else { continue };
-            let to = self
-                .x
-                .lesson_first
-                .range(date + Duration::days(1)..)
-                .next()
-                .map(|(_, &id)| id)
-                .unwrap_or(u64::MAX);
+            let to =
+                self.x.lesson_first.range(date + Duration::days(1)..).next().map(|(_, &id)| id).unwrap_or(u64::MAX);
             let lessons: Vec<u64> = self
                 .s
                 .lessons
                 .range(from..to)
-                .filter(|(_, l)| {
-                    !l.cancelled
-                        && self.x.units.get(&l.unit).is_some_and(|u| u.class == ci && u.graded())
-                })
+                .filter(|(_, l)| !l.cancelled && self.x.units.get(&l.unit).is_some_and(|u| u.class == ci && u.graded()))
                 .map(|(&id, _)| id)
                 .collect();
             let Some(&lesson) = lessons.choose(&mut self.rng) else { continue };
             let l = &self.s.lessons[&lesson];
             let (unit, subject, by) = (l.unit, l.subject, l.substitute.unwrap_or(l.teacher));
             let subj = self.subj(subject);
-            let marked: Vec<u64> = self
-                .s
-                .marks
-                .range(lesson..)
-                .filter(|(_, m)| m.lesson == lesson)
-                .map(|(_, m)| m.student)
-                .collect();
+            let marked: Vec<u64> =
+                self.s.marks.range(lesson..).filter(|(_, m)| m.lesson == lesson).map(|(_, m)| m.student).collect();
             let candidates: Vec<usize> = self.x.units[&unit]
                 .members
                 .iter()
@@ -1264,12 +1117,8 @@ impl Day<'_> {
                 })
                 .collect();
             let Some(&m) = candidates.choose(&mut self.rng) else { continue };
-            let Some(work) = self
-                .s
-                .works
-                .range(lesson..)
-                .find(|(_, w)| w.lesson == lesson && !w.is_homework)
-                .map(|(&id, _)| id)
+            let Some(work) =
+                self.s.works.range(lesson..).find(|(_, w)| w.lesson == lesson && !w.is_homework).map(|(&id, _)| id)
             else {
                 continue;
             };

@@ -32,25 +32,12 @@ fn date(y: i32, m: u32, d: u32) -> NaiveDate {
 
 /// Every live record's (kind, key) and its content as JSON.
 fn snapshot(w: &World) -> BTreeMap<(EntityKind, String), String> {
-    fn put<T: serde::Serialize>(
-        m: &mut BTreeMap<(EntityKind, String), String>,
-        k: EntityKind,
-        key: String,
-        v: &T,
-    ) {
-        assert!(
-            m.insert((k, key), serde_json::to_string(v).unwrap()).is_none(),
-            "duplicate key of {k}"
-        );
+    fn put<T: serde::Serialize>(m: &mut BTreeMap<(EntityKind, String), String>, k: EntityKind, key: String, v: &T) {
+        assert!(m.insert((k, key), serde_json::to_string(v).unwrap()).is_none(), "duplicate key of {k}");
     }
     let mut m = BTreeMap::new();
     for s in &w.schools {
-        put(
-            &mut m,
-            EntityKind::Organization,
-            key::id(s.id),
-            &(&s.name, &s.full_name, &s.municipality),
-        );
+        put(&mut m, EntityKind::Organization, key::id(s.id), &(&s.name, &s.full_name, &s.municipality));
         put(&mut m, EntityKind::AcademicYear, key::id(s.year.id), &s.year);
         for p in &s.periods {
             put(&mut m, EntityKind::StudyPeriod, key::id(p.id), p);
@@ -77,12 +64,7 @@ fn snapshot(w: &World) -> BTreeMap<(EntityKind, String), String> {
             put(&mut m, EntityKind::Enrollment, key::enrollment(e.unit, e.student), e);
         }
         for l in &s.loads {
-            put(
-                &mut m,
-                EntityKind::TeachingLoad,
-                key::teaching_load(l.teacher, l.subject, l.unit),
-                l,
-            );
+            put(&mut m, EntityKind::TeachingLoad, key::teaching_load(l.teacher, l.subject, l.unit), l);
         }
         for l in s.lessons.values() {
             put(&mut m, EntityKind::Lesson, key::id(l.id), l);
@@ -132,8 +114,7 @@ fn without_config(w: &World) -> serde_json::Value {
 #[test]
 fn deterministic_from_the_seed() {
     // Past the first quarter's final marks.
-    let config =
-        |seed| SynthConfig { simulate_until: date(2025, 11, 7), ..SynthConfig::small(seed) };
+    let config = |seed| SynthConfig { simulate_until: date(2025, 11, 7), ..SynthConfig::small(seed) };
     let a = serde_json::to_string(&World::generate(config(7))).unwrap();
     let b = serde_json::to_string(&World::generate(config(7))).unwrap();
     assert!(a == b, "two generations of the same config differ");
@@ -172,10 +153,7 @@ fn counts_equal_the_replayed_log() {
 #[test]
 fn advance_continues_the_world() {
     // Across the end of the first quarter: final marks, late changes due in the holidays.
-    let mut w = World::generate(SynthConfig {
-        simulate_until: date(2025, 10, 21),
-        ..SynthConfig::small(3)
-    });
+    let mut w = World::generate(SynthConfig { simulate_until: date(2025, 10, 21), ..SynthConfig::small(3) });
     let before = snapshot(&w);
     let seq = w.last_seq();
     let today = w.today;
@@ -209,14 +187,8 @@ fn advance_continues_the_world() {
     }
     // Advancing is the same as generating further in one go.
     assert!(w.truth.iter().any(|c| c.seq > seq && c.kind == EntityKind::FinalMark));
-    let direct = World::generate(SynthConfig {
-        simulate_until: date(2025, 10, 26),
-        ..SynthConfig::small(3)
-    });
-    assert!(
-        without_config(&direct) == without_config(&w),
-        "advance(5) differs from a longer generate"
-    );
+    let direct = World::generate(SynthConfig { simulate_until: date(2025, 10, 26), ..SynthConfig::small(3) });
+    assert!(without_config(&direct) == without_config(&w), "advance(5) differs from a longer generate");
 }
 
 #[test]
@@ -239,20 +211,14 @@ fn every_injection_appears_over_a_year() {
             Injection::LateMark | Injection::BackdatedMark => (EntityKind::Mark, TruthOp::Insert),
             Injection::DeletedUnsatisfactoryMark => (EntityKind::Mark, TruthOp::Delete),
             Injection::EditAfterFinal => (EntityKind::Mark, TruthOp::Update),
-            Injection::MissingTopic | Injection::MissingHomework => {
-                (EntityKind::Lesson, TruthOp::Insert)
-            }
+            Injection::MissingTopic | Injection::MissingHomework => (EntityKind::Lesson, TruthOp::Insert),
         };
         assert_eq!((c.kind, c.op), (kind, op), "{c:?}");
     }
     // A topic is missing on lessons so tagged (unless entered later); homework likewise.
     for s in &w.schools {
-        let with_homework: BTreeSet<u64> =
-            s.works.values().filter(|x| x.is_homework).map(|x| x.lesson).collect();
-        for c in w
-            .truth
-            .iter()
-            .filter(|c| c.school == s.id && c.op == TruthOp::Insert && c.kind == EntityKind::Lesson)
+        let with_homework: BTreeSet<u64> = s.works.values().filter(|x| x.is_homework).map(|x| x.lesson).collect();
+        for c in w.truth.iter().filter(|c| c.school == s.id && c.op == TruthOp::Insert && c.kind == EntityKind::Lesson)
         {
             let l = &s.lessons[&c.key.parse::<u64>().unwrap()];
             if c.injection == Some(Injection::MissingHomework) {
@@ -287,9 +253,7 @@ fn changes_stay_inside_the_reread_window() {
                 let lesson = &s.lessons[&m.lesson];
                 assert!(lesson.date <= day && !lesson.cancelled);
             }
-            for c in
-                w.truth.iter().filter(|c| c.kind == EntityKind::Lesson && c.op == TruthOp::Update)
-            {
+            for c in w.truth.iter().filter(|c| c.kind == EntityKind::Lesson && c.op == TruthOp::Update) {
                 if let Some(l) = s.lessons.get(&c.key.parse::<u64>().unwrap()) {
                     let d = (c.day - l.date).num_days();
                     assert!((1..=5).contains(&d), "topic entered {d} days after the lesson");
@@ -318,12 +282,8 @@ fn final_marks_after_the_first_quarter() {
     let grade1: BTreeSet<u64> = s.classes.iter().filter(|c| c.grade == 1).map(|c| c.id).collect();
     let grade1_students: BTreeSet<u64> =
         s.enrollments.iter().filter(|e| grade1.contains(&e.unit)).map(|e| e.student).collect();
-    let ungraded: BTreeSet<u64> = s
-        .groups
-        .iter()
-        .filter(|g| g.kind != GroupKind::Subgroup)
-        .filter_map(|g| g.subject_id)
-        .collect();
+    let ungraded: BTreeSet<u64> =
+        s.groups.iter().filter(|g| g.kind != GroupKind::Subgroup).filter_map(|g| g.subject_id).collect();
     for k in s.final_marks.keys() {
         assert!(!grade1_students.contains(&k.0));
         assert!(!ungraded.contains(&k.1));
@@ -339,17 +299,12 @@ fn names_are_russian() {
     let w = small();
     let cyrillic = |s: &str| {
         !s.is_empty()
-            && s.chars().all(|c| {
-                ('а'..='я').contains(&c.to_lowercase().next().unwrap()) || "ёЁ- ".contains(c)
-            })
+            && s.chars().all(|c| ('а'..='я').contains(&c.to_lowercase().next().unwrap()) || "ёЁ- ".contains(c))
     };
     for s in &w.schools {
         assert!(s.name.starts_with("МБОУ СОШ № "));
         for p in s.teachers.iter().chain(&s.students).chain(&s.guardians) {
-            assert!(
-                cyrillic(&p.last_name) && cyrillic(&p.first_name) && cyrillic(&p.middle_name),
-                "{p:?}"
-            );
+            assert!(cyrillic(&p.last_name) && cyrillic(&p.first_name) && cyrillic(&p.middle_name), "{p:?}");
             match p.sex {
                 Sex::Female => assert!(p.middle_name.ends_with("на"), "{p:?}"),
                 Sex::Male => assert!(p.middle_name.ends_with("ич"), "{p:?}"),
@@ -411,20 +366,11 @@ fn the_school_is_shaped_like_a_school() {
     for c in &s.classes {
         assert!(teacher_ids.contains(&c.homeroom_teacher));
         let units: BTreeSet<u64> = std::iter::once(c.id)
-            .chain(
-                s.groups
-                    .iter()
-                    .filter(|g| g.class_id == c.id && g.kind == GroupKind::Subgroup)
-                    .map(|g| g.id),
-            )
+            .chain(s.groups.iter().filter(|g| g.class_id == c.id && g.kind == GroupKind::Subgroup).map(|g| g.id))
             .collect();
         for d in 1..=5 {
-            let numbers: BTreeSet<u8> = s
-                .timetable
-                .iter()
-                .filter(|t| t.weekday == d && units.contains(&t.unit))
-                .map(|t| t.number)
-                .collect();
+            let numbers: BTreeSet<u8> =
+                s.timetable.iter().filter(|t| t.weekday == d && units.contains(&t.unit)).map(|t| t.number).collect();
             let max = if c.grade <= 4 { 6 } else { 7 };
             assert!(numbers.len() <= max && numbers.iter().all(|&n| n as usize <= max));
         }
@@ -460,19 +406,13 @@ fn large_generation_time() {
     for (k, n) in w.counts() {
         println!("  {k}: {n}");
     }
-    let tags: BTreeMap<String, usize> =
-        w.truth.iter().filter_map(|c| c.injection).fold(BTreeMap::new(), |mut m, i| {
-            *m.entry(format!("{i:?}")).or_default() += 1;
-            m
-        });
+    let tags: BTreeMap<String, usize> = w.truth.iter().filter_map(|c| c.injection).fold(BTreeMap::new(), |mut m, i| {
+        *m.entry(format!("{i:?}")).or_default() += 1;
+        m
+    });
     println!("  injections: {tags:?}");
     let s = &w.schools[0];
-    println!(
-        "  teachers {}, students {}, guardians {}",
-        s.teachers.len(),
-        s.students.len(),
-        s.guardians.len()
-    );
+    println!("  teachers {}, students {}, guardians {}", s.teachers.len(), s.students.len(), s.guardians.len());
 }
 
 /// A look at a `demo` school: loads, timetable conflicts, mark and attendance figures, a day
@@ -486,15 +426,11 @@ fn print_demo_report() {
     for l in &s.loads {
         *load.entry(l.teacher).or_default() += l.hours_per_week as u32;
     }
-    let subj_name: BTreeMap<u64, &str> =
-        s.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
+    let subj_name: BTreeMap<u64, &str> = s.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
     for t in &s.teachers {
         let subs: BTreeSet<&str> =
             s.loads.iter().filter(|l| l.teacher == t.id).map(|l| subj_name[&l.subject]).collect();
-        println!(
-            "{} {} {} {:?}: {} h {:?}",
-            t.last_name, t.first_name, t.middle_name, t.sex, load[&t.id], subs
-        );
+        println!("{} {} {} {:?}: {} h {:?}", t.last_name, t.first_name, t.middle_name, t.sex, load[&t.id], subs);
     }
     let mut busy: BTreeMap<(u64, u8, u8), u32> = BTreeMap::new();
     for t in &s.timetable {
@@ -522,8 +458,7 @@ fn print_demo_report() {
     }
     println!("ops {ops:?}");
     for c in s.classes.iter().take(30).step_by(3) {
-        let lessons: Vec<_> =
-            s.lessons.values().filter(|l| l.unit == c.id && l.date == date(2025, 11, 12)).collect();
+        let lessons: Vec<_> = s.lessons.values().filter(|l| l.unit == c.id && l.date == date(2025, 11, 12)).collect();
         for l in lessons {
             let hw: Vec<_> = s
                 .works
