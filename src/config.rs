@@ -36,7 +36,22 @@ pub struct StoreConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum System {
+    /// Dnevnik.ru API v2 (also the old api.school.mosreg.ru white-label)
     Dnevnik,
+    /// ЭПОС.Школа (Perm krai)
+    Epos,
+    /// КИАСУО diary API (Krasnoyarsk krai)
+    Kiasuo,
+}
+
+impl System {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            System::Dnevnik => "dnevnik",
+            System::Epos => "epos",
+            System::Kiasuo => "kiasuo",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -63,6 +78,10 @@ pub struct SourceConfig {
     pub timeout_seconds: u64,
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// The school's offset from UTC in hours (ЭПОС.Школа: Perm is +5), used to read the
+    /// source's clock; other systems send zoned times.
+    #[serde(default)]
+    pub utc_offset_hours: Option<i32>,
 }
 
 fn default_window() -> u32 {
@@ -123,6 +142,14 @@ impl Config {
             }
             if source.token_file.is_some() == source.token_env.is_some() {
                 return Err(invalid(format!("source «{}»: give exactly one of token_file and token_env", source.name)));
+            }
+            // КИАСУО's refresh token rotates: ejgate must write each new one back.
+            if source.system == System::Kiasuo && source.token_file.is_none() {
+                return Err(invalid(format!(
+                    "source «{}»: КИАСУО needs token_file (the refresh token rotates and ejgate writes \
+                     each new one back to that file); token_env cannot be used",
+                    source.name
+                )));
             }
             if source.chunk_days == 0 {
                 return Err(invalid(format!("source «{}»: chunk_days must be at least 1", source.name)));

@@ -8,12 +8,31 @@ use crate::store::{KindCount, Store, StoreResult, SyncRun};
 #[derive(Debug, Serialize)]
 pub struct Status {
     pub backend: &'static str,
+    /// Over every source.
     pub counts: Vec<KindCount>,
+    /// Per configured source, in the configuration's order.
+    pub sources: Vec<SourceCounts>,
     pub runs: Vec<SyncRun>,
 }
 
-pub async fn status(store: &dyn Store, runs: u32) -> StoreResult<Status> {
-    Ok(Status { backend: store.backend(), counts: store.counts(None).await?, runs: store.runs(runs).await? })
+/// What one source instance brought.
+#[derive(Debug, Serialize)]
+pub struct SourceCounts {
+    pub source: String,
+    pub counts: Vec<KindCount>,
+}
+
+pub async fn status(store: &dyn Store, sources: &[String], runs: u32) -> StoreResult<Status> {
+    let mut per_source = Vec::with_capacity(sources.len());
+    for source in sources {
+        per_source.push(SourceCounts { source: source.clone(), counts: store.counts(Some(source)).await? });
+    }
+    Ok(Status {
+        backend: store.backend(),
+        counts: store.counts(None).await?,
+        sources: per_source,
+        runs: store.runs(runs).await?,
+    })
 }
 
 /// The status as text for a person.
@@ -25,6 +44,13 @@ pub fn render(status: &Status) -> String {
     }
     for c in &status.counts {
         out.push_str(&format!("  {:<16} {:>9} / {}\n", c.kind.as_str(), c.live, c.tombstones));
+    }
+    if status.sources.len() > 1 {
+        for s in &status.sources {
+            let live: u64 = s.counts.iter().map(|c| c.live).sum();
+            let tombstones: u64 = s.counts.iter().map(|c| c.tombstones).sum();
+            out.push_str(&format!("  from {:<20} {:>9} / {}\n", s.source, live, tombstones));
+        }
     }
     out.push_str("\nLast runs:\n");
     if status.runs.is_empty() {

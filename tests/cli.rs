@@ -42,17 +42,29 @@ fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
     let out = ejgate().arg("--config").arg(demo_dir.join("ejgate.toml")).args(["status", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let expected = ejgate_dnevnik::truth::expected_counts(&World::generate(SynthConfig::small(4)));
-    for (kind, n) in expected {
-        let live = status["counts"]
+    let world = World::generate(SynthConfig::small(4));
+    let systems = [
+        ("dnevnik-demo", ejgate_dnevnik::truth::expected_counts(&world)),
+        ("epos-demo", ejgate_epos::truth::expected_counts(&world)),
+        ("kiasuo-demo", ejgate_kiasuo::truth::expected_counts(&world)),
+    ];
+    for (source, expected) in systems {
+        let counts = status["sources"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|c| c["kind"] == kind.as_str())
-            .map(|c| c["live"].as_u64().unwrap());
-        assert_eq!(live, Some(n), "{kind}");
+            .find(|s| s["source"] == source)
+            .unwrap_or_else(|| panic!("status lists {source}"))["counts"]
+            .as_array()
+            .unwrap();
+        for (kind, n) in expected {
+            let live = counts.iter().find(|c| c["kind"] == kind.as_str()).map(|c| c["live"].as_u64().unwrap());
+            assert_eq!(live, Some(n), "{source}: {kind}");
+        }
     }
-    assert_eq!(status["runs"][0]["status"], "succeeded");
+    let runs = status["runs"].as_array().unwrap();
+    assert_eq!(runs.len(), 3);
+    assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
     let token = std::fs::read_to_string(demo_dir.join("secrets/dnevnik.token")).unwrap();
     #[cfg(unix)]
     {

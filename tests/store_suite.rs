@@ -201,14 +201,14 @@ mod scenarios {
     pub async fn migrations_are_idempotent(env: &Env) {
         let first = env.open().await;
         let run = first.begin_run(SRC, "full").await.unwrap();
-        first.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "1", "5")]), None).await.unwrap();
+        first.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "1", "5")]), &[]).await.unwrap();
         drop(first);
 
         // Opening again runs the migrations again: nothing to do, nothing lost.
         let second = env.open().await;
         let third = env.open().await;
         assert_eq!(second.counts(None).await.unwrap(), vec![count(EntityKind::Mark, 1, 0)]);
-        second.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "2", "4")]), None).await.unwrap();
+        second.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "2", "4")]), &[]).await.unwrap();
         assert_eq!(third.counts(Some(SRC)).await.unwrap(), vec![count(EntityKind::Mark, 2, 0)]);
     }
 
@@ -222,11 +222,11 @@ mod scenarios {
             upsert(SRC, ChangeOp::Insert, EntityKind::Lesson, "l1", "group:1", Some("2025-09-10"), json!({"n": 1})),
             upsert(SRC, ChangeOp::Insert, EntityKind::Lesson, "l2", "group:1", Some("2025-09-11"), json!({"n": 2})),
         ];
-        store.apply(run, SRC, &inserts(batch.clone()), None).await.unwrap();
+        store.apply(run, SRC, &inserts(batch.clone()), &[]).await.unwrap();
         let other = store.begin_run(OTHER, "full").await.unwrap();
         let subject =
             upsert(OTHER, ChangeOp::Insert, EntityKind::Subject, "s1", "school:1", None, json!({"name": "Алгебра"}));
-        store.apply(other, OTHER, &inserts(vec![subject]), None).await.unwrap();
+        store.apply(other, OTHER, &inserts(vec![subject]), &[]).await.unwrap();
 
         assert_eq!(
             store.counts(Some(SRC)).await.unwrap(),
@@ -260,9 +260,9 @@ mod scenarios {
         let store = env.open().await;
         let run = store.begin_run(SRC, "full").await.unwrap();
         let old = mark(ChangeOp::Insert, "1", "4");
-        store.apply(run, SRC, &inserts(vec![old.clone()]), None).await.unwrap();
+        store.apply(run, SRC, &inserts(vec![old.clone()]), &[]).await.unwrap();
         let new = mark(ChangeOp::Update, "1", "5");
-        store.apply(run, SRC, &inserts(vec![new.clone()]), None).await.unwrap();
+        store.apply(run, SRC, &inserts(vec![new.clone()]), &[]).await.unwrap();
 
         let log = store.changes_of_run(run).await.unwrap();
         assert_eq!(log.len(), 2);
@@ -285,13 +285,13 @@ mod scenarios {
         let store = env.open().await;
         let run = store.begin_run(SRC, "full").await.unwrap();
         let m = mark(ChangeOp::Insert, "1", "4");
-        store.apply(run, SRC, &inserts(vec![m.clone()]), None).await.unwrap();
+        store.apply(run, SRC, &inserts(vec![m.clone()]), &[]).await.unwrap();
         let seq = last_seq(&*store).await;
         let before = env.last_seen(m.id).await;
 
         tokio::time::sleep(Duration::from_millis(5)).await;
         let seen = ChangeSet { seen: vec![m.id, Uuid::from_u128(42)], ..Default::default() };
-        store.apply(run, SRC, &seen, None).await.unwrap();
+        store.apply(run, SRC, &seen, &[]).await.unwrap();
 
         assert!(store.changes_since(seq, 100).await.unwrap().is_empty(), "seen wrote change rows");
         let after = env.last_seen(m.id).await;
@@ -306,9 +306,9 @@ mod scenarios {
         let run = store.begin_run(SRC, "full").await.unwrap();
         let keep = mark(ChangeOp::Insert, "1", "4");
         let gone = mark(ChangeOp::Insert, "2", "2");
-        store.apply(run, SRC, &inserts(vec![keep.clone(), gone.clone()]), None).await.unwrap();
+        store.apply(run, SRC, &inserts(vec![keep.clone(), gone.clone()]), &[]).await.unwrap();
         let del = ChangeSet { deletes: vec![(gone.id, EntityKind::Mark)], ..Default::default() };
-        store.apply(run, SRC, &del, None).await.unwrap();
+        store.apply(run, SRC, &del, &[]).await.unwrap();
 
         assert_eq!(store.counts(Some(SRC)).await.unwrap(), vec![count(EntityKind::Mark, 1, 1)]);
         let live = store.records(EntityKind::Mark, Some(SRC), false).await.unwrap();
@@ -332,7 +332,7 @@ mod scenarios {
 
         // Deleting a tombstone again does nothing.
         let seq = last_seq(&*store).await;
-        store.apply(run, SRC, &del, None).await.unwrap();
+        store.apply(run, SRC, &del, &[]).await.unwrap();
         assert!(store.changes_since(seq, 10).await.unwrap().is_empty());
         assert_eq!(store.counts(Some(SRC)).await.unwrap(), vec![count(EntityKind::Mark, 1, 1)]);
     }
@@ -341,13 +341,13 @@ mod scenarios {
         let store = env.open().await;
         let run = store.begin_run(SRC, "full").await.unwrap();
         let first = mark(ChangeOp::Insert, "1", "4");
-        store.apply(run, SRC, &inserts(vec![first.clone()]), None).await.unwrap();
+        store.apply(run, SRC, &inserts(vec![first.clone()]), &[]).await.unwrap();
         let del = ChangeSet { deletes: vec![(first.id, EntityKind::Mark)], ..Default::default() };
-        store.apply(run, SRC, &del, None).await.unwrap();
+        store.apply(run, SRC, &del, &[]).await.unwrap();
         assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, 0, 1)]);
 
         let back = mark(ChangeOp::Insert, "1", "5");
-        store.apply(run, SRC, &inserts(vec![back.clone()]), None).await.unwrap();
+        store.apply(run, SRC, &inserts(vec![back.clone()]), &[]).await.unwrap();
         assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, 1, 0)]);
         let stored = store.records(EntityKind::Mark, Some(SRC), false).await.unwrap();
         assert_eq!(stored.len(), 1);
@@ -377,7 +377,7 @@ mod scenarios {
             None,
             json!({"key": "2025/5А", "name": "5А"}),
         );
-        store.apply(run, SRC, &inserts(vec![old.clone()]), None).await.unwrap();
+        store.apply(run, SRC, &inserts(vec![old.clone()]), &[]).await.unwrap();
         let new = upsert(
             SRC,
             ChangeOp::KeyChange,
@@ -388,7 +388,7 @@ mod scenarios {
             json!({"key": "2025/5Б", "name": "5Б"}),
         );
         assert_eq!(old.id, new.id);
-        store.apply(run, SRC, &inserts(vec![new.clone()]), None).await.unwrap();
+        store.apply(run, SRC, &inserts(vec![new.clone()]), &[]).await.unwrap();
 
         let log = store.changes_of_run(run).await.unwrap();
         assert_eq!(log[1].op, ChangeOp::KeyChange);
@@ -404,7 +404,7 @@ mod scenarios {
         let key = ("marks".to_string(), "group:1".to_string());
         assert!(store.cursors(SRC).await.unwrap().is_empty());
 
-        store.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "1", "5")]), Some(&cursor("c1"))).await.unwrap();
+        store.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "1", "5")]), &[cursor("c1")]).await.unwrap();
         assert_eq!(store.cursors(SRC).await.unwrap()[&key], "c1");
 
         // A batch that fails leaves the cursor where it was.
@@ -413,14 +413,14 @@ mod scenarios {
             deletes: vec![(Uuid::from_u128(7), EntityKind::Mark)],
             ..Default::default()
         };
-        let err = store.apply(run, SRC, &bad, Some(&cursor("c2"))).await.unwrap_err();
+        let err = store.apply(run, SRC, &bad, &[cursor("c2")]).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
         assert_eq!(store.cursors(SRC).await.unwrap()[&key], "c1");
 
         // An empty batch still commits its cursor; other sources' cursors are apart.
-        store.apply(run, SRC, &ChangeSet::default(), Some(&cursor("c3"))).await.unwrap();
+        store.apply(run, SRC, &ChangeSet::default(), &[cursor("c3")]).await.unwrap();
         let other = store.begin_run(OTHER, "incremental").await.unwrap();
-        store.apply(other, OTHER, &ChangeSet::default(), Some(&cursor("x1"))).await.unwrap();
+        store.apply(other, OTHER, &ChangeSet::default(), &[cursor("x1")]).await.unwrap();
         let mine = store.cursors(SRC).await.unwrap();
         assert_eq!(mine.len(), 1);
         assert_eq!(mine[&key], "c3");
@@ -431,7 +431,7 @@ mod scenarios {
         let store = env.open().await;
         let run = store.begin_run(SRC, "full").await.unwrap();
         let existing = mark(ChangeOp::Insert, "0", "3");
-        store.apply(run, SRC, &inserts(vec![existing.clone()]), Some(&cursor("c1"))).await.unwrap();
+        store.apply(run, SRC, &inserts(vec![existing.clone()]), &[cursor("c1")]).await.unwrap();
         let counts = store.counts(None).await.unwrap();
         let log_len = all_changes(&*store).await.len();
 
@@ -452,7 +452,7 @@ mod scenarios {
         let mut broken = mark(ChangeOp::Insert, "broken", "5");
         broken.content = b"{\"value\": 5".to_vec();
         upserts.push(broken);
-        let err = store.apply(run, SRC, &inserts(upserts.clone()), Some(&cursor("c2"))).await.unwrap_err();
+        let err = store.apply(run, SRC, &inserts(upserts.clone()), &[cursor("c2")]).await.unwrap_err();
         assert!(matches!(err, StoreError::Database { .. }), "{err}");
         check_untouched().await;
 
@@ -463,33 +463,33 @@ mod scenarios {
             deletes: vec![(existing.id, EntityKind::Mark), (Uuid::from_u128(99), EntityKind::Mark)],
             seen: vec![existing.id],
         };
-        let err = store.apply(run, SRC, &unknown, Some(&cursor("c3"))).await.unwrap_err();
+        let err = store.apply(run, SRC, &unknown, &[cursor("c3")]).await.unwrap_err();
         assert!(matches!(err, StoreError::Invalid(_)), "{err}");
         check_untouched().await;
 
         // Refused before writing: the same id twice, an upsert with the op delete.
         let twice = inserts(vec![mark(ChangeOp::Insert, "7", "5"), mark(ChangeOp::Insert, "7", "4")]);
-        assert!(matches!(store.apply(run, SRC, &twice, Some(&cursor("c4"))).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(store.apply(run, SRC, &twice, &[cursor("c4")]).await, Err(StoreError::Invalid(_))));
         let upserted_and_deleted = ChangeSet {
             upserts: vec![mark(ChangeOp::Update, "0", "5")],
             deletes: vec![(existing.id, EntityKind::Mark)],
             ..Default::default()
         };
-        assert!(matches!(store.apply(run, SRC, &upserted_and_deleted, None).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(store.apply(run, SRC, &upserted_and_deleted, &[]).await, Err(StoreError::Invalid(_))));
         let delete_op = inserts(vec![mark(ChangeOp::Delete, "0", "5")]);
-        assert!(matches!(store.apply(run, SRC, &delete_op, None).await, Err(StoreError::Invalid(_))));
+        assert!(matches!(store.apply(run, SRC, &delete_op, &[]).await, Err(StoreError::Invalid(_))));
         check_untouched().await;
 
         // A run that does not exist (the change log's foreign key).
         let err = store
-            .apply(run + 1000, SRC, &inserts(vec![mark(ChangeOp::Insert, "8", "5")]), Some(&cursor("c5")))
+            .apply(run + 1000, SRC, &inserts(vec![mark(ChangeOp::Insert, "8", "5")]), &[cursor("c5")])
             .await
             .unwrap_err();
         assert!(matches!(err, StoreError::Database { .. }), "{err}");
         check_untouched().await;
 
         // The store is still usable, and the same batch without the broken row goes in.
-        store.apply(run, SRC, &inserts(upserts), Some(&cursor("c6"))).await.unwrap();
+        store.apply(run, SRC, &inserts(upserts), &[cursor("c6")]).await.unwrap();
         assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, 2501, 0)]);
         assert_eq!(all_changes(&*store).await.len(), log_len + 2501);
         let key = ("marks".to_string(), "group:1".to_string());
@@ -520,13 +520,13 @@ mod scenarios {
             lesson.clone(),
             enrollment.clone(),
         ];
-        store.apply(run, SRC, &inserts(all), None).await.unwrap();
+        store.apply(run, SRC, &inserts(all), &[]).await.unwrap();
         let other_run = store.begin_run(OTHER, "full").await.unwrap();
         let foreign =
             upsert(OTHER, ChangeOp::Insert, EntityKind::Mark, "sep15", "group:1", Some("2025-09-15"), json!({}));
-        store.apply(other_run, OTHER, &inserts(vec![foreign.clone()]), None).await.unwrap();
+        store.apply(other_run, OTHER, &inserts(vec![foreign.clone()]), &[]).await.unwrap();
         store
-            .apply(run, SRC, &ChangeSet { deletes: vec![(sep01.id, EntityKind::Mark)], ..Default::default() }, None)
+            .apply(run, SRC, &ChangeSet { deletes: vec![(sep01.id, EntityKind::Mark)], ..Default::default() }, &[])
             .await
             .unwrap();
 
@@ -584,7 +584,7 @@ mod scenarios {
         let store = env.open().await;
         let r1 = store.begin_run(SRC, "full").await.unwrap();
         let batch: Vec<Upsert> = (1..=3).map(|i| mark(ChangeOp::Insert, &i.to_string(), "5")).collect();
-        store.apply(r1, SRC, &inserts(batch.clone()), None).await.unwrap();
+        store.apply(r1, SRC, &inserts(batch.clone()), &[]).await.unwrap();
         store.finish_run(r1, RunStatus::Succeeded, None, &RunStats::default()).await.unwrap();
 
         let r2 = store.begin_run(SRC, "incremental").await.unwrap();
@@ -593,10 +593,10 @@ mod scenarios {
             deletes: vec![(batch[2].id, EntityKind::Mark)],
             seen: vec![],
         };
-        store.apply(r2, SRC, &second, None).await.unwrap();
+        store.apply(r2, SRC, &second, &[]).await.unwrap();
         let r3 = store.begin_run(OTHER, "full").await.unwrap();
         let foreign = upsert(OTHER, ChangeOp::Insert, EntityKind::Subject, "s", "school:1", None, json!({}));
-        store.apply(r3, OTHER, &inserts(vec![foreign]), None).await.unwrap();
+        store.apply(r3, OTHER, &inserts(vec![foreign]), &[]).await.unwrap();
 
         let log = all_changes(&*store).await;
         assert_eq!(log.len(), 7);
@@ -633,7 +633,7 @@ mod scenarios {
                             )
                         })
                         .collect();
-                    store.apply(run, &source, &inserts(batch), None).await.unwrap();
+                    store.apply(run, &source, &inserts(batch), &[]).await.unwrap();
                 }
                 run
             }));
@@ -715,15 +715,15 @@ mod scenarios {
         let r2 = store.begin_run(OTHER, "full").await.unwrap();
         let order = ["z", "a", "m"];
         let first: Vec<Upsert> = order.iter().map(|s| mark(ChangeOp::Insert, s, "5")).collect();
-        store.apply(r1, SRC, &inserts(first.clone()), None).await.unwrap();
+        store.apply(r1, SRC, &inserts(first.clone()), &[]).await.unwrap();
         let foreign = upsert(OTHER, ChangeOp::Insert, EntityKind::Subject, "s", "school:1", None, json!({}));
-        store.apply(r2, OTHER, &inserts(vec![foreign]), None).await.unwrap();
+        store.apply(r2, OTHER, &inserts(vec![foreign]), &[]).await.unwrap();
         let later = ChangeSet {
             upserts: vec![mark(ChangeOp::Update, "m", "4"), mark(ChangeOp::Insert, "b", "3")],
             deletes: vec![(first[0].id, EntityKind::Mark), (first[1].id, EntityKind::Mark)],
             seen: vec![],
         };
-        store.apply(r1, SRC, &later, None).await.unwrap();
+        store.apply(r1, SRC, &later, &[]).await.unwrap();
 
         let log = store.changes_of_run(r1).await.unwrap();
         let got: Vec<(ChangeOp, &str)> = log.iter().map(|c| (c.op, c.source_id.as_str())).collect();
@@ -755,16 +755,16 @@ mod scenarios {
         let lesson = upsert(SRC, ChangeOp::Insert, EntityKind::Lesson, "0", "group:1", Some("2025-09-01"), json!({}));
         let mut batch = subjects.clone();
         batch.push(lesson);
-        store.apply(run, SRC, &inserts(batch), None).await.unwrap();
+        store.apply(run, SRC, &inserts(batch), &[]).await.unwrap();
         let other = store.begin_run(OTHER, "full").await.unwrap();
         let foreign = upsert(OTHER, ChangeOp::Insert, EntityKind::Subject, "a", "school:1", None, json!({"name": "a"}));
-        store.apply(other, OTHER, &inserts(vec![foreign]), None).await.unwrap();
+        store.apply(other, OTHER, &inserts(vec![foreign]), &[]).await.unwrap();
         store
             .apply(
                 run,
                 SRC,
                 &ChangeSet { deletes: vec![(subjects[0].id, EntityKind::Subject)], ..Default::default() },
-                None,
+                &[],
             )
             .await
             .unwrap();
@@ -816,7 +816,7 @@ mod scenarios {
                 )
             })
             .collect();
-        store.apply(run, SRC, &inserts(first.clone()), Some(&cursor("p1"))).await.unwrap();
+        store.apply(run, SRC, &inserts(first.clone()), &[cursor("p1")]).await.unwrap();
         assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, n as u64, 0)]);
         let log = store.changes_of_run(run).await.unwrap();
         assert_eq!(log.len(), n);
@@ -838,7 +838,7 @@ mod scenarios {
             }
         }
         let run2 = store.begin_run(SRC, "full").await.unwrap();
-        store.apply(run2, SRC, &second, Some(&cursor("p2"))).await.unwrap();
+        store.apply(run2, SRC, &second, &[cursor("p2")]).await.unwrap();
         let deleted = second.deletes.len() as u64;
         assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, n as u64 - deleted, deleted)]);
         let log = store.changes_of_run(run2).await.unwrap();
@@ -912,7 +912,7 @@ async fn unsupported_urls_are_refused() {
 async fn sqlite_in_memory_store_works() {
     let store = store::open("sqlite::memory:").await.unwrap();
     let run = store.begin_run(SRC, "full").await.unwrap();
-    store.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "1", "5")]), Some(&cursor("c"))).await.unwrap();
+    store.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "1", "5")]), &[cursor("c")]).await.unwrap();
     assert_eq!(store.counts(None).await.unwrap(), vec![count(EntityKind::Mark, 1, 0)]);
     assert_eq!(store.changes_of_run(run).await.unwrap().len(), 1);
 }
@@ -1040,7 +1040,7 @@ async fn sqlite_write_throughput_against_raw_rusqlite() {
         let existing = store.existing(SRC, ids, &coverage).await.unwrap();
         ex_us += te.elapsed().as_micros();
         assert!(existing.len() < per_group);
-        store.apply(run, SRC, changes, Some(&cursor("x"))).await.unwrap();
+        store.apply(run, SRC, changes, &[cursor("x")]).await.unwrap();
     }
     let ours = start.elapsed();
     let ours_cpu = process_cpu_seconds() - cpu0;

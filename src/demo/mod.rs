@@ -1,7 +1,8 @@
 //! `ejgate demo`: the whole main job on a fresh machine, with nothing to set up. It makes a
-//! synthetic school year, serves it through the Dnevnik emulator on loopback, writes a
-//! configuration and a token file, syncs everything into SQLite, and compares what the
-//! store holds with the generator's ground truth.
+//! synthetic school year, serves it through the emulator of every system on loopback,
+//! writes a configuration with one source per system and their token files, syncs them all
+//! into one SQLite store, and compares what each source brought with the generator's ground
+//! truth of what that system exposes.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,12 +11,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 
-use ejgate_dnevnik::emulator::{self, EmulatorOptions};
 use ejgate_sdk::connector::SyncMode;
 use ejgate_sdk::model::EntityKind;
 use ejgate_sdk::synth::{SynthConfig, World};
 
-use crate::config::Config;
+use crate::config::{Config, System};
 use crate::store;
 use crate::sync::{run_sync, Progress, SyncOptions, SyncReport};
 
@@ -24,7 +24,23 @@ pub struct DemoOptions {
     pub dir: PathBuf,
     pub seed: u64,
     pub synth: SynthConfig,
-    pub progress: Arc<dyn Progress>,
+    /// The systems to serve the school through, one source instance each.
+    pub systems: Vec<System>,
+    /// Progress display of one source's sync.
+    pub progress: Arc<dyn Fn(&str) -> Arc<dyn Progress> + Send + Sync>,
+}
+
+/// Every system `ejgate demo` can emulate.
+pub const ALL_SYSTEMS: [System; 3] = [System::Dnevnik, System::Epos, System::Kiasuo];
+
+/// What the demo did with one source.
+pub struct DemoSource {
+    pub name: String,
+    pub system: System,
+    pub emulator_url: String,
+    pub report: SyncReport,
+    /// kind → (in the store from this source, in the ground truth of what the system exposes)
+    pub comparison: BTreeMap<EntityKind, (u64, u64)>,
 }
 
 /// What the demo did.
@@ -32,15 +48,74 @@ pub struct DemoReport {
     pub dir: PathBuf,
     pub config_path: PathBuf,
     pub store_url: String,
-    pub emulator_url: String,
-    pub report: SyncReport,
-    /// kind → (in the store, in the ground truth)
-    pub comparison: BTreeMap<EntityKind, (u64, u64)>,
+    pub sources: Vec<DemoSource>,
+}
+
+impl DemoSource {
+    pub fn matches_truth(&self) -> bool {
+        self.report.error.is_none() && self.comparison.values().all(|(a, b)| a == b)
+    }
 }
 
 impl DemoReport {
     pub fn matches_truth(&self) -> bool {
-        self.comparison.values().all(|(a, b)| a == b)
+        self.sources.iter().all(DemoSource::matches_truth)
+    }
+}
+
+/// A running emulator of any system.
+enum Emulator {
+    Dnevnik(ejgate_dnevnik::emulator::EmulatorHandle),
+    Epos(ejgate_epos::emulator::EmulatorHandle),
+    Kiasuo(ejgate_kiasuo::emulator::EmulatorHandle),
+}
+
+impl Emulator {
+    async fn start(system: System, world: World, token: &str) -> anyhow::Result<Emulator> {
+        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+        let context = || format!("cannot start the {} emulator on loopback", system.as_str());
+        Ok(match system {
+            System::Dnevnik => Emulator::Dnevnik(
+                ejgate_dnevnik::emulator::start(world, ejgate_dnevnik::emulator::EmulatorOptions::new(token), loopback)
+                    .await
+                    .with_context(context)?,
+            ),
+            System::Epos => Emulator::Epos(
+                ejgate_epos::emulator::start(world, ejgate_epos::emulator::EmulatorOptions::new(token), loopback)
+                    .await
+                    .with_context(context)?,
+            ),
+            System::Kiasuo => Emulator::Kiasuo(
+                ejgate_kiasuo::emulator::start(world, ejgate_kiasuo::emulator::EmulatorOptions::new(token), loopback)
+                    .await
+                    .with_context(context)?,
+            ),
+        })
+    }
+
+    fn base_url(&self) -> String {
+        match self {
+            Emulator::Dnevnik(h) => h.base_url(),
+            Emulator::Epos(h) => h.base_url(),
+            Emulator::Kiasuo(h) => h.base_url(),
+        }
+    }
+
+    async fn shutdown(self) {
+        match self {
+            Emulator::Dnevnik(h) => h.shutdown().await,
+            Emulator::Epos(h) => h.shutdown().await,
+            Emulator::Kiasuo(h) => h.shutdown().await,
+        }
+    }
+}
+
+/// The ground truth of what a system exposes.
+fn expected_counts(system: System, world: &World) -> BTreeMap<EntityKind, u64> {
+    match system {
+        System::Dnevnik => ejgate_dnevnik::truth::expected_counts(world),
+        System::Epos => ejgate_epos::truth::expected_counts(world),
+        System::Kiasuo => ejgate_kiasuo::truth::expected_counts(world),
     }
 }
 
@@ -70,7 +145,8 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
     options.open(path)?.write_all(text.as_bytes())
 }
 
-/// Runs the demo.
+/// Runs the demo: one emulator per system, all serving the same school, and one source
+/// instance per system in one store.
 pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
     let dir = &options.dir;
     std::fs::create_dir_all(dir.join("secrets")).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -79,75 +155,102 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
     }
     let world = World::generate(SynthConfig { seed: options.seed, ..options.synth.clone() });
-    let expected = ejgate_dnevnik::truth::expected_counts(&world);
-    let token = fresh_token();
-    let token_path = dir.join("secrets").join("dnevnik.token");
-    write_private(&token_path, &token).with_context(|| format!("cannot write {}", token_path.display()))?;
-    let handle = emulator::start(world, EmulatorOptions::new(token), SocketAddr::from(([127, 0, 0, 1], 0)))
-        .await
-        .context("cannot start the Dnevnik emulator on loopback")?;
-    let config_path = dir.join("ejgate.toml");
-    let config_text = format!(
-        "# Written by `ejgate demo`: the store and a Dnevnik emulator on loopback.\n\
-         # The emulator stopped when the demo ended; `ejgate status --config {cfg}` still reads the store.\n\
-         [store]\nurl = \"sqlite://ejgate.db\"\n\n\
-         [[source]]\nname = \"dnevnik-demo\"\nsystem = \"dnevnik\"\nbase_url = \"{url}\"\n\
-         token_file = \"secrets/dnevnik.token\"\nwindow_days = 35\nchunk_days = 31\nconcurrency = 4\n",
-        cfg = config_path.display(),
-        url = handle.base_url()
+    let mut emulators = Vec::new();
+    let mut config_text = String::from(
+        "# Written by `ejgate demo`: the store and one emulator per system on loopback, all\n\
+         # serving the same synthetic school. The emulators stopped when the demo ended;\n\
+         # `ejgate status --config <this file>` still reads the store.\n\
+         [store]\nurl = \"sqlite://ejgate.db\"\n",
     );
+    for &system in &options.systems {
+        let token = fresh_token();
+        let token_file = format!("secrets/{}.token", system.as_str());
+        let token_path = dir.join(&token_file);
+        write_private(&token_path, &token).with_context(|| format!("cannot write {}", token_path.display()))?;
+        let emulator = Emulator::start(system, world.clone(), &token).await?;
+        config_text.push_str(&format!(
+            "\n[[source]]\nname = \"{name}-demo\"\nsystem = \"{name}\"\nbase_url = \"{url}\"\n\
+             token_file = \"{token_file}\"\nwindow_days = 35\nchunk_days = 31\nconcurrency = 4\n",
+            name = system.as_str(),
+            url = emulator.base_url(),
+        ));
+        emulators.push((system, emulator));
+    }
+    let config_path = dir.join("ejgate.toml");
     std::fs::write(&config_path, &config_text).with_context(|| format!("cannot write {}", config_path.display()))?;
     let config = Config::load(&config_path)?;
     let store_url = config.store_url();
     let store = store::open(&store_url).await?;
-    let source = &config.sources[0];
-    let connector = crate::sources::connector(&config, source)?;
-    let report = run_sync(
-        store.as_ref(),
-        connector,
-        &SyncOptions { mode: SyncMode::Full, concurrency: source.concurrency, progress: options.progress.clone() },
-    )
-    .await?;
-    let emulator_url = handle.base_url();
-    handle.shutdown().await;
-    let counts = store.counts(None).await?;
-    let comparison = expected
-        .iter()
-        .map(|(kind, n)| {
-            let have = counts.iter().find(|c| c.kind == *kind).map(|c| c.live).unwrap_or(0);
-            (*kind, (have, *n))
-        })
-        .collect();
-    Ok(DemoReport { dir: dir.clone(), config_path, store_url, emulator_url, report, comparison })
+    let mut sources = Vec::new();
+    for ((system, emulator), source) in emulators.into_iter().zip(&config.sources) {
+        let connector = crate::sources::connector(&config, source)?;
+        let report = run_sync(
+            store.as_ref(),
+            connector,
+            &SyncOptions {
+                mode: SyncMode::Full,
+                concurrency: source.concurrency,
+                progress: (options.progress)(&source.name),
+            },
+        )
+        .await?;
+        let emulator_url = emulator.base_url();
+        emulator.shutdown().await;
+        let counts = store.counts(Some(&source.name)).await?;
+        let comparison = expected_counts(system, &world)
+            .into_iter()
+            .map(|(kind, n)| {
+                let have = counts.iter().find(|c| c.kind == kind).map(|c| c.live).unwrap_or(0);
+                (kind, (have, n))
+            })
+            .collect();
+        sources.push(DemoSource { name: source.name.clone(), system, emulator_url, report, comparison });
+    }
+    Ok(DemoReport { dir: dir.clone(), config_path, store_url, sources })
 }
 
 /// The demo's summary for a person.
 pub fn render(r: &DemoReport) -> String {
     let mut out = String::new();
-    let s = &r.report.stats;
-    out.push_str(&format!(
-        "\nSynced a school year from the Dnevnik emulator ({}) in {:.1} s (store {:.1} s): {} requests, {} records, {} inserted.\n",
-        r.emulator_url,
-        r.report.elapsed.as_secs_f64(),
-        r.report.store_time.as_secs_f64(),
-        s.requests,
-        s.records_read,
-        s.inserted
-    ));
-    if let Some(e) = &r.report.error {
-        out.push_str(&format!("The sync FAILED: {e}\n"));
+    for source in &r.sources {
+        let s = &source.report.stats;
+        out.push_str(&format!(
+            "\n{}: synced the school year from the {} emulator ({}) in {:.1} s (store {:.1} s): {} requests, {} records, {} inserted.\n",
+            source.name,
+            source.system.as_str(),
+            source.emulator_url,
+            source.report.elapsed.as_secs_f64(),
+            source.report.store_time.as_secs_f64(),
+            s.requests,
+            s.records_read,
+            s.inserted
+        ));
+        if let Some(e) = &source.report.error {
+            out.push_str(&format!("The sync FAILED: {e}\n"));
+        }
+        out.push_str("\n  entity             in the store   ground truth\n");
+        for (kind, (have, want)) in &source.comparison {
+            let mark = if have == want { "" } else { "   <- differs" };
+            out.push_str(&format!("  {:<18} {:>12}   {:>12}{mark}\n", kind.as_str(), have, want));
+        }
     }
-    out.push_str("\n  entity             in the store   ground truth\n");
-    for (kind, (have, want)) in &r.comparison {
-        let mark = if have == want { "" } else { "   <- differs" };
-        out.push_str(&format!("  {:<18} {:>12}   {:>12}{mark}\n", kind.as_str(), have, want));
+    let mut tokens = String::new();
+    for source in &r.sources {
+        tokens.push_str(&format!(
+            "\n  {:<14} {}",
+            "token",
+            r.dir.join(format!("secrets/{}.token", source.system.as_str())).display()
+        ));
     }
     out.push_str(&format!(
-        "\n{}\n\nWhere everything is:\n  configuration  {}\n  store          {}\n  token          {}\n\nNext:\n  ejgate status --config {}\n  ejgate emulate dnevnik --listen 127.0.0.1:8080 --token-file {}   (the emulator on its own)\n",
-        if r.matches_truth() { "Every entity matches the generator's ground truth." } else { "Some entities differ from the ground truth." },
+        "\n{}\n\nWhere everything is:\n  configuration  {}\n  store          {}{tokens}\n\nNext:\n  ejgate status --config {}\n  ejgate emulate dnevnik --listen 127.0.0.1:8080 --token-file {}   (an emulator on its own)\n",
+        if r.matches_truth() {
+            "Every entity of every source matches the generator's ground truth."
+        } else {
+            "Some entities differ from the ground truth."
+        },
         r.config_path.display(),
         r.store_url,
-        r.dir.join("secrets/dnevnik.token").display(),
         r.config_path.display(),
         r.dir.join("secrets/dnevnik.token").display(),
     ));

@@ -269,18 +269,12 @@ pub trait Store: Send + Sync {
     ///   tombstone does nothing; a delete of a record this source does not have fails the
     ///   whole batch ([`StoreError::Invalid`]).
     /// - `seen` records get `last_seen`; unknown ids are ignored.
-    /// - the cursor is stored.
+    /// - the cursors are stored (several chunks may commit together, each with its cursor).
     ///
     /// The batch is refused before anything is written ([`StoreError::Invalid`]) when an id
     /// appears twice among upserts and deletes, an upsert has the op `delete`, or a content
     /// is not UTF-8. A content that is not JSON fails in the database and rolls back.
-    async fn apply(
-        &self,
-        run: RunId,
-        source: &str,
-        changes: &ChangeSet,
-        cursor: Option<&CursorUpdate>,
-    ) -> StoreResult<()>;
+    async fn apply(&self, run: RunId, source: &str, changes: &ChangeSet, cursors: &[CursorUpdate]) -> StoreResult<()>;
 
     /// Live and tombstone counts per kind (kinds with no records are left out).
     async fn counts(&self, source: Option<&str>) -> StoreResult<Vec<KindCount>>;

@@ -407,13 +407,7 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn apply(
-        &self,
-        run: RunId,
-        source: &str,
-        changes: &ChangeSet,
-        cursor: Option<&CursorUpdate>,
-    ) -> StoreResult<()> {
+    async fn apply(&self, run: RunId, source: &str, changes: &ChangeSet, cursors: &[CursorUpdate]) -> StoreResult<()> {
         check_change_set(changes)?;
         let at = now_micros();
         let mut tx = self.pool.begin().await.map_err(db("begin transaction"))?;
@@ -440,7 +434,7 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db("apply: mark records seen"))?;
         }
-        if let Some(c) = cursor {
+        for c in cursors {
             sqlx::query(CURSOR_SQL)
                 .bind(source)
                 .bind(&c.stream)

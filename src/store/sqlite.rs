@@ -633,13 +633,7 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn apply(
-        &self,
-        run: RunId,
-        source: &str,
-        changes: &ChangeSet,
-        cursor: Option<&CursorUpdate>,
-    ) -> StoreResult<()> {
+    async fn apply(&self, run: RunId, source: &str, changes: &ChangeSet, cursors: &[CursorUpdate]) -> StoreResult<()> {
         check_change_set(changes)?;
         let at = ts(now_micros());
         let mut tx = self.write_tx().await?;
@@ -661,7 +655,7 @@ impl Store for SqliteStore {
                 .await
                 .map_err(db("apply: mark records seen"))?;
         }
-        if let Some(c) = cursor {
+        for c in cursors {
             sqlx::query(CURSOR_SQL)
                 .bind(source)
                 .bind(&c.stream)

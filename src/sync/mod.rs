@@ -21,6 +21,16 @@ use crate::store::{ChangeOp, ChangeSet, CursorUpdate, Existing, RunId, RunStats,
 /// At most this many distinct warnings are kept with a run.
 const MAX_WARNINGS: usize = 200;
 
+/// Fetched chunks that have arrived by the time the writer is free are written together,
+/// in one transaction, up to this many records. One commit per chunk rewrote the pages of
+/// the id index (canonical ids are random, so a chunk's records are spread over the whole
+/// index) once per chunk; a group rewrites them once per group. A source slower than the
+/// store still gets a commit per chunk, as soon as it arrives.
+const GROUP_RECORDS: usize = 25_000;
+
+/// Fetched batches waiting for the writer (memory is bounded by this many batches).
+const WAITING_BATCHES: usize = 16;
+
 /// What a sync run reports to whoever shows progress (the CLI's bars, the daemon's log).
 pub trait Progress: Send + Sync {
     fn planned(&self, _chunks: &[Chunk]) {}
@@ -101,9 +111,9 @@ async fn drive(
     options.progress.planned(&plan.chunks);
 
     // Fetching runs ahead of writing in its own task, at most `concurrency` chunks in
-    // flight and as many finished batches waiting: memory stays bounded by that.
+    // flight and `WAITING_BATCHES` finished batches waiting: memory stays bounded by that.
     let concurrency = options.concurrency.max(1);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Chunk, Result<Batch, String>)>(concurrency);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Chunk, Result<Canonical, String>)>(WAITING_BATCHES);
     let fetcher = {
         let connector = connector.clone();
         tokio::spawn(async move {
@@ -111,7 +121,9 @@ async fn drive(
                 .map(|chunk| {
                     let connector = connector.clone();
                     async move {
-                        let result = connector.fetch(&chunk).await.map_err(|e| e.to_string());
+                        // Canonical JSON and hashes are computed here, beside the writer,
+                        // not on its path: the writer only diffs and writes.
+                        let result = connector.fetch(&chunk).await.map(Canonical::of).map_err(|e| e.to_string());
                         (chunk, result)
                     }
                 })
@@ -126,33 +138,57 @@ async fn drive(
     };
 
     let mut result = Ok(());
-    while let Some((chunk, fetched)) = rx.recv().await {
-        let batch = match fetched {
-            Ok(batch) => batch,
-            Err(e) => {
-                result = Err(e);
-                break;
+    let mut failure = None;
+    while failure.is_none() {
+        // Wait for one chunk, then take whatever else has already arrived.
+        let Some(first) = rx.recv().await else { break };
+        let mut group: Vec<(Chunk, Canonical)> = Vec::new();
+        let mut records = 0;
+        let mut next = Some(first);
+        while let Some((chunk, fetched)) = next.take() {
+            match fetched {
+                Ok(batch) => {
+                    records += batch.records;
+                    group.push((chunk, batch));
+                }
+                // What arrived before the failure is still written.
+                Err(e) => {
+                    failure = Some(e);
+                    break;
+                }
             }
-        };
-        stats.chunks += 1;
-        stats.requests += batch.requests as u64;
-        stats.records_read += batch.records.len() as u64;
-        for w in &batch.warnings {
-            if stats.warnings.len() < MAX_WARNINGS && !stats.warnings.contains(w) {
-                tracing::warn!(%source, "{w}");
-                stats.warnings.push(w.clone());
+            if records < GROUP_RECORDS {
+                next = rx.try_recv().ok();
+            }
+        }
+        if group.is_empty() {
+            break;
+        }
+        for (_, batch) in &group {
+            stats.chunks += 1;
+            stats.requests += batch.requests as u64;
+            stats.records_read += batch.records as u64;
+            for w in &batch.warnings {
+                if stats.warnings.len() < MAX_WARNINGS && !stats.warnings.contains(w) {
+                    tracing::warn!(%source, "{w}");
+                    stats.warnings.push(w.clone());
+                }
             }
         }
         let t = Instant::now();
-        let written = write_batch(store, run, &source, &chunk, batch).await;
+        let written = write_group(store, run, &source, &mut group).await;
         *store_time += t.elapsed();
         match written {
-            Ok((records, changes)) => {
+            Ok(changes) => {
                 stats.inserted += changes.iter().filter(|op| **op == ChangeOp::Insert).count() as u64;
                 stats.updated +=
                     changes.iter().filter(|op| matches!(op, ChangeOp::Update | ChangeOp::KeyChange)).count() as u64;
                 stats.deleted += changes.iter().filter(|op| **op == ChangeOp::Delete).count() as u64;
-                options.progress.chunk_written(&chunk, records, changes.len());
+                for (i, (chunk, batch)) in group.iter().enumerate() {
+                    // The group's changes are reported with its last chunk.
+                    let n = if i + 1 == group.len() { changes.len() } else { 0 };
+                    options.progress.chunk_written(chunk, batch.records, n);
+                }
             }
             Err(e) => {
                 result = Err(e);
@@ -160,46 +196,57 @@ async fn drive(
             }
         }
     }
+    if let (Ok(()), Some(e)) = (&result, failure) {
+        result = Err(e);
+    }
     drop(rx);
     fetcher.abort();
     result
 }
 
-/// Diffs one batch against the store and applies it with its cursor in one transaction.
-/// Returns the number of records read and the operations written.
-async fn write_batch(
+/// Diffs fetched chunks against the store and applies them, with their cursors, in one
+/// transaction. Returns the operations written.
+async fn write_group(
     store: &dyn Store,
     run: RunId,
     source: &str,
-    chunk: &Chunk,
-    batch: Batch,
-) -> Result<(usize, Vec<ChangeOp>), String> {
-    let read = batch.records.len();
-    let ids: Vec<Uuid> = batch.records.iter().map(|r| r.id).collect();
-    let coverages: Vec<_> = batch.coverage.iter().map(|c| (c.kinds.clone(), c.scope.clone(), c.range)).collect();
+    group: &mut [(Chunk, Canonical)],
+) -> Result<Vec<ChangeOp>, String> {
+    let mut upserts = Vec::with_capacity(group.iter().map(|(_, b)| b.upserts.len()).sum());
+    let mut coverages = Vec::new();
+    let mut cursors = Vec::new();
+    for (chunk, batch) in group.iter_mut() {
+        upserts.append(&mut batch.upserts);
+        coverages.extend(batch.coverage.iter().map(|c| (c.kinds.clone(), c.scope.clone(), c.range)));
+        if let Some(value) = &chunk.cursor_after {
+            cursors.push(CursorUpdate {
+                stream: chunk.stream.clone(),
+                scope: chunk.scope.clone(),
+                value: value.clone(),
+            });
+        }
+    }
+    let read = upserts.len();
+    let ids: Vec<Uuid> = upserts.iter().map(|r| r.id).collect();
     let read_started = Instant::now();
     let existing = store.existing(source, &ids, &coverages).await.map_err(|e| e.to_string())?;
     let read_time = read_started.elapsed();
-    let changes = diff(batch.records, &existing);
+    let changes = diff(upserts, &existing);
     let ops: Vec<ChangeOp> =
         changes.upserts.iter().map(|u| u.op).chain(changes.deletes.iter().map(|_| ChangeOp::Delete)).collect();
-    let cursor = chunk.cursor_after.as_ref().map(|value| CursorUpdate {
-        stream: chunk.stream.clone(),
-        scope: chunk.scope.clone(),
-        value: value.clone(),
-    });
     let apply_started = Instant::now();
-    store.apply(run, source, &changes, cursor.as_ref()).await.map_err(|e| e.to_string())?;
+    store.apply(run, source, &changes, &cursors).await.map_err(|e| e.to_string())?;
     tracing::debug!(
-        stream = %chunk.stream,
-        scope = %chunk.scope,
+        chunks = group.len(),
+        first_stream = %group[0].0.stream,
+        first_scope = %group[0].0.scope,
         records = read,
         changes = ops.len(),
         read_ms = read_time.as_millis() as u64,
         apply_ms = apply_started.elapsed().as_millis() as u64,
-        "batch written"
+        "chunks written"
     );
-    Ok((read, ops))
+    Ok(ops)
 }
 
 /// The content hash of a record: BLAKE3 over the entity's JSON.
@@ -207,15 +254,56 @@ pub fn content_hash(content: &[u8]) -> [u8; 32] {
     *blake3::hash(content).as_bytes()
 }
 
-/// Compares a fresh read with what the store has. `existing` holds the store's records with
-/// the batch's ids and every record inside the batch's coverage: one of those the batch
-/// did not bring has been deleted at the source. A record brought twice counts once (the
-/// last one wins).
-pub fn diff(records: Vec<Record>, existing: &HashMap<Uuid, Existing>) -> ChangeSet {
+/// A fetched batch in the form the store keeps: every record's canonical JSON, content hash
+/// and natural key, computed once in the fetch stage.
+pub struct Canonical {
+    /// One per record, in the source's order; `op` is decided by [`diff`].
+    pub upserts: Vec<Upsert>,
+    /// How many records the source gave (kept when `upserts` is taken for writing).
+    pub records: usize,
+    pub coverage: Vec<ejgate_sdk::model::Coverage>,
+    pub warnings: Vec<String>,
+    pub requests: u32,
+}
+
+impl Canonical {
+    pub fn of(batch: Batch) -> Canonical {
+        Canonical {
+            records: batch.records.len(),
+            upserts: batch.records.into_iter().map(canonical).collect(),
+            coverage: batch.coverage,
+            warnings: batch.warnings,
+            requests: batch.requests,
+        }
+    }
+}
+
+/// A record as the store keeps it. Its `op` is a placeholder until [`diff`] decides it.
+pub fn canonical(record: Record) -> Upsert {
+    let content = record.entity.content_json();
+    Upsert {
+        op: ChangeOp::Insert,
+        id: record.id,
+        kind: record.kind(),
+        content_hash: content_hash(&content),
+        natural_key: record.entity.natural_key(),
+        content,
+        source_id: record.source_id,
+        scope: record.scope,
+        date: record.date,
+        source_updated_at: record.source_updated_at,
+    }
+}
+
+/// Compares a fresh read (see [`canonical`]) with what the store has. `existing` holds the
+/// store's records with the batch's ids and every record inside the batch's coverage: one
+/// of those the batch did not bring has been deleted at the source. A record brought twice
+/// counts once (the last one wins).
+pub fn diff(records: Vec<Upsert>, existing: &HashMap<Uuid, Existing>) -> ChangeSet {
     let mut changes = ChangeSet::default();
     let mut brought = HashSet::with_capacity(records.len());
-    let mut deduped: Vec<Record> = Vec::with_capacity(records.len());
-    let mut position: HashMap<Uuid, usize> = HashMap::new();
+    let mut deduped: Vec<Upsert> = Vec::with_capacity(records.len());
+    let mut position: HashMap<Uuid, usize> = HashMap::with_capacity(records.len());
     for record in records {
         match position.get(&record.id) {
             Some(&i) => deduped[i] = record,
@@ -225,33 +313,19 @@ pub fn diff(records: Vec<Record>, existing: &HashMap<Uuid, Existing>) -> ChangeS
             }
         }
     }
-    for record in deduped {
+    for mut record in deduped {
         brought.insert(record.id);
-        let content = record.entity.content_json();
-        let hash = content_hash(&content);
-        let natural_key = record.entity.natural_key();
-        let op = match existing.get(&record.id) {
+        record.op = match existing.get(&record.id) {
             None => ChangeOp::Insert,
             Some(old) if old.deleted => ChangeOp::Insert,
-            Some(old) if old.content_hash == hash => {
+            Some(old) if old.content_hash == record.content_hash => {
                 changes.seen.push(record.id);
                 continue;
             }
-            Some(old) if old.natural_key != natural_key => ChangeOp::KeyChange,
+            Some(old) if old.natural_key != record.natural_key => ChangeOp::KeyChange,
             Some(_) => ChangeOp::Update,
         };
-        changes.upserts.push(Upsert {
-            op,
-            id: record.id,
-            kind: record.kind(),
-            source_id: record.source_id,
-            scope: record.scope,
-            date: record.date,
-            source_updated_at: record.source_updated_at,
-            content,
-            content_hash: hash,
-            natural_key,
-        });
+        changes.upserts.push(record);
     }
     let mut gone: Vec<(Uuid, _)> = existing
         .iter()
@@ -310,8 +384,10 @@ mod tests {
         ]
         .into_iter()
         .collect();
-        let changes =
-            diff(vec![same.clone(), renamed_new.clone(), revived.clone(), new.clone(), new.clone()], &existing);
+        let changes = diff(
+            [same.clone(), renamed_new.clone(), revived.clone(), new.clone(), new.clone()].map(canonical).into(),
+            &existing,
+        );
         assert_eq!(changes.seen, vec![same.id]);
         let ops: Vec<(Uuid, ChangeOp)> = changes.upserts.iter().map(|u| (u.id, u.op)).collect();
         assert_eq!(
