@@ -21,7 +21,6 @@ mod sqlite;
 
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
-pub use sqlite::{COMMIT_US, UPS_US};
 
 /// Errors of the store. Each names the backend and the operation.
 #[derive(Debug, thiserror::Error)]

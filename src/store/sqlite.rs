@@ -7,23 +7,21 @@
 //!   spinning on SQLite's busy handler; every write transaction is `BEGIN IMMEDIATE`, so a
 //!   second process such as a CLI command waits for the lock up to the busy timeout rather
 //!   than failing halfway) and a few read-only readers, which WAL lets run beside the writer.
-//! - Bulk writes: `WITH v AS (VALUES (?,…),…) INSERT … SELECT … FROM v`, row values as
-//!   anonymous `?` (see [`values_cte`] for why), in chunks whose sizes come from a fixed
-//!   ladder ([`LADDER`]), so that only a handful of distinct SQL texts exist and all stay in
-//!   sqlx's per-connection prepared-statement cache. A record's content is one `Arc<str>`
-//!   bound to both its change row and its upsert, not two copies. The change rows of a chunk
-//!   are written before its records, so `before` is read in SQL from the stored row.
+//! - Bulk writes (the records and change rows of upserts) go through SQLite's C interface
+//!   on the writer's own connection, inside the transaction sqlx opened ([`write_upserts`]):
+//!   one prepared statement per row kind, stepped once per row, as the raw ceiling of
+//!   `benches/sync_throughput.rs` does. Change rows are written before their records, so
+//!   `before` is read in SQL from the stored row.
 //! - Id lists (deletes, `seen`, `existing`) go in as one JSON array of hex ids,
 //!   `id IN (SELECT unhex(value) FROM json_each(?))`: one parameter, one fixed SQL text.
 //!   Such lookups write the source check as `+source = ?` (the unary plus keeps SQLite from
 //!   using the `(source, …)` coverage index, which would read every record of the source
 //!   instead of probing the id index), and coverage joins are `CROSS JOIN`s so that SQLite
 //!   keeps the small list of coverages as the outer loop.
-//! - Throughput: against the raw ceiling of `benches/sync_throughput.rs` (the same record
-//!   and change rows by plain prepared statements in one transaction) the store writes at
-//!   about 0.7× for 200k–500k records in batches of 2,000–3,000
-//!   (`sqlite_write_throughput_against_raw_rusqlite` in `tests/store_suite.rs`). The writer's WAL auto-checkpoint is raised to 10,000 pages
-//!   (40 MiB): a first sync commits every few thousand records, and checkpointing every
+//! - Throughput: the engine writes the chunks that have already been fetched together
+//!   (up to 25,000 records per transaction; see `sync::GROUP_RECORDS`), because canonical
+//!   ids are random and every commit rewrites the id-index pages its records touch. The
+//!   writer's WAL auto-checkpoint is raised to 10,000 pages (40 MiB): checkpointing every
 //!   1,000 pages rewrote the same index pages into the database file over and over.
 //!
 //! Layout of values: see the migration (`migrations/sqlite`).
@@ -31,7 +29,6 @@
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::str::FromStr;
-use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -51,22 +48,8 @@ use super::{
 };
 
 const BACKEND: &str = "sqlite";
-pub static COMMIT_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-pub static UPS_US: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
-
-/// Rows per multi-row statement. A chunk of `n` rows is cut into the largest sizes first
-/// (5000 rows = 4 × 1024 + 3 × 256 + 2 × 64 + …), so at most `LADDER.len()` distinct SQL
-/// texts exist per statement kind. 1024 rows × 9 parameters stays under SQLite's
-/// 32766-parameter limit.
-const LADDER: [usize; 6] = [1024, 256, 64, 16, 4, 1];
-
-/// Parameters per row of the change-row insert and of the record upsert.
-const CHANGE_PARAMS: usize = 5;
-const RECORD_PARAMS: usize = 9;
-const _: () = assert!(CHANGE_PARAMS * LADDER[0] + 3 < 32766);
-const _: () = assert!(RECORD_PARAMS * LADDER[0] + 2 < 32766);
 
 /// How long a write waits for another process holding the database lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -188,87 +171,7 @@ where
     args.add(value).map_err(|e| StoreError::Invalid(format!("cannot bind a value: {e}")))
 }
 
-/// Cuts `0..n` into chunks whose sizes come from [`LADDER`].
-fn ladder_chunks(n: usize) -> Vec<std::ops::Range<usize>> {
-    let mut out = Vec::new();
-    let mut start = 0;
-    for size in LADDER {
-        while n - start >= size {
-            out.push(start..start + size);
-            start += size;
-        }
-    }
-    out
-}
-
 // ---- SQL texts ----------------------------------------------------------------------------
-
-/// `WITH v(columns) AS (VALUES (?,…),(?,…),…)` for `rows` rows of `columns`.
-///
-/// Parameters: the rows' values are anonymous `?`, numbered 1…n by their place; the few
-/// values shared by all rows (run, time, source) are bound once, after them, as `?n+1`…
-/// and written after the `VALUES` so that SQLite numbers them as sqlx expects. Not
-/// numbering the row values matters: sqlx asks SQLite for every parameter's name before
-/// binding it, and SQLite finds a name by a linear scan of the named parameters, so a
-/// 1024-row statement with numbered parameters spent most of its time in that scan.
-fn values_cte(columns: &[&str], rows: usize) -> String {
-    let row = format!("({})", vec!["?"; columns.len()].join(","));
-    let mut sql = String::with_capacity(64 + rows * (row.len() + 1));
-    let _ = write!(sql, "WITH v({}) AS (VALUES ", columns.join(", "));
-    for i in 0..rows {
-        if i > 0 {
-            sql.push(',');
-        }
-        sql.push_str(&row);
-    }
-    sql.push_str(") ");
-    sql
-}
-
-/// Change rows of `rows` upserts, in their order. Row values: kind, id, source_id, op,
-/// content; then run, at, source once. `before` is read here, before the records are
-/// overwritten, and only for ops other than insert.
-fn upsert_changes_sql(rows: usize) -> String {
-    let mut sql = values_cte(&["kind", "id", "source_id", "op", "content"], rows);
-    let n = CHANGE_PARAMS * rows;
-    let _ = write!(
-        sql,
-        "INSERT INTO changes (run_id, at, kind, id, source, source_id, op, before, after) \
-         SELECT ?{run}, ?{at}, v.kind, v.id, ?{source}, v.source_id, v.op, \
-         CASE v.op WHEN 'insert' THEN NULL \
-         ELSE (SELECT r.content FROM records r WHERE r.id = v.id) END, v.content FROM v",
-        run = n + 1,
-        at = n + 2,
-        source = n + 3,
-    );
-    sql
-}
-
-/// Upserts of `rows` records. Row values: id, kind, source_id, scope, natural_key, date,
-/// content, content_hash, source_updated_at; then source, at once.
-fn upsert_records_sql(rows: usize) -> String {
-    let mut sql = values_cte(
-        &["id", "kind", "source_id", "scope", "natural_key", "date", "content", "content_hash", "source_updated_at"],
-        rows,
-    );
-    let n = RECORD_PARAMS * rows;
-    // `WHERE true`: SQLite's parser needs it between `SELECT … FROM v` and `ON CONFLICT`.
-    let _ = write!(
-        sql,
-        "INSERT INTO records (id, kind, source, source_id, scope, natural_key, date, content, \
-         content_hash, source_updated_at, first_seen, last_seen, deleted_at) \
-         SELECT v.id, v.kind, ?{source}, v.source_id, v.scope, v.natural_key, v.date, v.content, \
-         v.content_hash, v.source_updated_at, ?{at}, ?{at}, NULL FROM v WHERE true \
-         ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, source_id = excluded.source_id, \
-         scope = excluded.scope, natural_key = excluded.natural_key, date = excluded.date, \
-         content = excluded.content, content_hash = excluded.content_hash, \
-         source_updated_at = excluded.source_updated_at, last_seen = excluded.last_seen, \
-         deleted_at = NULL",
-        source = n + 1,
-        at = n + 2,
-    );
-    sql
-}
 
 /// Ids of a JSON hex array (?2) that the source (?1) has no record of.
 const UNKNOWN_IDS_SQL: &str = "SELECT j.value FROM json_each(?2) AS j \
@@ -295,24 +198,71 @@ const CHANGE_COLUMNS: &str = "seq, run_id, at, kind, id, source, source_id, op, 
 
 // ---- apply ---------------------------------------------------------------------------------
 
-/// Bind values shared between a record's change row and its upsert (no second copy).
-struct Prepared {
-    kind: Arc<str>,
-    op: Arc<str>,
-    source_id: Arc<str>,
-    content: Arc<str>,
-}
+/// A failure of the raw write path, as a database error of sqlx (what every other
+/// statement of the store reports).
+#[derive(Debug)]
+struct RawError(rusqlite::Error, String);
 
-/// One `Arc<str>` per kind or op name, cloned into the arguments without allocating.
-#[derive(Default)]
-struct Names(HashMap<&'static str, Arc<str>>);
-
-impl Names {
-    fn get(&mut self, name: &'static str) -> Arc<str> {
-        self.0.entry(name).or_insert_with(|| Arc::from(name)).clone()
+impl std::fmt::Display for RawError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.1)
     }
 }
 
+impl std::error::Error for RawError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
+impl sqlx::error::DatabaseError for RawError {
+    fn message(&self) -> &str {
+        &self.1
+    }
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+    fn kind(&self) -> sqlx::error::ErrorKind {
+        match &self.0 {
+            rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::ConstraintViolation => {
+                sqlx::error::ErrorKind::CheckViolation
+            }
+            _ => sqlx::error::ErrorKind::Other,
+        }
+    }
+}
+
+fn raw(e: rusqlite::Error) -> sqlx::Error {
+    let message = e.to_string();
+    sqlx::Error::Database(Box::new(RawError(e, message)))
+}
+
+const INSERT_CHANGE_SQL: &str = "INSERT INTO changes (run_id, at, kind, id, source, source_id, op, before, after) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'insert', NULL, ?7)";
+
+/// `before` is the stored content, read before the record is overwritten.
+const UPDATE_CHANGE_SQL: &str = "INSERT INTO changes (run_id, at, kind, id, source, source_id, op, before, after) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?8, (SELECT r.content FROM records r WHERE r.id = ?4), ?7)";
+
+const UPSERT_RECORD_SQL: &str = "INSERT INTO records (id, kind, source, source_id, scope, natural_key, date, \
+     content, content_hash, source_updated_at, first_seen, last_seen, deleted_at) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, NULL) \
+     ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, source_id = excluded.source_id, \
+     scope = excluded.scope, natural_key = excluded.natural_key, date = excluded.date, \
+     content = excluded.content, content_hash = excluded.content_hash, \
+     source_updated_at = excluded.source_updated_at, last_seen = excluded.last_seen, deleted_at = NULL";
+
+/// Writes the change rows and records of the upserts through SQLite's C interface on the
+/// writer's own connection, inside the transaction sqlx opened: one prepared statement
+/// per row kind, each row bound and stepped directly. This is the raw ceiling's way of
+/// writing; sqlx's per-value argument encoding and its worker-thread round trip made the
+/// multi-row statements used before about half as fast.
 async fn write_upserts(
     conn: &mut SqliteConnection,
     run: RunId,
@@ -320,60 +270,62 @@ async fn write_upserts(
     at: &str,
     upserts: &[Upsert],
 ) -> StoreResult<()> {
-    let mut names = Names::default();
-    let source: Arc<str> = Arc::from(source);
-    let at: Arc<str> = Arc::from(at);
-    for range in ladder_chunks(upserts.len()) {
-        let chunk = &upserts[range];
-        let prepared: Vec<Prepared> = chunk
-            .iter()
-            .map(|u| Prepared {
-                kind: names.get(u.kind.as_str()),
-                op: names.get(u.op.as_str()),
-                source_id: Arc::from(u.source_id.as_str()),
-                // check_change_set made sure it is UTF-8.
-                content: Arc::from(std::str::from_utf8(&u.content).unwrap_or_default()),
-            })
-            .collect();
-
-        let mut args = SqliteArguments::default();
-        args.reserve(CHANGE_PARAMS * chunk.len() + 3, 0);
-        for (u, p) in chunk.iter().zip(&prepared) {
-            add(&mut args, p.kind.clone())?;
-            add(&mut args, u.id)?;
-            add(&mut args, p.source_id.clone())?;
-            add(&mut args, p.op.clone())?;
-            add(&mut args, p.content.clone())?;
+    let mut handle = conn.lock_handle().await.map_err(db("apply: lock the writer connection"))?;
+    let raw_handle = handle.as_raw_handle();
+    let write = || -> rusqlite::Result<()> {
+        // SAFETY: the handle is sqlx's open connection, locked for us (its worker thread
+        // waits), and used only on this thread until `handle` is dropped below; the
+        // `Connection` made from it does not close it when dropped. Both crates link the
+        // same libsqlite3-sys.
+        let conn = unsafe { rusqlite::Connection::from_handle(raw_handle.as_ptr()) }?;
+        let mut insert_change = conn.prepare(INSERT_CHANGE_SQL)?;
+        let mut update_change = conn.prepare(UPDATE_CHANGE_SQL)?;
+        let mut upsert_record = conn.prepare(UPSERT_RECORD_SQL)?;
+        for u in upserts {
+            // check_change_set made sure it is UTF-8.
+            let content = std::str::from_utf8(&u.content).unwrap_or_default();
+            let kind = u.kind.as_str();
+            let id = &u.id.as_bytes()[..];
+            match u.op {
+                ChangeOp::Insert => {
+                    insert_change.execute(rusqlite::params![run, at, kind, id, source, u.source_id, content])?
+                }
+                op => update_change.execute(rusqlite::params![
+                    run,
+                    at,
+                    kind,
+                    id,
+                    source,
+                    u.source_id,
+                    content,
+                    op.as_str()
+                ])?,
+            };
+            upsert_record.execute(rusqlite::params![
+                id,
+                kind,
+                source,
+                u.source_id,
+                u.scope,
+                u.natural_key,
+                // The texts sqlx writes for these types, so that both paths store the same.
+                u.date.map(|d| d.format("%F").to_string()),
+                content,
+                &u.content_hash[..],
+                u.source_updated_at.map(|t| t.format("%F %T%.f").to_string()),
+                at,
+            ])?;
         }
-        add(&mut args, run)?;
-        add(&mut args, at.clone())?;
-        add(&mut args, source.clone())?;
-        sqlx::query_with(AssertSqlSafe(upsert_changes_sql(chunk.len())), args)
-            .execute(&mut *conn)
-            .await
-            .map_err(db("apply: write change rows of upserts"))?;
-
-        let mut args = SqliteArguments::default();
-        args.reserve(RECORD_PARAMS * chunk.len() + 2, 0);
-        for (u, p) in chunk.iter().zip(prepared) {
-            add(&mut args, u.id)?;
-            add(&mut args, p.kind)?;
-            add(&mut args, p.source_id)?;
-            add(&mut args, Arc::<str>::from(u.scope.as_str()))?;
-            add(&mut args, Arc::<str>::from(u.natural_key.as_str()))?;
-            add(&mut args, u.date)?;
-            add(&mut args, p.content)?;
-            add(&mut args, &u.content_hash[..])?;
-            add(&mut args, u.source_updated_at)?;
-        }
-        add(&mut args, source.clone())?;
-        add(&mut args, at.clone())?;
-        sqlx::query_with(AssertSqlSafe(upsert_records_sql(chunk.len())), args)
-            .execute(&mut *conn)
-            .await
-            .map_err(db("apply: upsert records"))?;
-    }
-    Ok(())
+        Ok(())
+    };
+    // The writing is CPU work on this thread; on a multi-threaded runtime, let the other
+    // tasks (the fetcher) move to another thread meanwhile.
+    let result = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write),
+        _ => write(),
+    };
+    drop(handle);
+    result.map_err(|e| db("apply: write records and change rows")(raw(e)))
 }
 
 async fn write_deletes(
@@ -638,11 +590,9 @@ impl Store for SqliteStore {
         let at = ts(now_micros());
         let mut tx = self.write_tx().await?;
 
-        let t = std::time::Instant::now();
         if !changes.upserts.is_empty() {
             write_upserts(&mut tx, run, source, &at, &changes.upserts).await?;
         }
-        UPS_US.fetch_add(t.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
         if !changes.deletes.is_empty() {
             write_deletes(&mut tx, run, source, &at, &changes.deletes).await?;
         }
@@ -667,10 +617,7 @@ impl Store for SqliteStore {
                 .map_err(db("apply: store the cursor"))?;
         }
         // Dropping `tx` on any error above rolls the whole batch back.
-        let t = std::time::Instant::now();
-        let r = tx.commit().await.map_err(db("apply: commit"));
-        COMMIT_US.fetch_add(t.elapsed().as_micros() as u64, std::sync::atomic::Ordering::Relaxed);
-        r
+        tx.commit().await.map_err(db("apply: commit"))
     }
 
     async fn counts(&self, source: Option<&str>) -> StoreResult<Vec<KindCount>> {
@@ -754,24 +701,5 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ladder_covers_every_row_once_with_few_sizes() {
-        for n in [0, 1, 3, 4, 5, 1023, 1024, 1025, 5000, 12345] {
-            let chunks = ladder_chunks(n);
-            let mut next = 0;
-            for c in &chunks {
-                assert_eq!(c.start, next);
-                assert!(LADDER.contains(&c.len()));
-                next = c.end;
-            }
-            assert_eq!(next, n);
-        }
     }
 }
