@@ -368,16 +368,21 @@ mod tests {
         .unwrap();
         assert_eq!(p.payload[0].periods[0].fixed_value.as_deref(), Some("5"));
         assert!(p.payload[0].year_mark.is_none());
-        let bare: Vec<ProfileInfo> = serde_json::from_str(r#"[{"id": 1, "type": "school_admin", "school_id": 2}]"#).unwrap();
+        let bare: Vec<ProfileInfo> =
+            serde_json::from_str(r#"[{"id": 1, "type": "school_admin", "school_id": 2}]"#).unwrap();
         assert_eq!(bare[0].school_id.as_ref().unwrap().0, "2");
-        assert!(serde_json::from_str::<Payload<FamilyMark>>(r#"[{"id": 1}]"#).is_err(), "a bare array is not a payload");
+        assert!(
+            serde_json::from_str::<Payload<FamilyMark>>(r#"[{"id": 1}]"#).is_err(),
+            "a bare array is not a payload"
+        );
     }
 
     #[test]
     fn both_error_shapes_are_read() {
-        let a: ApiError =
-            serde_json::from_str(&format!(r#"{{"type": "authorization", "description": "{SESSION_ENDED}", "details": null}}"#))
-                .unwrap();
+        let a: ApiError = serde_json::from_str(&format!(
+            r#"{{"type": "authorization", "description": "{SESSION_ENDED}", "details": null}}"#
+        ))
+        .unwrap();
         assert!(a.is_session_end());
         assert!(a.text().contains("Войдите в ЭЖД заново"));
         let b: ApiError = serde_json::from_str(r#"{"code": 400, "message": "Неверный параметр begin_date"}"#).unwrap();

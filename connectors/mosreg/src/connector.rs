@@ -243,10 +243,8 @@ impl MosregSession {
             return Err(format!("GET v2/token/refresh answered HTTP {}: «{shown}»", status.as_u16()));
         }
         // A JWT is three base64url parts; anything else (an HTML page, JSON) is not a token.
-        let looks_like_token = !text.is_empty()
-            && !text.contains(char::is_whitespace)
-            && !text.starts_with('<')
-            && !text.starts_with('{');
+        let looks_like_token =
+            !text.is_empty() && !text.contains(char::is_whitespace) && !text.starts_with('<') && !text.starts_with('{');
         if !looks_like_token {
             return Err("GET v2/token/refresh answered HTTP 200 without a token in its body".into());
         }
@@ -409,7 +407,11 @@ impl MosregConnector {
             c.extra_root_certificates = config.extra_root_certificates.clone();
             c.default_rate = config.requests_per_second;
             c.retry = config.retry.clone();
-            SourceClient::new(c, Arc::new(HostAuth { session: session.clone(), subsystem, extra }), Arc::new(MosregErrors))
+            SourceClient::new(
+                c,
+                Arc::new(HostAuth { session: session.clone(), subsystem, extra }),
+                Arc::new(MosregErrors),
+            )
         };
         let web = client(&config.base_urls.web, Some("familyweb"), &[])?;
         let mobile = client(&config.base_urls.mobile, Some("familymp"), &[("client-type", "diary-mobile")])?;
@@ -597,7 +599,12 @@ impl MosregConnector {
                 Entity::StudyPeriod(m::StudyPeriod {
                     organization: Some(org),
                     academic_year: Some(year),
-                    kind: self.tables.period_types.lookup(&kind, &mut warnings).copied().unwrap_or(m::PeriodKind::Other),
+                    kind: self
+                        .tables
+                        .period_types
+                        .lookup(&kind, &mut warnings)
+                        .copied()
+                        .unwrap_or(m::PeriodKind::Other),
                     number: p.number.unwrap_or(0),
                     name: p.name.unwrap_or_default(),
                     start,
@@ -756,15 +763,14 @@ impl MosregConnector {
         let info = self.info()?;
         let scope = format!("journal:{}", info.school);
         let mut warnings = Vec::new();
-        let answers: Vec<(String, Vec<api::Event>, Vec<api::FamilyMark>)> =
-            futures::stream::iter(info.pupils.clone())
-                .map(|(pupil, guid)| async move {
-                    let (events, marks) = self.pupil_journal(&pupil, &guid, p).await?;
-                    Ok::<_, SourceError>((pupil, events, marks))
-                })
-                .buffer_unordered(self.config.pupils_in_parallel.max(1))
-                .try_collect()
-                .await?;
+        let answers: Vec<(String, Vec<api::Event>, Vec<api::FamilyMark>)> = futures::stream::iter(info.pupils.clone())
+            .map(|(pupil, guid)| async move {
+                let (events, marks) = self.pupil_journal(&pupil, &guid, p).await?;
+                Ok::<_, SourceError>((pupil, events, marks))
+            })
+            .buffer_unordered(self.config.pupils_in_parallel.max(1))
+            .try_collect()
+            .await?;
         let requests = 2 * answers.len() as u32;
         // Records by source id: every pupil of a class sees the same lesson and homework.
         let mut lessons: BTreeMap<String, Record> = BTreeMap::new();
@@ -813,8 +819,12 @@ impl MosregConnector {
                     let entity = if entry.is_class_room_job {
                         let form = entry.control_form;
                         let source_type = form.as_ref().and_then(|f| f.name.clone()).unwrap_or_default();
-                        let kind =
-                            self.tables.work_types.lookup(&source_type, &mut warnings).copied().unwrap_or(m::WorkKind::Other);
+                        let kind = self
+                            .tables
+                            .work_types
+                            .lookup(&source_type, &mut warnings)
+                            .copied()
+                            .unwrap_or(m::WorkKind::Other);
                         Entity::Work(m::Work {
                             lesson: Some(lesson),
                             kind,
@@ -834,11 +844,8 @@ impl MosregConnector {
                 }
                 for mk in ev.marks {
                     let value = mk.value.clone().unwrap_or_default();
-                    let system = mk
-                        .values
-                        .first()
-                        .and_then(|v| v.grade_system_type.clone())
-                        .unwrap_or_else(|| "five".into());
+                    let system =
+                        mk.values.first().and_then(|v| v.grade_system_type.clone()).unwrap_or_else(|| "five".into());
                     let table = self.tables.marks.lookup(&system, &mut warnings);
                     let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).copied());
                     if table.is_some() && numeric.is_none() {
@@ -993,7 +1000,13 @@ impl MosregConnector {
 }
 
 fn person(p: api::Profile, role: m::Role) -> m::Person {
-    let u = p.user.unwrap_or(api::User { last_name: None, first_name: None, middle_name: None, sex: None, birth_date: None });
+    let u = p.user.unwrap_or(api::User {
+        last_name: None,
+        first_name: None,
+        middle_name: None,
+        sex: None,
+        birth_date: None,
+    });
     m::Person {
         last_name: u.last_name.unwrap_or_default(),
         first_name: u.first_name.unwrap_or_default(),
@@ -1122,7 +1135,11 @@ impl Connector for MosregConnector {
                 .into_iter()
                 .filter(|p| !p.kind.as_deref().unwrap_or("").eq_ignore_ascii_case("vacation"))
                 .filter_map(|p| {
-                    Some((p.id.0, p.begin_date.as_deref().and_then(parse_date)?, p.end_date.as_deref().and_then(parse_date)?))
+                    Some((
+                        p.id.0,
+                        p.begin_date.as_deref().and_then(parse_date)?,
+                        p.end_date.as_deref().and_then(parse_date)?,
+                    ))
                 })
                 .collect(),
             pupils: pupil_ids,

@@ -18,7 +18,10 @@ fn the_session_end_is_read_from_the_body_in_both_shapes() {
         c.classify(StatusCode::TOO_MANY_REQUESTS, br#"{"type": "requestLimit", "description": "x"}"#).unwrap().kind,
         ErrorKind::RateLimited
     );
-    assert_eq!(c.classify(StatusCode::BAD_GATEWAY, br#"{"code": 502, "message": "x"}"#).unwrap().kind, ErrorKind::Server);
+    assert_eq!(
+        c.classify(StatusCode::BAD_GATEWAY, br#"{"code": 502, "message": "x"}"#).unwrap().kind,
+        ErrorKind::Server
+    );
     assert!(c.classify(StatusCode::BAD_GATEWAY, b"<html>").is_none());
     assert!(c.classify(StatusCode::from_u16(499).unwrap(), api::REFRESH_FAILED.as_bytes()).is_none());
     assert!(c.classify(StatusCode::BAD_REQUEST, b"[1, 2]").is_none(), "an array is no error body");

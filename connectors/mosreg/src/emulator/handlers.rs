@@ -190,7 +190,10 @@ async fn subjects(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     let q = query(&raw);
     with_school(&st, &q, |_, s| {
         json_ok(&Value::Array(
-            s.subjects.iter().map(|x| json!({"id": x.id, "name": x.name, "knowledge_area": x.knowledge_area})).collect(),
+            s.subjects
+                .iter()
+                .map(|x| json!({"id": x.id, "name": x.name, "knowledge_area": x.knowledge_area}))
+                .collect(),
         ))
     })
     .unwrap_or_else(|e| e)
@@ -338,7 +341,9 @@ async fn events(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
         Ok(r) => r,
         Err(e) => return e,
     };
-    let Some(person_ids) = q.get("person_ids") else { return bad(&st, "Параметр person_ids обязателен") };
+    let Some(person_ids) = q.get("person_ids") else {
+        return bad(&st, "Параметр person_ids обязателен");
+    };
     let expand: BTreeSet<&str> = q.get("expand").map(|e| e.split(',').map(str::trim).collect()).unwrap_or_default();
     let body = st.inner.world.read(|w| {
         let mut out = Vec::new();
@@ -448,7 +453,8 @@ fn pupil_events(s: &School, student: u64, from: NaiveDate, to: NaiveDate, expand
                         })
                     })
                     .collect();
-                let descriptions: Vec<&str> = list.iter().filter(|wk| wk.is_homework).map(|wk| wk.text.as_str()).collect();
+                let descriptions: Vec<&str> =
+                    list.iter().filter(|wk| wk.is_homework).map(|wk| wk.text.as_str()).collect();
                 ev["homework"] = json!({"presence_status_id": null, "total_count": entries.len(), "execute_count": null,
                                         "descriptions": descriptions, "materials": {}, "entries": entries});
             }
@@ -480,7 +486,9 @@ async fn family_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respons
         Ok(r) => r,
         Err(e) => return e,
     };
-    let Some(student) = q.get("student_id") else { return bad(&st, "Параметр student_id обязателен") };
+    let Some(student) = q.get("student_id") else {
+        return bad(&st, "Параметр student_id обязателен");
+    };
     let body = st.inner.world.read(|w| {
         let (i, student) = pupil_by_id(w, student)?;
         let s = &w.schools[i];
@@ -516,7 +524,9 @@ async fn family_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respons
 /// `family/mobile/v1/subject_marks?student_id` → `{payload}` with string averages and marks.
 async fn subject_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     let q = query(&raw);
-    let Some(student) = q.get("student_id") else { return bad(&st, "Параметр student_id обязателен") };
+    let Some(student) = q.get("student_id") else {
+        return bad(&st, "Параметр student_id обязателен");
+    };
     let body = st.inner.world.read(|w| {
         let (i, student) = pupil_by_id(w, student)?;
         let s = &w.schools[i];

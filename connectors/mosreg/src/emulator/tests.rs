@@ -138,12 +138,20 @@ async fn events_marks_and_subject_marks_keep_their_wrapping_strings_and_offsets(
     let p = &subj["periods"][0];
     assert!(p["value"].is_string() && (p["fixed_value"].is_string() || p["fixed_value"].is_null()), "{p}");
 
-    let (_, profiles) =
-        get(&e, &format!("core/api/profiles?class_unit_id={}&types=student&per_page=3", e.world().read(|w| w.schools[0].classes[0].id)), TOKEN).await;
+    let (_, profiles) = get(
+        &e,
+        &format!(
+            "core/api/profiles?class_unit_id={}&types=student&per_page=3",
+            e.world().read(|w| w.schools[0].classes[0].id)
+        ),
+        TOKEN,
+    )
+    .await;
     assert!(profiles.is_array() && profiles.as_array().unwrap().len() == 3, "a bare array, paged");
     assert!(profiles[0]["person_id"].as_str().unwrap().contains('-'));
 
-    let (status, body) = get(&e, "api/eventcalendar/v1/api/events?person_ids=x&begin_date=2025-13-01&end_date=2025-10-01", TOKEN).await;
+    let (status, body) =
+        get(&e, "api/eventcalendar/v1/api/events?person_ids=x&begin_date=2025-13-01&end_date=2025-10-01", TOKEN).await;
     assert_eq!((status, body["type"].as_str()), (400, Some("parameterInvalid")));
     e.shutdown().await;
 }
