@@ -42,6 +42,8 @@ pub enum System {
     Epos,
     /// КИАСУО diary API (Krasnoyarsk krai)
     Kiasuo,
+    /// «Моя школа» (Школьный портал МО today, authedu.mosreg.ru), МЭШ-style API
+    Mosreg,
 }
 
 impl System {
@@ -50,6 +52,7 @@ impl System {
             System::Dnevnik => "dnevnik",
             System::Epos => "epos",
             System::Kiasuo => "kiasuo",
+            System::Mosreg => "mosreg",
         }
     }
 }
@@ -82,6 +85,14 @@ pub struct SourceConfig {
     /// source's clock; other systems send zoned times.
     #[serde(default)]
     pub utc_offset_hours: Option<i32>,
+    /// «Моя школа» only: the mobile host (`https://api.myschool.mosreg.ru/`) and the school
+    /// host (`https://myschool.mosreg.ru/`); `base_url` is the web host
+    /// (`https://authedu.mosreg.ru/`). Left out: the production hosts when `base_url` is
+    /// authedu.mosreg.ru, otherwise `base_url` for all three (one server, as the emulator).
+    #[serde(default)]
+    pub mobile_url: Option<String>,
+    #[serde(default)]
+    pub school_url: Option<String>,
 }
 
 fn default_window() -> u32 {

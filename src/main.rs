@@ -116,6 +116,8 @@ enum EmulatedSystem {
     Epos,
     /// КИАСУО diary API (the token given is the first refresh token)
     Kiasuo,
+    /// «Моя школа» (all three hosts on one listener; the token is the JWT)
+    Mosreg,
 }
 
 fn init_tracing(verbose: u8) {
@@ -268,6 +270,11 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }),
                 EmulatedSystem::Kiasuo => serve!(ejgate_kiasuo::emulator, "КИАСУО", {
                     let mut o = ejgate_kiasuo::emulator::EmulatorOptions::new(token);
+                    o.request_limit = request_limit;
+                    o
+                }),
+                EmulatedSystem::Mosreg => serve!(ejgate_mosreg::emulator, "«Моя школа»", {
+                    let mut o = ejgate_mosreg::emulator::EmulatorOptions::new(token);
                     o.request_limit = request_limit;
                     o
                 }),

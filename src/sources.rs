@@ -7,6 +7,7 @@ use anyhow::Context;
 use ejgate_dnevnik::{DnevnikConfig, DnevnikConnector};
 use ejgate_epos::{EposConfig, EposConnector};
 use ejgate_kiasuo::{KiasuoConfig, KiasuoConnector};
+use ejgate_mosreg::{MosregBaseUrls, MosregConfig, MosregConnector};
 use ejgate_sdk::connector::Connector;
 
 use crate::config::{Config, SourceConfig, System};
@@ -66,6 +67,34 @@ pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<d
             c.extra_root_certificates = extra_root_certificates;
             c.concurrency = source.concurrency;
             Ok(Arc::new(KiasuoConnector::new(c)?))
+        }
+        System::Mosreg => {
+            let mut urls = if base.host_str() == Some("authedu.mosreg.ru") {
+                MosregBaseUrls::production()
+            } else {
+                MosregBaseUrls::single(base.clone())
+            };
+            urls.web = base;
+            if let Some(u) = &source.mobile_url {
+                urls.mobile = url::Url::parse(u).with_context(|| format!("source «{}»: mobile_url", source.name))?;
+            }
+            if let Some(u) = &source.school_url {
+                urls.school = url::Url::parse(u).with_context(|| format!("source «{}»: school_url", source.name))?;
+            }
+            let mut c = MosregConfig::new(&source.name, urls, load_token()?);
+            c.token_origin = origin;
+            // A refreshed token is written back to the token file (when there is one).
+            c.token_file = token_ref.file.clone();
+            c.requests_per_second = source.requests_per_second;
+            c.window_days = source.window_days;
+            c.chunk_days = source.chunk_days;
+            if let Some(hours) = source.utc_offset_hours {
+                c.utc_offset_hours = hours;
+            }
+            c.mappings_dir = mappings_dir;
+            c.timeout = source.timeout();
+            c.extra_root_certificates = extra_root_certificates;
+            Ok(Arc::new(MosregConnector::new(c)?))
         }
     }
 }

@@ -47,6 +47,7 @@ fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
         ("dnevnik-demo", ejgate_dnevnik::truth::expected_counts(&world)),
         ("epos-demo", ejgate_epos::truth::expected_counts(&world)),
         ("kiasuo-demo", ejgate_kiasuo::truth::expected_counts(&world)),
+        ("mosreg-demo", ejgate_mosreg::truth::expected_counts(&world)),
     ];
     for (source, expected) in systems {
         let counts = status["sources"]
@@ -63,7 +64,7 @@ fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
         }
     }
     let runs = status["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 3);
+    assert_eq!(runs.len(), 4);
     assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
     let token = std::fs::read_to_string(demo_dir.join("secrets/dnevnik.token")).unwrap();
     #[cfg(unix)]

@@ -31,7 +31,7 @@ pub struct DemoOptions {
 }
 
 /// Every system `ejgate demo` can emulate.
-pub const ALL_SYSTEMS: [System; 3] = [System::Dnevnik, System::Epos, System::Kiasuo];
+pub const ALL_SYSTEMS: [System; 4] = [System::Dnevnik, System::Epos, System::Kiasuo, System::Mosreg];
 
 /// What the demo did with one source.
 pub struct DemoSource {
@@ -68,6 +68,7 @@ enum Emulator {
     Dnevnik(ejgate_dnevnik::emulator::EmulatorHandle),
     Epos(ejgate_epos::emulator::EmulatorHandle),
     Kiasuo(ejgate_kiasuo::emulator::EmulatorHandle),
+    Mosreg(ejgate_mosreg::emulator::EmulatorHandle),
 }
 
 impl Emulator {
@@ -90,6 +91,11 @@ impl Emulator {
                     .await
                     .with_context(context)?,
             ),
+            System::Mosreg => Emulator::Mosreg(
+                ejgate_mosreg::emulator::start(world, ejgate_mosreg::emulator::EmulatorOptions::new(token), loopback)
+                    .await
+                    .with_context(context)?,
+            ),
         })
     }
 
@@ -98,6 +104,7 @@ impl Emulator {
             Emulator::Dnevnik(h) => h.base_url(),
             Emulator::Epos(h) => h.base_url(),
             Emulator::Kiasuo(h) => h.base_url(),
+            Emulator::Mosreg(h) => h.base_url(),
         }
     }
 
@@ -106,6 +113,7 @@ impl Emulator {
             Emulator::Dnevnik(h) => h.shutdown().await,
             Emulator::Epos(h) => h.shutdown().await,
             Emulator::Kiasuo(h) => h.shutdown().await,
+            Emulator::Mosreg(h) => h.shutdown().await,
         }
     }
 }
@@ -116,6 +124,7 @@ fn expected_counts(system: System, world: &World) -> BTreeMap<EntityKind, u64> {
         System::Dnevnik => ejgate_dnevnik::truth::expected_counts(world),
         System::Epos => ejgate_epos::truth::expected_counts(world),
         System::Kiasuo => ejgate_kiasuo::truth::expected_counts(world),
+        System::Mosreg => ejgate_mosreg::truth::expected_counts(world),
     }
 }
 

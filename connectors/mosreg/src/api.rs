@@ -1,0 +1,392 @@
+//! «Моя школа» answers as the source writes them (API.md): parsed leniently — unknown fields
+//! ignored, optional fields optional, nullable lists nullable, ids as exact strings
+//! ([`SourceId`] keeps all 64 bits; contingent GUIDs stay strings), dates left as text for
+//! `ejgate_sdk::time` (`YYYY-MM-DD`, `created_at` without zone, events with an offset).
+//!
+//! Wrapping differs per endpoint: `{payload}` (family marks, `subject_marks`),
+//! `{total_count, response, errors}` (events), bare arrays (`profile_info`, `core/api/…`).
+
+use ejgate_sdk::time::SourceId;
+use serde::{Deserialize, Deserializer};
+
+/// A list that may come as `null`.
+fn nullable_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
+}
+
+/// A value the API writes as a JSON string (`"5"`, `"4.57"`); a number is accepted too and
+/// written back as its text, so a mark never changes its spelling between runs.
+fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        Some(serde_json::Value::Bool(b)) => Some(b.to_string()),
+        Some(other) => Some(other.to_string()),
+    })
+}
+
+/// The session-expired message of the platform (ЭЖД = электронный журнал и дневник).
+pub const SESSION_ENDED: &str = "Предыдущая сессия работы в ЭЖД завершена. Войдите в ЭЖД заново";
+
+/// The plain-text body of a failed token refresh (HTTP 499).
+pub const REFRESH_FAILED: &str = "Something went wrong";
+
+/// An error body. The shape is not confirmed (SOURCES.md): `{type, description, details}`
+/// or `{code, message}`; both are read.
+#[derive(Debug, Default, Deserialize)]
+pub struct ApiError {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub description: Option<String>,
+    pub details: Option<serde_json::Value>,
+    pub code: Option<serde_json::Value>,
+    pub message: Option<String>,
+}
+
+impl ApiError {
+    /// The human message, whichever shape carried it.
+    pub fn text(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(t) = &self.kind {
+            parts.push(t.clone());
+        }
+        if let Some(c) = &self.code {
+            parts.push(format!("code {}", c.as_str().map(str::to_string).unwrap_or_else(|| c.to_string())));
+        }
+        if let Some(d) = self.description.as_ref().or(self.message.as_ref()) {
+            parts.push(d.clone());
+        }
+        parts.join(": ")
+    }
+
+    /// Whether the body says the session (the JWT) is over.
+    pub fn is_session_end(&self) -> bool {
+        let text = format!(
+            "{} {} {}",
+            self.description.as_deref().unwrap_or(""),
+            self.message.as_deref().unwrap_or(""),
+            self.kind.as_deref().unwrap_or("")
+        )
+        .to_lowercase();
+        text.contains("сессия") || text.contains("войдите") || text.contains("token") || text.contains("unauthorized")
+    }
+}
+
+/// `acl/api/users/profile_info`: a bare array.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ProfileInfo {
+    pub id: SourceId,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// The staff profile's school (assumption).
+    pub school_id: Option<SourceId>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct AcademicYear {
+    pub id: SourceId,
+    pub name: Option<String>,
+    pub begin_date: Option<String>,
+    pub end_date: Option<String>,
+    #[serde(default)]
+    pub current_year: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct School {
+    pub id: Option<SourceId>,
+    pub name: Option<String>,
+    pub short_name: Option<String>,
+    pub municipality_name: Option<String>,
+    pub city: Option<String>,
+    pub time_zone: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct PeriodItem {
+    pub id: SourceId,
+    pub name: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub number: Option<u8>,
+    pub begin_date: Option<String>,
+    pub end_date: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Subject {
+    pub id: SourceId,
+    pub name: Option<String>,
+    pub knowledge_area: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ClassUnit {
+    pub id: SourceId,
+    pub name: Option<String>,
+    pub class_level_id: Option<u8>,
+    pub mentor_id: Option<SourceId>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Group {
+    pub id: SourceId,
+    pub name: Option<String>,
+    pub class_unit_id: Option<SourceId>,
+    pub subject_id: Option<SourceId>,
+    pub group_type: Option<String>,
+}
+
+/// `core/api/profiles`: a bare array of these.
+#[derive(Debug, Deserialize)]
+pub struct Profile {
+    pub id: SourceId,
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub user_id: Option<SourceId>,
+    /// The contingent GUID: the person id events are asked for with.
+    pub person_id: Option<String>,
+    pub agree_pers_data: Option<bool>,
+    pub user: Option<User>,
+    pub class_unit: Option<Named>,
+    /// The pupil's class and group memberships (assumption: staff view).
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub memberships: Vec<Membership>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct User {
+    pub last_name: Option<String>,
+    pub first_name: Option<String>,
+    pub middle_name: Option<String>,
+    /// Assumption (the family profile's `children[]` carry both).
+    pub sex: Option<String>,
+    pub birth_date: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Named {
+    pub id: SourceId,
+    pub name: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Membership {
+    pub unit_id: SourceId,
+    #[serde(default)]
+    pub active: bool,
+    pub begin_date: Option<String>,
+    pub end_date: Option<String>,
+}
+
+/// `api/eventcalendar/v1/api/events`.
+#[derive(Debug, Deserialize)]
+pub struct Events {
+    pub total_count: Option<u64>,
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub response: Vec<Event>,
+    pub errors: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Event {
+    pub id: SourceId,
+    pub source: Option<String>,
+    /// With an offset: `2025-09-01T08:30:00+03:00`.
+    pub start_at: Option<String>,
+    pub finish_at: Option<String>,
+    pub subject_id: Option<SourceId>,
+    pub subject_name: Option<String>,
+    pub lesson_theme: Option<String>,
+    pub lesson_name: Option<String>,
+    /// The class or group of the lesson.
+    pub group_id: Option<SourceId>,
+    #[serde(default)]
+    pub cancelled: bool,
+    pub replaced_teacher_id: Option<SourceId>,
+    /// Assumption (staff view): the lesson's teacher and its number in the day.
+    pub teacher_id: Option<SourceId>,
+    pub lesson_number: Option<u8>,
+    #[serde(default)]
+    pub is_missed_lesson: bool,
+    pub absence_reason_id: Option<SourceId>,
+    pub homework: Option<EventHomework>,
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub marks: Vec<EventMark>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct EventHomework {
+    pub total_count: Option<u64>,
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub entries: Vec<HomeworkEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct HomeworkEntry {
+    pub homework_entry_id: SourceId,
+    pub date_assigned_on: Option<String>,
+    pub date_prepared_for: Option<String>,
+    pub description: Option<String>,
+    /// Assumption (the ЭПОС platform's field): a classroom job, not a homework.
+    #[serde(default)]
+    pub is_class_room_job: bool,
+    /// Assumption: the control form of a classroom job.
+    pub control_form: Option<ControlForm>,
+    /// Assumption: when the entry was made (`yyyy-MM-ddTHH:mm:ss`, no zone).
+    pub created_at: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ControlForm {
+    pub id: Option<SourceId>,
+    pub name: Option<String>,
+    pub weight: Option<f64>,
+}
+
+/// A mark inside an event.
+#[derive(Debug, Deserialize)]
+pub struct EventMark {
+    pub id: SourceId,
+    /// A JSON **string**: `"5"`, `"4+"`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub value: Option<String>,
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub values: Vec<GradeValue>,
+    pub weight: Option<f64>,
+    pub control_form_name: Option<String>,
+    /// Assumption: the classroom job (homework entry) the mark is for.
+    pub homework_entry_id: Option<SourceId>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GradeValue {
+    pub name: Option<String>,
+    pub grade_system_id: Option<SourceId>,
+    pub grade_system_type: Option<String>,
+    pub nmax: Option<f64>,
+    pub grade: Option<Grade>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Grade {
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub origin: Option<String>,
+    pub five: Option<f64>,
+    pub hundred: Option<f64>,
+}
+
+/// `{"payload": [...]}`.
+#[derive(Debug, Deserialize)]
+#[serde(bound(deserialize = "T: Deserialize<'de>"))]
+pub struct Payload<T> {
+    #[serde(default = "Vec::new", deserialize_with = "nullable_vec")]
+    pub payload: Vec<T>,
+}
+
+/// `api/family/web/v1/marks` (and its mobile twin).
+#[derive(Debug, Deserialize)]
+pub struct FamilyMark {
+    pub id: SourceId,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub value: Option<String>,
+    pub weight: Option<f64>,
+    pub control_form_name: Option<String>,
+    /// `yyyy-MM-ddTHH:mm:ss`, no zone.
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+    /// `YYYY-MM-DD`: the lesson day.
+    pub date: Option<String>,
+    pub subject_id: Option<SourceId>,
+}
+
+/// `family/mobile/v1/subject_marks`.
+#[derive(Debug, Deserialize)]
+pub struct SubjectMarks {
+    pub subject_id: Option<SourceId>,
+    pub subject_name: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub average: Option<String>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub year_mark: Option<String>,
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub periods: Vec<SubjectPeriod>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct SubjectPeriod {
+    pub title: Option<String>,
+    pub start: Option<String>,
+    pub end: Option<String>,
+    pub start_iso: Option<String>,
+    pub end_iso: Option<String>,
+    /// The average, a string.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub value: Option<String>,
+    /// The period mark, a string or `null`.
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub fixed_value: Option<String>,
+    pub count: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mark_values_are_strings_and_numbers_are_tolerated() {
+        let m: EventMark = serde_json::from_str(
+            r#"{"id": 1750000000000000123, "value": "4+", "values": [{"name": "4+", "grade_system_type": "five",
+                "nmax": 5, "grade": {"origin": "4+", "five": 4.25, "hundred": 85.0}}], "weight": 2,
+                "control_form_name": "Контрольная работа", "comment_exists": false}"#,
+        )
+        .unwrap();
+        assert_eq!(m.id.0, "1750000000000000123");
+        assert_eq!(m.value.as_deref(), Some("4+"));
+        assert_eq!(m.values[0].grade.as_ref().unwrap().five, Some(4.25));
+        let m: EventMark = serde_json::from_str(r#"{"id": "7", "value": 5, "values": null}"#).unwrap();
+        assert_eq!(m.value.as_deref(), Some("5"));
+        assert!(m.values.is_empty());
+    }
+
+    #[test]
+    fn each_endpoint_keeps_its_wrapping() {
+        let e: Events = serde_json::from_str(
+            r#"{"total_count": 1, "response": [{"id": 5, "start_at": "2025-09-01T08:30:00+03:00",
+                "homework": {"entries": [{"homework_entry_id": 9, "description": "№ 5"}]}, "marks": null}],
+                "errors": null}"#,
+        )
+        .unwrap();
+        assert_eq!(e.response[0].homework.as_ref().unwrap().entries[0].homework_entry_id.0, "9");
+        let p: Payload<SubjectMarks> = serde_json::from_str(
+            r#"{"payload": [{"subject_id": 3, "average": "4.57", "year_mark": null,
+                "periods": [{"start_iso": "2025-09-01", "end_iso": "2025-10-24", "value": "4.50", "fixed_value": "5"}]}]}"#,
+        )
+        .unwrap();
+        assert_eq!(p.payload[0].periods[0].fixed_value.as_deref(), Some("5"));
+        assert!(p.payload[0].year_mark.is_none());
+        let bare: Vec<ProfileInfo> =
+            serde_json::from_str(r#"[{"id": 1, "type": "school_admin", "school_id": 2}]"#).unwrap();
+        assert_eq!(bare[0].school_id.as_ref().unwrap().0, "2");
+        assert!(
+            serde_json::from_str::<Payload<FamilyMark>>(r#"[{"id": 1}]"#).is_err(),
+            "a bare array is not a payload"
+        );
+    }
+
+    #[test]
+    fn both_error_shapes_are_read() {
+        let a: ApiError = serde_json::from_str(&format!(
+            r#"{{"type": "authorization", "description": "{SESSION_ENDED}", "details": null}}"#
+        ))
+        .unwrap();
+        assert!(a.is_session_end());
+        assert!(a.text().contains("Войдите в ЭЖД заново"));
+        let b: ApiError = serde_json::from_str(r#"{"code": 400, "message": "Неверный параметр begin_date"}"#).unwrap();
+        assert!(!b.is_session_end());
+        assert_eq!(b.text(), "code 400: Неверный параметр begin_date");
+    }
+}

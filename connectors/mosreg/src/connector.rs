@@ -1,0 +1,1205 @@
+//! The «Моя школа» connector: plans a run and turns the API's answers into canonical
+//! records. See API.md for every request it makes and README.md for what it reads.
+//!
+//! The operator supplies the JWT (login is Госуслуги, done by a person; the token is the
+//! `aupd_token` cookie of a signed-in staff user). The connector sends it as
+//! `Authorization: Bearer`, with `Profile-Id` (the staff profile from
+//! `acl/api/users/profile_info`) and `X-Mes-Subsystem`. When a data call is refused (401/403
+//! or the «Предыдущая сессия … завершена» body) it refreshes the token once with GET
+//! `v2/token/refresh` (plain-text answer) and retries; when the refresh fails too, the run
+//! stops with a message naming the token to renew.
+//!
+//! Three hosts (each base URL configurable): `authedu.mosreg.ru` (events, family marks),
+//! `api.myschool.mosreg.ru` (`subject_marks`), `myschool.mosreg.ru` (`acl/api`, `core/api`,
+//! the refresh).
+//!
+//! Chunks of a run (one store transaction each):
+//! - `school`: the school, its year, periods, holidays, classes, groups, subjects and staff;
+//! - `students`: the pupils (per class `core/api/profiles`) and their memberships;
+//! - `journal` (per date range, by lesson date): every pupil's events — lessons, homework,
+//!   classroom jobs, marks, attendance — joined with the family marks (`created_at`);
+//! - `student` (per pupil): period and year marks from `subject_marks`.
+//!
+//! Full runs read the year in pieces of `chunk_days`; incremental runs re-read the journal
+//! from the stream's cursor minus `window_days` up to the source's today.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::num::NonZeroU32;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
+use futures::{StreamExt as _, TryStreamExt as _};
+use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
+use reqwest::{RequestBuilder, StatusCode};
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use ejgate_sdk::client::{
+    Authenticator, Classified, ClientConfig, ErrorClassifier, ErrorKind, RetryPolicy, SourceClient, SourceError,
+};
+use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
+use ejgate_sdk::mapping::CodeTable;
+use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
+use ejgate_sdk::time::{parse_date, parse_datetime, SourceId};
+
+use crate::api;
+
+const SYSTEM: &str = "mosreg";
+
+/// The three hosts of «Моя школа». Each ends with `/`; request paths are relative to them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MosregBaseUrls {
+    /// `https://authedu.mosreg.ru/`: `api/eventcalendar/…`, `api/family/web/v1/…`.
+    pub web: Url,
+    /// `https://api.myschool.mosreg.ru/`: `family/mobile/v1/…` (no `api/` prefix).
+    pub mobile: Url,
+    /// `https://myschool.mosreg.ru/`: `acl/api/…`, `core/api/…`, `v2/token/refresh`.
+    pub school: Url,
+}
+
+impl MosregBaseUrls {
+    /// The production hosts.
+    pub fn production() -> Self {
+        MosregBaseUrls {
+            web: Url::parse("https://authedu.mosreg.ru/").expect("a valid URL"),
+            mobile: Url::parse("https://api.myschool.mosreg.ru/").expect("a valid URL"),
+            school: Url::parse("https://myschool.mosreg.ru/").expect("a valid URL"),
+        }
+    }
+
+    /// All three path families under one base URL (how the emulator serves them).
+    pub fn single(base: Url) -> Self {
+        MosregBaseUrls { web: base.clone(), mobile: base.clone(), school: base }
+    }
+}
+
+/// The settings of one «Моя школа» source instance.
+#[derive(Debug, Clone)]
+pub struct MosregConfig {
+    /// The source instance name (`mosreg`, `school-16-mosreg`): part of every canonical id.
+    pub instance: String,
+    pub base_urls: MosregBaseUrls,
+    /// The JWT (the `aupd_token` cookie of a signed-in staff user).
+    pub token: SecretString,
+    /// Where the token came from (a file, an environment variable), for the message that
+    /// asks for a new one.
+    pub token_origin: String,
+    /// When set, a refreshed token is written here (atomically, 0600) before it is used, so
+    /// the next run starts with it.
+    pub token_file: Option<PathBuf>,
+    /// Try GET `v2/token/refresh` once when the token is refused (on МЭШ the refresh is said
+    /// not to extend `exp`; then the operator must supply a new token).
+    pub refresh: bool,
+    /// `acl/api/users/profile_info` types that count as a staff profile able to read a whole
+    /// school (assumption: the platform's staff view uses the same paths).
+    pub staff_profile_types: Vec<String>,
+    /// The school's offset from UTC in hours (Moscow region: +3): turns the source's `Date`
+    /// header into its local "now".
+    pub utc_offset_hours: i32,
+    /// The source's request limit; the client stays under it.
+    pub requests_per_second: Option<NonZeroU32>,
+    /// How far back an incremental run re-reads the journal.
+    pub window_days: u32,
+    /// Size of one journal chunk (one transaction) in days.
+    pub chunk_days: u32,
+    /// Pupils whose events are read at the same time inside one journal chunk.
+    pub pupils_in_parallel: usize,
+    /// A directory with code tables replacing the built-in ones (`<dir>/mosreg/*.toml`).
+    pub mappings_dir: Option<PathBuf>,
+    pub timeout: Duration,
+    pub extra_root_certificates: Vec<PathBuf>,
+    pub retry: RetryPolicy,
+}
+
+impl MosregConfig {
+    pub fn new(instance: &str, base_urls: MosregBaseUrls, token: SecretString) -> Self {
+        MosregConfig {
+            instance: instance.into(),
+            base_urls,
+            token,
+            token_origin:
+                "the token file named by this source's `token_file` setting (or its token environment variable)".into(),
+            token_file: None,
+            refresh: true,
+            staff_profile_types: vec!["school_admin".into(), "admin".into(), "staff".into()],
+            utc_offset_hours: 3,
+            requests_per_second: None,
+            window_days: 35,
+            chunk_days: 31,
+            pupils_in_parallel: 4,
+            mappings_dir: None,
+            timeout: Duration::from_secs(60),
+            extra_root_certificates: Vec::new(),
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct AttendanceCode {
+    status: String,
+    reason: Option<m::AbsenceReason>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct MarkType {
+    scale: m::MarkScale,
+    #[serde(default)]
+    values: BTreeMap<String, f64>,
+    #[serde(default)]
+    special: BTreeMap<String, m::SpecialFinal>,
+}
+
+/// The code tables of `mappings/mosreg/`.
+struct Tables {
+    attendance: CodeTable<AttendanceCode>,
+    marks: CodeTable<MarkType>,
+    work_types: CodeTable<m::WorkKind>,
+    groups: CodeTable<m::GroupKind>,
+    period_types: CodeTable<m::PeriodKind>,
+}
+
+macro_rules! table {
+    ($dir:expr, $name:literal) => {
+        CodeTable::load(
+            concat!("mosreg/", $name),
+            $dir,
+            concat!($name, ".toml"),
+            include_str!(concat!("../../../mappings/mosreg/", $name, ".toml")),
+        )
+        .map_err(|e| e.to_string())?
+    };
+}
+
+impl Tables {
+    fn load(dir: Option<&std::path::Path>) -> Result<Self, String> {
+        let dir = dir.map(|d| d.join("mosreg"));
+        let dir = dir.as_deref();
+        Ok(Tables {
+            attendance: table!(dir, "attendance"),
+            marks: table!(dir, "marks"),
+            work_types: table!(dir, "work_types"),
+            groups: table!(dir, "groups"),
+            period_types: table!(dir, "period_types"),
+        })
+    }
+}
+
+/// The session shared by the three hosts: the JWT (replaced by a refresh), the chosen
+/// profile, and how to refresh.
+pub struct MosregSession {
+    token: RwLock<SecretString>,
+    /// Bumped by every successful refresh: a request refused with an older token does not
+    /// refresh again.
+    generation: AtomicU64,
+    refresh_lock: tokio::sync::Mutex<()>,
+    profile: Mutex<Option<String>>,
+    refresh_url: Option<Url>,
+    token_file: Option<PathBuf>,
+    http: reqwest::Client,
+    hint: String,
+}
+
+impl MosregSession {
+    fn set_profile(&self, id: &str) {
+        *self.profile.lock().expect("profile") = Some(id.to_string());
+    }
+
+    fn bearer(&self) -> Result<HeaderValue, String> {
+        let token = self.token.read().expect("token");
+        let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+            .map_err(|_| "the token holds characters that cannot go into an HTTP header".to_string())?;
+        value.set_sensitive(true);
+        Ok(value)
+    }
+
+    /// GET `v2/token/refresh` with the current token; the answer is the new token as plain
+    /// text. Persisted (when a file is configured) before it is used.
+    async fn refresh(&self) -> Result<bool, String> {
+        let Some(url) = &self.refresh_url else { return Ok(false) };
+        let seen = self.generation.load(Ordering::SeqCst);
+        let _one_at_a_time = self.refresh_lock.lock().await;
+        if self.generation.load(Ordering::SeqCst) != seen {
+            // Another request refreshed the token while this one waited.
+            return Ok(true);
+        }
+        let response = self
+            .http
+            .get(url.clone())
+            .header(AUTHORIZATION, self.bearer()?)
+            .send()
+            .await
+            .map_err(|e| format!("GET v2/token/refresh: cannot reach the source ({})", e.without_url()))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| format!("GET v2/token/refresh: {}", e.without_url()))?;
+        let text = body.trim().trim_matches('"').to_string();
+        if !status.is_success() {
+            let shown: String = text.chars().take(200).collect();
+            return Err(format!("GET v2/token/refresh answered HTTP {}: «{shown}»", status.as_u16()));
+        }
+        // A JWT is three base64url parts; anything else (an HTML page, JSON) is not a token.
+        let looks_like_token =
+            !text.is_empty() && !text.contains(char::is_whitespace) && !text.starts_with('<') && !text.starts_with('{');
+        if !looks_like_token {
+            return Err("GET v2/token/refresh answered HTTP 200 without a token in its body".into());
+        }
+        let fresh = SecretString::from(text);
+        if let Some(path) = &self.token_file {
+            ejgate_sdk::secret::persist_atomically(path, &fresh).map_err(|e| {
+                format!("the refreshed token could not be written to {}: {e}; the old one stays", path.display())
+            })?;
+        }
+        *self.token.write().expect("token") = fresh;
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        tracing::info!("«Моя школа»: the token was refreshed");
+        Ok(true)
+    }
+}
+
+/// The credentials of one host: the shared session plus the host's own headers.
+struct HostAuth {
+    session: Arc<MosregSession>,
+    /// `X-Mes-Subsystem`: `familyweb` (web), `familymp` (mobile).
+    subsystem: Option<&'static str>,
+    extra: &'static [(&'static str, &'static str)],
+}
+
+#[async_trait]
+impl Authenticator for HostAuth {
+    async fn authorize(&self, request: RequestBuilder) -> Result<RequestBuilder, String> {
+        let mut request = request.header(AUTHORIZATION, self.session.bearer()?);
+        if let Some(profile) = self.session.profile.lock().expect("profile").clone() {
+            let value = HeaderValue::from_str(&profile).map_err(|_| "bad profile id".to_string())?;
+            request = request.header(HeaderName::from_static("profile-id"), value);
+        }
+        if let Some(sub) = self.subsystem {
+            request = request.header(HeaderName::from_static("x-mes-subsystem"), HeaderValue::from_static(sub));
+        }
+        for (k, v) in self.extra {
+            request = request.header(HeaderName::from_static(k), HeaderValue::from_static(v));
+        }
+        Ok(request)
+    }
+
+    async fn renew(&self) -> Result<bool, String> {
+        self.session.refresh().await
+    }
+
+    fn unauthorized_hint(&self) -> String {
+        self.session.hint.clone()
+    }
+}
+
+/// Classifies «Моя школа» error bodies in either shape (`{type, description, details}` or
+/// `{code, message}`): the session-ended message is a refused token whatever the status.
+pub struct MosregErrors;
+
+impl ErrorClassifier for MosregErrors {
+    fn classify(&self, status: StatusCode, body: &[u8]) -> Option<Classified> {
+        let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+        if !value.is_object() {
+            return None;
+        }
+        let err: api::ApiError = serde_json::from_value(value).ok()?;
+        let kind = match status.as_u16() {
+            _ if err.is_session_end() => ErrorKind::Unauthorized,
+            401 | 403 => ErrorKind::Unauthorized,
+            429 | 433 => ErrorKind::RateLimited,
+            500..=599 => ErrorKind::Server,
+            _ => ErrorKind::Client,
+        };
+        Some(Classified { kind, message: err.text() })
+    }
+}
+
+/// What planning learned of the school, reused by its chunks.
+#[derive(Debug, Clone)]
+struct SchoolInfo {
+    school: String,
+    year_id: String,
+    year_name: String,
+    year: DateRange,
+    classes: HashSet<String>,
+    /// Study periods: (id, start, end), to place `subject_marks` periods.
+    periods: Vec<(String, NaiveDate, NaiveDate)>,
+    /// Pupils: (profile id, contingent GUID).
+    pupils: Vec<(String, String)>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RangeParams {
+    from: NaiveDate,
+    to: NaiveDate,
+}
+
+/// The «Моя школа» connector.
+pub struct MosregConnector {
+    config: MosregConfig,
+    web: SourceClient,
+    mobile: SourceClient,
+    school: SourceClient,
+    session: Arc<MosregSession>,
+    ids: IdSpace,
+    tables: Tables,
+    info: Mutex<Option<Arc<SchoolInfo>>>,
+}
+
+fn sid(id: &Option<SourceId>) -> Option<String> {
+    id.as_ref().map(|i| i.0.clone())
+}
+
+fn ymd(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// A date-time the source writes in local time without a zone (`created_at`).
+fn local_dt(s: Option<&str>) -> Option<NaiveDateTime> {
+    s.and_then(parse_datetime).map(|(dt, _)| dt)
+}
+
+/// The hint when the token is refused and refreshing did not help.
+fn refused_hint(instance: &str, origin: &str) -> String {
+    format!(
+        "«Моя школа» refused the JWT of source «{instance}» and refreshing it (GET v2/token/refresh) did not help. Logins go through Госуслуги: sign in to authedu.mosreg.ru as the school's staff user, copy the value of the `aupd_token` cookie (the JWT) into {origin} and run the sync again; nothing already synced is lost"
+    )
+}
+
+impl MosregConnector {
+    pub fn new(config: MosregConfig) -> Result<Self, SourceError> {
+        let fail = |detail: String| SourceError::config(&config.instance, SYSTEM, detail);
+        let tables = Tables::load(config.mappings_dir.as_deref()).map_err(&fail)?;
+        let mut http = reqwest::Client::builder()
+            .user_agent(concat!("ejgate/", env!("CARGO_PKG_VERSION")))
+            .timeout(config.timeout);
+        for path in &config.extra_root_certificates {
+            let pem = std::fs::read(path)
+                .map_err(|e| fail(format!("cannot read the root certificate {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| fail(format!("{} is not a PEM certificate bundle: {e}", path.display())))?;
+            for cert in certs {
+                http = http.add_root_certificate(cert);
+            }
+        }
+        let http = http.build().map_err(|e| fail(format!("cannot build the HTTP client: {e}")))?;
+        let refresh_url = if config.refresh {
+            Some(config.base_urls.school.join("v2/token/refresh").map_err(|e| fail(format!("bad base URL: {e}")))?)
+        } else {
+            None
+        };
+        let session = Arc::new(MosregSession {
+            token: RwLock::new(config.token.clone()),
+            generation: AtomicU64::new(0),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            profile: Mutex::new(None),
+            refresh_url,
+            token_file: config.token_file.clone(),
+            http,
+            hint: refused_hint(&config.instance, &config.token_origin),
+        });
+        let client = |base: &Url, subsystem: Option<&'static str>, extra: &'static [(&'static str, &'static str)]| {
+            let mut c = ClientConfig::new(&config.instance, SYSTEM, base.clone());
+            c.timeout = config.timeout;
+            c.extra_root_certificates = config.extra_root_certificates.clone();
+            c.default_rate = config.requests_per_second;
+            c.retry = config.retry.clone();
+            SourceClient::new(
+                c,
+                Arc::new(HostAuth { session: session.clone(), subsystem, extra }),
+                Arc::new(MosregErrors),
+            )
+        };
+        let web = client(&config.base_urls.web, Some("familyweb"), &[])?;
+        let mobile = client(&config.base_urls.mobile, Some("familymp"), &[("client-type", "diary-mobile")])?;
+        // `partner-source-id: MOBILE` is what the clients send with `profile_info`.
+        let school = client(&config.base_urls.school, None, &[("partner-source-id", "MOBILE")])?;
+        Ok(MosregConnector {
+            ids: IdSpace::new(config.instance.clone()),
+            config,
+            web,
+            mobile,
+            school,
+            session,
+            tables,
+            info: Mutex::new(None),
+        })
+    }
+
+    /// The clients of the three hosts (web, mobile, school), for statistics.
+    pub fn clients(&self) -> [&SourceClient; 3] {
+        [&self.web, &self.mobile, &self.school]
+    }
+
+    fn id(&self, kind: EntityKind, source_id: &str) -> uuid::Uuid {
+        self.ids.id(kind, source_id)
+    }
+
+    fn record(&self, entity: Entity, source_id: String, scope: &str, date: Option<NaiveDate>) -> Record {
+        Record {
+            id: self.id(entity.kind(), &source_id),
+            source_id,
+            scope: scope.to_string(),
+            date,
+            source_updated_at: None,
+            entity,
+        }
+    }
+
+    fn info(&self) -> Result<Arc<SchoolInfo>, SourceError> {
+        self.info
+            .lock()
+            .expect("school info")
+            .clone()
+            .ok_or_else(|| SourceError::config(&self.config.instance, SYSTEM, "the school was not planned in this run"))
+    }
+
+    fn source_error(&self, endpoint: &str, kind: ErrorKind, detail: String, hint: Option<String>) -> SourceError {
+        SourceError {
+            instance: self.config.instance.clone(),
+            system: SYSTEM.into(),
+            method: "GET".into(),
+            endpoint: endpoint.into(),
+            kind,
+            detail,
+            hint,
+        }
+    }
+
+    fn malformed(&self, endpoint: &str, detail: String) -> SourceError {
+        self.source_error(endpoint, ErrorKind::Malformed, detail, None)
+    }
+
+    /// Reads a bare-array list page by page until a page comes back **empty**: a short page
+    /// is not the end (the source may cap `per_page` below what was asked).
+    async fn paged<T: serde::de::DeserializeOwned>(
+        &self,
+        client: &SourceClient,
+        path: &str,
+        query: &[(&str, String)],
+        per_page: u32,
+        requests: &mut u32,
+    ) -> Result<Vec<T>, SourceError> {
+        let mut out = Vec::new();
+        let mut page = 1u32;
+        loop {
+            let mut q: Vec<(&str, String)> = query.to_vec();
+            q.push(("page", page.to_string()));
+            q.push(("per_page", per_page.to_string()));
+            let items: Vec<T> = client.get_json("data", path, &q).await?.body;
+            *requests += 1;
+            if items.is_empty() {
+                return Ok(out);
+            }
+            out.extend(items);
+            page += 1;
+            if page > 100_000 {
+                return Err(self.malformed(path, "the list never ends (100,000 pages)".into()));
+            }
+        }
+    }
+
+    /// The pupils of the school: `core/api/profiles?class_unit_id&types=student` per class,
+    /// deduplicated (a pupil who changed class is listed by both).
+    async fn pupils(&self, classes: &[String], requests: &mut u32) -> Result<Vec<api::Profile>, SourceError> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for class in classes {
+            let list: Vec<api::Profile> = self
+                .paged(
+                    &self.school,
+                    "core/api/profiles",
+                    &[("class_unit_id", class.clone()), ("types", "student".into())],
+                    200,
+                    requests,
+                )
+                .await?;
+            for p in list {
+                if seen.insert(p.id.0.clone()) {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn unit(&self, info: &SchoolInfo, unit: &str) -> uuid::Uuid {
+        let kind = if info.classes.contains(unit) { EntityKind::Class } else { EntityKind::Group };
+        self.id(kind, unit)
+    }
+
+    async fn fetch_school(&self) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let s = &info.school;
+        let scope = format!("school:{s}");
+        let staff_scope = format!("school:{s}:staff");
+        let mut warnings = Vec::new();
+        let mut requests = 0;
+        let c = &self.school;
+        let school: api::School = c.get_json("reference", &format!("core/api/schools/{s}"), &[]).await?.body;
+        let sq = [("school_id", s.clone())];
+        let periods: Vec<api::PeriodItem> = c
+            .get_json(
+                "reference",
+                "core/api/periods_schedules",
+                &[("school_id", s.clone()), ("academic_year_id", info.year_id.clone())],
+            )
+            .await?
+            .body;
+        let subjects: Vec<api::Subject> = c.get_json("reference", "core/api/subjects", &sq).await?.body;
+        let classes: Vec<api::ClassUnit> = c.get_json("reference", "core/api/class_units", &sq).await?.body;
+        let groups: Vec<api::Group> = c.get_json("reference", "core/api/groups", &sq).await?.body;
+        requests += 5;
+        let teachers: Vec<api::Profile> = self
+            .paged(c, "core/api/profiles", &[("school_id", s.clone()), ("types", "teacher".into())], 200, &mut requests)
+            .await?;
+
+        let org = self.id(EntityKind::Organization, s);
+        let year = self.id(EntityKind::AcademicYear, &info.year_id);
+        let mut records = vec![
+            self.record(
+                Entity::Organization(m::Organization {
+                    kind: m::OrganizationKind::School,
+                    name: school.short_name.clone().or(school.name.clone()).unwrap_or_default(),
+                    full_name: school.name.clone(),
+                    municipality: school.municipality_name.clone().or(school.city.clone()),
+                    time_zone: school.time_zone.clone(),
+                    regulation_profile: None,
+                }),
+                s.clone(),
+                &scope,
+                None,
+            ),
+            self.record(
+                Entity::AcademicYear(m::AcademicYear {
+                    organization: Some(org),
+                    name: info.year_name.clone(),
+                    start: info.year.from,
+                    end: info.year.to,
+                }),
+                info.year_id.clone(),
+                &scope,
+                None,
+            ),
+        ];
+        for p in periods {
+            let (Some(start), Some(end)) =
+                (p.begin_date.as_deref().and_then(parse_date), p.end_date.as_deref().and_then(parse_date))
+            else {
+                warnings.push(format!("period {}: no dates; left out", p.id));
+                continue;
+            };
+            let kind = p.kind.clone().unwrap_or_default();
+            let entity = if kind.eq_ignore_ascii_case("vacation") {
+                Entity::Holiday(m::Holiday { organization: Some(org), name: p.name.unwrap_or_default(), start, end })
+            } else {
+                Entity::StudyPeriod(m::StudyPeriod {
+                    organization: Some(org),
+                    academic_year: Some(year),
+                    kind: self
+                        .tables
+                        .period_types
+                        .lookup(&kind, &mut warnings)
+                        .copied()
+                        .unwrap_or(m::PeriodKind::Other),
+                    number: p.number.unwrap_or(0),
+                    name: p.name.unwrap_or_default(),
+                    start,
+                    end,
+                })
+            };
+            records.push(self.record(entity, p.id.0, &scope, None));
+        }
+        for c in classes {
+            records.push(self.record(
+                Entity::Class(m::Class {
+                    organization: Some(org),
+                    academic_year: Some(year),
+                    name: c.name.unwrap_or_default(),
+                    grade: c.class_level_id,
+                    homeroom_teacher: sid(&c.mentor_id).map(|t| self.id(EntityKind::Person, &t)),
+                }),
+                c.id.0,
+                &scope,
+                None,
+            ));
+        }
+        for g in groups {
+            let kind = self
+                .tables
+                .groups
+                .lookup(g.group_type.as_deref().unwrap_or(""), &mut warnings)
+                .copied()
+                .unwrap_or(m::GroupKind::Subgroup);
+            records.push(self.record(
+                Entity::Group(m::Group {
+                    organization: Some(org),
+                    class: sid(&g.class_unit_id).map(|c| self.id(EntityKind::Class, &c)),
+                    kind,
+                    name: g.name.unwrap_or_default(),
+                    subject: sid(&g.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
+                }),
+                g.id.0,
+                &scope,
+                None,
+            ));
+        }
+        for x in subjects {
+            let name = x.name.unwrap_or_default();
+            records.push(self.record(
+                Entity::Subject(m::Subject {
+                    organization: Some(org),
+                    normalized_name: m::normalize_name(&name),
+                    name,
+                    knowledge_area: x.knowledge_area.filter(|k| !k.is_empty()),
+                }),
+                x.id.0,
+                &scope,
+                None,
+            ));
+        }
+        for t in teachers {
+            let id = t.id.0.clone();
+            records.push(self.record(Entity::Person(person(t, m::Role::Staff)), id, &staff_scope, None));
+        }
+        Ok(Batch {
+            records,
+            coverage: vec![
+                Coverage {
+                    kinds: vec![
+                        EntityKind::Organization,
+                        EntityKind::AcademicYear,
+                        EntityKind::StudyPeriod,
+                        EntityKind::Holiday,
+                        EntityKind::Class,
+                        EntityKind::Group,
+                        EntityKind::Subject,
+                    ],
+                    scope,
+                    range: None,
+                },
+                Coverage { kinds: vec![EntityKind::Person], scope: staff_scope, range: None },
+            ],
+            warnings,
+            requests,
+        })
+    }
+
+    async fn fetch_students(&self) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let scope = format!("school:{}:students", info.school);
+        let mut requests = 0;
+        let mut classes: Vec<String> = info.classes.iter().cloned().collect();
+        classes.sort();
+        let pupils = self.pupils(&classes, &mut requests).await?;
+        let mut records = Vec::new();
+        for mut p in pupils {
+            let id = p.id.0.clone();
+            let memberships = std::mem::take(&mut p.memberships);
+            let student = self.id(EntityKind::Person, &id);
+            records.push(self.record(Entity::Person(person(p, m::Role::Student)), id.clone(), &scope, None));
+            for ms in memberships {
+                let unit = ms.unit_id.0;
+                records.push(self.record(
+                    Entity::Enrollment(m::Enrollment {
+                        student,
+                        unit: self.unit(&info, &unit),
+                        status: if ms.active { m::EnrollmentStatus::Active } else { m::EnrollmentStatus::Archived },
+                        from: ms.begin_date.as_deref().and_then(parse_date),
+                        to: ms.end_date.as_deref().and_then(parse_date),
+                        order: None,
+                    }),
+                    format!("{unit}:{id}"),
+                    &scope,
+                    None,
+                ));
+            }
+        }
+        Ok(Batch {
+            records,
+            coverage: vec![Coverage { kinds: vec![EntityKind::Person, EntityKind::Enrollment], scope, range: None }],
+            warnings: Vec::new(),
+            requests,
+        })
+    }
+
+    /// One pupil's events and family marks over the range.
+    async fn pupil_journal(
+        &self,
+        pupil: &str,
+        guid: &str,
+        p: &RangeParams,
+    ) -> Result<(Vec<api::Event>, Vec<api::FamilyMark>), SourceError> {
+        let events: api::Events = self
+            .web
+            .get_json(
+                "data",
+                "api/eventcalendar/v1/api/events",
+                &[
+                    ("person_ids", guid.to_string()),
+                    ("begin_date", ymd(p.from)),
+                    ("end_date", ymd(p.to)),
+                    ("expand", "marks,homework,absence_reason_id,health_status,nonattendance_reason_id".into()),
+                ],
+            )
+            .await?
+            .body;
+        let marks: api::Payload<api::FamilyMark> = self
+            .web
+            .get_json(
+                "data",
+                "api/family/web/v1/marks",
+                &[("student_id", pupil.to_string()), ("from", ymd(p.from)), ("to", ymd(p.to))],
+            )
+            .await?
+            .body;
+        Ok((events.response, marks.payload))
+    }
+
+    async fn fetch_journal(&self, p: &RangeParams) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let scope = format!("journal:{}", info.school);
+        let mut warnings = Vec::new();
+        let answers: Vec<(String, Vec<api::Event>, Vec<api::FamilyMark>)> = futures::stream::iter(info.pupils.clone())
+            .map(|(pupil, guid)| async move {
+                let (events, marks) = self.pupil_journal(&pupil, &guid, p).await?;
+                Ok::<_, SourceError>((pupil, events, marks))
+            })
+            .buffer_unordered(self.config.pupils_in_parallel.max(1))
+            .try_collect()
+            .await?;
+        let requests = 2 * answers.len() as u32;
+        // Records by source id: every pupil of a class sees the same lesson and homework.
+        let mut lessons: BTreeMap<String, Record> = BTreeMap::new();
+        let mut tasks: BTreeMap<String, Record> = BTreeMap::new();
+        let mut marks: BTreeMap<String, Record> = BTreeMap::new();
+        let mut attendance: BTreeMap<String, Record> = BTreeMap::new();
+        for (pupil, events, family) in answers {
+            let student = self.id(EntityKind::Person, &pupil);
+            let created: HashMap<String, api::FamilyMark> = family.into_iter().map(|f| (f.id.0.clone(), f)).collect();
+            for ev in events {
+                let lesson_id = ev.id.0.clone();
+                let Some(date) = ev.start_at.as_deref().and_then(parse_datetime).map(|(dt, _)| dt.date()) else {
+                    warnings.push(format!("event {lesson_id}: no start_at; left out"));
+                    continue;
+                };
+                let lesson = self.id(EntityKind::Lesson, &lesson_id);
+                if !lessons.contains_key(&lesson_id) {
+                    let Some(unit) = sid(&ev.group_id) else {
+                        warnings.push(format!("event {lesson_id}: no group_id; left out"));
+                        continue;
+                    };
+                    lessons.insert(
+                        lesson_id.clone(),
+                        self.record(
+                            Entity::Lesson(m::Lesson {
+                                unit: self.unit(&info, &unit),
+                                subject: sid(&ev.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
+                                date,
+                                number: ev.lesson_number,
+                                teacher: sid(&ev.teacher_id).map(|t| self.id(EntityKind::Person, &t)),
+                                substitute: sid(&ev.replaced_teacher_id).map(|t| self.id(EntityKind::Person, &t)),
+                                topic: ev.lesson_theme.clone().filter(|t| !t.trim().is_empty()),
+                                status: if ev.cancelled { m::LessonStatus::Cancelled } else { m::LessonStatus::Held },
+                            }),
+                            lesson_id.clone(),
+                            &scope,
+                            Some(date),
+                        ),
+                    );
+                }
+                for entry in ev.homework.map(|h| h.entries).unwrap_or_default() {
+                    let hid = entry.homework_entry_id.0.clone();
+                    if tasks.contains_key(&hid) {
+                        continue;
+                    }
+                    let entity = if entry.is_class_room_job {
+                        let form = entry.control_form;
+                        let source_type = form.as_ref().and_then(|f| f.name.clone()).unwrap_or_default();
+                        let kind = self
+                            .tables
+                            .work_types
+                            .lookup(&source_type, &mut warnings)
+                            .copied()
+                            .unwrap_or(m::WorkKind::Other);
+                        Entity::Work(m::Work {
+                            lesson: Some(lesson),
+                            kind,
+                            source_type,
+                            title: entry.description.filter(|t| !t.trim().is_empty()),
+                            weight: form.and_then(|f| f.weight),
+                        })
+                    } else {
+                        Entity::Homework(m::Homework {
+                            lesson: Some(lesson),
+                            text: entry.description.unwrap_or_default(),
+                            entered_at: local_dt(entry.created_at.as_deref()),
+                            due_date: entry.date_prepared_for.as_deref().and_then(parse_date),
+                        })
+                    };
+                    tasks.insert(hid.clone(), self.record(entity, hid, &scope, Some(date)));
+                }
+                for mk in ev.marks {
+                    let value = mk.value.clone().unwrap_or_default();
+                    let system =
+                        mk.values.first().and_then(|v| v.grade_system_type.clone()).unwrap_or_else(|| "five".into());
+                    let table = self.tables.marks.lookup(&system, &mut warnings);
+                    let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).copied());
+                    if table.is_some() && numeric.is_none() {
+                        warnings.push(format!("mark {}: value «{value}» is not on the {system} scale", mk.id));
+                    }
+                    let family = created.get(&mk.id.0);
+                    if family.is_none() {
+                        warnings.push(format!(
+                            "mark {}: not in the family marks of pupil {pupil}; kept without its entry time",
+                            mk.id
+                        ));
+                    }
+                    let mut record = self.record(
+                        Entity::Mark(m::Mark {
+                            student,
+                            lesson: Some(lesson),
+                            work: sid(&mk.homework_entry_id).map(|w| self.id(EntityKind::Work, &w)),
+                            subject: sid(&ev.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
+                            value,
+                            numeric,
+                            scale: table.map(|t| t.scale).unwrap_or(m::MarkScale::Other),
+                            weight: mk.weight,
+                            entered_at: family.and_then(|f| local_dt(f.created_at.as_deref())),
+                            entered_by: None,
+                        }),
+                        mk.id.0.clone(),
+                        &scope,
+                        Some(date),
+                    );
+                    record.source_updated_at = family.and_then(|f| local_dt(f.updated_at.as_deref()));
+                    marks.insert(mk.id.0, record);
+                }
+                if let Some(reason) = sid(&ev.absence_reason_id) {
+                    let (status, reason_kind) = match self.tables.attendance.lookup(&reason, &mut warnings) {
+                        Some(c) if c.status == "late" => (m::AttendanceStatus::Late, None),
+                        Some(c) => (m::AttendanceStatus::Absent, c.reason),
+                        None => (m::AttendanceStatus::Absent, None),
+                    };
+                    let key = format!("{lesson_id}:{pupil}");
+                    attendance.insert(
+                        key.clone(),
+                        self.record(
+                            Entity::Attendance(m::Attendance {
+                                student,
+                                lesson,
+                                status,
+                                reason: reason_kind,
+                                source_status: reason,
+                                comment: None,
+                                entered_at: None,
+                            }),
+                            key,
+                            &scope,
+                            Some(date),
+                        ),
+                    );
+                } else if ev.is_missed_lesson {
+                    warnings.push(format!("event {lesson_id}: pupil {pupil} missed it without a reason id; left out"));
+                }
+            }
+        }
+        let records =
+            lessons.into_values().chain(tasks.into_values()).chain(marks.into_values()).chain(attendance.into_values());
+        Ok(Batch {
+            records: records.collect(),
+            coverage: vec![Coverage {
+                kinds: vec![
+                    EntityKind::Lesson,
+                    EntityKind::Work,
+                    EntityKind::Homework,
+                    EntityKind::Mark,
+                    EntityKind::Attendance,
+                ],
+                scope,
+                range: Some(DateRange::new(p.from, p.to)),
+            }],
+            warnings,
+            requests,
+        })
+    }
+
+    async fn fetch_student(&self, student: &str) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let scope = format!("student:{student}");
+        let mut warnings = Vec::new();
+        let subjects: api::Payload<api::SubjectMarks> = self
+            .mobile
+            .get_json("data", "family/mobile/v1/subject_marks", &[("student_id", student.to_string())])
+            .await?
+            .body;
+        let student_id = self.id(EntityKind::Person, student);
+        let five = self.tables.marks.get("five");
+        let final_mark = |value: String, period: Option<uuid::Uuid>, subject: uuid::Uuid| {
+            let lower = value.to_lowercase();
+            Entity::FinalMark(m::FinalMark {
+                student: student_id,
+                subject,
+                period,
+                numeric: five.and_then(|t| t.values.get(&lower).copied()),
+                special: five.and_then(|t| t.special.get(&lower).copied()),
+                value,
+            })
+        };
+        let mut records = Vec::new();
+        for subj in subjects.payload {
+            let Some(subject) = sid(&subj.subject_id) else {
+                warnings.push(format!(
+                    "subject_marks of pupil {student}: subject «{}» has no id; its final marks are left out",
+                    subj.subject_name.unwrap_or_default()
+                ));
+                continue;
+            };
+            let subject_uuid = self.id(EntityKind::Subject, &subject);
+            for p in subj.periods {
+                let Some(value) = p.fixed_value.filter(|v| !v.trim().is_empty()) else { continue };
+                // `subject_marks` names no period id: the period is found by its dates.
+                let start = p.start_iso.as_deref().or(p.start.as_deref()).and_then(parse_date);
+                let end = p.end_iso.as_deref().or(p.end.as_deref()).and_then(parse_date);
+                let Some((period, _, _)) = info.periods.iter().find(|(_, s, e)| Some(*s) == start && Some(*e) == end)
+                else {
+                    warnings.push(format!(
+                        "subject_marks of pupil {student}: no study period runs {}..{}; the mark of «{}» is left out",
+                        start.map(ymd).unwrap_or_default(),
+                        end.map(ymd).unwrap_or_default(),
+                        p.title.unwrap_or_default()
+                    ));
+                    continue;
+                };
+                records.push(self.record(
+                    final_mark(value, Some(self.id(EntityKind::StudyPeriod, period)), subject_uuid),
+                    format!("{student}:{subject}:{period}"),
+                    &scope,
+                    None,
+                ));
+            }
+            if let Some(value) = subj.year_mark.filter(|v| !v.trim().is_empty()) {
+                records.push(self.record(
+                    final_mark(value, None, subject_uuid),
+                    format!("{student}:{subject}:year"),
+                    &scope,
+                    None,
+                ));
+            }
+        }
+        Ok(Batch {
+            records,
+            coverage: vec![Coverage { kinds: vec![EntityKind::FinalMark], scope, range: None }],
+            warnings,
+            requests: 1,
+        })
+    }
+}
+
+fn person(p: api::Profile, role: m::Role) -> m::Person {
+    let u = p.user.unwrap_or(api::User {
+        last_name: None,
+        first_name: None,
+        middle_name: None,
+        sex: None,
+        birth_date: None,
+    });
+    m::Person {
+        last_name: u.last_name.unwrap_or_default(),
+        first_name: u.first_name.unwrap_or_default(),
+        middle_name: u.middle_name.filter(|s| !s.is_empty()),
+        sex: match u.sex.map(|s| s.to_lowercase()).as_deref() {
+            Some("male") | Some("m") | Some("м") => Some(m::Sex::Male),
+            Some("female") | Some("f") | Some("ж") => Some(m::Sex::Female),
+            _ => None,
+        },
+        birth_date: u.birth_date.as_deref().and_then(parse_date),
+        roles: vec![role],
+    }
+}
+
+/// Splits `[from, to]` into pieces of at most `days` days.
+fn pieces(from: NaiveDate, to: NaiveDate, days: u32) -> Vec<DateRange> {
+    let mut out = Vec::new();
+    let mut start = from;
+    while start <= to {
+        let end = (start + chrono::Days::new(days.max(1) as u64 - 1)).min(to);
+        out.push(DateRange::new(start, end));
+        start = end + chrono::Days::new(1);
+    }
+    out
+}
+
+/// The academic year to read: the one marked `current_year`, else the last one listed.
+fn choose_year(years: &[api::AcademicYear]) -> Option<&api::AcademicYear> {
+    years.iter().find(|y| y.current_year).or(years.last())
+}
+
+/// The staff profile to read the school with: the first of a staff type with a school.
+fn choose_profile<'a>(profiles: &'a [api::ProfileInfo], staff_types: &[String]) -> Option<&'a api::ProfileInfo> {
+    profiles.iter().find(|p| {
+        p.school_id.is_some()
+            && p.kind.as_deref().is_some_and(|k| staff_types.iter().any(|t| t.eq_ignore_ascii_case(k)))
+    })
+}
+
+#[async_trait]
+impl Connector for MosregConnector {
+    fn instance(&self) -> &str {
+        &self.config.instance
+    }
+
+    fn system(&self) -> &'static str {
+        SYSTEM
+    }
+
+    async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
+        const PROFILE_INFO: &str = "acl/api/users/profile_info";
+        let profiles: Vec<api::ProfileInfo> = self.school.get_json("auth", PROFILE_INFO, &[]).await?.body;
+        if profiles.is_empty() {
+            // The clients read an empty list as an ended session.
+            return Err(self.source_error(
+                PROFILE_INFO,
+                ErrorKind::Unauthorized,
+                "the token has no profile (an empty profile_info list: the session has ended)".into(),
+                Some(self.session.hint.clone()),
+            ));
+        }
+        let profile = choose_profile(&profiles, &self.config.staff_profile_types).ok_or_else(|| {
+            let types: Vec<String> = profiles.iter().map(|p| p.kind.clone().unwrap_or_else(|| "-".into())).collect();
+            SourceError {
+                hint: Some(format!(
+                    "ejgate reads a whole school with a staff profile: sign in as the school's administrator and supply that token in {}, or add the type to staff_profile_types",
+                    self.config.token_origin
+                )),
+                ..self.source_error(
+                    PROFILE_INFO,
+                    ErrorKind::Config,
+                    format!("the token has no staff profile of a school (profile types: {})", types.join(", ")),
+                    None,
+                )
+            }
+        })?;
+        self.session.set_profile(&profile.id.0);
+        let school = sid(&profile.school_id).expect("chosen profiles have a school");
+        let years = self.school.get_json::<Vec<api::AcademicYear>>("reference", "core/api/academic_years", &[]).await?;
+        let now_utc: Option<NaiveDateTime> = years.date.map(|d: SystemTime| DateTime::<Utc>::from(d).naive_utc());
+        let offset =
+            FixedOffset::east_opt(self.config.utc_offset_hours * 3600).unwrap_or(FixedOffset::east_opt(0).unwrap());
+        let source_now = now_utc.map(|n| n + offset);
+        let today = source_now.unwrap_or_else(|| Utc::now().naive_utc() + offset).date();
+        let year = choose_year(&years.body)
+            .ok_or_else(|| self.malformed("core/api/academic_years", "no academic year".into()))?;
+        let (Some(from), Some(to)) =
+            (year.begin_date.as_deref().and_then(parse_date), year.end_date.as_deref().and_then(parse_date))
+        else {
+            return Err(self.malformed("core/api/academic_years", format!("year {} has no dates", year.id)));
+        };
+        let sq = [("school_id", school.clone())];
+        let classes: Vec<api::ClassUnit> = self.school.get_json("reference", "core/api/class_units", &sq).await?.body;
+        let periods: Vec<api::PeriodItem> = self
+            .school
+            .get_json(
+                "reference",
+                "core/api/periods_schedules",
+                &[("school_id", school.clone()), ("academic_year_id", year.id.0.clone())],
+            )
+            .await?
+            .body;
+        let mut class_ids: Vec<String> = classes.into_iter().map(|c| c.id.0).collect();
+        class_ids.sort();
+        let mut requests = 0;
+        let pupils = self.pupils(&class_ids, &mut requests).await?;
+        let mut pupil_ids = Vec::new();
+        for p in &pupils {
+            match &p.person_id {
+                Some(guid) if !guid.is_empty() => pupil_ids.push((p.id.0.clone(), guid.clone())),
+                _ => {
+                    return Err(self.malformed(
+                        "core/api/profiles",
+                        format!("pupil profile {} has no person_id: its events cannot be asked for", p.id),
+                    ))
+                }
+            }
+        }
+        let info = SchoolInfo {
+            school: school.clone(),
+            year_id: year.id.0.clone(),
+            year_name: year.name.clone().unwrap_or_else(|| format!("{}/{}", from.format("%Y"), to.format("%Y"))),
+            year: DateRange::new(from, to),
+            classes: class_ids.into_iter().collect(),
+            periods: periods
+                .into_iter()
+                .filter(|p| !p.kind.as_deref().unwrap_or("").eq_ignore_ascii_case("vacation"))
+                .filter_map(|p| {
+                    Some((
+                        p.id.0,
+                        p.begin_date.as_deref().and_then(parse_date)?,
+                        p.end_date.as_deref().and_then(parse_date)?,
+                    ))
+                })
+                .collect(),
+            pupils: pupil_ids,
+        };
+        *self.info.lock().expect("school info") = Some(Arc::new(info));
+
+        let scope = format!("school:{school}");
+        let mut chunks = vec![
+            Chunk { stream: "school".into(), scope: scope.clone(), params: serde_json::json!({}), cursor_after: None },
+            Chunk {
+                stream: "students".into(),
+                scope: scope.clone(),
+                params: serde_json::json!({}),
+                cursor_after: None,
+            },
+        ];
+        let end = to.min(today);
+        let journal_from = match (ctx.mode, ctx.cursor("journal", &scope).and_then(parse_date)) {
+            (SyncMode::Incremental, Some(cursor)) => {
+                (cursor.min(end) - chrono::Days::new(self.config.window_days as u64)).max(from)
+            }
+            _ => from,
+        };
+        for piece in pieces(journal_from, end, self.config.chunk_days) {
+            chunks.push(Chunk {
+                stream: "journal".into(),
+                scope: scope.clone(),
+                params: serde_json::to_value(RangeParams { from: piece.from, to: piece.to }).expect("params"),
+                cursor_after: Some(ymd(piece.to)),
+            });
+        }
+        for p in pupils {
+            chunks.push(Chunk {
+                stream: "student".into(),
+                scope: format!("student:{}", p.id),
+                params: serde_json::json!({ "student": p.id.0 }),
+                cursor_after: None,
+            });
+        }
+        Ok(Plan { source_now, chunks })
+    }
+
+    async fn fetch(&self, chunk: &Chunk) -> Result<Batch, SourceError> {
+        let range = || {
+            serde_json::from_value::<RangeParams>(chunk.params.clone()).map_err(|e| {
+                SourceError::config(&self.config.instance, SYSTEM, format!("bad {} chunk: {e}", chunk.stream))
+            })
+        };
+        match chunk.stream.as_str() {
+            "school" => self.fetch_school().await,
+            "students" => self.fetch_students().await,
+            "journal" => self.fetch_journal(&range()?).await,
+            "student" => {
+                let student = chunk.params.get("student").and_then(|v| v.as_str()).unwrap_or_default().to_string();
+                self.fetch_student(&student).await
+            }
+            other => Err(SourceError::config(&self.config.instance, SYSTEM, format!("unknown stream {other}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,605 @@
+//! The API routes: the synthetic world written the way «Моя школа» writes it (API.md).
+
+use std::collections::{BTreeSet, HashMap};
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
+use ejgate_sdk::synth::{School, SynthAttendanceStatus, SynthMark, SynthPerson, World};
+use ejgate_sdk::time::parse_date;
+use serde_json::{json, Value};
+
+use super::gate::{error, json_ok};
+use super::{person_guid, profile_id, EmulatorState, PREVIOUS_YEAR_ID};
+use crate::api::REFRESH_FAILED;
+
+pub(crate) fn routes() -> Router<EmulatorState> {
+    Router::new()
+        // myschool.mosreg.ru
+        .route("/acl/api/users/profile_info", get(profile_info))
+        .route("/core/api/academic_years", get(academic_years))
+        .route("/core/api/schools/{id}", get(school))
+        .route("/core/api/periods_schedules", get(periods))
+        .route("/core/api/subjects", get(subjects))
+        .route("/core/api/class_units", get(class_units))
+        .route("/core/api/groups", get(groups))
+        .route("/core/api/profiles", get(profiles))
+        // authedu.mosreg.ru
+        .route("/api/eventcalendar/v1/api/events", get(events))
+        .route("/api/family/web/v1/marks", get(family_marks))
+        // api.myschool.mosreg.ru
+        .route("/family/mobile/v1/marks", get(family_marks))
+        .route("/family/mobile/v1/subject_marks", get(subject_marks))
+        .route("/family/mobile/v1/subject_marks/short", get(subject_marks))
+}
+
+/// The refresh lives outside the API gate: it takes an expired token.
+pub(crate) fn refresh_routes() -> Router<EmulatorState> {
+    Router::new().route("/v2/token/refresh", get(refresh))
+}
+
+type Query = HashMap<String, String>;
+
+fn query(raw: &RawQuery) -> Query {
+    raw.0.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+fn bad(st: &EmulatorState, message: &str) -> Response {
+    error(st.inner.error_shape, StatusCode::BAD_REQUEST, "parameterInvalid", message)
+}
+
+fn not_found(st: &EmulatorState, message: &str) -> Response {
+    error(st.inner.error_shape, StatusCode::NOT_FOUND, "resourceNotFound", message)
+}
+
+fn ymd(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// `created_at`/`updated_at`: local, no zone.
+fn local(dt: NaiveDateTime) -> String {
+    dt.format("%Y-%m-%dT%H:%M:%S").to_string()
+}
+
+fn kind_name<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// A required date parameter (`YYYY-MM-DD`; other spellings tolerated).
+fn date_param(st: &EmulatorState, q: &Query, name: &str) -> Result<NaiveDate, Response> {
+    let v = q.get(name).ok_or_else(|| bad(st, &format!("Параметр {name} обязателен")))?;
+    parse_date(v).ok_or_else(|| bad(st, &format!("Неверный формат даты {name}: {v}")))
+}
+
+fn range(st: &EmulatorState, q: &Query, from: &str, to: &str) -> Result<(NaiveDate, NaiveDate), Response> {
+    Ok((date_param(st, q, from)?, date_param(st, q, to)?))
+}
+
+/// The school a request names with `school_id`.
+fn with_school<R>(st: &EmulatorState, q: &Query, f: impl FnOnce(&World, &School) -> R) -> Result<R, Response> {
+    let id = q.get("school_id").ok_or_else(|| bad(st, "Параметр school_id обязателен"))?;
+    st.inner.world.read(|w| match w.schools.iter().find(|s| s.id.to_string() == *id) {
+        Some(s) => Ok(f(w, s)),
+        None => Err(not_found(st, "Школа не найдена")),
+    })
+}
+
+/// One page of a bare array: `page` 0 and 1 are the first; `per_page` is capped without a
+/// word; past the end an empty array.
+fn page(st: &EmulatorState, q: &Query, items: Vec<Value>) -> Response {
+    let per_page =
+        q.get("per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).clamp(1, st.inner.max_per_page);
+    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
+    let start = (page - 1).saturating_mul(per_page);
+    json_ok(&Value::Array(items.into_iter().skip(start).take(per_page).collect()))
+}
+
+fn school_ref(s: &School) -> Value {
+    json!({"id": s.id, "name": s.full_name, "short_name": s.name})
+}
+
+fn profile_json(s: &School, p: &SynthPerson, kind: &str, class: Option<(u64, &str)>, memberships: Vec<Value>) -> Value {
+    json!({
+        "id": p.id,
+        "type": kind,
+        "user_id": p.user_id,
+        "person_id": person_guid(p.id),
+        "agree_pers_data": true,
+        "user": {
+            "last_name": p.last_name,
+            "first_name": p.first_name,
+            "middle_name": p.middle_name,
+            "sex": kind_name(&p.sex),
+            "birth_date": ymd(p.birth_date),
+        },
+        "school": school_ref(s),
+        "class_unit": class.map(|(id, name)| json!({"id": id, "name": name})),
+        "roles": [],
+        "memberships": memberships,
+    })
+}
+
+async fn profile_info(State(st): State<EmulatorState>) -> Response {
+    let body = st.inner.world.read(|w| {
+        // A parent profile first: the connector must pick the staff one.
+        let mut list = vec![json!({"id": profile_id(0) - 50, "type": "parent", "school_id": null, "roles": []})];
+        list.extend(w.schools.iter().enumerate().map(|(i, s)| {
+            json!({"id": profile_id(i), "type": "school_admin", "school_id": s.id, "user_id": profile_id(i) - 1000,
+                   "roles": [{"id": 7, "name": "school_admin"}], "school": school_ref(s)})
+        }));
+        Value::Array(list)
+    });
+    json_ok(&body)
+}
+
+async fn academic_years(State(st): State<EmulatorState>) -> Response {
+    use chrono::Datelike;
+    let body = st.inner.world.read(|w| {
+        let Some(s) = w.schools.first() else { return json!([]) };
+        let y = &s.year;
+        let prev_start = y.start.with_year(y.start.year() - 1).unwrap_or(y.start);
+        let prev_end = y.end.with_year(y.end.year() - 1).unwrap_or(y.end);
+        json!([
+            {"id": PREVIOUS_YEAR_ID, "name": format!("{}/{}", prev_start.year(), prev_end.year()),
+             "begin_date": ymd(prev_start), "end_date": ymd(prev_end), "calendar_id": 1, "current_year": false},
+            {"id": y.id, "name": y.name, "begin_date": ymd(y.start), "end_date": ymd(y.end),
+             "calendar_id": 1, "current_year": true},
+        ])
+    });
+    json_ok(&body)
+}
+
+async fn school(State(st): State<EmulatorState>, Path(id): Path<String>) -> Response {
+    let body = st.inner.world.read(|w| {
+        w.schools.iter().find(|s| s.id.to_string() == id).map(|s| {
+            json!({"id": s.id, "name": s.full_name, "short_name": s.name, "municipality_name": s.municipality,
+                   "city": s.city, "time_zone": s.time_zone})
+        })
+    });
+    match body {
+        Some(b) => json_ok(&b),
+        None => not_found(&st, "Школа не найдена"),
+    }
+}
+
+async fn periods(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+    let q = query(&raw);
+    with_school(&st, &q, |_, s| {
+        let mut out: Vec<Value> = s
+            .periods
+            .iter()
+            .map(|p| {
+                json!({"id": p.id, "name": p.name, "type": kind_name(&p.kind), "number": p.number,
+                       "begin_date": ymd(p.start), "end_date": ymd(p.end)})
+            })
+            .collect();
+        out.extend(s.holidays.iter().map(|h| {
+            json!({"id": h.id, "name": h.name, "type": "vacation", "number": null,
+                   "begin_date": ymd(h.start), "end_date": ymd(h.end)})
+        }));
+        json_ok(&Value::Array(out))
+    })
+    .unwrap_or_else(|e| e)
+}
+
+async fn subjects(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+    let q = query(&raw);
+    with_school(&st, &q, |_, s| {
+        json_ok(&Value::Array(
+            s.subjects
+                .iter()
+                .map(|x| json!({"id": x.id, "name": x.name, "knowledge_area": x.knowledge_area}))
+                .collect(),
+        ))
+    })
+    .unwrap_or_else(|e| e)
+}
+
+async fn class_units(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+    let q = query(&raw);
+    with_school(&st, &q, |_, s| {
+        json_ok(&Value::Array(
+            s.classes
+                .iter()
+                .map(
+                    |c| json!({"id": c.id, "name": c.name, "class_level_id": c.grade, "mentor_id": c.homeroom_teacher}),
+                )
+                .collect(),
+        ))
+    })
+    .unwrap_or_else(|e| e)
+}
+
+async fn groups(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+    let q = query(&raw);
+    with_school(&st, &q, |_, s| {
+        json_ok(&Value::Array(
+            s.groups
+                .iter()
+                .map(|g| {
+                    json!({"id": g.id, "name": g.name, "class_unit_id": g.class_id, "subject_id": g.subject_id,
+                           "group_type": kind_name(&g.kind)})
+                })
+                .collect(),
+        ))
+    })
+    .unwrap_or_else(|e| e)
+}
+
+/// The pupil's memberships and current class.
+fn memberships(s: &School, student: u64) -> (Vec<Value>, Option<(u64, &str)>) {
+    let mut list = Vec::new();
+    let mut current = None;
+    for e in s.enrollments.iter().filter(|e| e.student == student) {
+        let class = s.classes.iter().find(|c| c.id == e.unit);
+        if let (true, Some(c)) = (e.active, class) {
+            current = Some((c.id, c.name.as_str()));
+        }
+        list.push(json!({
+            "unit_id": e.unit,
+            "unit_type": if class.is_some() { "class_unit" } else { "group" },
+            "active": e.active,
+            "begin_date": ymd(e.from),
+            "end_date": e.to.map(ymd),
+        }));
+    }
+    (list, current)
+}
+
+/// `core/api/profiles?class_unit_id&types=student` (public) or `?school_id&types=…` (staff,
+/// assumption): a bare array, paged.
+async fn profiles(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+    let q = query(&raw);
+    let types: BTreeSet<String> =
+        q.get("types").map(|t| t.split(',').map(|x| x.trim().to_string()).collect()).unwrap_or_default();
+    let class: Option<u64> = q.get("class_unit_id").and_then(|c| c.parse().ok());
+    let school: Option<u64> = q.get("school_id").and_then(|c| c.parse().ok());
+    if class.is_none() && school.is_none() {
+        return bad(&st, "Параметр class_unit_id или school_id обязателен");
+    }
+    let items = st.inner.world.read(|w| {
+        let mut out = Vec::new();
+        for s in &w.schools {
+            let in_school = school.is_none_or(|id| id == s.id);
+            let has_class = class.is_none_or(|c| s.classes.iter().any(|x| x.id == c));
+            if !in_school || !has_class {
+                continue;
+            }
+            if types.is_empty() || types.contains("student") {
+                for p in &s.students {
+                    let member = class.is_none_or(|c| s.enrollments.iter().any(|e| e.student == p.id && e.unit == c));
+                    if member {
+                        let (list, current) = memberships(s, p.id);
+                        out.push(profile_json(s, p, "student", current, list));
+                    }
+                }
+            }
+            if class.is_none() && (types.is_empty() || types.contains("teacher")) {
+                for p in &s.teachers {
+                    out.push(profile_json(s, p, "teacher", None, Vec::new()));
+                }
+            }
+        }
+        out
+    });
+    page(&st, &q, items)
+}
+
+fn absence_reason(s: SynthAttendanceStatus) -> (u8, bool) {
+    match s {
+        SynthAttendanceStatus::Ill => (1, true),
+        SynthAttendanceStatus::AbsentExcused => (2, true),
+        SynthAttendanceStatus::AbsentUnexcused => (3, true),
+        SynthAttendanceStatus::Late => (4, false),
+    }
+}
+
+/// The numeric reading of a five-point value for the `grade` object.
+fn five(value: &str) -> Option<f64> {
+    let d = value.chars().next()?.to_digit(10)? as f64;
+    Some(if value.ends_with('+') {
+        d + 0.25
+    } else if value.ends_with('-') {
+        d - 0.25
+    } else {
+        d
+    })
+}
+
+fn grade_values(value: &str) -> Value {
+    let f = five(value);
+    json!([{"name": value, "grade_system_id": 1, "grade_system_type": "five", "nmax": 5,
+            "grade": {"origin": value, "five": f, "hundred": f.map(|x| x * 20.0)}}])
+}
+
+/// The work type (title, weight) of a mark.
+fn mark_form<'a>(s: &'a School, m: &SynthMark) -> (Option<&'a str>, u8) {
+    let work = s.works.get(&m.work);
+    let t = work.and_then(|wk| s.work_types.iter().find(|t| t.id == wk.work_type));
+    (t.map(|t| t.title.as_str()), t.map(|t| t.weight).unwrap_or(1))
+}
+
+/// The pupil's school and the person, by contingent GUID.
+fn pupil_by_guid<'a>(w: &'a World, guid: &str) -> Option<(&'a School, u64)> {
+    w.schools.iter().find_map(|s| s.students.iter().find(|p| person_guid(p.id) == guid).map(|p| (s, p.id)))
+}
+
+fn pupil_by_id(w: &World, id: &str) -> Option<(usize, u64)> {
+    let id: u64 = id.parse().ok()?;
+    w.schools.iter().position(|s| s.students.iter().any(|p| p.id == id)).map(|i| (i, id))
+}
+
+/// `api/eventcalendar/v1/api/events?person_ids&begin_date&end_date&expand=…` →
+/// `{total_count, response, errors}`.
+async fn events(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+    let q = query(&raw);
+    let (from, to) = match range(&st, &q, "begin_date", "end_date") {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let Some(person_ids) = q.get("person_ids") else {
+        return bad(&st, "Параметр person_ids обязателен");
+    };
+    let expand: BTreeSet<&str> = q.get("expand").map(|e| e.split(',').map(str::trim).collect()).unwrap_or_default();
+    let body = st.inner.world.read(|w| {
+        let mut out = Vec::new();
+        for guid in person_ids.split(',').map(str::trim).filter(|g| !g.is_empty()) {
+            let Some((s, student)) = pupil_by_guid(w, guid) else { continue };
+            out.extend(pupil_events(s, student, from, to, &expand));
+        }
+        json!({"total_count": out.len(), "response": out, "errors": null})
+    });
+    json_ok(&body)
+}
+
+fn pupil_events(s: &School, student: u64, from: NaiveDate, to: NaiveDate, expand: &BTreeSet<&str>) -> Vec<Value> {
+    let tz: Option<chrono_tz::Tz> = s.time_zone.parse().ok();
+    let stamp = |dt: NaiveDateTime| -> String {
+        match tz.and_then(|tz| tz.from_local_datetime(&dt).earliest()) {
+            Some(z) => z.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+            None => format!("{}+03:00", dt.format("%Y-%m-%dT%H:%M:%S")),
+        }
+    };
+    // Every unit the pupil was ever a member of (assumption: the calendar keeps them).
+    let units: BTreeSet<u64> = s.enrollments.iter().filter(|e| e.student == student).map(|e| e.unit).collect();
+    let mut lessons: Vec<_> =
+        s.lessons.values().filter(|l| l.date >= from && l.date <= to && units.contains(&l.unit)).collect();
+    lessons.sort_by_key(|l| (l.date, l.number, l.id));
+    let ids: BTreeSet<u64> = lessons.iter().map(|l| l.id).collect();
+    let mut works: HashMap<u64, Vec<&ejgate_sdk::synth::SynthWork>> = HashMap::new();
+    if expand.contains("homework") {
+        for wk in s.works.values().filter(|wk| ids.contains(&wk.lesson)) {
+            works.entry(wk.lesson).or_default().push(wk);
+        }
+    }
+    let mut marks: HashMap<u64, Vec<&SynthMark>> = HashMap::new();
+    if expand.contains("marks") {
+        for m in s.marks.values().filter(|m| m.student == student && ids.contains(&m.lesson)) {
+            marks.entry(m.lesson).or_default().push(m);
+        }
+    }
+    let subjects: HashMap<u64, &str> = s.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
+    let class_of = |unit: u64| -> Option<(u64, &str)> {
+        let class = s.groups.iter().find(|g| g.id == unit).map(|g| g.class_id).unwrap_or(unit);
+        s.classes.iter().find(|c| c.id == class).map(|c| (c.id, c.name.as_str()))
+    };
+    let unit_name = |unit: u64| -> Option<&str> {
+        s.classes
+            .iter()
+            .find(|c| c.id == unit)
+            .map(|c| c.name.as_str())
+            .or_else(|| s.groups.iter().find(|g| g.id == unit).map(|g| g.name.as_str()))
+    };
+    lessons
+        .into_iter()
+        .map(|l| {
+            let bell = s.bells.iter().find(|b| b.0 == l.number);
+            let (start, end) = bell.map(|b| (b.1, b.2)).unwrap_or((NaiveTime::MIN, NaiveTime::MIN));
+            let class = class_of(l.unit);
+            let mut ev = json!({
+                "id": l.id,
+                "source": "PLAN",
+                "source_id": l.id.to_string(),
+                "start_at": stamp(l.date.and_time(start)),
+                "finish_at": stamp(l.date.and_time(end)),
+                "subject_id": l.subject,
+                "subject_name": subjects.get(&l.subject),
+                "lesson_theme": l.topic,
+                "lesson_name": subjects.get(&l.subject),
+                "lesson_type": "NORMAL",
+                "lesson_number": l.number,
+                "teacher_id": l.teacher,
+                "room_name": null,
+                "group_id": l.unit,
+                "group_name": unit_name(l.unit),
+                "class_unit_ids": class.map(|c| vec![c.0]).unwrap_or_default(),
+                "class_unit_name": class.map(|c| c.1),
+                "cancelled": l.cancelled,
+                "replaced": l.substitute.is_some(),
+                "replaced_teacher_id": l.substitute,
+                "is_missed_lesson": false,
+                "absence_reason_id": null,
+                "nonattendance_reason_id": null,
+                "health_status": null,
+                "created_at": local(l.date.and_time(NaiveTime::MIN)),
+                "updated_at": local(l.date.and_time(NaiveTime::MIN)),
+            });
+            if expand.contains("absence_reason_id") {
+                if let Some(a) = s.attendance.get(&(l.id, student)) {
+                    let (reason, missed) = absence_reason(a.status);
+                    ev["absence_reason_id"] = json!(reason);
+                    ev["is_missed_lesson"] = json!(missed);
+                }
+            }
+            if expand.contains("homework") {
+                let list = works.get(&l.id).map(Vec::as_slice).unwrap_or(&[]);
+                let entries: Vec<Value> = list
+                    .iter()
+                    .map(|wk| {
+                        let form = s.work_types.iter().find(|t| t.id == wk.work_type);
+                        json!({
+                            "homework_entry_id": wk.id,
+                            "date_assigned_on": ymd(l.date),
+                            "date_prepared_for": ymd(wk.target_date),
+                            "description": wk.text,
+                            "attachments": [],
+                            "is_class_room_job": !wk.is_homework,
+                            "control_form": form.map(|t| json!({"id": t.id, "name": t.title, "weight": t.weight})),
+                            "created_at": local(wk.created_at),
+                        })
+                    })
+                    .collect();
+                let descriptions: Vec<&str> =
+                    list.iter().filter(|wk| wk.is_homework).map(|wk| wk.text.as_str()).collect();
+                ev["homework"] = json!({"presence_status_id": null, "total_count": entries.len(), "execute_count": null,
+                                        "descriptions": descriptions, "materials": {}, "entries": entries});
+            }
+            if expand.contains("marks") {
+                let list: Vec<Value> = marks
+                    .get(&l.id)
+                    .map(Vec::as_slice)
+                    .unwrap_or(&[])
+                    .iter()
+                    .map(|m| {
+                        let (form, weight) = mark_form(s, m);
+                        json!({"id": m.id, "value": m.value, "values": grade_values(&m.value), "weight": weight,
+                               "comment_exists": false, "criteria": null, "is_exam": false, "is_point": false,
+                               "point_date": null, "control_form_name": form, "homework_entry_id": m.work})
+                    })
+                    .collect();
+                ev["marks"] = Value::Array(list);
+            }
+            ev
+        })
+        .collect()
+}
+
+/// `api/family/web/v1/marks?student_id&from&to` (and the mobile twin) → `{payload}`, by the
+/// lesson day.
+async fn family_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+    let q = query(&raw);
+    let (from, to) = match range(&st, &q, "from", "to") {
+        Ok(r) => r,
+        Err(e) => return e,
+    };
+    let Some(student) = q.get("student_id") else {
+        return bad(&st, "Параметр student_id обязателен");
+    };
+    let body = st.inner.world.read(|w| {
+        let (i, student) = pupil_by_id(w, student)?;
+        let s = &w.schools[i];
+        let subjects: HashMap<u64, &str> = s.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
+        let list: Vec<Value> = s
+            .marks
+            .values()
+            .filter(|m| m.student == student)
+            .filter_map(|m| {
+                let l = s.lessons.get(&m.lesson)?;
+                if l.date < from || l.date > to {
+                    return None;
+                }
+                let (form, weight) = mark_form(s, m);
+                Some(json!({
+                    "id": m.id, "value": m.value, "values": grade_values(&m.value), "weight": weight,
+                    "control_form_name": form, "comment": null, "comment_exists": false, "criteria": null,
+                    "original_grade_system_type": "five",
+                    "created_at": local(m.entered_at), "updated_at": local(m.entered_at),
+                    "date": ymd(l.date), "subject_id": l.subject, "subject_name": subjects.get(&l.subject),
+                    "is_exam": false, "is_point": false, "point_date": null,
+                }))
+            })
+            .collect();
+        Some(json!({"payload": list}))
+    });
+    match body {
+        Some(b) => json_ok(&b),
+        None => not_found(&st, "Ученик не найден"),
+    }
+}
+
+/// `family/mobile/v1/subject_marks?student_id` → `{payload}` with string averages and marks.
+async fn subject_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+    let q = query(&raw);
+    let Some(student) = q.get("student_id") else {
+        return bad(&st, "Параметр student_id обязателен");
+    };
+    let body = st.inner.world.read(|w| {
+        let (i, student) = pupil_by_id(w, student)?;
+        let s = &w.schools[i];
+        // (subject, period) → (sum, count) of the pupil's marks
+        let mut sums: HashMap<(u64, u64), (f64, u32)> = HashMap::new();
+        let mut by_subject: HashMap<u64, (f64, u32)> = HashMap::new();
+        for m in s.marks.values().filter(|m| m.student == student) {
+            let (Some(l), Some(v)) = (s.lessons.get(&m.lesson), five(&m.value)) else { continue };
+            if let Some(p) = s.periods.iter().find(|p| l.date >= p.start && l.date <= p.end) {
+                let e = sums.entry((l.subject, p.id)).or_default();
+                e.0 += v;
+                e.1 += 1;
+            }
+            let e = by_subject.entry(l.subject).or_default();
+            e.0 += v;
+            e.1 += 1;
+        }
+        let finals: HashMap<(u64, Option<u64>), &str> = s
+            .final_marks
+            .iter()
+            .filter(|((st_id, _, _), _)| *st_id == student)
+            .map(|((_, subject, period), f)| ((*subject, *period), f.value.as_str()))
+            .collect();
+        let avg = |(sum, n): (f64, u32)| format!("{:.2}", sum / n as f64);
+        let list: Vec<Value> = s
+            .subjects
+            .iter()
+            .filter(|x| by_subject.contains_key(&x.id) || finals.keys().any(|(subj, _)| *subj == x.id))
+            .map(|x| {
+                let periods: Vec<Value> = s
+                    .periods
+                    .iter()
+                    .filter(|p| sums.contains_key(&(x.id, p.id)) || finals.contains_key(&(x.id, Some(p.id))))
+                    .map(|p| {
+                        let sum = sums.get(&(x.id, p.id)).copied();
+                        json!({
+                            "title": p.name, "start": p.start.format("%d.%m.%Y").to_string(),
+                            "end": p.end.format("%d.%m.%Y").to_string(), "start_iso": ymd(p.start), "end_iso": ymd(p.end),
+                            "value": sum.map(avg), "fixed_value": finals.get(&(x.id, Some(p.id))),
+                            "count": sum.map(|s| s.1).unwrap_or(0), "target": null, "marks": [],
+                        })
+                    })
+                    .collect();
+                json!({
+                    "subject_id": x.id, "subject_name": x.name,
+                    "average": by_subject.get(&x.id).copied().map(avg),
+                    "average_by_all": by_subject.get(&x.id).copied().map(avg),
+                    "dynamic": "NONE", "year_mark": finals.get(&(x.id, None)), "periods": periods,
+                })
+            })
+            .collect();
+        Some(json!({"payload": list}))
+    });
+    match body {
+        Some(b) => json_ok(&b),
+        None => not_found(&st, "Ученик не найден"),
+    }
+}
+
+/// GET `v2/token/refresh` → the new token as **plain text**; refused: 499 `Something went wrong`.
+async fn refresh(State(st): State<EmulatorState>, req: Request) -> Response {
+    let presented = super::gate::token(&req);
+    let known = presented.and_then(|t| {
+        let book = st.inner.tokens.lock().unwrap_or_else(|e| e.into_inner());
+        book.tokens.keys().find(|k| k.as_bytes() == t.as_bytes()).cloned()
+    });
+    match known.and_then(|t| st.inner.refresh(&t)) {
+        Some(fresh) => ([(CONTENT_TYPE, "text/plain; charset=utf-8")], fresh).into_response(),
+        None => (
+            StatusCode::from_u16(499).expect("a valid status"),
+            [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+            REFRESH_FAILED,
+        )
+            .into_response(),
+    }
+}

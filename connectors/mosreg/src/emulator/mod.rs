@@ -1,0 +1,423 @@
+//! # «Моя школа» emulator
+//!
+//! An HTTP server on loopback that serves a synthetic [`World`] through the «Моя школа»
+//! API as `connectors/mosreg/API.md` describes it (the contract; `SOURCES.md`, section «Моя
+//! школа», is the fact base under it). Tests and `ejgate emulate mosreg` run against it.
+//!
+//! ```no_run
+//! # async fn demo(world: ejgate_sdk::synth::World) -> std::io::Result<()> {
+//! use ejgate_mosreg::emulator::{start, EmulatorOptions};
+//! let emu = start(world, EmulatorOptions::new("eyJ.secret.jwt"), "127.0.0.1:0".parse().unwrap()).await?;
+//! let base = emu.base_url(); // http://127.0.0.1:PORT/ — all three hosts' path families
+//! # let _ = base;
+//! emu.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! ## What is faithful (from the public material)
+//!
+//! - The three hosts' path families on one listener: `api/eventcalendar/…` and
+//!   `api/family/web/v1/…` (authedu.mosreg.ru), `family/mobile/v1/…` (api.myschool.mosreg.ru),
+//!   `acl/api/…`, `core/api/…`, `v2/token/refresh` (myschool.mosreg.ru).
+//! - The JWT in any one of `Authorization: Bearer`, `Auth-Token`, cookie `aupd_token` or
+//!   `aupdtoken`; `Profile-Id`/`profile-id`; a literal `pid=null` in a query is ignored.
+//! - GET `v2/token/refresh` answers the new token as **plain text**; a refused refresh is
+//!   HTTP 499 `Something went wrong` (text).
+//! - A refused or expired token: 401 with «Предыдущая сессия работы в ЭЖД завершена. Войдите
+//!   в ЭЖД заново».
+//! - Wrapping per endpoint: `{payload}` (family marks, `subject_marks`),
+//!   `{total_count, response, errors}` (events), bare arrays (`profile_info`,
+//!   `core/api/profiles`, `core/api/academic_years`).
+//! - Dates `YYYY-MM-DD`; `created_at`/`updated_at` without zone; events' `start_at` and
+//!   `finish_at` with the school's offset; mark `value` a JSON **string**; `subject_marks`
+//!   `average`, `value`, `fixed_value` strings.
+//!
+//! ## What is assumed (API.md marks these too)
+//!
+//! - A staff profile (`school_admin`) per school in `profile_info`, with `school_id`, and
+//!   the staff endpoints (`core/api/schools/{id}`, `periods_schedules`, `subjects`,
+//!   `class_units`, `groups`, `profiles?school_id&types=teacher`), `user.sex`,
+//!   `user.birth_date` and `memberships` on profiles.
+//! - Events: `teacher_id`, `lesson_number`, classroom jobs among the homework entries
+//!   (`is_class_room_job`, `control_form`, `created_at`), `homework_entry_id` on marks, the
+//!   ids of `absence_reason_id` (`mappings/mosreg/attendance.toml`). A pupil sees every lesson
+//!   of every class and group he was ever a member of.
+//! - The error JSON shape ([`ErrorShape`]: `{type, description, details}` by default).
+//! - The request limit: `R` requests per second per token, answered 429.
+//! - The clock (`Date` header) is the world's today at 12:00 UTC.
+//!
+//! ## Control surface (no token)
+//!
+//! `/__emulator/advance?days=N`, `/__emulator/truth[?since=SEQ]`,
+//! `/__emulator/fail?mode=malformed|html502|truncated|unauthorized|off[&count=N]`,
+//! `/__emulator/limit?rps=R`, `/__emulator/token?action=expire|renew|refuse_refresh|allow_refresh`,
+//! `/__emulator/stats`.
+
+mod control;
+mod gate;
+mod handlers;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+use std::io;
+use std::net::SocketAddr;
+use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use axum::middleware;
+use axum::Router;
+use chrono::NaiveDate;
+use ejgate_sdk::synth::{World, FIRST_ID};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use serde::Serialize;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use gate::FailureMode;
+
+/// The id of the staff profile for the school at `index` in the world.
+pub fn profile_id(index: usize) -> u64 {
+    FIRST_ID - 100 - index as u64
+}
+
+/// The id of the made-up previous academic year (`current_year: false`).
+pub const PREVIOUS_YEAR_ID: u64 = FIRST_ID - 200;
+
+/// The contingent GUID of a person (the id events are asked for with), derived from the
+/// world id so that every run sees the same one.
+pub fn person_guid(id: u64) -> String {
+    format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", 0x6d6f_7372u32, (id >> 48) & 0xffff, 0, 0, id & 0xffff_ffff_ffff)
+}
+
+/// The shape of JSON error bodies (not confirmed by any public client).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ErrorShape {
+    /// `{"type": …, "description": …, "details": null}`
+    #[default]
+    TypeDescription,
+    /// `{"code": N, "message": …}`
+    CodeMessage,
+}
+
+/// How the emulator behaves.
+#[derive(Clone)]
+pub struct EmulatorOptions {
+    /// The token valid at the start (what the operator supplies).
+    pub token: String,
+    /// Requests per second per token; `None` or 0: no limit.
+    pub request_limit: Option<u32>,
+    /// A token expires after this many API requests (`None`: never by use).
+    pub token_requests: Option<u64>,
+    /// Whether GET `v2/token/refresh` issues a new token (else 499 `Something went wrong`).
+    pub refresh_allowed: bool,
+    /// The largest page the server gives, whatever `per_page` asks.
+    pub max_per_page: usize,
+    pub error_shape: ErrorShape,
+}
+
+impl EmulatorOptions {
+    pub fn new(token: impl Into<String>) -> Self {
+        EmulatorOptions {
+            token: token.into(),
+            request_limit: None,
+            token_requests: None,
+            refresh_allowed: true,
+            max_per_page: 500,
+            error_shape: ErrorShape::default(),
+        }
+    }
+}
+
+impl std::fmt::Debug for EmulatorOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmulatorOptions")
+            .field("token", &"[REDACTED]")
+            .field("request_limit", &self.request_limit)
+            .field("token_requests", &self.token_requests)
+            .field("refresh_allowed", &self.refresh_allowed)
+            .field("max_per_page", &self.max_per_page)
+            .field("error_shape", &self.error_shape)
+            .finish()
+    }
+}
+
+/// API requests seen (`/__emulator/stats`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+pub struct EmulatorStats {
+    pub requests: u64,
+    pub limited: u64,
+    pub failed: u64,
+    pub refreshed: u64,
+    pub refused_refreshes: u64,
+}
+
+/// The world served, shared by the handlers and the control surface.
+#[derive(Clone)]
+pub struct WorldCell {
+    world: Arc<RwLock<World>>,
+}
+
+impl WorldCell {
+    pub fn new(world: World) -> Self {
+        WorldCell { world: Arc::new(RwLock::new(world)) }
+    }
+
+    pub fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        f(&self.world.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn update<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
+        f(&mut self.world.write().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// Simulates the next `days` days; returns the new today and the last truth sequence.
+    pub fn advance(&self, days: u32) -> (NaiveDate, u64) {
+        self.update(|w| {
+            w.advance(days);
+            (w.today, w.last_seq())
+        })
+    }
+}
+
+/// The tokens the server knows: each with the API requests made with it and whether it
+/// has expired.
+#[derive(Debug, Default)]
+pub(crate) struct TokenBook {
+    pub(crate) tokens: HashMap<String, TokenLife>,
+    pub(crate) issued: u64,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct TokenLife {
+    pub(crate) requests: u64,
+    pub(crate) expired: bool,
+}
+
+/// What the server makes of a presented token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenCheck {
+    Valid,
+    Expired,
+    Unknown,
+}
+
+type Limiter = DefaultKeyedRateLimiter<String>;
+
+pub(crate) struct Inner {
+    pub(crate) world: WorldCell,
+    pub(crate) initial_token: String,
+    pub(crate) max_per_page: usize,
+    pub(crate) error_shape: ErrorShape,
+    token_requests: Mutex<Option<u64>>,
+    refresh_allowed: Mutex<bool>,
+    pub(crate) tokens: Mutex<TokenBook>,
+    limiter: RwLock<Option<Arc<Limiter>>>,
+    fail: Mutex<gate::FailState>,
+    pub(crate) requests: AtomicU64,
+    pub(crate) limited: AtomicU64,
+    pub(crate) failed: AtomicU64,
+    pub(crate) refreshed: AtomicU64,
+    pub(crate) refused_refreshes: AtomicU64,
+}
+
+impl Inner {
+    fn lock_tokens(&self) -> std::sync::MutexGuard<'_, TokenBook> {
+        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Checks a token for an API request and counts the request against its life.
+    pub(crate) fn use_token(&self, token: &str) -> TokenCheck {
+        let limit = *self.token_requests.lock().unwrap_or_else(|e| e.into_inner());
+        let mut book = self.lock_tokens();
+        let Some(life) = book.tokens.get_mut(token) else { return TokenCheck::Unknown };
+        if life.expired {
+            return TokenCheck::Expired;
+        }
+        life.requests += 1;
+        if limit.is_some_and(|n| life.requests >= n) {
+            // This answer still goes through; the next one is refused.
+            life.expired = true;
+        }
+        TokenCheck::Valid
+    }
+
+    /// GET `v2/token/refresh`: a known token (expired or not) buys a new one, unless
+    /// refreshing is refused.
+    pub(crate) fn refresh(&self, token: &str) -> Option<String> {
+        let allowed = *self.refresh_allowed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut book = self.lock_tokens();
+        if !allowed || !book.tokens.contains_key(token) {
+            self.refused_refreshes.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        book.issued += 1;
+        let fresh = format!("{}.r{}", self.initial_token, book.issued);
+        book.tokens.insert(fresh.clone(), TokenLife::default());
+        self.refreshed.fetch_add(1, Ordering::Relaxed);
+        Some(fresh)
+    }
+}
+
+fn make_limiter(rps: Option<u32>) -> Option<Arc<Limiter>> {
+    let rps = NonZeroU32::new(rps?)?;
+    Some(Arc::new(RateLimiter::keyed(Quota::per_second(rps))))
+}
+
+/// The shared state of an emulator. Cheap to clone.
+#[derive(Clone)]
+pub struct EmulatorState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl EmulatorState {
+    pub fn new(world: World, options: &EmulatorOptions) -> Self {
+        let mut book = TokenBook::default();
+        book.tokens.insert(options.token.clone(), TokenLife::default());
+        EmulatorState {
+            inner: Arc::new(Inner {
+                world: WorldCell::new(world),
+                initial_token: options.token.clone(),
+                max_per_page: options.max_per_page.max(1),
+                error_shape: options.error_shape,
+                token_requests: Mutex::new(options.token_requests),
+                refresh_allowed: Mutex::new(options.refresh_allowed),
+                tokens: Mutex::new(book),
+                limiter: RwLock::new(make_limiter(options.request_limit)),
+                fail: Mutex::new(gate::FailState::default()),
+                requests: AtomicU64::new(0),
+                limited: AtomicU64::new(0),
+                failed: AtomicU64::new(0),
+                refreshed: AtomicU64::new(0),
+                refused_refreshes: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn world(&self) -> WorldCell {
+        self.inner.world.clone()
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        let i = &self.inner;
+        EmulatorStats {
+            requests: i.requests.load(Ordering::Relaxed),
+            limited: i.limited.load(Ordering::Relaxed),
+            failed: i.failed.load(Ordering::Relaxed),
+            refreshed: i.refreshed.load(Ordering::Relaxed),
+            refused_refreshes: i.refused_refreshes.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Breaks the next `count` API answers (all of them when `None`) that way; `None` mode
+    /// turns failures off.
+    pub fn set_failure(&self, mode: Option<FailureMode>, count: Option<u64>) {
+        *self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()) =
+            gate::FailState { mode, remaining: mode.and(count) };
+    }
+
+    /// Sets the per-token request limit (`None` or 0: off).
+    pub fn set_request_limit(&self, rps: Option<u32>) {
+        *self.inner.limiter.write().unwrap_or_else(|e| e.into_inner()) = make_limiter(rps);
+    }
+
+    /// Every token known so far expires now (the session ended).
+    pub fn expire_tokens(&self) {
+        for life in self.inner.lock_tokens().tokens.values_mut() {
+            life.expired = true;
+        }
+    }
+
+    /// Tokens expire after `requests` API requests each (`None`: never by use).
+    pub fn set_token_requests(&self, requests: Option<u64>) {
+        *self.inner.token_requests.lock().unwrap_or_else(|e| e.into_inner()) = requests;
+    }
+
+    /// Whether GET `v2/token/refresh` gives new tokens (else 499).
+    pub fn set_refresh_allowed(&self, allowed: bool) {
+        *self.inner.refresh_allowed.lock().unwrap_or_else(|e| e.into_inner()) = allowed;
+    }
+
+    /// The operator signed in again: the initial token is valid and fresh once more.
+    pub fn renew_token(&self) {
+        let token = self.inner.initial_token.clone();
+        self.inner.lock_tokens().tokens.insert(token, TokenLife::default());
+    }
+
+    fn limiter(&self) -> Option<Arc<Limiter>> {
+        self.inner.limiter.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn take_failure(&self) -> Option<FailureMode> {
+        self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+}
+
+/// The emulator's routes: the API, the refresh, the control surface under `/__emulator`, a
+/// JSON 404 for anything else; a `Date` header on every answer.
+pub fn router(state: EmulatorState) -> Router {
+    let api = handlers::routes().route_layer(middleware::from_fn_with_state(state.clone(), gate::api_gate));
+    Router::new()
+        .merge(api)
+        .merge(handlers::refresh_routes())
+        .nest("/__emulator", control::routes())
+        .fallback(gate::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), gate::stamp_date))
+        .with_state(state)
+}
+
+/// A running emulator.
+pub struct EmulatorHandle {
+    pub addr: SocketAddr,
+    state: EmulatorState,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<io::Result<()>>,
+}
+
+impl EmulatorHandle {
+    /// `http://ADDR/`: the base URL of all three hosts and the root of the control surface.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    pub fn world(&self) -> WorldCell {
+        self.state.world()
+    }
+
+    pub fn state(&self) -> &EmulatorState {
+        &self.state
+    }
+
+    pub fn stats(&self) -> EmulatorStats {
+        self.state.stats()
+    }
+
+    /// Stops accepting, lets answers in flight finish (5 s at most), and stops.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(());
+        let mut task = self.task;
+        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
+            task.abort();
+        }
+    }
+}
+
+/// Binds `addr` (port 0: any free port) and serves `world` in a spawned task.
+pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
+    let state = EmulatorState::new(world, &options);
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let app = router(state.clone());
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    Ok(EmulatorHandle { addr, state, stop, task })
+}
