@@ -45,7 +45,12 @@ fn school_records(world: &World) -> Vec<Record> {
     let mut out = Vec::new();
     out.push(rec(
         key::id(s.year.id),
-        Entity::AcademicYear(m::AcademicYear { organization: None, name: s.year.name.clone(), start: s.year.start, end: s.year.end }),
+        Entity::AcademicYear(m::AcademicYear {
+            organization: None,
+            name: s.year.name.clone(),
+            start: s.year.start,
+            end: s.year.end,
+        }),
     ));
     for p in &s.periods {
         out.push(rec(
@@ -138,7 +143,14 @@ fn school_records(world: &World) -> Vec<Record> {
                 Some(format!("зачисление: № {}-у; выбытие: № 90-в", n + 1)),
             )
         } else if e.student == arrived.student {
-            enrollment(e.unit, e.student, m::EnrollmentStatus::Active, Some(d(2025, 10, 6)), None, Some("№ 55-у".into()))
+            enrollment(
+                e.unit,
+                e.student,
+                m::EnrollmentStatus::Active,
+                Some(d(2025, 10, 6)),
+                None,
+                Some("№ 55-у".into()),
+            )
         } else {
             enrollment(e.unit, e.student, m::EnrollmentStatus::Active, Some(e.from), e.to, admission)
         };
@@ -182,9 +194,12 @@ async fn filled_store(dir: &Path) -> Box<dyn Store> {
 }
 
 async fn export(store: &dyn Store, source: &str, what: ExchangeKind, out: PathBuf) -> Vec<u8> {
-    kiasuo::export(store, &ExportOptions { what, out: out.clone(), format: None, source: source.into(), mapping: None })
-        .await
-        .unwrap_or_else(|e| panic!("export of {what} failed: {e}"));
+    kiasuo::export(
+        store,
+        &ExportOptions { what, out: out.clone(), format: None, source: source.into(), mapping: None },
+    )
+    .await
+    .unwrap_or_else(|e| panic!("export of {what} failed: {e}"));
     std::fs::read(out).unwrap()
 }
 
@@ -216,7 +231,9 @@ async fn export_import_export_gives_the_same_bytes_and_a_second_import_writes_no
         }
         if ext == "xml" {
             let movement = String::from_utf8(first[1].2.clone()).unwrap();
-            for kind in ["<Вид>Перевод</Вид>", "<Вид>Прибытие</Вид>", "<Вид>Выбытие</Вид>", "№ 77-п", "№ 90-в", "№ 55-у"] {
+            for kind in
+                ["<Вид>Перевод</Вид>", "<Вид>Прибытие</Вид>", "<Вид>Выбытие</Вид>", "№ 77-п", "№ 90-в", "№ 55-у"]
+            {
                 assert!(movement.contains(kind), "movement lacks {kind}:\n{movement}");
             }
             let marks = String::from_utf8(first[2].2.clone()).unwrap();
@@ -224,11 +241,13 @@ async fn export_import_export_gives_the_same_bytes_and_a_second_import_writes_no
             assert!(marks.contains("<Период>Год</Период>") || marks.contains("четверть"), "{}", &marks[..2000]);
         }
         for (what, path, _) in &first {
-            let report = kiasuo::import(b.as_ref(), &import_options(path, false)).await.unwrap_or_else(|e| panic!("{e}"));
+            let report =
+                kiasuo::import(b.as_ref(), &import_options(path, false)).await.unwrap_or_else(|e| panic!("{e}"));
             assert!(report.total() > 0, "{what}.{ext} brought nothing");
         }
         for (what, _, bytes) in &first {
-            let again = export(b.as_ref(), kiasuo::DEFAULT_SOURCE, *what, dir.path().join(format!("b-{what}.{ext}"))).await;
+            let again =
+                export(b.as_ref(), kiasuo::DEFAULT_SOURCE, *what, dir.path().join(format!("b-{what}.{ext}"))).await;
             assert!(again == *bytes, "{what}.{ext}: export → import → export changed the file");
         }
         let before = change_count(b.as_ref()).await;
@@ -342,22 +361,28 @@ async fn final_mark_errors_in_xlsx_name_sheet_row_and_column() {
     let layout = exchange::Layout::default_layout();
     let good = export(a.as_ref(), SOURCE_A, ExchangeKind::FinalMarks, dir.path().join("marks.xml")).await;
     let marks = exchange::Marks::load(None).unwrap();
-    let known = exchange::Known { classes: Default::default(), pupils: Default::default() };
-    let _ = known;
     let raw = exchange::read_raw(&good, Format::Xml, &layout).0.unwrap();
     let mut file = exchange::typed::from_raw(
         &raw,
         &layout,
         &exchange::Known {
-            classes: Default::default(),
-            pupils: raw.section("marks")
+            classes: raw
+                .section("marks")
+                .iter()
+                .filter_map(|r| r.cell("class").map(|c| (c.value.clone(), String::new())))
+                .collect(),
+            pupils: raw
+                .section("marks")
                 .iter()
                 .map(|r| {
-                    (r.cell("pupil_id").unwrap().value.clone(), (
-                        r.cell("last_name").unwrap().value.clone(),
-                        r.cell("first_name").unwrap().value.clone(),
-                        r.cell("middle_name").map(|c| c.value.clone()),
-                    ))
+                    (
+                        r.cell("pupil_id").unwrap().value.clone(),
+                        (
+                            r.cell("last_name").unwrap().value.clone(),
+                            r.cell("first_name").unwrap().value.clone(),
+                            r.cell("middle_name").map(|c| c.value.clone()),
+                        ),
+                    )
                 })
                 .collect(),
         },
@@ -373,7 +398,12 @@ async fn final_mark_errors_in_xlsx_name_sheet_row_and_column() {
         // Every row of that period must agree, or the file also has period conflicts.
         for r in f.rows.iter_mut() {
             if matches!(&r.period, exchange::PeriodRef::Period { id: i, .. } if *i == id) {
-                r.period = exchange::PeriodRef::Period { id: id.clone(), name: name.clone(), start: d(2026, 9, 1), end: d(2026, 10, 31) };
+                r.period = exchange::PeriodRef::Period {
+                    id: id.clone(),
+                    name: name.clone(),
+                    start: d(2026, 9, 1),
+                    end: d(2026, 10, 31),
+                };
             }
         }
     }
@@ -383,14 +413,19 @@ async fn final_mark_errors_in_xlsx_name_sheet_row_and_column() {
     let before = change_count(b.as_ref()).await;
     let err = kiasuo::import(b.as_ref(), &import_options(&path, false)).await.unwrap_err();
     let KiasuoError::Invalid { problems, .. } = &err else { panic!("{err}") };
-    let find = |code: ProblemCode| problems.iter().find(|p| p.code == code).unwrap_or_else(|| panic!("no {code:?} in {err}"));
+    let find =
+        |code: ProblemCode| problems.iter().find(|p| p.code == code).unwrap_or_else(|| panic!("no {code:?} in {err}"));
     assert_eq!(
         find(ProblemCode::UnknownPupil).location,
-        Location::Xlsx { sheet: "Итоговые отметки".into(), row: 2, column: Some("A «Ид ученика»".into()) }
+        Location::Xlsx {
+            sheet: "Итоговые отметки".into(), row: 2, column: Some("A «Ид ученика»".into())
+        }
     );
     assert_eq!(
         find(ProblemCode::UnknownMark).location,
-        Location::Xlsx { sheet: "Итоговые отметки".into(), row: 3, column: Some("L «Отметка»".into()) }
+        Location::Xlsx {
+            sheet: "Итоговые отметки".into(), row: 3, column: Some("L «Отметка»".into())
+        }
     );
     let outside = find(ProblemCode::OutsideYear);
     assert!(
@@ -410,11 +445,29 @@ async fn broken_xml_wrong_encodings_and_a_wrong_root_are_refused_with_their_line
     let no_declaration = good.replacen("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n", "\n", 1);
     let (cp1251_undeclared, _, _) = encoding_rs::WINDOWS_1251.encode(&no_declaration);
     let cases: Vec<(&str, Vec<u8>, ProblemCode, usize, &str)> = vec![
-        ("unclosed.xml", good.replace("</Наименование></Класс>", "</Класс>").into_bytes(), ProblemCode::Malformed, 4, "not well-formed"),
-        ("cut.xml", good[..good.find("</Классы>").unwrap()].as_bytes().to_vec(), ProblemCode::Malformed, 3, "ends inside <Классы>"),
+        (
+            "unclosed.xml",
+            good.replace("</Наименование></Класс>", "</Класс>").into_bytes(),
+            ProblemCode::Malformed,
+            4,
+            "not well-formed",
+        ),
+        (
+            "cut.xml",
+            good[..good.find("</Классы>").unwrap()].as_bytes().to_vec(),
+            ProblemCode::Malformed,
+            3,
+            "ends inside <Классы>",
+        ),
         ("lying.xml", cp1251.into_owned(), ProblemCode::Encoding, 2, "declares UTF-8 but is written in Windows-1251"),
         ("undeclared.xml", cp1251_undeclared.into_owned(), ProblemCode::Encoding, 2, "declares no encoding"),
-        ("root.xml", good.replace("Контингент", "Ученики").into_bytes(), ProblemCode::WrongRoot, 2, "expected one of <Контингент>"),
+        (
+            "root.xml",
+            good.replace("Контингент", "Ученики").into_bytes(),
+            ProblemCode::WrongRoot,
+            2,
+            "expected one of <Контингент>",
+        ),
     ];
     for (name, bytes, code, line, text) in cases {
         let path = dir.path().join(name);
@@ -474,7 +527,10 @@ fn the_cli_imports_with_a_dry_run_and_exports() {
     std::fs::write(dir.path().join("ejgate.toml"), "[store]\nurl = \"sqlite://ejgate.db\"\n").unwrap();
     let file = dir.path().join("c.xml");
     let ten = TEN_ERRORS.lines().filter(|l| !l.contains("<Ученик>") || l.contains("<Ид>10</Ид>")).collect::<Vec<_>>();
-    let fixed = ten.join("\n").replace("<Ид>103</Ид><Наименование>5А", "<Ид>103</Ид><Наименование>6А");
+    let fixed = ten.join("\n").replace("<Ид>103</Ид><Наименование>5А", "<Ид>103</Ид><Наименование>6А").replace(
+        "<Класс>5Б</Класс></Ученик>",
+        "<Класс>5Б</Класс><ДатаЗачисленияВКласс>01.09.2025</ДатаЗачисленияВКласс></Ученик>",
+    );
     std::fs::write(&file, fixed).unwrap();
     let run = |args: &[&str]| {
         std::process::Command::new(env!("CARGO_BIN_EXE_ejgate"))

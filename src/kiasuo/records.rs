@@ -113,7 +113,10 @@ impl Snapshot {
                 .iter()
                 .filter(|p| p.value.roles.contains(&m::Role::Student))
                 .map(|p| {
-                    (p.source_id.clone(), (p.value.last_name.clone(), p.value.first_name.clone(), p.value.middle_name.clone()))
+                    (
+                        p.source_id.clone(),
+                        (p.value.last_name.clone(), p.value.first_name.clone(), p.value.middle_name.clone()),
+                    )
                 })
                 .collect(),
         }
@@ -172,7 +175,14 @@ type PupilKey = (u8, String, String, String, String, String);
 
 fn pupil_key(class: Option<(u8, &str)>, p: &PupilInfo) -> PupilKey {
     let (g, c) = class.unwrap_or((u8::MAX, ""));
-    (g, c.to_string(), p.last_name.clone(), p.first_name.clone(), p.middle_name.clone().unwrap_or_default(), p.id.clone())
+    (
+        g,
+        c.to_string(),
+        p.last_name.clone(),
+        p.first_name.clone(),
+        p.middle_name.clone().unwrap_or_default(),
+        p.id.clone(),
+    )
 }
 
 /// The contingent: every class, and every pupil with an active class enrollment, in it.
@@ -235,12 +245,12 @@ pub fn export_movement(snap: &Snapshot, year: AcademicYear) -> MovementFile {
         let key = pupil_key(None, &info);
         let name = |e: &m::Enrollment| classes[&e.unit].1.to_string();
         for e in list {
-            let predecessor =
-                e.from.and_then(|f| list.iter().find(|x| x.unit != e.unit && x.to.and_then(|t| t.succ_opt()) == Some(f)));
-            let successor = e
-                .to
-                .and_then(|t| t.succ_opt())
-                .and_then(|n| list.iter().find(|x| x.unit != e.unit && x.from == Some(n)));
+            let predecessor = e
+                .from
+                .and_then(|f| list.iter().find(|x| x.unit != e.unit && x.to.and_then(|t| t.succ_opt()) == Some(f)));
+            let successor =
+                e.to.and_then(|t| t.succ_opt())
+                    .and_then(|n| list.iter().find(|x| x.unit != e.unit && x.from == Some(n)));
             let (admission, withdrawal) = split_order(e.order.as_deref());
             if let (Some(prev), Some(from)) = (predecessor, e.from) {
                 let order = admission.clone().or_else(|| split_order(prev.order.as_deref()).1);
@@ -382,8 +392,9 @@ impl Builder<'_> {
             birth_date: p.birth_date,
             roles,
         };
-        let describe = format!("{} {} {} ({})", p.last_name, p.first_name, p.middle_name.as_deref().unwrap_or(""), p.id)
-            .replace("  (", " (");
+        let describe =
+            format!("{} {} {} ({})", p.last_name, p.first_name, p.middle_name.as_deref().unwrap_or(""), p.id)
+                .replace("  (", " (");
         self.push(p.id.clone(), Entity::Person(person), describe);
     }
 
@@ -419,12 +430,8 @@ fn period_kind_number(name: &str, index: usize) -> (m::PeriodKind, u8) {
 
 /// The records a checked file brings, for source instance `source`.
 pub fn import_records(file: &ExchangeFile, source: &str, snap: &Snapshot, marks: &Marks) -> Vec<Built> {
-    let mut b = Builder {
-        ids: IdSpace::new(source),
-        scope: format!("kiasuo-exchange:{}", file.kind()),
-        snap,
-        out: Vec::new(),
-    };
+    let mut b =
+        Builder { ids: IdSpace::new(source), scope: format!("kiasuo-exchange:{}", file.kind()), snap, out: Vec::new() };
     let class_id_by_name: HashMap<String, String> =
         snap.classes.iter().map(|c| (c.value.name.trim().to_lowercase(), c.source_id.clone())).collect();
     let enrollment_of = |key: &str| snap.enrollments.iter().find(|e| e.source_id == key).map(|e| e.value.clone());
@@ -453,7 +460,8 @@ pub fn import_records(file: &ExchangeFile, source: &str, snap: &Snapshot, marks:
                     let mut old = e.value.clone();
                     old.status = m::EnrollmentStatus::Archived;
                     old.to = old.to.or(p.enrolled_on.and_then(|d| d.pred_opt()));
-                    let other = e.source_id.split(':').next().and_then(|c| class_names.get(c)).cloned().unwrap_or_default();
+                    let other =
+                        e.source_id.split(':').next().and_then(|c| class_names.get(c)).cloned().unwrap_or_default();
                     b.push(e.source_id.clone(), Entity::Enrollment(old), format!("{} leaves {}", p.pupil.id, other));
                 }
                 let enrollment = m::Enrollment {
@@ -602,7 +610,8 @@ pub fn import_records(file: &ExchangeFile, source: &str, snap: &Snapshot, marks:
                     PeriodRef::Year => "год".to_string(),
                     PeriodRef::Period { name, .. } => name.clone(),
                 };
-                let describe = format!("{} {}: {}, {} — «{}»", r.last_name, r.first_name, r.subject, period_name, r.mark);
+                let describe =
+                    format!("{} {}: {}, {} — «{}»", r.last_name, r.first_name, r.subject, period_name, r.mark);
                 b.push(
                     format!("{}:{}:{}", r.pupil_id, r.subject_id, period_id.unwrap_or("year")),
                     Entity::FinalMark(fm),

@@ -132,7 +132,11 @@ impl Tables {
 
     /// A mark's scale, numeric value and special meaning; a double mark the table does not
     /// list («5/4») is read from its parts (the mean of their numeric values).
-    pub(crate) fn mark(&self, value: &str, warnings: &mut Vec<String>) -> (m::MarkScale, Option<f64>, Option<m::SpecialFinal>) {
+    pub(crate) fn mark(
+        &self,
+        value: &str,
+        warnings: &mut Vec<String>,
+    ) -> (m::MarkScale, Option<f64>, Option<m::SpecialFinal>) {
         if let Some(c) = self.marks.get(value) {
             return (c.scale, c.numeric, c.special);
         }

@@ -141,7 +141,8 @@ impl Layout {
 
     /// Reads a mapping file.
     pub fn load(path: &Path) -> Result<Layout, String> {
-        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read the mapping {}: {e}", path.display()))?;
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read the mapping {}: {e}", path.display()))?;
         Layout::parse(&text, &path.display().to_string())
     }
 
@@ -203,7 +204,10 @@ impl Layout {
                     return Err(format!("{kind}: the element <{}> is used twice", section.xml_container));
                 }
                 if section.sheet.chars().count() > 31 {
-                    return Err(format!("{kind}: the sheet name «{}» is longer than Excel's 31 characters", section.sheet));
+                    return Err(format!(
+                        "{kind}: the sheet name «{}» is longer than Excel's 31 characters",
+                        section.sheet
+                    ));
                 }
                 let mut xml = HashSet::new();
                 let mut headers = HashSet::new();

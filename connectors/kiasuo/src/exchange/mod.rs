@@ -22,8 +22,8 @@ pub mod xml;
 
 pub use layout::Layout;
 pub use typed::{
-    AcademicYear, ClassRow, ContingentFile, ContingentPupil, ExchangeFile, FinalMarkRow, FinalMarksFile, Known,
-    Marks, MovementFile, MovementKind, MovementRow, PeriodRef, PupilInfo,
+    AcademicYear, ClassRow, ContingentFile, ContingentPupil, ExchangeFile, FinalMarkRow, FinalMarksFile, Known, Marks,
+    MovementFile, MovementKind, MovementRow, PeriodRef, PupilInfo,
 };
 
 /// Вид файла обмена

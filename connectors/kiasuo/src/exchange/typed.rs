@@ -286,7 +286,12 @@ pub fn to_raw(file: &ExchangeFile, layout: &Layout) -> RawDoc {
                 "classes",
                 f.classes
                     .iter()
-                    .map(|c| RowWriter::new().put("class_id", Some(c.id.clone())).put("class_name", Some(c.name.clone())).row())
+                    .map(|c| {
+                        RowWriter::new()
+                            .put("class_id", Some(c.id.clone()))
+                            .put("class_name", Some(c.name.clone()))
+                            .row()
+                    })
                     .collect(),
             ),
             section(
@@ -373,7 +378,8 @@ struct Cells<'a> {
 impl Cells<'_> {
     /// How a field is named where the row came from: `<Фамилия>` in XML, «Фамилия» in XLSX.
     fn name(&self, field: &str) -> String {
-        let col = self.layout.kind(self.kind).sections.iter().find(|s| s.key == self.section).and_then(|s| s.column(field));
+        let col =
+            self.layout.kind(self.kind).sections.iter().find(|s| s.key == self.section).and_then(|s| s.column(field));
         match (col, &self.row.location) {
             (Some(c), Location::Xlsx { .. }) => format!("column «{}»", c.header),
             (Some(c), _) => format!("<{}>", c.xml),
@@ -516,7 +522,9 @@ pub fn from_raw(raw: &RawDoc, layout: &Layout, known: &Known, marks: &Marks) -> 
     let file = match raw.kind {
         ExchangeKind::Contingent => contingent(raw, layout, known, year, &mut problems).map(ExchangeFile::Contingent),
         ExchangeKind::Movement => movement(raw, layout, known, year, &mut problems).map(ExchangeFile::Movement),
-        ExchangeKind::FinalMarks => final_marks(raw, layout, known, year, marks, &mut problems).map(ExchangeFile::FinalMarks),
+        ExchangeKind::FinalMarks => {
+            final_marks(raw, layout, known, year, marks, &mut problems).map(ExchangeFile::FinalMarks)
+        }
     };
     match file {
         Some(f) if problems.is_empty() => Ok(f),
@@ -542,7 +550,11 @@ fn contingent(
         if let Some(n) = &name {
             if !grade_of(n).is_some_and(|g| (1..=11).contains(&g)) {
                 let field = c.name("class_name");
-                c.problem("class_name", ProblemCode::BadValue, format!("{field}: «{n}» does not begin with a grade 1–11"));
+                c.problem(
+                    "class_name",
+                    ProblemCode::BadValue,
+                    format!("{field}: «{n}» does not begin with a grade 1–11"),
+                );
             }
         }
         if let Some(id) = &id {
@@ -565,7 +577,8 @@ fn contingent(
             classes.push(ClassRow { id, name });
         }
     }
-    let known_class = |name: &str| class_names.contains_key(&norm(name)) || known.classes.keys().any(|k| norm(k) == norm(name));
+    let known_class =
+        |name: &str| class_names.contains_key(&norm(name)) || known.classes.keys().any(|k| norm(k) == norm(name));
     let mut pupils = Vec::new();
     let mut seen: HashMap<String, Location> = HashMap::new();
     for row in raw.section("pupils") {
@@ -589,7 +602,11 @@ fn contingent(
         if let Some(p) = &pupil {
             if let (Some(b), Some(e)) = (p.birth_date, enrolled) {
                 if b >= e {
-                    let m = format!("the birth date {} is not before the enrolment date {}", format_date(b), format_date(e));
+                    let m = format!(
+                        "the birth date {} is not before the enrolment date {}",
+                        format_date(b),
+                        format_date(e)
+                    );
                     c.problem("birth_date", ProblemCode::Inconsistent, m);
                 }
             }
@@ -736,7 +753,11 @@ fn final_marks(
                 c.in_year("period_end", end, year);
                 if let (Some(s), Some(e)) = (start, end) {
                     if s > e {
-                        let m = format!("the period «{name}» ends ({}) before it starts ({})", format_date(e), format_date(s));
+                        let m = format!(
+                            "the period «{name}» ends ({}) before it starts ({})",
+                            format_date(e),
+                            format_date(s)
+                        );
                         c.problem("period_end", ProblemCode::Inconsistent, m);
                     }
                 }
@@ -774,19 +795,31 @@ fn final_marks(
             }
         }
         if let (Some(p), Some(s), Some(per)) = (&pupil_id, &subject_id, &period) {
-            let key = (p.clone(), s.clone(), match per {
-                PeriodRef::Year => String::new(),
-                PeriodRef::Period { id, .. } => id.clone(),
-            });
+            let key = (
+                p.clone(),
+                s.clone(),
+                match per {
+                    PeriodRef::Year => String::new(),
+                    PeriodRef::Period { id, .. } => id.clone(),
+                },
+            );
             if let Some(first) = seen.get(&key) {
-                let m = format!("a second mark of the pupil {p} in the subject {s} for the same period (first at {first})");
+                let m =
+                    format!("a second mark of the pupil {p} in the subject {s} for the same period (first at {first})");
                 c.problem("pupil_id", ProblemCode::DuplicateMark, m);
             } else {
                 seen.insert(key, c.at("pupil_id"));
             }
         }
-        if let (Some(pupil_id), Some(last_name), Some(first_name), Some(subject_id), Some(subject), Some(period), Some(mark)) =
-            (pupil_id, last, first, subject_id, subject, period, mark)
+        if let (
+            Some(pupil_id),
+            Some(last_name),
+            Some(first_name),
+            Some(subject_id),
+            Some(subject),
+            Some(period),
+            Some(mark),
+        ) = (pupil_id, last, first, subject_id, subject, period, mark)
         {
             rows.push(FinalMarkRow {
                 pupil_id,

@@ -44,7 +44,9 @@ pub fn write(raw: &RawDoc, layout: &Layout) -> Result<Vec<u8>, String> {
     let kind = layout.kind(raw.kind);
     let mut wb = Workbook::new();
     let created = ExcelDateTime::from_ymd(FIXED_CREATED.0, FIXED_CREATED.1, FIXED_CREATED.2).map_err(fail)?;
-    wb.set_properties(&DocProperties::new().set_title(&kind.title).set_author("ejgate").set_creation_datetime(&created));
+    wb.set_properties(
+        &DocProperties::new().set_title(&kind.title).set_author("ejgate").set_creation_datetime(&created),
+    );
     let bold = Format::new().set_bold().set_border_bottom(FormatBorder::Thin);
     {
         let ws = wb.add_worksheet();
@@ -96,7 +98,9 @@ fn cell_text(d: &Data) -> Result<Option<String>, String> {
             )
         }
         Data::DateTimeIso(s) => Some(
-            NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d").map(format_date).unwrap_or_else(|_| s.clone()),
+            NaiveDate::parse_from_str(s.get(..10).unwrap_or(s), "%Y-%m-%d")
+                .map(format_date)
+                .unwrap_or_else(|_| s.clone()),
         ),
         Data::DurationIso(s) => Some(s.clone()),
         Data::Error(e) => return Err(format!("the cell holds the Excel error {e}")),
@@ -139,7 +143,11 @@ pub fn read(bytes: &[u8], layout: &Layout) -> (Option<RawDoc>, Vec<Problem>) {
     let range = match wb.worksheet_range(&info) {
         Ok(r) => r,
         Err(e) => {
-            problems.push(Problem::new(at(&info, 1, None), ProblemCode::Malformed, format!("cannot read the sheet: {e}")));
+            problems.push(Problem::new(
+                at(&info, 1, None),
+                ProblemCode::Malformed,
+                format!("cannot read the sheet: {e}"),
+            ));
             return (None, problems);
         }
     };
@@ -190,7 +198,11 @@ pub fn read(bytes: &[u8], layout: &Layout) -> (Option<RawDoc>, Vec<Problem>) {
         let range = match sheet.as_ref().map(|s| (s, wb.worksheet_range(s))) {
             Some((_, Ok(r))) => r,
             Some((s, Err(e))) => {
-                problems.push(Problem::new(at(s, 1, None), ProblemCode::Malformed, format!("cannot read the sheet: {e}")));
+                problems.push(Problem::new(
+                    at(s, 1, None),
+                    ProblemCode::Malformed,
+                    format!("cannot read the sheet: {e}"),
+                ));
                 sections.push(RawSection { key: section.key.clone(), rows });
                 continue;
             }

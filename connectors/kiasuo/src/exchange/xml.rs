@@ -121,7 +121,9 @@ enum Frame<'l> {
     Root,
     Section(&'l Section),
     Row(&'l Section),
-    Field { field: String },
+    Field {
+        field: String,
+    },
     /// An element that is reported once and skipped with everything inside it.
     Skip,
 }
@@ -190,7 +192,10 @@ pub fn read(bytes: &[u8], layout: &Layout) -> (Option<RawDoc>, Vec<Problem>) {
                         let mut year = None;
                         for a in e.attributes().flatten() {
                             if a.key.as_ref() == layout.xml_year_attribute.as_str() {
-                                let v = a.normalized_value(quick_xml::XmlVersion::Implicit1_0).map(|v| v.into_owned()).unwrap_or_default();
+                                let v = a
+                                    .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                                    .map(|v| v.into_owned())
+                                    .unwrap_or_default();
                                 year = Some((v, loc(line, &name)));
                             }
                         }
@@ -335,7 +340,12 @@ pub fn read(bytes: &[u8], layout: &Layout) -> (Option<RawDoc>, Vec<Problem>) {
     (doc, problems)
 }
 
-fn close(stack: &mut Vec<(Frame, String, usize)>, doc: &mut Option<RawDoc>, row: &mut Option<RawRow>, value: &mut String) {
+fn close(
+    stack: &mut Vec<(Frame, String, usize)>,
+    doc: &mut Option<RawDoc>,
+    row: &mut Option<RawRow>,
+    value: &mut String,
+) {
     let Some((frame, name, line)) = stack.pop() else { return };
     match frame {
         Frame::Field { field } => {
@@ -414,7 +424,8 @@ mod tests {
         assert_eq!(e.code, ProblemCode::Encoding);
         assert!(e.message.contains("Windows-1251"), "{}", e.message);
         assert_eq!(e.location, Location::Xml { line: 3, element: "?xml".into() });
-        let (cp, _, _) = encoding_rs::WINDOWS_1251.encode("<?xml version=\"1.0\" encoding=\"windows-1251\"?><a>Иванов</a>");
+        let (cp, _, _) =
+            encoding_rs::WINDOWS_1251.encode("<?xml version=\"1.0\" encoding=\"windows-1251\"?><a>Иванов</a>");
         assert!(decode(&cp).unwrap().contains("Иванов"));
         let lying = "<?xml version=\"1.0\" encoding=\"windows-1251\"?><a>Иванов</a>";
         assert!(decode(lying.as_bytes()).unwrap_err().message.contains("its text is UTF-8"));
