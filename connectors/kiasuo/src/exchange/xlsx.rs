@@ -158,7 +158,7 @@ pub fn read(bytes: &[u8], layout: &Layout) -> (Option<RawDoc>, Vec<Problem>) {
         let row = r0 + i as u32 + 1;
         let label = r.first().and_then(|d| cell_text(d).ok().flatten());
         let value = r.get(1).and_then(|d| cell_text(d).ok().flatten());
-        let loc = at(&info, row, Some(format!("{}", column_letter(c0 + 1))));
+        let loc = at(&info, row, Some(column_letter(c0 + 1)));
         match label.as_deref().map(str::trim) {
             Some(l) if l == layout.info_kind_label.trim() => kind_cell = Some((value, loc)),
             Some(l) if l == layout.info_year_label.trim() => year_cell = Some((value, loc)),
