@@ -454,7 +454,7 @@ async fn broken_xml_wrong_encodings_and_a_wrong_root_are_refused_with_their_line
         ),
         (
             "cut.xml",
-            good[..good.find("</Классы>").unwrap()].as_bytes().to_vec(),
+            good.as_bytes()[..good.find("</Классы>").unwrap()].to_vec(),
             ProblemCode::Malformed,
             3,
             "ends inside <Классы>",
