@@ -7,6 +7,7 @@
 pub mod config;
 #[cfg(feature = "emulators")]
 pub mod demo;
+pub mod kiasuo;
 pub mod progress;
 pub mod sources;
 pub mod status;

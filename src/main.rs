@@ -64,6 +64,11 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         runs: u32,
     },
+    /// КИАСУО exchange files: load (import) and unload (export) the secretary's files
+    Kiasuo {
+        #[command(subcommand)]
+        command: ejgate::kiasuo::KiasuoCommand,
+    },
     /// Run an emulator of a source system on its own, for trying clients against it
     #[cfg(feature = "emulators")]
     Emulate {
@@ -227,6 +232,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             } else {
                 print!("{}", status::render(&st));
             }
+        }
+        Command::Kiasuo { command } => {
+            let config = Config::load(&cli.config)?;
+            let store = store::open(&config.store_url()).await?;
+            let mappings = config.mappings_dir.as_deref().map(|p| config.resolve(p));
+            print!("{}", ejgate::kiasuo::run(store.as_ref(), mappings.as_deref(), command).await?);
         }
         #[cfg(feature = "emulators")]
         Command::Emulate { system, listen, seed, schools, size, request_limit, token, token_file } => {

@@ -102,14 +102,14 @@ struct AttendanceCode {
     reason: Option<m::AbsenceReason>,
 }
 
-/// The code tables of `mappings/kiasuo/`.
-struct Tables {
+/// The code tables of `mappings/kiasuo/` (shared with the exchange files' final marks).
+pub(crate) struct Tables {
     marks: CodeTable<MarkCode>,
     attendance: CodeTable<AttendanceCode>,
 }
 
 impl Tables {
-    fn load(dir: Option<&std::path::Path>) -> Result<Self, String> {
+    pub(crate) fn load(dir: Option<&std::path::Path>) -> Result<Self, String> {
         let dir = dir.map(|d| d.join("kiasuo"));
         let dir = dir.as_deref();
         Ok(Tables {
@@ -132,7 +132,11 @@ impl Tables {
 
     /// A mark's scale, numeric value and special meaning; a double mark the table does not
     /// list («5/4») is read from its parts (the mean of their numeric values).
-    fn mark(&self, value: &str, warnings: &mut Vec<String>) -> (m::MarkScale, Option<f64>, Option<m::SpecialFinal>) {
+    pub(crate) fn mark(
+        &self,
+        value: &str,
+        warnings: &mut Vec<String>,
+    ) -> (m::MarkScale, Option<f64>, Option<m::SpecialFinal>) {
         if let Some(c) = self.marks.get(value) {
             return (c.scale, c.numeric, c.special);
         }
