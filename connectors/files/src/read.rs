@@ -173,12 +173,15 @@ fn text_value(s: &str) -> Value {
     }
 }
 
+/// A found column (index, description for messages) or a constant's value.
+type ColumnOrConst<'b> = Result<(usize, String), &'b str>;
+
 /// Finds the header of every column field; constants become fixed cells.
 fn columns<'b>(
     block: &'b Block,
     headers: &[String],
     describe: impl Fn(usize) -> String,
-) -> Result<Vec<Result<(usize, String), &'b str>>, Vec<String>> {
+) -> Result<Vec<ColumnOrConst<'b>>, Vec<String>> {
     let normalized: Vec<String> = headers.iter().map(|h| norm_header(h)).collect();
     let mut missing = Vec::new();
     let cols = block
