@@ -1,0 +1,39 @@
+//! What of the synthetic world the default layout carries, for comparing a sync with the
+//! ground truth. The default layout (and `flat-csv`) carry every kind the world makes:
+//! guardians, guardianships and teaching loads too, which the APIs do not expose.
+
+use std::collections::BTreeMap;
+
+use ejgate_sdk::model::EntityKind;
+use ejgate_sdk::synth::World;
+
+/// The kinds the connector fills from the default layout.
+pub const EXPOSED: [EntityKind; 17] = [
+    EntityKind::Organization,
+    EntityKind::AcademicYear,
+    EntityKind::StudyPeriod,
+    EntityKind::Holiday,
+    EntityKind::Class,
+    EntityKind::Group,
+    EntityKind::Person,
+    EntityKind::Guardianship,
+    EntityKind::Enrollment,
+    EntityKind::Subject,
+    EntityKind::TeachingLoad,
+    EntityKind::Lesson,
+    EntityKind::Homework,
+    EntityKind::Work,
+    EntityKind::Mark,
+    EntityKind::FinalMark,
+    EntityKind::Attendance,
+];
+
+/// The live records per kind a complete sync of an export of `world` must hold.
+pub fn expected_counts(world: &World) -> BTreeMap<EntityKind, u64> {
+    world.counts().into_iter().filter(|(k, n)| EXPOSED.contains(k) && *n > 0).collect()
+}
+
+/// Whether a truth change concerns something the default layout carries.
+pub fn is_exposed(kind: EntityKind) -> bool {
+    EXPOSED.contains(&kind)
+}

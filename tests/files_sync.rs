@@ -1,0 +1,264 @@
+//! End to end: the synthetic school exported as files (XLSX, Windows-1251 CSV, XML: the
+//! default layout) → the files connector → the sync engine → SQLite, checked against the
+//! generator's ground truth. The export is read back by the connector itself (calamine):
+//! no outside spreadsheet tool is needed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ejgate::store::{ChangeOp, RunStatus, SqliteStore, Store};
+use ejgate::sync::{run_sync, SyncOptions, SyncReport};
+use ejgate_files::export::{CsvText, ExportOptions, Layout, Plant};
+use ejgate_files::{export_world, export_world_with, truth, FilesConfig, FilesConnector};
+use ejgate_sdk::connector::SyncMode;
+use ejgate_sdk::model::EntityKind;
+use ejgate_sdk::synth::{NetOp, SynthConfig, World};
+
+const INSTANCE: &str = "files-test";
+
+fn mapping_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("mappings/files").join(name)
+}
+
+struct Harness {
+    world: World,
+    export: tempfile::TempDir,
+    store: Box<dyn Store>,
+    _db: tempfile::TempDir,
+}
+
+async fn open_store(dir: &Path) -> Box<dyn Store> {
+    let url = format!("sqlite://{}", dir.join("ejgate.db").display());
+    Box::new(SqliteStore::open(&url).await.expect("store opens"))
+}
+
+impl Harness {
+    async fn new(config: SynthConfig) -> Harness {
+        let world = World::generate(config);
+        let export = tempfile::tempdir().unwrap();
+        export_world(&world, export.path(), Layout::Default).expect("export written");
+        let db = tempfile::tempdir().unwrap();
+        let store = open_store(db.path()).await;
+        Harness { world, export, store, _db: db }
+    }
+
+    fn reexport(&self) {
+        export_world(&self.world, self.export.path(), Layout::Default).expect("export written");
+    }
+
+    fn connector(&self, dir: &Path, mapping: &str) -> Arc<FilesConnector> {
+        Arc::new(FilesConnector::new(FilesConfig::new(INSTANCE, dir, mapping_path(mapping))).expect("connector builds"))
+    }
+
+    async fn sync(&self, mode: SyncMode) -> SyncReport {
+        sync_into(self.store.as_ref(), self.connector(self.export.path(), "default.toml"), mode).await
+    }
+
+    async fn live_counts(&self) -> BTreeMap<EntityKind, u64> {
+        live_counts(self.store.as_ref()).await
+    }
+}
+
+async fn sync_into(store: &dyn Store, connector: Arc<FilesConnector>, mode: SyncMode) -> SyncReport {
+    run_sync(store, connector, &SyncOptions { mode, ..SyncOptions::default() })
+        .await
+        .expect("the store records the run")
+}
+
+async fn live_counts(store: &dyn Store) -> BTreeMap<EntityKind, u64> {
+    store.counts(None).await.unwrap().into_iter().filter(|c| c.live > 0).map(|c| (c.kind, c.live)).collect()
+}
+
+/// Every live record of every kind: (kind, source id) → content.
+async fn contents(store: &dyn Store) -> BTreeMap<(EntityKind, String), serde_json::Value> {
+    let mut out = BTreeMap::new();
+    for kind in truth::EXPOSED {
+        for r in store.records(kind, None, false).await.unwrap() {
+            out.insert((kind, r.source_id), r.content);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_sync_of_the_export_reproduces_the_ground_truth_and_a_resync_writes_nothing() {
+    let h = Harness::new(SynthConfig::small(7)).await;
+    // The default layout uses all three formats, the CSVs in Windows-1251.
+    let staff = std::fs::read(h.export.path().join("staff.csv")).unwrap();
+    assert!(std::str::from_utf8(&staff).is_err(), "the rosters are not UTF-8");
+    assert!(h.export.path().join("school.xlsx").exists() && h.export.path().join("journal.xml").exists());
+
+    let first = h.sync(SyncMode::Full).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+    assert!(first.stats.warnings.is_empty(), "{:?}", first.stats.warnings);
+    let expected = truth::expected_counts(&h.world);
+    assert_eq!(expected.len(), truth::EXPOSED.len(), "every kind has records: {expected:?}");
+    assert_eq!(h.live_counts().await, expected);
+
+    for mode in [SyncMode::Incremental, SyncMode::Full] {
+        let again = h.sync(mode).await;
+        assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
+        assert!(again.stats.records_read > 0);
+        assert_eq!((again.stats.inserted, again.stats.updated, again.stats.deleted), (0, 0, 0), "{mode}");
+        assert!(h.store.changes_of_run(again.run).await.unwrap().is_empty());
+    }
+}
+
+#[tokio::test]
+async fn after_the_school_lives_on_a_new_export_logs_exactly_the_generators_changes() {
+    let mut h = Harness::new(SynthConfig::small(11)).await;
+    assert_eq!(h.sync(SyncMode::Full).await.status, RunStatus::Succeeded);
+    let before = h.world.last_seq();
+    h.world.advance(6);
+    h.reexport();
+    let expected: BTreeSet<(String, String, &str)> = h
+        .world
+        .net_changes_since(before)
+        .into_iter()
+        .filter(|c| truth::is_exposed(c.kind))
+        .map(|c| {
+            let op = match c.op {
+                NetOp::Insert => "insert",
+                NetOp::Update => "update",
+                NetOp::Delete => "delete",
+            };
+            (c.kind.as_str().to_string(), c.key, op)
+        })
+        .collect();
+    assert!(expected.len() > 50, "six school days bring changes: {}", expected.len());
+    assert!(expected.iter().any(|c| c.2 == "delete"), "deleted marks are among them");
+
+    let report = h.sync(SyncMode::Incremental).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    let logged: BTreeSet<(String, String, &str)> = h
+        .store
+        .changes_of_run(report.run)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| {
+            let op = match c.op {
+                ChangeOp::Insert => "insert",
+                ChangeOp::Update | ChangeOp::KeyChange => "update",
+                ChangeOp::Delete => "delete",
+            };
+            (c.kind.as_str().to_string(), c.source_id, op)
+        })
+        .collect();
+    let missing: Vec<_> = expected.difference(&logged).take(10).collect();
+    let extra: Vec<_> = logged.difference(&expected).take(10).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}\nextra {extra:?}");
+    assert_eq!(h.live_counts().await, truth::expected_counts(&h.world));
+}
+
+#[tokio::test]
+async fn csv_in_windows_1251_reads_the_same_as_utf_8_with_or_without_a_bom_and_as_the_flat_layout() {
+    let world = World::generate(SynthConfig::small(5));
+    let mut stores = Vec::new();
+    let mut dirs = Vec::new();
+    let cases: [(Option<CsvText>, Layout, &str); 4] = [
+        (Some(CsvText::Windows1251), Layout::Default, "default.toml"),
+        (Some(CsvText::Utf8Bom), Layout::Default, "default.toml"),
+        (Some(CsvText::Utf8), Layout::Default, "default.toml"),
+        (None, Layout::FlatCsv, "flat-csv.toml"),
+    ];
+    for (csv, layout, mapping) in cases {
+        let export = tempfile::tempdir().unwrap();
+        let options = ExportOptions { csv, plant: Vec::new() };
+        export_world_with(&world, export.path(), &layout.mapping(), &options).expect("export written");
+        let db = tempfile::tempdir().unwrap();
+        let store = open_store(db.path()).await;
+        let connector =
+            Arc::new(FilesConnector::new(FilesConfig::new(INSTANCE, export.path(), mapping_path(mapping))).unwrap());
+        let report = sync_into(store.as_ref(), connector, SyncMode::Full).await;
+        assert_eq!(report.status, RunStatus::Succeeded, "{csv:?} {layout:?}: {:?}", report.error);
+        stores.push(store);
+        dirs.push((export, db));
+    }
+    let staff = |i: usize| std::fs::read(dirs[i].0.path().join("staff.csv")).unwrap();
+    assert!(std::str::from_utf8(&staff(0)).is_err());
+    assert!(staff(1).starts_with(&[0xEF, 0xBB, 0xBF]));
+    assert!(std::str::from_utf8(&staff(2)).is_ok() && !staff(2).starts_with(&[0xEF]));
+
+    let reference = contents(stores[0].as_ref()).await;
+    assert_eq!(live_counts(stores[0].as_ref()).await, truth::expected_counts(&world));
+    for (i, store) in stores.iter().enumerate().skip(1) {
+        let other = contents(store.as_ref()).await;
+        assert_eq!(other.len(), reference.len(), "case {i}");
+        let differing: Vec<_> = reference.iter().filter(|(k, v)| other.get(*k) != Some(*v)).take(5).collect();
+        assert!(differing.is_empty(), "case {i} differs: {differing:?}");
+    }
+    // Names with Cyrillic letters came through every encoding.
+    assert!(reference.values().any(|c| c.get("last_name").and_then(|n| n.as_str()).is_some_and(|n| n.contains('а'))));
+}
+
+#[tokio::test]
+async fn broken_files_fail_the_run_with_every_error_by_file_and_line_and_nothing_is_written() {
+    let h = Harness::new(SynthConfig::small(3)).await;
+    let options = ExportOptions {
+        csv: None,
+        plant: vec![
+            Plant::BadDate(EntityKind::Holiday),
+            Plant::BadDate(EntityKind::Person),
+            Plant::UnknownCode(EntityKind::Attendance),
+            Plant::BadDate(EntityKind::Mark),
+        ],
+    };
+    let (_, planted) = export_world_with(&h.world, h.export.path(), &Layout::Default.mapping(), &options).unwrap();
+    assert_eq!(planted.len(), 4, "{planted:?}");
+
+    let failed = h.sync(SyncMode::Full).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    let error = failed.error.clone().unwrap();
+    assert!(error.contains(&format!("source «{INSTANCE}» (files)")), "{error}");
+    assert!(error.contains("4 problem(s) in 3 export file(s); nothing was written"), "{error}");
+    assert!(
+        error.contains("school.xlsx, sheet «Каникулы», row 2, column «Начало» (C): start: «31.02.2026» is not a date"),
+        "{error}"
+    );
+    assert!(
+        error.contains("staff.csv, line 2, column «Дата рождения» (column 6): birth_date: «31.02.2026»"),
+        "{error}"
+    );
+    let attendance = planted.iter().find(|p| p.plant == Plant::UnknownCode(EntityKind::Attendance)).unwrap();
+    let mark = planted.iter().find(|p| p.plant == Plant::BadDate(EntityKind::Mark)).unwrap();
+    assert!(
+        error.contains(&format!(
+            "journal.xml, line {}, column <Код>: code: unknown code «ХЗ» (code table files/attendance)",
+            attendance.line.unwrap()
+        )),
+        "{error}"
+    );
+    assert!(error.contains(&format!("journal.xml, line {}, column <Выставлена>", mark.line.unwrap())), "{error}");
+    assert!(error.contains("expected «01.09.2025 08:30:00»"), "says what was expected: {error}");
+    assert!(h.live_counts().await.is_empty(), "nothing was written");
+    let runs = h.store.runs(1).await.unwrap();
+    assert_eq!(runs[0].error.as_deref(), Some(error.as_str()));
+
+    // A clean export goes through; a truncated journal then fails and keeps what was synced.
+    h.reexport();
+    assert_eq!(h.sync(SyncMode::Full).await.status, RunStatus::Succeeded);
+    let committed = h.live_counts().await;
+    let options = ExportOptions { csv: None, plant: vec![Plant::TruncateXml] };
+    export_world_with(&h.world, h.export.path(), &Layout::Default.mapping(), &options).unwrap();
+    let failed = h.sync(SyncMode::Incremental).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    let error = failed.error.unwrap();
+    assert!(error.contains("journal.xml, line "), "{error}");
+    assert!(error.contains("cut off") || error.contains("not well-formed"), "{error}");
+    assert_eq!(h.live_counts().await, committed, "a failed run writes nothing, deletes nothing");
+}
+
+#[tokio::test]
+async fn a_mapping_with_mistakes_is_refused_with_their_lines_before_any_file_is_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let mapping = dir.path().join("school.toml");
+    std::fs::write(
+        &mapping,
+        "[[entity]]\nkind = \"mark\"\nfile = \"marks.csv\"\n[entity.fields]\nsource_id = \"ID\"\nstudent = \"Ученик\"\nvalue = \"Отметка\"\nmood = \"Настроение\"\n",
+    )
+    .unwrap();
+    let e = FilesConnector::new(FilesConfig::new(INSTANCE, dir.path(), &mapping)).err().expect("refused").to_string();
+    assert!(e.contains("school.toml") && e.contains("line 8") && e.contains("unknown field «mood»"), "{e}");
+}
