@@ -187,9 +187,9 @@ async fn filled_store(dir: &Path) -> Box<dyn Store> {
     let records = school_records(&world);
     let ids: Vec<_> = records.iter().map(|r| r.id).collect();
     let existing = store.existing(SOURCE_A, &ids, &[]).await.unwrap();
-    let changes = ejgate::sync::diff(records, &existing);
+    let changes = ejgate::sync::diff(records.into_iter().map(ejgate::sync::canonical).collect(), &existing);
     let run = store.begin_run(SOURCE_A, "test").await.unwrap();
-    store.apply(run, SOURCE_A, &changes, None).await.unwrap();
+    store.apply(run, SOURCE_A, &changes, &[]).await.unwrap();
     store
 }
 

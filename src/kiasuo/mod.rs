@@ -153,7 +153,7 @@ pub async fn plan_import(store: &dyn Store, options: &ImportOptions) -> Result<I
     let count = records.len();
     let ids: Vec<uuid::Uuid> = records.iter().map(|r| r.id).collect();
     let existing = store.existing(&options.source, &ids, &[]).await?;
-    let changes = crate::sync::diff(records, &existing);
+    let changes = crate::sync::diff(records.into_iter().map(crate::sync::canonical).collect(), &existing);
     let mut by_kind: BTreeMap<EntityKind, KindChanges> = BTreeMap::new();
     for u in &changes.upserts {
         let k = by_kind.entry(u.kind).or_default();
@@ -211,7 +211,7 @@ pub async fn import(store: &dyn Store, options: &ImportOptions) -> Result<Import
         deleted: report.changes.values().map(|c| c.deleted).sum(),
         ..RunStats::default()
     };
-    match store.apply(run, &options.source, &plan.changes, None).await {
+    match store.apply(run, &options.source, &plan.changes, &[]).await {
         Ok(()) => store.finish_run(run, RunStatus::Succeeded, None, &stats).await?,
         Err(e) => {
             let text = format!("import of {}: {e}", options.file.display());
