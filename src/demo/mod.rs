@@ -19,6 +19,9 @@ use crate::config::{Config, System};
 use crate::store;
 use crate::sync::{run_sync, Progress, SyncOptions, SyncReport};
 
+/// Makes the progress display of one source's sync, given the source's name.
+pub type ProgressFactory = Arc<dyn Fn(&str) -> Arc<dyn Progress> + Send + Sync>;
+
 /// Options of the demo.
 pub struct DemoOptions {
     pub dir: PathBuf,
@@ -27,7 +30,7 @@ pub struct DemoOptions {
     /// The systems to serve the school through, one source instance each.
     pub systems: Vec<System>,
     /// Progress display of one source's sync.
-    pub progress: Arc<dyn Fn(&str) -> Arc<dyn Progress> + Send + Sync>,
+    pub progress: ProgressFactory,
 }
 
 /// Every system `ejgate demo` can emulate.
