@@ -32,8 +32,8 @@ pub struct StoreConfig {
     pub url: String,
 }
 
-/// The systems ejgate has connectors for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+/// The systems ejgate has connectors for (also the values of `ejgate emulate SYSTEM`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum System {
     /// Dnevnik.ru API v2 (also the old api.school.mosreg.ru white-label)

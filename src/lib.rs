@@ -7,6 +7,8 @@
 pub mod config;
 #[cfg(feature = "emulators")]
 pub mod demo;
+#[cfg(feature = "emulators")]
+pub mod emulators;
 pub mod kiasuo;
 pub mod progress;
 pub mod sources;

@@ -73,7 +73,7 @@ enum Command {
     #[cfg(feature = "emulators")]
     Emulate {
         #[arg(value_enum)]
-        system: EmulatedSystem,
+        system: ejgate::config::System,
         #[arg(long, default_value = "127.0.0.1:8080")]
         listen: std::net::SocketAddr,
         #[arg(long, default_value_t = 2025)]
@@ -111,18 +111,6 @@ impl Size {
             Size::Large => SynthConfig::large(seed),
         }
     }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum EmulatedSystem {
-    /// Dnevnik.ru API v2 (`Access-Token`)
-    Dnevnik,
-    /// ЭПОС.Школа (`auth-token` session token)
-    Epos,
-    /// КИАСУО diary API (the token given is the first refresh token)
-    Kiasuo,
-    /// «Моя школа» (all three hosts on one listener; the token is the JWT)
-    Mosreg,
 }
 
 fn init_tracing(verbose: u8) {
@@ -254,42 +242,14 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let mut synth = size.config(seed);
             synth.schools = schools.max(1);
             let world = ejgate_sdk::synth::World::generate(synth);
-            // Each emulator keeps its own handle type; they share start → print → wait → stop.
-            macro_rules! serve {
-                ($emulator:path, $name:literal, $options:expr) => {{
-                    use $emulator as emulator;
-                    let handle = emulator::start(world, $options, listen).await?;
-                    println!(
-                        "{} emulator at {} (control surface: /__emulator/… on the same host). Ctrl-C stops it.",
-                        $name,
-                        handle.base_url()
-                    );
-                    tokio::signal::ctrl_c().await?;
-                    handle.shutdown().await;
-                }};
-            }
-            match system {
-                EmulatedSystem::Dnevnik => serve!(ejgate_dnevnik::emulator, "Dnevnik", {
-                    let mut o = ejgate_dnevnik::emulator::EmulatorOptions::new(token);
-                    o.request_limit = request_limit;
-                    o
-                }),
-                EmulatedSystem::Epos => serve!(ejgate_epos::emulator, "ЭПОС.Школа", {
-                    let mut o = ejgate_epos::emulator::EmulatorOptions::new(token);
-                    o.request_limit = request_limit;
-                    o
-                }),
-                EmulatedSystem::Kiasuo => serve!(ejgate_kiasuo::emulator, "КИАСУО", {
-                    let mut o = ejgate_kiasuo::emulator::EmulatorOptions::new(token);
-                    o.request_limit = request_limit;
-                    o
-                }),
-                EmulatedSystem::Mosreg => serve!(ejgate_mosreg::emulator, "«Моя школа»", {
-                    let mut o = ejgate_mosreg::emulator::EmulatorOptions::new(token);
-                    o.request_limit = request_limit;
-                    o
-                }),
-            }
+            let emulator = ejgate::emulators::Emulator::start(system, world, &token, request_limit, listen).await?;
+            println!(
+                "{} emulator at {} (control surface: /__emulator/… on the same host). Ctrl-C stops it.",
+                system.as_str(),
+                emulator.base_url()
+            );
+            tokio::signal::ctrl_c().await?;
+            emulator.shutdown().await;
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

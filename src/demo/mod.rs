@@ -16,6 +16,7 @@ use ejgate_sdk::model::EntityKind;
 use ejgate_sdk::synth::{SynthConfig, World};
 
 use crate::config::{Config, System};
+use crate::emulators::Emulator;
 use crate::store;
 use crate::sync::{run_sync, Progress, SyncOptions, SyncReport};
 
@@ -63,71 +64,6 @@ impl DemoSource {
 impl DemoReport {
     pub fn matches_truth(&self) -> bool {
         self.sources.iter().all(DemoSource::matches_truth)
-    }
-}
-
-/// A running emulator of any system.
-enum Emulator {
-    Dnevnik(ejgate_dnevnik::emulator::EmulatorHandle),
-    Epos(ejgate_epos::emulator::EmulatorHandle),
-    Kiasuo(ejgate_kiasuo::emulator::EmulatorHandle),
-    Mosreg(ejgate_mosreg::emulator::EmulatorHandle),
-}
-
-impl Emulator {
-    async fn start(system: System, world: World, token: &str) -> anyhow::Result<Emulator> {
-        let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-        let context = || format!("cannot start the {} emulator on loopback", system.as_str());
-        Ok(match system {
-            System::Dnevnik => Emulator::Dnevnik(
-                ejgate_dnevnik::emulator::start(world, ejgate_dnevnik::emulator::EmulatorOptions::new(token), loopback)
-                    .await
-                    .with_context(context)?,
-            ),
-            System::Epos => Emulator::Epos(
-                ejgate_epos::emulator::start(world, ejgate_epos::emulator::EmulatorOptions::new(token), loopback)
-                    .await
-                    .with_context(context)?,
-            ),
-            System::Kiasuo => Emulator::Kiasuo(
-                ejgate_kiasuo::emulator::start(world, ejgate_kiasuo::emulator::EmulatorOptions::new(token), loopback)
-                    .await
-                    .with_context(context)?,
-            ),
-            System::Mosreg => Emulator::Mosreg(
-                ejgate_mosreg::emulator::start(world, ejgate_mosreg::emulator::EmulatorOptions::new(token), loopback)
-                    .await
-                    .with_context(context)?,
-            ),
-        })
-    }
-
-    fn base_url(&self) -> String {
-        match self {
-            Emulator::Dnevnik(h) => h.base_url(),
-            Emulator::Epos(h) => h.base_url(),
-            Emulator::Kiasuo(h) => h.base_url(),
-            Emulator::Mosreg(h) => h.base_url(),
-        }
-    }
-
-    async fn shutdown(self) {
-        match self {
-            Emulator::Dnevnik(h) => h.shutdown().await,
-            Emulator::Epos(h) => h.shutdown().await,
-            Emulator::Kiasuo(h) => h.shutdown().await,
-            Emulator::Mosreg(h) => h.shutdown().await,
-        }
-    }
-}
-
-/// The ground truth of what a system exposes.
-fn expected_counts(system: System, world: &World) -> BTreeMap<EntityKind, u64> {
-    match system {
-        System::Dnevnik => ejgate_dnevnik::truth::expected_counts(world),
-        System::Epos => ejgate_epos::truth::expected_counts(world),
-        System::Kiasuo => ejgate_kiasuo::truth::expected_counts(world),
-        System::Mosreg => ejgate_mosreg::truth::expected_counts(world),
     }
 }
 
@@ -179,7 +115,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         let token_file = format!("secrets/{}.token", system.as_str());
         let token_path = dir.join(&token_file);
         write_private(&token_path, &token).with_context(|| format!("cannot write {}", token_path.display()))?;
-        let emulator = Emulator::start(system, world.clone(), &token).await?;
+        let emulator =
+            Emulator::start(system, world.clone(), &token, None, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         config_text.push_str(&format!(
             "\n[[source]]\nname = \"{name}-demo\"\nsystem = \"{name}\"\nbase_url = \"{url}\"\n\
              token_file = \"{token_file}\"\nwindow_days = 35\nchunk_days = 31\nconcurrency = 4\n",
@@ -209,7 +146,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         let emulator_url = emulator.base_url();
         emulator.shutdown().await;
         let counts = store.counts(Some(&source.name)).await?;
-        let comparison = expected_counts(system, &world)
+        let comparison = crate::emulators::expected_counts(system, &world)
             .into_iter()
             .map(|(kind, n)| {
                 let have = counts.iter().find(|c| c.kind == kind).map(|c| c.live).unwrap_or(0);

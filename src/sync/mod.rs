@@ -148,7 +148,7 @@ async fn drive(
         while let Some((chunk, fetched)) = next.take() {
             match fetched {
                 Ok(batch) => {
-                    records += batch.records;
+                    records += batch.upserts.len();
                     group.push((chunk, batch));
                 }
                 // What arrived before the failure is still written.
@@ -167,7 +167,7 @@ async fn drive(
         for (_, batch) in &group {
             stats.chunks += 1;
             stats.requests += batch.requests as u64;
-            stats.records_read += batch.records as u64;
+            stats.records_read += batch.upserts.len() as u64;
             for w in &batch.warnings {
                 if stats.warnings.len() < MAX_WARNINGS && !stats.warnings.contains(w) {
                     tracing::warn!(%source, "{w}");
@@ -175,6 +175,8 @@ async fn drive(
                 }
             }
         }
+        // Writing takes the records out of the group; progress reports each chunk's size.
+        let sizes: Vec<usize> = group.iter().map(|(_, batch)| batch.upserts.len()).collect();
         let t = Instant::now();
         let written = write_group(store, run, &source, &mut group).await;
         *store_time += t.elapsed();
@@ -184,10 +186,10 @@ async fn drive(
                 stats.updated +=
                     changes.iter().filter(|op| matches!(op, ChangeOp::Update | ChangeOp::KeyChange)).count() as u64;
                 stats.deleted += changes.iter().filter(|op| **op == ChangeOp::Delete).count() as u64;
-                for (i, (chunk, batch)) in group.iter().enumerate() {
+                for (i, ((chunk, _), size)) in group.iter().zip(sizes).enumerate() {
                     // The group's changes are reported with its last chunk.
                     let n = if i + 1 == group.len() { changes.len() } else { 0 };
-                    options.progress.chunk_written(chunk, batch.records, n);
+                    options.progress.chunk_written(chunk, size, n);
                 }
             }
             Err(e) => {
@@ -259,8 +261,6 @@ pub fn content_hash(content: &[u8]) -> [u8; 32] {
 pub struct Canonical {
     /// One per record, in the source's order; `op` is decided by [`diff`].
     pub upserts: Vec<Upsert>,
-    /// How many records the source gave (kept when `upserts` is taken for writing).
-    pub records: usize,
     pub coverage: Vec<ejgate_sdk::model::Coverage>,
     pub warnings: Vec<String>,
     pub requests: u32,
@@ -269,7 +269,6 @@ pub struct Canonical {
 impl Canonical {
     pub fn of(batch: Batch) -> Canonical {
         Canonical {
-            records: batch.records.len(),
             upserts: batch.records.into_iter().map(canonical).collect(),
             coverage: batch.coverage,
             warnings: batch.warnings,
