@@ -12,8 +12,6 @@
 //! 5. with the emulator's request limit on (and the client told the same limit): wall
 //!    time against requests made ÷ allowed rate.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,32 +22,13 @@ use ejgate_dnevnik::{DnevnikConfig, DnevnikConnector};
 use ejgate_sdk::connector::SyncMode;
 use secrecy::SecretString;
 
+mod common;
+use common::Emulator;
+
 const TOKEN: &str = "bench-token-0123456789abcdef";
 
-struct Emulator {
-    child: Child,
-    base_url: String,
-}
-
-impl Drop for Emulator {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn emulator(args: &[&str]) -> Emulator {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ejgate"))
-        .args(["emulate", "dnevnik", "--listen", "127.0.0.1:0", "--token", TOKEN])
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the ejgate binary starts");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("the emulator says where it listens");
-    let base_url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL").to_string();
-    Emulator { child, base_url }
+    common::ready(common::spawn("dnevnik", TOKEN, args))
 }
 
 fn connector(base_url: &str, school: Option<String>, rps: Option<u32>) -> Arc<DnevnikConnector> {

@@ -21,6 +21,9 @@ pub struct Config {
     pub mappings_dir: Option<PathBuf>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
+    /// Schools served by more than one source: their people are linked across the sources.
+    #[serde(default, rename = "school")]
+    pub schools: Vec<SchoolConfig>,
     /// The directory the file was read from: relative paths in it are relative to this.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -30,6 +33,20 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
     pub url: String,
+}
+
+/// A school bound to several sources (for example КИАСУО for the contingent and another
+/// system for the journal).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchoolConfig {
+    pub name: String,
+    /// Source names; the first is the reference the others' persons are linked to.
+    pub sources: Vec<String>,
+    /// Match rules, strictest first (see `link`): each a list of fields that must all be
+    /// present and equal.
+    #[serde(default = "crate::link::default_rules", rename = "match")]
+    pub match_rules: Vec<Vec<crate::link::MatchField>>,
 }
 
 /// The systems ejgate has connectors for (also the values of `ejgate emulate SYSTEM`).
@@ -44,6 +61,8 @@ pub enum System {
     Kiasuo,
     /// «Моя школа» (Школьный портал МО today, authedu.mosreg.ru), МЭШ-style API
     Mosreg,
+    /// Exports of any journal system (XLSX, CSV, XML) in a directory, read by a mapping file
+    Files,
 }
 
 impl System {
@@ -53,7 +72,13 @@ impl System {
             System::Epos => "epos",
             System::Kiasuo => "kiasuo",
             System::Mosreg => "mosreg",
+            System::Files => "files",
         }
+    }
+
+    /// Whether the system is read over HTTP (needs `base_url` and a token).
+    pub fn is_api(self) -> bool {
+        self != System::Files
     }
 }
 
@@ -62,7 +87,17 @@ impl System {
 pub struct SourceConfig {
     pub name: String,
     pub system: System,
-    pub base_url: String,
+    /// The API's address (every system but `files`).
+    #[serde(default)]
+    pub base_url: Option<String>,
+    /// `files` only: the directory the school's system exports into.
+    #[serde(default)]
+    pub dir: Option<PathBuf>,
+    /// `files` only: the mapping file naming sheets, columns and elements
+    /// (`mappings/files/default.toml` documents the format); left out, the built-in default
+    /// layout.
+    #[serde(default)]
+    pub mapping: Option<PathBuf>,
     #[serde(default)]
     pub token_file: Option<PathBuf>,
     #[serde(default)]
@@ -148,8 +183,34 @@ impl Config {
             if source.name.is_empty() || source.name.contains(['/', ' ']) {
                 return Err(invalid(format!("source name «{}»: use letters, digits, '-' and '_'", source.name)));
             }
-            if url::Url::parse(&source.base_url).is_err() {
-                return Err(invalid(format!("source «{}»: base_url «{}» is not a URL", source.name, source.base_url)));
+            if !source.system.is_api() {
+                if source.dir.is_none() {
+                    return Err(invalid(format!(
+                        "source «{}»: a files source needs `dir`, the directory the exports are in",
+                        source.name
+                    )));
+                }
+                if source.base_url.is_some() || source.token_file.is_some() || source.token_env.is_some() {
+                    return Err(invalid(format!(
+                        "source «{}»: a files source reads `dir`; base_url, token_file and token_env do not apply",
+                        source.name
+                    )));
+                }
+                continue;
+            }
+            if source.dir.is_some() || source.mapping.is_some() {
+                return Err(invalid(format!(
+                    "source «{}»: `dir` and `mapping` belong to files sources; system «{}» reads base_url",
+                    source.name,
+                    source.system.as_str()
+                )));
+            }
+            match &source.base_url {
+                None => return Err(invalid(format!("source «{}»: base_url is missing", source.name))),
+                Some(url) if url::Url::parse(url).is_err() => {
+                    return Err(invalid(format!("source «{}»: base_url «{url}» is not a URL", source.name)))
+                }
+                Some(_) => {}
             }
             if source.token_file.is_some() == source.token_env.is_some() {
                 return Err(invalid(format!("source «{}»: give exactly one of token_file and token_env", source.name)));
@@ -164,6 +225,20 @@ impl Config {
             }
             if source.chunk_days == 0 {
                 return Err(invalid(format!("source «{}»: chunk_days must be at least 1", source.name)));
+            }
+        }
+        for school in &config.schools {
+            if school.sources.is_empty() {
+                return Err(invalid(format!("school «{}»: name its sources", school.name)));
+            }
+            if let Some(missing) = school.sources.iter().find(|s| !names.contains(s.as_str())) {
+                return Err(invalid(format!("school «{}»: there is no [[source]] named «{missing}»", school.name)));
+            }
+            if school.match_rules.is_empty() || school.match_rules.iter().any(Vec::is_empty) {
+                return Err(invalid(format!(
+                    "school «{}»: every match rule needs at least one field (last_name, first_name, middle_name, birth_date, sex)",
+                    school.name
+                )));
             }
         }
         Ok(config)

@@ -1,8 +1,11 @@
 //! The emulators of the source systems behind one type, for `ejgate demo` and
-//! `ejgate emulate`: which system, how to start it, its ground truth.
+//! `ejgate emulate`: which system, how to start it, its ground truth. The stand-in of a
+//! files source is not a server but an export: the synthetic school written as the files
+//! of the default layout into a directory.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
@@ -17,6 +20,8 @@ pub enum Emulator {
     Epos(ejgate_epos::emulator::EmulatorHandle),
     Kiasuo(ejgate_kiasuo::emulator::EmulatorHandle),
     Mosreg(ejgate_mosreg::emulator::EmulatorHandle),
+    /// The school exported into this directory (default layout).
+    Files(PathBuf),
 }
 
 impl Emulator {
@@ -51,7 +56,19 @@ impl Emulator {
                 options.request_limit = request_limit;
                 Emulator::Mosreg(ejgate_mosreg::emulator::start(world, options, addr).await.with_context(context)?)
             }
+            System::Files => anyhow::bail!(
+                "a files source is not served over HTTP: its stand-in is an export written to a directory"
+            ),
         })
+    }
+
+    /// Writes `world` as the files of the default layout into `dir` (the stand-in of a
+    /// files source: what a school's system would export).
+    pub fn export_files(world: &World, dir: &Path) -> anyhow::Result<Emulator> {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        ejgate_files::export_world(world, dir, ejgate_files::Layout::Default)
+            .with_context(|| format!("cannot write the export into {}", dir.display()))?;
+        Ok(Emulator::Files(dir.to_path_buf()))
     }
 
     pub fn base_url(&self) -> String {
@@ -60,6 +77,7 @@ impl Emulator {
             Emulator::Epos(h) => h.base_url(),
             Emulator::Kiasuo(h) => h.base_url(),
             Emulator::Mosreg(h) => h.base_url(),
+            Emulator::Files(dir) => dir.display().to_string(),
         }
     }
 
@@ -69,6 +87,7 @@ impl Emulator {
             Emulator::Epos(h) => h.shutdown().await,
             Emulator::Kiasuo(h) => h.shutdown().await,
             Emulator::Mosreg(h) => h.shutdown().await,
+            Emulator::Files(_) => {}
         }
     }
 }
@@ -80,5 +99,6 @@ pub fn expected_counts(system: System, world: &World) -> BTreeMap<EntityKind, u6
         System::Epos => ejgate_epos::truth::expected_counts(world),
         System::Kiasuo => ejgate_kiasuo::truth::expected_counts(world),
         System::Mosreg => ejgate_mosreg::truth::expected_counts(world),
+        System::Files => ejgate_files::truth::expected_counts(world),
     }
 }

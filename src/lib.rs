@@ -4,12 +4,14 @@
 //! per workflow (`store`, `sync`, `demo`, `status`), each depending on the store and the
 //! SDK's model, not on each other.
 
+pub mod compare;
 pub mod config;
 #[cfg(feature = "emulators")]
 pub mod demo;
 #[cfg(feature = "emulators")]
 pub mod emulators;
 pub mod kiasuo;
+pub mod link;
 pub mod progress;
 pub mod sources;
 pub mod status;

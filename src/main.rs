@@ -64,6 +64,23 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         runs: u32,
     },
+    /// Compare what two sources brought (сверка): entity by entity, over what both systems expose
+    Compare {
+        /// The first source (its name in ejgate.toml)
+        first: String,
+        /// The second source
+        second: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Link the people of schools served by several sources ([[school]] in ejgate.toml)
+    Link {
+        /// Only this school
+        #[arg(long)]
+        school: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
     /// КИАСУО exchange files: load (import) and unload (export) the secretary's files
     Kiasuo {
         #[command(subcommand)]
@@ -92,6 +109,10 @@ enum Command {
         /// A file holding the token the emulator accepts
         #[arg(long)]
         token_file: Option<PathBuf>,
+        /// `files` only: the directory to write the school's export into (a files source is
+        /// not served; its stand-in is the export)
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
 }
 
@@ -221,6 +242,57 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 print!("{}", status::render(&st));
             }
         }
+        Command::Compare { first, second, json } => {
+            let config = Config::load(&cli.config)?;
+            let system = |name: &str| {
+                config
+                    .source(name)
+                    .map(|s| s.system)
+                    .with_context(|| format!("no source «{name}» in {}", cli.config.display()))
+            };
+            let (kinds, tolerances) = ejgate::sources::shared(system(&first)?, system(&second)?);
+            let store = store::open(&config.store_url()).await?;
+            let c = ejgate::compare::compare(store.as_ref(), &first, &second, &kinds, &tolerances).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&c)?);
+            } else {
+                print!("{}", ejgate::compare::render(&c));
+                println!(
+                    "\n{}",
+                    if c.identical() {
+                        format!("«{first}» and «{second}» hold identical data for every entity both systems expose.")
+                    } else {
+                        format!("«{first}» and «{second}» differ (see above).")
+                    }
+                );
+            }
+            if !c.identical() {
+                return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Link { school, json } => {
+            let config = Config::load(&cli.config)?;
+            let schools: Vec<_> =
+                config.schools.iter().filter(|s| school.as_ref().is_none_or(|n| *n == s.name)).collect();
+            if schools.is_empty() {
+                bail!(
+                    "{} binds no school to several sources: add a [[school]] with its sources (see `ejgate init`)",
+                    cli.config.display()
+                );
+            }
+            let store = store::open(&config.store_url()).await?;
+            let mut reports = Vec::new();
+            for s in schools {
+                reports.push(ejgate::link::link_school(store.as_ref(), &s.name, &s.sources, &s.match_rules).await?);
+            }
+            if json {
+                println!("{}", serde_json::to_string_pretty(&reports)?);
+            } else {
+                for r in &reports {
+                    print!("{}", ejgate::link::render(r));
+                }
+            }
+        }
         Command::Kiasuo { command } => {
             let config = Config::load(&cli.config)?;
             let store = store::open(&config.store_url()).await?;
@@ -228,8 +300,20 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             print!("{}", ejgate::kiasuo::run(store.as_ref(), mappings.as_deref(), command).await?);
         }
         #[cfg(feature = "emulators")]
-        Command::Emulate { system, listen, seed, schools, size, request_limit, token, token_file } => {
+        Command::Emulate { system, listen, seed, schools, size, request_limit, token, token_file, out } => {
             use secrecy::ExposeSecret;
+            let mut synth = size.config(seed);
+            synth.schools = schools.max(1);
+            let world = ejgate_sdk::synth::World::generate(synth);
+            if system == ejgate::config::System::Files {
+                let dir = out.context("give the directory to write the export into: --out DIR")?;
+                ejgate::emulators::Emulator::export_files(&world, &dir)?;
+                println!(
+                    "The synthetic school is exported into {} (the default layout of mappings/files/default.toml).",
+                    dir.display()
+                );
+                return Ok(std::process::ExitCode::SUCCESS);
+            }
             let token = match (token, token_file) {
                 (Some(t), _) => t,
                 (None, Some(f)) => {
@@ -239,9 +323,6 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     bail!("give the token the emulator accepts: --token, --token-file or EJGATE_EMULATOR_TOKEN")
                 }
             };
-            let mut synth = size.config(seed);
-            synth.schools = schools.max(1);
-            let world = ejgate_sdk::synth::World::generate(synth);
             let emulator = ejgate::emulators::Emulator::start(system, world, &token, request_limit, listen).await?;
             println!(
                 "{} emulator at {} (control surface: /__emulator/… on the same host). Ctrl-C stops it.",

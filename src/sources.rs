@@ -6,69 +6,101 @@ use anyhow::Context;
 
 use ejgate_dnevnik::{DnevnikConfig, DnevnikConnector};
 use ejgate_epos::{EposConfig, EposConnector};
+use ejgate_files::{FilesConfig, FilesConnector};
 use ejgate_kiasuo::{KiasuoConfig, KiasuoConnector};
 use ejgate_mosreg::{MosregBaseUrls, MosregConfig, MosregConnector};
 use ejgate_sdk::connector::Connector;
+use ejgate_sdk::model::EntityKind;
+
+use crate::compare::Tolerances;
 
 use crate::config::{Config, SourceConfig, System};
 
+/// What every API source's connector is built from.
+struct ApiSettings {
+    base: url::Url,
+    token_ref: ejgate_sdk::secret::SecretRef,
+    /// Where the token comes from, for messages (never the token).
+    origin: String,
+    mappings_dir: Option<std::path::PathBuf>,
+    extra_root_certificates: Vec<std::path::PathBuf>,
+}
+
+impl ApiSettings {
+    fn of(config: &Config, source: &SourceConfig) -> anyhow::Result<ApiSettings> {
+        let token_ref = source.token_ref(config);
+        let origin = match (&token_ref.file, &token_ref.env) {
+            (Some(file), _) => file.display().to_string(),
+            (_, Some(var)) => format!("the environment variable {var}"),
+            _ => "the token file".into(),
+        };
+        let base_url = source.base_url.as_deref().context("base_url is missing")?;
+        let mut base = url::Url::parse(base_url)?;
+        if !base.path().ends_with('/') {
+            base.set_path(&format!("{}/", base.path()));
+        }
+        Ok(ApiSettings {
+            base,
+            token_ref,
+            origin,
+            mappings_dir: config.mappings_dir.as_deref().map(|p| config.resolve(p)),
+            extra_root_certificates: source.extra_root_certificates.iter().map(|p| config.resolve(p)).collect(),
+        })
+    }
+
+    fn load_token(&self, source: &SourceConfig) -> anyhow::Result<secrecy::SecretString> {
+        Ok(self.token_ref.load(&format!("source «{}» token", source.name))?)
+    }
+}
+
 /// Builds the connector of one configured source (reads its secret).
 pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<dyn Connector>> {
-    let token_ref = source.token_ref(config);
-    let origin = match (&token_ref.file, &token_ref.env) {
-        (Some(file), _) => file.display().to_string(),
-        (_, Some(var)) => format!("the environment variable {var}"),
-        _ => "the token file".into(),
-    };
-    let mut base = url::Url::parse(&source.base_url)?;
-    if !base.path().ends_with('/') {
-        base.set_path(&format!("{}/", base.path()));
-    }
-    let mappings_dir = config.mappings_dir.as_deref().map(|p| config.resolve(p));
-    let extra_root_certificates: Vec<_> = source.extra_root_certificates.iter().map(|p| config.resolve(p)).collect();
-    let load_token = || token_ref.load(&format!("source «{}» token", source.name));
     match source.system {
         System::Dnevnik => {
-            let token = load_token()?;
-            let mut c = DnevnikConfig::new(&source.name, base, token);
-            c.token_origin = origin;
+            let api = ApiSettings::of(config, source)?;
+            let mut c = DnevnikConfig::new(&source.name, api.base.clone(), api.load_token(source)?);
+            c.token_origin = api.origin;
             c.requests_per_second = source.requests_per_second;
             c.window_days = source.window_days;
             c.chunk_days = source.chunk_days;
             c.school_ids = source.schools.clone();
-            c.mappings_dir = mappings_dir;
+            c.mappings_dir = api.mappings_dir;
             c.timeout = source.timeout();
-            c.extra_root_certificates = extra_root_certificates;
+            c.extra_root_certificates = api.extra_root_certificates;
             c.concurrency = source.concurrency;
             Ok(Arc::new(DnevnikConnector::new(c)?))
         }
         System::Epos => {
-            let mut c = EposConfig::new(&source.name, base, load_token()?);
-            c.token_origin = origin;
+            let api = ApiSettings::of(config, source)?;
+            let mut c = EposConfig::new(&source.name, api.base.clone(), api.load_token(source)?);
+            c.token_origin = api.origin;
             c.requests_per_second = source.requests_per_second;
             c.window_days = source.window_days;
             c.chunk_days = source.chunk_days;
             if let Some(hours) = source.utc_offset_hours {
                 c.utc_offset_hours = hours;
             }
-            c.mappings_dir = mappings_dir;
+            c.mappings_dir = api.mappings_dir;
             c.timeout = source.timeout();
-            c.extra_root_certificates = extra_root_certificates;
+            c.extra_root_certificates = api.extra_root_certificates;
             Ok(Arc::new(EposConnector::new(c)?))
         }
         System::Kiasuo => {
             // The refresh token is read (and rewritten on rotation) by the connector itself.
-            let file = token_ref.file.clone().context("КИАСУО needs token_file")?;
-            let mut c = KiasuoConfig::new(&source.name, base, file);
+            let api = ApiSettings::of(config, source)?;
+            let file = api.token_ref.file.clone().context("КИАСУО needs token_file")?;
+            let mut c = KiasuoConfig::new(&source.name, api.base, file);
             c.requests_per_second = source.requests_per_second;
             c.window_days = source.window_days;
-            c.mappings_dir = mappings_dir;
+            c.mappings_dir = api.mappings_dir;
             c.timeout = source.timeout();
-            c.extra_root_certificates = extra_root_certificates;
+            c.extra_root_certificates = api.extra_root_certificates;
             c.concurrency = source.concurrency;
             Ok(Arc::new(KiasuoConnector::new(c)?))
         }
         System::Mosreg => {
+            let api = ApiSettings::of(config, source)?;
+            let base = api.base.clone();
             let mut urls = if base.host_str() == Some("authedu.mosreg.ru") {
                 MosregBaseUrls::production()
             } else {
@@ -81,20 +113,73 @@ pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<d
             if let Some(u) = &source.school_url {
                 urls.school = url::Url::parse(u).with_context(|| format!("source «{}»: school_url", source.name))?;
             }
-            let mut c = MosregConfig::new(&source.name, urls, load_token()?);
-            c.token_origin = origin;
+            let mut c = MosregConfig::new(&source.name, urls, api.load_token(source)?);
+            c.token_origin = api.origin;
             // A refreshed token is written back to the token file (when there is one).
-            c.token_file = token_ref.file.clone();
+            c.token_file = api.token_ref.file.clone();
             c.requests_per_second = source.requests_per_second;
             c.window_days = source.window_days;
             c.chunk_days = source.chunk_days;
             if let Some(hours) = source.utc_offset_hours {
                 c.utc_offset_hours = hours;
             }
-            c.mappings_dir = mappings_dir;
+            c.mappings_dir = api.mappings_dir;
             c.timeout = source.timeout();
-            c.extra_root_certificates = extra_root_certificates;
+            c.extra_root_certificates = api.extra_root_certificates;
             Ok(Arc::new(MosregConnector::new(c)?))
         }
+        System::Files => {
+            let dir = config.resolve(source.dir.as_deref().context("a files source needs `dir`")?);
+            let files = match &source.mapping {
+                Some(mapping) => FilesConfig::new(&source.name, dir, config.resolve(mapping)),
+                None => FilesConfig::with_default_layout(&source.name, dir),
+            };
+            Ok(Arc::new(
+                FilesConnector::new(files).with_context(|| format!("source «{}»: the mapping file", source.name))?,
+            ))
+        }
+    }
+}
+
+/// The kinds a system fills (each connector's README lists what its API does not expose).
+pub fn exposed_kinds(system: System) -> &'static [EntityKind] {
+    match system {
+        System::Dnevnik => &ejgate_dnevnik::truth::EXPOSED,
+        System::Epos => &ejgate_epos::truth::EXPOSED,
+        System::Kiasuo => &ejgate_kiasuo::truth::EXPOSED,
+        System::Mosreg => &ejgate_mosreg::truth::EXPOSED,
+        System::Files => &ejgate_files::truth::EXPOSED,
+    }
+}
+
+/// The fields of exposed kinds a system does not fill.
+pub fn not_exposed_fields(system: System) -> &'static [(EntityKind, &'static str)] {
+    match system {
+        System::Dnevnik => ejgate_dnevnik::truth::NOT_EXPOSED_FIELDS,
+        System::Epos => ejgate_epos::truth::NOT_EXPOSED_FIELDS,
+        System::Kiasuo => ejgate_kiasuo::truth::NOT_EXPOSED_FIELDS,
+        System::Mosreg => ejgate_mosreg::truth::NOT_EXPOSED_FIELDS,
+        System::Files => ejgate_files::truth::NOT_EXPOSED_FIELDS,
+    }
+}
+
+/// What two systems both expose: the kinds, and what a comparison of the two must forgive
+/// (fields one of them leaves empty, date-times one gives to the minute).
+pub fn shared(a: System, b: System) -> (Vec<EntityKind>, Tolerances) {
+    let kinds = exposed_kinds(a).iter().copied().filter(|k| exposed_kinds(b).contains(k)).collect();
+    let union = |f: fn(System) -> &'static [(EntityKind, &'static str)]| {
+        let mut v: Vec<_> = f(a).iter().chain(f(b)).copied().collect();
+        v.sort();
+        v.dedup();
+        v
+    };
+    (kinds, Tolerances { left_out: union(not_exposed_fields), to_the_minute: union(to_the_minute_fields) })
+}
+
+/// The date-times a system gives to the minute only.
+pub fn to_the_minute_fields(system: System) -> &'static [(EntityKind, &'static str)] {
+    match system {
+        System::Epos => ejgate_epos::truth::TO_THE_MINUTE_FIELDS,
+        _ => &[],
     }
 }

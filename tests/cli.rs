@@ -48,6 +48,7 @@ fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
         ("epos-demo", ejgate_epos::truth::expected_counts(&world)),
         ("kiasuo-demo", ejgate_kiasuo::truth::expected_counts(&world)),
         ("mosreg-demo", ejgate_mosreg::truth::expected_counts(&world)),
+        ("files-demo", ejgate_files::truth::expected_counts(&world)),
     ];
     for (source, expected) in systems {
         let counts = status["sources"]
@@ -64,7 +65,7 @@ fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
         }
     }
     let runs = status["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 4);
+    assert_eq!(runs.len(), 5);
     assert!(runs.iter().all(|r| r["status"] == "succeeded"), "{runs:?}");
     let token = std::fs::read_to_string(demo_dir.join("secrets/dnevnik.token")).unwrap();
     #[cfg(unix)]
@@ -80,10 +81,14 @@ fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
 async fn a_sync_killed_in_the_middle_loses_nothing_and_the_next_run_completes() {
     let world = World::generate(SynthConfig::small(21));
     let expected = ejgate_dnevnik::truth::expected_counts(&world);
-    // A request limit slows the sync down so that the kill lands in its middle.
-    let emulator = start_emulator(world, Some(150)).await;
+    // The emulator answers the first HOLD_AFTER requests and holds every later one open:
+    // the sync stops at a known point, with batches committed and more to come, whatever
+    // the machine's speed (no timer races the sync).
+    const HOLD_AFTER: u64 = 40;
+    let emulator = start_emulator(world, None).await;
+    emulator.state().set_hold_after(Some(HOLD_AFTER));
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &emulator.base_url(), "requests_per_second = 150\nconcurrency = 2\n");
+    let config = write_config(dir.path(), &emulator.base_url(), "concurrency = 2\n");
     let db_url = format!("sqlite://{}", dir.path().join("ejgate.db").display());
 
     let mut child = ejgate()
@@ -94,27 +99,25 @@ async fn a_sync_killed_in_the_middle_loses_nothing_and_the_next_run_completes() 
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    // Wait until some batches are committed, then kill the process without warning.
-    let store = loop {
-        if let Ok(store) = SqliteStore::open(&db_url).await {
-            break store;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    // Wait until a request is held and what came before it is committed, then kill the
+    // process without warning.
     let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let written = store.changes_since(0, 1_000).await.map(|c| c.len()).unwrap_or(0);
-        if written >= 1_000 {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "the sync ended before it could be killed");
-        assert!(Instant::now() < deadline, "the sync wrote nothing in time");
+    while emulator.stats().held == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "the sync ended before the hold: raise HOLD_AFTER");
+        assert!(Instant::now() < deadline, "the sync made no {HOLD_AFTER} requests in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = SqliteStore::open(&db_url).await.unwrap();
+    while store.changes_since(0, 1).await.map(|c| c.len()).unwrap_or(0) == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "the held sync ended on its own");
+        assert!(Instant::now() < deadline, "nothing was committed before the hold: raise HOLD_AFTER");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = common::live_counts(&store).await;
     assert!(partial.values().sum::<u64>() < expected.values().sum::<u64>(), "the kill landed before the end");
+    emulator.state().set_hold_after(None);
 
     let out = ejgate().arg("--config").arg(&config).args(["sync", "--quiet"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

@@ -35,7 +35,10 @@ pub struct DemoOptions {
 }
 
 /// Every system `ejgate demo` can emulate.
-pub const ALL_SYSTEMS: [System; 4] = [System::Dnevnik, System::Epos, System::Kiasuo, System::Mosreg];
+pub const ALL_SYSTEMS: [System; 5] = [System::Dnevnik, System::Epos, System::Kiasuo, System::Mosreg, System::Files];
+
+/// Where the demo writes the files source's export, under its directory.
+const EXPORT_DIR: &str = "files-export";
 
 /// What the demo did with one source.
 pub struct DemoSource {
@@ -53,6 +56,8 @@ pub struct DemoReport {
     pub config_path: PathBuf,
     pub store_url: String,
     pub sources: Vec<DemoSource>,
+    /// The people of the five sources linked to one another (the school is bound to all).
+    pub links: Option<crate::link::LinkReport>,
 }
 
 impl DemoSource {
@@ -65,6 +70,14 @@ impl DemoReport {
     pub fn matches_truth(&self) -> bool {
         self.sources.iter().all(DemoSource::matches_truth)
     }
+}
+
+/// The school's name in the demo's configuration.
+const SCHOOL: &str = "Демонстрационная школа";
+
+/// The name of a system's source in the demo's configuration.
+fn demo_source_name(system: System) -> String {
+    format!("{}-demo", system.as_str())
 }
 
 /// A token for the emulator: random enough for a loopback demo, never printed.
@@ -111,6 +124,17 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
          [store]\nurl = \"sqlite://ejgate.db\"\n",
     );
     for &system in &options.systems {
+        if system == System::Files {
+            // The school's "own system" exports files; the source reads them in the
+            // built-in default layout.
+            let emulator = Emulator::export_files(&world, &dir.join(EXPORT_DIR))?;
+            config_text.push_str(&format!(
+                "\n[[source]]\nname = \"{}\"\nsystem = \"files\"\ndir = \"{EXPORT_DIR}\"\n",
+                demo_source_name(system)
+            ));
+            emulators.push((system, emulator));
+            continue;
+        }
         let token = fresh_token();
         let token_file = format!("secrets/{}.token", system.as_str());
         let token_path = dir.join(&token_file);
@@ -118,12 +142,21 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         let emulator =
             Emulator::start(system, world.clone(), &token, None, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         config_text.push_str(&format!(
-            "\n[[source]]\nname = \"{name}-demo\"\nsystem = \"{name}\"\nbase_url = \"{url}\"\n\
+            "\n[[source]]\nname = \"{name}\"\nsystem = \"{system}\"\nbase_url = \"{url}\"\n\
              token_file = \"{token_file}\"\nwindow_days = 35\nchunk_days = 31\nconcurrency = 4\n",
-            name = system.as_str(),
+            name = demo_source_name(system),
+            system = system.as_str(),
             url = emulator.base_url(),
         ));
         emulators.push((system, emulator));
+    }
+    if options.systems.len() > 1 {
+        let names: Vec<String> = options.systems.iter().map(|s| format!("\"{}\"", demo_source_name(*s))).collect();
+        config_text.push_str(&format!(
+            "\n# One school in every system: its people are linked across the sources (`ejgate link`).\n\
+             [[school]]\nname = \"{SCHOOL}\"\nsources = [{}]\n",
+            names.join(", ")
+        ));
     }
     let config_path = dir.join("ejgate.toml");
     std::fs::write(&config_path, &config_text).with_context(|| format!("cannot write {}", config_path.display()))?;
@@ -155,7 +188,13 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
             .collect();
         sources.push(DemoSource { name: source.name.clone(), system, emulator_url, report, comparison });
     }
-    Ok(DemoReport { dir: dir.clone(), config_path, store_url, sources })
+    let links = match config.schools.first() {
+        Some(school) => {
+            Some(crate::link::link_school(store.as_ref(), &school.name, &school.sources, &school.match_rules).await?)
+        }
+        None => None,
+    };
+    Ok(DemoReport { dir: dir.clone(), config_path, store_url, sources, links })
 }
 
 /// The demo's summary for a person.
@@ -163,11 +202,13 @@ pub fn render(r: &DemoReport) -> String {
     let mut out = String::new();
     for source in &r.sources {
         let s = &source.report.stats;
+        let from = match source.system {
+            System::Files => format!("the export files in {}", source.emulator_url),
+            system => format!("the {} emulator ({})", system.as_str(), source.emulator_url),
+        };
         out.push_str(&format!(
-            "\n{}: synced the school year from the {} emulator ({}) in {:.1} s (store {:.1} s): {} requests, {} records, {} inserted.\n",
+            "\n{}: synced the school year from {from} in {:.1} s (store {:.1} s): {} requests, {} records, {} inserted.\n",
             source.name,
-            source.system.as_str(),
-            source.emulator_url,
             source.report.elapsed.as_secs_f64(),
             source.report.store_time.as_secs_f64(),
             s.requests,
@@ -183,8 +224,15 @@ pub fn render(r: &DemoReport) -> String {
             out.push_str(&format!("  {:<18} {:>12}   {:>12}{mark}\n", kind.as_str(), have, want));
         }
     }
+    if let Some(links) = &r.links {
+        out.push_str(&crate::link::render(links));
+    }
     let mut tokens = String::new();
     for source in &r.sources {
+        if source.system == System::Files {
+            tokens.push_str(&format!("\n  {:<14} {}", "export files", source.emulator_url));
+            continue;
+        }
         tokens.push_str(&format!(
             "\n  {:<14} {}",
             "token",
@@ -192,7 +240,7 @@ pub fn render(r: &DemoReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "\n{}\n\nWhere everything is:\n  configuration  {}\n  store          {}{tokens}\n\nNext:\n  ejgate status --config {}\n  ejgate emulate dnevnik --listen 127.0.0.1:8080 --token-file {}   (an emulator on its own)\n",
+        "\n{}\n\nWhere everything is:\n  configuration  {}\n  store          {}{tokens}\n\nNext:\n  ejgate status --config {cfg}\n  ejgate compare dnevnik-demo mosreg-demo --config {cfg}   (сверка of two sources)\n  ejgate link --config {cfg}   (the people linked across the sources)\n  ejgate emulate dnevnik --listen 127.0.0.1:8080 --token-file {}   (an emulator on its own)\n",
         if r.matches_truth() {
             "Every entity of every source matches the generator's ground truth."
         } else {
@@ -200,8 +248,8 @@ pub fn render(r: &DemoReport) -> String {
         },
         r.config_path.display(),
         r.store_url,
-        r.config_path.display(),
         r.dir.join("secrets/dnevnik.token").display(),
+        cfg = r.config_path.display(),
     ));
     out
 }

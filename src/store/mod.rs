@@ -343,3 +343,22 @@ pub async fn open(url: &str) -> StoreResult<Box<dyn Store>> {
         Err(StoreError::UnsupportedUrl(url.to_string()))
     }
 }
+
+/// Test support: a fresh SQLite store and records written into it as one run.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+    use ejgate_sdk::model::Record;
+
+    pub async fn sqlite(dir: &std::path::Path) -> SqliteStore {
+        SqliteStore::open(&format!("sqlite://{}", dir.join("ejgate.db").display())).await.unwrap()
+    }
+
+    /// Writes new records of `source` as one full run.
+    pub async fn put(store: &dyn Store, source: &str, records: Vec<Record>) {
+        let run = store.begin_run(source, "full").await.unwrap();
+        let changes =
+            ChangeSet { upserts: records.into_iter().map(crate::sync::canonical).collect(), ..Default::default() };
+        store.apply(run, source, &changes, &[]).await.unwrap();
+    }
+}

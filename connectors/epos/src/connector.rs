@@ -768,12 +768,14 @@ impl EposConnector {
         let five = self.tables.marks.get("five");
         let final_mark = |value: String, period: Option<uuid::Uuid>, subject: uuid::Uuid| {
             let lower = value.to_lowercase();
+            let special = five.and_then(|t| t.special.get(&lower).copied());
             Entity::FinalMark(m::FinalMark {
                 student: student_id,
                 subject,
                 period,
-                numeric: five.and_then(|t| t.values.get(&lower).copied()),
-                special: five.and_then(|t| t.special.get(&lower).copied()),
+                // A special final (осв, н/а, зачёт) has no numeric value, as from every system.
+                numeric: if special.is_some() { None } else { five.and_then(|t| t.values.get(&lower).copied()) },
+                special,
                 value,
             })
         };

@@ -590,12 +590,14 @@ fn build_row(ids: &IdSpace, ctx: &mut Context, r: &mut Row<'_>) -> Option<Built>
             let (student, subject, value) = (student?, subject?, value?);
             let five = r.mapping.tables.marks.get("five");
             let lower = value.to_lowercase();
+            let special = five.and_then(|t| t.special.get(&lower).copied());
             let e = m::FinalMark {
                 student: ids.id(K::Person, &student),
                 subject: ids.id(K::Subject, &subject),
                 period: period.as_ref().map(|p| ids.id(K::StudyPeriod, p)),
-                numeric: five.and_then(|t| t.values.get(&lower).copied()),
-                special: five.and_then(|t| t.special.get(&lower).copied()),
+                // A special final (осв, н/а, зачёт) has no numeric value, as from every API.
+                numeric: if special.is_some() { None } else { five.and_then(|t| t.values.get(&lower).copied()) },
+                special,
                 value,
             };
             let key = format!("{student}:{subject}:{}", period.as_deref().unwrap_or("year"));

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::{School, SynthLesson, World};
+use ejgate_sdk::synth::{School, SynthEnrollment, SynthLesson, World};
 
 /// The kinds the connector fills.
 pub const EXPOSED: [EntityKind; 8] = [
@@ -23,6 +23,31 @@ pub const EXPOSED: [EntityKind; 8] = [
     EntityKind::Mark,
     EntityKind::FinalMark,
     EntityKind::Attendance,
+];
+
+/// Fields of exposed kinds that the system does not fill (README.md says why); a
+/// comparison with another source leaves them out.
+pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[
+    // The organization and the academic year are not records of this API.
+    (EntityKind::StudyPeriod, "organization"),
+    (EntityKind::StudyPeriod, "academic_year"),
+    (EntityKind::Class, "organization"),
+    (EntityKind::Class, "academic_year"),
+    // Teachers are not persons here (a lesson names its teacher as text).
+    (EntityKind::Class, "homeroom_teacher"),
+    (EntityKind::Lesson, "teacher"),
+    (EntityKind::Lesson, "substitute"),
+    // Subgroups are invisible: a subgroup's lesson is a lesson of the class.
+    (EntityKind::Lesson, "unit"),
+    // Subjects are referenced by id but are not records of this API.
+    (EntityKind::Lesson, "subject"),
+    (EntityKind::Mark, "subject"),
+    (EntityKind::FinalMark, "subject"),
+    (EntityKind::Person, "sex"),
+    (EntityKind::Person, "birth_date"),
+    (EntityKind::Homework, "entered_at"),
+    (EntityKind::Mark, "work"),
+    (EntityKind::Mark, "entered_by"),
 ];
 
 /// Who sees what in one school: every pupil with a class is a child of the operator's
@@ -76,6 +101,32 @@ impl Visibility {
     }
 }
 
+/// What one child sees, by the rule of [`Visibility`], from that child's enrollments alone
+/// (the emulator answers per child and must not scan the school for it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChildView {
+    /// The child's class: the first class it is enrolled in
+    pub class: u64,
+    /// The class, then the groups of that class the child is enrolled in
+    pub units: Vec<u64>,
+}
+
+impl ChildView {
+    /// `enrollments`: the child's, in the school's order. `None`: the child has no class.
+    pub fn of<'a>(school: &School, enrollments: impl IntoIterator<Item = &'a SynthEnrollment>) -> Option<ChildView> {
+        let enrollments: Vec<&SynthEnrollment> = enrollments.into_iter().collect();
+        let class = enrollments.iter().map(|e| e.unit).find(|u| school.classes.iter().any(|c| c.id == *u))?;
+        let mut units = vec![class];
+        for e in &enrollments {
+            let in_class = school.groups.iter().any(|g| g.id == e.unit && g.class_id == class);
+            if in_class && !units.contains(&e.unit) {
+                units.push(e.unit);
+            }
+        }
+        Some(ChildView { class, units })
+    }
+}
+
 /// Whether a lesson's date lies in one of the school's study periods (`lesson_marks` is read
 /// per period).
 pub fn in_a_period(school: &School, lesson: &SynthLesson) -> bool {
@@ -118,4 +169,31 @@ pub fn is_exposed(world: &World, kind: EntityKind, key: &str) -> bool {
         return world.schools.iter().any(|s| s.students.iter().any(|p| p.id.to_string() == key));
     }
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ejgate_sdk::synth::SynthConfig;
+
+    /// The per-child view the emulator answers with agrees with the school-wide rule the
+    /// ground truth is computed by, for every pupil and every unit.
+    #[test]
+    fn a_childs_view_follows_the_visibility_rule() {
+        let world = World::generate(SynthConfig::small(9));
+        let school = &world.schools[0];
+        let rule = Visibility::of(school);
+        let units: Vec<u64> = school.classes.iter().map(|c| c.id).chain(school.groups.iter().map(|g| g.id)).collect();
+        let mut with_groups = 0;
+        for p in &school.students {
+            let view = ChildView::of(school, school.enrollments.iter().filter(|e| e.student == p.id));
+            assert_eq!(view.as_ref().map(|v| v.class), rule.class_of.get(&p.id).copied());
+            for &u in &units {
+                let sees = view.as_ref().is_some_and(|v| v.units.contains(&u));
+                assert_eq!(sees, rule.sees_unit(p.id, u), "pupil {} unit {u}", p.id);
+            }
+            with_groups += view.is_some_and(|v| v.units.len() > 1) as usize;
+        }
+        assert!(with_groups > 0, "some pupils are in groups: the test covers groups");
+    }
 }

@@ -25,6 +25,7 @@ pub(crate) fn routes() -> Router<EmulatorState> {
         .route("/fail", get(fail).post(fail))
         .route("/limit", get(limit).post(limit))
         .route("/stats", get(stats).post(stats))
+        .route("/hold", get(hold).post(hold))
 }
 
 fn param(raw: &RawQuery, name: &str) -> Option<String> {
@@ -96,7 +97,19 @@ async fn limit(State(st): State<EmulatorState>, raw: RawQuery) -> Result<Respons
     Ok(json_ok(serde_json::to_vec(&json!({"rps": rps})).map_err(internal)?))
 }
 
-/// `stats` → `{requests, limited, failed}`.
+/// `hold?after=N` holds every API request after the next N open, unanswered;
+/// `hold?mode=off` releases them and holds no more.
+async fn hold(State(st): State<EmulatorState>, raw: RawQuery) -> Result<Response, ApiError> {
+    let after: Option<u64> = number(&raw, "after")?;
+    let off = param(&raw, "mode").as_deref() == Some("off");
+    if after.is_none() && !off {
+        return Err(ApiError::parameter("after"));
+    }
+    st.set_hold_after(if off { None } else { after });
+    Ok(json_ok(serde_json::to_vec(&json!({"after": if off { None } else { after }})).map_err(internal)?))
+}
+
+/// `stats` → `{requests, limited, failed, held}`.
 async fn stats(State(st): State<EmulatorState>) -> Response {
     axum::Json(st.stats()).into_response()
 }

@@ -2,6 +2,7 @@
 //! injected failures; and the `Date` header on every answer.
 
 use std::io;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -127,6 +128,7 @@ pub(crate) async fn api_gate(State(st): State<EmulatorState>, req: Request, next
             return ApiError::request_limit(inner.limit_status).into_response();
         }
     }
+    hold_if_asked(inner).await;
     let Some(mode) = inner.take_failure() else {
         return next.run(req).await;
     };
@@ -147,6 +149,20 @@ pub(crate) async fn api_gate(State(st): State<EmulatorState>, req: Request, next
             truncated(body)
         }
     }
+}
+
+/// Keeps an admitted request open while `hold?after=N` says so (it is past the N-th).
+async fn hold_if_asked(inner: &super::Inner) {
+    let mut hold = inner.hold_after.subscribe();
+    let Some(after) = *hold.borrow_and_update() else {
+        return;
+    };
+    if inner.admitted.fetch_add(1, Ordering::SeqCst) < after {
+        return;
+    }
+    inner.held.fetch_add(1, Ordering::SeqCst);
+    // The sender lives in `inner`, which outlives the request: this ends with the hold off.
+    let _ = hold.wait_for(Option::is_none).await;
 }
 
 /// The status and the whole body of an answer.

@@ -151,6 +151,9 @@ pub struct EmulatorStats {
     pub limited: u64,
     /// Broken on purpose by a failure mode
     pub failed: u64,
+    /// Held open, unanswered, by `hold?after=N` so far
+    #[serde(default)]
+    pub held: u64,
 }
 
 type Limiter = DefaultKeyedRateLimiter<String>;
@@ -164,6 +167,13 @@ pub(crate) struct Inner {
     requests: AtomicU64,
     limited: AtomicU64,
     failed: AtomicU64,
+    /// Requests let through the token and the request limit, the number `hold` counts by
+    admitted: AtomicU64,
+    held: AtomicU64,
+    /// `Some(n)`: every admitted request after the n-th is held open until this turns `None`
+    /// (`hold?after=N` / `hold?mode=off`). Tests use it to stop a sync at a known point
+    /// instead of racing it with a timer.
+    hold_after: tokio::sync::watch::Sender<Option<u64>>,
 }
 
 impl Inner {
@@ -226,6 +236,9 @@ impl EmulatorState {
                 requests: AtomicU64::new(0),
                 limited: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
+                admitted: AtomicU64::new(0),
+                held: AtomicU64::new(0),
+                hold_after: tokio::sync::watch::Sender::new(None),
             }),
         })
     }
@@ -240,7 +253,15 @@ impl EmulatorState {
             requests: self.inner.requests.load(Ordering::Relaxed),
             limited: self.inner.limited.load(Ordering::Relaxed),
             failed: self.inner.failed.load(Ordering::Relaxed),
+            held: self.inner.held.load(Ordering::SeqCst),
         }
+    }
+
+    /// Holds every API request admitted from now on after the first `after` ones open and
+    /// unanswered; `None` releases what is held and holds no more.
+    pub fn set_hold_after(&self, after: Option<u64>) {
+        self.inner.admitted.store(0, Ordering::SeqCst);
+        self.inner.hold_after.send_replace(after);
     }
 
     /// Breaks the next `count` API answers (all of them when `None`) that way; `None` mode

@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::Router;
 use chrono::{Datelike, NaiveDate, NaiveDateTime, Timelike};
-use ejgate_sdk::synth::{School, SynthAttendanceStatus, SynthPerson, World};
+use ejgate_sdk::synth::{School, SchoolLookup, SynthAttendanceStatus, SynthPerson, World};
 use ejgate_sdk::time::parse_date;
 use serde_json::{json, Value};
 
@@ -67,23 +67,33 @@ fn date_param(q: &Query, name: &str) -> Result<NaiveDate, Response> {
 }
 
 /// The school a request names with `school_id`.
-fn with_school<R>(st: &EmulatorState, q: &Query, f: impl FnOnce(&World, &School) -> R) -> Result<R, Response> {
+fn with_school<R>(
+    st: &EmulatorState,
+    q: &Query,
+    f: impl FnOnce(&World, &School, &SchoolLookup) -> R,
+) -> Result<R, Response> {
     let id = q.get("school_id").ok_or_else(|| bad("Параметр school_id обязателен"))?;
-    st.inner.world.read(|w| match w.schools.iter().find(|s| s.id.to_string() == *id) {
-        Some(s) => Ok(f(w, s)),
-        None => Err(error(StatusCode::NOT_FOUND, "Школа не найдена")),
+    let not_found = || error(StatusCode::NOT_FOUND, "Школа не найдена");
+    let id: u64 = id.parse().map_err(|_| not_found())?;
+    st.inner.world.read_indexed(|w, lookup| match lookup.school(w, id) {
+        Some((s, lk)) => Ok(f(w, s, lk)),
+        None => Err(not_found()),
     })
 }
 
-/// One page of a bare array: `page` 0 and 1 are the first; `per_page` is capped without a
-/// word; past the end an empty array.
-fn page(st: &EmulatorState, q: &Query, items: Vec<Value>) -> Response {
+/// The rows of one page: `page` 0 and 1 are the first; `per_page` is capped without a
+/// word; past the end none. Rows are sliced before they are written, so a page costs what
+/// it holds.
+fn page_of<T>(st: &EmulatorState, q: &Query, rows: impl IntoIterator<Item = T>) -> impl Iterator<Item = T> {
     let per_page =
         q.get("per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).clamp(1, st.inner.max_per_page);
     let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
-    let start = (page - 1).saturating_mul(per_page);
-    let slice: Vec<Value> = items.into_iter().skip(start).take(per_page).collect();
-    json_ok(&Value::Array(slice))
+    rows.into_iter().skip((page - 1).saturating_mul(per_page)).take(per_page)
+}
+
+/// One page of a bare array (past the end an empty array).
+fn page(items: Vec<Value>) -> Response {
+    json_ok(&Value::Array(items))
 }
 
 fn person_json(p: &SynthPerson) -> Value {
@@ -166,7 +176,7 @@ async fn school(State(st): State<EmulatorState>, Path(id): Path<String>) -> Resp
 
 async fn periods(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     let q = query(&raw);
-    let r = with_school(&st, &q, |_, s| {
+    let r = with_school(&st, &q, |_, s, _| {
         let mut out: Vec<Value> = s
             .periods
             .iter()
@@ -186,7 +196,7 @@ async fn periods(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
 
 async fn subjects(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     let q = query(&raw);
-    with_school(&st, &q, |_, s| {
+    with_school(&st, &q, |_, s, _| {
         json_ok(&Value::Array(
             s.subjects
                 .iter()
@@ -199,7 +209,7 @@ async fn subjects(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
 
 async fn class_units(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     let q = query(&raw);
-    with_school(&st, &q, |_, s| {
+    with_school(&st, &q, |_, s, _| {
         json_ok(&Value::Array(
             s.classes
                 .iter()
@@ -214,7 +224,7 @@ async fn class_units(State(st): State<EmulatorState>, raw: RawQuery) -> Response
 
 async fn groups(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     let q = query(&raw);
-    with_school(&st, &q, |_, s| {
+    with_school(&st, &q, |_, s, _| {
         json_ok(&Value::Array(
             s.groups
                 .iter()
@@ -230,46 +240,53 @@ async fn groups(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
 
 async fn teachers(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     let q = query(&raw);
-    let items = with_school(&st, &q, |_, s| s.teachers.iter().map(person_json).collect::<Vec<_>>());
+    let items = with_school(&st, &q, |_, s, _| page_of(&st, &q, &s.teachers).map(person_json).collect::<Vec<_>>());
     match items {
-        Ok(items) => page(&st, &q, items),
+        Ok(items) => page(items),
         Err(e) => e,
     }
 }
 
-fn student_json(s: &School, p: &SynthPerson, memberships: &[Value]) -> Value {
+fn student_json(s: &School, lk: &SchoolLookup, p: &SynthPerson) -> Value {
     let mut v = person_json(p);
-    let class = s
-        .enrollments
+    let class = lk
+        .enrollments_of(p.id)
         .iter()
-        .find(|e| e.student == p.id && e.active && s.classes.iter().any(|c| c.id == e.unit))
+        .map(|&i| &s.enrollments[i])
+        .find(|e| e.active && s.classes.iter().any(|c| c.id == e.unit))
         .map(|e| e.unit);
     v["class_unit_id"] = json!(class);
-    v["memberships"] = Value::Array(memberships.to_vec());
     v
 }
 
 async fn students(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     let q = query(&raw);
-    let items = with_school(&st, &q, |_, s| {
+    let items = with_school(&st, &q, |_, s, lk| {
         let classes: HashSet<u64> = s.classes.iter().map(|c| c.id).collect();
-        let mut by_student: HashMap<u64, Vec<Value>> = HashMap::new();
-        for e in &s.enrollments {
-            by_student.entry(e.student).or_default().push(json!({
-                "unit_id": e.unit,
-                "unit_type": if classes.contains(&e.unit) { "class_unit" } else { "group" },
-                "active": e.active,
-                "begin_date": dmy(e.from),
-                "end_date": e.to.map(dmy),
-            }));
-        }
-        s.students
-            .iter()
-            .map(|p| student_json(s, p, by_student.get(&p.id).map(Vec::as_slice).unwrap_or(&[])))
+        page_of(&st, &q, &s.students)
+            .map(|p| {
+                let memberships: Vec<Value> = lk
+                    .enrollments_of(p.id)
+                    .iter()
+                    .map(|&i| {
+                        let e = &s.enrollments[i];
+                        json!({
+                            "unit_id": e.unit,
+                            "unit_type": if classes.contains(&e.unit) { "class_unit" } else { "group" },
+                            "active": e.active,
+                            "begin_date": dmy(e.from),
+                            "end_date": e.to.map(dmy),
+                        })
+                    })
+                    .collect();
+                let mut v = student_json(s, lk, p);
+                v["memberships"] = Value::Array(memberships);
+                v
+            })
             .collect::<Vec<_>>()
     });
     match items {
-        Ok(items) => page(&st, &q, items),
+        Ok(items) => page(items),
         Err(e) => e,
     }
 }
@@ -287,27 +304,25 @@ async fn student(State(st): State<EmulatorState>, Path(id): Path<String>, raw: R
     let q = query(&raw);
     let with_attendance =
         ["with_attendance", "with_attendances"].iter().any(|k| q.get(*k).is_some_and(|v| v == "true"));
-    let body = st.inner.world.read(|w| {
-        for s in &w.schools {
-            let Some(p) = s.students.iter().find(|p| p.id.to_string() == id) else { continue };
-            let mut v = student_json(s, p, &[]);
-            v.as_object_mut().expect("object").remove("memberships");
-            if with_attendance {
-                let list: Vec<Value> = s
-                    .attendance
-                    .iter()
-                    .filter(|((_, student), _)| *student == p.id)
-                    .map(|((lesson, _), a)| {
-                        let date = s.lessons.get(lesson).map(|l| dmy(l.date));
-                        json!({"schedule_lesson_id": lesson, "date": date, "reason": attendance_code(a.status),
-                               "comment": a.comment, "created_at": dmy_hm(a.entered_at)})
-                    })
-                    .collect();
-                v["attendances"] = Value::Array(list);
-            }
-            return Some(v);
+    let body = st.inner.world.read_indexed(|w, lookup| {
+        let id: u64 = id.parse().ok()?;
+        let (s, lk) = lookup.school_of(w, id)?;
+        let p = &s.students[*lk.students.get(&id)?];
+        let mut v = student_json(s, lk, p);
+        if with_attendance {
+            let list: Vec<Value> = lk
+                .attendance_of(p.id)
+                .iter()
+                .filter_map(|lesson| {
+                    let a = s.attendance.get(&(*lesson, p.id))?;
+                    let date = s.lessons.get(lesson).map(|l| dmy(l.date));
+                    Some(json!({"schedule_lesson_id": lesson, "date": date, "reason": attendance_code(a.status),
+                                "comment": a.comment, "created_at": dmy_hm(a.entered_at)}))
+                })
+                .collect();
+            v["attendances"] = Value::Array(list);
         }
-        None
+        Some(v)
     });
     match body {
         Some(b) => json_ok(&b),
@@ -333,23 +348,28 @@ async fn marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let items = st.inner.world.read(|w| {
-        let mut out = Vec::new();
-        for s in &w.schools {
+    let items = st.inner.world.read_indexed(|w, lookup| {
+        // By school, then by mark id: the order the real API keeps between pages.
+        let mut rows: Vec<(&School, u64)> = Vec::new();
+        for (s, lk) in w.schools.iter().zip(&lookup.schools) {
             if q.get("school_id").is_some_and(|id| *id != s.id.to_string()) {
                 continue;
             }
-            let weights: HashMap<u64, u8> = s.work_types.iter().map(|t| (t.id, t.weight)).collect();
-            for m in s.marks.values() {
-                let day = m.entered_at.date();
-                if day < from || day > to {
-                    continue;
-                }
+            let first = rows.len();
+            rows.extend(lk.marks_entered(from, to).map(|id| (s, id)));
+            rows[first..].sort_unstable_by_key(|r| r.1);
+        }
+        page_of(&st, &q, rows)
+            .filter_map(|(s, id)| {
+                let m = s.marks.get(&id)?;
                 let lesson = s.lessons.get(&m.lesson);
                 let work = s.works.get(&m.work);
-                let weight = work.and_then(|wk| weights.get(&wk.work_type)).copied().unwrap_or(1);
+                let weight = work
+                    .and_then(|wk| s.work_types.iter().find(|t| t.id == wk.work_type))
+                    .map(|t| t.weight)
+                    .unwrap_or(1);
                 let five = five(&m.value);
-                out.push(json!({
+                Some(json!({
                     "id": m.id,
                     "name": m.value,
                     "weight": weight,
@@ -370,12 +390,11 @@ async fn marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
                     "schedule_lesson_id": m.lesson,
                     "student_profile_id": m.student,
                     "homework_id": m.work,
-                }));
-            }
-        }
-        out
+                }))
+            })
+            .collect::<Vec<_>>()
     });
-    page(&st, &q, items)
+    page(items)
 }
 
 async fn homeworks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
@@ -384,42 +403,40 @@ async fn homeworks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => return e,
     };
-    let items = with_school(&st, &q, |_, s| {
-        let types: HashMap<u64, (&str, u8)> =
-            s.work_types.iter().map(|t| (t.id, (t.title.as_str(), t.weight))).collect();
-        let subjects: HashMap<u64, &str> = s.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
-        let mut out = Vec::new();
-        for wk in s.works.values() {
-            let Some(l) = s.lessons.get(&wk.lesson) else { continue };
-            if l.date < from || l.date > to {
-                continue;
-            }
-            let form = types.get(&wk.work_type);
-            out.push(json!({
-                "id": wk.id,
-                "created_at": dmy_hm(wk.created_at),
-                "homework_entry_id": wk.id,
-                "homework_entry": {
+    let items = with_school(&st, &q, |_, s, lk| {
+        let mut ids: Vec<u64> = lk.works_dated(from, to).collect();
+        ids.sort_unstable();
+        page_of(&st, &q, ids)
+            .filter_map(|id| {
+                let wk = s.works.get(&id)?;
+                let l = s.lessons.get(&wk.lesson)?;
+                let form = s.work_types.iter().find(|t| t.id == wk.work_type);
+                let subject = s.subjects.iter().find(|x| x.id == l.subject).map(|x| x.name.as_str());
+                Some(json!({
                     "id": wk.id,
-                    "homework_id": wk.id,
-                    "description": wk.text,
-                    "duration": 15,
-                    "control_form": form.map(|(name, weight)| json!({"id": wk.work_type, "name": name, "weight": weight})),
-                    "homework": {
+                    "created_at": dmy_hm(wk.created_at),
+                    "homework_entry_id": wk.id,
+                    "homework_entry": {
                         "id": wk.id,
-                        "is_class_room_job": !wk.is_homework,
-                        "date_prepared_for": dmy(wk.target_date),
-                        "date_assigned_on": dmy(l.date),
-                        "subject": {"id": l.subject, "name": subjects.get(&l.subject)},
+                        "homework_id": wk.id,
+                        "description": wk.text,
+                        "duration": 15,
+                        "control_form": form.map(|t| json!({"id": wk.work_type, "name": t.title, "weight": t.weight})),
+                        "homework": {
+                            "id": wk.id,
+                            "is_class_room_job": !wk.is_homework,
+                            "date_prepared_for": dmy(wk.target_date),
+                            "date_assigned_on": dmy(l.date),
+                            "subject": {"id": l.subject, "name": subject},
+                        },
+                        "attachments": [],
                     },
-                    "attachments": [],
-                },
-            }));
-        }
-        out
+                }))
+            })
+            .collect::<Vec<_>>()
     });
     match items {
-        Ok(items) => page(&st, &q, items),
+        Ok(items) => page(items),
         Err(e) => e,
     }
 }
@@ -432,46 +449,45 @@ async fn schedule_items(State(st): State<EmulatorState>, raw: RawQuery) -> Respo
     };
     let Some(units) = q.get("group_id") else { return bad("Параметр group_id обязателен") };
     let units: HashSet<u64> = units.split(',').filter_map(|u| u.trim().parse().ok()).collect();
-    let items = st.inner.world.read(|w| {
-        let mut out = Vec::new();
-        for s in &w.schools {
-            let subjects: HashMap<u64, &str> = s.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
-            let mut given: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
-            for wk in s.works.values() {
-                given.entry(wk.lesson).or_default().push(json!({"id": wk.id}));
-            }
+    let items = st.inner.world.read_indexed(|w, lookup| {
+        let mut rows = Vec::new();
+        for (s, lk) in w.schools.iter().zip(&lookup.schools) {
             let mut lessons: Vec<_> =
-                s.lessons.values().filter(|l| l.date >= from && l.date <= to && units.contains(&l.unit)).collect();
+                units.iter().flat_map(|&u| lk.lessons_of(u, from, to)).filter_map(|id| s.lessons.get(&id)).collect();
             lessons.sort_by_key(|l| (l.date, l.number, l.id));
-            for l in lessons {
-                let bell = s.bells.iter().find(|b| b.0 == l.number);
-                let time = bell.map(|b| b.1).unwrap_or_default();
-                let duration = bell.map(|b| (b.2 - b.1).num_minutes()).unwrap_or(40);
-                out.push(json!({
-                    "id": l.id,
-                    "teacher_id": l.teacher,
-                    "replaced_teacher_id": l.substitute,
-                    "subject_id": l.subject,
-                    "subject_name": subjects.get(&l.subject),
-                    "group_id": l.unit,
-                    "lesson_name": null,
-                    "topic_name": l.topic,
-                    "date": [l.date.year(), l.date.month(), l.date.day()],
-                    "time": [time.hour(), time.minute(), time.second()],
-                    "iso_date_time": l.date.and_time(time).format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
-                    "duration": duration,
-                    "day_number": l.date.weekday().number_from_monday(),
-                    "study_ordinal": l.number,
-                    "room_name": null,
-                    "is_cancelled": l.cancelled,
-                    "homeworks_to_give": given.get(&l.id),
-                    "homeworks_to_verify": null,
-                }));
-            }
+            rows.extend(lessons.into_iter().map(|l| (s, lk, l)));
+        }
+        let mut out = Vec::new();
+        for (s, lk, l) in page_of(&st, &q, rows) {
+            let given: Vec<Value> = lk.works_of(l.id).iter().map(|id| json!({"id": id})).collect();
+            let subject = s.subjects.iter().find(|x| x.id == l.subject).map(|x| x.name.as_str());
+            let bell = s.bells.iter().find(|b| b.0 == l.number);
+            let time = bell.map(|b| b.1).unwrap_or_default();
+            let duration = bell.map(|b| (b.2 - b.1).num_minutes()).unwrap_or(40);
+            out.push(json!({
+                "id": l.id,
+                "teacher_id": l.teacher,
+                "replaced_teacher_id": l.substitute,
+                "subject_id": l.subject,
+                "subject_name": subject,
+                "group_id": l.unit,
+                "lesson_name": null,
+                "topic_name": l.topic,
+                "date": [l.date.year(), l.date.month(), l.date.day()],
+                "time": [time.hour(), time.minute(), time.second()],
+                "iso_date_time": l.date.and_time(time).format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
+                "duration": duration,
+                "day_number": l.date.weekday().number_from_monday(),
+                "study_ordinal": l.number,
+                "room_name": null,
+                "is_cancelled": l.cancelled,
+                "homeworks_to_give": if given.is_empty() { Value::Null } else { Value::Array(given) },
+                "homeworks_to_verify": null,
+            }));
         }
         out
     });
-    page(&st, &q, items)
+    page(items)
 }
 
 async fn progress(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
@@ -479,11 +495,11 @@ async fn progress(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     let Some(student) = q.get("student_profile_id").and_then(|v| v.parse::<u64>().ok()) else {
         return bad("Параметр student_profile_id обязателен");
     };
-    let body = st.inner.world.read(|w| {
-        let s = w.schools.iter().find(|s| s.students.iter().any(|p| p.id == student))?;
+    let body = st.inner.world.read_indexed(|w, lookup| {
+        let (s, lk) = lookup.school_of(w, student)?;
         // (subject, period) → (sum, count) of the pupil's marks
         let mut sums: HashMap<(u64, u64), (f64, u32)> = HashMap::new();
-        for m in s.marks.values().filter(|m| m.student == student) {
+        for m in lk.marks_of(student).iter().filter_map(|id| s.marks.get(id)) {
             let (Some(l), Some(v)) = (s.lessons.get(&m.lesson), five(&m.value)) else { continue };
             if let Some(p) = s.periods.iter().find(|p| l.date >= p.start && l.date <= p.end) {
                 let e = sums.entry((l.subject, p.id)).or_default();
@@ -493,8 +509,7 @@ async fn progress(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
         }
         let finals: BTreeMap<(u64, Option<u64>), &str> = s
             .final_marks
-            .iter()
-            .filter(|((st_id, _, _), _)| *st_id == student)
+            .range((student, 0, None)..=(student, u64::MAX, Some(u64::MAX)))
             .map(|((_, subject, period), f)| ((*subject, *period), f.value.as_str()))
             .collect();
         let list: Vec<Value> = s

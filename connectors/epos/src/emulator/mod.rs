@@ -70,7 +70,6 @@ use std::time::{Duration, Instant};
 
 use axum::middleware;
 use axum::Router;
-use chrono::NaiveDate;
 use ejgate_sdk::synth::{World, FIRST_ID};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
@@ -126,33 +125,8 @@ pub struct EmulatorStats {
     pub failed: u64,
 }
 
-/// The world served, shared by the handlers and the control surface.
-#[derive(Clone)]
-pub struct WorldCell {
-    world: Arc<RwLock<World>>,
-}
-
-impl WorldCell {
-    pub fn new(world: World) -> Self {
-        WorldCell { world: Arc::new(RwLock::new(world)) }
-    }
-
-    pub fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
-        f(&self.world.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    pub fn update<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        f(&mut self.world.write().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Simulates the next `days` days; returns the new today and the last truth sequence.
-    pub fn advance(&self, days: u32) -> (NaiveDate, u64) {
-        self.update(|w| {
-            w.advance(days);
-            (w.today, w.last_seq())
-        })
-    }
-}
+/// The world served, with the lookups that keep per-pupil answers cheap.
+pub use ejgate_sdk::synth::WorldCell;
 
 type Limiter = DefaultKeyedRateLimiter<String>;
 

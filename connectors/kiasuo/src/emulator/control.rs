@@ -17,6 +17,7 @@ pub(crate) fn routes() -> Router<EmulatorState> {
         .route("/limit", get(limit).post(limit))
         .route("/stats", get(stats).post(stats))
         .route("/login", get(login).post(login))
+        .route("/hold", get(hold).post(hold))
 }
 
 fn param(raw: &RawQuery, name: &str) -> Option<String> {
@@ -98,4 +99,18 @@ async fn stats(State(st): State<EmulatorState>) -> Response {
 /// `login` → `{"refreshToken": …}`: what a person gets after signing in through Госуслуги.
 async fn login(State(st): State<EmulatorState>) -> Response {
     json_ok(json!({ "refreshToken": st.login() }).to_string().into_bytes())
+}
+
+/// `hold?mode=first-use|off` → `{mode, held, held_now}`: hold the first use of every access
+/// token (the request stays open, unanswered), or release what is held and hold no more.
+async fn hold(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+    let on = match param(&raw, "mode").as_deref() {
+        Some("first-use") => true,
+        Some("off") => false,
+        _ => return msg(StatusCode::BAD_REQUEST, "bad parameter mode (first-use or off)"),
+    };
+    st.set_hold_first_use(on);
+    let stats = st.stats();
+    let mode = if on { "first-use" } else { "off" };
+    json_ok(json!({"mode": mode, "held": stats.held, "held_now": stats.held_now}).to_string().into_bytes())
 }

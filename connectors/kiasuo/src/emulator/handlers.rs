@@ -8,11 +8,11 @@ use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
 use chrono::{NaiveDate, Weekday};
-use ejgate_sdk::synth::{School, SynthAttendanceStatus, SynthLesson, World, FIRST_ID};
+use ejgate_sdk::synth::{School, SchoolLookup, SynthAttendanceStatus, SynthLesson, FIRST_ID};
 use serde_json::{json, Value};
 
 use super::{json_ok, msg, EmulatorState};
-use crate::truth::Visibility;
+use crate::truth::{ChildView, Visibility};
 
 pub(crate) fn routes() -> Router<EmulatorState> {
     Router::new()
@@ -36,20 +36,18 @@ fn not_found(what: &str) -> Response {
     msg(StatusCode::NOT_FOUND, what)
 }
 
-/// The child the `id` parameter names: its school, the visibility rules, its class.
+/// The child the `id` parameter names: its school with its lookups, what it sees, its id.
 fn with_child<R>(
-    world: &World,
+    st: &EmulatorState,
     q: &HashMap<String, String>,
-    f: impl FnOnce(&School, &Visibility, u64, u64) -> R,
+    f: impl FnOnce(&School, &SchoolLookup, &ChildView, u64) -> R,
 ) -> Option<R> {
     let id: u64 = q.get("id")?.trim().parse().ok()?;
-    for s in &world.schools {
-        let v = Visibility::of(s);
-        if let Some(&class) = v.class_of.get(&id) {
-            return Some(f(s, &v, id, class));
-        }
-    }
-    None
+    st.world().read_indexed(|w, lookup| {
+        let (s, lk) = lookup.school_of(w, id)?;
+        let view = ChildView::of(s, lk.enrollments_of(id).iter().map(|&i| &s.enrollments[i]))?;
+        Some(f(s, lk, &view, id))
+    })
 }
 
 fn attendance_value(status: SynthAttendanceStatus) -> &'static str {
@@ -98,15 +96,13 @@ async fn user(State(st): State<EmulatorState>) -> Response {
 }
 
 async fn study_periods(State(st): State<EmulatorState>, Query(q): Params) -> Response {
-    let body = st.world().read(|w| {
-        with_child(w, &q, |s, _, _, _| {
-            let list: Vec<Value> = s
+    let body = with_child(&st, &q, |s, _, _, _| {
+        let list: Vec<Value> = s
                 .periods
                 .iter()
                 .map(|p| json!({"id": p.id, "text": p.name, "from": p.start.format(DAY).to_string(), "to": p.end.format(DAY).to_string()}))
                 .collect();
-            Value::Array(list).to_string()
-        })
+        Value::Array(list).to_string()
     });
     match body {
         Some(b) => json_ok(b.into_bytes()),
@@ -115,15 +111,13 @@ async fn study_periods(State(st): State<EmulatorState>, Query(q): Params) -> Res
 }
 
 async fn school_classes(State(st): State<EmulatorState>, Query(q): Params) -> Response {
-    let body = st.world().read(|w| {
-        with_child(w, &q, |s, _, _, _| {
-            let list: Vec<Value> = s
-                .classes
-                .iter()
-                .map(|c| json!({"id": c.id.to_string(), "name": c.name, "ou": s.name, "study_year": s.year.name}))
-                .collect();
-            Value::Array(list).to_string()
-        })
+    let body = with_child(&st, &q, |s, _, _, _| {
+        let list: Vec<Value> = s
+            .classes
+            .iter()
+            .map(|c| json!({"id": c.id.to_string(), "name": c.name, "ou": s.name, "study_year": s.year.name}))
+            .collect();
+        Value::Array(list).to_string()
     });
     match body {
         Some(b) => json_ok(b.into_bytes()),
@@ -131,68 +125,67 @@ async fn school_classes(State(st): State<EmulatorState>, Query(q): Params) -> Re
     }
 }
 
+/// The lessons a child sees dated `from..=to`, by date and lesson number.
 fn visible_lessons<'a>(
     s: &'a School,
-    v: &Visibility,
-    child: u64,
+    lk: &SchoolLookup,
+    view: &ChildView,
     from: NaiveDate,
     to: NaiveDate,
 ) -> Vec<&'a SynthLesson> {
     let mut lessons: Vec<&SynthLesson> =
-        s.lessons.values().filter(|l| from <= l.date && l.date <= to && v.sees_unit(child, l.unit)).collect();
+        view.units.iter().flat_map(|&u| lk.lessons_of(u, from, to)).filter_map(|id| s.lessons.get(&id)).collect();
     lessons.sort_by_key(|l| (l.date, l.number, l.id));
     lessons
 }
 
 async fn lesson_marks(State(st): State<EmulatorState>, Path(period): Path<String>, Query(q): Params) -> Response {
     let legacy = st.inner.legacy_marks;
-    let body = st.world().read(|w| {
-        with_child(w, &q, |s, v, child, _| {
-            let period: u64 = period.trim().parse().ok()?;
-            let p = s.periods.iter().find(|x| x.id == period)?;
-            let lessons = visible_lessons(s, v, child, p.start, p.end);
-            let mut marks: HashMap<u64, Vec<&ejgate_sdk::synth::SynthMark>> = HashMap::new();
-            for m in s.marks.values().filter(|m| m.student == child) {
-                marks.entry(m.lesson).or_default().push(m);
-            }
-            let mut by_subject: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
-            for l in lessons {
-                let slots = by_subject.entry(l.subject).or_default();
-                let date = l.date.format(DAY).to_string();
-                for m in marks.get(&l.id).map(Vec::as_slice).unwrap_or_default() {
-                    let work = s.works.get(&m.work);
-                    let weight = work.and_then(|w| s.work_types.iter().find(|t| t.id == w.work_type)).map(|t| t.weight);
-                    let text = work.map(|w| w.text.clone()).unwrap_or_default();
-                    let updated = m.entered_at.format(STAMP).to_string();
-                    slots.push(if legacy {
+    let body = with_child(&st, &q, |s, lk, view, child| {
+        let period: u64 = period.trim().parse().ok()?;
+        let p = s.periods.iter().find(|x| x.id == period)?;
+        let lessons = visible_lessons(s, lk, view, p.start, p.end);
+        let mut marks: HashMap<u64, Vec<&ejgate_sdk::synth::SynthMark>> = HashMap::new();
+        for m in lk.marks_of(child).iter().filter_map(|id| s.marks.get(id)) {
+            marks.entry(m.lesson).or_default().push(m);
+        }
+        let mut by_subject: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
+        for l in lessons {
+            let slots = by_subject.entry(l.subject).or_default();
+            let date = l.date.format(DAY).to_string();
+            for m in marks.get(&l.id).map(Vec::as_slice).unwrap_or_default() {
+                let work = s.works.get(&m.work);
+                let weight = work.and_then(|w| s.work_types.iter().find(|t| t.id == w.work_type)).map(|t| t.weight);
+                let text = work.map(|w| w.text.clone()).unwrap_or_default();
+                let updated = m.entered_at.format(STAMP).to_string();
+                slots.push(if legacy {
                         json!({"id": m.id, "lesson_event_id": l.id, "lesson_date": date, "mark": m.value, "weight": weight, "remark": text, "updated_at": updated})
                     } else {
                         json!({"id": m.id, "lesson_event_id": l.id, "lesson_date": date, "mark": {"value": m.value}, "text": text, "weight": weight, "updated_at": updated})
                     });
-                }
-                if let Some(a) = s.attendance.get(&(l.id, child)) {
-                    let value = attendance_value(a.status);
-                    let updated = a.entered_at.format(STAMP).to_string();
-                    slots.push(if legacy {
+            }
+            if let Some(a) = s.attendance.get(&(l.id, child)) {
+                let value = attendance_value(a.status);
+                let updated = a.entered_at.format(STAMP).to_string();
+                slots.push(if legacy {
                         json!({"lesson_event_id": l.id, "lesson_date": date, "mark": value, "weight": null, "remark": a.comment, "updated_at": updated})
                     } else {
                         json!({"lesson_event_id": l.id, "lesson_date": date, "mark": {"value": value}, "text": a.comment, "updated_at": updated})
                     });
-                }
             }
-            let lessons: Vec<Value> = by_subject
-                .into_iter()
-                .map(|(subject, slots)| {
-                    let averages = json!({"for_student": null, "for_class": null, "predicted": null});
-                    if legacy {
-                        json!({"id": subject, "subject": subject_name(s, subject), "marks": slots, "averages": averages})
-                    } else {
-                        json!({"id": subject, "subject": subject_name(s, subject), "slots": slots, "averages": averages})
-                    }
-                })
-                .collect();
-            Some(json!({ "lessons": lessons }).to_string())
-        })
+        }
+        let lessons: Vec<Value> = by_subject
+            .into_iter()
+            .map(|(subject, slots)| {
+                let averages = json!({"for_student": null, "for_class": null, "predicted": null});
+                if legacy {
+                    json!({"id": subject, "subject": subject_name(s, subject), "marks": slots, "averages": averages})
+                } else {
+                    json!({"id": subject, "subject": subject_name(s, subject), "slots": slots, "averages": averages})
+                }
+            })
+            .collect();
+        Some(json!({ "lessons": lessons }).to_string())
     });
     match body {
         Some(Some(b)) => json_ok(b.into_bytes()),
@@ -208,54 +201,52 @@ async fn schedule(State(st): State<EmulatorState>, Query(q): Params) -> Response
         return msg(StatusCode::BAD_REQUEST, "year and week are required");
     };
     let sunday = monday + chrono::Days::new(6);
-    let body = st.world().read(|w| {
-        with_child(w, &q, |s, v, child, _| {
-            let lessons = visible_lessons(s, v, child, monday, sunday);
-            let ids: std::collections::HashSet<u64> = lessons.iter().map(|l| l.id).collect();
-            let homework: HashMap<u64, &ejgate_sdk::synth::SynthWork> =
-                s.works.values().filter(|x| x.is_homework && ids.contains(&x.lesson)).map(|x| (x.lesson, x)).collect();
-            let bell = |n: u8| {
-                s.bells
-                    .iter()
-                    .find(|b| b.0 == n)
-                    .map(|b| (b.1.format("%H:%M").to_string(), b.2.format("%H:%M").to_string()))
-            };
-            let mut events = Vec::new();
-            let mut homeworks = Vec::new();
-            for l in &lessons {
-                let (from, to) = bell(l.number).unzip();
-                let teacher = short_name(s, l.substitute.unwrap_or(l.teacher));
-                let mut e = json!({
-                    "lesson_event_id": l.id,
-                    "subject": subject_name(s, l.subject),
-                    "teacher": teacher,
-                    "lesson_date": l.date.format(DAY).to_string(),
-                    "lesson_number": l.number,
-                    "from": from,
-                    "to": to,
-                    "theme": l.topic,
-                    "homework_to_check_ids": [],
-                    "slots": [],
-                    "color": "#8fbc8f",
-                });
-                if l.cancelled {
-                    e["cancelled"] = json!(true);
-                }
-                if let Some(h) = homework.get(&l.id) {
-                    e["created_homework_id"] = json!(h.id);
-                    homeworks.push(json!({
-                        "id": h.id,
-                        "lesson_date": l.date.format(DAY).to_string(),
-                        "check_at": h.target_date.format(DAY).to_string(),
-                        "text": h.text,
-                        "files": [],
-                        "links": [],
-                    }));
-                }
-                events.push(e);
+    let body = with_child(&st, &q, |s, lk, view, _| {
+        let lessons = visible_lessons(s, lk, view, monday, sunday);
+        // A lesson's homework: the last one given (highest id), as before the lookups.
+        let homework_of =
+            |lesson: u64| lk.works_of(lesson).iter().rev().filter_map(|id| s.works.get(id)).find(|x| x.is_homework);
+        let bell = |n: u8| {
+            s.bells
+                .iter()
+                .find(|b| b.0 == n)
+                .map(|b| (b.1.format("%H:%M").to_string(), b.2.format("%H:%M").to_string()))
+        };
+        let mut events = Vec::new();
+        let mut homeworks = Vec::new();
+        for l in &lessons {
+            let (from, to) = bell(l.number).unzip();
+            let teacher = short_name(s, l.substitute.unwrap_or(l.teacher));
+            let mut e = json!({
+                "lesson_event_id": l.id,
+                "subject": subject_name(s, l.subject),
+                "teacher": teacher,
+                "lesson_date": l.date.format(DAY).to_string(),
+                "lesson_number": l.number,
+                "from": from,
+                "to": to,
+                "theme": l.topic,
+                "homework_to_check_ids": [],
+                "slots": [],
+                "color": "#8fbc8f",
+            });
+            if l.cancelled {
+                e["cancelled"] = json!(true);
             }
-            json!({"schedule": events, "homeworks": homeworks}).to_string()
-        })
+            if let Some(h) = homework_of(l.id) {
+                e["created_homework_id"] = json!(h.id);
+                homeworks.push(json!({
+                    "id": h.id,
+                    "lesson_date": l.date.format(DAY).to_string(),
+                    "check_at": h.target_date.format(DAY).to_string(),
+                    "text": h.text,
+                    "files": [],
+                    "links": [],
+                }));
+            }
+            events.push(e);
+        }
+        json!({"schedule": events, "homeworks": homeworks}).to_string()
     });
     match body {
         Some(b) => json_ok(b.into_bytes()),
@@ -264,29 +255,26 @@ async fn schedule(State(st): State<EmulatorState>, Query(q): Params) -> Response
 }
 
 async fn student_marks(State(st): State<EmulatorState>, Path(class): Path<String>, Query(q): Params) -> Response {
-    let body = st.world().read(|w| {
-        with_child(w, &q, |s, _, child, child_class| {
-            if class.trim() != child_class.to_string() {
-                return None;
+    let body = with_child(&st, &q, |s, _, view, child| {
+        if class.trim() != view.class.to_string() {
+            return None;
+        }
+        let mut by_subject: BTreeMap<u64, serde_json::Map<String, Value>> = BTreeMap::new();
+        for ((student, subject, period), f) in s.final_marks.range((child, 0, None)..) {
+            if *student != child {
+                break;
             }
-            let mut by_subject: BTreeMap<u64, serde_json::Map<String, Value>> = BTreeMap::new();
-            for ((student, subject, period), f) in s.final_marks.range((child, 0, None)..) {
-                if *student != child {
-                    break;
-                }
-                let key = period.map(|p| p.to_string()).unwrap_or_else(|| "year".into());
-                let value = f.value.parse::<u32>().map(Value::from).unwrap_or_else(|_| Value::from(f.value.clone()));
-                by_subject.entry(*subject).or_default().insert(key, value);
-            }
-            let lessons: Vec<Value> = by_subject
-                .into_iter()
-                .map(|(subject, marks)| json!({"id": subject, "subject": subject_name(s, subject), "marks": marks}))
-                .collect();
-            let mut types: Vec<Value> =
-                s.periods.iter().map(|p| json!({"id": p.id.to_string(), "name": p.name})).collect();
-            types.push(json!({"id": "year", "name": "Год"}));
-            Some(json!({"lessons": lessons, "standard_mark_type": types}).to_string())
-        })
+            let key = period.map(|p| p.to_string()).unwrap_or_else(|| "year".into());
+            let value = f.value.parse::<u32>().map(Value::from).unwrap_or_else(|_| Value::from(f.value.clone()));
+            by_subject.entry(*subject).or_default().insert(key, value);
+        }
+        let lessons: Vec<Value> = by_subject
+            .into_iter()
+            .map(|(subject, marks)| json!({"id": subject, "subject": subject_name(s, subject), "marks": marks}))
+            .collect();
+        let mut types: Vec<Value> = s.periods.iter().map(|p| json!({"id": p.id.to_string(), "name": p.name})).collect();
+        types.push(json!({"id": "year", "name": "Год"}));
+        Some(json!({"lessons": lessons, "standard_mark_type": types}).to_string())
     });
     match body {
         Some(Some(b)) => json_ok(b.into_bytes()),

@@ -36,9 +36,14 @@
 //!
 //! `/__emulator/advance?days=N`, `/__emulator/truth[?since=SEQ]`,
 //! `/__emulator/fail?mode=malformed|html502|truncated|unauthorized|off[&count=N]`,
-//! `/__emulator/limit?rps=R`, `/__emulator/stats`, and `/__emulator/login` (a person signed
-//! in through Госуслуги: a new refresh token, the old session ended). `unauthorized` answers
-//! 401 and revokes the session, so the refresh that follows is refused too.
+//! `/__emulator/limit?rps=R`, `/__emulator/stats`, `/__emulator/login` (a person signed
+//! in through Госуслуги: a new refresh token, the old session ended), and
+//! `/__emulator/hold?mode=first-use|off`. `unauthorized` answers 401 and revokes the session,
+//! so the refresh that follows is refused too. `first-use` holds every API request that
+//! carries an access token no answered request has carried yet: the request stays open,
+//! unanswered, until `off` releases it (`stats` counts them in `held` and `held_now`). Tests
+//! use it to stop a client between a refresh and the first use of the access token it
+//! brought.
 
 mod control;
 mod handlers;
@@ -58,7 +63,6 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use chrono::NaiveDate;
 use ejgate_sdk::synth::World;
 use futures::StreamExt as _;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -174,40 +178,21 @@ pub struct EmulatorStats {
     pub refused_refreshes: u64,
     /// Data calls refused for an expired access token
     pub expired: u64,
+    /// API requests held by `hold?mode=first-use` so far
+    pub held: u64,
+    /// API requests held right now (open, unanswered)
+    pub held_now: u64,
 }
 
-/// The world served, behind a lock. Cheap to clone.
-#[derive(Clone)]
-pub struct WorldCell(Arc<RwLock<World>>);
+/// The world served, with the lookups that keep per-pupil answers cheap.
+pub use ejgate_sdk::synth::WorldCell;
 
-impl WorldCell {
-    pub fn new(world: World) -> Self {
-        WorldCell(Arc::new(RwLock::new(world)))
-    }
-
-    pub fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
-        f(&self.0.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Changes the world (tests: delete a record, …).
-    pub fn update<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        f(&mut self.0.write().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Simulates `days` more days → (today, last truth seq).
-    pub fn advance(&self, days: u32) -> (NaiveDate, u64) {
-        self.update(|w| {
-            w.advance(days);
-            (w.today, w.last_seq())
-        })
-    }
-
-    fn date_header(&self) -> HeaderValue {
-        let today = self.read(|w| w.today);
-        let at = today.and_hms_opt(13, 0, 0).expect("a valid time").and_utc();
-        let system = SystemTime::UNIX_EPOCH + Duration::from_secs(at.timestamp().max(0) as u64);
-        HeaderValue::from_str(&httpdate_fmt(system)).expect("an HTTP date is a header value")
-    }
+/// The emulator's clock: the world's today at 13:00 UTC, as an HTTP date.
+fn date_header(world: &WorldCell) -> HeaderValue {
+    let today = world.read(|w| w.today);
+    let at = today.and_hms_opt(13, 0, 0).expect("a valid time").and_utc();
+    let system = SystemTime::UNIX_EPOCH + Duration::from_secs(at.timestamp().max(0) as u64);
+    HeaderValue::from_str(&httpdate_fmt(system)).expect("an HTTP date is a header value")
 }
 
 fn httpdate_fmt(t: SystemTime) -> String {
@@ -219,8 +204,16 @@ fn httpdate_fmt(t: SystemTime) -> String {
 struct Session {
     /// The one valid refresh token (`None`: revoked until a person signs in again).
     refresh: Option<String>,
-    /// access token → exp (seconds since the epoch)
-    access: HashMap<String, u64>,
+    /// access token → its state
+    access: HashMap<String, Access>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Access {
+    /// seconds since the epoch
+    exp: u64,
+    /// A request carrying it has passed the gate (the hold no longer applies to it).
+    used: bool,
 }
 
 type Limiter = DefaultKeyedRateLimiter<String>;
@@ -239,6 +232,10 @@ pub(crate) struct Inner {
     refused: AtomicU64,
     expired: AtomicU64,
     counter: AtomicU64,
+    /// `true`: hold the first use of every access token (`hold?mode=first-use`).
+    hold: tokio::sync::watch::Sender<bool>,
+    held: AtomicU64,
+    held_now: Arc<AtomicU64>,
 }
 
 fn make_limiter(rps: Option<u32>) -> Option<Arc<Limiter>> {
@@ -279,6 +276,9 @@ impl EmulatorState {
                 refused: AtomicU64::new(0),
                 expired: AtomicU64::new(0),
                 counter: AtomicU64::new(1),
+                hold: tokio::sync::watch::Sender::new(false),
+                held: AtomicU64::new(0),
+                held_now: Arc::new(AtomicU64::new(0)),
             }),
         }
     }
@@ -289,6 +289,8 @@ impl EmulatorState {
 
     pub fn stats(&self) -> EmulatorStats {
         let i = &self.inner;
+        let held_now = i.held_now.load(Ordering::SeqCst);
+        let held = i.held.load(Ordering::SeqCst);
         EmulatorStats {
             requests: i.requests.load(Ordering::Relaxed),
             limited: i.limited.load(Ordering::Relaxed),
@@ -296,7 +298,21 @@ impl EmulatorState {
             refreshes: i.refreshes.load(Ordering::Relaxed),
             refused_refreshes: i.refused.load(Ordering::Relaxed),
             expired: i.expired.load(Ordering::Relaxed),
+            held,
+            held_now,
         }
+    }
+
+    /// `true`: from now on every API request carrying an access token that no request has
+    /// carried through the gate yet is held open, unanswered; `false`: the held requests go
+    /// on and nothing more is held.
+    pub fn set_hold_first_use(&self, on: bool) {
+        self.inner.hold.send_replace(on);
+    }
+
+    /// Whether first uses are being held.
+    pub fn holds_first_use(&self) -> bool {
+        *self.inner.hold.borrow()
     }
 
     /// Breaks the next `count` API answers (all when `None`); `None` mode: off.
@@ -361,8 +377,8 @@ impl EmulatorState {
         );
         let signature = base64url_encode(self.random_hex().as_bytes());
         let access = format!("{header}.{payload}.{signature}");
-        s.access.retain(|_, e| *e + 60 > now);
-        s.access.insert(access.clone(), exp);
+        s.access.retain(|_, a| a.exp + 60 > now);
+        s.access.insert(access.clone(), Access { exp, used: false });
         s.refresh = Some(new_refresh.clone());
         Some((access, new_refresh))
     }
@@ -401,13 +417,14 @@ async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> 
     let Some(token) = token.filter(|t| !t.is_empty()) else {
         return msg(StatusCode::UNAUTHORIZED, "Missing Authorization Header");
     };
-    let exp = inner.session.lock().unwrap_or_else(|e| e.into_inner()).access.get(&token).copied();
-    match exp {
+    let access = inner.session.lock().unwrap_or_else(|e| e.into_inner()).access.get(&token).copied();
+    match access {
         None => return msg(StatusCode::UNAUTHORIZED, "Invalid token"),
-        Some(exp) if exp <= unix_now() => {
+        Some(a) if a.exp <= unix_now() => {
             inner.expired.fetch_add(1, Ordering::Relaxed);
             return msg(StatusCode::UNAUTHORIZED, "Token has expired");
         }
+        Some(a) if !a.used => hold_first_use(&st, &token).await,
         Some(_) => {}
     }
     let limiter = inner.limiter.read().unwrap_or_else(|e| e.into_inner()).clone();
@@ -434,6 +451,33 @@ async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> 
             (StatusCode::OK, [(CONTENT_TYPE, JSON)], broken).into_response()
         }
         FailureMode::Truncated => truncated(full_body(next.run(req).await).await),
+    }
+}
+
+/// Holds a request carrying a fresh access token while `hold?mode=first-use` is on, then
+/// marks the token used. A request whose client went away is dropped here and no longer
+/// counts as held now.
+async fn hold_first_use(st: &EmulatorState, token: &str) {
+    struct HeldNow(Arc<AtomicU64>);
+    impl Drop for HeldNow {
+        fn drop(&mut self) {
+            self.0.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+    let inner = &st.inner;
+    let mut hold = inner.hold.subscribe();
+    if *hold.borrow_and_update() {
+        // `held` before `held_now`, and `stats` reads them the other way round: a snapshot
+        // showing a request held now also counts it in `held`.
+        inner.held.fetch_add(1, Ordering::SeqCst);
+        inner.held_now.fetch_add(1, Ordering::SeqCst);
+        let _held_now = HeldNow(inner.held_now.clone());
+        // The sender lives in `inner`, which outlives this request: `wait_for` ends only
+        // with the hold switched off.
+        let _ = hold.wait_for(|on| !*on).await;
+    }
+    if let Some(a) = inner.session.lock().unwrap_or_else(|e| e.into_inner()).access.get_mut(token) {
+        a.used = true;
     }
 }
 
@@ -491,7 +535,7 @@ async fn refresh(State(st): State<EmulatorState>, req: Request) -> Response {
 
 async fn stamp_date(State(st): State<EmulatorState>, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
-    resp.headers_mut().insert(DATE, st.inner.world.date_header());
+    resp.headers_mut().insert(DATE, date_header(&st.inner.world));
     resp
 }
 

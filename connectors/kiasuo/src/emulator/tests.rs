@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use chrono::NaiveDate;
 use ejgate_sdk::synth::{SynthConfig, World};
 use serde_json::Value;
 
@@ -153,4 +154,74 @@ fn failure_count_runs_down() {
     assert_eq!(f.take(), None);
     assert_eq!(FailureMode::parse("off"), Some(None));
     assert_eq!(FailureMode::parse("nope"), None);
+}
+
+async fn control(base: &str, query: &str) -> Value {
+    let answer = reqwest::get(format!("{base}__emulator/{query}")).await.unwrap();
+    assert_eq!(answer.status(), 200, "{query}");
+    answer.json().await.unwrap()
+}
+
+/// Polls `stats` until `done` holds (a generous deadline, no fixed wait).
+async fn wait_for_stats(base: &str, done: impl Fn(&EmulatorStats) -> bool) -> EmulatorStats {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let stats: EmulatorStats = serde_json::from_value(control(base, "stats").await).unwrap();
+        if done(&stats) {
+            return stats;
+        }
+        assert!(std::time::Instant::now() < deadline, "stats never got there: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn hold_first_use_keeps_the_first_request_of_a_fresh_access_token_open_until_released() {
+    let e = emu(|_| {}).await;
+    let base = e.base_url();
+    // A token used before the hold goes on is not held.
+    let old: api::RefreshAnswer = refresh_form(&base, RT).await.json().await.unwrap();
+    assert_eq!(get(&base, "diary/api/user?id=0", &old.access_token).await.status(), 200);
+
+    let on = control(&base, "hold?mode=first-use").await;
+    assert_eq!(on["mode"], "first-use");
+    assert!(e.state().holds_first_use());
+    let fresh: api::RefreshAnswer = refresh_form(&base, &old.refresh_token).await.json().await.unwrap();
+    // The refresh itself is never held, and the rotation happened.
+    assert_eq!(e.state().current_refresh_token().as_deref(), Some(fresh.refresh_token.as_str()));
+    assert_eq!(get(&base, "diary/api/user?id=0", &old.access_token).await.status(), 200, "a used token passes");
+
+    let first_use = tokio::spawn({
+        let (base, token) = (base.clone(), fresh.access_token.clone());
+        async move { get(&base, "diary/api/user?id=0", &token).await.status() }
+    });
+    let stats = wait_for_stats(&base, |s| s.held_now == 1).await;
+    assert_eq!((stats.held, stats.refreshes), (1, 2), "{stats:?}");
+    assert!(!first_use.is_finished(), "the first use is held, unanswered");
+    // Another request that came after it is answered, while the held one still is not:
+    // held for good, not merely slow (ordered by events, not by waiting).
+    assert_eq!(get(&base, "diary/api/user?id=0", &old.access_token).await.status(), 200);
+    assert!(!first_use.is_finished(), "still held after a later request was answered");
+
+    let off = control(&base, "hold?mode=off").await;
+    assert_eq!((off["mode"].as_str(), off["held"].as_u64()), (Some("off"), Some(1)));
+    assert_eq!(first_use.await.unwrap(), 200, "released, the request is answered");
+    let stats = wait_for_stats(&base, |s| s.held_now == 0).await;
+    assert_eq!(stats.held, 1);
+
+    // Armed again: a token that has been used is never held again; a new one is.
+    e.state().set_hold_first_use(true);
+    assert_eq!(get(&base, "diary/api/user?id=0", &fresh.access_token).await.status(), 200);
+    let third: api::RefreshAnswer = refresh_form(&base, &fresh.refresh_token).await.json().await.unwrap();
+    let held = tokio::spawn({
+        let (base, token) = (base.clone(), third.access_token.clone());
+        async move { get(&base, "diary/api/user?id=0", &token).await.status() }
+    });
+    wait_for_stats(&base, |s| s.held_now == 1 && s.held == 2).await;
+    e.state().set_hold_first_use(false);
+    assert_eq!(held.await.unwrap(), 200);
+
+    let bad = reqwest::get(format!("{base}__emulator/hold?mode=maybe")).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    e.shutdown().await;
 }

@@ -9,12 +9,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, TimeZone};
-use ejgate_sdk::synth::{School, SynthAttendanceStatus, SynthMark, SynthPerson, World};
+use ejgate_sdk::synth::{School, SchoolLookup, SynthAttendanceStatus, SynthMark, SynthPerson, World, WorldLookup};
 use ejgate_sdk::time::parse_date;
 use serde_json::{json, Value};
 
 use super::gate::{error, json_ok};
-use super::{person_guid, profile_id, EmulatorState, PREVIOUS_YEAR_ID};
+use super::{guid_person, person_guid, profile_id, EmulatorState, PREVIOUS_YEAR_ID};
 use crate::api::REFRESH_FAILED;
 
 pub(crate) fn routes() -> Router<EmulatorState> {
@@ -231,10 +231,10 @@ async fn groups(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
 }
 
 /// The pupil's memberships and current class.
-fn memberships(s: &School, student: u64) -> (Vec<Value>, Option<(u64, &str)>) {
+fn memberships<'a>(s: &'a School, lk: &SchoolLookup, student: u64) -> (Vec<Value>, Option<(u64, &'a str)>) {
     let mut list = Vec::new();
     let mut current = None;
-    for e in s.enrollments.iter().filter(|e| e.student == student) {
+    for e in lk.enrollments_of(student).iter().map(|&i| &s.enrollments[i]) {
         let class = s.classes.iter().find(|c| c.id == e.unit);
         if let (true, Some(c)) = (e.active, class) {
             current = Some((c.id, c.name.as_str()));
@@ -261,9 +261,9 @@ async fn profiles(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     if class.is_none() && school.is_none() {
         return bad(&st, "Параметр class_unit_id или school_id обязателен");
     }
-    let items = st.inner.world.read(|w| {
+    let items = st.inner.world.read_indexed(|w, lookup| {
         let mut out = Vec::new();
-        for s in &w.schools {
+        for (s, lk) in w.schools.iter().zip(&lookup.schools) {
             let in_school = school.is_none_or(|id| id == s.id);
             let has_class = class.is_none_or(|c| s.classes.iter().any(|x| x.id == c));
             if !in_school || !has_class {
@@ -271,9 +271,10 @@ async fn profiles(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
             }
             if types.is_empty() || types.contains("student") {
                 for p in &s.students {
-                    let member = class.is_none_or(|c| s.enrollments.iter().any(|e| e.student == p.id && e.unit == c));
+                    let member =
+                        class.is_none_or(|c| lk.enrollments_of(p.id).iter().any(|&i| s.enrollments[i].unit == c));
                     if member {
-                        let (list, current) = memberships(s, p.id);
+                        let (list, current) = memberships(s, lk, p.id);
                         out.push(profile_json(s, p, "student", current, list));
                     }
                 }
@@ -323,14 +324,16 @@ fn mark_form<'a>(s: &'a School, m: &SynthMark) -> (Option<&'a str>, u8) {
     (t.map(|t| t.title.as_str()), t.map(|t| t.weight).unwrap_or(1))
 }
 
-/// The pupil's school and the person, by contingent GUID.
-fn pupil_by_guid<'a>(w: &'a World, guid: &str) -> Option<(&'a School, u64)> {
-    w.schools.iter().find_map(|s| s.students.iter().find(|p| person_guid(p.id) == guid).map(|p| (s, p.id)))
+/// The pupil's school with its lookups, by contingent GUID.
+fn pupil_by_guid<'a>(w: &'a World, lookup: &'a WorldLookup, guid: &str) -> Option<(&'a School, &'a SchoolLookup, u64)> {
+    let id = guid_person(guid)?;
+    lookup.school_of(w, id).map(|(s, lk)| (s, lk, id))
 }
 
-fn pupil_by_id(w: &World, id: &str) -> Option<(usize, u64)> {
+/// The pupil's school with its lookups, by person id.
+fn pupil_by_id<'a>(w: &'a World, lookup: &'a WorldLookup, id: &str) -> Option<(&'a School, &'a SchoolLookup, u64)> {
     let id: u64 = id.parse().ok()?;
-    w.schools.iter().position(|s| s.students.iter().any(|p| p.id == id)).map(|i| (i, id))
+    lookup.school_of(w, id).map(|(s, lk)| (s, lk, id))
 }
 
 /// `api/eventcalendar/v1/api/events?person_ids&begin_date&end_date&expand=…` →
@@ -345,18 +348,25 @@ async fn events(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
         return bad(&st, "Параметр person_ids обязателен");
     };
     let expand: BTreeSet<&str> = q.get("expand").map(|e| e.split(',').map(str::trim).collect()).unwrap_or_default();
-    let body = st.inner.world.read(|w| {
+    let body = st.inner.world.read_indexed(|w, lookup| {
         let mut out = Vec::new();
         for guid in person_ids.split(',').map(str::trim).filter(|g| !g.is_empty()) {
-            let Some((s, student)) = pupil_by_guid(w, guid) else { continue };
-            out.extend(pupil_events(s, student, from, to, &expand));
+            let Some((s, lk, student)) = pupil_by_guid(w, lookup, guid) else { continue };
+            out.extend(pupil_events(s, lk, student, from, to, &expand));
         }
         json!({"total_count": out.len(), "response": out, "errors": null})
     });
     json_ok(&body)
 }
 
-fn pupil_events(s: &School, student: u64, from: NaiveDate, to: NaiveDate, expand: &BTreeSet<&str>) -> Vec<Value> {
+fn pupil_events(
+    s: &School,
+    lk: &SchoolLookup,
+    student: u64,
+    from: NaiveDate,
+    to: NaiveDate,
+    expand: &BTreeSet<&str>,
+) -> Vec<Value> {
     let tz: Option<chrono_tz::Tz> = s.time_zone.parse().ok();
     let stamp = |dt: NaiveDateTime| -> String {
         match tz.and_then(|tz| tz.from_local_datetime(&dt).earliest()) {
@@ -365,20 +375,14 @@ fn pupil_events(s: &School, student: u64, from: NaiveDate, to: NaiveDate, expand
         }
     };
     // Every unit the pupil was ever a member of (assumption: the calendar keeps them).
-    let units: BTreeSet<u64> = s.enrollments.iter().filter(|e| e.student == student).map(|e| e.unit).collect();
+    let units: BTreeSet<u64> = lk.enrollments_of(student).iter().map(|&i| s.enrollments[i].unit).collect();
     let mut lessons: Vec<_> =
-        s.lessons.values().filter(|l| l.date >= from && l.date <= to && units.contains(&l.unit)).collect();
+        units.iter().flat_map(|&u| lk.lessons_of(u, from, to)).filter_map(|id| s.lessons.get(&id)).collect();
     lessons.sort_by_key(|l| (l.date, l.number, l.id));
     let ids: BTreeSet<u64> = lessons.iter().map(|l| l.id).collect();
-    let mut works: HashMap<u64, Vec<&ejgate_sdk::synth::SynthWork>> = HashMap::new();
-    if expand.contains("homework") {
-        for wk in s.works.values().filter(|wk| ids.contains(&wk.lesson)) {
-            works.entry(wk.lesson).or_default().push(wk);
-        }
-    }
     let mut marks: HashMap<u64, Vec<&SynthMark>> = HashMap::new();
     if expand.contains("marks") {
-        for m in s.marks.values().filter(|m| m.student == student && ids.contains(&m.lesson)) {
+        for m in lk.marks_of(student).iter().filter_map(|id| s.marks.get(id)).filter(|m| ids.contains(&m.lesson)) {
             marks.entry(m.lesson).or_default().push(m);
         }
     }
@@ -436,7 +440,7 @@ fn pupil_events(s: &School, student: u64, from: NaiveDate, to: NaiveDate, expand
                 }
             }
             if expand.contains("homework") {
-                let list = works.get(&l.id).map(Vec::as_slice).unwrap_or(&[]);
+                let list: Vec<_> = lk.works_of(l.id).iter().filter_map(|id| s.works.get(id)).collect();
                 let entries: Vec<Value> = list
                     .iter()
                     .map(|wk| {
@@ -489,14 +493,13 @@ async fn family_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respons
     let Some(student) = q.get("student_id") else {
         return bad(&st, "Параметр student_id обязателен");
     };
-    let body = st.inner.world.read(|w| {
-        let (i, student) = pupil_by_id(w, student)?;
-        let s = &w.schools[i];
+    let body = st.inner.world.read_indexed(|w, lookup| {
+        let (s, lk, student) = pupil_by_id(w, lookup, student)?;
         let subjects: HashMap<u64, &str> = s.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
-        let list: Vec<Value> = s
-            .marks
-            .values()
-            .filter(|m| m.student == student)
+        let list: Vec<Value> = lk
+            .marks_of(student)
+            .iter()
+            .filter_map(|id| s.marks.get(id))
             .filter_map(|m| {
                 let l = s.lessons.get(&m.lesson)?;
                 if l.date < from || l.date > to {
@@ -527,13 +530,12 @@ async fn subject_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respon
     let Some(student) = q.get("student_id") else {
         return bad(&st, "Параметр student_id обязателен");
     };
-    let body = st.inner.world.read(|w| {
-        let (i, student) = pupil_by_id(w, student)?;
-        let s = &w.schools[i];
+    let body = st.inner.world.read_indexed(|w, lookup| {
+        let (s, lk, student) = pupil_by_id(w, lookup, student)?;
         // (subject, period) → (sum, count) of the pupil's marks
         let mut sums: HashMap<(u64, u64), (f64, u32)> = HashMap::new();
         let mut by_subject: HashMap<u64, (f64, u32)> = HashMap::new();
-        for m in s.marks.values().filter(|m| m.student == student) {
+        for m in lk.marks_of(student).iter().filter_map(|id| s.marks.get(id)) {
             let (Some(l), Some(v)) = (s.lessons.get(&m.lesson), five(&m.value)) else { continue };
             if let Some(p) = s.periods.iter().find(|p| l.date >= p.start && l.date <= p.end) {
                 let e = sums.entry((l.subject, p.id)).or_default();
@@ -546,8 +548,7 @@ async fn subject_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respon
         }
         let finals: HashMap<(u64, Option<u64>), &str> = s
             .final_marks
-            .iter()
-            .filter(|((st_id, _, _), _)| *st_id == student)
+            .range((student, 0, None)..=(student, u64::MAX, Some(u64::MAX)))
             .map(|((_, subject, period), f)| ((*subject, *period), f.value.as_str()))
             .collect();
         let avg = |(sum, n): (f64, u32)| format!("{:.2}", sum / n as f64);

@@ -70,7 +70,6 @@ use std::time::Duration;
 
 use axum::middleware;
 use axum::Router;
-use chrono::NaiveDate;
 use ejgate_sdk::synth::{World, FIRST_ID};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
@@ -91,6 +90,14 @@ pub const PREVIOUS_YEAR_ID: u64 = FIRST_ID - 200;
 /// world id so that every run sees the same one.
 pub fn person_guid(id: u64) -> String {
     format!("{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}", 0x6d6f_7372u32, (id >> 48) & 0xffff, 0, 0, id & 0xffff_ffff_ffff)
+}
+
+/// The person id a contingent GUID of [`person_guid`] stands for; `None` for any other GUID.
+pub fn guid_person(guid: &str) -> Option<u64> {
+    let parts: Vec<&str> = guid.split('-').collect();
+    let [_, high, _, _, low] = parts.as_slice() else { return None };
+    let id = (u64::from_str_radix(high, 16).ok()? << 48) | u64::from_str_radix(low, 16).ok()?;
+    (person_guid(id) == guid).then_some(id)
 }
 
 /// The shape of JSON error bodies (not confirmed by any public client).
@@ -155,33 +162,8 @@ pub struct EmulatorStats {
     pub refused_refreshes: u64,
 }
 
-/// The world served, shared by the handlers and the control surface.
-#[derive(Clone)]
-pub struct WorldCell {
-    world: Arc<RwLock<World>>,
-}
-
-impl WorldCell {
-    pub fn new(world: World) -> Self {
-        WorldCell { world: Arc::new(RwLock::new(world)) }
-    }
-
-    pub fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
-        f(&self.world.read().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    pub fn update<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
-        f(&mut self.world.write().unwrap_or_else(|e| e.into_inner()))
-    }
-
-    /// Simulates the next `days` days; returns the new today and the last truth sequence.
-    pub fn advance(&self, days: u32) -> (NaiveDate, u64) {
-        self.update(|w| {
-            w.advance(days);
-            (w.today, w.last_seq())
-        })
-    }
-}
+/// The world served, with the lookups that keep per-pupil answers cheap.
+pub use ejgate_sdk::synth::WorldCell;
 
 /// The tokens the server knows: each with the API requests made with it and whether it
 /// has expired.

@@ -155,3 +155,14 @@ async fn events_marks_and_subject_marks_keep_their_wrapping_strings_and_offsets(
     assert_eq!((status, body["type"].as_str()), (400, Some("parameterInvalid")));
     e.shutdown().await;
 }
+
+/// A contingent GUID leads back to its person; any other GUID to nobody.
+#[test]
+fn a_guid_leads_back_to_its_person() {
+    for id in [1u64, 1_000_017, (7u64 << 48) | 0x1234_5678_9abc, u64::MAX >> 1] {
+        assert_eq!(guid_person(&person_guid(id)), Some(id));
+    }
+    assert_eq!(guid_person("6d6f7372-0000-4000-8000-00000000000g"), None);
+    assert_eq!(guid_person("00000000-0000-4000-8000-000000000001"), None, "another prefix");
+    assert_eq!(guid_person("not a guid"), None);
+}

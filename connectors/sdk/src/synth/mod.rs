@@ -4,6 +4,7 @@
 mod calendar;
 mod curriculum;
 mod generate;
+pub mod lookup;
 mod names;
 mod simulate;
 pub mod state;
@@ -12,6 +13,7 @@ mod truth;
 #[cfg(test)]
 mod tests;
 
+pub use lookup::{SchoolLookup, WorldCell, WorldLookup};
 pub use state::*;
 
 use std::collections::BTreeMap;
@@ -66,6 +68,27 @@ impl World {
     /// marks before the first quarter ends, kinds the world never makes) are left out.
     pub fn counts(&self) -> BTreeMap<EntityKind, u64> {
         truth::counts(self)
+    }
+
+    /// What an API that lists a school's pupils and staff but not their parents exposes
+    /// (Dnevnik, ЭПОС.Школа, «Моя школа»): the live records of `kinds`, the guardians left
+    /// out of the persons.
+    pub fn counts_without_guardians(&self, kinds: &[EntityKind]) -> BTreeMap<EntityKind, u64> {
+        let all = self.counts();
+        let guardians: u64 = self.schools.iter().map(|s| s.guardians.len() as u64).sum();
+        kinds
+            .iter()
+            .filter_map(|k| {
+                let n = all.get(k).copied().unwrap_or(0);
+                let n = if *k == EntityKind::Person { n - guardians } else { n };
+                (n > 0).then_some((*k, n))
+            })
+            .collect()
+    }
+
+    /// Whether `key` (a person's key in the truth log) is a guardian.
+    pub fn is_guardian(&self, key: &str) -> bool {
+        self.schools.iter().any(|s| s.guardians.iter().any(|g| g.id.to_string() == key))
     }
 
     /// The changes after `seq`, folded per (kind, key).
