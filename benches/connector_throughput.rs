@@ -104,6 +104,10 @@ struct Sample {
     records: u64,
     requests: u64,
     wall: f64,
+    /// CPU seconds the emulator process spent serving the sync
+    emulator_cpu: f64,
+    /// CPU seconds this process (connector, sync engine, store) spent on it
+    ejgate_cpu: f64,
 }
 
 impl Sample {
@@ -139,13 +143,21 @@ async fn sync_once(system: System, emulator: &Emulator, dir: &Path, label: &str,
     let store = SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
     let (conn, requests) = connector(system, &emulator.base_url, kiasuo_token_file);
     let options = SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() };
+    let (emulator_before, own_before) = (emulator.cpu_seconds(), common::own_cpu_seconds());
     let report = run_sync(&store, conn, &options).await.unwrap();
+    let (emulator_cpu, ejgate_cpu) = (emulator.cpu_seconds() - emulator_before, common::own_cpu_seconds() - own_before);
     assert!(report.error.is_none(), "{}: {:?}", system.as_str(), report.error);
     assert_eq!(report.status, RunStatus::Succeeded, "{}", system.as_str());
     assert!(report.stats.records_read > 0, "{}: no records", system.as_str());
     drop(store);
     let _ = std::fs::remove_file(&db);
-    Sample { records: report.stats.records_read, requests: requests(), wall: report.elapsed.as_secs_f64() }
+    Sample {
+        records: report.stats.records_read,
+        requests: requests(),
+        wall: report.elapsed.as_secs_f64(),
+        emulator_cpu,
+        ejgate_cpu,
+    }
 }
 
 #[tokio::main]
@@ -192,11 +204,13 @@ async fn main() {
         for &i in &order {
             let s = this_round[i].unwrap();
             println!(
-                "    {:<8} {:>9} records {:>6} requests {:>7.2} s {:>9.0} records/s {:>7.0} requests/s   records/s ÷ Dnevnik {:.2}   Dnevnik time ÷ time {:.2}",
+                "    {:<8} {:>9} records {:>6} requests {:>7.2} s (CPU: emulator {:.2} s, ejgate {:.2} s) {:>9.0} records/s {:>7.0} requests/s   records/s ÷ Dnevnik {:.2}   Dnevnik time ÷ time {:.2}",
                 SYSTEMS[i].as_str(),
                 s.records,
                 s.requests,
                 s.wall,
+                s.emulator_cpu,
+                s.ejgate_cpu,
                 s.records_per_s(),
                 s.requests_per_s(),
                 s.records_per_s() / dnevnik.records_per_s(),

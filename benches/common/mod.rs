@@ -17,6 +17,30 @@ impl Drop for Emulator {
     }
 }
 
+impl Emulator {
+    /// CPU seconds (user + system) the emulator process has used so far (Linux; 0 elsewhere).
+    pub fn cpu_seconds(&self) -> f64 {
+        cpu_seconds(&format!("/proc/{}/stat", self.child.id()))
+    }
+}
+
+/// CPU seconds (user + system) this process has used so far (Linux; 0 elsewhere).
+pub fn own_cpu_seconds() -> f64 {
+    cpu_seconds("/proc/self/stat")
+}
+
+/// utime + stime of a `/proc/…/stat` file, in seconds. Clock ticks are 100 per second on
+/// Linux (`getconf CLK_TCK`) on every architecture the project runs on.
+fn cpu_seconds(stat: &str) -> f64 {
+    let Ok(text) = std::fs::read_to_string(stat) else { return 0.0 };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let Some(rest) = text.rfind(')').map(|i| &text[i + 1..]) else { return 0.0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
 /// Starts `ejgate emulate SYSTEM --listen 127.0.0.1:0 --token TOKEN ARGS…` without waiting
 /// for it (several can generate their school at once); [`ready`] waits.
 pub fn spawn(system: &str, token: &str, args: &[&str]) -> Child {
