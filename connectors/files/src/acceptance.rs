@@ -100,7 +100,9 @@ impl EmulatedSystem for FilesSystem {
         vec![
             // An HTML error page saved under the workbook's name (a download that failed).
             FailureCase::at_start(Failure::MalformedFile, "school.xlsx", &["not readable as an XLSX workbook"]),
-            FailureCase::at_start(Failure::TruncatedFile, "journal.xml, line ", &["cut off"]),
+            // Where the cut falls decides the message: «cut off» inside an element, «not
+            // well-formed XML» inside a tag; both name the file and line.
+            FailureCase::at_start(Failure::TruncatedFile, "journal.xml, line ", &["nothing was written"]),
             // Windows-1251 bytes behind a UTF-8 byte-order mark.
             FailureCase::at_start(
                 Failure::WrongEncoding,
