@@ -71,7 +71,7 @@ pub struct FailureCase {
     /// 0: every answer fails from the first request of the run (the plan fails, so nothing
     /// of the run is written). N > 0: the failure is switched on after the run's N-th request,
     /// in a full sync into an empty store with one chunk at a time: the batches committed
-    /// before it must stay, with their cursors and change-log rows.
+    /// before it must stay, with their change-log rows.
     pub after_requests: u64,
     /// The endpoint (`GET users/me/context`) or file (`journal.xml`) the error must name;
     /// one of these (several when the failure may hit any of a few data endpoints).
