@@ -4,6 +4,8 @@
 //! per workflow (`store`, `sync`, `demo`, `status`), each depending on the store and the
 //! SDK's model, not on each other.
 
+#[cfg(feature = "acceptance")]
+pub mod acceptance;
 pub mod compare;
 pub mod config;
 #[cfg(feature = "emulators")]

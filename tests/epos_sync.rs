@@ -1,63 +1,43 @@
 //! End to end: the ЭПОС.Школа emulator serving the synthetic school → the connector → the
-//! sync engine → SQLite, checked against the generator's ground truth. The harness is
-//! inside this file (tests/common is Dnevnik's).
+//! sync engine → SQLite. The ground truth, the idempotent re-sync, the change log after the
+//! school lives on, the 401/400 session errors and their message, broken answers, a token
+//! expiring mid-run and the request limit are the acceptance kit's (`tests/acceptance.rs`,
+//! `ejgate_epos::acceptance`); what is ЭПОС's own is here.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use ejgate::store::{ChangeOp, RunStatus, SqliteStore, Store};
+use ejgate::store::{RunStatus, SqliteStore, Store};
 use ejgate::sync::{run_sync, SyncOptions, SyncReport};
-use ejgate_epos::emulator::{self, EmulatorHandle, EmulatorOptions, FailureMode};
-use ejgate_epos::{EposConfig, EposConnector};
-use ejgate_sdk::client::RetryPolicy;
+use ejgate_epos::acceptance::EposSystem;
+use ejgate_sdk::acceptance::EmulatedSystem;
 use ejgate_sdk::connector::SyncMode;
 use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::{NetOp, SynthConfig, World};
-use secrecy::SecretString;
-
-const TOKEN: &str = "epos-session-token-3b9d7e1f0a2c";
-const INSTANCE: &str = "epos-test";
+use ejgate_sdk::synth::{SynthConfig, World};
 
 struct Harness {
-    emulator: EmulatorHandle,
+    system: EposSystem,
     store: Box<dyn Store>,
     _dir: tempfile::TempDir,
 }
 
 impl Harness {
     async fn new(config: SynthConfig) -> Harness {
-        let world = World::generate(config);
-        let emulator = emulator::start(world, EmulatorOptions::new(TOKEN), SocketAddr::from(([127, 0, 0, 1], 0)))
-            .await
-            .expect("emulator starts");
+        let system = EposSystem::start(World::generate(config)).await.expect("emulator starts");
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ejgate.db").display());
         let store: Box<dyn Store> = Box::new(SqliteStore::open(&url).await.expect("store opens"));
-        Harness { emulator, store, _dir: dir }
-    }
-
-    fn connector(&self) -> Arc<EposConnector> {
-        let mut c = EposConfig::new(INSTANCE, self.emulator.base_url().parse().unwrap(), SecretString::from(TOKEN));
-        c.token_origin = "/etc/ejgate/epos.token (EJGATE_EPOS_TOKEN)".into();
-        c.retry = RetryPolicy {
-            max_attempts: 3,
-            max_rate_limited_attempts: 50,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(200),
-        };
-        Arc::new(EposConnector::new(c).expect("connector builds"))
+        Harness { system, store, _dir: dir }
     }
 
     async fn sync(&self, mode: SyncMode) -> SyncReport {
-        run_sync(self.store.as_ref(), self.connector(), &SyncOptions { mode, ..SyncOptions::default() })
+        run_sync(self.store.as_ref(), self.system.connector().unwrap(), &SyncOptions { mode, ..SyncOptions::default() })
             .await
             .expect("the store records the run")
     }
 
     fn expected(&self) -> BTreeMap<EntityKind, u64> {
-        self.emulator.world().read(ejgate_epos::truth::expected_counts)
+        self.system.emulator.world().read(ejgate_epos::truth::expected_counts)
     }
 
     async fn live_counts(&self) -> BTreeMap<EntityKind, u64> {
@@ -66,162 +46,10 @@ impl Harness {
 }
 
 #[tokio::test]
-async fn a_full_sync_reproduces_the_ground_truth_and_a_resync_writes_nothing() {
-    let h = Harness::new(SynthConfig::small(7)).await;
-    let first = h.sync(SyncMode::Full).await;
-    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
-    assert!(first.stats.warnings.is_empty(), "the code tables know every code: {:?}", first.stats.warnings);
-    let expected = h.expected();
-    assert_eq!(expected.len(), ejgate_epos::truth::EXPOSED.len(), "every exposed kind has records: {expected:?}");
-    assert_eq!(h.live_counts().await, expected);
-
-    for mode in [SyncMode::Incremental, SyncMode::Full] {
-        let again = h.sync(mode).await;
-        assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
-        assert!(again.stats.records_read > 0);
-        assert_eq!((again.stats.inserted, again.stats.updated, again.stats.deleted), (0, 0, 0), "{mode}");
-        assert!(h.store.changes_of_run(again.run).await.unwrap().is_empty());
-    }
-}
-
-#[tokio::test]
-async fn after_the_school_lives_on_the_change_log_holds_exactly_the_generators_changes() {
-    let h = Harness::new(SynthConfig::small(11)).await;
-    assert_eq!(h.sync(SyncMode::Full).await.status, RunStatus::Succeeded);
-    let world = h.emulator.world();
-    let before = world.read(|w| w.last_seq());
-    world.advance(6);
-    let expected: BTreeSet<(String, String, &str)> = world.read(|w| {
-        w.net_changes_since(before)
-            .into_iter()
-            .filter(|c| ejgate_epos::truth::is_exposed(w, c.kind, &c.key))
-            .map(|c| {
-                let op = match c.op {
-                    NetOp::Insert => "insert",
-                    NetOp::Update => "update",
-                    NetOp::Delete => "delete",
-                };
-                (c.kind.as_str().to_string(), c.key, op)
-            })
-            .collect()
-    });
-    assert!(expected.len() > 50, "six school days bring changes: {}", expected.len());
-
-    let report = h.sync(SyncMode::Incremental).await;
-    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
-    let logged: BTreeSet<(String, String, &str)> = h
-        .store
-        .changes_of_run(report.run)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|c| {
-            let op = match c.op {
-                ChangeOp::Insert => "insert",
-                ChangeOp::Update | ChangeOp::KeyChange => "update",
-                ChangeOp::Delete => "delete",
-            };
-            (c.kind.as_str().to_string(), c.source_id, op)
-        })
-        .collect();
-    let missing: Vec<_> = expected.difference(&logged).take(10).collect();
-    let extra: Vec<_> = logged.difference(&expected).take(10).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "missing {missing:?}\nextra {extra:?}");
-    assert_eq!(h.live_counts().await, h.expected());
-}
-
-#[tokio::test]
-async fn a_broken_answer_fails_the_run_with_the_source_and_endpoint_and_the_next_run_completes() {
-    let h = Harness::new(SynthConfig::small(3)).await;
-    assert_eq!(h.sync(SyncMode::Full).await.status, RunStatus::Succeeded);
-    let mut committed = h.live_counts().await;
-    let cases = [
-        (FailureMode::Unauthorized, "HTTP 401", "Предыдущая сессия работы в ЭЖД завершена"),
-        (FailureMode::Expired, "HTTP 400", "Предыдущая сессия работы в ЭЖД завершена"),
-        (FailureMode::Html502, "HTML page (HTTP 502)", "502 Bad Gateway"),
-        (FailureMode::Malformed, "JSON", "Nothing of this batch was written"),
-        (FailureMode::Truncated, "cut off", ""),
-    ];
-    for (mode, what, message) in cases {
-        h.emulator.world().advance(1);
-        h.emulator.state().set_failure(Some(mode), None);
-        let failed = h.sync(SyncMode::Incremental).await;
-        assert_eq!(failed.status, RunStatus::Failed, "{mode:?}");
-        let error = failed.error.clone().unwrap();
-        assert!(error.contains(&format!("source «{INSTANCE}» (epos)")), "{mode:?}: {error}");
-        assert!(error.contains("POST lms/api/sessions"), "{mode:?} names the endpoint: {error}");
-        assert!(error.contains(what) && error.contains(message), "{mode:?}: {error}");
-        assert!(!error.contains(TOKEN), "the token never shows");
-        if matches!(mode, FailureMode::Unauthorized | FailureMode::Expired) {
-            assert!(error.contains("Госуслуги") && error.contains("auth_token"), "what to renew: {error}");
-            assert!(error.contains("/etc/ejgate/epos.token (EJGATE_EPOS_TOKEN)"), "where to put it: {error}");
-            assert!(error.contains("nothing already synced is lost"), "{error}");
-        }
-        let runs = h.store.runs(1).await.unwrap();
-        assert_eq!(runs[0].status, RunStatus::Failed);
-        assert_eq!(runs[0].error.as_deref(), Some(error.as_str()));
-        assert_eq!(h.live_counts().await, committed, "{mode:?}: a failed plan writes nothing");
-
-        h.emulator.state().set_failure(None, None);
-        let next = h.sync(SyncMode::Incremental).await;
-        assert_eq!(next.status, RunStatus::Succeeded, "{mode:?}: {:?}", next.error);
-        assert_eq!(h.live_counts().await, h.expected(), "{mode:?}");
-        // The next case compares with what this run committed.
-        committed = h.live_counts().await;
-    }
-}
-
-#[tokio::test]
-async fn a_token_that_expires_mid_run_stops_it_on_a_data_endpoint_and_keeps_the_committed_batches() {
-    let h = Harness::new(SynthConfig::small(5)).await;
-    let state = h.emulator.state().clone();
-    let watcher = tokio::spawn(async move {
-        loop {
-            if state.stats().requests >= 40 {
-                state.set_failure(Some(FailureMode::Expired), None);
-                break;
-            }
-            tokio::task::yield_now().await;
-        }
-    });
-    let report = run_sync(
-        h.store.as_ref(),
-        h.connector(),
-        &SyncOptions { mode: SyncMode::Full, concurrency: 1, ..Default::default() },
-    )
-    .await
-    .unwrap();
-    watcher.await.unwrap();
-    assert_eq!(report.status, RunStatus::Failed);
-    let error = report.error.clone().unwrap();
-    assert!(error.contains("HTTP 400") && error.contains("Госуслуги"), "{error}");
-    assert!(
-        error.contains("GET core/api/") || error.contains("GET jersey/api/") || error.contains("GET reports/api/"),
-        "{error}"
-    );
-    assert!(report.stats.inserted > 0, "batches before the failure were committed");
-
-    h.emulator.state().set_failure(None, None);
-    let next = h.sync(SyncMode::Incremental).await;
-    assert_eq!(next.status, RunStatus::Succeeded, "{:?}", next.error);
-    assert_eq!(h.live_counts().await, h.expected());
-}
-
-#[tokio::test]
-async fn the_per_token_request_limit_is_absorbed_without_an_error_for_the_user() {
-    // The client is not told the limit, so it runs into the 429s and must back off.
-    let h = Harness::new(SynthConfig::small(9)).await;
-    h.emulator.state().set_request_limit(Some(40));
-    let report = h.sync(SyncMode::Full).await;
-    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
-    assert!(h.emulator.stats().limited > 0, "the emulator's limit was reached");
-    assert_eq!(h.live_counts().await, h.expected());
-}
-
-#[tokio::test]
 async fn an_expired_token_is_refused_with_400_until_the_operator_renews_it() {
     let h = Harness::new(SynthConfig::small(4)).await;
-    h.emulator.state().set_token_ttl(Some(Duration::from_millis(1)));
+    let state = h.system.emulator.state();
+    state.set_token_ttl(Some(Duration::from_millis(1)));
     tokio::time::sleep(Duration::from_millis(5)).await;
     let failed = h.sync(SyncMode::Full).await;
     assert_eq!(failed.status, RunStatus::Failed);
@@ -230,7 +58,7 @@ async fn an_expired_token_is_refused_with_400_until_the_operator_renews_it() {
     assert!(error.contains("Войдите в ЭЖД заново") && error.contains("EJGATE_EPOS_TOKEN"), "{error}");
     assert!(h.live_counts().await.is_empty());
     // The operator puts a fresh token in place (the emulator's token lives again).
-    h.emulator.state().set_token_ttl(None);
+    state.set_token_ttl(None);
     let next = h.sync(SyncMode::Full).await;
     assert_eq!(next.status, RunStatus::Succeeded, "{:?}", next.error);
     assert_eq!(h.live_counts().await, h.expected());

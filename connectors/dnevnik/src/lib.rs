@@ -14,3 +14,6 @@ pub use connector::{DnevnikConfig, DnevnikConnector};
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
+
+#[cfg(feature = "acceptance")]
+pub mod acceptance;

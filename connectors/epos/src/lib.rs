@@ -14,3 +14,6 @@ pub use connector::{EposConfig, EposConnector};
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
+
+#[cfg(feature = "acceptance")]
+pub mod acceptance;

@@ -17,6 +17,8 @@ pub use connector::{read_export, FilesConfig, FilesConnector};
 pub use mapping::{Mapping, MappingError};
 pub use read::FileError;
 
+#[cfg(feature = "acceptance")]
+pub mod acceptance;
 #[cfg(feature = "emulator")]
 pub mod export;
 #[cfg(feature = "emulator")]

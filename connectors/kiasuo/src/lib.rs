@@ -17,3 +17,6 @@ pub use connector::{KiasuoConfig, KiasuoConnector};
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
+
+#[cfg(feature = "acceptance")]
+pub mod acceptance;

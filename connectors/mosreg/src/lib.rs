@@ -16,3 +16,6 @@ pub use connector::{MosregBaseUrls, MosregConfig, MosregConnector};
 
 #[cfg(feature = "emulator")]
 pub mod emulator;
+
+#[cfg(feature = "acceptance")]
+pub mod acceptance;

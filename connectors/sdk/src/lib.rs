@@ -6,6 +6,8 @@
 // failed run, so its size on the (cold) error path is not worth a box per field.
 #![allow(clippy::result_large_err)]
 
+#[cfg(feature = "acceptance")]
+pub mod acceptance;
 pub mod client;
 pub mod connector;
 pub mod mapping;
