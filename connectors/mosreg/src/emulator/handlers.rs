@@ -1,6 +1,7 @@
 //! The API routes: the synthetic world written the way «Моя школа» writes it (API.md).
 
 use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::header::CONTENT_TYPE;
@@ -349,36 +350,52 @@ async fn events(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     };
     let expand: BTreeSet<&str> = q.get("expand").map(|e| e.split(',').map(str::trim).collect()).unwrap_or_default();
     let body = st.inner.world.read_indexed(|w, lookup| {
-        let mut out = Vec::new();
+        let mut events: Vec<Vec<u8>> = Vec::new();
         for guid in person_ids.split(',').map(str::trim).filter(|g| !g.is_empty()) {
             let Some((s, lk, student)) = pupil_by_guid(w, lookup, guid) else { continue };
-            out.extend(pupil_events(s, lk, student, from, to, &expand));
+            events.extend(pupil_events(&st, lookup.generation, s, lk, student, from, to, &expand));
         }
-        json!({"total_count": out.len(), "response": out, "errors": null})
+        let mut body = format!("{{\"total_count\":{},\"response\":[", events.len()).into_bytes();
+        for (i, ev) in events.iter().enumerate() {
+            if i > 0 {
+                body.push(b',');
+            }
+            body.extend_from_slice(ev);
+        }
+        body.extend_from_slice(b"],\"errors\":null}");
+        body
     });
-    json_ok(&body)
+    ([(CONTENT_TYPE, super::gate::JSON)], body).into_response()
 }
 
+/// Events as written, without what differs between pupils (attendance and marks), by
+/// (lesson, with homework): every pupil of a class gets the same lesson, so it is written
+/// once per state of the world (`generation`) instead of once per pupil. Each entry is a
+/// JSON object without its closing brace.
+#[derive(Debug, Default)]
+pub(crate) struct EventCache {
+    generation: u64,
+    events: HashMap<(u64, bool), Arc<[u8]>>,
+}
+
+/// One pupil's events over `from..=to`, each a complete JSON object.
+#[allow(clippy::too_many_arguments)]
 fn pupil_events(
+    st: &EmulatorState,
+    generation: u64,
     s: &School,
     lk: &SchoolLookup,
     student: u64,
     from: NaiveDate,
     to: NaiveDate,
     expand: &BTreeSet<&str>,
-) -> Vec<Value> {
-    let tz: Option<chrono_tz::Tz> = s.time_zone.parse().ok();
-    let stamp = |dt: NaiveDateTime| -> String {
-        match tz.and_then(|tz| tz.from_local_datetime(&dt).earliest()) {
-            Some(z) => z.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
-            None => format!("{}+03:00", dt.format("%Y-%m-%dT%H:%M:%S")),
-        }
-    };
+) -> Vec<Vec<u8>> {
     // Every unit the pupil was ever a member of (assumption: the calendar keeps them).
     let units: BTreeSet<u64> = lk.enrollments_of(student).iter().map(|&i| s.enrollments[i].unit).collect();
     let mut lessons: Vec<_> =
         units.iter().flat_map(|&u| lk.lessons_of(u, from, to)).filter_map(|id| s.lessons.get(&id)).collect();
     lessons.sort_by_key(|l| (l.date, l.number, l.id));
+    let with_homework = expand.contains("homework");
     let ids: BTreeSet<u64> = lessons.iter().map(|l| l.id).collect();
     let mut marks: HashMap<u64, Vec<&SynthMark>> = HashMap::new();
     if expand.contains("marks") {
@@ -386,82 +403,18 @@ fn pupil_events(
             marks.entry(m.lesson).or_default().push(m);
         }
     }
-    let subjects: HashMap<u64, &str> = s.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
-    let class_of = |unit: u64| -> Option<(u64, &str)> {
-        let class = s.groups.iter().find(|g| g.id == unit).map(|g| g.class_id).unwrap_or(unit);
-        s.classes.iter().find(|c| c.id == class).map(|c| (c.id, c.name.as_str()))
-    };
-    let unit_name = |unit: u64| -> Option<&str> {
-        s.classes
-            .iter()
-            .find(|c| c.id == unit)
-            .map(|c| c.name.as_str())
-            .or_else(|| s.groups.iter().find(|g| g.id == unit).map(|g| g.name.as_str()))
-    };
     lessons
         .into_iter()
         .map(|l| {
-            let bell = s.bells.iter().find(|b| b.0 == l.number);
-            let (start, end) = bell.map(|b| (b.1, b.2)).unwrap_or((NaiveTime::MIN, NaiveTime::MIN));
-            let class = class_of(l.unit);
-            let mut ev = json!({
-                "id": l.id,
-                "source": "PLAN",
-                "source_id": l.id.to_string(),
-                "start_at": stamp(l.date.and_time(start)),
-                "finish_at": stamp(l.date.and_time(end)),
-                "subject_id": l.subject,
-                "subject_name": subjects.get(&l.subject),
-                "lesson_theme": l.topic,
-                "lesson_name": subjects.get(&l.subject),
-                "lesson_type": "NORMAL",
-                "lesson_number": l.number,
-                "teacher_id": l.teacher,
-                "room_name": null,
-                "group_id": l.unit,
-                "group_name": unit_name(l.unit),
-                "class_unit_ids": class.map(|c| vec![c.0]).unwrap_or_default(),
-                "class_unit_name": class.map(|c| c.1),
-                "cancelled": l.cancelled,
-                "replaced": l.substitute.is_some(),
-                "replaced_teacher_id": l.substitute,
-                "is_missed_lesson": false,
-                "absence_reason_id": null,
-                "nonattendance_reason_id": null,
-                "health_status": null,
-                "created_at": local(l.date.and_time(NaiveTime::MIN)),
-                "updated_at": local(l.date.and_time(NaiveTime::MIN)),
-            });
-            if expand.contains("absence_reason_id") {
-                if let Some(a) = s.attendance.get(&(l.id, student)) {
+            let mut ev = shared_event(st, generation, s, lk, l, with_homework).to_vec();
+            let (reason, missed) = match s.attendance.get(&(l.id, student)) {
+                Some(a) if expand.contains("absence_reason_id") => {
                     let (reason, missed) = absence_reason(a.status);
-                    ev["absence_reason_id"] = json!(reason);
-                    ev["is_missed_lesson"] = json!(missed);
+                    (json!(reason), missed)
                 }
-            }
-            if expand.contains("homework") {
-                let list: Vec<_> = lk.works_of(l.id).iter().filter_map(|id| s.works.get(id)).collect();
-                let entries: Vec<Value> = list
-                    .iter()
-                    .map(|wk| {
-                        let form = s.work_types.iter().find(|t| t.id == wk.work_type);
-                        json!({
-                            "homework_entry_id": wk.id,
-                            "date_assigned_on": ymd(l.date),
-                            "date_prepared_for": ymd(wk.target_date),
-                            "description": wk.text,
-                            "attachments": [],
-                            "is_class_room_job": !wk.is_homework,
-                            "control_form": form.map(|t| json!({"id": t.id, "name": t.title, "weight": t.weight})),
-                            "created_at": local(wk.created_at),
-                        })
-                    })
-                    .collect();
-                let descriptions: Vec<&str> =
-                    list.iter().filter(|wk| wk.is_homework).map(|wk| wk.text.as_str()).collect();
-                ev["homework"] = json!({"presence_status_id": null, "total_count": entries.len(), "execute_count": null,
-                                        "descriptions": descriptions, "materials": {}, "entries": entries});
-            }
+                _ => (Value::Null, false),
+            };
+            let mut own = json!({"absence_reason_id": reason, "is_missed_lesson": missed});
             if expand.contains("marks") {
                 let list: Vec<Value> = marks
                     .get(&l.id)
@@ -475,11 +428,117 @@ fn pupil_events(
                                "point_date": null, "control_form_name": form, "homework_entry_id": m.work})
                     })
                     .collect();
-                ev["marks"] = Value::Array(list);
+                own["marks"] = Value::Array(list);
             }
+            // `{…shared` + `,` + `"absence_reason_id":…}` (the pupil's object without its `{`).
+            let own = serde_json::to_vec(&own).expect("a JSON value serializes");
+            ev.push(b',');
+            ev.extend_from_slice(&own[1..]);
             ev
         })
         .collect()
+}
+
+/// What every pupil's event for lesson `l` shares, written once per state of the world.
+fn shared_event(
+    st: &EmulatorState,
+    generation: u64,
+    s: &School,
+    lk: &SchoolLookup,
+    l: &ejgate_sdk::synth::SynthLesson,
+    with_homework: bool,
+) -> Arc<[u8]> {
+    {
+        let mut cache = st.inner.events.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.generation != generation {
+            *cache = EventCache { generation, events: HashMap::new() };
+        }
+        if let Some(ev) = cache.events.get(&(l.id, with_homework)) {
+            return ev.clone();
+        }
+    }
+    // Written outside the lock: two requests may both write it; either copy is the same.
+    let mut written =
+        serde_json::to_vec(&write_shared_event(s, lk, l, with_homework)).expect("a JSON value serializes");
+    written.pop(); // the closing brace: the pupil's fields follow
+    let written: Arc<[u8]> = written.into();
+    let mut cache = st.inner.events.lock().unwrap_or_else(|e| e.into_inner());
+    if cache.generation == generation {
+        cache.events.insert((l.id, with_homework), written.clone());
+    }
+    written
+}
+
+fn write_shared_event(s: &School, lk: &SchoolLookup, l: &ejgate_sdk::synth::SynthLesson, with_homework: bool) -> Value {
+    let tz: Option<chrono_tz::Tz> = s.time_zone.parse().ok();
+    let stamp = |dt: NaiveDateTime| -> String {
+        match tz.and_then(|tz| tz.from_local_datetime(&dt).earliest()) {
+            Some(z) => z.format("%Y-%m-%dT%H:%M:%S%:z").to_string(),
+            None => format!("{}+03:00", dt.format("%Y-%m-%dT%H:%M:%S")),
+        }
+    };
+    let subject = s.subjects.iter().find(|x| x.id == l.subject).map(|x| x.name.as_str());
+    let class = {
+        let class = s.groups.iter().find(|g| g.id == l.unit).map(|g| g.class_id).unwrap_or(l.unit);
+        s.classes.iter().find(|c| c.id == class).map(|c| (c.id, c.name.as_str()))
+    };
+    let unit_name = s
+        .classes
+        .iter()
+        .find(|c| c.id == l.unit)
+        .map(|c| c.name.as_str())
+        .or_else(|| s.groups.iter().find(|g| g.id == l.unit).map(|g| g.name.as_str()));
+    let bell = s.bells.iter().find(|b| b.0 == l.number);
+    let (start, end) = bell.map(|b| (b.1, b.2)).unwrap_or((NaiveTime::MIN, NaiveTime::MIN));
+    let mut ev = json!({
+        "id": l.id,
+        "source": "PLAN",
+        "source_id": l.id.to_string(),
+        "start_at": stamp(l.date.and_time(start)),
+        "finish_at": stamp(l.date.and_time(end)),
+        "subject_id": l.subject,
+        "subject_name": subject,
+        "lesson_theme": l.topic,
+        "lesson_name": subject,
+        "lesson_type": "NORMAL",
+        "lesson_number": l.number,
+        "teacher_id": l.teacher,
+        "room_name": null,
+        "group_id": l.unit,
+        "group_name": unit_name,
+        "class_unit_ids": class.map(|c| vec![c.0]).unwrap_or_default(),
+        "class_unit_name": class.map(|c| c.1),
+        "cancelled": l.cancelled,
+        "replaced": l.substitute.is_some(),
+        "replaced_teacher_id": l.substitute,
+        "nonattendance_reason_id": null,
+        "health_status": null,
+        "created_at": local(l.date.and_time(NaiveTime::MIN)),
+        "updated_at": local(l.date.and_time(NaiveTime::MIN)),
+    });
+    if with_homework {
+        let list: Vec<_> = lk.works_of(l.id).iter().filter_map(|id| s.works.get(id)).collect();
+        let entries: Vec<Value> = list
+            .iter()
+            .map(|wk| {
+                let form = s.work_types.iter().find(|t| t.id == wk.work_type);
+                json!({
+                    "homework_entry_id": wk.id,
+                    "date_assigned_on": ymd(l.date),
+                    "date_prepared_for": ymd(wk.target_date),
+                    "description": wk.text,
+                    "attachments": [],
+                    "is_class_room_job": !wk.is_homework,
+                    "control_form": form.map(|t| json!({"id": t.id, "name": t.title, "weight": t.weight})),
+                    "created_at": local(wk.created_at),
+                })
+            })
+            .collect();
+        let descriptions: Vec<&str> = list.iter().filter(|wk| wk.is_homework).map(|wk| wk.text.as_str()).collect();
+        ev["homework"] = json!({"presence_status_id": null, "total_count": entries.len(), "execute_count": null,
+                                "descriptions": descriptions, "materials": {}, "entries": entries});
+    }
+    ev
 }
 
 /// `api/family/web/v1/marks?student_id&from&to` (and the mobile twin) → `{payload}`, by the

@@ -204,6 +204,8 @@ pub(crate) struct Inner {
     pub(crate) failed: AtomicU64,
     pub(crate) refreshed: AtomicU64,
     pub(crate) refused_refreshes: AtomicU64,
+    /// Events as written for every pupil (see [`handlers::EventCache`])
+    pub(crate) events: Mutex<handlers::EventCache>,
 }
 
 impl Inner {
@@ -275,6 +277,7 @@ impl EmulatorState {
                 failed: AtomicU64::new(0),
                 refreshed: AtomicU64::new(0),
                 refused_refreshes: AtomicU64::new(0),
+                events: Mutex::new(handlers::EventCache::default()),
             }),
         }
     }

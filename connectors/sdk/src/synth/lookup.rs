@@ -127,6 +127,10 @@ pub struct WorldLookup {
     pub school_by_id: HashMap<u64, usize>,
     /// Pupil id → index into `World::schools`
     pub school_of_student: HashMap<u64, usize>,
+    /// Which state of the world these lookups describe: 0 at the start, one more after every
+    /// [`WorldCell::update`]. What an emulator caches about the world is valid while this
+    /// stays the same.
+    pub generation: u64,
 }
 
 impl WorldLookup {
@@ -193,7 +197,8 @@ impl WorldCell {
     pub fn update<R>(&self, f: impl FnOnce(&mut World) -> R) -> R {
         let mut guard = self.0.write().unwrap_or_else(|e| e.into_inner());
         let result = f(&mut guard.world);
-        guard.lookup = WorldLookup::build(&guard.world);
+        let generation = guard.lookup.generation + 1;
+        guard.lookup = WorldLookup { generation, ..WorldLookup::build(&guard.world) };
         result
     }
 
@@ -263,7 +268,9 @@ mod tests {
             (m.student, m.id)
         });
         assert!(cell.read_indexed(|_, lk| lk.schools[0].marks_of(pupil).contains(&mark)));
+        assert_eq!(cell.read_indexed(|_, lk| lk.generation), 0);
         cell.update(|w| w.schools[0].marks.remove(&mark));
         assert!(!cell.read_indexed(|_, lk| lk.schools[0].marks_of(pupil).contains(&mark)));
+        assert_eq!(cell.read_indexed(|_, lk| lk.generation), 1, "a cache keyed by generation sees the change");
     }
 }
