@@ -158,7 +158,9 @@ async fn main() {
     };
     reset_peak_rss();
     let options = SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() };
+    let (emulator_before, own_before) = (large.cpu_seconds(), common::own_cpu_seconds());
     let report = run_sync(&store, connector(&large.base_url, Some(schools[0].clone()), None), &options).await.unwrap();
+    let (emulator_cpu, ejgate_cpu) = (large.cpu_seconds() - emulator_before, common::own_cpu_seconds() - own_before);
     assert!(report.error.is_none(), "{:?}", report.error);
     let mut peaks = vec![peak_rss_mib()];
     let records = report.stats.records_read;
@@ -201,6 +203,7 @@ async fn main() {
         report.elapsed.as_secs_f64()
     );
     println!("  end-to-end            {:>10.0} records/s   (target ≥ 50,000)", e2e);
+    println!("  CPU                   emulator {emulator_cpu:.2} s, ejgate {ejgate_cpu:.2} s (2 cores: both at once)");
     println!(
         "  store write           {:>10.0} records/s   ({:.2} s in the store)",
         store_rate,
