@@ -312,10 +312,86 @@ fn five(value: &str) -> Option<f64> {
     })
 }
 
-fn grade_values(value: &str) -> Value {
-    let f = five(value);
-    json!([{"name": value, "grade_system_id": 1, "grade_system_type": "five", "nmax": 5,
-            "grade": {"origin": value, "five": f, "hundred": f.map(|x| x * 20.0)}}])
+fn grade_values(value: &str) -> [GradeValue<'_>; 1] {
+    let five = five(value);
+    [GradeValue {
+        name: value,
+        grade_system_id: 1,
+        grade_system_type: "five",
+        nmax: 5,
+        grade: Grade { origin: value, five, hundred: five.map(|x| x * 20.0) },
+    }]
+}
+
+/// `values[]` of a mark. Written through derived `Serialize` rather than `json!`: the
+/// per-pupil answers are the emulator's hot path.
+#[derive(serde::Serialize)]
+struct GradeValue<'a> {
+    name: &'a str,
+    grade_system_id: u32,
+    grade_system_type: &'a str,
+    nmax: u32,
+    grade: Grade<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct Grade<'a> {
+    origin: &'a str,
+    five: Option<f64>,
+    hundred: Option<f64>,
+}
+
+/// A mark inside an event (`marks[]`).
+#[derive(serde::Serialize)]
+struct EventMarkOut<'a> {
+    id: u64,
+    value: &'a str,
+    values: [GradeValue<'a>; 1],
+    weight: u8,
+    comment_exists: bool,
+    criteria: Option<()>,
+    is_exam: bool,
+    is_point: bool,
+    point_date: Option<()>,
+    control_form_name: Option<&'a str>,
+    homework_entry_id: u64,
+}
+
+/// `{payload: …}`.
+#[derive(serde::Serialize)]
+struct Payload<T> {
+    payload: T,
+}
+
+/// A mark of `api/family/web/v1/marks`.
+#[derive(serde::Serialize)]
+struct FamilyMarkOut<'a> {
+    id: u64,
+    value: &'a str,
+    values: [GradeValue<'a>; 1],
+    weight: u8,
+    control_form_name: Option<&'a str>,
+    comment: Option<()>,
+    comment_exists: bool,
+    criteria: Option<()>,
+    original_grade_system_type: &'a str,
+    created_at: String,
+    updated_at: String,
+    date: String,
+    subject_id: u64,
+    subject_name: Option<&'a str>,
+    is_exam: bool,
+    is_point: bool,
+    point_date: Option<()>,
+}
+
+/// What of an event is the pupil's own: attendance, then (when expanded) marks.
+#[derive(serde::Serialize)]
+struct PupilPart<'a> {
+    absence_reason_id: Option<u8>,
+    is_missed_lesson: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    marks: Option<Vec<EventMarkOut<'a>>>,
 }
 
 /// The work type (title, weight) of a mark.
@@ -407,31 +483,40 @@ fn pupil_events(
         .into_iter()
         .map(|l| {
             let mut ev = shared_event(st, generation, s, lk, l, with_homework).to_vec();
-            let (reason, missed) = match s.attendance.get(&(l.id, student)) {
+            let (absence_reason_id, is_missed_lesson) = match s.attendance.get(&(l.id, student)) {
                 Some(a) if expand.contains("absence_reason_id") => {
                     let (reason, missed) = absence_reason(a.status);
-                    (json!(reason), missed)
+                    (Some(reason), missed)
                 }
-                _ => (Value::Null, false),
+                _ => (None, false),
             };
-            let mut own = json!({"absence_reason_id": reason, "is_missed_lesson": missed});
-            if expand.contains("marks") {
-                let list: Vec<Value> = marks
+            let marks = expand.contains("marks").then(|| {
+                marks
                     .get(&l.id)
                     .map(Vec::as_slice)
                     .unwrap_or(&[])
                     .iter()
                     .map(|m| {
                         let (form, weight) = mark_form(s, m);
-                        json!({"id": m.id, "value": m.value, "values": grade_values(&m.value), "weight": weight,
-                               "comment_exists": false, "criteria": null, "is_exam": false, "is_point": false,
-                               "point_date": null, "control_form_name": form, "homework_entry_id": m.work})
+                        EventMarkOut {
+                            id: m.id,
+                            value: &m.value,
+                            values: grade_values(&m.value),
+                            weight,
+                            comment_exists: false,
+                            criteria: None,
+                            is_exam: false,
+                            is_point: false,
+                            point_date: None,
+                            control_form_name: form,
+                            homework_entry_id: m.work,
+                        }
                     })
-                    .collect();
-                own["marks"] = Value::Array(list);
-            }
-            // `{…shared` + `,` + `"absence_reason_id":…}` (the pupil's object without its `{`).
-            let own = serde_json::to_vec(&own).expect("a JSON value serializes");
+                    .collect()
+            });
+            // `{…shared` + `,` + the pupil's object without its `{`.
+            let own = serde_json::to_vec(&PupilPart { absence_reason_id, is_missed_lesson, marks })
+                .expect("a JSON value serializes");
             ev.push(b',');
             ev.extend_from_slice(&own[1..]);
             ev
@@ -555,7 +640,7 @@ async fn family_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respons
     let body = st.inner.world.read_indexed(|w, lookup| {
         let (s, lk, student) = pupil_by_id(w, lookup, student)?;
         let subjects: HashMap<u64, &str> = s.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
-        let list: Vec<Value> = lk
+        let payload: Vec<FamilyMarkOut> = lk
             .marks_of(student)
             .iter()
             .filter_map(|id| s.marks.get(id))
@@ -565,20 +650,31 @@ async fn family_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respons
                     return None;
                 }
                 let (form, weight) = mark_form(s, m);
-                Some(json!({
-                    "id": m.id, "value": m.value, "values": grade_values(&m.value), "weight": weight,
-                    "control_form_name": form, "comment": null, "comment_exists": false, "criteria": null,
-                    "original_grade_system_type": "five",
-                    "created_at": local(m.entered_at), "updated_at": local(m.entered_at),
-                    "date": ymd(l.date), "subject_id": l.subject, "subject_name": subjects.get(&l.subject),
-                    "is_exam": false, "is_point": false, "point_date": null,
-                }))
+                Some(FamilyMarkOut {
+                    id: m.id,
+                    value: &m.value,
+                    values: grade_values(&m.value),
+                    weight,
+                    control_form_name: form,
+                    comment: None,
+                    comment_exists: false,
+                    criteria: None,
+                    original_grade_system_type: "five",
+                    created_at: local(m.entered_at),
+                    updated_at: local(m.entered_at),
+                    date: ymd(l.date),
+                    subject_id: l.subject,
+                    subject_name: subjects.get(&l.subject).copied(),
+                    is_exam: false,
+                    is_point: false,
+                    point_date: None,
+                })
             })
             .collect();
-        Some(json!({"payload": list}))
+        Some(serde_json::to_vec(&Payload { payload }).expect("a JSON value serializes"))
     });
     match body {
-        Some(b) => json_ok(&b),
+        Some(b) => ([(CONTENT_TYPE, super::gate::JSON)], b).into_response(),
         None => not_found(&st, "Ученик не найден"),
     }
 }
