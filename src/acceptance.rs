@@ -117,7 +117,7 @@ async fn sync_ok(system: &dyn EmulatedSystem, store: &dyn Store, mode: SyncMode,
 }
 
 async fn live_counts(store: &dyn Store) -> BTreeMap<EntityKind, u64> {
-    store.counts(None).await.expect("counts").into_iter().filter(|c| c.live > 0).map(|c| (c.kind, c.live)).collect()
+    store.live_counts(None).await.expect("counts")
 }
 
 async fn assert_matches_truth(system: &dyn EmulatedSystem, store: &dyn Store, what: &str) {

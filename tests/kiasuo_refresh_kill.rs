@@ -70,7 +70,7 @@ async fn sync(config: &Path) -> Output {
 
 async fn live_counts(db: &Path) -> BTreeMap<EntityKind, u64> {
     let store = SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
-    store.counts(None).await.unwrap().into_iter().filter(|c| c.live > 0).map(|c| (c.kind, c.live)).collect()
+    store.live_counts(None).await.unwrap()
 }
 
 async fn refresh_status(base_url: &str, refresh: &str) -> u16 {

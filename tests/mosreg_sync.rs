@@ -49,7 +49,7 @@ impl Harness {
     }
 
     async fn live_counts(&self) -> BTreeMap<EntityKind, u64> {
-        self.store.counts(None).await.unwrap().into_iter().filter(|c| c.live > 0).map(|c| (c.kind, c.live)).collect()
+        self.store.live_counts(None).await.unwrap()
     }
 }
 

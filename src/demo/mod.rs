@@ -178,13 +178,10 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         .await?;
         let emulator_url = emulator.base_url();
         emulator.shutdown().await;
-        let counts = store.counts(Some(&source.name)).await?;
+        let live = store.live_counts(Some(&source.name)).await?;
         let comparison = crate::emulators::expected_counts(system, &world)
             .into_iter()
-            .map(|(kind, n)| {
-                let have = counts.iter().find(|c| c.kind == kind).map(|c| c.live).unwrap_or(0);
-                (kind, (have, n))
-            })
+            .map(|(kind, n)| (kind, (live.get(&kind).copied().unwrap_or(0), n)))
             .collect();
         sources.push(DemoSource { name: source.name.clone(), system, emulator_url, report, comparison });
     }

@@ -7,7 +7,7 @@
 //! writer of source data; it calls [`Store::apply`] once per batch, and the cursor it
 //! passes moves in the same transaction, so a cursor never runs ahead of committed data.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
@@ -277,6 +277,12 @@ pub trait Store: Send + Sync {
 
     /// Live and tombstone counts per kind (kinds with no records are left out).
     async fn counts(&self, source: Option<&str>) -> StoreResult<Vec<KindCount>>;
+
+    /// Live records per kind, kinds without live records left out: the form the ground
+    /// truth of a synthetic school is given in.
+    async fn live_counts(&self, source: Option<&str>) -> StoreResult<BTreeMap<EntityKind, u64>> {
+        Ok(self.counts(source).await?.into_iter().filter(|c| c.live > 0).map(|c| (c.kind, c.live)).collect())
+    }
 
     /// Change-log rows with `seq > after_seq`, oldest first, at most `limit`.
     async fn changes_since(&self, after_seq: i64, limit: u32) -> StoreResult<Vec<ChangeRow>>;

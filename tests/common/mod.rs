@@ -80,5 +80,5 @@ impl Harness {
 }
 
 pub async fn live_counts(store: &dyn Store) -> BTreeMap<EntityKind, u64> {
-    store.counts(None).await.unwrap().into_iter().filter(|c| c.live > 0).map(|c| (c.kind, c.live)).collect()
+    store.live_counts(None).await.unwrap()
 }
