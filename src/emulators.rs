@@ -3,13 +3,11 @@
 //! files source is not a server but an export: the synthetic school written as the files
 //! of the default layout into a directory.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
-use ejgate_sdk::model::EntityKind;
 use ejgate_sdk::synth::World;
 
 use crate::config::System;
@@ -89,16 +87,5 @@ impl Emulator {
             Emulator::Mosreg(h) => h.shutdown().await,
             Emulator::Files(_) => {}
         }
-    }
-}
-
-/// The ground truth of what a system exposes.
-pub fn expected_counts(system: System, world: &World) -> BTreeMap<EntityKind, u64> {
-    match system {
-        System::Dnevnik => ejgate_dnevnik::truth::expected_counts(world),
-        System::Epos => ejgate_epos::truth::expected_counts(world),
-        System::Kiasuo => ejgate_kiasuo::truth::expected_counts(world),
-        System::Mosreg => ejgate_mosreg::truth::expected_counts(world),
-        System::Files => ejgate_files::truth::expected_counts(world),
     }
 }

@@ -11,6 +11,7 @@ use ejgate_kiasuo::{KiasuoConfig, KiasuoConnector};
 use ejgate_mosreg::{MosregBaseUrls, MosregConfig, MosregConnector};
 use ejgate_sdk::connector::Connector;
 use ejgate_sdk::model::EntityKind;
+use ejgate_sdk::synth::SystemTruth;
 
 use crate::compare::Tolerances;
 
@@ -141,45 +142,28 @@ pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<d
     }
 }
 
-/// The kinds a system fills (each connector's README lists what its API does not expose).
-pub fn exposed_kinds(system: System) -> &'static [EntityKind] {
+/// A system's ground truth over a synthetic school: the kinds it fills, the fields it leaves
+/// empty or gives to the minute (each connector's README says why), the expected counts.
+pub fn truth(system: System) -> &'static SystemTruth {
     match system {
-        System::Dnevnik => &ejgate_dnevnik::truth::EXPOSED,
-        System::Epos => &ejgate_epos::truth::EXPOSED,
-        System::Kiasuo => &ejgate_kiasuo::truth::EXPOSED,
-        System::Mosreg => &ejgate_mosreg::truth::EXPOSED,
-        System::Files => &ejgate_files::truth::EXPOSED,
-    }
-}
-
-/// The fields of exposed kinds a system does not fill.
-pub fn not_exposed_fields(system: System) -> &'static [(EntityKind, &'static str)] {
-    match system {
-        System::Dnevnik => ejgate_dnevnik::truth::NOT_EXPOSED_FIELDS,
-        System::Epos => ejgate_epos::truth::NOT_EXPOSED_FIELDS,
-        System::Kiasuo => ejgate_kiasuo::truth::NOT_EXPOSED_FIELDS,
-        System::Mosreg => ejgate_mosreg::truth::NOT_EXPOSED_FIELDS,
-        System::Files => ejgate_files::truth::NOT_EXPOSED_FIELDS,
+        System::Dnevnik => &ejgate_dnevnik::truth::TRUTH,
+        System::Epos => &ejgate_epos::truth::TRUTH,
+        System::Kiasuo => &ejgate_kiasuo::truth::TRUTH,
+        System::Mosreg => &ejgate_mosreg::truth::TRUTH,
+        System::Files => &ejgate_files::truth::TRUTH,
     }
 }
 
 /// What two systems both expose: the kinds, and what a comparison of the two must forgive
 /// (fields one of them leaves empty, date-times one gives to the minute).
 pub fn shared(a: System, b: System) -> (Vec<EntityKind>, Tolerances) {
-    let kinds = exposed_kinds(a).iter().copied().filter(|k| exposed_kinds(b).contains(k)).collect();
-    let union = |f: fn(System) -> &'static [(EntityKind, &'static str)]| {
+    let (a, b) = (truth(a), truth(b));
+    let kinds = a.exposed.iter().copied().filter(|k| b.exposed.contains(k)).collect();
+    let union = |f: fn(&SystemTruth) -> &'static [(EntityKind, &'static str)]| {
         let mut v: Vec<_> = f(a).iter().chain(f(b)).copied().collect();
         v.sort();
         v.dedup();
         v
     };
-    (kinds, Tolerances { left_out: union(not_exposed_fields), to_the_minute: union(to_the_minute_fields) })
-}
-
-/// The date-times a system gives to the minute only.
-pub fn to_the_minute_fields(system: System) -> &'static [(EntityKind, &'static str)] {
-    match system {
-        System::Epos => ejgate_epos::truth::TO_THE_MINUTE_FIELDS,
-        _ => &[],
-    }
+    (kinds, Tolerances { left_out: union(|t| t.not_exposed_fields), to_the_minute: union(|t| t.to_the_minute_fields) })
 }

@@ -1,15 +1,13 @@
 //! The Dnevnik emulator as the acceptance kit drives it (`ejgate_sdk::acceptance`; the
 //! runner is `ejgate::acceptance`).
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use ejgate_sdk::acceptance::{fast_retries, EmulatedSystem, Failure, FailureCase};
 use ejgate_sdk::connector::Connector;
-use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::World;
+use ejgate_sdk::synth::{SystemTruth, World};
 use secrecy::SecretString;
 
 use crate::emulator::{self, EmulatorHandle, EmulatorOptions, FailureMode};
@@ -70,16 +68,8 @@ impl EmulatedSystem for DnevnikSystem {
         self.emulator.world().advance(days);
     }
 
-    fn exposed_kinds(&self) -> &'static [EntityKind] {
-        &truth::EXPOSED
-    }
-
-    fn expected_counts(&self, world: &World) -> BTreeMap<EntityKind, u64> {
-        truth::expected_counts(world)
-    }
-
-    fn is_exposed(&self, world: &World, kind: EntityKind, key: &str) -> bool {
-        truth::is_exposed(world, kind, key)
+    fn truth(&self) -> &'static SystemTruth {
+        &truth::TRUTH
     }
 
     fn failures(&self) -> Vec<FailureCase> {

@@ -7,15 +7,13 @@
 //! There is no HTTP here, so no tokens, request counts or limits: the failures are a file
 //! that is not what its extension says, a file cut off, and a file in the wrong encoding.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use ejgate_sdk::acceptance::{EmulatedSystem, Failure, FailureCase};
 use ejgate_sdk::connector::Connector;
-use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::World;
+use ejgate_sdk::synth::{SystemTruth, World};
 
 use crate::export::{export_world, export_world_with, ExportOptions, Layout, Plant};
 use crate::{truth, FilesConfig, FilesConnector};
@@ -84,16 +82,8 @@ impl EmulatedSystem for FilesSystem {
         self.reexport();
     }
 
-    fn exposed_kinds(&self) -> &'static [EntityKind] {
-        &truth::EXPOSED
-    }
-
-    fn expected_counts(&self, world: &World) -> BTreeMap<EntityKind, u64> {
-        truth::expected_counts(world)
-    }
-
-    fn is_exposed(&self, _world: &World, kind: EntityKind, _key: &str) -> bool {
-        truth::is_exposed(kind)
+    fn truth(&self) -> &'static SystemTruth {
+        &truth::TRUTH
     }
 
     fn failures(&self) -> Vec<FailureCase> {

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::World;
+use ejgate_sdk::synth::{SystemTruth, World};
 
 /// The kinds the connector fills from the default layout.
 pub const EXPOSED: [EntityKind; 17] = [
@@ -31,6 +31,15 @@ pub const EXPOSED: [EntityKind; 17] = [
 /// Fields of exposed kinds that the system does not fill (README.md says why); a
 /// comparison with another source leaves them out.
 pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[];
+
+/// What the connector exposes, in the shape the demo, the comparison and the acceptance kit read.
+pub const TRUTH: SystemTruth = SystemTruth {
+    exposed: &EXPOSED,
+    not_exposed_fields: NOT_EXPOSED_FIELDS,
+    to_the_minute_fields: &[],
+    expected_counts,
+    is_exposed: |_, kind, _| is_exposed(kind),
+};
 
 /// The live records per kind a complete sync of an export of `world` must hold.
 pub fn expected_counts(world: &World) -> BTreeMap<EntityKind, u64> {

@@ -2,7 +2,6 @@
 //! is `ejgate::acceptance`). The connector reads its refresh token from a file, which it
 //! rewrites on every rotation: the system keeps that file in a temporary directory.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,8 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use ejgate_sdk::acceptance::{fast_retries, EmulatedSystem, Failure, FailureCase};
 use ejgate_sdk::connector::Connector;
-use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::World;
+use ejgate_sdk::synth::{SystemTruth, World};
 
 use crate::emulator::{self, EmulatorHandle, EmulatorOptions, FailureMode};
 use crate::{truth, KiasuoConfig, KiasuoConnector};
@@ -90,16 +88,8 @@ impl EmulatedSystem for KiasuoSystem {
         self.emulator.world().advance(days);
     }
 
-    fn exposed_kinds(&self) -> &'static [EntityKind] {
-        &truth::EXPOSED
-    }
-
-    fn expected_counts(&self, world: &World) -> BTreeMap<EntityKind, u64> {
-        truth::expected_counts(world)
-    }
-
-    fn is_exposed(&self, world: &World, kind: EntityKind, key: &str) -> bool {
-        truth::is_exposed(world, kind, key)
+    fn truth(&self) -> &'static SystemTruth {
+        &truth::TRUTH
     }
 
     fn failures(&self) -> Vec<FailureCase> {

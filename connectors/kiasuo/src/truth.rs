@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::{School, SynthEnrollment, SynthLesson, World};
+use ejgate_sdk::synth::{School, SynthEnrollment, SynthLesson, SystemTruth, World};
 
 /// The kinds the connector fills.
 pub const EXPOSED: [EntityKind; 8] = [
@@ -49,6 +49,15 @@ pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[
     (EntityKind::Mark, "work"),
     (EntityKind::Mark, "entered_by"),
 ];
+
+/// What the connector exposes, in the shape the demo, the comparison and the acceptance kit read.
+pub const TRUTH: SystemTruth = SystemTruth {
+    exposed: &EXPOSED,
+    not_exposed_fields: NOT_EXPOSED_FIELDS,
+    to_the_minute_fields: &[],
+    expected_counts,
+    is_exposed,
+};
 
 /// Who sees what in one school: every pupil with a class is a child of the operator's
 /// account; a child sees the lessons of its class and of the groups of that class it is

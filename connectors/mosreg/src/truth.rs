@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::World;
+use ejgate_sdk::synth::{SystemTruth, World};
 
 /// The kinds the connector fills.
 pub const EXPOSED: [EntityKind; 15] = [
@@ -31,6 +31,15 @@ pub const EXPOSED: [EntityKind; 15] = [
 /// comparison with another source leaves them out.
 pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] =
     &[(EntityKind::Mark, "entered_by"), (EntityKind::Attendance, "comment"), (EntityKind::Attendance, "entered_at")];
+
+/// What the connector exposes, in the shape the demo, the comparison and the acceptance kit read.
+pub const TRUTH: SystemTruth = SystemTruth {
+    exposed: &EXPOSED,
+    not_exposed_fields: NOT_EXPOSED_FIELDS,
+    to_the_minute_fields: &[],
+    expected_counts,
+    is_exposed,
+};
 
 /// The live records per kind a complete «Моя школа» sync of `world` must hold (guardians are
 /// persons the API does not expose).

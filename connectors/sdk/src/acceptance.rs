@@ -8,7 +8,7 @@
 //!   crate (behind its `emulator` and `acceptance` features) over its emulator or stand-in:
 //!   the synthetic school it serves, a connector pointed at it with fast retries, advancing
 //!   the school, the ground truth of what the system exposes (the connector's
-//!   `truth::expected_counts` / `truth::is_exposed`; its README lists what the API does not
+//!   `truth::TRUTH`, a [`SystemTruth`]; its README lists what the API does not
 //!   expose), and the failures it can be made to show ([`FailureCase`]);
 //! - **in `ejgate::acceptance`** (feature `acceptance` of the `ejgate` package) — the runner
 //!   that takes `&dyn EmulatedSystem`, syncs it into fresh SQLite stores and asserts:
@@ -31,7 +31,7 @@ use async_trait::async_trait;
 use crate::client::RetryPolicy;
 use crate::connector::Connector;
 use crate::model::EntityKind;
-use crate::synth::World;
+use crate::synth::{SystemTruth, World};
 
 /// A failure an emulated system can be switched into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -156,15 +156,9 @@ pub trait EmulatedSystem: Send + Sync {
     /// The school lives `days` more days (and, for files, is exported again).
     fn advance(&self, days: u32);
 
-    /// The kinds the connector fills.
-    fn exposed_kinds(&self) -> &'static [EntityKind];
-
-    /// The live records per kind a complete sync of `world` must hold (kinds without
-    /// records left out).
-    fn expected_counts(&self, world: &World) -> BTreeMap<EntityKind, u64>;
-
-    /// Whether a net change of the world concerns a record the connector reads.
-    fn is_exposed(&self, world: &World, kind: EntityKind, key: &str) -> bool;
+    /// What the connector exposes and the ground truth of a complete sync: its
+    /// `truth::TRUTH`.
+    fn truth(&self) -> &'static SystemTruth;
 
     /// The failures this system can show, with what the kit must see for each.
     fn failures(&self) -> Vec<FailureCase>;
@@ -199,7 +193,7 @@ impl dyn EmulatedSystem + '_ {
     /// The ground truth of the world as served now.
     pub fn expected_now(&self) -> BTreeMap<EntityKind, u64> {
         let mut out = BTreeMap::new();
-        self.read_world(&mut |w| out = self.expected_counts(w));
+        self.read_world(&mut |w| out = (self.truth().expected_counts)(w));
         out
     }
 
@@ -217,7 +211,7 @@ impl dyn EmulatedSystem + '_ {
             out = w
                 .net_changes_since(seq)
                 .into_iter()
-                .filter(|c| self.is_exposed(w, c.kind, &c.key))
+                .filter(|c| (self.truth().is_exposed)(w, c.kind, &c.key))
                 .map(|c| (c.kind, c.key, c.op))
                 .collect()
         });

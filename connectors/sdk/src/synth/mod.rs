@@ -3,6 +3,7 @@
 
 mod calendar;
 mod curriculum;
+mod exposure;
 mod generate;
 pub mod lookup;
 mod names;
@@ -13,6 +14,7 @@ mod truth;
 #[cfg(test)]
 mod tests;
 
+pub use exposure::SystemTruth;
 pub use lookup::{SchoolLookup, WorldCell, WorldLookup};
 pub use state::*;
 
