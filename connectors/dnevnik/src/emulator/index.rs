@@ -192,17 +192,6 @@ impl Index {
     }
 }
 
-/// The rows of a sorted list whose key lies in `[from, to]`.
-pub(crate) fn range_by<T, K: Ord>(rows: &[T], key: impl Fn(&T) -> K, from: K, to: K) -> &[T] {
-    let start = rows.partition_point(|r| key(r) < from);
-    let end = rows.partition_point(|r| key(r) <= to);
-    if start >= end {
-        &[]
-    } else {
-        &rows[start..end]
-    }
-}
-
 /// The synthetic world an emulator serves, shared between the server and its owner.
 ///
 /// Every change goes through [`WorldCell::update`] (or [`WorldCell::advance`]), which

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use axum::http::StatusCode;
 use chrono::{Datelike, NaiveDate};
 use ejgate_sdk::model::{GroupKind, PeriodKind, Sex};
+use ejgate_sdk::synth::lookup::range_by;
 use ejgate_sdk::synth::{
     School, SynthAttendanceStatus, SynthFinalMark, SynthLesson, SynthPeriod, SynthPerson, SynthWork, FIRST_ID,
 };
@@ -15,7 +16,7 @@ use serde::{Serialize, Serializer};
 use serde_json::json;
 
 use super::dates::{EndOfDay, Micros, Midnight, Ticks, UtcMillis};
-use super::index::{range_by, Served, UnitRef};
+use super::index::{Served, UnitRef};
 
 /// The user behind the emulator's token: a district administrator (**assumption**: the
 /// world has no such person; the ids sit just below the world's first id, still above 2^53).

@@ -91,8 +91,8 @@ fn page_of<T>(st: &EmulatorState, q: &Query, rows: impl IntoIterator<Item = T>) 
     rows.into_iter().skip((page - 1).saturating_mul(per_page)).take(per_page)
 }
 
-/// One page of a bare array (past the end an empty array).
-fn page(items: Vec<Value>) -> Response {
+/// A bare JSON array: the answer of a paged list (past the end an empty one).
+fn json_array(items: Vec<Value>) -> Response {
     json_ok(&Value::Array(items))
 }
 
@@ -242,7 +242,7 @@ async fn teachers(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     let q = query(&raw);
     let items = with_school(&st, &q, |_, s, _| page_of(&st, &q, &s.teachers).map(person_json).collect::<Vec<_>>());
     match items {
-        Ok(items) => page(items),
+        Ok(items) => json_array(items),
         Err(e) => e,
     }
 }
@@ -286,7 +286,7 @@ async fn students(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
             .collect::<Vec<_>>()
     });
     match items {
-        Ok(items) => page(items),
+        Ok(items) => json_array(items),
         Err(e) => e,
     }
 }
@@ -394,7 +394,7 @@ async fn marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
             })
             .collect::<Vec<_>>()
     });
-    page(items)
+    json_array(items)
 }
 
 async fn homeworks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
@@ -436,7 +436,7 @@ async fn homeworks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
             .collect::<Vec<_>>()
     });
     match items {
-        Ok(items) => page(items),
+        Ok(items) => json_array(items),
         Err(e) => e,
     }
 }
@@ -487,7 +487,7 @@ async fn schedule_items(State(st): State<EmulatorState>, raw: RawQuery) -> Respo
         }
         out
     });
-    page(items)
+    json_array(items)
 }
 
 async fn progress(State(st): State<EmulatorState>, raw: RawQuery) -> Response {

@@ -1,6 +1,7 @@
 //! The API routes: the synthetic world written the way «Моя школа» writes it (API.md).
 
 use std::collections::{BTreeSet, HashMap};
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 
 use axum::extract::{Path, RawQuery, Request, State};
@@ -429,7 +430,7 @@ async fn events(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
         let mut events: Vec<Vec<u8>> = Vec::new();
         for guid in person_ids.split(',').map(str::trim).filter(|g| !g.is_empty()) {
             let Some((s, lk, student)) = pupil_by_guid(w, lookup, guid) else { continue };
-            events.extend(pupil_events(&st, lookup.generation, s, lk, student, from, to, &expand));
+            events.extend(pupil_events(&st, lookup.generation, s, lk, student, from..=to, &expand));
         }
         let mut body = format!("{{\"total_count\":{},\"response\":[", events.len()).into_bytes();
         for (i, ev) in events.iter().enumerate() {
@@ -454,18 +455,17 @@ pub(crate) struct EventCache {
     events: HashMap<(u64, bool), Arc<[u8]>>,
 }
 
-/// One pupil's events over `from..=to`, each a complete JSON object.
-#[allow(clippy::too_many_arguments)]
+/// One pupil's events on `days`, each a complete JSON object.
 fn pupil_events(
     st: &EmulatorState,
     generation: u64,
     s: &School,
     lk: &SchoolLookup,
     student: u64,
-    from: NaiveDate,
-    to: NaiveDate,
+    days: RangeInclusive<NaiveDate>,
     expand: &BTreeSet<&str>,
 ) -> Vec<Vec<u8>> {
+    let (from, to) = (*days.start(), *days.end());
     // Every unit the pupil was ever a member of (assumption: the calendar keeps them).
     let units: BTreeSet<u64> = lk.enrollments_of(student).iter().map(|&i| s.enrollments[i].unit).collect();
     let mut lessons: Vec<_> =
