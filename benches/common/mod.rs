@@ -4,6 +4,11 @@
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
+/// The allocator of the `ejgate` binary (src/main.rs), so the benchmark measures the sync
+/// as the command runs it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// A running `ejgate emulate` process; killed when dropped.
 pub struct Emulator {
     child: Child,

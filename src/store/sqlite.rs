@@ -32,7 +32,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{
     SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -258,6 +258,17 @@ const UPSERT_RECORD_SQL: &str = "INSERT INTO records (id, kind, source, source_i
      content = excluded.content, content_hash = excluded.content_hash, \
      source_updated_at = excluded.source_updated_at, last_seen = excluded.last_seen, deleted_at = NULL";
 
+/// The text sqlx writes for a `NaiveDate` (`%F`). Display gives the same text without
+/// parsing a format string for every row (it showed in the write path's profile).
+fn sqlx_date_text(d: NaiveDate) -> String {
+    d.to_string()
+}
+
+/// The text sqlx writes for a `NaiveDateTime` (`%F %T%.f`), by Display likewise.
+fn sqlx_datetime_text(t: NaiveDateTime) -> String {
+    t.to_string()
+}
+
 /// Writes the change rows and records of the upserts through SQLite's C interface on the
 /// writer's own connection, inside the transaction sqlx opened: one prepared statement
 /// per row kind, each row bound and stepped directly. This is the raw ceiling's way of
@@ -309,10 +320,10 @@ async fn write_upserts(
                 u.scope,
                 u.natural_key,
                 // The texts sqlx writes for these types, so that both paths store the same.
-                u.date.map(|d| d.format("%F").to_string()),
+                u.date.map(sqlx_date_text),
                 content,
                 &u.content_hash[..],
-                u.source_updated_at.map(|t| t.format("%F %T%.f").to_string()),
+                u.source_updated_at.map(sqlx_datetime_text),
                 at,
             ])?;
         }
@@ -701,5 +712,22 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The write path's texts are the ones sqlx writes for the same values (`%F`,
+    /// `%F %T%.f`), fractions of a second included, so both paths store the same.
+    #[test]
+    fn date_texts_match_the_ones_sqlx_writes() {
+        let d = NaiveDate::from_ymd_opt(2025, 9, 1).unwrap();
+        assert_eq!(sqlx_date_text(d), d.format("%F").to_string());
+        for (h, m, s, nanos) in [(8, 30, 0, 0), (23, 59, 59, 120_000_000), (0, 0, 1, 123_456_000), (12, 5, 7, 1)] {
+            let t = d.and_hms_nano_opt(h, m, s, nanos).unwrap();
+            assert_eq!(sqlx_datetime_text(t), t.format("%F %T%.f").to_string(), "{t:?}");
+        }
     }
 }

@@ -8,6 +8,7 @@
 
 use ejgate_sdk::time::SourceId;
 use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 
 /// A list that may come as `null`.
 fn nullable_vec<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
@@ -180,18 +181,22 @@ pub struct Membership {
     pub end_date: Option<String>,
 }
 
-/// `api/eventcalendar/v1/api/events`.
+/// `api/eventcalendar/v1/api/events`, read in two steps. Events are asked for per pupil, so
+/// every lesson arrives once per pupil of its class with the same subject, topic and
+/// homework; only the marks and the absence differ. Each event is kept here as its raw
+/// JSON (borrowed from the body, not copied): the connector reads the pupil's part
+/// ([`PupilEvent`]) of every copy and the lesson's part ([`LessonEvent`]) of the first.
 #[derive(Debug, Deserialize)]
-pub struct Events {
+pub struct Events<'a> {
     pub total_count: Option<u64>,
-    #[serde(default, deserialize_with = "nullable_vec")]
-    pub response: Vec<Event>,
+    #[serde(borrow, default)]
+    pub response: Option<Vec<&'a RawValue>>,
     pub errors: Option<serde_json::Value>,
 }
 
+/// The lesson's part of an event: the same for every pupil who has the lesson.
 #[derive(Debug, Deserialize)]
-pub struct Event {
-    pub id: SourceId,
+pub struct LessonEvent {
     pub source: Option<String>,
     /// With an offset: `2025-09-01T08:30:00+03:00`.
     pub start_at: Option<String>,
@@ -208,14 +213,24 @@ pub struct Event {
     /// Assumption (staff view): the lesson's teacher and its number in the day.
     pub teacher_id: Option<SourceId>,
     pub lesson_number: Option<u8>,
+    pub homework: Option<EventHomework>,
+    pub created_at: Option<String>,
+    pub updated_at: Option<String>,
+}
+
+/// The pupil's part of an event. The homework is kept raw: a copy whose homework differs
+/// from the first copy's (an individual assignment) is read again, the others are not.
+#[derive(Debug, Deserialize)]
+pub struct PupilEvent<'a> {
+    /// The lesson's id (the same in every pupil's copy).
+    pub id: SourceId,
     #[serde(default)]
     pub is_missed_lesson: bool,
     pub absence_reason_id: Option<SourceId>,
-    pub homework: Option<EventHomework>,
     #[serde(default, deserialize_with = "nullable_vec")]
     pub marks: Vec<EventMark>,
-    pub created_at: Option<String>,
-    pub updated_at: Option<String>,
+    #[serde(borrow, default)]
+    pub homework: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -360,7 +375,16 @@ mod tests {
                 "errors": null}"#,
         )
         .unwrap();
-        assert_eq!(e.response[0].homework.as_ref().unwrap().entries[0].homework_entry_id.0, "9");
+        let raw = e.response.unwrap()[0].get();
+        let lesson: LessonEvent = serde_json::from_str(raw).unwrap();
+        assert_eq!(lesson.homework.as_ref().unwrap().entries[0].homework_entry_id.0, "9");
+        let pupil: PupilEvent = serde_json::from_str(raw).unwrap();
+        assert_eq!(pupil.id.0, "5");
+        assert!(pupil.marks.is_empty());
+        let homework: EventHomework = serde_json::from_str(pupil.homework.unwrap().get()).unwrap();
+        assert_eq!(homework.entries[0].description.as_deref(), Some("№ 5"));
+        let none: Events = serde_json::from_str(r#"{"response": null}"#).unwrap();
+        assert!(none.response.is_none());
         let p: Payload<SubjectMarks> = serde_json::from_str(
             r#"{"payload": [{"subject_id": 3, "average": "4.57", "year_mark": null,
                 "periods": [{"start_iso": "2025-09-01", "end_iso": "2025-10-24", "value": "4.50", "fixed_value": "5"}]}]}"#,

@@ -31,12 +31,14 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
 use futures::{StreamExt as _, TryStreamExt as _};
 use reqwest::header::{HeaderName, HeaderValue, AUTHORIZATION};
-use reqwest::{RequestBuilder, StatusCode};
+use reqwest::{Method, RequestBuilder, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use url::Url;
 
 use ejgate_sdk::client::{
@@ -335,6 +337,28 @@ struct SchoolInfo {
 struct RangeParams {
     from: NaiveDate,
     to: NaiveDate,
+}
+
+/// The events endpoint: a pupil's lessons with their homework, marks and absence.
+const EVENTS: &str = "api/eventcalendar/v1/api/events";
+
+/// A journal chunk's records by source id: every pupil of a class sees the same lesson and
+/// homework, so each is kept once.
+#[derive(Default)]
+struct JournalRecords {
+    lessons: BTreeMap<String, Record>,
+    tasks: BTreeMap<String, Record>,
+    marks: BTreeMap<String, Record>,
+    attendance: BTreeMap<String, Record>,
+}
+
+/// A lesson as its first copy placed it: what the pupils' later copies need.
+struct SeenLesson<'a> {
+    id: uuid::Uuid,
+    date: NaiveDate,
+    subject: Option<uuid::Uuid>,
+    /// The raw homework of the first copy; a copy with other homework is read again.
+    homework: Option<&'a str>,
 }
 
 /// The «Моя школа» connector.
@@ -726,24 +750,27 @@ impl MosregConnector {
         })
     }
 
-    /// One pupil's events and family marks over the range.
+    /// One pupil's events (the raw body, read in steps by [`Self::fetch_journal`]) and family
+    /// marks over the range.
     async fn pupil_journal(
         &self,
         pupil: &str,
         guid: &str,
         p: &RangeParams,
-    ) -> Result<(Vec<api::Event>, Vec<api::FamilyMark>), SourceError> {
-        let events: api::Events = self
+    ) -> Result<(Bytes, Vec<api::FamilyMark>), SourceError> {
+        let events = self
             .web
-            .get_json(
+            .send(
+                Method::GET,
                 "data",
-                "api/eventcalendar/v1/api/events",
+                EVENTS,
                 &[
                     ("person_ids", guid.to_string()),
                     ("begin_date", ymd(p.from)),
                     ("end_date", ymd(p.to)),
                     ("expand", "marks,homework,absence_reason_id,health_status,nonattendance_reason_id".into()),
                 ],
+                None,
             )
             .await?
             .body;
@@ -756,14 +783,103 @@ impl MosregConnector {
             )
             .await?
             .body;
-        Ok((events.response, marks.payload))
+        Ok((events, marks.payload))
+    }
+
+    /// One event's part as `T`; an event that is JSON but not an event is named by its place.
+    fn event_part<'a, T: Deserialize<'a>>(&self, raw: &'a RawValue, pupil: &str, n: usize) -> Result<T, SourceError> {
+        serde_json::from_str(raw.get())
+            .map_err(|e| self.malformed(EVENTS, format!("event {n} of pupil {pupil} is not an event ({e})")))
+    }
+
+    /// The lesson, works and homework of a lesson's first copy; `None` when the lesson
+    /// cannot be placed (no date or no class), with a warning.
+    #[allow(clippy::too_many_arguments)]
+    fn first_copy<'a>(
+        &self,
+        info: &SchoolInfo,
+        scope: &str,
+        lesson_id: &str,
+        ev: api::LessonEvent,
+        homework: Option<&'a RawValue>,
+        out: &mut JournalRecords,
+        warnings: &mut Vec<String>,
+    ) -> Option<SeenLesson<'a>> {
+        let Some(date) = ev.start_at.as_deref().and_then(parse_datetime).map(|(dt, _)| dt.date()) else {
+            warnings.push(format!("event {lesson_id}: no start_at; left out"));
+            return None;
+        };
+        let Some(unit) = sid(&ev.group_id) else {
+            warnings.push(format!("event {lesson_id}: no group_id; left out"));
+            return None;
+        };
+        let id = self.id(EntityKind::Lesson, lesson_id);
+        let subject = sid(&ev.subject_id).map(|x| self.id(EntityKind::Subject, &x));
+        out.lessons.insert(
+            lesson_id.to_string(),
+            self.record(
+                Entity::Lesson(m::Lesson {
+                    unit: self.unit(info, &unit),
+                    subject,
+                    date,
+                    number: ev.lesson_number,
+                    teacher: sid(&ev.teacher_id).map(|t| self.id(EntityKind::Person, &t)),
+                    substitute: sid(&ev.replaced_teacher_id).map(|t| self.id(EntityKind::Person, &t)),
+                    topic: ev.lesson_theme.filter(|t| !t.trim().is_empty()),
+                    status: if ev.cancelled { m::LessonStatus::Cancelled } else { m::LessonStatus::Held },
+                }),
+                lesson_id.to_string(),
+                scope,
+                Some(date),
+            ),
+        );
+        let lesson = SeenLesson { id, date, subject, homework: homework.map(RawValue::get) };
+        self.add_tasks(ev.homework, &lesson, scope, out, warnings);
+        Some(lesson)
+    }
+
+    /// The homework and classroom jobs of a lesson not yet taken.
+    fn add_tasks(
+        &self,
+        homework: Option<api::EventHomework>,
+        lesson: &SeenLesson,
+        scope: &str,
+        out: &mut JournalRecords,
+        warnings: &mut Vec<String>,
+    ) {
+        for entry in homework.map(|h| h.entries).unwrap_or_default() {
+            let hid = entry.homework_entry_id.0.clone();
+            if out.tasks.contains_key(&hid) {
+                continue;
+            }
+            let entity = if entry.is_class_room_job {
+                let form = entry.control_form;
+                let source_type = form.as_ref().and_then(|f| f.name.clone()).unwrap_or_default();
+                let kind = self.tables.work_types.lookup(&source_type, warnings).copied().unwrap_or(m::WorkKind::Other);
+                Entity::Work(m::Work {
+                    lesson: Some(lesson.id),
+                    kind,
+                    source_type,
+                    title: entry.description.filter(|t| !t.trim().is_empty()),
+                    weight: form.and_then(|f| f.weight),
+                })
+            } else {
+                Entity::Homework(m::Homework {
+                    lesson: Some(lesson.id),
+                    text: entry.description.unwrap_or_default(),
+                    entered_at: local_dt(entry.created_at.as_deref()),
+                    due_date: entry.date_prepared_for.as_deref().and_then(parse_date),
+                })
+            };
+            out.tasks.insert(hid.clone(), self.record(entity, hid, scope, Some(lesson.date)));
+        }
     }
 
     async fn fetch_journal(&self, p: &RangeParams) -> Result<Batch, SourceError> {
         let info = self.info()?;
         let scope = format!("journal:{}", info.school);
         let mut warnings = Vec::new();
-        let answers: Vec<(String, Vec<api::Event>, Vec<api::FamilyMark>)> = futures::stream::iter(info.pupils.clone())
+        let answers: Vec<(String, Bytes, Vec<api::FamilyMark>)> = futures::stream::iter(info.pupils.clone())
             .map(|(pupil, guid)| async move {
                 let (events, marks) = self.pupil_journal(&pupil, &guid, p).await?;
                 Ok::<_, SourceError>((pupil, events, marks))
@@ -772,75 +888,30 @@ impl MosregConnector {
             .try_collect()
             .await?;
         let requests = 2 * answers.len() as u32;
-        // Records by source id: every pupil of a class sees the same lesson and homework.
-        let mut lessons: BTreeMap<String, Record> = BTreeMap::new();
-        let mut tasks: BTreeMap<String, Record> = BTreeMap::new();
-        let mut marks: BTreeMap<String, Record> = BTreeMap::new();
-        let mut attendance: BTreeMap<String, Record> = BTreeMap::new();
-        for (pupil, events, family) in answers {
-            let student = self.id(EntityKind::Person, &pupil);
-            let created: HashMap<String, api::FamilyMark> = family.into_iter().map(|f| (f.id.0.clone(), f)).collect();
-            for ev in events {
-                let lesson_id = ev.id.0.clone();
-                let Some(date) = ev.start_at.as_deref().and_then(parse_datetime).map(|(dt, _)| dt.date()) else {
-                    warnings.push(format!("event {lesson_id}: no start_at; left out"));
-                    continue;
-                };
-                let lesson = self.id(EntityKind::Lesson, &lesson_id);
-                if !lessons.contains_key(&lesson_id) {
-                    let Some(unit) = sid(&ev.group_id) else {
-                        warnings.push(format!("event {lesson_id}: no group_id; left out"));
-                        continue;
-                    };
-                    lessons.insert(
-                        lesson_id.clone(),
-                        self.record(
-                            Entity::Lesson(m::Lesson {
-                                unit: self.unit(&info, &unit),
-                                subject: sid(&ev.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
-                                date,
-                                number: ev.lesson_number,
-                                teacher: sid(&ev.teacher_id).map(|t| self.id(EntityKind::Person, &t)),
-                                substitute: sid(&ev.replaced_teacher_id).map(|t| self.id(EntityKind::Person, &t)),
-                                topic: ev.lesson_theme.clone().filter(|t| !t.trim().is_empty()),
-                                status: if ev.cancelled { m::LessonStatus::Cancelled } else { m::LessonStatus::Held },
-                            }),
-                            lesson_id.clone(),
-                            &scope,
-                            Some(date),
-                        ),
-                    );
+        let mut out = JournalRecords::default();
+        // Lessons by source id as their first copy placed them (`None`: left out).
+        let mut seen: HashMap<String, Option<SeenLesson>> = HashMap::new();
+        for (pupil, body, family) in &answers {
+            let student = self.id(EntityKind::Person, pupil);
+            let created: HashMap<&str, &api::FamilyMark> = family.iter().map(|f| (f.id.0.as_str(), f)).collect();
+            let events: api::Events = self.web.parse_body(&Method::GET, EVENTS, body)?;
+            for (n, raw) in events.response.unwrap_or_default().into_iter().enumerate() {
+                let ev: api::PupilEvent = self.event_part(raw, pupil, n)?;
+                let lesson_id = ev.id.0;
+                if !seen.contains_key(&lesson_id) {
+                    let first: api::LessonEvent = self.event_part(raw, pupil, n)?;
+                    let placed =
+                        self.first_copy(&info, &scope, &lesson_id, first, ev.homework, &mut out, &mut warnings);
+                    seen.insert(lesson_id.clone(), placed);
                 }
-                for entry in ev.homework.map(|h| h.entries).unwrap_or_default() {
-                    let hid = entry.homework_entry_id.0.clone();
-                    if tasks.contains_key(&hid) {
-                        continue;
-                    }
-                    let entity = if entry.is_class_room_job {
-                        let form = entry.control_form;
-                        let source_type = form.as_ref().and_then(|f| f.name.clone()).unwrap_or_default();
-                        let kind = self
-                            .tables
-                            .work_types
-                            .lookup(&source_type, &mut warnings)
-                            .copied()
-                            .unwrap_or(m::WorkKind::Other);
-                        Entity::Work(m::Work {
-                            lesson: Some(lesson),
-                            kind,
-                            source_type,
-                            title: entry.description.filter(|t| !t.trim().is_empty()),
-                            weight: form.and_then(|f| f.weight),
-                        })
-                    } else {
-                        Entity::Homework(m::Homework {
-                            lesson: Some(lesson),
-                            text: entry.description.unwrap_or_default(),
-                            entered_at: local_dt(entry.created_at.as_deref()),
-                            due_date: entry.date_prepared_for.as_deref().and_then(parse_date),
-                        })
+                let Some(Some(lesson)) = seen.get(&lesson_id) else { continue };
+                if ev.homework.map(RawValue::get) != lesson.homework {
+                    // This pupil's homework differs from the first copy's: read it too.
+                    let homework: Option<api::EventHomework> = match ev.homework {
+                        Some(raw) => self.event_part(raw, pupil, n)?,
+                        None => None,
                     };
-                    tasks.insert(hid.clone(), self.record(entity, hid, &scope, Some(date)));
+                    self.add_tasks(homework, lesson, &scope, &mut out, &mut warnings);
                 }
                 for mk in ev.marks {
                     let value = mk.value.clone().unwrap_or_default();
@@ -851,7 +922,7 @@ impl MosregConnector {
                     if table.is_some() && numeric.is_none() {
                         warnings.push(format!("mark {}: value «{value}» is not on the {system} scale", mk.id));
                     }
-                    let family = created.get(&mk.id.0);
+                    let family = created.get(mk.id.0.as_str());
                     if family.is_none() {
                         warnings.push(format!(
                             "mark {}: not in the family marks of pupil {pupil}; kept without its entry time",
@@ -861,9 +932,9 @@ impl MosregConnector {
                     let mut record = self.record(
                         Entity::Mark(m::Mark {
                             student,
-                            lesson: Some(lesson),
+                            lesson: Some(lesson.id),
                             work: sid(&mk.homework_entry_id).map(|w| self.id(EntityKind::Work, &w)),
-                            subject: sid(&ev.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
+                            subject: lesson.subject,
                             value,
                             numeric,
                             scale: table.map(|t| t.scale).unwrap_or(m::MarkScale::Other),
@@ -873,10 +944,10 @@ impl MosregConnector {
                         }),
                         mk.id.0.clone(),
                         &scope,
-                        Some(date),
+                        Some(lesson.date),
                     );
                     record.source_updated_at = family.and_then(|f| local_dt(f.updated_at.as_deref()));
-                    marks.insert(mk.id.0, record);
+                    out.marks.insert(mk.id.0, record);
                 }
                 if let Some(reason) = sid(&ev.absence_reason_id) {
                     let (status, reason_kind) = match self.tables.attendance.lookup(&reason, &mut warnings) {
@@ -885,12 +956,12 @@ impl MosregConnector {
                         None => (m::AttendanceStatus::Absent, None),
                     };
                     let key = format!("{lesson_id}:{pupil}");
-                    attendance.insert(
+                    out.attendance.insert(
                         key.clone(),
                         self.record(
                             Entity::Attendance(m::Attendance {
                                 student,
-                                lesson,
+                                lesson: lesson.id,
                                 status,
                                 reason: reason_kind,
                                 source_status: reason,
@@ -899,7 +970,7 @@ impl MosregConnector {
                             }),
                             key,
                             &scope,
-                            Some(date),
+                            Some(lesson.date),
                         ),
                     );
                 } else if ev.is_missed_lesson {
@@ -907,6 +978,7 @@ impl MosregConnector {
                 }
             }
         }
+        let JournalRecords { lessons, tasks, marks, attendance } = out;
         let records =
             lessons.into_values().chain(tasks.into_values()).chain(marks.into_values()).chain(attendance.into_values());
         Ok(Batch {

@@ -456,23 +456,33 @@ impl SourceClient {
         path: &str,
         raw: Response<Bytes>,
     ) -> Result<Response<T>, SourceError> {
-        match serde_json::from_slice::<T>(&raw.body) {
-            Ok(body) => Ok(Response { body, date: raw.date }),
-            Err(e) => {
-                let what = if e.is_eof() {
-                    "the JSON answer ends too early"
-                } else {
-                    "the answer is not the JSON this endpoint gives"
-                };
-                Err(self.error(
-                    &method,
-                    path,
-                    ErrorKind::Malformed,
-                    format!("{what} ({e}; {} bytes)", raw.body.len()),
-                    Some("Nothing of this batch was written; run the sync again later, and report it to the source if it persists".into()),
-                ))
-            }
-        }
+        let body = self.parse_body(&method, path, &raw.body)?;
+        Ok(Response { body, date: raw.date })
+    }
+
+    /// Parses the raw body of an answer from `path` (see [`SourceClient::send`]) into `T`,
+    /// which may borrow from it: a connector that reads a large answer in steps keeps the
+    /// body and parses only what it needs, with the same error a `get_json` would give.
+    pub fn parse_body<'a, T: Deserialize<'a>>(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &'a [u8],
+    ) -> Result<T, SourceError> {
+        serde_json::from_slice::<T>(body).map_err(|e| {
+            let what = if e.is_eof() {
+                "the JSON answer ends too early"
+            } else {
+                "the answer is not the JSON this endpoint gives"
+            };
+            self.error(
+                method,
+                path,
+                ErrorKind::Malformed,
+                format!("{what} ({e}; {} bytes)", body.len()),
+                Some("Nothing of this batch was written; run the sync again later, and report it to the source if it persists".into()),
+            )
+        })
     }
 
     fn error(&self, method: &Method, path: &str, kind: ErrorKind, detail: String, hint: Option<String>) -> SourceError {

@@ -7,8 +7,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::get;
 use axum::Router;
-use chrono::{NaiveDate, Weekday};
+use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Timelike, Weekday};
 use ejgate_sdk::synth::{School, SchoolLookup, SynthAttendanceStatus, SynthLesson, FIRST_ID};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use super::{json_ok, msg, EmulatorState};
@@ -30,7 +31,6 @@ type Params = Query<HashMap<String, String>>;
 pub const OPERATOR_USER_ID: u64 = FIRST_ID - 100;
 
 const DAY: &str = "%Y-%m-%d";
-const STAMP: &str = "%Y-%m-%dT%H:%M:%S";
 
 fn not_found(what: &str) -> Response {
     msg(StatusCode::NOT_FOUND, what)
@@ -139,6 +139,76 @@ fn visible_lessons<'a>(
     lessons
 }
 
+/// `2025-09-01`: what `DAY` gives, without parsing the format for every value.
+fn day(d: NaiveDate) -> String {
+    d.to_string()
+}
+
+/// `2025-09-01T10:33:58`: what `%Y-%m-%dT%H:%M:%S` gives (whole seconds), likewise.
+fn stamp(t: NaiveDateTime) -> String {
+    format!("{}T{:02}:{:02}:{:02}", t.date(), t.hour(), t.minute(), t.second())
+}
+
+/// A slot of `lesson_marks`: a mark, or an attendance written as a mark value. Fields in
+/// alphabetical order, as the `json!` objects this replaced wrote them.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Slot<'a> {
+    /// The current form: `mark: {value}`, `text`.
+    Current {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        lesson_date: &'a str,
+        lesson_event_id: u64,
+        mark: MarkValue<'a>,
+        text: Option<&'a str>,
+        updated_at: String,
+        /// Absent on an attendance.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        weight: Option<Option<u8>>,
+    },
+    /// The older form: `mark` as a bare value, `remark`.
+    Legacy {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        lesson_date: &'a str,
+        lesson_event_id: u64,
+        mark: &'a str,
+        remark: Option<&'a str>,
+        updated_at: String,
+        weight: Option<u8>,
+    },
+}
+
+#[derive(Serialize)]
+struct MarkValue<'a> {
+    value: &'a str,
+}
+
+#[derive(Serialize)]
+struct Averages {
+    for_class: Option<f64>,
+    for_student: Option<f64>,
+    predicted: Option<f64>,
+}
+
+/// A subject of `lesson_marks`, with its slots under `slots` (or `marks` in the older form).
+#[derive(Serialize)]
+struct SubjectSlots<'a> {
+    averages: Averages,
+    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    marks: Option<Vec<Slot<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    slots: Option<Vec<Slot<'a>>>,
+    subject: String,
+}
+
+#[derive(Serialize)]
+struct LessonMarks<'a> {
+    lessons: Vec<SubjectSlots<'a>>,
+}
+
 async fn lesson_marks(State(st): State<EmulatorState>, Path(period): Path<String>, Query(q): Params) -> Response {
     let legacy = st.inner.legacy_marks;
     let body = with_child(&st, &q, |s, lk, view, child| {
@@ -149,49 +219,118 @@ async fn lesson_marks(State(st): State<EmulatorState>, Path(period): Path<String
         for m in lk.marks_of(child).iter().filter_map(|id| s.marks.get(id)) {
             marks.entry(m.lesson).or_default().push(m);
         }
-        let mut by_subject: BTreeMap<u64, Vec<Value>> = BTreeMap::new();
-        for l in lessons {
+        let dates: Vec<String> = lessons.iter().map(|l| day(l.date)).collect();
+        let mut by_subject: BTreeMap<u64, Vec<Slot>> = BTreeMap::new();
+        for (l, date) in lessons.iter().zip(&dates) {
             let slots = by_subject.entry(l.subject).or_default();
-            let date = l.date.format(DAY).to_string();
             for m in marks.get(&l.id).map(Vec::as_slice).unwrap_or_default() {
                 let work = s.works.get(&m.work);
                 let weight = work.and_then(|w| s.work_types.iter().find(|t| t.id == w.work_type)).map(|t| t.weight);
-                let text = work.map(|w| w.text.clone()).unwrap_or_default();
-                let updated = m.entered_at.format(STAMP).to_string();
+                let text = work.map(|w| w.text.as_str()).unwrap_or_default();
+                let (id, lesson_event_id, updated_at) = (Some(m.id), l.id, stamp(m.entered_at));
                 slots.push(if legacy {
-                        json!({"id": m.id, "lesson_event_id": l.id, "lesson_date": date, "mark": m.value, "weight": weight, "remark": text, "updated_at": updated})
-                    } else {
-                        json!({"id": m.id, "lesson_event_id": l.id, "lesson_date": date, "mark": {"value": m.value}, "text": text, "weight": weight, "updated_at": updated})
-                    });
+                    Slot::Legacy {
+                        id,
+                        lesson_date: date,
+                        lesson_event_id,
+                        mark: &m.value,
+                        remark: Some(text),
+                        updated_at,
+                        weight,
+                    }
+                } else {
+                    let mark = MarkValue { value: &m.value };
+                    Slot::Current {
+                        id,
+                        lesson_date: date,
+                        lesson_event_id,
+                        mark,
+                        text: Some(text),
+                        updated_at,
+                        weight: Some(weight),
+                    }
+                });
             }
             if let Some(a) = s.attendance.get(&(l.id, child)) {
                 let value = attendance_value(a.status);
-                let updated = a.entered_at.format(STAMP).to_string();
+                let (comment, updated_at) = (a.comment.as_deref(), stamp(a.entered_at));
                 slots.push(if legacy {
-                        json!({"lesson_event_id": l.id, "lesson_date": date, "mark": value, "weight": null, "remark": a.comment, "updated_at": updated})
-                    } else {
-                        json!({"lesson_event_id": l.id, "lesson_date": date, "mark": {"value": value}, "text": a.comment, "updated_at": updated})
-                    });
+                    Slot::Legacy {
+                        id: None,
+                        lesson_date: date,
+                        lesson_event_id: l.id,
+                        mark: value,
+                        remark: comment,
+                        updated_at,
+                        weight: None,
+                    }
+                } else {
+                    let mark = MarkValue { value };
+                    Slot::Current {
+                        id: None,
+                        lesson_date: date,
+                        lesson_event_id: l.id,
+                        mark,
+                        text: comment,
+                        updated_at,
+                        weight: None,
+                    }
+                });
             }
         }
-        let lessons: Vec<Value> = by_subject
+        let lessons: Vec<SubjectSlots> = by_subject
             .into_iter()
             .map(|(subject, slots)| {
-                let averages = json!({"for_student": null, "for_class": null, "predicted": null});
-                if legacy {
-                    json!({"id": subject, "subject": subject_name(s, subject), "marks": slots, "averages": averages})
-                } else {
-                    json!({"id": subject, "subject": subject_name(s, subject), "slots": slots, "averages": averages})
-                }
+                let averages = Averages { for_class: None, for_student: None, predicted: None };
+                let (marks, slots) = if legacy { (Some(slots), None) } else { (None, Some(slots)) };
+                SubjectSlots { averages, id: subject, marks, slots, subject: subject_name(s, subject) }
             })
             .collect();
-        Some(json!({ "lessons": lessons }).to_string())
+        Some(serde_json::to_vec(&LessonMarks { lessons }).expect("answers serialize"))
     });
     match body {
-        Some(Some(b)) => json_ok(b.into_bytes()),
+        Some(Some(b)) => json_ok(b),
         Some(None) => not_found("Период не найден"),
         None => not_found("Ученик не найден"),
     }
+}
+
+/// A lesson of `schedule`. Fields in alphabetical order, as the `json!` objects this
+/// replaced wrote them.
+#[derive(Serialize)]
+struct ScheduleEvent<'a> {
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    cancelled: bool,
+    color: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_homework_id: Option<u64>,
+    from: Option<String>,
+    homework_to_check_ids: [u64; 0],
+    lesson_date: String,
+    lesson_event_id: u64,
+    lesson_number: u8,
+    slots: [u64; 0],
+    subject: String,
+    teacher: Option<String>,
+    theme: &'a Option<String>,
+    to: Option<String>,
+}
+
+/// A homework of `schedule`.
+#[derive(Serialize)]
+struct ScheduleHomework<'a> {
+    check_at: String,
+    files: [u64; 0],
+    id: u64,
+    lesson_date: String,
+    links: [u64; 0],
+    text: &'a str,
+}
+
+#[derive(Serialize)]
+struct Schedule<'a> {
+    homeworks: Vec<ScheduleHomework<'a>>,
+    schedule: Vec<ScheduleEvent<'a>>,
 }
 
 async fn schedule(State(st): State<EmulatorState>, Query(q): Params) -> Response {
@@ -206,50 +345,43 @@ async fn schedule(State(st): State<EmulatorState>, Query(q): Params) -> Response
         // A lesson's homework: the last one given (highest id), as before the lookups.
         let homework_of =
             |lesson: u64| lk.works_of(lesson).iter().rev().filter_map(|id| s.works.get(id)).find(|x| x.is_homework);
-        let bell = |n: u8| {
-            s.bells
-                .iter()
-                .find(|b| b.0 == n)
-                .map(|b| (b.1.format("%H:%M").to_string(), b.2.format("%H:%M").to_string()))
-        };
-        let mut events = Vec::new();
+        let hour_minute = |t: NaiveTime| format!("{:02}:{:02}", t.hour(), t.minute());
+        let bell = |n: u8| s.bells.iter().find(|b| b.0 == n).map(|b| (hour_minute(b.1), hour_minute(b.2)));
+        let mut events = Vec::with_capacity(lessons.len());
         let mut homeworks = Vec::new();
         for l in &lessons {
             let (from, to) = bell(l.number).unzip();
-            let teacher = short_name(s, l.substitute.unwrap_or(l.teacher));
-            let mut e = json!({
-                "lesson_event_id": l.id,
-                "subject": subject_name(s, l.subject),
-                "teacher": teacher,
-                "lesson_date": l.date.format(DAY).to_string(),
-                "lesson_number": l.number,
-                "from": from,
-                "to": to,
-                "theme": l.topic,
-                "homework_to_check_ids": [],
-                "slots": [],
-                "color": "#8fbc8f",
+            let homework = homework_of(l.id);
+            if let Some(h) = homework {
+                homeworks.push(ScheduleHomework {
+                    check_at: day(h.target_date),
+                    files: [],
+                    id: h.id,
+                    lesson_date: day(l.date),
+                    links: [],
+                    text: &h.text,
+                });
+            }
+            events.push(ScheduleEvent {
+                cancelled: l.cancelled,
+                color: "#8fbc8f",
+                created_homework_id: homework.map(|h| h.id),
+                from,
+                homework_to_check_ids: [],
+                lesson_date: day(l.date),
+                lesson_event_id: l.id,
+                lesson_number: l.number,
+                slots: [],
+                subject: subject_name(s, l.subject),
+                teacher: short_name(s, l.substitute.unwrap_or(l.teacher)),
+                theme: &l.topic,
+                to,
             });
-            if l.cancelled {
-                e["cancelled"] = json!(true);
-            }
-            if let Some(h) = homework_of(l.id) {
-                e["created_homework_id"] = json!(h.id);
-                homeworks.push(json!({
-                    "id": h.id,
-                    "lesson_date": l.date.format(DAY).to_string(),
-                    "check_at": h.target_date.format(DAY).to_string(),
-                    "text": h.text,
-                    "files": [],
-                    "links": [],
-                }));
-            }
-            events.push(e);
         }
-        json!({"schedule": events, "homeworks": homeworks}).to_string()
+        serde_json::to_vec(&Schedule { homeworks, schedule: events }).expect("answers serialize")
     });
     match body {
-        Some(b) => json_ok(b.into_bytes()),
+        Some(b) => json_ok(b),
         None => not_found("Ученик не найден"),
     }
 }
