@@ -107,7 +107,7 @@ fn raw_ceiling(from: &std::path::Path, to: &std::path::Path) -> (u64, f64) {
     // store's work, not a difference in configuration.
     dst.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA cache_size=-65536; \
-         PRAGMA temp_store=memory; PRAGMA wal_autocheckpoint=10000; PRAGMA mmap_size=268435456;",
+         PRAGMA temp_store=memory; PRAGMA wal_autocheckpoint=25000; PRAGMA mmap_size=268435456;",
     )
     .unwrap();
     for entry in std::fs::read_dir("src/store/migrations/sqlite").unwrap() {
