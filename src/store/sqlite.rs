@@ -157,8 +157,7 @@ impl SqliteStore {
             let read_options = base.read_only(true).busy_timeout(BUSY_TIMEOUT);
             SqlitePoolOptions::new().max_connections(READERS).connect_lazy_with(read_options)
         };
-        let checkpointer =
-            if in_memory { None } else { Some(Arc::new(Checkpointer::start(base_path.as_path())?)) };
+        let checkpointer = if in_memory { None } else { Some(Arc::new(Checkpointer::start(base_path.as_path())?)) };
         Ok(SqliteStore { writer, reader, checkpointer })
     }
 
