@@ -44,11 +44,11 @@ fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
     let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let world = World::generate(SynthConfig::small(4));
     let systems = [
-        ("dnevnik-demo", ejgate_dnevnik::truth::expected_counts(&world)),
-        ("epos-demo", ejgate_epos::truth::expected_counts(&world)),
+        ("dnevnik-demo", ejgate_dnevnik::truth::TRUTH.expected_counts(&world)),
+        ("epos-demo", ejgate_epos::truth::TRUTH.expected_counts(&world)),
         ("kiasuo-demo", ejgate_kiasuo::truth::expected_counts(&world)),
-        ("mosreg-demo", ejgate_mosreg::truth::expected_counts(&world)),
-        ("files-demo", ejgate_files::truth::expected_counts(&world)),
+        ("mosreg-demo", ejgate_mosreg::truth::TRUTH.expected_counts(&world)),
+        ("files-demo", ejgate_files::truth::TRUTH.expected_counts(&world)),
     ];
     for (source, expected) in systems {
         let counts = status["sources"]
@@ -80,7 +80,7 @@ fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sync_killed_in_the_middle_loses_nothing_and_the_next_run_completes() {
     let world = World::generate(SynthConfig::small(21));
-    let expected = ejgate_dnevnik::truth::expected_counts(&world);
+    let expected = ejgate_dnevnik::truth::TRUTH.expected_counts(&world);
     // The emulator answers the first HOLD_AFTER requests and holds every later one open:
     // the sync stops at a known point, with batches committed and more to come, whatever
     // the machine's speed (no timer races the sync).

@@ -45,7 +45,7 @@ impl Harness {
     }
 
     fn expected(&self) -> BTreeMap<EntityKind, u64> {
-        self.system.emulator.world().read(ejgate_mosreg::truth::expected_counts)
+        self.system.emulator.world().read(|w| ejgate_mosreg::truth::TRUTH.expected_counts(w))
     }
 
     async fn live_counts(&self) -> BTreeMap<EntityKind, u64> {

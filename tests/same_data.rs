@@ -38,12 +38,12 @@ async fn five_connectors_bring_identical_canonical_data() {
 
     let store = ejgate::store::open(&report.store_url).await.unwrap();
     let world = World::generate(SynthConfig::small(SEED));
-    let files_counts = (sources::truth(System::Files).expected_counts)(&world);
+    let files_counts = sources::truth(System::Files).expected_counts(&world);
     for source in report.sources.iter().filter(|s| s.system != System::Files) {
         let (kinds, tolerances) = shared(source.system, System::Files);
         assert!(kinds.len() >= 8, "{}: {kinds:?}", source.name);
         let c = compare(store.as_ref(), &source.name, "files-demo", &kinds, &tolerances).await.unwrap();
-        let expected = (sources::truth(source.system).expected_counts)(&world);
+        let expected = sources::truth(source.system).expected_counts(&world);
         for k in &c.kinds {
             // Nothing is compared vacuously: every shared kind has records on both sides.
             assert!(k.first > 0 && k.second > 0, "{}: {} is empty", source.name, k.kind);

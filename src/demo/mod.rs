@@ -179,7 +179,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
         let emulator_url = emulator.base_url();
         emulator.shutdown().await;
         let live = store.live_counts(Some(&source.name)).await?;
-        let comparison = (crate::sources::truth(system).expected_counts)(&world)
+        let comparison = crate::sources::truth(system)
+            .expected_counts(&world)
             .into_iter()
             .map(|(kind, n)| (kind, (live.get(&kind).copied().unwrap_or(0), n)))
             .collect();

@@ -75,6 +75,7 @@ pub struct SqliteStore {
 /// blocks the writer or a reader; the writer wraps the WAL round once a checkpoint has
 /// copied all of it. The writer's own auto-checkpoint stays on at a higher mark, in case
 /// this thread falls behind.
+#[derive(Debug)]
 struct Checkpointer {
     wake: std::sync::mpsc::SyncSender<()>,
 }
@@ -100,12 +101,6 @@ impl Checkpointer {
     /// Asks for a checkpoint; one already asked for and not yet begun covers this one.
     fn poke(&self) {
         let _ = self.wake.try_send(());
-    }
-}
-
-impl std::fmt::Debug for Checkpointer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Checkpointer")
     }
 }
 

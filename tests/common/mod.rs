@@ -71,7 +71,7 @@ impl Harness {
     }
 
     pub fn expected(&self) -> BTreeMap<EntityKind, u64> {
-        self.emulator.world().read(ejgate_dnevnik::truth::expected_counts)
+        self.emulator.world().read(|w| ejgate_dnevnik::truth::TRUTH.expected_counts(w))
     }
 
     pub async fn live_counts(&self) -> BTreeMap<EntityKind, u64> {

@@ -3,10 +3,8 @@
 //! guardians and guardianships, teaching loads, absence notices, acknowledgements,
 //! consents, user activity.
 
-use std::collections::BTreeMap;
-
 use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::{SystemTruth, World};
+use ejgate_sdk::synth::{Reach, SystemTruth};
 
 /// The kinds the connector fills.
 pub const EXPOSED: [EntityKind; 15] = [
@@ -41,17 +39,5 @@ pub const TRUTH: SystemTruth = SystemTruth {
     exposed: &EXPOSED,
     not_exposed_fields: NOT_EXPOSED_FIELDS,
     to_the_minute_fields: TO_THE_MINUTE_FIELDS,
-    expected_counts,
-    is_exposed,
+    reach: Reach::AllButGuardians,
 };
-
-/// The live records per kind a complete ЭПОС sync of `world` must hold (guardians are
-/// persons the API does not expose).
-pub fn expected_counts(world: &World) -> BTreeMap<EntityKind, u64> {
-    world.counts_without_guardians(&EXPOSED)
-}
-
-/// Whether a truth change concerns something the connector reads.
-pub fn is_exposed(world: &World, kind: EntityKind, key: &str) -> bool {
-    EXPOSED.contains(&kind) && !(kind == EntityKind::Person && world.is_guardian(key))
-}

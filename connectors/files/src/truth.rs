@@ -2,10 +2,8 @@
 //! ground truth. The default layout (and `flat-csv`) carry every kind the world makes:
 //! guardians, guardianships and teaching loads too, which the APIs do not expose.
 
-use std::collections::BTreeMap;
-
 use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::{SystemTruth, World};
+use ejgate_sdk::synth::{Reach, SystemTruth};
 
 /// The kinds the connector fills from the default layout.
 pub const EXPOSED: [EntityKind; 17] = [
@@ -37,16 +35,5 @@ pub const TRUTH: SystemTruth = SystemTruth {
     exposed: &EXPOSED,
     not_exposed_fields: NOT_EXPOSED_FIELDS,
     to_the_minute_fields: &[],
-    expected_counts,
-    is_exposed: |_, kind, _| is_exposed(kind),
+    reach: Reach::All,
 };
-
-/// The live records per kind a complete sync of an export of `world` must hold.
-pub fn expected_counts(world: &World) -> BTreeMap<EntityKind, u64> {
-    world.counts().into_iter().filter(|(k, n)| EXPOSED.contains(k) && *n > 0).collect()
-}
-
-/// Whether a truth change concerns something the default layout carries.
-pub fn is_exposed(kind: EntityKind) -> bool {
-    EXPOSED.contains(&kind)
-}

@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use ejgate_sdk::model::EntityKind;
-use ejgate_sdk::synth::{School, SynthEnrollment, SynthLesson, SystemTruth, World};
+use ejgate_sdk::synth::{Reach, School, SynthEnrollment, SynthLesson, SystemTruth, World};
 
 /// The kinds the connector fills.
 pub const EXPOSED: [EntityKind; 8] = [
@@ -55,8 +55,7 @@ pub const TRUTH: SystemTruth = SystemTruth {
     exposed: &EXPOSED,
     not_exposed_fields: NOT_EXPOSED_FIELDS,
     to_the_minute_fields: &[],
-    expected_counts,
-    is_exposed,
+    reach: Reach::Own { expected_counts, is_exposed },
 };
 
 /// Who sees what in one school: every pupil with a class is a child of the operator's

@@ -342,10 +342,11 @@ struct RangeParams {
 /// The events endpoint: a pupil's lessons with their homework, marks and absence.
 const EVENTS: &str = "api/eventcalendar/v1/api/events";
 
-/// A journal chunk's records by source id: every pupil of a class sees the same lesson and
-/// homework, so each is kept once.
-#[derive(Default)]
+/// A journal chunk as it is read: its records by source id (every pupil of a class sees
+/// the same lesson and homework, so each is kept once), their scope and the warnings.
 struct JournalRecords {
+    scope: String,
+    warnings: Vec<String>,
     lessons: BTreeMap<String, Record>,
     tasks: BTreeMap<String, Record>,
     marks: BTreeMap<String, Record>,
@@ -794,23 +795,20 @@ impl MosregConnector {
 
     /// The lesson, works and homework of a lesson's first copy; `None` when the lesson
     /// cannot be placed (no date or no class), with a warning.
-    #[allow(clippy::too_many_arguments)]
     fn first_copy<'a>(
         &self,
         info: &SchoolInfo,
-        scope: &str,
         lesson_id: &str,
         ev: api::LessonEvent,
         homework: Option<&'a RawValue>,
         out: &mut JournalRecords,
-        warnings: &mut Vec<String>,
     ) -> Option<SeenLesson<'a>> {
         let Some(date) = ev.start_at.as_deref().and_then(parse_datetime).map(|(dt, _)| dt.date()) else {
-            warnings.push(format!("event {lesson_id}: no start_at; left out"));
+            out.warnings.push(format!("event {lesson_id}: no start_at; left out"));
             return None;
         };
         let Some(unit) = sid(&ev.group_id) else {
-            warnings.push(format!("event {lesson_id}: no group_id; left out"));
+            out.warnings.push(format!("event {lesson_id}: no group_id; left out"));
             return None;
         };
         let id = self.id(EntityKind::Lesson, lesson_id);
@@ -829,24 +827,17 @@ impl MosregConnector {
                     status: if ev.cancelled { m::LessonStatus::Cancelled } else { m::LessonStatus::Held },
                 }),
                 lesson_id.to_string(),
-                scope,
+                &out.scope,
                 Some(date),
             ),
         );
         let lesson = SeenLesson { id, date, subject, homework: homework.map(RawValue::get) };
-        self.add_tasks(ev.homework, &lesson, scope, out, warnings);
+        self.add_tasks(ev.homework, &lesson, out);
         Some(lesson)
     }
 
     /// The homework and classroom jobs of a lesson not yet taken.
-    fn add_tasks(
-        &self,
-        homework: Option<api::EventHomework>,
-        lesson: &SeenLesson,
-        scope: &str,
-        out: &mut JournalRecords,
-        warnings: &mut Vec<String>,
-    ) {
+    fn add_tasks(&self, homework: Option<api::EventHomework>, lesson: &SeenLesson, out: &mut JournalRecords) {
         for entry in homework.map(|h| h.entries).unwrap_or_default() {
             let hid = entry.homework_entry_id.0.clone();
             if out.tasks.contains_key(&hid) {
@@ -855,7 +846,12 @@ impl MosregConnector {
             let entity = if entry.is_class_room_job {
                 let form = entry.control_form;
                 let source_type = form.as_ref().and_then(|f| f.name.clone()).unwrap_or_default();
-                let kind = self.tables.work_types.lookup(&source_type, warnings).copied().unwrap_or(m::WorkKind::Other);
+                let kind = self
+                    .tables
+                    .work_types
+                    .lookup(&source_type, &mut out.warnings)
+                    .copied()
+                    .unwrap_or(m::WorkKind::Other);
                 Entity::Work(m::Work {
                     lesson: Some(lesson.id),
                     kind,
@@ -871,14 +867,12 @@ impl MosregConnector {
                     due_date: entry.date_prepared_for.as_deref().and_then(parse_date),
                 })
             };
-            out.tasks.insert(hid.clone(), self.record(entity, hid, scope, Some(lesson.date)));
+            out.tasks.insert(hid.clone(), self.record(entity, hid, &out.scope, Some(lesson.date)));
         }
     }
 
     async fn fetch_journal(&self, p: &RangeParams) -> Result<Batch, SourceError> {
         let info = self.info()?;
-        let scope = format!("journal:{}", info.school);
-        let mut warnings = Vec::new();
         let answers: Vec<(String, Bytes, Vec<api::FamilyMark>)> = futures::stream::iter(info.pupils.clone())
             .map(|(pupil, guid)| async move {
                 let (events, marks) = self.pupil_journal(&pupil, &guid, p).await?;
@@ -888,7 +882,14 @@ impl MosregConnector {
             .try_collect()
             .await?;
         let requests = 2 * answers.len() as u32;
-        let mut out = JournalRecords::default();
+        let mut out = JournalRecords {
+            scope: format!("journal:{}", info.school),
+            warnings: Vec::new(),
+            lessons: BTreeMap::new(),
+            tasks: BTreeMap::new(),
+            marks: BTreeMap::new(),
+            attendance: BTreeMap::new(),
+        };
         // Lessons by source id as their first copy placed them (`None`: left out).
         let mut seen: HashMap<String, Option<SeenLesson>> = HashMap::new();
         for (pupil, body, family) in &answers {
@@ -900,8 +901,7 @@ impl MosregConnector {
                 let lesson_id = ev.id.0;
                 if !seen.contains_key(&lesson_id) {
                     let first: api::LessonEvent = self.event_part(raw, pupil, n)?;
-                    let placed =
-                        self.first_copy(&info, &scope, &lesson_id, first, ev.homework, &mut out, &mut warnings);
+                    let placed = self.first_copy(&info, &lesson_id, first, ev.homework, &mut out);
                     seen.insert(lesson_id.clone(), placed);
                 }
                 let Some(Some(lesson)) = seen.get(&lesson_id) else { continue };
@@ -911,20 +911,20 @@ impl MosregConnector {
                         Some(raw) => self.event_part(raw, pupil, n)?,
                         None => None,
                     };
-                    self.add_tasks(homework, lesson, &scope, &mut out, &mut warnings);
+                    self.add_tasks(homework, lesson, &mut out);
                 }
                 for mk in ev.marks {
                     let value = mk.value.clone().unwrap_or_default();
                     let system =
                         mk.values.first().and_then(|v| v.grade_system_type.clone()).unwrap_or_else(|| "five".into());
-                    let table = self.tables.marks.lookup(&system, &mut warnings);
+                    let table = self.tables.marks.lookup(&system, &mut out.warnings);
                     let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).copied());
                     if table.is_some() && numeric.is_none() {
-                        warnings.push(format!("mark {}: value «{value}» is not on the {system} scale", mk.id));
+                        out.warnings.push(format!("mark {}: value «{value}» is not on the {system} scale", mk.id));
                     }
                     let family = created.get(mk.id.0.as_str());
                     if family.is_none() {
-                        warnings.push(format!(
+                        out.warnings.push(format!(
                             "mark {}: not in the family marks of pupil {pupil}; kept without its entry time",
                             mk.id
                         ));
@@ -943,14 +943,14 @@ impl MosregConnector {
                             entered_by: None,
                         }),
                         mk.id.0.clone(),
-                        &scope,
+                        &out.scope,
                         Some(lesson.date),
                     );
                     record.source_updated_at = family.and_then(|f| local_dt(f.updated_at.as_deref()));
                     out.marks.insert(mk.id.0, record);
                 }
                 if let Some(reason) = sid(&ev.absence_reason_id) {
-                    let (status, reason_kind) = match self.tables.attendance.lookup(&reason, &mut warnings) {
+                    let (status, reason_kind) = match self.tables.attendance.lookup(&reason, &mut out.warnings) {
                         Some(c) if c.status == "late" => (m::AttendanceStatus::Late, None),
                         Some(c) => (m::AttendanceStatus::Absent, c.reason),
                         None => (m::AttendanceStatus::Absent, None),
@@ -969,16 +969,17 @@ impl MosregConnector {
                                 entered_at: None,
                             }),
                             key,
-                            &scope,
+                            &out.scope,
                             Some(lesson.date),
                         ),
                     );
                 } else if ev.is_missed_lesson {
-                    warnings.push(format!("event {lesson_id}: pupil {pupil} missed it without a reason id; left out"));
+                    out.warnings
+                        .push(format!("event {lesson_id}: pupil {pupil} missed it without a reason id; left out"));
                 }
             }
         }
-        let JournalRecords { lessons, tasks, marks, attendance } = out;
+        let JournalRecords { scope, warnings, lessons, tasks, marks, attendance } = out;
         let records =
             lessons.into_values().chain(tasks.into_values()).chain(marks.into_values()).chain(attendance.into_values());
         Ok(Batch {

@@ -193,7 +193,7 @@ impl dyn EmulatedSystem + '_ {
     /// The ground truth of the world as served now.
     pub fn expected_now(&self) -> BTreeMap<EntityKind, u64> {
         let mut out = BTreeMap::new();
-        self.read_world(&mut |w| out = (self.truth().expected_counts)(w));
+        self.read_world(&mut |w| out = self.truth().expected_counts(w));
         out
     }
 
@@ -211,7 +211,7 @@ impl dyn EmulatedSystem + '_ {
             out = w
                 .net_changes_since(seq)
                 .into_iter()
-                .filter(|c| (self.truth().is_exposed)(w, c.kind, &c.key))
+                .filter(|c| self.truth().is_exposed(w, c.kind, &c.key))
                 .map(|c| (c.kind, c.key, c.op))
                 .collect()
         });

@@ -69,7 +69,7 @@ async fn truth(State(st): State<EmulatorState>, raw: RawQuery) -> Result<Respons
         today: w.today.format("%Y-%m-%d").to_string(),
         last_seq: w.last_seq(),
         counts: w.counts(),
-        exposed_counts: crate::truth::expected_counts(w),
+        exposed_counts: crate::truth::TRUTH.expected_counts(w),
         changes: w.net_changes_since(since),
     });
     Ok(axum::Json(truth).into_response())

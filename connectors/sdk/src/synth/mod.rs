@@ -14,7 +14,7 @@ mod truth;
 #[cfg(test)]
 mod tests;
 
-pub use exposure::SystemTruth;
+pub use exposure::{Reach, SystemTruth};
 pub use lookup::{SchoolLookup, WorldCell, WorldLookup};
 pub use state::*;
 
