@@ -33,6 +33,10 @@
 //!     change log holds exactly them; the next run completes;
 //!   - the request limit: a sync runs into it (the system counts refused requests) and
 //!     completes without an error, matching the truth.
+//! - **(e) after the year** ([`after_the_year`], on a second system whose school is
+//!   simulated past its last lesson) — a full sync into an empty store matches the truth,
+//!   marks entered after the last lesson included, and an incremental re-sync writes
+//!   nothing.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -342,4 +346,40 @@ async fn request_limit(system: &dyn EmulatedSystem, store: &dyn Store, case: &Fa
     assert_matches_truth(system, store, &format!("{f:?}: after the run")).await;
     report.failures.push(f);
     report.passed.push(format!("(d) {f:?}: {refused} refused requests absorbed, run completed"));
+}
+
+/// The day the kit's school is read after its year: three weeks after the last lesson
+/// of the synthetic calendar (26 May 2026), so that marks entered after the last lesson
+/// exist.
+pub fn after_the_year_day() -> chrono::NaiveDate {
+    chrono::NaiveDate::from_ymd_opt(2026, 6, 15).expect("a date")
+}
+
+/// (e) A school whose year is over, served by a second system (the test starts it with a
+/// world simulated past the last lesson, to [`after_the_year_day`]): a full sync into an
+/// empty store reproduces the ground truth, the marks entered after the year's last lesson
+/// included (a source that lists marks by the day they were entered must be read past the
+/// year's end), and an incremental re-sync writes nothing.
+pub async fn after_the_year(system: &dyn EmulatedSystem) -> String {
+    let name = system.system();
+    let mut late = 0;
+    system.read_world(&mut |w| {
+        late = w
+            .schools
+            .iter()
+            .map(|s| s.marks.values().filter(|m| m.entered_at.date() > s.year.end).count())
+            .sum::<usize>()
+    });
+    assert!(late > 0, "{name}: (e) the school has marks entered after its last lesson");
+    let fresh = TempStore::new().await;
+    let store = fresh.store.as_ref();
+    sync_ok(system, store, SyncMode::Full, "(e) a full sync after the year").await;
+    assert_matches_truth(system, store, "(e) after a full sync after the year").await;
+    let again = sync_ok(system, store, SyncMode::Incremental, "(e) an incremental re-sync after the year").await;
+    assert_eq!(
+        (again.stats.inserted, again.stats.updated, again.stats.deleted),
+        (0, 0, 0),
+        "{name}: (e) an incremental re-sync after the year writes nothing"
+    );
+    format!("(e) after the year: ground truth, {late} marks entered after the last lesson among them")
 }

@@ -2,7 +2,7 @@
 //! contract is `ejgate_sdk::acceptance`, each connector crate implements it over its
 //! emulator (feature `acceptance`), and `ejgate::acceptance::run` checks (a) the ground
 //! truth, (b) an idempotent re-sync, (c) exactly the generator's changes, (d) every failure
-//! the system can show. Connector-specific behaviour stays in `tests/<system>_sync.rs`.
+//! the system can show, (e) a school read after its year is over. Connector-specific behaviour stays in `tests/<system>_sync.rs`.
 
 use ejgate::acceptance::{self, KitReport};
 use ejgate_sdk::acceptance::{EmulatedSystem, Failure};
@@ -20,6 +20,10 @@ async fn kit<S: EmulatedSystem>(seed: u64) -> KitReport {
     declared.sort();
     exercised.sort();
     assert_eq!(exercised, declared);
+
+    let ended = SynthConfig { simulate_until: acceptance::after_the_year_day(), ..SynthConfig::small(seed) };
+    let system = S::start(World::generate(ended)).await.expect("the system starts");
+    println!("{}: {}", report.system, acceptance::after_the_year(&system).await);
     report
 }
 

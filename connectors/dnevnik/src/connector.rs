@@ -11,6 +11,9 @@
 //!   marks entered in the range, and attendance. Full runs read the year in pieces of
 //!   `chunk_days`; incremental runs re-read from the stream's cursor minus `window_days`
 //!   up to the source's today. The cursor is the last day read.
+//! - `late_marks` (per class or group, once the year's last lesson is past): the marks
+//!   entered after it, up to the source's today or the day before the next year starts
+//!   ([`DateRange::entries_close`]), re-read on every run.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -796,40 +799,7 @@ impl DnevnikConnector {
                 }
             }
         }
-        for mk in marks {
-            let (Some(mid), Some(person)) = (api::pick(&mk.id_str, &mk.id), api::pick(&mk.person_str, &mk.person))
-            else {
-                continue;
-            };
-            let entered_at = mk.date.as_deref().and_then(|d| parse_local_datetime(d, info.offset));
-            let value = mk.value.clone().unwrap_or_default();
-            let table = mk.kind.as_deref().and_then(|k| self.tables.marks.lookup(k, &mut warnings));
-            let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).or(t.values.get(&value)).copied());
-            if table.is_some() && numeric.is_none() {
-                warnings.push(format!(
-                    "mark {mid}: value «{value}» is not on the {} scale",
-                    mk.kind.as_deref().unwrap_or("?")
-                ));
-            }
-            let weight = mk.work_type.as_ref().and_then(|t| info.work_types.get(&t.0)).and_then(|t| t.1);
-            records.push(self.record(
-                Entity::Mark(m::Mark {
-                    student: self.id(EntityKind::Person, &person),
-                    lesson: api::pick(&mk.lesson_str, &mk.lesson).map(|l| self.id(EntityKind::Lesson, &l)),
-                    work: api::pick(&mk.work_str, &mk.work).map(|w| self.id(EntityKind::Work, &w)),
-                    subject: None,
-                    value,
-                    numeric,
-                    scale: table.map(|t| t.scale).unwrap_or(m::MarkScale::Other),
-                    weight,
-                    entered_at,
-                    entered_by: None,
-                }),
-                mid,
-                &scope,
-                entered_at.map(|d| d.date()),
-            ));
-        }
+        records.extend(self.mark_records(marks, &info, &scope, &mut warnings));
         for e in entries {
             let (Some(lesson), Some(person)) =
                 (api::pick(&e.lesson_str, &e.lesson), api::pick(&e.person_str, &e.person))
@@ -885,6 +855,74 @@ impl DnevnikConnector {
             }],
             warnings,
             requests: 3,
+        })
+    }
+
+    /// Canonical marks of a `marks/{from}/{to}` answer.
+    fn mark_records(
+        &self,
+        marks: Vec<api::Mark>,
+        info: &SchoolInfo,
+        scope: &str,
+        warnings: &mut Vec<String>,
+    ) -> Vec<Record> {
+        let mut out = Vec::with_capacity(marks.len());
+        for mk in marks {
+            let (Some(mid), Some(person)) = (api::pick(&mk.id_str, &mk.id), api::pick(&mk.person_str, &mk.person))
+            else {
+                continue;
+            };
+            let entered_at = mk.date.as_deref().and_then(|d| parse_local_datetime(d, info.offset));
+            let value = mk.value.clone().unwrap_or_default();
+            let table = mk.kind.as_deref().and_then(|k| self.tables.marks.lookup(k, warnings));
+            let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).or(t.values.get(&value)).copied());
+            if table.is_some() && numeric.is_none() {
+                warnings.push(format!(
+                    "mark {mid}: value «{value}» is not on the {} scale",
+                    mk.kind.as_deref().unwrap_or("?")
+                ));
+            }
+            let weight = mk.work_type.as_ref().and_then(|t| info.work_types.get(&t.0)).and_then(|t| t.1);
+            out.push(self.record(
+                Entity::Mark(m::Mark {
+                    student: self.id(EntityKind::Person, &person),
+                    lesson: api::pick(&mk.lesson_str, &mk.lesson).map(|l| self.id(EntityKind::Lesson, &l)),
+                    work: api::pick(&mk.work_str, &mk.work).map(|w| self.id(EntityKind::Work, &w)),
+                    subject: None,
+                    value,
+                    numeric,
+                    scale: table.map(|t| t.scale).unwrap_or(m::MarkScale::Other),
+                    weight,
+                    entered_at,
+                    entered_by: None,
+                }),
+                mid,
+                scope,
+                entered_at.map(|d| d.date()),
+            ));
+        }
+        out
+    }
+
+    /// Marks entered after the year's last lesson (`late_marks`, per class or group): the
+    /// marks list only, for the days after the year's end up to the source's today.
+    async fn fetch_late_marks(&self, p: &JournalParams) -> Result<Batch, SourceError> {
+        let info = self.school(&p.school)?;
+        let scope = format!("group:{}", p.group);
+        let (from, to) = (p.from.format("%Y-%m-%d"), p.to.format("%Y-%m-%d"));
+        let marks: Vec<api::Mark> =
+            self.client.get_json("data", &format!("edu-groups/{}/marks/{from}/{to}", p.group), &[]).await?.body;
+        let mut warnings = Vec::new();
+        let records = self.mark_records(marks, &info, &scope, &mut warnings);
+        Ok(Batch {
+            records,
+            coverage: vec![Coverage {
+                kinds: vec![EntityKind::Mark],
+                scope,
+                range: Some(DateRange::new(p.from, p.to)),
+            }],
+            warnings,
+            requests: 1,
         })
     }
 
@@ -964,18 +1002,6 @@ pub fn iana_zone(offset: FixedOffset) -> &'static str {
     }
 }
 
-/// Splits `[from, to]` into pieces of at most `days` days.
-fn pieces(from: NaiveDate, to: NaiveDate, days: u32) -> Vec<DateRange> {
-    let mut out = Vec::new();
-    let mut start = from;
-    while start <= to {
-        let end = (start + chrono::Days::new(days.max(1) as u64 - 1)).min(to);
-        out.push(DateRange::new(start, end));
-        start = end + chrono::Days::new(1);
-    }
-    out
-}
-
 #[async_trait]
 impl Connector for DnevnikConnector {
     fn instance(&self) -> &str {
@@ -1044,10 +1070,7 @@ impl Connector for DnevnikConnector {
                         }
                         _ => year.from,
                     };
-                    if from > end {
-                        continue;
-                    }
-                    for piece in pieces(from, end, self.config.chunk_days) {
+                    for piece in DateRange::new(from, end).pieces(self.config.chunk_days) {
                         let params = JournalParams {
                             school: school.clone(),
                             group: g.id.clone(),
@@ -1060,6 +1083,26 @@ impl Connector for DnevnikConnector {
                             scope: scope.clone(),
                             params: serde_json::to_value(params).expect("params serialize"),
                             cursor_after: Some(piece.to.format("%Y-%m-%d").to_string()),
+                        });
+                    }
+                    // Marks are listed by the day they were entered, and they are still
+                    // entered after the last lesson: read those days too, every run (one
+                    // request per group; no cursor, the range is short).
+                    let after_end = year.to + chrono::Days::new(1);
+                    let late_end = year.entries_close().min(today);
+                    if after_end <= late_end {
+                        let params = JournalParams {
+                            school: school.clone(),
+                            group: g.id.clone(),
+                            is_class: g.is_class,
+                            from: after_end,
+                            to: late_end,
+                        };
+                        chunks.push(Chunk {
+                            stream: "late_marks".into(),
+                            scope: scope.clone(),
+                            params: serde_json::to_value(params).expect("params serialize"),
+                            cursor_after: None,
                         });
                     }
                 }
@@ -1075,11 +1118,15 @@ impl Connector for DnevnikConnector {
             "school" => self.fetch_school(&str_param("school")).await,
             "roster" => self.fetch_roster(&str_param("school")).await,
             "final_marks" => self.fetch_final_marks(&str_param("group")).await,
-            "journal" => {
+            "journal" | "late_marks" => {
                 let params: JournalParams = serde_json::from_value(chunk.params.clone()).map_err(|e| {
-                    SourceError::config(&self.config.instance, "dnevnik", format!("bad journal chunk: {e}"))
+                    SourceError::config(&self.config.instance, "dnevnik", format!("bad {} chunk: {e}", chunk.stream))
                 })?;
-                self.fetch_journal(&params).await
+                if chunk.stream == "journal" {
+                    self.fetch_journal(&params).await
+                } else {
+                    self.fetch_late_marks(&params).await
+                }
             }
             other => Err(SourceError::config(&self.config.instance, "dnevnik", format!("unknown stream {other}"))),
         }
@@ -1113,17 +1160,6 @@ mod tests {
         );
         assert_eq!(c.classify(StatusCode::BAD_REQUEST, &body("parameterInvalid")).unwrap().kind, ErrorKind::Client);
         assert!(c.classify(StatusCode::BAD_GATEWAY, b"<html>").is_none());
-    }
-
-    #[test]
-    fn pieces_cover_the_range_without_gaps() {
-        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let p = pieces(d("2025-09-01"), d("2025-10-15"), 31);
-        assert_eq!(
-            p,
-            vec![DateRange::new(d("2025-09-01"), d("2025-10-01")), DateRange::new(d("2025-10-02"), d("2025-10-15"))]
-        );
-        assert!(pieces(d("2025-09-02"), d("2025-09-01"), 31).is_empty());
     }
 
     #[test]

@@ -11,7 +11,9 @@
 //! - `students`: the pupils and their class and group memberships;
 //! - `journal` (per date range, by lesson date): lessons with their homework and classroom
 //!   jobs, joined by the lessons' `homeworks_to_give` ids;
-//! - `marks` (per date range, by the day the mark was **created**);
+//! - `marks` (per date range, by the day the mark was **created**), up to the day before
+//!   the next year starts ([`DateRange::entries_close`]): marks are created after the
+//!   last lesson too;
 //! - `student` (per pupil): attendance and final marks.
 //!
 //! Full runs read the year in pieces of `chunk_days`; incremental runs re-read dated lists
@@ -834,18 +836,6 @@ fn person(p: api::PersonItem, role: m::Role) -> m::Person {
     }
 }
 
-/// Splits `[from, to]` into pieces of at most `days` days.
-fn pieces(from: NaiveDate, to: NaiveDate, days: u32) -> Vec<DateRange> {
-    let mut out = Vec::new();
-    let mut start = from;
-    while start <= to {
-        let end = (start + chrono::Days::new(days.max(1) as u64 - 1)).min(to);
-        out.push(DateRange::new(start, end));
-        start = end + chrono::Days::new(1);
-    }
-    out
-}
-
 /// The academic year to read: the one marked `current_year`, else the last one listed.
 fn choose_year(years: &[api::AcademicYear]) -> Option<&api::AcademicYear> {
     years.iter().find(|y| y.current_year).or(years.last())
@@ -912,15 +902,19 @@ impl Connector for EposConnector {
                 cursor_after: None,
             },
         ];
-        let end = to.min(today);
+        let year = DateRange::new(from, to);
         for stream in ["journal", "marks"] {
+            // Marks are listed by the day they were created, and they are still created
+            // after the last lesson: their stream runs on to the day the year's journal
+            // closes (or today).
+            let end = if stream == "marks" { year.entries_close() } else { to }.min(today);
             let from = match (ctx.mode, ctx.cursor(stream, &scope).and_then(parse_date)) {
                 (SyncMode::Incremental, Some(cursor)) => {
                     (cursor.min(end) - chrono::Days::new(self.config.window_days as u64)).max(from)
                 }
                 _ => from,
             };
-            for piece in pieces(from, end, self.config.chunk_days) {
+            for piece in DateRange::new(from, end).pieces(self.config.chunk_days) {
                 chunks.push(Chunk {
                     stream: stream.into(),
                     scope: scope.clone(),
@@ -1006,15 +1000,5 @@ mod tests {
         assert_eq!(t.work_types.get("Контрольная работа"), Some(&m::WorkKind::Control));
         assert_eq!(t.groups.get("elective"), Some(&m::GroupKind::Elective));
         assert_eq!(t.period_types.get("quarter"), Some(&m::PeriodKind::Quarter));
-    }
-
-    #[test]
-    fn pieces_cover_the_range_without_gaps() {
-        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-        let p = pieces(d("2025-09-01"), d("2025-10-15"), 31);
-        assert_eq!(
-            p,
-            vec![DateRange::new(d("2025-09-01"), d("2025-10-01")), DateRange::new(d("2025-10-02"), d("2025-10-15"))]
-        );
     }
 }

@@ -1096,18 +1096,6 @@ fn person(p: api::Profile, role: m::Role) -> m::Person {
     }
 }
 
-/// Splits `[from, to]` into pieces of at most `days` days.
-fn pieces(from: NaiveDate, to: NaiveDate, days: u32) -> Vec<DateRange> {
-    let mut out = Vec::new();
-    let mut start = from;
-    while start <= to {
-        let end = (start + chrono::Days::new(days.max(1) as u64 - 1)).min(to);
-        out.push(DateRange::new(start, end));
-        start = end + chrono::Days::new(1);
-    }
-    out
-}
-
 /// The academic year to read: the one marked `current_year`, else the last one listed.
 fn choose_year(years: &[api::AcademicYear]) -> Option<&api::AcademicYear> {
     years.iter().find(|y| y.current_year).or(years.last())
@@ -1238,7 +1226,7 @@ impl Connector for MosregConnector {
             }
             _ => from,
         };
-        for piece in pieces(journal_from, end, self.config.chunk_days) {
+        for piece in DateRange::new(journal_from, end).pieces(self.config.chunk_days) {
             chunks.push(Chunk {
                 stream: "journal".into(),
                 scope: scope.clone(),

@@ -200,6 +200,29 @@ impl DateRange {
     pub fn contains(&self, d: NaiveDate) -> bool {
         self.from <= d && d <= self.to
     }
+
+    /// The range cut into consecutive pieces of at most `days` days, without gaps (none
+    /// when the range is empty): the date ranges of a connector's chunks.
+    pub fn pieces(&self, days: u32) -> Vec<DateRange> {
+        let mut out = Vec::new();
+        let mut start = self.from;
+        while start <= self.to {
+            let end = (start + chrono::Days::new(days.max(1) as u64 - 1)).min(self.to);
+            out.push(DateRange::new(start, end));
+            start = end + chrono::Days::new(1);
+        }
+        out
+    }
+
+    /// For an academic year (учебный год): the last day its journal can still receive
+    /// entries, the day before the same date a year after its start (31 August for a year
+    /// that starts on 1 September). Marks go on being entered after the last lesson — late
+    /// marks, retakes, corrections — so a source that lists marks by the day they were
+    /// entered must be read up to this day (or today, if earlier), not to the year's end.
+    pub fn entries_close(&self) -> NaiveDate {
+        let next = self.from.checked_add_months(chrono::Months::new(12)).unwrap_or(self.to);
+        (next - chrono::Days::new(1)).max(self.to)
+    }
 }
 
 /// Every canonical entity. The kind is the variant.
@@ -782,6 +805,28 @@ mod tests {
         assert_ne!(a.id(EntityKind::Mark, "1"), b.id(EntityKind::Mark, "1"));
         assert_ne!(a.id(EntityKind::Mark, "1"), a.id(EntityKind::Lesson, "1"));
         assert_eq!(a.id(EntityKind::Mark, "1").get_version_num(), 5);
+    }
+
+    #[test]
+    fn pieces_cover_the_range_without_gaps() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        let p = DateRange::new(d("2025-09-01"), d("2025-10-15")).pieces(31);
+        assert_eq!(
+            p,
+            vec![DateRange::new(d("2025-09-01"), d("2025-10-01")), DateRange::new(d("2025-10-02"), d("2025-10-15"))]
+        );
+        assert!(DateRange::new(d("2025-09-02"), d("2025-09-01")).pieces(31).is_empty());
+        assert_eq!(DateRange::new(d("2025-09-01"), d("2025-09-03")).pieces(0).len(), 3);
+    }
+
+    #[test]
+    fn a_years_journal_takes_entries_until_the_next_year_starts() {
+        let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
+        assert_eq!(DateRange::new(d("2025-09-01"), d("2026-05-26")).entries_close(), d("2026-08-31"));
+        // The same when the summer is in a leap year.
+        assert_eq!(DateRange::new(d("2027-09-01"), d("2028-05-31")).entries_close(), d("2028-08-31"));
+        // A "year" longer than twelve months (a source's odd data) closes at its own end.
+        assert_eq!(DateRange::new(d("2025-09-01"), d("2026-09-30")).entries_close(), d("2026-09-30"));
     }
 
     #[test]

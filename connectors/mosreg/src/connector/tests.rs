@@ -81,16 +81,6 @@ fn a_mappings_dir_replaces_a_table() {
 }
 
 #[test]
-fn pieces_cover_the_range_without_gaps() {
-    let d = |s| NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap();
-    let p = pieces(d("2025-09-01"), d("2025-10-15"), 31);
-    assert_eq!(
-        p,
-        vec![DateRange::new(d("2025-09-01"), d("2025-10-01")), DateRange::new(d("2025-10-02"), d("2025-10-15"))]
-    );
-}
-
-#[test]
 fn the_refusal_hint_names_the_token_and_where_it_goes() {
     let h = refused_hint("mosreg-16", "/etc/ejgate/mosreg.token");
     for part in ["mosreg-16", "aupd_token", "Госуслуги", "/etc/ejgate/mosreg.token", "v2/token/refresh"] {
