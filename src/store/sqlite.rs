@@ -19,7 +19,7 @@
 //!   instead of probing the id index), and coverage joins are `CROSS JOIN`s so that SQLite
 //!   keeps the small list of coverages as the outer loop.
 //! - Throughput: the engine writes the chunks that have already been fetched together
-//!   (up to 25,000 records per transaction; see `sync::GROUP_RECORDS`), because canonical
+//!   (up to 25,000 records per transaction; see `sync::GROUP_RECORDS` and `sync::WAITING_RECORDS`), because canonical
 //!   ids are random and every commit rewrites the id-index pages its records touch. The
 //!   WAL is checkpointed after every commit by a thread of its own ([`Checkpointer`]), not
 //!   inside the writer's commits; the writer's own auto-checkpoint (25,000 pages) is only a

@@ -28,8 +28,17 @@ const MAX_WARNINGS: usize = 200;
 /// store still gets a commit per chunk, as soon as it arrives.
 const GROUP_RECORDS: usize = 25_000;
 
-/// Fetched batches waiting for the writer (memory is bounded by this many batches).
-const WAITING_BATCHES: usize = 16;
+/// Records fetched and not yet written (waiting, or in the group being written): memory is
+/// bounded by this many records plus the chunks in flight. Twice a group, so that the
+/// next group fills while one is written. The bound is in records, not in batches: a run
+/// whose chunks are small (the journal of a subgroup: a few dozen records) still fills
+/// whole groups. With a bound of 16 batches, the second half of a large school's first
+/// sync was written in commits of about 1,000 records, at half the rate of the first.
+const WAITING_RECORDS: usize = 2 * GROUP_RECORDS;
+
+/// Fetched batches waiting for the writer, at most (empty batches hold no records, so the
+/// record bound alone would not bound them).
+const WAITING_BATCHES: usize = 1024;
 
 /// What a sync run reports to whoever shows progress (the CLI's bars, the daemon's log).
 pub trait Progress: Send + Sync {
@@ -111,11 +120,15 @@ async fn drive(
     options.progress.planned(&plan.chunks);
 
     // Fetching runs ahead of writing in its own task, at most `concurrency` chunks in
-    // flight and `WAITING_BATCHES` finished batches waiting: memory stays bounded by that.
+    // flight and `WAITING_RECORDS` records fetched and not yet written (each waiting batch
+    // holds permits for its records until its group is written): memory stays bounded by
+    // that.
     let concurrency = options.concurrency.max(1);
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(Chunk, Result<Canonical, String>)>(WAITING_BATCHES);
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Fetched>(WAITING_BATCHES);
+    let room = Arc::new(tokio::sync::Semaphore::new(WAITING_RECORDS));
     let fetcher = {
         let connector = connector.clone();
+        let room = room.clone();
         tokio::spawn(async move {
             let mut fetched = futures::stream::iter(plan.chunks)
                 .map(|chunk| {
@@ -128,9 +141,12 @@ async fn drive(
                     }
                 })
                 .buffered(concurrency);
-            while let Some(item) = fetched.next().await {
-                let failed = item.1.is_err();
-                if tx.send(item).await.is_err() || failed {
+            while let Some((chunk, result)) = fetched.next().await {
+                let failed = result.is_err();
+                // A batch larger than the whole bound waits until nothing else does.
+                let records = result.as_ref().map_or(0, |b| b.upserts.len()).min(WAITING_RECORDS);
+                let Ok(permit) = room.clone().acquire_many_owned(records as u32).await else { break };
+                if tx.send(Fetched { chunk, result, room: permit }).await.is_err() || failed {
                     break;
                 }
             }
@@ -143,10 +159,13 @@ async fn drive(
         // Wait for one chunk, then take whatever else has already arrived.
         let Some(first) = rx.recv().await else { break };
         let mut group: Vec<(Chunk, Canonical)> = Vec::new();
+        // The group's permits: the room they hold is given back once the group is written.
+        let mut held = Vec::new();
         let mut records = 0;
         let mut next = Some(first);
-        while let Some((chunk, fetched)) = next.take() {
-            match fetched {
+        while let Some(Fetched { chunk, result, room }) = next.take() {
+            held.push(room);
+            match result {
                 Ok(batch) => {
                     records += batch.upserts.len();
                     group.push((chunk, batch));
@@ -180,6 +199,7 @@ async fn drive(
         let t = Instant::now();
         let written = write_group(store, run, &source, &mut group).await;
         *store_time += t.elapsed();
+        drop(held);
         match written {
             Ok(changes) => {
                 stats.inserted += changes.iter().filter(|op| **op == ChangeOp::Insert).count() as u64;
@@ -204,6 +224,14 @@ async fn drive(
     drop(rx);
     fetcher.abort();
     result
+}
+
+/// A fetched chunk on its way to the writer, with the room its records take.
+struct Fetched {
+    chunk: Chunk,
+    result: Result<Canonical, String>,
+    /// Given back when the group the chunk is written in has been written.
+    room: tokio::sync::OwnedSemaphorePermit,
 }
 
 /// Diffs fetched chunks against the store and applies them, with their cursors, in one
