@@ -253,6 +253,9 @@ pub trait Store: Send + Sync {
         coverages: &[(Vec<EntityKind>, String, Option<DateRange>)],
     ) -> StoreResult<HashMap<Uuid, Existing>>;
 
+    /// Whether the store holds any record (live or tombstone) of the source.
+    async fn holds_source(&self, source: &str) -> StoreResult<bool>;
+
     /// Apply one batch in one transaction: upserts, tombstones, change-log rows (before =
     /// the stored content, after = the new content), `last_seen` of unchanged records, and
     /// the cursor. Either all of it commits or none.

@@ -407,6 +407,14 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
+    async fn holds_source(&self, source: &str) -> StoreResult<bool> {
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM records WHERE source = $1)")
+            .bind(source)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db("look for records of the source"))
+    }
+
     async fn apply(&self, run: RunId, source: &str, changes: &ChangeSet, cursors: &[CursorUpdate]) -> StoreResult<()> {
         check_change_set(changes)?;
         let at = now_micros();

@@ -639,6 +639,15 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn holds_source(&self, source: &str) -> StoreResult<bool> {
+        // The writer, as `existing`: the engine asks before it writes.
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM records WHERE source = ?1)")
+            .bind(source)
+            .fetch_one(&self.writer)
+            .await
+            .map_err(db("look for records of the source"))
+    }
+
     async fn apply(&self, run: RunId, source: &str, changes: &ChangeSet, cursors: &[CursorUpdate]) -> StoreResult<()> {
         check_change_set(changes)?;
         let at = ts(now_micros());

@@ -40,6 +40,10 @@ const WAITING_RECORDS: usize = 2 * GROUP_RECORDS;
 /// record bound alone would not bound them).
 const WAITING_BATCHES: usize = 1024;
 
+/// Ids a run tracks in memory to spare the store lookups of ids it cannot hold (see
+/// [`KnownIds`]); a source larger than this is looked up id by id as any other.
+const TRACKED_IDS: usize = 2_000_000;
+
 /// What a sync run reports to whoever shows progress (the CLI's bars, the daemon's log).
 pub trait Progress: Send + Sync {
     fn planned(&self, _chunks: &[Chunk]) {}
@@ -116,6 +120,7 @@ async fn drive(
 ) -> Result<(), String> {
     let source = connector.instance().to_string();
     let cursors = store.cursors(&source).await.map_err(|e| e.to_string())?;
+    let mut known = KnownIds::at_start(store.holds_source(&source).await.map_err(|e| e.to_string())?);
     let plan = connector.plan(&PlanContext { mode: options.mode, cursors }).await.map_err(|e| e.to_string())?;
     options.progress.planned(&plan.chunks);
 
@@ -197,7 +202,7 @@ async fn drive(
         // Writing takes the records out of the group; progress reports each chunk's size.
         let sizes: Vec<usize> = group.iter().map(|(_, batch)| batch.upserts.len()).collect();
         let t = Instant::now();
-        let written = write_group(store, run, &source, &mut group).await;
+        let written = write_group(store, run, &source, &mut group, &mut known).await;
         *store_time += t.elapsed();
         drop(held);
         match written {
@@ -226,6 +231,51 @@ async fn drive(
     result
 }
 
+/// Which of a batch's ids the store may already hold, so that the diff's read asks only for
+/// those. When the run starts on a source the store holds nothing of (its first sync), the
+/// only records of the source the store can hold are the ones this run writes: the run
+/// keeps their ids, and a batch's lookup by id asks for the ids among them (a record brought
+/// twice, by two chunks) instead of every id of the batch — in a first sync that is a
+/// lookup of 25,000 ids that cannot be there, per group, in an index that grows to the size
+/// of the school. The coverage part of the read is asked as always. Otherwise (the source
+/// had records, or more than [`TRACKED_IDS`] are written) every id is asked for.
+///
+/// This relies on what the engine already assumes: a source is synced by one run at a time
+/// (`begin_run` closes runs of a process that died).
+struct KnownIds {
+    /// `None`: every id may be in the store.
+    written: Option<HashSet<Uuid>>,
+    /// At most this many ids are tracked.
+    limit: usize,
+}
+
+impl KnownIds {
+    fn at_start(source_has_records: bool) -> KnownIds {
+        KnownIds { written: (!source_has_records).then(HashSet::new), limit: TRACKED_IDS }
+    }
+
+    /// The ids of `ids` to look up.
+    fn to_look_up(&self, ids: &[Uuid]) -> Vec<Uuid> {
+        let mut out: Vec<Uuid> = match &self.written {
+            None => ids.to_vec(),
+            Some(written) => ids.iter().filter(|id| written.contains(id)).copied().collect(),
+        };
+        // In index order: neighbouring lookups touch neighbouring pages.
+        out.sort_unstable();
+        out
+    }
+
+    /// After a batch is committed: its upserts are in the store now.
+    fn wrote(&mut self, ids: impl Iterator<Item = Uuid>) {
+        if let Some(written) = &mut self.written {
+            written.extend(ids);
+            if written.len() > self.limit {
+                self.written = None;
+            }
+        }
+    }
+}
+
 /// A fetched chunk on its way to the writer, with the room its records take.
 struct Fetched {
     chunk: Chunk,
@@ -241,6 +291,7 @@ async fn write_group(
     run: RunId,
     source: &str,
     group: &mut [(Chunk, Canonical)],
+    known: &mut KnownIds,
 ) -> Result<Vec<ChangeOp>, String> {
     let mut upserts = Vec::with_capacity(group.iter().map(|(_, b)| b.upserts.len()).sum());
     let mut coverages = Vec::new();
@@ -259,18 +310,21 @@ async fn write_group(
     let read = upserts.len();
     let ids: Vec<Uuid> = upserts.iter().map(|r| r.id).collect();
     let read_started = Instant::now();
-    let existing = store.existing(source, &ids, &coverages).await.map_err(|e| e.to_string())?;
+    let asked = known.to_look_up(&ids);
+    let existing = store.existing(source, &asked, &coverages).await.map_err(|e| e.to_string())?;
     let read_time = read_started.elapsed();
     let changes = diff(upserts, &existing);
     let ops: Vec<ChangeOp> =
         changes.upserts.iter().map(|u| u.op).chain(changes.deletes.iter().map(|_| ChangeOp::Delete)).collect();
     let apply_started = Instant::now();
     store.apply(run, source, &changes, &cursors).await.map_err(|e| e.to_string())?;
+    known.wrote(changes.upserts.iter().map(|u| u.id));
     tracing::debug!(
         chunks = group.len(),
         first_stream = %group[0].0.stream,
         first_scope = %group[0].0.scope,
         records = read,
+        looked_up = asked.len(),
         changes = ops.len(),
         read_ms = read_time.as_millis() as u64,
         apply_ms = apply_started.elapsed().as_millis() as u64,
@@ -422,6 +476,27 @@ mod tests {
             vec![(renamed_new.id, ChangeOp::KeyChange), (revived.id, ChangeOp::Insert), (new.id, ChangeOp::Insert)]
         );
         assert_eq!(changes.deletes, vec![(gone.id, EntityKind::Subject)]);
+    }
+
+    #[test]
+    fn a_first_sync_looks_up_only_the_ids_it_has_written() {
+        let id = |n: u128| Uuid::from_u128(n);
+        let batch: Vec<Uuid> = (1..=5).rev().map(id).collect();
+
+        // A source the store already holds: every id, in index order.
+        assert_eq!(KnownIds::at_start(true).to_look_up(&batch), (1..=5).map(id).collect::<Vec<_>>());
+
+        // A source the store holds nothing of: only what the run has written.
+        let mut known = KnownIds::at_start(false);
+        assert!(known.to_look_up(&batch).is_empty());
+        known.wrote([id(4), id(2), id(9)].into_iter());
+        assert_eq!(known.to_look_up(&batch), vec![id(2), id(4)]);
+
+        // Past the limit the run stops tracking and looks up every id again.
+        known.limit = 4;
+        known.wrote([id(10), id(11)].into_iter());
+        assert!(known.written.is_none());
+        assert_eq!(known.to_look_up(&batch).len(), 5);
     }
 
     #[test]
