@@ -256,6 +256,22 @@ mod scenarios {
         assert!(!marks[0].deleted);
     }
 
+    pub async fn holds_source_tells_whether_a_source_has_records(env: &Env) {
+        let store = env.open().await;
+        assert!(!store.holds_source(SRC).await.unwrap(), "an empty store holds nothing");
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        assert!(!store.holds_source(SRC).await.unwrap(), "a run alone is no record");
+        let m = mark(ChangeOp::Insert, "1", "5");
+        store.apply(run, SRC, &inserts(vec![m.clone()]), &[]).await.unwrap();
+        assert!(store.holds_source(SRC).await.unwrap());
+        assert!(!store.holds_source(OTHER).await.unwrap(), "another source's records do not count");
+        // A tombstone is still a record of the source.
+        let gone = ChangeSet { deletes: vec![(m.id, m.kind)], ..ChangeSet::default() };
+        store.apply(run, SRC, &gone, &[]).await.unwrap();
+        assert_eq!(store.counts(Some(SRC)).await.unwrap(), vec![count(EntityKind::Mark, 0, 1)]);
+        assert!(store.holds_source(SRC).await.unwrap());
+    }
+
     pub async fn update_logs_before_and_after(env: &Env) {
         let store = env.open().await;
         let run = store.begin_run(SRC, "full").await.unwrap();
@@ -884,6 +900,7 @@ macro_rules! store_suite {
 store_suite!(
     migrations_are_idempotent,
     insert_then_counts,
+    holds_source_tells_whether_a_source_has_records,
     update_logs_before_and_after,
     unchanged_seen_logs_nothing,
     delete_makes_tombstone_and_logs_before,
