@@ -214,6 +214,9 @@ pub struct SourceClient {
     classifier: Arc<dyn ErrorClassifier>,
     limiters: HashMap<String, Arc<DefaultDirectRateLimiter>>,
     default_limiter: Option<Arc<DefaultDirectRateLimiter>>,
+    /// Until when every request of this client holds back, after the source answered with
+    /// its request limit (see [`SourceClient::hold_back`]).
+    paused_until: std::sync::Mutex<Option<tokio::time::Instant>>,
     stats: Arc<ClientStats>,
 }
 
@@ -253,6 +256,7 @@ impl SourceClient {
             classifier,
             limiters,
             default_limiter,
+            paused_until: std::sync::Mutex::new(None),
             stats: Arc::new(ClientStats::default()),
         })
     }
@@ -345,7 +349,9 @@ impl SourceClient {
                     if limited_attempt >= retry.max_rate_limited_attempts {
                         return Err(self.error(&method, path, kind, detail, Some("The source keeps answering with its request limit: lower requests_per_second for this source".into())));
                     }
-                    retry_after.unwrap_or_else(|| backoff(retry, limited_attempt))
+                    let delay = retry_after.unwrap_or_else(|| backoff(retry, limited_attempt));
+                    self.hold_back(delay);
+                    delay
                 }
                 ErrorKind::Unauthorized if !renewed => {
                     renewed = true;
@@ -389,7 +395,26 @@ impl SourceClient {
         }
     }
 
+    /// The source answered with its request limit: every request of this client waits
+    /// `delay` before its next attempt, not only the refused one. Requests that retried
+    /// each on its own clock kept the source at its limit (with a dozen requests in flight,
+    /// most attempts were refused again, and a request could run out of attempts); holding
+    /// all of them back gives the source's window time to empty.
+    fn hold_back(&self, delay: Duration) {
+        let until = tokio::time::Instant::now() + delay;
+        let mut paused = self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if paused.is_none_or(|p| p < until) {
+            *paused = Some(until);
+        }
+    }
+
     async fn wait_for_limit(&self, class: &str) {
+        let paused = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(until) = paused.filter(|u| *u > tokio::time::Instant::now()) {
+            let started = Instant::now();
+            tokio::time::sleep_until(until).await;
+            self.stats.rate_limit_wait_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+        }
         let limiter = self.limiters.get(class).or(self.default_limiter.as_ref());
         if let Some(limiter) = limiter {
             if limiter.check().is_err() {
@@ -641,5 +666,89 @@ mod tests {
         }
         let spread: std::collections::BTreeSet<u128> = (0..50).map(|_| backoff(&policy, 5).as_micros()).collect();
         assert!(spread.len() > 10, "jitter must vary the delays");
+    }
+}
+
+/// The client against a real HTTP server on loopback (a few lines of HTTP/1.1 over tokio).
+#[cfg(test)]
+mod loopback_tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    struct NoAuth;
+    #[async_trait]
+    impl Authenticator for NoAuth {
+        async fn authorize(&self, request: RequestBuilder) -> Result<RequestBuilder, String> {
+            Ok(request)
+        }
+    }
+
+    struct NoBodies;
+    impl ErrorClassifier for NoBodies {
+        fn classify(&self, _: StatusCode, _: &[u8]) -> Option<Classified> {
+            None
+        }
+    }
+
+    /// A source that answers its very first request with its request limit
+    /// (`429`, `Retry-After: 1`) and every later one with `{}`; it reports each request's
+    /// path and arrival time.
+    async fn source_limiting_its_first_request() -> (Url, tokio::sync::mpsc::UnboundedReceiver<(String, Instant)>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url: Url = format!("http://{}/", listener.local_addr().unwrap()).parse().unwrap();
+        let (seen, arrivals) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut first = true;
+            loop {
+                let Ok((mut socket, _)) = listener.accept().await else { return };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let path = String::from_utf8_lossy(&head).split_whitespace().nth(1).unwrap_or_default().to_string();
+                let _ = seen.send((path, Instant::now()));
+                let answer: &[u8] = if std::mem::take(&mut first) {
+                    b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 1\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                } else {
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}"
+                };
+                let _ = socket.write_all(answer).await;
+            }
+        });
+        (url, arrivals)
+    }
+
+    #[tokio::test]
+    async fn a_request_limit_answer_holds_back_every_request_of_the_client() {
+        let (url, mut arrivals) = source_limiting_its_first_request().await;
+        let client = Arc::new(
+            SourceClient::new(ClientConfig::new("t", "test", url), Arc::new(NoAuth), Arc::new(NoBodies)).unwrap(),
+        );
+
+        let refused = {
+            let client = client.clone();
+            tokio::spawn(async move { client.get_json::<serde_json::Value>("data", "first", &[]).await })
+        };
+        let (path, limited_at) = arrivals.recv().await.unwrap();
+        assert_eq!(path, "/first");
+        // Wait until the client has read the refusal (it counts it), then ask for another
+        // endpoint: it must wait out the source's Retry-After too, not go at once.
+        while client.stats().rate_limited.load(Ordering::Relaxed) == 0 {
+            tokio::task::yield_now().await;
+        }
+        let other = client.get_json::<serde_json::Value>("data", "second", &[]).await;
+        assert!(other.is_ok(), "{other:?}");
+        let mut later = Vec::new();
+        while let Ok(arrival) = arrivals.try_recv() {
+            later.push(arrival);
+        }
+        let second = later.iter().find(|(p, _)| p == "/second").expect("the second request reached the source");
+        let waited = second.1 - limited_at;
+        assert!(waited >= Duration::from_millis(950), "the second request went {waited:?} after the refusal");
+        assert!(refused.await.unwrap().is_ok(), "the refused request succeeds on its retry");
     }
 }
