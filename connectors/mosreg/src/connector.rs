@@ -354,12 +354,13 @@ struct JournalRecords {
 }
 
 /// A lesson as its first copy placed it: what the pupils' later copies need.
-struct SeenLesson<'a> {
+struct SeenLesson {
     id: uuid::Uuid,
     date: NaiveDate,
     subject: Option<uuid::Uuid>,
-    /// The raw homework of the first copy; a copy with other homework is read again.
-    homework: Option<&'a str>,
+    /// The raw homework of the first copy; a copy with other homework is read again. Kept
+    /// as its own text, so that the answer it came from can go as soon as it is read.
+    homework: Option<Box<str>>,
 }
 
 /// The «Моя школа» connector.
@@ -795,14 +796,14 @@ impl MosregConnector {
 
     /// The lesson, works and homework of a lesson's first copy; `None` when the lesson
     /// cannot be placed (no date or no class), with a warning.
-    fn first_copy<'a>(
+    fn first_copy(
         &self,
         info: &SchoolInfo,
         lesson_id: &str,
         ev: api::LessonEvent,
-        homework: Option<&'a RawValue>,
+        homework: Option<&RawValue>,
         out: &mut JournalRecords,
-    ) -> Option<SeenLesson<'a>> {
+    ) -> Option<SeenLesson> {
         let Some(date) = ev.start_at.as_deref().and_then(parse_datetime).map(|(dt, _)| dt.date()) else {
             out.warnings.push(format!("event {lesson_id}: no start_at; left out"));
             return None;
@@ -831,7 +832,7 @@ impl MosregConnector {
                 Some(date),
             ),
         );
-        let lesson = SeenLesson { id, date, subject, homework: homework.map(RawValue::get) };
+        let lesson = SeenLesson { id, date, subject, homework: homework.map(|h| h.get().into()) };
         self.add_tasks(ev.homework, &lesson, out);
         Some(lesson)
     }
@@ -873,15 +874,16 @@ impl MosregConnector {
 
     async fn fetch_journal(&self, p: &RangeParams) -> Result<Batch, SourceError> {
         let info = self.info()?;
-        let answers: Vec<(String, Bytes, Vec<api::FamilyMark>)> = futures::stream::iter(info.pupils.clone())
+        // Each pupil's answers are read as they arrive and then dropped: a month of events
+        // of a whole school, kept until the last pupil's came, was about a gigabyte per
+        // chunk in flight.
+        let mut answers = futures::stream::iter(info.pupils.clone())
             .map(|(pupil, guid)| async move {
                 let (events, marks) = self.pupil_journal(&pupil, &guid, p).await?;
                 Ok::<_, SourceError>((pupil, events, marks))
             })
-            .buffer_unordered(self.config.pupils_in_parallel.max(1))
-            .try_collect()
-            .await?;
-        let requests = 2 * answers.len() as u32;
+            .buffer_unordered(self.config.pupils_in_parallel.max(1));
+        let mut requests = 0;
         let mut out = JournalRecords {
             scope: format!("journal:{}", info.school),
             warnings: Vec::new(),
@@ -892,7 +894,9 @@ impl MosregConnector {
         };
         // Lessons by source id as their first copy placed them (`None`: left out).
         let mut seen: HashMap<String, Option<SeenLesson>> = HashMap::new();
-        for (pupil, body, family) in &answers {
+        while let Some((pupil, body, family)) = answers.try_next().await? {
+            requests += 2;
+            let (pupil, body) = (&pupil, &body);
             let student = self.id(EntityKind::Person, pupil);
             let created: HashMap<&str, &api::FamilyMark> = family.iter().map(|f| (f.id.0.as_str(), f)).collect();
             let events: api::Events = self.web.parse_body(&Method::GET, EVENTS, body)?;
@@ -905,7 +909,7 @@ impl MosregConnector {
                     seen.insert(lesson_id.clone(), placed);
                 }
                 let Some(Some(lesson)) = seen.get(&lesson_id) else { continue };
-                if ev.homework.map(RawValue::get) != lesson.homework {
+                if ev.homework.map(RawValue::get) != lesson.homework.as_deref() {
                     // This pupil's homework differs from the first copy's: read it too.
                     let homework: Option<api::EventHomework> = match ev.homework {
                         Some(raw) => self.event_part(raw, pupil, n)?,
