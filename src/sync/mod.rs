@@ -1,6 +1,7 @@
 //! The sync engine: plan → fetch (bounded concurrency) → diff by canonical id and content
-//! hash → one store transaction per batch, with the batch's cursor in the same
-//! transaction. The engine is the only writer of source data.
+//! hash → one store transaction per group of fetched batches (up to `GROUP_RECORDS`
+//! records), with the batches' cursors in the same transaction. The engine is the only
+//! writer of source data.
 //!
 //! A run that fails (a source error, a store error) is marked failed with the error's text;
 //! what was committed before stays, the failing batch's cursor does not move, and the next
