@@ -1070,40 +1070,28 @@ impl Connector for DnevnikConnector {
                         }
                         _ => year.from,
                     };
-                    for piece in DateRange::new(from, end).pieces(self.config.chunk_days) {
-                        let params = JournalParams {
+                    let chunk = |stream: &str, range: DateRange, cursor_after: Option<String>| Chunk {
+                        stream: stream.into(),
+                        scope: scope.clone(),
+                        params: serde_json::to_value(JournalParams {
                             school: school.clone(),
                             group: g.id.clone(),
                             is_class: g.is_class,
-                            from: piece.from,
-                            to: piece.to,
-                        };
-                        chunks.push(Chunk {
-                            stream: "journal".into(),
-                            scope: scope.clone(),
-                            params: serde_json::to_value(params).expect("params serialize"),
-                            cursor_after: Some(piece.to.format("%Y-%m-%d").to_string()),
-                        });
+                            from: range.from,
+                            to: range.to,
+                        })
+                        .expect("params serialize"),
+                        cursor_after,
+                    };
+                    for piece in DateRange::new(from, end).pieces(self.config.chunk_days) {
+                        chunks.push(chunk("journal", piece, Some(piece.to.format("%Y-%m-%d").to_string())));
                     }
                     // Marks are listed by the day they were entered, and they are still
                     // entered after the last lesson: read those days too, every run (one
                     // request per group; no cursor, the range is short).
-                    let after_end = year.to + chrono::Days::new(1);
-                    let late_end = year.entries_close().min(today);
-                    if after_end <= late_end {
-                        let params = JournalParams {
-                            school: school.clone(),
-                            group: g.id.clone(),
-                            is_class: g.is_class,
-                            from: after_end,
-                            to: late_end,
-                        };
-                        chunks.push(Chunk {
-                            stream: "late_marks".into(),
-                            scope: scope.clone(),
-                            params: serde_json::to_value(params).expect("params serialize"),
-                            cursor_after: None,
-                        });
+                    let late = DateRange::new(year.to + chrono::Days::new(1), year.entries_close().min(today));
+                    if late.from <= late.to {
+                        chunks.push(chunk("late_marks", late, None));
                     }
                 }
             }
@@ -1114,20 +1102,17 @@ impl Connector for DnevnikConnector {
 
     async fn fetch(&self, chunk: &Chunk) -> Result<Batch, SourceError> {
         let str_param = |name: &str| chunk.params.get(name).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+        let journal_params = || {
+            serde_json::from_value::<JournalParams>(chunk.params.clone()).map_err(|e| {
+                SourceError::config(&self.config.instance, "dnevnik", format!("bad {} chunk: {e}", chunk.stream))
+            })
+        };
         match chunk.stream.as_str() {
             "school" => self.fetch_school(&str_param("school")).await,
             "roster" => self.fetch_roster(&str_param("school")).await,
             "final_marks" => self.fetch_final_marks(&str_param("group")).await,
-            "journal" | "late_marks" => {
-                let params: JournalParams = serde_json::from_value(chunk.params.clone()).map_err(|e| {
-                    SourceError::config(&self.config.instance, "dnevnik", format!("bad {} chunk: {e}", chunk.stream))
-                })?;
-                if chunk.stream == "journal" {
-                    self.fetch_journal(&params).await
-                } else {
-                    self.fetch_late_marks(&params).await
-                }
-            }
+            "journal" => self.fetch_journal(&journal_params()?).await,
+            "late_marks" => self.fetch_late_marks(&journal_params()?).await,
             other => Err(SourceError::config(&self.config.instance, "dnevnik", format!("unknown stream {other}"))),
         }
     }

@@ -896,10 +896,10 @@ impl MosregConnector {
         let mut seen: HashMap<String, Option<SeenLesson>> = HashMap::new();
         while let Some((pupil, body, family)) = answers.try_next().await? {
             requests += 2;
-            let (pupil, body) = (&pupil, &body);
+            let pupil = pupil.as_str();
             let student = self.id(EntityKind::Person, pupil);
             let created: HashMap<&str, &api::FamilyMark> = family.iter().map(|f| (f.id.0.as_str(), f)).collect();
-            let events: api::Events = self.web.parse_body(&Method::GET, EVENTS, body)?;
+            let events: api::Events = self.web.parse_body(&Method::GET, EVENTS, &body)?;
             for (n, raw) in events.response.unwrap_or_default().into_iter().enumerate() {
                 let ev: api::PupilEvent = self.event_part(raw, pupil, n)?;
                 let lesson_id = ev.id.0;

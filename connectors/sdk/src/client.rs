@@ -397,8 +397,8 @@ impl SourceClient {
 
     /// The source answered with its request limit: every request of this client waits
     /// `delay` before its next attempt, not only the refused one. Requests that retried
-    /// each on its own clock kept the source at its limit (with a dozen requests in flight,
-    /// most attempts were refused again, and a request could run out of attempts); holding
+    /// each on its own clock kept the source at its limit (with sixteen requests in flight,
+    /// as «Моя школа» has, most attempts were refused again); holding
     /// all of them back gives the source's window time to empty.
     fn hold_back(&self, delay: Duration) {
         let until = tokio::time::Instant::now() + delay;
