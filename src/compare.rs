@@ -328,6 +328,9 @@ mod tests {
             date: None,
             source_updated_at: None,
             entity: Entity::Mark(ejgate_sdk::model::Mark {
+                comment: None,
+                is_point: false,
+                point_date: None,
                 student: ids.id(EntityKind::Person, student),
                 lesson: None,
                 work: None,

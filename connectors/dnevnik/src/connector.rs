@@ -553,7 +553,7 @@ impl DnevnikConnector {
             },
             Coverage { kinds: vec![EntityKind::Person], scope: staff_scope, range: None },
         ];
-        Batch { records, coverage, warnings, requests: 0 }
+        Batch { skipped: Vec::new(), records, coverage, warnings, requests: 0 }
     }
 
     async fn fetch_school(&self, school: &str) -> Result<Batch, SourceError> {
@@ -645,6 +645,7 @@ impl DnevnikConnector {
             }
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![
                 Coverage { kinds: vec![EntityKind::Person], scope: scope_people, range: None },
@@ -694,6 +695,7 @@ impl DnevnikConnector {
             }
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![Coverage { kinds: vec![EntityKind::FinalMark], scope, range: None }],
             warnings,
@@ -742,6 +744,7 @@ impl DnevnikConnector {
             records.push(
                 self.record(
                     Entity::Lesson(m::Lesson {
+                        section: None,
                         unit,
                         subject: l
                             .subject
@@ -766,6 +769,7 @@ impl DnevnikConnector {
                 if w.kind.as_deref() == Some("Homework") {
                     records.push(self.record(
                         Entity::Homework(m::Homework {
+                            attachments: Vec::new(),
                             lesson: Some(lesson_id),
                             text: w.text.unwrap_or_default(),
                             entered_at: w.sent_date.as_deref().and_then(|s| parse_local_datetime(s, info.offset)),
@@ -841,6 +845,7 @@ impl DnevnikConnector {
         }
         let range = Some(DateRange::new(p.from, p.to));
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![Coverage {
                 kinds: vec![
@@ -885,6 +890,9 @@ impl DnevnikConnector {
             let weight = mk.work_type.as_ref().and_then(|t| info.work_types.get(&t.0)).and_then(|t| t.1);
             out.push(self.record(
                 Entity::Mark(m::Mark {
+                    comment: None,
+                    is_point: false,
+                    point_date: None,
                     student: self.id(EntityKind::Person, &person),
                     lesson: api::pick(&mk.lesson_str, &mk.lesson).map(|l| self.id(EntityKind::Lesson, &l)),
                     work: api::pick(&mk.work_str, &mk.work).map(|w| self.id(EntityKind::Work, &w)),
@@ -915,6 +923,7 @@ impl DnevnikConnector {
         let mut warnings = Vec::new();
         let records = self.mark_records(marks, &info, &scope, &mut warnings);
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![Coverage {
                 kinds: vec![EntityKind::Mark],

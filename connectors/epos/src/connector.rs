@@ -479,6 +479,7 @@ impl EposConnector {
             records.push(self.record(Entity::Person(person(t, m::Role::Staff)), id, &staff_scope, None));
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![
                 Coverage {
@@ -531,6 +532,7 @@ impl EposConnector {
             }
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![Coverage { kinds: vec![EntityKind::Person, EntityKind::Enrollment], scope, range: None }],
             warnings: Vec::new(),
@@ -590,6 +592,7 @@ impl EposConnector {
             }
             records.push(self.record(
                 Entity::Lesson(m::Lesson {
+                    section: None,
                     unit: self.unit(&info, &unit),
                     subject: sid(&l.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
                     date,
@@ -636,6 +639,7 @@ impl EposConnector {
             } else {
                 records.push(self.record(
                     Entity::Homework(m::Homework {
+                        attachments: Vec::new(),
                         lesson,
                         text: entry.description.unwrap_or_default(),
                         entered_at: local_dt(sh.created_at.as_deref()),
@@ -648,6 +652,7 @@ impl EposConnector {
             }
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![Coverage {
                 kinds: vec![EntityKind::Lesson, EntityKind::Work, EntityKind::Homework],
@@ -692,6 +697,9 @@ impl EposConnector {
             }
             records.push(self.record(
                 Entity::Mark(m::Mark {
+                    comment: None,
+                    is_point: false,
+                    point_date: None,
                     student: self.id(EntityKind::Person, &student),
                     lesson: sid(&mk.schedule_lesson_id).map(|l| self.id(EntityKind::Lesson, &l)),
                     work: sid(&mk.homework_id).map(|w| self.id(EntityKind::Work, &w)),
@@ -709,6 +717,7 @@ impl EposConnector {
             ));
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![Coverage {
                 kinds: vec![EntityKind::Mark],
@@ -813,6 +822,7 @@ impl EposConnector {
             }
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![Coverage { kinds: vec![EntityKind::Attendance, EntityKind::FinalMark], scope, range: None }],
             warnings,

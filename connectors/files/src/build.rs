@@ -484,6 +484,7 @@ fn build_row(ids: &IdSpace, ctx: &mut Context, r: &mut Row<'_>) -> Option<Built>
             let topic = r.text("topic");
             let cancelled = r.boolean("cancelled").unwrap_or(false);
             let e = m::Lesson {
+                section: None,
                 unit: unit?,
                 subject,
                 date: date?,
@@ -504,6 +505,7 @@ fn build_row(ids: &IdSpace, ctx: &mut Context, r: &mut Row<'_>) -> Option<Built>
             let lesson = r.id("lesson");
             let date = lesson.as_ref().and_then(|l| ctx.lessons.get(l)).map(|x| x.1);
             let e = m::Homework {
+                attachments: Vec::new(),
                 lesson: lesson.map(|l| ids.id(K::Lesson, &l)),
                 text: r.text("text").unwrap_or_default(),
                 entered_at: r.datetime("entered_at"),
@@ -571,6 +573,9 @@ fn build_row(ids: &IdSpace, ctx: &mut Context, r: &mut Row<'_>) -> Option<Built>
             let weight = r.number("weight");
             let entered_by = r.reference(ids, "entered_by", K::Person);
             let e = m::Mark {
+                comment: None,
+                is_point: false,
+                point_date: None,
                 student: student?,
                 lesson: lesson.map(|l| ids.id(K::Lesson, &l)),
                 work,

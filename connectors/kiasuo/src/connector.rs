@@ -461,6 +461,7 @@ impl KiasuoConnector {
             records.push(self.record(entity, p.id.clone(), scope, None));
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![Coverage {
                 kinds: vec![EntityKind::StudyPeriod, EntityKind::Class, EntityKind::Person],
@@ -540,6 +541,9 @@ impl KiasuoConnector {
                         (None, None) => format!("{}:{}:{pupil}:{value}", subj.id.0, slot.lesson_date),
                     };
                     let entity = Entity::Mark(m::Mark {
+                        comment: None,
+                        is_point: false,
+                        point_date: None,
                         student,
                         lesson: lesson_id.as_ref().map(|l| self.id(EntityKind::Lesson, l)),
                         work: None,
@@ -648,6 +652,7 @@ impl KiasuoConnector {
                     .and_then(|n| subject_by_name.get(n.trim()))
                     .map(|id| self.id(EntityKind::Subject, id));
                 let entity = Entity::Lesson(m::Lesson {
+                    section: None,
                     unit: class_uuid,
                     subject,
                     date,
@@ -670,6 +675,7 @@ impl KiasuoConnector {
                     .and_then(|l| parse_date(&l.lesson_date))
                     .or_else(|| h.lesson_date.as_deref().and_then(parse_date));
                 let entity = Entity::Homework(m::Homework {
+                    attachments: Vec::new(),
                     lesson: lesson.map(|l| self.id(EntityKind::Lesson, &l.lesson_event_id.0)),
                     text: text.to_string(),
                     entered_at: None,
@@ -682,6 +688,7 @@ impl KiasuoConnector {
         records.extend(homework.into_values());
 
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![
                 Coverage {

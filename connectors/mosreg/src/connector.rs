@@ -692,6 +692,7 @@ impl MosregConnector {
             records.push(self.record(Entity::Person(person(t, m::Role::Staff)), id, &staff_scope, None));
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![
                 Coverage {
@@ -745,6 +746,7 @@ impl MosregConnector {
             }
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![Coverage { kinds: vec![EntityKind::Person, EntityKind::Enrollment], scope, range: None }],
             warnings: Vec::new(),
@@ -818,6 +820,7 @@ impl MosregConnector {
             lesson_id.to_string(),
             self.record(
                 Entity::Lesson(m::Lesson {
+                    section: None,
                     unit: self.unit(info, &unit),
                     subject,
                     date,
@@ -862,6 +865,7 @@ impl MosregConnector {
                 })
             } else {
                 Entity::Homework(m::Homework {
+                    attachments: Vec::new(),
                     lesson: Some(lesson.id),
                     text: entry.description.unwrap_or_default(),
                     entered_at: local_dt(entry.created_at.as_deref()),
@@ -935,6 +939,9 @@ impl MosregConnector {
                     }
                     let mut record = self.record(
                         Entity::Mark(m::Mark {
+                            comment: None,
+                            is_point: false,
+                            point_date: None,
                             student,
                             lesson: Some(lesson.id),
                             work: sid(&mk.homework_entry_id).map(|w| self.id(EntityKind::Work, &w)),
@@ -987,6 +994,7 @@ impl MosregConnector {
         let records =
             lessons.into_values().chain(tasks.into_values()).chain(marks.into_values()).chain(attendance.into_values());
         Ok(Batch {
+            skipped: Vec::new(),
             records: records.collect(),
             coverage: vec![Coverage {
                 kinds: vec![
@@ -1070,6 +1078,7 @@ impl MosregConnector {
             }
         }
         Ok(Batch {
+            skipped: Vec::new(),
             records,
             coverage: vec![Coverage { kinds: vec![EntityKind::FinalMark], scope, range: None }],
             warnings,

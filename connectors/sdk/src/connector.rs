@@ -82,6 +82,10 @@ pub struct Batch {
     pub warnings: Vec<String>,
     /// How many HTTP requests the fetch made (for the run statistics).
     pub requests: u32,
+    /// Source records that could not be read and were left out, each with the endpoint,
+    /// field and an excerpt. The engine shows them as warnings, counts them per stream, and
+    /// fails the run when a stream's skipped share passes its threshold.
+    pub skipped: Vec<crate::read::Skipped>,
 }
 
 /// A source system connector.

@@ -12,6 +12,7 @@ pub mod client;
 pub mod connector;
 pub mod mapping;
 pub mod model;
+pub mod read;
 pub mod secret;
 pub mod synth;
 pub mod time;

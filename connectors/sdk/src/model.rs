@@ -608,6 +608,10 @@ pub struct Lesson {
     pub substitute: Option<Uuid>,
     /// Тема урока
     pub topic: Option<String>,
+    /// Раздел тематического планирования, к которому относится урок (ЭПОС's `topic_name`):
+    /// not the lesson's topic — a lesson with a section and no topic has no topic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
     pub status: LessonStatus,
 }
 
@@ -621,6 +625,19 @@ pub struct Homework {
     pub entered_at: Option<NaiveDateTime>,
     /// К какому сроку
     pub due_date: Option<NaiveDate>,
+    /// Прикреплённые файлы и ссылки
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+}
+
+/// Вложение к домашнему заданию: файл или ссылка
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Имя файла или заголовок ссылки
+    pub name: String,
+    /// Where the source serves it (absolute, or as the source gave it)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// Вид работы
@@ -687,6 +704,17 @@ pub struct Mark {
     pub entered_at: Option<NaiveDateTime>,
     /// Кем выставлена
     pub entered_by: Option<Uuid>,
+    /// Комментарий учителя к отметке
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub comment: Option<String>,
+    /// «Точка»: отметка, которую ученик должен исправить к сроку `point_date` (МЭШ-style
+    /// systems); the fields are left out of the content when unset, so the hashes of records
+    /// stored before they existed do not change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_point: bool,
+    /// Срок исправления «точки»
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point_date: Option<NaiveDate>,
 }
 
 /// Особая итоговая отметка

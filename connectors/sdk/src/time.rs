@@ -88,10 +88,10 @@ impl std::fmt::Display for SourceId {
 impl<'de> Deserialize<'de> for SourceId {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         struct V;
-        impl serde::de::Visitor<'_> for V {
+        impl<'de> serde::de::Visitor<'de> for V {
             type Value = SourceId;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("an id (integer or string)")
+                f.write_str("an id (integer, string, or an object with `id`)")
             }
             fn visit_u64<E>(self, v: u64) -> Result<SourceId, E> {
                 Ok(SourceId(v.to_string()))
@@ -110,8 +110,30 @@ impl<'de> Deserialize<'de> for SourceId {
                     Err(E::custom(format!("the id {v} is not an exact integer")))
                 }
             }
+            /// An object that carries the id (`{"id": 1, "id_str": "1", "name": …}`, or
+            /// PascalCase `{"Id", "IdStr"}`): the typed clients of Dnevnik give `group`,
+            /// `person` and `subjects[]` as objects. The `_str` twin wins (it keeps all
+            /// 64 bits); other keys are ignored.
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<SourceId, A::Error> {
+                let mut id_str: Option<SourceId> = None;
+                let mut id: Option<SourceId> = None;
+                while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match key.as_ref() {
+                        "id_str" | "IdStr" | "idStr" => id_str = map.next_value::<Option<SourceId>>()?,
+                        "id" | "Id" => id = map.next_value::<Option<SourceId>>()?,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                id_str.or(id).ok_or_else(|| serde::de::Error::custom("an object without `id` where an id was expected"))
+            }
         }
-        d.deserialize_any(V)
+        let id = d.deserialize_any(V)?;
+        if id.0.trim().is_empty() {
+            return Err(serde::de::Error::custom("an empty id"));
+        }
+        Ok(id)
     }
 }
 
