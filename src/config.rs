@@ -116,6 +116,10 @@ pub struct SourceConfig {
     pub timeout_seconds: u64,
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
+    /// The share of a kind's live records (percent) a sync may turn into tombstones without
+    /// `ejgate sync --allow-deletes` (see `sync::DeleteLimit`).
+    #[serde(default = "default_max_delete_percent")]
+    pub max_delete_percent: f64,
     /// The school's offset from UTC in hours (ЭПОС.Школа: Perm is +5), used to read the
     /// source's clock; other systems send zoned times.
     #[serde(default)]
@@ -130,6 +134,9 @@ pub struct SourceConfig {
     pub school_url: Option<String>,
 }
 
+/// The longest `chunk_days` and `window_days`: a year.
+const MAX_DAYS: u32 = 366;
+
 fn default_window() -> u32 {
     35
 }
@@ -141,6 +148,9 @@ fn default_timeout() -> u64 {
 }
 fn default_concurrency() -> usize {
     4
+}
+fn default_max_delete_percent() -> f64 {
+    crate::sync::DEFAULT_MAX_DELETE_PERCENT
 }
 
 /// A configuration that cannot be used; the text says which file, where and why.
@@ -177,6 +187,14 @@ impl Config {
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut names = std::collections::HashSet::new();
         for source in &config.sources {
+            if !(0.0..=100.0).contains(&source.max_delete_percent) {
+                return Err(invalid(format!(
+                    "source «{}»: max_delete_percent = {} is not a share: give 0 to 100 (default {})",
+                    source.name,
+                    source.max_delete_percent,
+                    crate::sync::DEFAULT_MAX_DELETE_PERCENT
+                )));
+            }
             if !names.insert(source.name.as_str()) {
                 return Err(invalid(format!("two sources are named «{}»; names must be unique", source.name)));
             }
@@ -205,12 +223,37 @@ impl Config {
                     source.system.as_str()
                 )));
             }
-            match &source.base_url {
-                None => return Err(invalid(format!("source «{}»: base_url is missing", source.name))),
-                Some(url) if url::Url::parse(url).is_err() => {
-                    return Err(invalid(format!("source «{}»: base_url «{url}» is not a URL", source.name)))
+            for (key, value) in
+                [("base_url", &source.base_url), ("mobile_url", &source.mobile_url), ("school_url", &source.school_url)]
+            {
+                match value {
+                    None if key == "base_url" => {
+                        return Err(invalid(format!("source «{}»: base_url is missing", source.name)))
+                    }
+                    None => {}
+                    Some(url) => match url::Url::parse(url) {
+                        Err(_) => return Err(invalid(format!("source «{}»: {key} «{url}» is not a URL", source.name))),
+                        // An ftp:// address had been retried as a network failure.
+                        Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                            return Err(invalid(format!(
+                                "source «{}»: {key} «{url}»: ejgate reads the journal systems over https:// \
+                                 (or http://), not {}://",
+                                source.name,
+                                u.scheme()
+                            )))
+                        }
+                        Ok(_) => {}
+                    },
                 }
-                Some(_) => {}
+            }
+            if let Some(offset) = source.utc_offset_hours {
+                if !(-12..=14).contains(&offset) {
+                    return Err(invalid(format!(
+                        "source «{}»: utc_offset_hours = {offset} is not an offset of a time zone: give -12 to 14 \
+                         (Perm is 5, Moscow 3, Krasnoyarsk 7)",
+                        source.name
+                    )));
+                }
             }
             if source.token_file.is_some() == source.token_env.is_some() {
                 return Err(invalid(format!("source «{}»: give exactly one of token_file and token_env", source.name)));
@@ -223,8 +266,62 @@ impl Config {
                     source.name
                 )));
             }
-            if source.chunk_days == 0 {
-                return Err(invalid(format!("source «{}»: chunk_days must be at least 1", source.name)));
+            // A year at most: `chunk_days = 100000000` passed and then panicked on a date out
+            // of range in the model.
+            if !(1..=MAX_DAYS).contains(&source.chunk_days) {
+                return Err(invalid(format!(
+                    "source «{}»: chunk_days = {} is out of range: give 1 to {MAX_DAYS} (default {})",
+                    source.name,
+                    source.chunk_days,
+                    default_chunk()
+                )));
+            }
+            if !(1..=MAX_DAYS).contains(&source.window_days) {
+                return Err(invalid(format!(
+                    "source «{}»: window_days = {} is out of range: give 1 to {MAX_DAYS} (default {})",
+                    source.name,
+                    source.window_days,
+                    default_window()
+                )));
+            }
+            if source.concurrency == 0 || source.concurrency > 64 {
+                return Err(invalid(format!(
+                    "source «{}»: concurrency = {} is out of range: give 1 to 64 (default {})",
+                    source.name,
+                    source.concurrency,
+                    default_concurrency()
+                )));
+            }
+            for cert in &source.extra_root_certificates {
+                let path = config.resolve(cert);
+                match std::fs::read(&path) {
+                    Err(e) => {
+                        return Err(invalid(format!(
+                            "source «{}»: the root certificate {} cannot be read: {e}",
+                            source.name,
+                            path.display()
+                        )))
+                    }
+                    Ok(bytes) if !bytes.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => {
+                        return Err(invalid(format!(
+                            "source «{}»: {} is not a PEM certificate (no «-----BEGIN CERTIFICATE-----» in it); \
+                             a DER file converts with `openssl x509 -inform der -in FILE -out FILE.pem`",
+                            source.name,
+                            path.display()
+                        )))
+                    }
+                    Ok(_) => {}
+                }
+            }
+        }
+        if let Some(dir) = &config.mappings_dir {
+            let dir = config.resolve(dir);
+            if !dir.is_dir() {
+                return Err(invalid(format!(
+                    "mappings_dir {} is not a directory: correct the path or leave mappings_dir out (the built-in \
+                     code tables are used)",
+                    dir.display()
+                )));
             }
         }
         for school in &config.schools {
@@ -271,6 +368,11 @@ impl Config {
 }
 
 impl SourceConfig {
+    /// The source's delete limit, confirmed or not by the person running the sync.
+    pub fn delete_limit(&self, allowed: bool) -> crate::sync::DeleteLimit {
+        crate::sync::DeleteLimit { max_percent: self.max_delete_percent, allowed }
+    }
+
     /// Where the source's token is.
     pub fn token_ref(&self, config: &Config) -> SecretRef {
         SecretRef { file: self.token_file.as_deref().map(|p| config.resolve(p)), env: self.token_env.clone() }
@@ -301,5 +403,45 @@ mod tests {
         let text = "[store]\nurl = \"sqlite://x.db\"\n[[source]]\nname = \"d\"\nsystem = \"dnevnik\"\nbase_url = \"http://x/\"\n";
         let e = Config::parse(text, Path::new("e.toml")).unwrap_err().to_string();
         assert!(e.contains("token_file"), "{e}");
+    }
+
+    /// Values that passed before and failed later (a panic, a retried «network failure»)
+    /// or were silently wrong are refused when the file loads, naming the key and the range.
+    #[test]
+    fn out_of_range_settings_are_refused_with_the_range() {
+        let source = |extra: &str| {
+            format!(
+                "[store]\nurl = \"sqlite://x.db\"\n[[source]]\nname = \"d\"\nsystem = \"dnevnik\"\n\
+                 base_url = \"https://x/\"\ntoken_env = \"T\"\n{extra}\n"
+            )
+        };
+        let cases = [
+            ("chunk_days = 100000000", "chunk_days = 100000000 is out of range: give 1 to 366"),
+            ("window_days = 0", "window_days = 0 is out of range"),
+            ("utc_offset_hours = 1000", "utc_offset_hours = 1000 is not an offset"),
+            ("max_delete_percent = 150", "max_delete_percent = 150 is not a share"),
+            ("concurrency = 0", "concurrency = 0 is out of range"),
+            ("extra_root_certificates = [\"/nonexistent/ca.pem\"]", "/nonexistent/ca.pem cannot be read"),
+        ];
+        for (extra, expected) in cases {
+            let e = Config::parse(&source(extra), Path::new("e.toml")).unwrap_err().to_string();
+            assert!(e.contains(expected), "{extra}: {e}");
+        }
+        let ftp = source("").replace("https://x/", "ftp://x/");
+        let e = Config::parse(&ftp, Path::new("e.toml")).unwrap_err().to_string();
+        assert!(e.contains("not ftp://"), "{e}");
+        let e = Config::parse(&format!("mappings_dir = \"/nonexistent/m\"\n{}", source("")), Path::new("e.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("/nonexistent/m is not a directory"), "{e}");
+
+        let dir = std::env::temp_dir().join(format!("ejgate-config-cert-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("ca.der"), [0x30, 0x82, 0x01, 0x0a]).unwrap();
+        let e = Config::parse(&source("extra_root_certificates = [\"ca.der\"]"), &dir.join("ejgate.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("ca.der is not a PEM certificate") && e.contains("openssl x509"), "{e}");
+        std::fs::remove_dir_all(dir).unwrap();
     }
 }

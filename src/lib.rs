@@ -13,9 +13,11 @@ pub mod demo;
 #[cfg(feature = "emulators")]
 pub mod emulators;
 pub mod kiasuo;
+pub mod lease;
 pub mod link;
 pub mod progress;
 pub mod sources;
 pub mod status;
+pub mod stop;
 pub mod store;
 pub mod sync;

@@ -61,6 +61,10 @@ enum Command {
         /// No progress bars
         #[arg(long)]
         quiet: bool,
+        /// Confirm that records the sources no longer have are really gone, even when they
+        /// are more than the source's max_delete_percent of a kind
+        #[arg(long)]
+        allow_deletes: bool,
     },
     /// What the store holds and how the last runs went
     Status {
@@ -141,14 +145,37 @@ impl Size {
 }
 
 fn init_tracing(verbose: u8) {
+    // Libraries' own warnings (sqlx's slow statements, with their whole SQL) only when asked
+    // for: at the default level a person sees ejgate's warnings.
     let default = match verbose {
-        0 => "warn",
-        1 => "info",
+        0 => "warn,sqlx=error",
+        1 => "info,sqlx=warn",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colours only on a terminal: redirected into a file or a journal they are noise.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
+}
+
+/// An error and its causes on one line, each text once: a cause whose text the line already
+/// holds (errors that print their source inside their own text) is left out.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 #[tokio::main]
@@ -158,7 +185,7 @@ async fn main() -> std::process::ExitCode {
     match run(cli).await {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
     }
@@ -191,7 +218,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
-        Command::Sync { source, full, quiet } => {
+        Command::Sync { source, full, quiet, allow_deletes } => {
             let config = Config::load(&cli.config)?;
             let store = store::open(&config.store_url()).await?;
             let selected: Vec<_> = match &source {
@@ -204,14 +231,29 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 bail!("{} names no [[source]]; add one (see `ejgate init`)", cli.config.display());
             }
             let mut failed = false;
+            let stop = ejgate::stop::on_signals().context("cannot watch for SIGINT and SIGTERM")?;
             for s in selected {
                 let connector = ejgate::sources::connector(&config, s)?;
                 let progress: Arc<dyn Progress> =
                     if quiet { Arc::new(Quiet) } else { Arc::new(progress::Bars::new(&s.name)) };
                 let mode = if full { SyncMode::Full } else { SyncMode::Incremental };
-                let report =
-                    run_sync(store.as_ref(), connector, &SyncOptions { mode, concurrency: s.concurrency, progress })
-                        .await?;
+                let options = SyncOptions {
+                    mode,
+                    concurrency: s.concurrency,
+                    progress,
+                    deletes: s.delete_limit(allow_deletes),
+                    stop: stop.clone(),
+                };
+                let report = match run_sync(store.as_ref(), connector, &options).await {
+                    Ok(report) => report,
+                    // Another process syncs this source: say who, and go on with the others.
+                    Err(e @ store::StoreError::LeaseHeld(_)) => {
+                        failed = true;
+                        eprintln!("{}: not synced: {e}", s.name);
+                        continue;
+                    }
+                    Err(e) => return Err(e.into()),
+                };
                 let st = &report.stats;
                 match &report.error {
                     None => println!(
@@ -227,6 +269,20 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                         st.deleted,
                         if st.warnings.is_empty() { String::new() } else { format!(", {} warning(s) (see `ejgate status`)", st.warnings.len()) }
                     ),
+                    Some(e) if report.status == store::RunStatus::Interrupted => {
+                        eprintln!(
+                            "{}: run #{} interrupted after {:.1} s: {} records read, {} inserted, {} updated, {} deleted; {e}",
+                            s.name,
+                            report.run,
+                            report.elapsed.as_secs_f64(),
+                            st.records_read,
+                            st.inserted,
+                            st.updated,
+                            st.deleted
+                        );
+                        // The sources after it are not started.
+                        return Ok(std::process::ExitCode::from(130));
+                    }
                     Some(e) => {
                         failed = true;
                         eprintln!("{}: run #{} failed: {e}", s.name, report.run);

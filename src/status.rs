@@ -2,7 +2,7 @@
 
 use serde::Serialize;
 
-use crate::store::{KindCount, Store, StoreResult, SyncRun};
+use crate::store::{KindCount, LeaseInfo, Store, StoreResult, SyncRun};
 
 /// The store's state as `status` shows it.
 #[derive(Debug, Serialize)]
@@ -13,6 +13,8 @@ pub struct Status {
     /// Per configured source, in the configuration's order.
     pub sources: Vec<SourceCounts>,
     pub runs: Vec<SyncRun>,
+    /// Leases held (or left behind by a process that stopped): who is writing which source.
+    pub leases: Vec<LeaseInfo>,
 }
 
 /// What one source instance brought.
@@ -32,7 +34,27 @@ pub async fn status(store: &dyn Store, sources: &[String], runs: u32) -> StoreRe
         counts: store.counts(None).await?,
         sources: per_source,
         runs: store.runs(runs).await?,
+        leases: store.leases().await?,
     })
+}
+
+/// What a `running` run is: one whose process holds the source's lease is going on; one
+/// without a live lease was left by a process that stopped (the next run of the source
+/// closes it as interrupted).
+fn running_note(status: &Status, run: &SyncRun) -> String {
+    let name = crate::lease::source_lease(&run.source);
+    let now = chrono::Utc::now();
+    match status.leases.iter().find(|l| l.name == name && l.expires_at > now) {
+        Some(l) => format!(
+            "        in progress: pid {} on host «{}» holds the source since {}\n",
+            l.pid,
+            l.host,
+            l.acquired_at.format("%Y-%m-%d %H:%M:%S UTC")
+        ),
+        None => "        its process stopped before it finished (no live lease); the next run of the source \
+                 closes it as interrupted\n"
+            .to_string(),
+    }
 }
 
 /// The status as text for a person.
@@ -69,6 +91,9 @@ pub fn render(status: &Status) -> String {
             r.stats.deleted,
             r.error.as_ref().map(|e| format!("\n        error: {e}")).unwrap_or_default()
         ));
+        if r.status == crate::store::RunStatus::Running {
+            out.push_str(&running_note(status, r));
+        }
         if !r.stats.warnings.is_empty() {
             out.push_str(&format!("        {} warning(s), first: {}\n", r.stats.warnings.len(), r.stats.warnings[0]));
         }

@@ -184,3 +184,46 @@ async fn a_mapping_with_mistakes_is_refused_with_their_lines_before_any_file_is_
     let e = FilesConnector::new(FilesConfig::new(INSTANCE, dir.path(), &mapping)).err().expect("refused").to_string();
     assert!(e.contains("school.toml") && e.contains("line 8") && e.contains("unknown field «mood»"), "{e}");
 }
+
+/// A `students.csv` cut to its header row (an export that stopped, a wrong filter) reads to
+/// the reconciliation exactly as every pupil deleted at the source. It had tombstoned the
+/// whole roster with exit 0; now the run stops before writing the deletes and names the
+/// kind, the counts and the confirmation, and `--allow-deletes` (`DeleteLimit::allowed`)
+/// confirms.
+#[tokio::test]
+async fn a_roster_cut_to_its_header_row_deletes_nothing_without_confirmation() {
+    let h = Harness::new(SynthConfig::small(7)).await;
+    let first = h.sync(SyncMode::Full).await;
+    assert_eq!(first.status, RunStatus::Succeeded, "{:?}", first.error);
+    let before = h.live_counts().await;
+    let log_before = h.store.changes_since(0, u32::MAX).await.unwrap().len();
+
+    let path = h.export.path().join("students.csv");
+    let bytes = std::fs::read(&path).unwrap();
+    let header = bytes.iter().position(|b| *b == b'\n').expect("a header line") + 1;
+    // One pupil a line (no field of the roster holds a line break).
+    let students = bytes[header..].split(|b| *b == b'\n').filter(|l| !l.is_empty()).count() as u64;
+    assert!(students > 0);
+    std::fs::write(&path, &bytes[..header]).unwrap();
+
+    let refused = h.sync(SyncMode::Full).await;
+    assert_eq!(refused.status, RunStatus::Failed);
+    let error = refused.error.unwrap();
+    assert!(
+        error.contains("live person records") && error.contains("«files-test»") && error.contains("--allow-deletes"),
+        "{error}"
+    );
+    assert_eq!(refused.stats.deleted, 0);
+    assert_eq!(h.live_counts().await, before, "nothing was deleted");
+    assert_eq!(h.store.changes_since(0, u32::MAX).await.unwrap().len(), log_before);
+
+    let options = SyncOptions {
+        mode: SyncMode::Full,
+        deletes: ejgate::sync::DeleteLimit { allowed: true, ..Default::default() },
+        ..SyncOptions::default()
+    };
+    let confirmed = run_sync(h.store.as_ref(), h.connector(h.export.path(), "default.toml"), &options).await.unwrap();
+    assert_eq!(confirmed.status, RunStatus::Succeeded, "{:?}", confirmed.error);
+    assert!(confirmed.stats.deleted >= students, "{} deleted, {students} pupils", confirmed.stats.deleted);
+    assert_eq!(h.live_counts().await[&EntityKind::Person], before[&EntityKind::Person] - students);
+}

@@ -552,3 +552,64 @@ fn the_cli_imports_with_a_dry_run_and_exports() {
     let out = run(&["import", "missing.xml"]);
     assert!(!out.status.success());
 }
+
+/// A pupil id a spreadsheet rounded into exponent form (`1.75E+18`) had been imported as a
+/// new pupil and enrolment; now the file is refused at the id's line with what to do, and
+/// nothing is written.
+#[tokio::test]
+async fn an_id_in_exponent_form_is_refused_with_its_line_and_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = filled_store(dir.path()).await;
+    let b = open_store(dir.path(), "b.db").await;
+    let good = export(a.as_ref(), SOURCE_A, ExchangeKind::Contingent, dir.path().join("contingent.xml")).await;
+    let layout = exchange::Layout::default_layout();
+    let raw = exchange::read_raw(&good, Format::Xml, &layout).0.unwrap();
+    let id = raw.section("pupils")[0].cell("pupil_id").unwrap().value.clone();
+    let text = String::from_utf8(good).unwrap();
+    assert_eq!(text.matches(&format!(">{id}<")).count(), 1, "the pupil's id occurs once");
+    let bad = dir.path().join("rounded.xml");
+    std::fs::write(&bad, text.replacen(&format!(">{id}<"), ">1.75E+18<", 1)).unwrap();
+
+    let err = kiasuo::import(b.as_ref(), &import_options(&bad, false)).await.unwrap_err();
+    let KiasuoError::Invalid { problems, .. } = &err else { panic!("{err}") };
+    let p = problems.iter().find(|p| p.code == ProblemCode::BadValue).unwrap_or_else(|| panic!("{err}"));
+    assert!(matches!(p.location, Location::Xml { line, .. } if line > 1), "{p}");
+    assert!(p.message.contains("1.75E+18") && p.message.contains("format the column as text"), "{p}");
+    assert_eq!(change_count(b.as_ref()).await, 0);
+}
+
+/// Two imports into one source at once had both diffed against the store before either
+/// wrote, and inserted 2,305 records twice. An import holds the source's lease: while
+/// another process holds it, the import is refused with who holds it, and nothing is written.
+#[tokio::test]
+async fn an_import_into_a_source_another_process_writes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = filled_store(dir.path()).await;
+    let b = open_store(dir.path(), "b.db").await;
+    let file = dir.path().join("contingent.xml");
+    export(a.as_ref(), SOURCE_A, ExchangeKind::Contingent, file.clone()).await;
+
+    let name = ejgate::lease::source_lease(kiasuo::DEFAULT_SOURCE);
+    let other = ejgate::store::LeaseRequest {
+        name: &name,
+        host: "secretary-pc",
+        pid: 4242,
+        ttl: std::time::Duration::from_secs(3600),
+        replace: None,
+    };
+    let ejgate::store::LeaseOutcome::Acquired { lease, .. } = b.acquire_lease(&other).await.unwrap() else {
+        panic!("the lease is free")
+    };
+    let err = kiasuo::import(b.as_ref(), &import_options(&file, false)).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, KiasuoError::Store(ejgate::store::StoreError::LeaseHeld(_))), "{text}");
+    assert!(text.contains("pid 4242") && text.contains("«secretary-pc»"), "{text}");
+    assert_eq!(change_count(b.as_ref()).await, 0);
+    // A dry run writes nothing and needs no lease.
+    assert!(kiasuo::import(b.as_ref(), &import_options(&file, true)).await.unwrap().total() > 0);
+
+    b.release_lease(&lease.name, lease.token).await.unwrap();
+    let report = kiasuo::import(b.as_ref(), &import_options(&file, false)).await.unwrap();
+    assert!(report.total() > 0);
+    assert!(b.leases().await.unwrap().is_empty(), "the import gave its lease up");
+}

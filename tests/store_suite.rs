@@ -7,6 +7,8 @@
 //!   (`ejgate_t_…`, selected with `options=-c search_path=…`, dropped at the end), so tests
 //!   run in parallel. An unreachable server FAILS the PostgreSQL tests: CI starts one.
 
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -17,7 +19,8 @@ use tempfile::TempDir;
 use uuid::Uuid;
 
 use ejgate::store::{
-    self, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, KindCount, RunStats, RunStatus, Store, StoreError, Upsert,
+    self, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, KindCount, LeaseOutcome, LeaseRequest, RunStats, RunStatus,
+    Store, StoreError, Upsert,
 };
 use ejgate_sdk::model::{DateRange, EntityKind, IdSpace};
 
@@ -191,6 +194,45 @@ async fn last_seq(store: &dyn Store) -> i64 {
 
 fn count(kind: EntityKind, live: u64, tombstones: u64) -> KindCount {
     KindCount { kind, live, tombstones }
+}
+
+/// A connector whose fetches wait until the test opens the gate; `started` is notified
+/// when the first fetch is asked for.
+struct Gate {
+    inner: std::sync::Arc<dyn ejgate_sdk::connector::Connector>,
+    started: tokio::sync::Notify,
+    open: tokio::sync::Semaphore,
+}
+
+impl Gate {
+    fn new(inner: std::sync::Arc<dyn ejgate_sdk::connector::Connector>) -> std::sync::Arc<Gate> {
+        std::sync::Arc::new(Gate { inner, started: tokio::sync::Notify::new(), open: tokio::sync::Semaphore::new(0) })
+    }
+}
+
+#[async_trait::async_trait]
+impl ejgate_sdk::connector::Connector for Gate {
+    fn instance(&self) -> &str {
+        self.inner.instance()
+    }
+    fn system(&self) -> &'static str {
+        self.inner.system()
+    }
+    async fn plan(
+        &self,
+        ctx: &ejgate_sdk::connector::PlanContext,
+    ) -> Result<ejgate_sdk::connector::Plan, ejgate_sdk::client::SourceError> {
+        self.inner.plan(ctx).await
+    }
+    async fn fetch(
+        &self,
+        chunk: &ejgate_sdk::connector::Chunk,
+    ) -> Result<ejgate_sdk::connector::Batch, ejgate_sdk::client::SourceError> {
+        // notify_one keeps a permit if nobody waits yet.
+        self.started.notify_one();
+        let _pass = self.open.acquire().await.expect("the gate is never closed");
+        self.inner.fetch(chunk).await
+    }
 }
 
 // ---- the scenarios -------------------------------------------------------------------------
@@ -691,6 +733,150 @@ mod scenarios {
         assert_eq!(runs.iter().find(|r| r.id == stale).unwrap().status, RunStatus::Interrupted);
     }
 
+    fn lease_request<'a>(host: &'a str, pid: u32, ttl: Duration) -> LeaseRequest<'a> {
+        LeaseRequest { name: "source:dnevnik-1", host, pid, ttl, replace: None }
+    }
+
+    pub async fn a_lease_has_one_holder_until_released_or_expired(env: &Env) {
+        let a = env.open().await;
+        let b = env.open().await;
+        let hour = Duration::from_secs(3600);
+        let LeaseOutcome::Acquired { lease: first, took_over: None } =
+            a.acquire_lease(&lease_request("host-a", 101, hour)).await.unwrap()
+        else {
+            panic!("a free lease is taken")
+        };
+        assert!(first.expires_at > first.acquired_at);
+
+        // A second holder is refused and told who holds the lease and since when.
+        let LeaseOutcome::Held(held) = b.acquire_lease(&lease_request("host-b", 202, hour)).await.unwrap() else {
+            panic!("a held lease is refused")
+        };
+        assert_eq!((held.host.as_str(), held.pid, held.acquired_at), ("host-a", 101, first.acquired_at));
+        let text = StoreError::LeaseHeld(held).to_string();
+        assert!(text.contains("pid 101") && text.contains("«host-a»"), "{text}");
+        assert!(a.renew_lease("source:dnevnik-1", first.token, hour).await.unwrap());
+        // Another name is another lease.
+        let other = LeaseRequest { name: "source:epos-1", ..lease_request("host-b", 202, hour) };
+        assert!(matches!(b.acquire_lease(&other).await.unwrap(), LeaseOutcome::Acquired { .. }));
+
+        // Released, it is free at once.
+        a.release_lease("source:dnevnik-1", first.token).await.unwrap();
+        let LeaseOutcome::Acquired { lease: second, took_over: None } =
+            b.acquire_lease(&lease_request("host-b", 202, Duration::ZERO)).await.unwrap()
+        else {
+            panic!("a released lease is free")
+        };
+        // The first holder's token no longer renews or releases anything.
+        assert!(!a.renew_lease("source:dnevnik-1", first.token, hour).await.unwrap());
+        a.release_lease("source:dnevnik-1", first.token).await.unwrap();
+        assert_eq!(b.leases().await.unwrap().iter().filter(|l| l.name == "source:dnevnik-1").count(), 1);
+
+        // Expired (time to live zero: it expires as it is taken; no waiting), it is taken
+        // over, and the taker learns whose it was; the old holder's renewal finds it gone.
+        let LeaseOutcome::Acquired { lease: third, took_over: Some(old) } =
+            a.acquire_lease(&lease_request("host-a", 303, hour)).await.unwrap()
+        else {
+            panic!("an expired lease is taken over")
+        };
+        assert_eq!((old.host.as_str(), old.pid, old.token), ("host-b", 202, second.token));
+        assert!(!b.renew_lease("source:dnevnik-1", second.token, hour).await.unwrap());
+
+        // A holder known to be gone is replaced by naming its holding, before it expires;
+        // naming another holding does not.
+        let wrong = LeaseRequest { replace: Some(second.token), ..lease_request("host-b", 404, hour) };
+        assert!(matches!(b.acquire_lease(&wrong).await.unwrap(), LeaseOutcome::Held(_)));
+        let replace = LeaseRequest { replace: Some(third.token), ..lease_request("host-b", 404, hour) };
+        let LeaseOutcome::Acquired { lease: fourth, took_over: Some(old) } = b.acquire_lease(&replace).await.unwrap()
+        else {
+            panic!("a named holding is replaced")
+        };
+        assert_eq!(old.pid, 303);
+        let leases = a.leases().await.unwrap();
+        let l = leases.iter().find(|l| l.name == "source:dnevnik-1").unwrap();
+        assert_eq!((l.token, l.pid, l.host.as_str()), (fourth.token, 404, "host-b"));
+    }
+
+    pub async fn concurrent_lease_requests_have_one_winner(env: &Env) {
+        let mut tasks = Vec::new();
+        for w in 0..8u32 {
+            // A store handle each, as separate processes would have.
+            let store = env.open().await;
+            tasks.push(tokio::spawn(async move {
+                let host = format!("host-{w}");
+                store.acquire_lease(&lease_request(&host, w, Duration::from_secs(3600))).await.unwrap()
+            }));
+        }
+        let mut winners = Vec::new();
+        let mut refused = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                LeaseOutcome::Acquired { lease, took_over } => {
+                    assert_eq!(took_over, None);
+                    winners.push(lease)
+                }
+                LeaseOutcome::Held(held) => refused.push(held),
+            }
+        }
+        assert_eq!(winners.len(), 1, "{winners:?}");
+        assert_eq!(refused.len(), 7);
+        // Every refusal names the winner (the row it lost to).
+        assert!(refused.iter().all(|h| h.token == winners[0].token && h.pid == winners[0].pid));
+    }
+
+    /// Two syncs of one source at once: the second is refused before it opens a run, the
+    /// first is neither closed as interrupted nor disturbed, and the change log holds each
+    /// record once. Before the lease both ran, both exited 0, and every id was inserted twice.
+    pub async fn two_syncs_of_one_source_one_is_refused(env: &Env) {
+        use ejgate::sync::{run_sync, SyncOptions};
+        use ejgate_sdk::connector::SyncMode;
+        let world = ejgate_sdk::synth::World::generate(ejgate_sdk::synth::SynthConfig::small(7));
+        let emulator = common::start_emulator(world, None).await;
+        let first_store = env.open().await;
+        let second_store = env.open().await;
+        let gate = Gate::new(common::dnevnik_connector(&emulator, "dnevnik-one"));
+        let options = SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() };
+        let first = {
+            let gate = gate.clone();
+            let options = options.clone();
+            tokio::spawn(async move { run_sync(first_store.as_ref(), gate, &options).await })
+        };
+        // The first sync has planned and asked for its first chunk: it holds the lease and
+        // its run is open. Its fetches wait at the gate.
+        gate.started.notified().await;
+
+        let refused =
+            run_sync(second_store.as_ref(), common::dnevnik_connector(&emulator, "dnevnik-one"), &options).await;
+        let Err(StoreError::LeaseHeld(held)) = refused else {
+            panic!("the second sync is refused, got {:?}", refused.map(|r| r.status))
+        };
+        assert_eq!((held.name.as_str(), held.pid), ("source:dnevnik-one", std::process::id()));
+        // The first run is still running, not closed as interrupted by the second.
+        let runs = second_store.runs(10).await.unwrap();
+        assert_eq!(runs.len(), 1, "the refused sync opened no run: {runs:?}");
+        assert_eq!(runs[0].status, RunStatus::Running);
+        let status = ejgate::status::status(second_store.as_ref(), &["dnevnik-one".into()], 10).await.unwrap();
+        let text = ejgate::status::render(&status);
+        assert!(text.contains("in progress: pid"), "{text}");
+
+        gate.open.add_permits(1_000_000);
+        let report = first.await.unwrap().unwrap();
+        assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+        assert!(report.stats.inserted > 0);
+
+        // Each record was inserted once.
+        let log = all_changes(second_store.as_ref()).await;
+        let mut ids = std::collections::HashSet::new();
+        assert!(log.iter().all(|c| c.op != ChangeOp::Insert || ids.insert(c.id)), "an id inserted twice");
+        assert_eq!(log.len() as u64, report.stats.inserted);
+        // The lease was given up: the next sync runs, and finds nothing to change.
+        let again = run_sync(second_store.as_ref(), common::dnevnik_connector(&emulator, "dnevnik-one"), &options)
+            .await
+            .unwrap();
+        assert_eq!((again.status, again.stats.inserted + again.stats.updated), (RunStatus::Succeeded, 0));
+        assert!(second_store.runs(10).await.unwrap().iter().all(|r| r.status == RunStatus::Succeeded));
+    }
+
     pub async fn runs_list_newest_first_and_stats_round_trip(env: &Env) {
         let store = env.open().await;
         let a = store.begin_run("a", "full").await.unwrap();
@@ -916,6 +1102,9 @@ store_suite!(
     changes_of_run_keeps_its_own_rows_in_order,
     records_are_ordered_by_source_id,
     big_batches_cross_statement_boundaries,
+    a_lease_has_one_holder_until_released_or_expired,
+    concurrent_lease_requests_have_one_winner,
+    two_syncs_of_one_source_one_is_refused,
 );
 
 #[tokio::test]
@@ -941,4 +1130,46 @@ async fn sqlite_file_is_in_wal_mode() {
     let mut conn = sqlx::SqliteConnection::connect(&env.url).await.unwrap();
     let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut conn).await.unwrap();
     assert_eq!(mode, "wal");
+}
+
+/// The store holds pupils' personal data: a new SQLite file and its WAL are created 0600
+/// (they were 0644, readable by every user of the machine).
+#[cfg(unix)]
+#[tokio::test]
+async fn a_new_sqlite_store_and_its_wal_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = Env::sqlite().await;
+    let store = env.open().await;
+    let run = store.begin_run(SRC, "full").await.unwrap();
+    store.apply(run, SRC, &inserts(vec![mark(ChangeOp::Insert, "1", "5")]), &[]).await.unwrap();
+    let path = env.url.strip_prefix("sqlite://").unwrap();
+    for file in [path.to_string(), format!("{path}-wal")] {
+        let mode = std::fs::metadata(&file).unwrap_or_else(|e| panic!("{file}: {e}")).permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "{file}");
+    }
+}
+
+#[tokio::test]
+async fn a_sqlite_store_in_a_missing_directory_or_without_a_path_is_refused_with_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("no/such/dir");
+    let e = store::open(&format!("sqlite://{}/ejgate.db", missing.display())).await.err().unwrap().to_string();
+    assert!(e.contains(&missing.display().to_string()) && e.contains("mkdir -p"), "{e}");
+    let e = store::open("sqlite://").await.err().unwrap().to_string();
+    assert!(e.contains("names no file"), "{e}");
+}
+
+/// PostgreSQL on a wrong port had taken 30 s to say «pool timed out», with no host or port;
+/// a missing database read «… at line 948». Now both are one line naming the place, at once.
+#[tokio::test]
+async fn postgres_connection_errors_name_the_host_the_port_and_what_to_do() {
+    let admin_url = std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
+    // Port 1 on loopback: nothing listens there, the OS refuses at once.
+    let e = store::open("postgres://postgres@127.0.0.1:1/test").await.err().unwrap().to_string();
+    assert!(e.contains("127.0.0.1:1") && e.contains("refused") && e.contains("pg_isready"), "{e}");
+
+    let base = admin_url.rsplit_once('/').unwrap().0;
+    let e = store::open(&format!("{base}/ejgate_no_such_database")).await.err().unwrap().to_string();
+    assert!(e.contains("«ejgate_no_such_database»") && e.contains("does not exist") && e.contains("createdb"), "{e}");
+    assert!(!e.contains(" line "), "{e}");
 }

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use ejgate_kiasuo::exchange::{self, ExchangeKind, Format, Layout, Marks, Problem};
 use ejgate_sdk::model::EntityKind;
 
+use crate::lease::{source_lease, Lease, SOURCE_LEASE_TTL};
 use crate::store::{ChangeOp, ChangeSet, RunId, RunStats, RunStatus, Store, StoreError};
 
 pub mod records;
@@ -141,6 +142,16 @@ pub struct ImportPlan {
 pub async fn plan_import(store: &dyn Store, options: &ImportOptions) -> Result<ImportPlan, KiasuoError> {
     let layout = layout(options.mapping.as_deref())?;
     let marks = Marks::load(options.mappings_dir.as_deref()).map_err(KiasuoError::Setup)?;
+    // The largest file of either format is refused before it is read (the format's own
+    // limit is checked by the reader).
+    let len = std::fs::metadata(&options.file)
+        .map_err(|source| KiasuoError::Read { path: options.file.clone(), source })?
+        .len();
+    let limit = ejgate_sdk::limits::MAX_TEXT_FILE_BYTES.max(ejgate_sdk::limits::MAX_XLSX_FILE_BYTES);
+    ejgate_sdk::limits::check_file_size(len, limit, "an exchange file").map_err(|message| KiasuoError::Invalid {
+        file: options.file.clone(),
+        problems: vec![Problem::new(exchange::Location::File, exchange::ProblemCode::TooLarge, message)],
+    })?;
     let bytes =
         std::fs::read(&options.file).map_err(|source| KiasuoError::Read { path: options.file.clone(), source })?;
     let format = Format::from_path(&options.file).unwrap_or_else(|| Format::sniff(&bytes));
@@ -197,11 +208,27 @@ pub async fn plan_import(store: &dyn Store, options: &ImportOptions) -> Result<I
 /// Imports a file: plan, then (unless a dry run) apply in one transaction, logged as a run
 /// of the source with mode `kiasuo-import`.
 pub async fn import(store: &dyn Store, options: &ImportOptions) -> Result<ImportReport, KiasuoError> {
-    let plan = plan_import(store, options).await?;
     if options.dry_run {
-        return Ok(plan.report);
+        return Ok(plan_import(store, options).await?.report);
     }
+    // One writer per source, as a sync: the plan is diffed against the store, and a second
+    // import (or a sync) writing the source meanwhile would make it wrong.
+    let lease = Lease::acquire(store, &source_lease(&options.source), SOURCE_LEASE_TTL).await?;
+    let result = import_holding(store, options, &lease).await;
+    lease.release().await;
+    result
+}
+
+async fn import_holding(
+    store: &dyn Store,
+    options: &ImportOptions,
+    lease: &Lease,
+) -> Result<ImportReport, KiasuoError> {
+    let plan = plan_import(store, options).await?;
     let mut report = plan.report;
+    if let Some(lost) = lease.lost() {
+        return Err(KiasuoError::Setup(format!("import of {}: {lost}", options.file.display())));
+    }
     let run = store.begin_run(&options.source, "kiasuo-import").await?;
     let stats = RunStats {
         chunks: 1,

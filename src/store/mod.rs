@@ -42,6 +42,12 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("store: {0}")]
     Invalid(String),
+    /// The disk holding the store is full (the text names the file and what to do).
+    #[error("store: {0}")]
+    DiskFull(String),
+    /// Another process holds the lease (see [`LeaseInfo`]'s text for what to do).
+    #[error("{0}")]
+    LeaseHeld(LeaseInfo),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -223,14 +229,100 @@ pub struct StoredRecord {
     pub deleted: bool,
 }
 
+/// A lease as the store keeps it: one holder at a time for a named piece of work
+/// (`source:<name>` for a source's syncs and imports; the daemon's jobs use the same
+/// table). The holder renews it while it works; a process that died stops renewing, and
+/// once `expires_at` has passed another one may take it over.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseInfo {
+    pub name: String,
+    /// Proves the holding: renewing and releasing need it. Not a secret (it guards
+    /// against mistakes, not attacks), but never shown.
+    #[serde(skip)]
+    pub token: Uuid,
+    /// The holder's host name and process id.
+    pub host: String,
+    pub pid: u32,
+    pub acquired_at: DateTime<Utc>,
+    pub renewed_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl std::fmt::Display for LeaseInfo {
+    /// The refusal a second writer sees: who holds the lease, since when, and what to do.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "«{}» is held by another ejgate process: pid {} on host «{}», since {} (last renewed {}); \
+             only one process may write a source at a time. Wait for that one to finish; if it is \
+             gone (killed, the machine lost), its lease expires at {} and the next run takes over",
+            self.name,
+            self.pid,
+            self.host,
+            self.acquired_at.format("%Y-%m-%d %H:%M:%S UTC"),
+            self.renewed_at.format("%H:%M:%S UTC"),
+            self.expires_at.format("%Y-%m-%d %H:%M:%S UTC"),
+        )
+    }
+}
+
+/// The outcome of [`Store::acquire_lease`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeaseOutcome {
+    /// The caller holds the lease now; `took_over` is the expired (or given-up) holding it
+    /// replaced, if there was one.
+    Acquired { lease: LeaseInfo, took_over: Option<LeaseInfo> },
+    /// Someone else holds it.
+    Held(LeaseInfo),
+}
+
+/// Who asks for a lease.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRequest<'a> {
+    pub name: &'a str,
+    pub host: &'a str,
+    pub pid: u32,
+    /// How long the lease lasts without a renewal.
+    pub ttl: std::time::Duration,
+    /// Take the lease over from this holding even if it has not expired (the caller found
+    /// its process gone, for example a process of this host that no longer runs).
+    pub replace: Option<Uuid>,
+}
+
+/// Milliseconds of a lease's time to live, as the backends store it.
+pub(crate) fn ttl_millis(ttl: std::time::Duration) -> i64 {
+    i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
+}
+
 /// The store, as the rest of ejgate sees it: operations on data, not SQL.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 
+    /// Another handle on the same store (shares its pools), for tasks of their own such as
+    /// a lease's heartbeat.
+    fn shared(&self) -> std::sync::Arc<dyn Store>;
+
+    /// Takes the lease `request.name` if nobody holds it, its holding has expired, or it is
+    /// the holding `request.replace` names; otherwise tells who holds it. Atomic: of two
+    /// callers at once, one gets it.
+    async fn acquire_lease(&self, request: &LeaseRequest<'_>) -> StoreResult<LeaseOutcome>;
+
+    /// Moves the lease's expiry to now + `ttl`. `false` when the caller no longer holds it
+    /// (it expired and was taken over).
+    async fn renew_lease(&self, name: &str, token: Uuid, ttl: std::time::Duration) -> StoreResult<bool>;
+
+    /// Gives the lease up (nothing happens if the caller no longer holds it).
+    async fn release_lease(&self, name: &str, token: Uuid) -> StoreResult<()>;
+
+    /// Every lease held or left behind (expired ones included), by name.
+    async fn leases(&self) -> StoreResult<Vec<LeaseInfo>>;
+
     /// Open a run in state `running`. Runs of this source still `running` from a process
-    /// that died are closed as `interrupted` first.
+    /// that died are closed as `interrupted` first: the caller holds the source's lease
+    /// (see [`crate::lease`]), so no other process is writing the source, and a `running`
+    /// run of it is one whose process stopped.
     async fn begin_run(&self, source: &str, mode: &str) -> StoreResult<RunId>;
 
     /// Close a run with its outcome and statistics.

@@ -34,8 +34,9 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, KindCount, RunId, RunStats,
-    RunStatus, Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
+    check_change_set, now_micros, ttl_millis, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, KindCount,
+    LeaseInfo, LeaseOutcome, LeaseRequest, RunId, RunStats, RunStatus, Store, StoreError, StoreResult, StoredRecord,
+    SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
@@ -65,6 +66,21 @@ impl PostgresStore {
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options =
             PgConnectOptions::from_str(url).map_err(|e| StoreError::Invalid(format!("bad PostgreSQL URL: {e}")))?;
+        // One connection first, so that a server that is not there, a wrong port or a
+        // missing database is told at once with the host, the port and the server's or the
+        // OS's own words (the pool retried for 30 s and said only «pool timed out»).
+        let first = tokio::time::timeout(CONNECT_TIMEOUT, sqlx::ConnectOptions::connect(&options)).await;
+        match first {
+            Ok(Ok(conn)) => drop(conn),
+            Ok(Err(e)) => return Err(StoreError::Invalid(connect_error(&options, &e))),
+            Err(_) => {
+                return Err(StoreError::Invalid(format!(
+                    "cannot connect to PostgreSQL at {}: no answer in {} s; is the host right and the port open?",
+                    place(&options),
+                    CONNECT_TIMEOUT.as_secs()
+                )))
+            }
+        }
         let pool = PgPoolOptions::new()
             .max_connections(MAX_CONNECTIONS)
             .acquire_timeout(Duration::from_secs(30))
@@ -78,6 +94,44 @@ impl PostgresStore {
     /// Closes the pool (waits for connections in use to be returned).
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// How long the first connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// `host:port, database «name», user «user»` of connect options.
+fn place(options: &PgConnectOptions) -> String {
+    format!(
+        "{}:{} (database «{}», user «{}»)",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().unwrap_or("(the user's)"),
+        options.get_username()
+    )
+}
+
+/// A failed first connection as a person can act on it.
+fn connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> String {
+    let at = place(options);
+    match e {
+        sqlx::Error::Io(io) => format!(
+            "cannot connect to PostgreSQL at {at}: {io}; is the server running and listening there (pg_isready -h {} -p {})?",
+            options.get_host(),
+            options.get_port()
+        ),
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("3D000") => format!(
+            "PostgreSQL at {at}: the database does not exist: create it (createdb -h {} -p {} {}) or correct store.url",
+            options.get_host(),
+            options.get_port(),
+            options.get_database().unwrap_or_default()
+        ),
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("28P01") || db.code().as_deref() == Some("28000") => {
+            format!("PostgreSQL at {at} refused the login: {}; check the user and password in store.url", db.message())
+        }
+        sqlx::Error::Database(db) => format!("PostgreSQL at {at}: {}", db.message()),
+        sqlx::Error::Tls(t) => format!("PostgreSQL at {at}: TLS failed: {t}"),
+        other => format!("cannot connect to PostgreSQL at {at}: {other}"),
     }
 }
 
@@ -259,6 +313,22 @@ fn change_row(row: &PgRow) -> StoreResult<ChangeRow> {
     })
 }
 
+const LEASE_COLUMNS: &str = "name, token, host, pid, acquired_at, renewed_at, expires_at";
+
+fn lease_row(row: &PgRow) -> StoreResult<LeaseInfo> {
+    let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read leases", source: e };
+    let pid: i64 = row.try_get(3).map_err(get)?;
+    Ok(LeaseInfo {
+        name: row.try_get(0).map_err(get)?,
+        token: row.try_get(1).map_err(get)?,
+        host: row.try_get(2).map_err(get)?,
+        pid: u32::try_from(pid).unwrap_or(0),
+        acquired_at: row.try_get(4).map_err(get)?,
+        renewed_at: row.try_get(5).map_err(get)?,
+        expires_at: row.try_get(6).map_err(get)?,
+    })
+}
+
 fn sync_run(row: &PgRow) -> StoreResult<SyncRun> {
     let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read runs", source: e };
     let status: &str = row.try_get(5).map_err(get)?;
@@ -283,6 +353,103 @@ fn sync_run(row: &PgRow) -> StoreResult<SyncRun> {
 impl Store for PostgresStore {
     fn backend(&self) -> &'static str {
         BACKEND
+    }
+
+    fn shared(&self) -> std::sync::Arc<dyn Store> {
+        std::sync::Arc::new(self.clone())
+    }
+
+    async fn acquire_lease(&self, request: &LeaseRequest<'_>) -> StoreResult<LeaseOutcome> {
+        // Times are the server's (`now()`), so that workers on several hosts agree on
+        // expiry. A lease row locked FOR UPDATE is decided on by one transaction at a time;
+        // two first inserts at once meet at the primary key, and the one that loses tries
+        // again and finds the other's row.
+        for _ in 0..5 {
+            let mut tx = self.pool.begin().await.map_err(db("begin transaction"))?;
+            let now: DateTime<Utc> =
+                sqlx::query_scalar("SELECT now()").fetch_one(&mut *tx).await.map_err(db("acquire lease: clock"))?;
+            let current = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {LEASE_COLUMNS} FROM leases WHERE name = $1 FOR UPDATE"
+            )))
+            .bind(request.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("acquire lease: read it"))?
+            .as_ref()
+            .map(lease_row)
+            .transpose()?;
+            if let Some(held) = &current {
+                if held.expires_at > now && request.replace != Some(held.token) {
+                    return Ok(LeaseOutcome::Held(held.clone()));
+                }
+            }
+            let expires_at = now
+                .checked_add_signed(chrono::TimeDelta::milliseconds(ttl_millis(request.ttl)))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC);
+            let lease = LeaseInfo {
+                name: request.name.to_string(),
+                token: Uuid::new_v4(),
+                host: request.host.to_string(),
+                pid: request.pid,
+                acquired_at: now,
+                renewed_at: now,
+                expires_at,
+            };
+            let sql = if current.is_some() {
+                "UPDATE leases SET token = $2, host = $3, pid = $4, acquired_at = $5, renewed_at = $5, \
+                 expires_at = $6 WHERE name = $1"
+            } else {
+                "INSERT INTO leases (name, token, host, pid, acquired_at, renewed_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (name) DO NOTHING"
+            };
+            let done = sqlx::query(sql)
+                .bind(&lease.name)
+                .bind(lease.token)
+                .bind(&lease.host)
+                .bind(i64::from(lease.pid))
+                .bind(now)
+                .bind(expires_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("acquire lease"))?;
+            if done.rows_affected() == 1 {
+                tx.commit().await.map_err(db("acquire lease: commit"))?;
+                return Ok(LeaseOutcome::Acquired { lease, took_over: current });
+            }
+        }
+        Err(StoreError::Invalid(format!("could not take or read the lease «{}» in five tries", request.name)))
+    }
+
+    async fn renew_lease(&self, name: &str, token: Uuid, ttl: Duration) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE leases SET renewed_at = now(), expires_at = now() + $1::float8 * interval '1 millisecond' \
+             WHERE name = $2 AND token = $3",
+        )
+        .bind(ttl_millis(ttl))
+        .bind(name)
+        .bind(token)
+        .execute(&self.pool)
+        .await
+        .map_err(db("renew lease"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, token: Uuid) -> StoreResult<()> {
+        sqlx::query("DELETE FROM leases WHERE name = $1 AND token = $2")
+            .bind(name)
+            .bind(token)
+            .execute(&self.pool)
+            .await
+            .map_err(db("release lease"))?;
+        Ok(())
+    }
+
+    async fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {LEASE_COLUMNS} FROM leases ORDER BY name")))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read leases"))?;
+        rows.iter().map(lease_row).collect()
     }
 
     async fn begin_run(&self, source: &str, mode: &str) -> StoreResult<RunId> {

@@ -45,13 +45,17 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, KindCount, RunId, RunStats,
-    RunStatus, Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
+    check_change_set, now_micros, ttl_millis, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, KindCount,
+    LeaseInfo, LeaseOutcome, LeaseRequest, RunId, RunStats, RunStatus, Store, StoreError, StoreResult, StoredRecord,
+    SyncRun, Upsert,
 };
 
 const BACKEND: &str = "sqlite";
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+
+/// SQLite's result code for a full disk (SQLITE_FULL).
+const SQLITE_FULL: i32 = 13;
 
 /// How long a write waits for another process holding the database lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -62,6 +66,8 @@ const READERS: u32 = 4;
 /// The SQLite store. Cheap to clone (pools are shared).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
+    /// The database file (empty for an in-memory store).
+    path: std::path::PathBuf,
     writer: SqlitePool,
     reader: SqlitePool,
     /// `None` for an in-memory store (no WAL).
@@ -89,8 +95,13 @@ impl Checkpointer {
             .spawn(move || {
                 // Ends when the store (every clone of it) is dropped.
                 while woken.recv().is_ok() {
-                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                        tracing::warn!("SQLite WAL checkpoint: {e}");
+                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        // A full disk is the writer's to report (once, with the file).
+                        Err(rusqlite::Error::SqliteFailure(e, _)) if e.code == rusqlite::ErrorCode::DiskFull => {
+                            tracing::debug!("SQLite WAL checkpoint: the disk is full")
+                        }
+                        Err(e) => tracing::warn!("SQLite WAL checkpoint: {e}"),
+                        Ok(()) => {}
                     }
                 }
             })
@@ -117,6 +128,9 @@ impl SqliteStore {
             .map_err(|e| StoreError::Invalid(format!("bad SQLite URL «{url}»: {e}")))?;
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
         let base_path = base.get_filename().to_path_buf();
+        if !in_memory {
+            create_private(&base_path)?;
+        }
 
         let write_options = base
             .clone()
@@ -153,7 +167,10 @@ impl SqliteStore {
             SqlitePoolOptions::new().max_connections(READERS).connect_lazy_with(read_options)
         };
         let checkpointer = if in_memory { None } else { Some(Arc::new(Checkpointer::start(base_path.as_path())?)) };
-        Ok(SqliteStore { writer, reader, checkpointer })
+        if !in_memory {
+            keep_reserve(&base_path);
+        }
+        Ok(SqliteStore { path: base_path, writer, reader, checkpointer })
     }
 
     /// Closes both pools (waits for connections in use to be returned).
@@ -163,7 +180,96 @@ impl SqliteStore {
     }
 
     async fn write_tx(&self) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
-        self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db("begin transaction"))
+        match self.writer.begin_with("BEGIN IMMEDIATE").await {
+            // After a write that failed with SQLITE_FULL or an I/O error, SQLite rolls the
+            // transaction back by itself; sqlx's rollback then fails and its count of open
+            // transactions stays at one, and every later BEGIN on the connection failed
+            // («attempted to call begin_with at non-zero transaction depth»), the failed run
+            // included. The connection is replaced (a file store only: an in-memory store
+            // lives in its connection).
+            Err(sqlx::Error::InvalidSavePointStatement) if self.checkpointer.is_some() => {
+                let stale = self.writer.acquire().await.map_err(db("begin transaction: replace the connection"))?;
+                stale.close().await.map_err(db("begin transaction: close the stale connection"))?;
+                self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(db("begin transaction"))
+            }
+            other => other.map_err(db("begin transaction")),
+        }
+    }
+
+    /// A write that failed because the disk is full, said so with the store's file.
+    fn disk_full(&self, e: StoreError) -> StoreError {
+        match &e {
+            StoreError::Database { source: sqlx::Error::Database(d), .. }
+                if d.code().and_then(|c| c.parse::<i32>().ok()).is_some_and(|c| c & 0xff == SQLITE_FULL) =>
+            {
+                StoreError::DiskFull(format!(
+                    "the disk holding the SQLite store {} is full (df -h {}); free space on it and run again — the \
+                     batch being written was rolled back, nothing committed is lost",
+                    self.path.display(),
+                    self.path.parent().map(|p| p.display().to_string()).unwrap_or_else(|| ".".into())
+                ))
+            }
+            _ => e,
+        }
+    }
+}
+
+/// Bytes kept free beside the store for the writes that close a run on a full disk.
+const RESERVE_BYTES: usize = 512 * 1024;
+
+/// The reserve file beside a store.
+fn reserve_path(db: &std::path::Path) -> std::path::PathBuf {
+    let mut name = db.as_os_str().to_os_string();
+    name.push("-reserve");
+    name.into()
+}
+
+/// Keeps a file of [`RESERVE_BYTES`] beside the store (written, not sparse, so its blocks
+/// are really taken). When the disk fills during a run, the write that records the run's
+/// failure needs a few pages too: the store gives the reserve up for it
+/// ([`SqliteStore::finish_run`]), and the next open takes it again. Without it, a full disk
+/// left the run `running`. Best effort: on a disk already full there is no reserve to keep.
+fn keep_reserve(db: &std::path::Path) {
+    let path = reserve_path(db);
+    if std::fs::metadata(&path).is_ok_and(|m| m.len() as usize >= RESERVE_BYTES) {
+        return;
+    }
+    if std::fs::write(&path, vec![0u8; RESERVE_BYTES]).is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+}
+
+/// Creates a missing database file with mode 0600 before SQLite opens it: the store holds
+/// pupils' personal data, and SQLite creates its files with the process's umask (0644 for
+/// most: readable by every user of the machine). The WAL and shared-memory files SQLite
+/// makes beside it take the database file's mode. An existing file keeps its mode (its
+/// owner chose it).
+fn create_private(path: &std::path::Path) -> StoreResult<()> {
+    if path.as_os_str().is_empty() {
+        return Err(StoreError::Invalid(
+            "the store URL names no file: use sqlite://PATH (sqlite://ejgate.db beside the configuration)".into(),
+        ));
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            return Err(StoreError::Invalid(format!(
+                "the directory {} of the SQLite store does not exist: create it (mkdir -p {}) or correct store.url",
+                dir.display(),
+                dir.display()
+            )));
+        }
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(StoreError::Invalid(format!("cannot create the SQLite store {}: {e}", path.display()))),
     }
 }
 
@@ -270,6 +376,12 @@ impl sqlx::error::DatabaseError for RawError {
     }
     fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
         self
+    }
+    fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+        match &self.0 {
+            rusqlite::Error::SqliteFailure(e, _) => Some(e.extended_code.to_string().into()),
+            _ => None,
+        }
     }
     fn kind(&self) -> sqlx::error::ErrorKind {
         match &self.0 {
@@ -445,6 +557,27 @@ fn change_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChangeRow> {
     })
 }
 
+const LEASE_COLUMNS: &str = "name, token, host, pid, acquired_at, renewed_at, expires_at";
+
+fn lease_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<LeaseInfo> {
+    let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read leases", source: e };
+    let pid: i64 = row.try_get(3).map_err(get)?;
+    Ok(LeaseInfo {
+        name: row.try_get(0).map_err(get)?,
+        token: parse_uuid(row.try_get(1).map_err(get)?)?,
+        host: row.try_get(2).map_err(get)?,
+        pid: u32::try_from(pid).unwrap_or(0),
+        acquired_at: parse_ts(row.try_get(4).map_err(get)?)?,
+        renewed_at: parse_ts(row.try_get(5).map_err(get)?)?,
+        expires_at: parse_ts(row.try_get(6).map_err(get)?)?,
+    })
+}
+
+/// `now + ttl`, saturating far in the future.
+fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
+    now.checked_add_signed(chrono::TimeDelta::milliseconds(ttl_millis(ttl))).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 fn sync_run(row: &sqlx::sqlite::SqliteRow) -> StoreResult<SyncRun> {
     let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read runs", source: e };
     let status: &str = row.try_get(5).map_err(get)?;
@@ -472,32 +605,118 @@ impl Store for SqliteStore {
         BACKEND
     }
 
-    async fn begin_run(&self, source: &str, mode: &str) -> StoreResult<RunId> {
-        let now = ts(now_micros());
+    fn shared(&self) -> Arc<dyn Store> {
+        Arc::new(self.clone())
+    }
+
+    async fn acquire_lease(&self, request: &LeaseRequest<'_>) -> StoreResult<LeaseOutcome> {
+        // `BEGIN IMMEDIATE` takes the database's write lock: the read and the write below
+        // are one step for every other process.
         let mut tx = self.write_tx().await?;
+        let now = now_micros();
+        let current = sqlx::query(AssertSqlSafe(format!("SELECT {LEASE_COLUMNS} FROM leases WHERE name = ?1")))
+            .bind(request.name)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db("acquire lease: read it"))?
+            .as_ref()
+            .map(lease_row)
+            .transpose()?;
+        if let Some(held) = &current {
+            if held.expires_at > now && request.replace != Some(held.token) {
+                return Ok(LeaseOutcome::Held(held.clone()));
+            }
+        }
+        let lease = LeaseInfo {
+            name: request.name.to_string(),
+            token: Uuid::new_v4(),
+            host: request.host.to_string(),
+            pid: request.pid,
+            acquired_at: now,
+            renewed_at: now,
+            expires_at: expiry(now, request.ttl),
+        };
         sqlx::query(
-            "UPDATE sync_runs SET status = 'interrupted', finished_at = ?1, \
-             error = coalesce(error, 'the process running it stopped before it finished') \
-             WHERE source = ?2 AND status = 'running'",
+            "INSERT INTO leases (name, token, host, pid, acquired_at, renewed_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?5, ?6) ON CONFLICT (name) DO UPDATE SET token = excluded.token, \
+             host = excluded.host, pid = excluded.pid, acquired_at = excluded.acquired_at, \
+             renewed_at = excluded.renewed_at, expires_at = excluded.expires_at",
         )
-        .bind(&now)
-        .bind(source)
+        .bind(&lease.name)
+        .bind(&lease.token.as_bytes()[..])
+        .bind(&lease.host)
+        .bind(i64::from(lease.pid))
+        .bind(ts(now))
+        .bind(ts(lease.expires_at))
         .execute(&mut *tx)
         .await
-        .map_err(db("begin run: close interrupted runs"))?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO sync_runs (source, mode, started_at, status, stats) \
-             VALUES (?1, ?2, ?3, 'running', ?4) RETURNING id",
-        )
-        .bind(source)
-        .bind(mode)
-        .bind(&now)
-        .bind(serde_json::to_string(&RunStats::default()).unwrap_or_else(|_| "{}".into()))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db("begin run"))?;
-        tx.commit().await.map_err(db("begin run: commit"))?;
-        Ok(id)
+        .map_err(db("acquire lease"))?;
+        tx.commit().await.map_err(db("acquire lease: commit"))?;
+        Ok(LeaseOutcome::Acquired { lease, took_over: current })
+    }
+
+    async fn renew_lease(&self, name: &str, token: Uuid, ttl: Duration) -> StoreResult<bool> {
+        let now = now_micros();
+        let done = sqlx::query("UPDATE leases SET renewed_at = ?1, expires_at = ?2 WHERE name = ?3 AND token = ?4")
+            .bind(ts(now))
+            .bind(ts(expiry(now, ttl)))
+            .bind(name)
+            .bind(&token.as_bytes()[..])
+            .execute(&self.writer)
+            .await
+            .map_err(db("renew lease"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, name: &str, token: Uuid) -> StoreResult<()> {
+        sqlx::query("DELETE FROM leases WHERE name = ?1 AND token = ?2")
+            .bind(name)
+            .bind(&token.as_bytes()[..])
+            .execute(&self.writer)
+            .await
+            .map_err(db("release lease"))?;
+        Ok(())
+    }
+
+    async fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {
+        let rows = sqlx::query(AssertSqlSafe(format!("SELECT {LEASE_COLUMNS} FROM leases ORDER BY name")))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db("read leases"))?;
+        rows.iter().map(lease_row).collect()
+    }
+
+    async fn begin_run(&self, source: &str, mode: &str) -> StoreResult<RunId> {
+        // A full disk is said so, with the store's file.
+        let result: StoreResult<RunId> = async {
+            let now = ts(now_micros());
+            let mut tx = self.write_tx().await?;
+            sqlx::query(
+                "UPDATE sync_runs SET status = 'interrupted', finished_at = ?1, \
+                 error = coalesce(error, 'the process running it stopped before it finished') \
+                 WHERE source = ?2 AND status = 'running'",
+            )
+            .bind(&now)
+            .bind(source)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("begin run: close interrupted runs"))?;
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO sync_runs (source, mode, started_at, status, stats) \
+                 VALUES (?1, ?2, ?3, 'running', ?4) RETURNING id",
+            )
+            .bind(source)
+            .bind(mode)
+            .bind(&now)
+            .bind(serde_json::to_string(&RunStats::default()).unwrap_or_else(|_| "{}".into()))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db("begin run"))?;
+            tx.commit().await.map_err(db("begin run: commit"))?;
+            Ok(id)
+        }
+        .await;
+        result.map_err(|e| self.disk_full(e))
     }
 
     async fn finish_run(
@@ -507,24 +726,38 @@ impl Store for SqliteStore {
         error: Option<&str>,
         stats: &RunStats,
     ) -> StoreResult<()> {
-        let stats = serde_json::to_string(stats).map_err(|e| StoreError::Invalid(format!("run statistics: {e}")))?;
-        let mut tx = self.write_tx().await?;
-        let done = sqlx::query(
-            "UPDATE sync_runs SET status = ?1, finished_at = ?2, error = ?3, stats = ?4 \
-             WHERE id = ?5",
-        )
-        .bind(status.as_str())
-        .bind(ts(now_micros()))
-        .bind(error)
-        .bind(stats)
-        .bind(run)
-        .execute(&mut *tx)
-        .await
-        .map_err(db("finish run"))?;
-        if done.rows_affected() == 0 {
-            return Err(StoreError::Invalid(format!("finish run: there is no run {run}")));
+        // A full disk is said so, with the store's file.
+        let result: StoreResult<()> = async {
+            let stats =
+                serde_json::to_string(stats).map_err(|e| StoreError::Invalid(format!("run statistics: {e}")))?;
+            let mut tx = self.write_tx().await?;
+            let done = sqlx::query(
+                "UPDATE sync_runs SET status = ?1, finished_at = ?2, error = ?3, stats = ?4 \
+                 WHERE id = ?5",
+            )
+            .bind(status.as_str())
+            .bind(ts(now_micros()))
+            .bind(error)
+            .bind(stats)
+            .bind(run)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("finish run"))?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::Invalid(format!("finish run: there is no run {run}")));
+            }
+            tx.commit().await.map_err(db("finish run: commit"))
         }
-        tx.commit().await.map_err(db("finish run: commit"))
+        .await;
+        match result.map_err(|e| self.disk_full(e)) {
+            // The disk is full: give the reserve up so that the run is recorded, not left
+            // `running` (once: `finish_run` calls itself only with the reserve gone).
+            Err(StoreError::DiskFull(_)) if std::fs::remove_file(reserve_path(&self.path)).is_ok() => {
+                tracing::debug!("the disk is full: the store's reserve was given up to record the run");
+                self.finish_run(run, status, error, stats).await
+            }
+            other => other,
+        }
     }
 
     async fn runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>> {
@@ -649,42 +882,47 @@ impl Store for SqliteStore {
     }
 
     async fn apply(&self, run: RunId, source: &str, changes: &ChangeSet, cursors: &[CursorUpdate]) -> StoreResult<()> {
-        check_change_set(changes)?;
-        let at = ts(now_micros());
-        let mut tx = self.write_tx().await?;
+        // A full disk is said so, with the store's file.
+        let result: StoreResult<()> = async {
+            check_change_set(changes)?;
+            let at = ts(now_micros());
+            let mut tx = self.write_tx().await?;
 
-        if !changes.upserts.is_empty() {
-            write_upserts(&mut tx, run, source, &at, &changes.upserts).await?;
+            if !changes.upserts.is_empty() {
+                write_upserts(&mut tx, run, source, &at, &changes.upserts).await?;
+            }
+            if !changes.deletes.is_empty() {
+                write_deletes(&mut tx, run, source, &at, &changes.deletes).await?;
+            }
+            if !changes.seen.is_empty() {
+                sqlx::query(SEEN_SQL)
+                    .bind(&at)
+                    .bind(source)
+                    .bind(hex_id_array(changes.seen.iter().copied()))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("apply: mark records seen"))?;
+            }
+            for c in cursors {
+                sqlx::query(CURSOR_SQL)
+                    .bind(source)
+                    .bind(&c.stream)
+                    .bind(&c.scope)
+                    .bind(&c.value)
+                    .bind(&at)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("apply: store the cursor"))?;
+            }
+            // Dropping `tx` on any error above rolls the whole batch back.
+            tx.commit().await.map_err(db("apply: commit"))?;
+            if let Some(c) = &self.checkpointer {
+                c.poke();
+            }
+            Ok(())
         }
-        if !changes.deletes.is_empty() {
-            write_deletes(&mut tx, run, source, &at, &changes.deletes).await?;
-        }
-        if !changes.seen.is_empty() {
-            sqlx::query(SEEN_SQL)
-                .bind(&at)
-                .bind(source)
-                .bind(hex_id_array(changes.seen.iter().copied()))
-                .execute(&mut *tx)
-                .await
-                .map_err(db("apply: mark records seen"))?;
-        }
-        for c in cursors {
-            sqlx::query(CURSOR_SQL)
-                .bind(source)
-                .bind(&c.stream)
-                .bind(&c.scope)
-                .bind(&c.value)
-                .bind(&at)
-                .execute(&mut *tx)
-                .await
-                .map_err(db("apply: store the cursor"))?;
-        }
-        // Dropping `tx` on any error above rolls the whole batch back.
-        tx.commit().await.map_err(db("apply: commit"))?;
-        if let Some(c) = &self.checkpointer {
-            c.poke();
-        }
-        Ok(())
+        .await;
+        result.map_err(|e| self.disk_full(e))
     }
 
     async fn counts(&self, source: Option<&str>) -> StoreResult<Vec<KindCount>> {

@@ -15,8 +15,9 @@ use futures::StreamExt;
 use uuid::Uuid;
 
 use ejgate_sdk::connector::{Batch, Chunk, Connector, PlanContext, SyncMode};
-use ejgate_sdk::model::Record;
+use ejgate_sdk::model::{EntityKind, Record};
 
+use crate::lease::{source_lease, Lease, SOURCE_LEASE_TTL};
 use crate::store::{ChangeOp, ChangeSet, CursorUpdate, Existing, RunId, RunStats, RunStatus, Store, Upsert};
 
 /// At most this many distinct warnings are kept with a run.
@@ -62,11 +63,110 @@ pub struct SyncOptions {
     /// Chunks fetched at once (the source's rate limit still applies).
     pub concurrency: usize,
     pub progress: Arc<dyn Progress>,
+    /// How many of a kind's records a run may turn into tombstones without a person's
+    /// confirmation (see [`DeleteLimit`]).
+    pub deletes: DeleteLimit,
+    /// Asked, the run lets the group being written commit, stops fetching and ends as
+    /// `interrupted` with its statistics (`crate::stop`).
+    pub stop: crate::stop::Stop,
 }
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        SyncOptions { mode: SyncMode::Incremental, concurrency: 4, progress: Arc::new(Quiet) }
+        SyncOptions {
+            mode: SyncMode::Incremental,
+            concurrency: 4,
+            progress: Arc::new(Quiet),
+            deletes: DeleteLimit::default(),
+            stop: crate::stop::Stop::default(),
+        }
+    }
+}
+
+/// Mass deletes need a reason. A run that would turn more than `max_percent` of a kind's
+/// live records of the source into tombstones stops before it writes them and fails with the
+/// kind and the counts; a person who knows the records are really gone confirms with
+/// `ejgate sync --allow-deletes` (`allowed`). An export cut short (a `students.csv` with
+/// only its header row), a school missing from a token's view or a source's bad day look to
+/// the reconciliation exactly like records deleted at the source, and had tombstoned a
+/// school's whole roster without a word.
+///
+/// The share is counted per kind over the whole run: the deletes the run has written plus
+/// the ones it is about to write, against the kind's live records of the source plus the
+/// ones the run has deleted. A group whose deletes would pass the share is not written; the
+/// run's earlier groups stay (their deletes were within it).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct DeleteLimit {
+    /// Default 20: a nightly run sees classes, pupils or a month of marks come and go in a
+    /// few percent; a fifth of a kind at once is an event a person should look at.
+    pub max_percent: f64,
+    pub allowed: bool,
+}
+
+impl Default for DeleteLimit {
+    fn default() -> Self {
+        DeleteLimit { max_percent: DEFAULT_MAX_DELETE_PERCENT, allowed: false }
+    }
+}
+
+/// See [`DeleteLimit::max_percent`].
+pub const DEFAULT_MAX_DELETE_PERCENT: f64 = 20.0;
+
+/// What a run has deleted so far, per kind, and the kinds' live counts when it first deleted.
+#[derive(Default)]
+struct DeleteTally {
+    /// Live records per kind of the source when the run first wrote a delete, plus the ones
+    /// the run had deleted by then (none): the denominator of the share.
+    base: Option<HashMap<EntityKind, u64>>,
+    deleted: HashMap<EntityKind, u64>,
+}
+
+impl DeleteTally {
+    /// Refuses a group's deletes that would take a kind past the limit.
+    async fn check(
+        &mut self,
+        store: &dyn Store,
+        source: &str,
+        limit: &DeleteLimit,
+        deletes: &[(Uuid, EntityKind)],
+    ) -> Result<(), String> {
+        if deletes.is_empty() || limit.allowed {
+            return Ok(());
+        }
+        if self.base.is_none() {
+            let counts = store.counts(Some(source)).await.map_err(|e| e.to_string())?;
+            self.base = Some(counts.into_iter().map(|c| (c.kind, c.live)).collect());
+        }
+        let base = self.base.as_ref().expect("filled above");
+        let mut by_kind: HashMap<EntityKind, u64> = HashMap::new();
+        for (_, kind) in deletes {
+            *by_kind.entry(*kind).or_default() += 1;
+        }
+        let mut kinds: Vec<_> = by_kind.into_iter().collect();
+        kinds.sort();
+        for (kind, now) in kinds {
+            let live = base.get(&kind).copied().unwrap_or(0);
+            let total = self.deleted.get(&kind).copied().unwrap_or(0) + now;
+            if total as f64 > live as f64 * limit.max_percent / 100.0 {
+                return Err(format!(
+                    "the reconciliation would delete {total} of the {live} live {kind} records of source «{source}» \
+                     ({:.0} %, more than the {} % a run may delete without confirmation, max_delete_percent): \
+                     nothing of it was written. If the source really no longer has them, confirm with \
+                     `ejgate sync --source {source} --allow-deletes`; if not (an export cut short, an empty \
+                     file, a school the token no longer sees), correct the source and sync again",
+                    total as f64 * 100.0 / live.max(1) as f64,
+                    limit.max_percent,
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// After a group is committed.
+    fn wrote(&mut self, deletes: &[(Uuid, EntityKind)]) {
+        for (_, kind) in deletes {
+            *self.deleted.entry(*kind).or_default() += 1;
+        }
     }
 }
 
@@ -93,17 +193,45 @@ pub async fn run_sync(
 ) -> Result<SyncReport, crate::store::StoreError> {
     let started = Instant::now();
     let source = connector.instance().to_string();
+    // One writer per source: a second run is refused here, before it opens a run (which
+    // would close the first one's as interrupted) or reads anything to diff against.
+    let lease = Lease::acquire(store, &source_lease(&source), SOURCE_LEASE_TTL).await?;
+    let report = run_holding(store, connector, options, &lease, started).await;
+    lease.release().await;
+    report
+}
+
+/// [`run_sync`] once the source's lease is held.
+async fn run_holding(
+    store: &dyn Store,
+    connector: Arc<dyn Connector>,
+    options: &SyncOptions,
+    lease: &Lease,
+    started: Instant,
+) -> Result<SyncReport, crate::store::StoreError> {
+    let source = connector.instance().to_string();
     let run = store.begin_run(&source, &options.mode.to_string()).await?;
     tracing::info!(%source, run, mode = %options.mode, "sync started");
     let mut stats = RunStats::default();
     let mut store_time = Duration::ZERO;
-    let outcome = drive(store, connector, options, run, &mut stats, &mut store_time).await;
+    let outcome = drive(store, connector, options, run, &mut stats, &mut store_time, lease).await;
     let (status, error) = match outcome {
+        // What was written before the stop is committed with its cursors; the next run goes
+        // on from there.
+        _ if options.stop.observed() => (
+            RunStatus::Interrupted,
+            Some(format!(
+                "stopped by {} before it finished; what it wrote is kept, and the next run goes on from there",
+                options.stop.requested().unwrap_or("a stop request")
+            )),
+        ),
         Ok(()) => (RunStatus::Succeeded, None),
         Err(e) => (RunStatus::Failed, Some(e)),
     };
     if let Some(e) = &error {
-        tracing::error!(%source, run, "sync failed: {e}");
+        // Info, not error: the report carries the error, and whoever runs the sync shows it
+        // once (the CLI printed it twice, as a log line and as its own line).
+        tracing::info!(%source, run, "sync failed: {e}");
     } else {
         tracing::info!(%source, run, inserted = stats.inserted, updated = stats.updated, deleted = stats.deleted, "sync finished");
     }
@@ -118,11 +246,20 @@ async fn drive(
     run: RunId,
     stats: &mut RunStats,
     store_time: &mut Duration,
+    lease: &Lease,
 ) -> Result<(), String> {
     let source = connector.instance().to_string();
     let cursors = store.cursors(&source).await.map_err(|e| e.to_string())?;
+    let mut deletes = DeleteTally::default();
     let mut known = KnownIds::at_start(store.holds_source(&source).await.map_err(|e| e.to_string())?);
-    let plan = connector.plan(&PlanContext { mode: options.mode, cursors }).await.map_err(|e| e.to_string())?;
+    let context = PlanContext { mode: options.mode, cursors };
+    let plan = tokio::select! {
+        plan = connector.plan(&context) => plan.map_err(|e| e.to_string())?,
+        () = options.stop.wait() => {
+            options.stop.observe();
+            return Ok(());
+        }
+    };
     options.progress.planned(&plan.chunks);
 
     // Fetching runs ahead of writing in its own task, at most `concurrency` chunks in
@@ -162,8 +299,17 @@ async fn drive(
     let mut result = Ok(());
     let mut failure = None;
     while failure.is_none() {
-        // Wait for one chunk, then take whatever else has already arrived.
-        let Some(first) = rx.recv().await else { break };
+        // Wait for one chunk, then take whatever else has already arrived. A stop asked for
+        // meanwhile ends the run here, between groups: the last group is committed.
+        let next = tokio::select! {
+            biased;
+            () = options.stop.wait() => {
+                options.stop.observe();
+                None
+            }
+            next = rx.recv() => next,
+        };
+        let Some(first) = next else { break };
         let mut group: Vec<(Chunk, Canonical)> = Vec::new();
         // The group's permits: the room they hold is given back once the group is written.
         let mut held = Vec::new();
@@ -202,8 +348,12 @@ async fn drive(
         }
         // Writing takes the records out of the group; progress reports each chunk's size.
         let sizes: Vec<usize> = group.iter().map(|(_, batch)| batch.upserts.len()).collect();
+        if let Some(lost) = lease.lost() {
+            result = Err(lost);
+            break;
+        }
         let t = Instant::now();
-        let written = write_group(store, run, &source, &mut group, &mut known).await;
+        let written = write_group(store, run, &source, &mut group, &mut known, (&options.deletes, &mut deletes)).await;
         *store_time += t.elapsed();
         drop(held);
         match written {
@@ -241,8 +391,8 @@ async fn drive(
 /// of the school. The coverage part of the read is asked as always. Otherwise (the source
 /// had records, or more than [`TRACKED_IDS`] are written) every id is asked for.
 ///
-/// This relies on what the engine already assumes: a source is synced by one run at a time
-/// (`begin_run` closes runs of a process that died).
+/// This relies on a source being synced by one run at a time: the run holds the source's
+/// lease ([`crate::lease`]).
 struct KnownIds {
     /// `None`: every id may be in the store.
     written: Option<HashSet<Uuid>>,
@@ -293,6 +443,7 @@ async fn write_group(
     source: &str,
     group: &mut [(Chunk, Canonical)],
     known: &mut KnownIds,
+    (limit, tally): (&DeleteLimit, &mut DeleteTally),
 ) -> Result<Vec<ChangeOp>, String> {
     let mut upserts = Vec::with_capacity(group.iter().map(|(_, b)| b.upserts.len()).sum());
     let mut coverages = Vec::new();
@@ -315,11 +466,13 @@ async fn write_group(
     let existing = store.existing(source, &asked, &coverages).await.map_err(|e| e.to_string())?;
     let read_time = read_started.elapsed();
     let changes = diff(upserts, &existing);
+    tally.check(store, source, limit, &changes.deletes).await?;
     let ops: Vec<ChangeOp> =
         changes.upserts.iter().map(|u| u.op).chain(changes.deletes.iter().map(|_| ChangeOp::Delete)).collect();
     let apply_started = Instant::now();
     store.apply(run, source, &changes, &cursors).await.map_err(|e| e.to_string())?;
     known.wrote(changes.upserts.iter().map(|u| u.id));
+    tally.wrote(&changes.deletes);
     tracing::debug!(
         chunks = group.len(),
         first_stream = %group[0].0.stream,

@@ -31,6 +31,23 @@ pub async fn start_emulator(world: World, request_limit: Option<u32>) -> Emulato
     emulator::start(world, options, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("emulator starts")
 }
 
+/// A Dnevnik connector for an emulator, with fast retries.
+pub fn dnevnik_connector(emulator: &EmulatorHandle, instance: &str) -> Arc<DnevnikConnector> {
+    let mut c = DnevnikConfig::new(instance, emulator.base_url().parse().unwrap(), SecretString::from(TOKEN));
+    c.retry = fast_retries();
+    Arc::new(DnevnikConnector::new(c).expect("connector builds"))
+}
+
+/// Retries that do not wait out production backoffs.
+pub fn fast_retries() -> RetryPolicy {
+    RetryPolicy {
+        max_attempts: 3,
+        max_rate_limited_attempts: 50,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(200),
+    }
+}
+
 impl Harness {
     pub async fn new(config: SynthConfig) -> Harness {
         Harness::with_limit(config, None).await
@@ -49,12 +66,7 @@ impl Harness {
     pub fn connector(&self, tweak: impl FnOnce(&mut DnevnikConfig)) -> Arc<DnevnikConnector> {
         let mut c =
             DnevnikConfig::new("dnevnik-test", self.emulator.base_url().parse().unwrap(), SecretString::from(TOKEN));
-        c.retry = RetryPolicy {
-            max_attempts: 3,
-            max_rate_limited_attempts: 50,
-            base_delay: Duration::from_millis(5),
-            max_delay: Duration::from_millis(200),
-        };
+        c.retry = fast_retries();
         tweak(&mut c);
         Arc::new(DnevnikConnector::new(c).expect("connector builds"))
     }

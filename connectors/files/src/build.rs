@@ -161,13 +161,12 @@ impl Row<'_> {
     }
 
     fn id(&mut self, name: &str) -> Option<String> {
+        // Ids are text: a long id a spreadsheet stored as a number has been rounded
+        // (`1.75E+18`), and taken as it is it would be a new pupil.
         self.get(name, |_, v| match v {
-            Value::Text(s) => Ok(s.clone()),
+            Value::Text(s) => ejgate_sdk::limits::check_id_text(s).map(|()| s.clone()),
             Value::Int(n) => Ok(n.to_string()),
-            Value::Number(x) if x.fract() == 0.0 && x.abs() < 9.007_199_254_740_992e15 => Ok(format!("{}", *x as i64)),
-            Value::Number(x) => Err(format!(
-                "the id {x} is a number that has lost digits (spreadsheets keep 15): format the column as text and export again"
-            )),
+            Value::Number(x) => ejgate_sdk::limits::id_from_number(*x),
             other => Err(format!("expected an id, found {other:?}")),
         })
     }

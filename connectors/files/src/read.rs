@@ -104,11 +104,31 @@ impl Place<'_> {
 /// file at `path`. Returns the rows and every problem found (not only the first).
 pub fn read_file(path: &Path, rel: &str, blocks: &[(usize, &Block)]) -> (Vec<BlockRows>, Vec<FileError>) {
     let place = Place { file: rel, sheet: None, line_word: "line" };
+    let Some(first) = blocks.first() else { return (Vec::new(), Vec::new()) };
+    // Bounded memory whatever the file holds: its size, and for a workbook what it unpacks
+    // to, are checked before a parser allocates by what the file says.
+    use ejgate_sdk::limits;
+    let (max, what) = match first.1.format {
+        crate::mapping::Format::Xlsx => (limits::MAX_XLSX_FILE_BYTES, "an XLSX workbook"),
+        crate::mapping::Format::Csv => (limits::MAX_TEXT_FILE_BYTES, "a CSV file"),
+        crate::mapping::Format::Xml => (limits::MAX_TEXT_FILE_BYTES, "an XML file"),
+    };
+    let len = match std::fs::metadata(path) {
+        Ok(m) => m.len(),
+        Err(e) => return (Vec::new(), vec![place.error(None, None, format!("cannot read the file: {e}"))]),
+    };
+    if let Err(e) = limits::check_file_size(len, max, what) {
+        return (Vec::new(), vec![place.error(None, None, e)]);
+    }
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) => return (Vec::new(), vec![place.error(None, None, format!("cannot read the file: {e}"))]),
     };
-    let Some(first) = blocks.first() else { return (Vec::new(), Vec::new()) };
+    if first.1.format == crate::mapping::Format::Xlsx {
+        if let Err(e) = limits::check_xlsx(&bytes) {
+            return (Vec::new(), vec![place.error(None, None, e)]);
+        }
+    }
     match first.1.format {
         crate::mapping::Format::Xlsx => read_xlsx(bytes, rel, blocks),
         crate::mapping::Format::Csv => {

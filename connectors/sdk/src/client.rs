@@ -237,6 +237,15 @@ impl SourceClient {
                 .map_err(|e| fail(format!("cannot read the root certificate {}: {e}", path.display())))?;
             let certs = reqwest::Certificate::from_pem_bundle(&pem)
                 .map_err(|e| fail(format!("{} is not a PEM certificate bundle: {e}", path.display())))?;
+            // A file with no certificate in it (DER, a key, a wrong file) parses as an
+            // empty bundle: say so instead of connecting without the certificate.
+            if certs.is_empty() {
+                return Err(fail(format!(
+                    "{} holds no PEM certificate (a block «-----BEGIN CERTIFICATE-----»); a DER file converts \
+                     with `openssl x509 -inform der -in FILE -out FILE.pem`",
+                    path.display()
+                )));
+            }
             for cert in certs {
                 builder = builder.add_root_certificate(cert);
             }

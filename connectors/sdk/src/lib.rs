@@ -10,6 +10,7 @@
 pub mod acceptance;
 pub mod client;
 pub mod connector;
+pub mod limits;
 pub mod mapping;
 pub mod model;
 pub mod read;

@@ -73,9 +73,20 @@ impl SecretRef {
 /// a part: a temporary file beside it (mode 0600 on Unix), written, fsynced, renamed over
 /// `path`, and the directory fsynced. For rotating credentials (КИАСУО's refresh token),
 /// which must be on disk before the token they came with is used.
+///
+/// A symlinked file is written at the link's target, and the link stays: replacing the link
+/// with a regular file had left a dead token at the target (where a person or another tool
+/// reads it).
 pub fn persist_atomically(path: &std::path::Path, secret: &SecretString) -> std::io::Result<()> {
     use secrecy::ExposeSecret;
     use std::io::Write;
+    let target;
+    let path = if std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) {
+        target = std::fs::canonicalize(path)?;
+        target.as_path()
+    } else {
+        path
+    };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -150,6 +161,22 @@ mod tests {
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file is left");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_symlinked_file_is_written_at_its_target_and_stays_a_link() {
+        let dir = std::env::temp_dir().join(format!("ejgate-persist-link-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("vault")).unwrap();
+        let target = dir.join("vault/refresh");
+        std::fs::write(&target, "old\n").unwrap();
+        let link = dir.join("refresh");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        persist_atomically(&link, &SecretString::from("new-token".to_string())).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link stays a link");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "new-token\n");
+        assert_eq!(SecretRef::file(&link).load("t").unwrap().expose_secret(), "new-token");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

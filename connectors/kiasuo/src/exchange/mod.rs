@@ -154,6 +154,9 @@ pub enum ProblemCode {
     DuplicateMark,
     /// The same period id with different names or dates, or a period without its dates.
     PeriodConflict,
+    /// The file passes a limit of what ejgate reads (size, unpacked size, cells of a sheet,
+    /// shared strings: `ejgate_sdk::limits`); nothing of it was parsed.
+    TooLarge,
 }
 
 /// One problem of an exchange file, with where it is.
@@ -232,6 +235,19 @@ impl RawDoc {
 /// Reads a file's form (encoding, well-formedness, layout). `None` when the form is too
 /// broken to read rows at all; the problems found so far are returned either way.
 pub fn read_raw(bytes: &[u8], format: Format, layout: &Layout) -> (Option<RawDoc>, Vec<Problem>) {
+    // Bounded memory whatever the file holds: the limits are checked before a parser
+    // allocates by what the file says.
+    let limit = match format {
+        Format::Xml => ejgate_sdk::limits::check_file_size(
+            bytes.len() as u64,
+            ejgate_sdk::limits::MAX_TEXT_FILE_BYTES,
+            "an XML file",
+        ),
+        Format::Xlsx => ejgate_sdk::limits::check_xlsx(bytes),
+    };
+    if let Err(e) = limit {
+        return (None, vec![Problem::new(Location::File, ProblemCode::TooLarge, e)]);
+    }
     match format {
         Format::Xml => xml::read(bytes, layout),
         Format::Xlsx => xlsx::read(bytes, layout),

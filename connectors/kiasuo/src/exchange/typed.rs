@@ -406,11 +406,26 @@ impl Cells<'_> {
 
     fn required(&mut self, field: &str) -> Option<String> {
         let v = self.text(field);
-        if v.is_none() {
+        let Some(value) = v else {
             let name = self.name(field);
             self.problem(field, ProblemCode::MissingField, format!("the required field {name} is missing or empty"));
+            return None;
+        };
+        // Ids are text of a bounded length (a rounded `1.75E+18` or a 5,000-digit cell is
+        // refused with what to do); names are bounded too.
+        let check = if field.ends_with("_id") {
+            ejgate_sdk::limits::check_id_text(&value)
+        } else if field.ends_with("name") {
+            ejgate_sdk::limits::check_name_text(&value)
+        } else {
+            Ok(())
+        };
+        if let Err(e) = check {
+            let name = self.name(field);
+            self.problem(field, ProblemCode::BadValue, format!("{name}: {e}"));
+            return None;
         }
-        v
+        Some(value)
     }
 
     fn date(&mut self, field: &str, value: Option<String>) -> Option<NaiveDate> {

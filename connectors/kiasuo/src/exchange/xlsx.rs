@@ -86,6 +86,9 @@ fn cell_text(d: &Data) -> Result<Option<String>, String> {
         Data::String(s) => Some(s.trim().to_string()).filter(|s| !s.is_empty()),
         Data::Int(i) => Some(i.to_string()),
         Data::Float(f) if f.fract() == 0.0 && f.abs() < 1e15 => Some(format!("{}", *f as i64)),
+        // No value of an exchange file is a number this large but an id the spreadsheet
+        // has rounded (`1.75E+18`): taken as it is, it was imported as a new pupil.
+        Data::Float(f) if f.abs() >= 1e15 => return ejgate_sdk::limits::id_from_number(*f).map(Some),
         Data::Float(f) => Some(f.to_string()),
         Data::Bool(b) => Some(b.to_string()),
         Data::DateTime(dt) => {
@@ -274,5 +277,17 @@ mod tests {
         assert_eq!(column_letter(26), "AA");
         assert_eq!(column_letter(27), "AB");
         assert_eq!(column_letter(52), "BA");
+    }
+
+    /// A 19-digit id Excel stored as a number (`1.75E+18`) had been read as
+    /// 1750000000000000000, a new pupil; it is refused with what to do. Numbers a
+    /// spreadsheet keeps exactly still read as integers.
+    #[test]
+    fn a_number_too_large_to_be_exact_is_refused_as_a_rounded_id() {
+        let e = cell_text(&Data::Float(1.75e18)).unwrap_err();
+        assert!(e.contains("1.75e18") && e.contains("format the column as text"), "{e}");
+        assert_eq!(cell_text(&Data::Float(123_456_789.0)), Ok(Some("123456789".into())));
+        assert_eq!(cell_text(&Data::Float(4.5)), Ok(Some("4.5".into())));
+        assert_eq!(cell_text(&Data::Int(1_750_000_000_000_000_000)), Ok(Some("1750000000000000000".into())));
     }
 }
