@@ -86,7 +86,19 @@ async fn family_tokens_read_their_children_with_topics_final_marks_and_absence_r
     for (g, st) in &s.guardianships {
         by_guardian.entry(*g).or_default().push(*st);
     }
-    let (guardian, children) = by_guardian.iter().max_by_key(|(_, c)| c.len()).map(|(g, c)| (*g, c.clone())).unwrap();
+    // A family whose marks hold a comment and a «точка» (so that both are compared), the
+    // most children first; its first child the one with a «точка».
+    let has =
+        |st: u64, f: &dyn Fn(&ejgate_sdk::synth::SynthMark) -> bool| s.marks.values().any(|m| m.student == st && f(m));
+    let (guardian, mut children) = by_guardian
+        .iter()
+        .filter(|(_, c)| {
+            c.iter().any(|st| has(*st, &|m| m.is_point)) && c.iter().any(|st| has(*st, &|m| m.comment.is_some()))
+        })
+        .max_by_key(|(_, c)| c.len())
+        .map(|(g, c)| (*g, c.clone()))
+        .expect("a family with a commented mark and a «точка»");
+    children.sort_by_key(|st| !has(*st, &|m| m.is_point));
     let pupil = children[0];
     let mut options = EmulatorOptions::new(ejgate_epos::acceptance::TOKEN);
     options.family = vec![
@@ -97,6 +109,7 @@ async fn family_tokens_read_their_children_with_topics_final_marks_and_absence_r
     let emu = emulator::start(world, options, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
     let root = emu.base_url();
 
+    let (mut seen_comment, mut seen_point) = (false, false);
     for (token, base, readers) in [
         // The prefix without its trailing slash, and with an API path family left on.
         (PARENT_TOKEN, format!("{root}epos"), children.clone()),
@@ -116,22 +129,29 @@ async fn family_tokens_read_their_children_with_topics_final_marks_and_absence_r
         want.sort();
         assert_eq!(persons.keys().cloned().collect::<Vec<_>>(), want, "only the children the token sees");
 
-        let (lessons, marks, finals, attendance) = emu.world().read(|w| {
+        let (lessons, marks, finals, attendance, attachments) = emu.world().read(|w| {
             let s = &w.schools[0];
             let today = w.today;
             let units: std::collections::HashSet<u64> =
                 s.enrollments.iter().filter(|e| readers.contains(&e.student) && e.active).map(|e| e.unit).collect();
-            let lessons: BTreeMap<String, Option<String>> = s
+            let lessons: BTreeMap<String, (Option<String>, Option<String>)> = s
                 .lessons
                 .values()
                 .filter(|l| units.contains(&l.unit) && l.date <= today)
-                .map(|l| (l.id.to_string(), l.topic.clone()))
+                .map(|l| (l.id.to_string(), (l.topic.clone(), l.section.clone())))
                 .collect();
-            let marks: BTreeMap<String, String> = s
+            let marks: BTreeMap<String, (String, Option<String>, bool)> = s
                 .marks
                 .values()
                 .filter(|m| readers.contains(&m.student))
-                .map(|m| (m.id.to_string(), m.value.clone()))
+                .map(|m| (m.id.to_string(), (m.value.clone(), m.comment.clone(), m.is_point)))
+                .collect();
+            let attachments: BTreeMap<String, Vec<(String, String)>> = s
+                .works
+                .values()
+                .filter(|wk| wk.is_homework && !wk.attachments.is_empty())
+                .filter(|wk| s.lessons.get(&wk.lesson).is_some_and(|l| units.contains(&l.unit) && l.date <= today))
+                .map(|wk| (wk.id.to_string(), wk.attachments.iter().map(|a| (a.name.clone(), a.url.clone())).collect()))
                 .collect();
             let finals: Vec<(u64, String)> = s
                 .final_marks
@@ -145,23 +165,43 @@ async fn family_tokens_read_their_children_with_topics_final_marks_and_absence_r
                 .filter(|((_, st), _)| readers.contains(st))
                 .map(|((l, st), a)| (format!("{l}:{st}"), a.status))
                 .collect();
-            (lessons, marks, finals, attendance)
+            (lessons, marks, finals, attendance, attachments)
         });
 
         let got = stored(&store, EntityKind::Lesson).await;
         assert_eq!(got.keys().collect::<Vec<_>>(), lessons.keys().collect::<Vec<_>>(), "{token}: the lessons");
         let mut without_topic = 0;
-        for (id, topic) in &lessons {
+        for (id, (topic, section)) in &lessons {
             let content = &got[id];
             assert_eq!(content["topic"].as_str(), topic.as_deref(), "lesson {id}: the topic is `lesson_name`");
-            without_topic += usize::from(topic.is_none());
+            assert_eq!(content["section"].as_str(), section.as_deref(), "lesson {id}: the section is `topic_name`");
+            without_topic += usize::from(topic.is_none() && section.is_some());
         }
-        assert!(without_topic > 0, "the world has lessons without a topic: they must stay without one");
+        assert!(without_topic > 0, "lessons with a section and no topic must stay without a topic");
+
+        let got = stored(&store, EntityKind::Homework).await;
+        assert!(!attachments.is_empty());
+        for (id, files) in &attachments {
+            let stored: Vec<(String, String)> = got[id]["attachments"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|a| (a["name"].as_str().unwrap().to_string(), a["url"].as_str().unwrap().to_string()))
+                .collect();
+            assert_eq!(&stored, files, "homework {id}: its attachments");
+        }
 
         let got = stored(&store, EntityKind::Mark).await;
-        let values: BTreeMap<String, String> =
-            got.iter().map(|(id, c)| (id.clone(), c["value"].as_str().unwrap().to_string())).collect();
-        assert_eq!(values, marks, "{token}: every mark of the children, with its value");
+        let values: BTreeMap<String, (String, Option<String>, bool)> = got
+            .iter()
+            .map(|(id, c)| {
+                let comment = c["comment"].as_str().map(str::to_string);
+                (id.clone(), (c["value"].as_str().unwrap().to_string(), comment, c["is_point"] == true))
+            })
+            .collect();
+        assert_eq!(values, marks, "{token}: every mark of the children, with its value, comment and «точка»");
+        seen_comment |= marks.values().any(|m| m.1.is_some());
+        seen_point |= marks.values().any(|m| m.2);
 
         let got = stored(&store, EntityKind::FinalMark).await;
         assert!(!finals.is_empty());
@@ -189,6 +229,8 @@ async fn family_tokens_read_their_children_with_topics_final_marks_and_absence_r
             assert_eq!((c["status"].as_str(), c["reason"].as_str()), (Some(want.0), want.1), "{key}");
         }
     }
+
+    assert!(seen_comment && seen_point, "the children's marks have comments and «точки» to compare");
 
     // Asked for the whole school, a family token stops the run and says why.
     let dir = tempfile::tempdir().unwrap();

@@ -27,8 +27,15 @@ pub const EXPOSED: [EntityKind; 15] = [
 
 /// Fields of exposed kinds that the system does not fill (README.md says why); a
 /// comparison with another source leaves them out.
-pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] =
-    &[(EntityKind::Mark, "entered_by"), (EntityKind::Attendance, "comment"), (EntityKind::Attendance, "entered_at")];
+pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[
+    (EntityKind::Mark, "entered_by"),
+    (EntityKind::Attendance, "comment"),
+    (EntityKind::Attendance, "entered_at"),
+    // Events carry the topic (`lesson_theme`); no client shows a section field.
+    (EntityKind::Lesson, "section"),
+    // Homework entries carry `attachments[]`, but no client shows the shape of an element.
+    (EntityKind::Homework, "attachments"),
+];
 
 /// What the connector exposes, in the shape the demo, the comparison and the acceptance kit read.
 pub const TRUTH: SystemTruth = SystemTruth {

@@ -506,10 +506,10 @@ async fn marks(State(st): State<EmulatorState>, Extension(viewer): Extension<Vie
                     "subject_id": lesson.map(|l| l.subject),
                     "group_id": lesson.map(|l| l.unit),
                     "control_form_id": work.map(|wk| wk.work_type),
-                    "comment": null,
+                    "comment": m.comment,
                     "is_exam": false,
-                    "is_point": false,
-                    "point_date": null,
+                    "is_point": m.is_point,
+                    "point_date": m.point_date.map(dmy),
                     "schedule_lesson_id": m.lesson,
                     "student_profile_id": m.student,
                     "homework_id": m.work,
@@ -577,7 +577,9 @@ async fn homeworks(State(st): State<EmulatorState>, Extension(viewer): Extension
                             "date_assigned_on": dmy(l.date),
                             "subject": {"id": l.subject, "name": subject},
                         },
-                        "attachments": [],
+                        "attachments": wk.attachments.iter().enumerate().map(|(i, a)| json!({
+                            "id": i + 1, "file_file_name": a.name, "path": a.url, "file_file_size": null,
+                        })).collect::<Vec<_>>(),
                     },
                 }))
             })
@@ -636,7 +638,7 @@ async fn schedule_items(
                 "group_id": l.unit,
                 // The lesson's own topic; `topic_name` is the section of the thematic plan.
                 "lesson_name": l.topic,
-                "topic_name": null,
+                "topic_name": l.section,
                 "date": [l.date.year(), l.date.month(), l.date.day()],
                 "time": [time.hour(), time.minute(), time.second()],
                 "iso_date_time": l.date.and_time(time).format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),

@@ -483,7 +483,7 @@ struct EventMarkOut<'a> {
     criteria: Option<()>,
     is_exam: bool,
     is_point: bool,
-    point_date: Option<()>,
+    point_date: Option<String>,
     control_form_name: Option<&'a str>,
     homework_entry_id: u64,
 }
@@ -502,7 +502,7 @@ struct FamilyMarkOut<'a> {
     values: [GradeValue<'a>; 1],
     weight: u8,
     control_form_name: Option<&'a str>,
-    comment: Option<()>,
+    comment: Option<&'a str>,
     comment_exists: bool,
     criteria: Option<()>,
     original_grade_system_type: &'a str,
@@ -513,7 +513,7 @@ struct FamilyMarkOut<'a> {
     subject_name: Option<&'a str>,
     is_exam: bool,
     is_point: bool,
-    point_date: Option<()>,
+    point_date: Option<String>,
 }
 
 /// What of an event is the pupil's own: attendance, then (when expanded) marks.
@@ -637,11 +637,11 @@ fn pupil_events(
                             value: &m.value,
                             values: grade_values(&m.value),
                             weight,
-                            comment_exists: false,
+                            comment_exists: m.comment.is_some(),
                             criteria: None,
                             is_exam: false,
-                            is_point: false,
-                            point_date: None,
+                            is_point: m.is_point,
+                            point_date: m.point_date.map(ymd),
                             control_form_name: form,
                             homework_entry_id: m.work,
                         }
@@ -827,8 +827,8 @@ async fn family_marks(
                     values: grade_values(&m.value),
                     weight,
                     control_form_name: form,
-                    comment: None,
-                    comment_exists: false,
+                    comment: m.comment.as_deref(),
+                    comment_exists: m.comment.is_some(),
                     criteria: None,
                     original_grade_system_type: "five",
                     created_at: local(m.entered_at),
@@ -837,8 +837,8 @@ async fn family_marks(
                     subject_id: l.subject,
                     subject_name: subjects.get(&l.subject).copied(),
                     is_exam: false,
-                    is_point: false,
-                    point_date: None,
+                    is_point: m.is_point,
+                    point_date: m.point_date.map(ymd),
                 })
             })
             .collect();
