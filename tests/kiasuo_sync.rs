@@ -145,8 +145,11 @@ fn expected_rows(world: &World, pupils: &[u64]) -> Rows {
     (marks, attendance, finals)
 }
 
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+}
+
 async fn stored_rows(store: &dyn Store) -> Rows {
-    let text = |v: &serde_json::Value| v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string());
     let rows = |kind: EntityKind, fields: &'static [&'static str]| async move {
         let mut out: Vec<String> = store
             .records(kind, None, false)
@@ -247,6 +250,29 @@ async fn the_clients_forms_and_family_tokens_bring_the_right_values() {
         assert_eq!(stored.0, expected.0, "{what}: marks");
         assert_eq!(stored.1, expected.1, "{what}: attendance");
         assert_eq!(stored.2, expected.2, "{what}: final marks");
+        // Homework files: `url` relative to the host, made absolute with the base URL.
+        let base = h.system.emulator.base_url();
+        let homework = h.store.records(EntityKind::Homework, None, false).await.unwrap();
+        let mut with_files = 0;
+        for r in &homework {
+            let id: u64 = r.source_id.parse().unwrap();
+            let world: Vec<(String, String)> = h.system.emulator.world().read(|w| {
+                let work = w.schools.iter().find_map(|s| s.works.get(&id)).expect("a world homework");
+                work.attachments.iter().map(|a| (a.name.clone(), a.url.clone())).collect()
+            });
+            let stored: Vec<(String, String)> = r.content["attachments"]
+                .as_array()
+                .map(|a| a.iter().map(|x| (text(&x["name"]), text(&x["url"]))).collect())
+                .unwrap_or_default();
+            assert_eq!(stored.len(), world.len(), "{what}: homework {id}");
+            for ((name, url), (world_name, world_url)) in stored.iter().zip(&world) {
+                assert_eq!(name, world_name);
+                let path = world_url.splitn(4, '/').nth(3).unwrap();
+                assert_eq!(*url, format!("{base}{path}"), "{what}");
+            }
+            with_files += !world.is_empty() as usize;
+        }
+        assert!(with_files > 0, "{what}: some homework has files");
         let weights = h.store.records(EntityKind::Mark, None, false).await.unwrap();
         assert!(weights.iter().all(|r| r.content["weight"].is_number()), "{what}: string weights read as numbers");
         assert_eq!(Some(h.system.persisted_refresh()), h.system.emulator.state().current_refresh_token());
@@ -260,7 +286,7 @@ async fn naming_a_school_with_a_pupils_token_is_refused_plainly() {
     config.students_per_class = 2;
     config.simulate_until = chrono::NaiveDate::from_ymd_opt(2025, 10, 3).unwrap();
     let world = World::generate(config.clone());
-    let pupil = three_pupils(&world)[0];
+    let pupil = *ejgate_kiasuo::truth::Visibility::of(&world.schools[0]).class_of.keys().next().unwrap();
     let school = world.schools[0].name.clone();
     let h = Harness::new(config, |o| o.account = Account::Pupil(pupil)).await;
     let mut c = h.system.config();

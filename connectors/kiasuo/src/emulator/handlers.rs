@@ -383,11 +383,26 @@ struct ScheduleEvent<'a> {
     to: Option<String>,
 }
 
+/// A homework's file: `url` relative to the host (SOURCES.md), `title` its name.
+#[derive(Serialize)]
+struct HomeworkFile<'a> {
+    title: &'a str,
+    url: &'a str,
+}
+
+/// The path of an absolute URL (`https://host/a/b` → `/a/b`): files are served by the host.
+fn relative(url: &str) -> &str {
+    match url.split_once("://") {
+        Some((_, rest)) => rest.find('/').map_or("/", |i| &rest[i..]),
+        None => url,
+    }
+}
+
 /// A homework of `schedule`.
 #[derive(Serialize)]
 struct ScheduleHomework<'a> {
     check_at: String,
-    files: [u64; 0],
+    files: Vec<HomeworkFile<'a>>,
     id: u64,
     lesson_date: String,
     links: [u64; 0],
@@ -428,7 +443,11 @@ async fn schedule(State(st): State<EmulatorState>, Query(q): Params) -> Response
             if let Some(h) = homework {
                 homeworks.push(ScheduleHomework {
                     check_at: day(h.target_date),
-                    files: [],
+                    files: h
+                        .attachments
+                        .iter()
+                        .map(|a| HomeworkFile { title: &a.name, url: relative(&a.url) })
+                        .collect(),
                     id: h.id,
                     lesson_date: day(l.date),
                     links: [],
