@@ -98,6 +98,7 @@ pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<d
             c.timeout = source.timeout();
             c.extra_root_certificates = api.extra_root_certificates;
             c.concurrency = source.concurrency;
+            c.schools = source.schools.clone();
             Ok(Arc::new(KiasuoConnector::new(c)?))
         }
         System::Mosreg => {
