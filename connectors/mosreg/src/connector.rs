@@ -1099,8 +1099,12 @@ impl MosregConnector {
         }
         let years = self.school.get_json::<Vec<api::AcademicYear>>("reference", "core/api/academic_years", &[]).await?;
         let (source_now, today) = self.source_now(years.date);
-        let year = choose_year(&years.body)
-            .ok_or_else(|| self.malformed("core/api/academic_years", "no academic year".into()))?;
+        let year = choose_year(&years.body, ctx.year).map_err(|served| match ctx.year {
+            Some(wanted) => {
+                wanted.not_served(&self.config.instance, SYSTEM, &served, "it is not among core/api/academic_years")
+            }
+            None => self.malformed("core/api/academic_years", "no academic year".into()),
+        })?;
         let (Some(from), Some(to)) =
             (year.begin_date.as_deref().and_then(parse_date), year.end_date.as_deref().and_then(parse_date))
         else {
