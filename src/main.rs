@@ -65,6 +65,10 @@ enum Command {
         /// are more than the source's max_delete_percent of a kind
         #[arg(long)]
         allow_deletes: bool,
+        /// Read this school year (2024/2025) instead of the current one, where the source
+        /// still serves it; the year is read whole. Overrides `year` in the configuration
+        #[arg(long)]
+        year: Option<ejgate_sdk::year::SchoolYear>,
     },
     /// What the store holds and how the last runs went
     Status {
@@ -182,13 +186,18 @@ fn one_line(e: &anyhow::Error) -> String {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    match run(cli).await {
+    let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {}", one_line(&e));
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // A КИАСУО refresh still under way (its run may have failed meanwhile) is waited for:
+    // the source may already have rotated the refresh token, and only that refresh writes
+    // the new one to the token file.
+    tokio::task::spawn_blocking(ejgate_kiasuo::connector::wait_for_refreshes).await.ok();
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
@@ -218,7 +227,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
-        Command::Sync { source, full, quiet, allow_deletes } => {
+        Command::Sync { source, full, quiet, allow_deletes, year } => {
             let config = Config::load(&cli.config)?;
             let store = store::open(&config.store_url()).await?;
             let selected: Vec<_> = match &source {
@@ -236,11 +245,21 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 let connector = ejgate::sources::connector(&config, s)?;
                 let progress: Arc<dyn Progress> =
                     if quiet { Arc::new(Quiet) } else { Arc::new(progress::Bars::new(&s.name)) };
-                let mode = if full { SyncMode::Full } else { SyncMode::Incremental };
+                let year = year.or(s.year);
+                if year.is_some() && !s.system.is_api() {
+                    bail!(
+                        "source «{}» is a files source: it reads the year its exports hold, --year does not apply",
+                        s.name
+                    );
+                }
+                // A run asked for a year reads it whole.
+                let mode = if full || year.is_some() { SyncMode::Full } else { SyncMode::Incremental };
                 let options = SyncOptions {
                     mode,
                     concurrency: s.concurrency,
                     progress,
+                    skip_limit: s.skip_limit(),
+                    year,
                     deletes: s.delete_limit(allow_deletes),
                     stop: stop.clone(),
                 };
@@ -257,7 +276,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 let st = &report.stats;
                 match &report.error {
                     None => println!(
-                        "{}: {} run #{} done in {:.1} s: {} requests, {} records read, {} inserted, {} updated, {} deleted{}",
+                        "{}: {} run #{} done in {:.1} s: {} requests, {} records read, {} inserted, {} updated, {} deleted{}{}",
                         s.name,
                         mode,
                         report.run,
@@ -267,7 +286,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                         st.inserted,
                         st.updated,
                         st.deleted,
-                        if st.warnings.is_empty() { String::new() } else { format!(", {} warning(s) (see `ejgate status`)", st.warnings.len()) }
+                        if st.warnings.is_empty() { String::new() } else { format!(", {} warning(s) (see `ejgate status`)", st.warnings.len()) },
+                        if st.skipped == 0 { String::new() } else { format!(", {} unreadable source record(s) left out", st.skipped) }
                     ),
                     Some(e) if report.status == store::RunStatus::Interrupted => {
                         eprintln!(
@@ -286,6 +306,9 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     Some(e) => {
                         failed = true;
                         eprintln!("{}: run #{} failed: {e}", s.name, report.run);
+                        if let Some(kind) = report.error_kind {
+                            eprintln!("  ({kind}) what to do: {}", kind.what_to_do());
+                        }
                     }
                 }
             }

@@ -21,7 +21,7 @@ use ejgate_kiasuo::exchange::{self, ExchangeKind, Format, Layout, Marks, Problem
 use ejgate_sdk::model::EntityKind;
 
 use crate::lease::{source_lease, Lease, SOURCE_LEASE_TTL};
-use crate::store::{ChangeOp, ChangeSet, RunId, RunStats, RunStatus, Store, StoreError};
+use crate::store::{ChangeOp, ChangeSet, RunError, RunErrorKind, RunId, RunStats, RunStatus, Store, StoreError};
 
 pub mod records;
 
@@ -242,7 +242,8 @@ async fn import_holding(
         Ok(()) => store.finish_run(run, RunStatus::Succeeded, None, &stats).await?,
         Err(e) => {
             let text = format!("import of {}: {e}", options.file.display());
-            store.finish_run(run, RunStatus::Failed, Some(&text), &RunStats::default()).await?;
+            let failure = RunError::new(RunErrorKind::Store, text);
+            store.finish_run(run, RunStatus::Failed, Some(&failure), &RunStats::default()).await?;
             return Err(e.into());
         }
     }

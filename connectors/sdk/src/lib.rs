@@ -10,6 +10,7 @@
 pub mod acceptance;
 pub mod client;
 pub mod connector;
+pub mod fuzz;
 pub mod limits;
 pub mod mapping;
 pub mod model;
@@ -17,6 +18,7 @@ pub mod read;
 pub mod secret;
 pub mod synth;
 pub mod time;
+pub mod year;
 
 pub use connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
 pub use model::{Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
