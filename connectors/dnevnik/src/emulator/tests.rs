@@ -51,6 +51,7 @@ fn tiny_world() -> World {
         number,
         topic: topic.map(str::to_owned),
         cancelled: false,
+        section: None,
     };
     let mut cancelled = lesson(61, 50, 10, 30, day(9, 2), 1, Some("Дроби"));
     cancelled.cancelled = true;
@@ -69,6 +70,7 @@ fn tiny_world() -> World {
         text: text.into(),
         created_at: created,
         target_date: target,
+        attachments: Vec::new(),
     };
     let works = [
         work(70, 60, 20, false, "Работа на уроке", at(9, 1, 9, 0), day(9, 1)),
@@ -83,6 +85,9 @@ fn tiny_world() -> World {
         value: value.into(),
         entered_at: entered,
         entered_by: id(30),
+        comment: None,
+        is_point: false,
+        point_date: None,
     };
     let marks = [
         mark(80, 40, 60, 70, "5", day(9, 1).and_time(NaiveTime::from_hms_nano_opt(10, 15, 30, 123_456_789).unwrap())),
@@ -757,6 +762,9 @@ async fn world_updates_rebuild_indexes_and_clock() {
             value: "4".into(),
             entered_at: at(9, 11, 8, 0),
             entered_by: id(30),
+            comment: None,
+            is_point: false,
+            point_date: None,
         };
         school.marks.insert(m.id, m);
     });

@@ -3,6 +3,8 @@
 
 mod calendar;
 mod curriculum;
+#[cfg(feature = "acceptance")]
+pub mod expected;
 mod exposure;
 mod generate;
 pub mod lookup;

@@ -438,7 +438,27 @@ impl Day<'_> {
         };
         let id = self.ids.next();
         let unsatisfactory = value.starts_with('1') || value.starts_with('2');
-        self.s.marks.insert(id, SynthMark { id, student, lesson, work, value, entered_at: at, entered_by: by });
+        // Comments and «точки» come from a hash of the mark's id, not from the day's random
+        // stream, so that the rest of the world stays what it was before they existed.
+        let h = mix(self.cfg.seed, id, 0xC0_4417);
+        let comment = mark_comment(h, &value);
+        let is_point = unsatisfactory && (h >> 32).is_multiple_of(3);
+        let point_date = is_point.then(|| date + Duration::days(7 + ((h >> 40) % 8) as i64));
+        self.s.marks.insert(
+            id,
+            SynthMark {
+                id,
+                student,
+                lesson,
+                work,
+                value,
+                entered_at: at,
+                entered_by: by,
+                comment,
+                is_point,
+                point_date,
+            },
+        );
         self.log(EntityKind::Mark, TruthOp::Insert, key::id(id), at, injection);
         self.x.final_cache = None;
         if self.x.cur_period.is_some() && self.x.cal.period_of(date) == self.x.cur_period {
@@ -822,6 +842,7 @@ impl Day<'_> {
                     number: slot.number,
                     topic: lesson_topic,
                     cancelled,
+                    section: Some(theme.to_string()),
                 },
             );
             self.log(EntityKind::Lesson, TruthOp::Insert, key::id(id), lesson_start, injection);
@@ -841,6 +862,7 @@ impl Day<'_> {
                     text: "Работа на уроке".into(),
                     created_at: lesson_start,
                     target_date: day,
+                    attachments: Vec::new(),
                 },
             );
             self.log(EntityKind::Work, TruthOp::Insert, key::id(default_work), lesson_start, None);
@@ -857,6 +879,7 @@ impl Day<'_> {
                         text,
                         created_at: lesson_start,
                         target_date: day,
+                        attachments: Vec::new(),
                     },
                 );
                 self.log(EntityKind::Work, TruthOp::Insert, key::id(wid), lesson_start, None);
@@ -881,6 +904,7 @@ impl Day<'_> {
                         text,
                         created_at,
                         target_date: due,
+                        attachments: homework_attachments(mix(self.cfg.seed, wid, 0xA77A), wid),
                     },
                 );
                 self.log(EntityKind::Homework, TruthOp::Insert, key::id(wid), created_at, None);
@@ -1130,6 +1154,41 @@ impl Day<'_> {
             return;
         }
     }
+}
+
+/// The teacher's comment on a mark, for about one mark in fifteen (`h`: a hash of the mark).
+fn mark_comment(h: u64, value: &str) -> Option<String> {
+    if !h.is_multiple_of(15) {
+        return None;
+    }
+    let good: &[&str] = &["Молодец!", "Отличная работа", "Хороший ответ"];
+    let poor: &[&str] =
+        &["Ошибки в вычислениях", "Не выполнено задание 3", "Работа выполнена не полностью", "Неаккуратное оформление"];
+    let list = if value.starts_with('5') { good } else { poor };
+    Some(list[((h >> 8) % list.len() as u64) as usize].to_string())
+}
+
+/// Files attached to a homework, for about one homework in eight (`h`: a hash of it).
+fn homework_attachments(h: u64, work: u64) -> Vec<SynthAttachment> {
+    if !h.is_multiple_of(8) {
+        return Vec::new();
+    }
+    let files: &[(&str, &str)] = &[
+        ("Карточка.pdf", "card.pdf"),
+        ("Рабочий лист.docx", "worksheet.docx"),
+        ("Презентация к уроку.pptx", "slides.pptx"),
+        ("Задания для повторения.pdf", "revision.pdf"),
+    ];
+    let n = 1 + (h >> 16).is_multiple_of(4) as usize;
+    (0..n)
+        .map(|i| {
+            let (name, file) = files[((h >> 8) as usize + i) % files.len()];
+            SynthAttachment {
+                name: name.to_string(),
+                url: format!("https://files.school.example/homework/{work}/{file}"),
+            }
+        })
+        .collect()
 }
 
 /// Another value for an edited mark.

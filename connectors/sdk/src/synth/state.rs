@@ -368,6 +368,10 @@ pub struct SynthLesson {
     /// Тема урока; `None` when the teacher did not enter it (yet)
     pub topic: Option<String>,
     pub cancelled: bool,
+    /// Раздел тематического планирования the lesson belongs to (the theme of its topic):
+    /// every lesson has one, a lesson without a topic too.
+    #[serde(default)]
+    pub section: Option<String>,
 }
 
 /// Работа на уроке или домашнее задание
@@ -382,6 +386,18 @@ pub struct SynthWork {
     pub created_at: NaiveDateTime,
     /// Due date of a homework; the lesson date for a work
     pub target_date: NaiveDate,
+    /// Files attached to a homework (some homeworks have one)
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<SynthAttachment>,
+}
+
+/// Вложение к домашнему заданию
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SynthAttachment {
+    /// File name as the teacher uploaded it («Карточка.pdf»)
+    pub name: String,
+    /// Where the file is served (an absolute URL of the system's file storage)
+    pub url: String,
 }
 
 /// Отметка
@@ -395,6 +411,15 @@ pub struct SynthMark {
     pub value: String,
     pub entered_at: NaiveDateTime,
     pub entered_by: u64,
+    /// Комментарий учителя к отметке (some marks have one)
+    #[serde(default)]
+    pub comment: Option<String>,
+    /// «Точка»: an unsatisfactory mark the pupil is to correct by `point_date`
+    #[serde(default)]
+    pub is_point: bool,
+    /// Срок исправления «точки»
+    #[serde(default)]
+    pub point_date: Option<NaiveDate>,
 }
 
 /// Итоговая отметка
