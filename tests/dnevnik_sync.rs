@@ -113,6 +113,23 @@ async fn string_numbers_parent_ids_and_the_v2_0_prefix() {
         assert_eq!(got["topic"].as_str(), l.topic.as_deref(), "lesson {}", l.id);
         assert_eq!(got["number"].as_u64(), Some(l.number as u64));
     }
+    // Homework with its attachments (the works' `files[]`).
+    let homework = stored(&h, EntityKind::Homework).await;
+    let mut with_files = 0;
+    for w in world.schools.iter().flat_map(|s| s.works.values()).filter(|w| w.is_homework) {
+        let Some(got) = homework.get(&w.id.to_string()) else { continue };
+        assert_eq!(got["text"].as_str(), Some(&*w.text));
+        let files: Vec<(String, String)> = got["attachments"]
+            .as_array()
+            .map(|a| {
+                a.iter().map(|f| (f["name"].as_str().unwrap().into(), f["url"].as_str().unwrap().into())).collect()
+            })
+            .unwrap_or_default();
+        let expected: Vec<(String, String)> = w.attachments.iter().map(|a| (a.name.clone(), a.url.clone())).collect();
+        assert_eq!(files, expected, "homework {}", w.id);
+        with_files += usize::from(!expected.is_empty());
+    }
+    assert!(with_files > 0, "no homework with attachments was compared");
     let classes = stored(&h, EntityKind::Class).await;
     let world_classes: BTreeMap<String, (String, u64)> = world
         .schools

@@ -1725,12 +1725,99 @@ mod tests {
         ] {
             assert_eq!(c.classify(StatusCode::UNAUTHORIZED, &body(t)).unwrap().kind, ErrorKind::Unauthorized, "{t}");
         }
+        // A valid token that may not read this: not a token to renew.
+        for t in ["authorizationNotOwner", "notOwner", "ownerForbidden", "authorizationSystemForbidden"] {
+            assert_eq!(c.classify(StatusCode::FORBIDDEN, &body(t)).unwrap().kind, ErrorKind::Client, "{t}");
+        }
         assert_eq!(
             c.classify(StatusCode::INTERNAL_SERVER_ERROR, &body("apiServerError")).unwrap().kind,
             ErrorKind::Server
         );
         assert_eq!(c.classify(StatusCode::BAD_REQUEST, &body("parameterInvalid")).unwrap().kind, ErrorKind::Client);
         assert!(c.classify(StatusCode::BAD_GATEWAY, b"<html>").is_none());
+    }
+
+    fn connector() -> DnevnikConnector {
+        DnevnikConnector::new(DnevnikConfig::new(
+            "t",
+            "http://127.0.0.1:9/v2/".parse().unwrap(),
+            SecretString::from("x"),
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn type_decides_class_or_group_not_a_parent_id() {
+        let groups: Vec<api::EduGroup> = serde_json::from_str(
+            r#"[
+                {"id": 1, "type": "Group", "journaltype": "Regular", "parentIds": [900], "name": "5А", "parallel": "5",
+                 "subjects": [{"id": 7, "id_str": "7", "name": "Математика"}]},
+                {"id": 2, "type": "Subgroup", "journalType": "Regular", "parentIds": [1], "name": "5А англ. 1"},
+                {"id": 3, "type": "Group", "journaltype": "Regular", "parentIds": ["1"], "name": "5А проф."},
+                {"id": 4, "type": "Group", "journaltype": "Elective", "parentIds": [], "name": "Шахматы"},
+                {"id": 5, "name": "6Б"}
+            ]"#,
+        )
+        .unwrap();
+        let placed = connector().place_groups(&groups, &mut Vec::new());
+        let got: Vec<(&str, bool, Option<&str>)> =
+            placed.iter().map(|g| (g.id.as_str(), g.is_class, g.parent.as_deref())).collect();
+        assert_eq!(
+            got,
+            [
+                ("1", true, None),
+                ("2", false, Some("1")),
+                ("3", false, Some("1")),
+                ("4", false, None),
+                ("5", true, None)
+            ]
+        );
+        assert_eq!((placed[0].grade, placed[0].subject.as_deref()), (Some(5), Some("7")));
+        let all_sub: Vec<api::EduGroup> =
+            serde_json::from_str(r#"[{"id": 1, "type": "Subgroup"}, {"id": 2, "type": "Subgroup", "parentIds": [1]}]"#)
+                .unwrap();
+        assert!(connector().place_groups(&all_sub, &mut Vec::new()).iter().all(|g| !g.is_class));
+    }
+
+    #[test]
+    fn access_follows_the_roles_and_children() {
+        let ctx = |json: &str| serde_json::from_str::<api::Context>(json).unwrap();
+        assert!(matches!(Access::of(&ctx(r#"{"roles": ["EduStaff"], "children": []}"#)), Ok(Access::School)));
+        let parent = Access::of(&ctx(
+            r#"{"roles": ["EduParent"], "personId": 1, "children": [{"personId": 10, "personId_str": "10", "schoolIds": [5]}, {"personId": "11"}]}"#,
+        ));
+        match parent {
+            Ok(Access::Family { role: "parent", pupils }) => {
+                let got: Vec<(&str, Vec<String>)> =
+                    pupils.iter().map(|p| (p.person.as_str(), p.schools.clone())).collect();
+                assert_eq!(got, [("10", vec!["5".to_string()]), ("11", vec![])]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match Access::of(&ctx(r#"{"roles": ["EduStudent"], "personId": 1000000000000000001}"#)) {
+            Ok(Access::Family { role: "pupil", pupils }) => assert_eq!(pupils[0].person, "1000000000000000001"),
+            other => panic!("{other:?}"),
+        }
+        let err = Access::of(&ctx(r#"{"roles": ["EduParent"], "children": null}"#)).unwrap_err();
+        assert!(err.contains("no children"), "{err}");
+        assert!(Access::of(&ctx(r#"{"roles": []}"#)).is_err());
+    }
+
+    #[test]
+    fn files_become_attachments() {
+        let files: Vec<serde_json::Value> = serde_json::from_str(
+            r#"[{"id": 1, "name": "Карточка.pdf", "downloadUrl": "https://f/1"}, {"id": 2, "fileName": "a.docx"}, 77, "", null]"#,
+        )
+        .unwrap();
+        let got: Vec<m::Attachment> = files.iter().filter_map(attachment).collect();
+        assert_eq!(
+            got,
+            [
+                m::Attachment { name: "Карточка.pdf".into(), url: Some("https://f/1".into()) },
+                m::Attachment { name: "a.docx".into(), url: None },
+                m::Attachment { name: "77".into(), url: None },
+            ]
+        );
     }
 
     #[test]

@@ -43,7 +43,8 @@
 //!   `timetable` is `null`, `parallel` is the grade.
 //! - Work-type `kind` codes and their `kindId` numbers (1–8 in API.md's order); a lesson's
 //!   default work is `DefaultNewLessonWork`; a work's `createdBy` is whoever conducted the
-//!   lesson (the substitute when there is one); `tasks` and `files` are always empty;
+//!   lesson (the substitute when there is one); `tasks` is always empty; `files` are
+//!   objects `{id, id_str, name, downloadUrl}`;
 //!   `periodNumber`/`periodType` are those of the period holding the lesson date.
 //! - Lesson `status` is `Canceled` or `Conducted` (never `NotConducted`); `teachers[1]` is the
 //!   substitute.

@@ -74,7 +74,13 @@ fn tiny_world() -> World {
     };
     let works = [
         work(70, 60, 20, false, "Работа на уроке", at(9, 1, 9, 0), day(9, 1)),
-        work(71, 60, 22, true, "№ 12, 14", at(9, 1, 14, 0), day(9, 3)),
+        SynthWork {
+            attachments: vec![SynthAttachment {
+                name: "Карточка №3.pdf".into(),
+                url: "https://files.example/c3.pdf".into(),
+            }],
+            ..work(71, 60, 22, true, "№ 12, 14", at(9, 1, 14, 0), day(9, 3))
+        },
         work(72, 62, 21, false, "Контрольная работа", at(9, 1, 10, 0), day(9, 1)),
     ];
     let mark = |n, student, lesson, work, value: &str, entered: NaiveDateTime| SynthMark {
@@ -664,6 +670,12 @@ async fn shapes_and_formats() {
     assert_eq!(l["works"][0]["periodNumber"], 1);
     assert_eq!(l["works"][1]["type"], "Homework");
     assert_eq!(l["works"][1]["targetDate"], "2025-09-03T00:00:00");
+    let file = &l["works"][1]["files"][0];
+    assert_eq!(
+        (file["name"].as_str(), file["downloadUrl"].as_str()),
+        (Some("Карточка №3.pdf"), Some("https://files.example/c3.pdf"))
+    );
+    assert_eq!(l["works"][0]["files"], json!([]));
     // Entered at 14:00 Moscow time = 11:00 UTC.
     assert_eq!(l["works"][1]["sentDate"], "2025-09-01T11:00:00.000Z");
     let sub = c.json(&format!("edu-groups/{}/lessons/2025-09-01/2025-09-01", id(51))).await;

@@ -636,9 +636,21 @@ struct WorkJson<'a> {
     targetDate: Midnight,
     sentDate: Option<UtcMillis>,
     createdBy: u64,
-    files: &'static [u64],
+    files: Vec<FileJson<'a>>,
     tasks: &'static [u64],
     isImportant: bool,
+}
+
+/// A file attached to a homework (**assumption**: the swagger's example shows `files` as
+/// ids; the typed clients do not show the file object, so its fields are our guess —
+/// `{id, id_str, name, downloadUrl}` — and a reader accepts ids too).
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct FileJson<'a> {
+    id: u64,
+    id_str: IdStr,
+    name: &'a str,
+    downloadUrl: &'a str,
 }
 
 #[derive(Serialize)]
@@ -704,7 +716,16 @@ fn work_json<'a>(
         targetDate: Midnight(work.target_date),
         sentDate: work.is_homework.then(|| UtcMillis(s.to_utc(si, work.created_at))),
         createdBy: lesson.substitute.unwrap_or(lesson.teacher),
-        files: EMPTY,
+        // A file id of our own: the work's id with the file's place in the upper bits.
+        files: work
+            .attachments
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let id = work.id.wrapping_add((i as u64 + 1) << 40);
+                FileJson { id, id_str: IdStr(id), name: &a.name, downloadUrl: &a.url }
+            })
+            .collect(),
         tasks: EMPTY,
         isImportant: false,
     }
