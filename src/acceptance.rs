@@ -16,7 +16,10 @@
 //!
 //! - **(a) ground truth** — a full sync into an empty store succeeds without warnings and
 //!   holds exactly the expected live records per kind; every kind the connector claims to
-//!   fill has records.
+//!   fill has records; and every stored record holds the values the world says it must
+//!   ([`check_values`]: field by field against `ejgate_sdk::synth::expected`, leaving out
+//!   only the fields the system's `SystemTruth` declares not exposed), so a connector that
+//!   stored every mark as «5» fails here although its counts are right.
 //! - **(b) idempotence** — an incremental and then a full re-sync without change read
 //!   records and write nothing (no insert, update or delete, no change-log row).
 //! - **(c) changes** — after the school lives six more days, an incremental sync logs
@@ -162,6 +165,152 @@ async fn ground_truth(system: &dyn EmulatedSystem, store: &dyn Store, report: &m
         expected.len(),
         expected.values().sum::<u64>()
     ));
+    let values = check_values(system, store).await;
+    assert!(values.passed(), "{name}: (a) the stored values differ from the ground truth:\n{}", values.render());
+    report.passed.push(format!(
+        "(a) values: {} records compared field by field ({} fields not exposed: {})",
+        values.compared,
+        values.not_exposed.len(),
+        values.not_exposed.join(", ")
+    ));
+}
+
+/// Examples kept per differing field.
+pub const VALUE_EXAMPLES: usize = 5;
+
+/// One field of one kind that differs from the ground truth.
+#[derive(Debug, Clone, Default)]
+pub struct FieldMismatch {
+    /// How many records differ in this field.
+    pub count: u64,
+    /// (source id, expected, stored), the first [`VALUE_EXAMPLES`].
+    pub examples: Vec<(String, String, String)>,
+}
+
+/// What the value check found: every stored record compared field by field with the
+/// record the synthetic world says it must be.
+#[derive(Debug, Clone, Default)]
+pub struct ValueCheck {
+    /// Stored records compared.
+    pub compared: u64,
+    /// Stored records the world has no record for (kind, source id), the first few, and
+    /// their count.
+    pub unexpected: Vec<(EntityKind, String)>,
+    pub unexpected_count: u64,
+    /// (kind, field) → how it differs.
+    pub mismatches: BTreeMap<(EntityKind, String), FieldMismatch>,
+    /// The fields left out (`kind.field`): those the system does not expose (its
+    /// `SystemTruth`) and the source's own codes.
+    pub not_exposed: Vec<String>,
+}
+
+impl ValueCheck {
+    pub fn passed(&self) -> bool {
+        self.compared > 0 && self.unexpected_count == 0 && self.mismatches.is_empty()
+    }
+
+    /// What differs, for a person: per kind and field, the count and the first examples.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        for ((kind, field), m) in &self.mismatches {
+            out.push_str(&format!("  {kind}.{field}: {} record(s) differ\n", m.count));
+            for (id, expected, stored) in &m.examples {
+                out.push_str(&format!("    {kind} {id}: expected {expected}, stored {stored}\n"));
+            }
+        }
+        if self.unexpected_count > 0 {
+            out.push_str(&format!(
+                "  {} stored record(s) the world does not have, e.g. {:?}\n",
+                self.unexpected_count, self.unexpected
+            ));
+        }
+        if self.compared == 0 {
+            out.push_str("  no record compared\n");
+        }
+        out
+    }
+}
+
+/// A full sync of `connector` (pointed at `system`) into a fresh store, then the value check
+/// (for a test that a wrong connector fails it: a wrapper around the system's connector).
+pub async fn values_after_a_full_sync(
+    system: &dyn EmulatedSystem,
+    connector: std::sync::Arc<dyn ejgate_sdk::Connector>,
+) -> ValueCheck {
+    let fresh = TempStore::new().await;
+    let store = fresh.store.as_ref();
+    let options = SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() };
+    let run = run_sync(store, connector, &options).await.expect("the store records the run");
+    assert_eq!(run.status, RunStatus::Succeeded, "{}: the full sync: {:?}", system.system(), run.error);
+    check_values(system, store).await
+}
+
+/// Two portable field values are the same: numbers by value (`1` and `1.0`), a missing
+/// field as `null` (fields left out of the content when unset).
+fn same_value(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a, b) {
+        (serde_json::Value::Number(x), serde_json::Value::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(x), Some(y)) => (x - y).abs() < 1e-9,
+            _ => x == y,
+        },
+        _ => a == b,
+    }
+}
+
+/// Compares every live record the connector stored with its expected twin computed from the
+/// world (`ejgate_sdk::synth::expected`), field by field. The fields the system's
+/// `SystemTruth` declares not exposed are left out, and so are the source's own codes
+/// (`compare::SOURCE_CODES`); references are compared by the kind and source id of what they
+/// point at (`compare::RefForm::SourceId`), date-times the system gives to the minute to the
+/// minute. Which records exist is check (a)'s counts; this checks what they hold.
+pub async fn check_values(system: &dyn EmulatedSystem, store: &dyn Store) -> ValueCheck {
+    use crate::compare::{Portable, RefForm, SourceRecords, SOURCE_CODES};
+    use ejgate_sdk::model::IdSpace;
+    use ejgate_sdk::synth::expected::ExpectedRecords;
+
+    let truth = system.truth();
+    let mut expected = ExpectedRecords::default();
+    let ids = IdSpace::new(system.instance());
+    system.read_world(&mut |w| expected = ExpectedRecords::of(w, &ids));
+    let want = SourceRecords::of_records(expected.records.values());
+    let stored = SourceRecords::load(store, system.instance()).await.expect("the stored records");
+    let left_out: BTreeSet<(EntityKind, &'static str)> =
+        truth.not_exposed_fields.iter().chain(SOURCE_CODES).copied().collect();
+    let to_the_minute: BTreeSet<(EntityKind, &'static str)> = truth.to_the_minute_fields.iter().copied().collect();
+    let mut pw = Portable::new(&want, &left_out, &to_the_minute, RefForm::SourceId);
+    let mut ps = Portable::new(&stored, &left_out, &to_the_minute, RefForm::SourceId);
+
+    let mut check =
+        ValueCheck { not_exposed: left_out.iter().map(|(k, f)| format!("{k}.{f}")).collect(), ..ValueCheck::default() };
+    let mut rows: Vec<(EntityKind, &str, &serde_json::Value)> = stored.iter().collect();
+    rows.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    for (kind, source_id, content) in rows {
+        let Some(twin) = expected.get(kind, source_id) else {
+            check.unexpected_count += 1;
+            if check.unexpected.len() < VALUE_EXAMPLES {
+                check.unexpected.push((kind, source_id.to_string()));
+            }
+            continue;
+        };
+        check.compared += 1;
+        let twin = serde_json::from_slice(&twin.entity.content_json()).expect("content is JSON");
+        let want_fields = pw.fields(kind, &twin);
+        let got_fields = ps.fields(kind, content);
+        let names: BTreeSet<&String> = want_fields.keys().chain(got_fields.keys()).collect();
+        for name in names {
+            let null = serde_json::Value::Null;
+            let (w, g) = (want_fields.get(name).unwrap_or(&null), got_fields.get(name).unwrap_or(&null));
+            if same_value(w, g) {
+                continue;
+            }
+            let m = check.mismatches.entry((kind, name.clone())).or_default();
+            m.count += 1;
+            if m.examples.len() < VALUE_EXAMPLES {
+                m.examples.push((source_id.to_string(), w.to_string(), g.to_string()));
+            }
+        }
+    }
+    check
 }
 
 /// (b) A re-sync without change writes nothing.

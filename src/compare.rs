@@ -39,33 +39,76 @@ pub struct Tolerances {
     pub to_the_minute: Vec<Field>,
 }
 
-/// The records of one source, every kind, by canonical id.
-struct SourceRecords {
-    records: HashMap<Uuid, (EntityKind, Value)>,
+/// The records of one source, every kind, by canonical id: (kind, source id, content).
+pub(crate) struct SourceRecords {
+    records: HashMap<Uuid, (EntityKind, String, Value)>,
 }
 
 impl SourceRecords {
     /// Every kind: references may point outside the compared kinds (a mark's work).
-    async fn load(store: &dyn Store, source: &str) -> StoreResult<SourceRecords> {
+    pub(crate) async fn load(store: &dyn Store, source: &str) -> StoreResult<SourceRecords> {
         let mut records = HashMap::new();
         for kind in EntityKind::ALL {
             for r in store.records(kind, Some(source), false).await? {
-                records.insert(r.id, (kind, r.content));
+                records.insert(r.id, (kind, r.source_id, r.content));
             }
         }
         Ok(SourceRecords { records })
     }
+
+    /// Records that are not in a store (the acceptance kit's expected records).
+    #[cfg_attr(not(feature = "acceptance"), allow(dead_code))]
+    pub(crate) fn of_records<'r>(records: impl IntoIterator<Item = &'r ejgate_sdk::Record>) -> SourceRecords {
+        let records = records
+            .into_iter()
+            .map(|r| {
+                let content = serde_json::from_slice(&r.entity.content_json()).expect("content is JSON");
+                (r.id, (r.kind(), r.source_id.clone(), content))
+            })
+            .collect();
+        SourceRecords { records }
+    }
+
+    /// Every record: (kind, source id, content).
+    #[cfg_attr(not(feature = "acceptance"), allow(dead_code))]
+    pub(crate) fn iter(&self) -> impl Iterator<Item = (EntityKind, &str, &Value)> + '_ {
+        self.records.values().map(|(k, s, c)| (*k, s.as_str(), c))
+    }
+}
+
+/// How a portable form writes a reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RefForm {
+    /// `kind#hash` of the portable form of the record it points at: two systems give the
+    /// same record different source ids (сверка).
+    Content,
+    /// `kind:source_id` of the record it points at: both sides key records the same way
+    /// (the acceptance kit, where source ids are the synthetic world's keys), so a reference
+    /// is right when it points at the right record, whatever that record's own fields hold
+    /// (those are checked on the record itself).
+    #[cfg_attr(not(feature = "acceptance"), allow(dead_code))]
+    SourceId,
 }
 
 /// Computes portable forms, memoizing the hash of every referenced record.
-struct Portable<'a> {
+pub(crate) struct Portable<'a> {
     source: &'a SourceRecords,
     left_out: &'a BTreeSet<Field>,
     to_the_minute: &'a BTreeSet<Field>,
+    refs: RefForm,
     hashes: HashMap<Uuid, String>,
 }
 
 impl<'a> Portable<'a> {
+    pub(crate) fn new(
+        source: &'a SourceRecords,
+        left_out: &'a BTreeSet<Field>,
+        to_the_minute: &'a BTreeSet<Field>,
+        refs: RefForm,
+    ) -> Portable<'a> {
+        Portable { source, left_out, to_the_minute, refs, hashes: HashMap::new() }
+    }
+
     /// The portable form of a record: its content without the left-out fields, references
     /// replaced by `kind#hash` of the record they point at (`?` when this source does not
     /// hold that record).
@@ -75,6 +118,24 @@ impl<'a> Portable<'a> {
 
     /// The portable form with one more top-level field left out (to find which field differs).
     fn form_without(&mut self, kind: EntityKind, content: &Value, depth: u32, skip: Option<&str>) -> String {
+        // serde_json's map is ordered by key: the text is canonical.
+        Value::Object(self.fields_at(kind, content, depth, skip)).to_string()
+    }
+
+    /// The fields of a record in portable form (left-out fields left out), by name: what
+    /// the acceptance kit compares one by one.
+    #[cfg_attr(not(feature = "acceptance"), allow(dead_code))]
+    pub(crate) fn fields(&mut self, kind: EntityKind, content: &Value) -> serde_json::Map<String, Value> {
+        self.fields_at(kind, content, 0, None)
+    }
+
+    fn fields_at(
+        &mut self,
+        kind: EntityKind,
+        content: &Value,
+        depth: u32,
+        skip: Option<&str>,
+    ) -> serde_json::Map<String, Value> {
         let mut out = serde_json::Map::new();
         if let Value::Object(fields) = content {
             for (name, value) in fields {
@@ -82,17 +143,17 @@ impl<'a> Portable<'a> {
                     continue;
                 }
                 let value = match value {
-                    // `2025-09-01T09:02:11` → `2025-09-01T09:02`
+                    // `2025-09-01T09:02:11` → `2025-09-01T09:02` (by characters: no byte
+                    // slicing of text a source wrote)
                     Value::String(t) if self.to_the_minute.contains(&(kind, name.as_str())) && t.len() >= 16 => {
-                        Value::String(t[..16].to_string())
+                        Value::String(t.chars().take(16).collect())
                     }
                     _ => self.resolve(value, depth),
                 };
                 out.insert(name.clone(), value);
             }
         }
-        // serde_json's map is ordered by key: the text is canonical.
-        Value::Object(out).to_string()
+        out
     }
 
     fn resolve(&mut self, value: &Value, depth: u32) -> Value {
@@ -113,7 +174,8 @@ impl<'a> Portable<'a> {
         }
         // The model has no reference cycles; the bound only guards against a corrupt store.
         let hash = match self.source.records.get(&id) {
-            Some((kind, content)) if depth < 16 => {
+            Some((kind, source_id, _)) if self.refs == RefForm::SourceId => format!("{}:{source_id}", kind.as_str()),
+            Some((kind, _, content)) if depth < 16 => {
                 let form = self.form_without(*kind, content, depth + 1, None);
                 format!("{}#{}", kind.as_str(), &blake3::hash(form.as_bytes()).to_hex()[..16])
             }
@@ -187,12 +249,12 @@ pub async fn compare(
     let to_the_minute: BTreeSet<Field> = tolerances.to_the_minute.iter().copied().collect();
     let a = SourceRecords::load(store, first).await?;
     let b = SourceRecords::load(store, second).await?;
-    let mut pa = Portable { source: &a, left_out: &left_out, to_the_minute: &to_the_minute, hashes: HashMap::new() };
-    let mut pb = Portable { source: &b, left_out: &left_out, to_the_minute: &to_the_minute, hashes: HashMap::new() };
+    let mut pa = Portable::new(&a, &left_out, &to_the_minute, RefForm::Content);
+    let mut pb = Portable::new(&b, &left_out, &to_the_minute, RefForm::Content);
     let mut out = Vec::new();
     for &kind in kinds {
-        let ra: Vec<&Value> = a.records.values().filter(|(k, _)| *k == kind).map(|(_, c)| c).collect();
-        let rb: Vec<&Value> = b.records.values().filter(|(k, _)| *k == kind).map(|(_, c)| c).collect();
+        let ra: Vec<&Value> = a.records.values().filter(|(k, _, _)| *k == kind).map(|(_, _, c)| c).collect();
+        let rb: Vec<&Value> = b.records.values().filter(|(k, _, _)| *k == kind).map(|(_, _, c)| c).collect();
         let fa = multiset(ra.iter().map(|c| pa.form(kind, c, 0)));
         let fb = multiset(rb.iter().map(|c| pb.form(kind, c, 0)));
         let (same, only_a, only_b) = difference(&fa, &fb);

@@ -27,7 +27,8 @@ use crate::model::{self as m, Entity, EntityKind, IdSpace, Record};
 #[derive(Debug, Clone, Deserialize)]
 pub struct CanonicalMark {
     pub scale: m::MarkScale,
-    pub numeric: f64,
+    #[serde(default)]
+    pub numeric: Option<f64>,
     #[serde(default)]
     pub special: Option<m::SpecialFinal>,
 }
@@ -284,7 +285,7 @@ impl Builder<'_> {
                 work: Some(self.id(EntityKind::Work, mk.work)),
                 subject: lesson.map(|l| self.id(EntityKind::Subject, l.subject)),
                 value: mk.value.clone(),
-                numeric: reading.map(|r| r.numeric),
+                numeric: reading.and_then(|r| r.numeric),
                 scale: reading.map(|r| r.scale).unwrap_or(m::MarkScale::Other),
                 weight,
                 entered_at: Some(mk.entered_at),
@@ -297,13 +298,15 @@ impl Builder<'_> {
         }
         for (&(student, subject, period), f) in &s.final_marks {
             let reading = self.marks.get(&f.value);
+            let special = reading.and_then(|r| r.special);
             let entity = Entity::FinalMark(m::FinalMark {
                 student: self.id(EntityKind::Person, student),
                 subject: self.id(EntityKind::Subject, subject),
                 period: period.map(|p| self.id(EntityKind::StudyPeriod, p)),
                 value: f.value.clone(),
-                numeric: reading.map(|r| r.numeric),
-                special: reading.and_then(|r| r.special),
+                // A special final (осв, н/а, зачёт) counts in no average: no numeric value.
+                numeric: if special.is_some() { None } else { reading.and_then(|r| r.numeric) },
+                special,
             });
             self.put(key::final_mark(student, subject, period), None, entity);
         }
