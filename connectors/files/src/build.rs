@@ -482,9 +482,10 @@ fn build_row(ids: &IdSpace, ctx: &mut Context, r: &mut Row<'_>) -> Option<Built>
             let teacher = r.reference(ids, "teacher", K::Person);
             let substitute = r.reference(ids, "substitute", K::Person);
             let topic = r.text("topic");
+            let section = r.text("section");
             let cancelled = r.boolean("cancelled").unwrap_or(false);
             let e = m::Lesson {
-                section: None,
+                section,
                 unit: unit?,
                 subject,
                 date: date?,
@@ -572,10 +573,13 @@ fn build_row(ids: &IdSpace, ctx: &mut Context, r: &mut Row<'_>) -> Option<Built>
             let work = r.reference(ids, "work", K::Work);
             let weight = r.number("weight");
             let entered_by = r.reference(ids, "entered_by", K::Person);
+            let comment = r.text("comment");
+            let is_point = r.boolean("is_point").unwrap_or(false);
+            let point_date = r.date("point_date");
             let e = m::Mark {
-                comment: None,
-                is_point: false,
-                point_date: None,
+                comment,
+                is_point,
+                point_date,
                 student: student?,
                 lesson: lesson.map(|l| ids.id(K::Lesson, &l)),
                 work,

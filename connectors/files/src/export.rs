@@ -297,6 +297,7 @@ fn rows(s: &School, block: &Block) -> Vec<Row> {
                     ("teacher", id(l.teacher)),
                     ("substitute", opt_id(l.substitute)),
                     ("topic", l.topic.clone().map(W::Text).unwrap_or(W::Empty)),
+                    ("section", l.section.clone().map(W::Text).unwrap_or(W::Empty)),
                     ("cancelled", W::Bool(l.cancelled)),
                 ])
             })
@@ -351,6 +352,9 @@ fn rows(s: &School, block: &Block) -> Vec<Row> {
                         ("weight", W::Int(weight as i64)),
                         ("entered_at", W::DateTime(mk.entered_at)),
                         ("entered_by", id(mk.entered_by)),
+                        ("comment", mk.comment.clone().map(W::Text).unwrap_or(W::Empty)),
+                        ("is_point", if mk.is_point { W::Bool(true) } else { W::Empty }),
+                        ("point_date", mk.point_date.map(W::Date).unwrap_or(W::Empty)),
                     ])
                 })
                 .collect()

@@ -201,6 +201,7 @@ pub fn fields_of(kind: EntityKind) -> Option<&'static [FieldDef]> {
         f("teacher", Ty::Ref(K::Person), false),
         f("substitute", Ty::Ref(K::Person), false),
         f("topic", Ty::Text, false),
+        f("section", Ty::Text, false),
         f("cancelled", Ty::Bool, false),
     ];
     const HOMEWORK: &[FieldDef] = &[
@@ -228,6 +229,9 @@ pub fn fields_of(kind: EntityKind) -> Option<&'static [FieldDef]> {
         f("weight", Ty::Float, false),
         f("entered_at", Ty::DateTime, false),
         f("entered_by", Ty::Ref(K::Person), false),
+        f("comment", Ty::Text, false),
+        f("is_point", Ty::Bool, false),
+        f("point_date", Ty::Date, false),
     ];
     const FINAL: &[FieldDef] = &[
         f("student", Ty::Ref(K::Person), true),
