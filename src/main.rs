@@ -155,13 +155,18 @@ fn init_tracing(verbose: u8) {
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     init_tracing(cli.verbose);
-    match run(cli).await {
+    let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
-    }
+    };
+    // A КИАСУО refresh still under way (its run may have failed meanwhile) is waited for:
+    // the source may already have rotated the refresh token, and only that refresh writes
+    // the new one to the token file.
+    tokio::task::spawn_blocking(ejgate_kiasuo::connector::wait_for_refreshes).await.ok();
+    code
 }
 
 async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {

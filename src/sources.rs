@@ -82,6 +82,7 @@ pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<d
                 c.utc_offset_hours = hours;
             }
             c.mappings_dir = api.mappings_dir;
+            c.school_ids = source.schools.clone();
             c.timeout = source.timeout();
             c.extra_root_certificates = api.extra_root_certificates;
             Ok(Arc::new(EposConnector::new(c)?))
@@ -97,6 +98,7 @@ pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<d
             c.timeout = source.timeout();
             c.extra_root_certificates = api.extra_root_certificates;
             c.concurrency = source.concurrency;
+            c.schools = source.schools.clone();
             Ok(Arc::new(KiasuoConnector::new(c)?))
         }
         System::Mosreg => {
@@ -125,6 +127,7 @@ pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<d
                 c.utc_offset_hours = hours;
             }
             c.mappings_dir = api.mappings_dir;
+            c.school_ids = source.schools.clone();
             c.timeout = source.timeout();
             c.extra_root_certificates = api.extra_root_certificates;
             Ok(Arc::new(MosregConnector::new(c)?))

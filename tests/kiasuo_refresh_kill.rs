@@ -5,6 +5,10 @@
 //! the first request with the new access token was answered — and shows that the next run
 //! still authenticates, and that it would not had the token not been written.
 //!
+//! The other points around a refresh are killed too: before the source rotated (the stored
+//! token is still the one in force) and after it rotated but before its answer arrived (the
+//! residual risk: the new token never reached ejgate; the next run asks for a new sign-in).
+//!
 //! The gap is made wide by the emulator, not by ejgate: `hold?mode=first-use` keeps the first
 //! request carrying a fresh access token open and unanswered, and its stats tell the test
 //! when the refresh is done and that request has arrived.
@@ -20,7 +24,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use ejgate::store::{RunStatus, SqliteStore, Store};
-use ejgate_kiasuo::emulator::{self, EmulatorOptions, EmulatorStats};
+use ejgate_kiasuo::emulator::{self, EmulatorOptions, EmulatorStats, RefreshHold};
 use ejgate_sdk::model::EntityKind;
 use ejgate_sdk::synth::{SynthConfig, World};
 
@@ -181,5 +185,87 @@ async fn a_sync_killed_between_the_refresh_and_the_first_use_of_the_access_token
     assert_eq!(state.current_refresh_token(), Some(persisted(dir.path())), "the newest token is on disk again");
     let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("ejgate.db").display())).await.unwrap();
     assert_eq!(store.runs(1).await.unwrap()[0].status, RunStatus::Succeeded);
+    emulator.shutdown().await;
+}
+
+/// Starts `ejgate sync --full` against a fresh emulator whose refreshes are held at `hold`,
+/// waits until the first refresh is held there, and SIGKILLs the process. Returns the
+/// emulator, its base URL, the installation's directory and its configuration.
+async fn killed_while_a_refresh_is_held(hold: RefreshHold) -> (emulator::EmulatorHandle, tempfile::TempDir, PathBuf) {
+    let mut synth = SynthConfig::small(23);
+    synth.students_per_class = 2;
+    synth.simulate_until = chrono::NaiveDate::from_ymd_opt(2025, 10, 3).unwrap();
+    let emulator =
+        emulator::start(World::generate(synth), EmulatorOptions::new(ORIGINAL), SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .expect("emulator starts");
+    let dir = tempfile::tempdir().unwrap();
+    // The base URL as an operator pastes it from the diary's address bar, with `/diary`.
+    let config = write_config(dir.path(), &format!("{}diary", emulator.base_url()), ORIGINAL);
+    let state = emulator.state().clone();
+    state.set_refresh_hold(hold);
+    let mut child = ejgate(&config)
+        .args(["sync", "--full", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let stats = state.stats();
+        if stats.refresh_held_now >= 1 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "the sync ended before its refresh was held: {stats:?}");
+        assert!(Instant::now() < deadline, "no held refresh in time: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    child.kill().unwrap();
+    assert_eq!(child.wait().unwrap().signal(), Some(9));
+    (emulator, dir, config)
+}
+
+/// Lets the held refreshes go: before the rotation they end changing nothing (the killed
+/// client's request is as if it never arrived); after it they are answered to nobody.
+async fn release(state: &emulator::EmulatorState) {
+    state.set_refresh_hold(RefreshHold::Drop);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while state.stats().refresh_held_now > 0 {
+        assert!(Instant::now() < deadline, "held refreshes never ended");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    state.set_refresh_hold(RefreshHold::Off);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_before_the_source_rotated_keeps_a_token_the_source_accepts() {
+    let (emulator, dir, config) = killed_while_a_refresh_is_held(RefreshHold::Before).await;
+    let state = emulator.state().clone();
+    assert_eq!(state.stats().refreshes, 0, "nothing was rotated");
+    assert_eq!(persisted(dir.path()), ORIGINAL);
+    assert_eq!(state.current_refresh_token().as_deref(), Some(ORIGINAL), "the stored token is the one in force");
+    release(&state).await;
+    assert_eq!(state.current_refresh_token().as_deref(), Some(ORIGINAL));
+    let next = sync(&config).await;
+    assert!(next.status.success(), "{}", String::from_utf8_lossy(&next.stderr));
+    assert_eq!(state.current_refresh_token(), Some(persisted(dir.path())));
+    emulator.shutdown().await;
+}
+
+/// The residual risk, shown honestly: killed after the source rotated the refresh token and
+/// before its answer arrived, ejgate never learned the new token. The file keeps the last one
+/// the source delivered, and the next run says plainly that a person must sign in again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sync_killed_after_the_rotation_and_before_the_answer_asks_for_a_new_sign_in() {
+    let (emulator, dir, config) = killed_while_a_refresh_is_held(RefreshHold::Answer).await;
+    let state = emulator.state().clone();
+    assert_eq!(persisted(dir.path()), ORIGINAL, "the last token the source delivered");
+    assert_ne!(state.current_refresh_token().as_deref(), Some(ORIGINAL), "rotated at the source, never delivered");
+    state.set_refresh_hold(RefreshHold::Off);
+    let next = sync(&config).await;
+    assert!(!next.status.success());
+    let text = String::from_utf8_lossy(&next.stderr);
+    assert!(text.contains("refresh token was refused") && text.contains("Госуслуги"), "{text}");
+    assert_eq!(persisted(dir.path()), ORIGINAL, "a refused refresh does not touch the file");
     emulator.shutdown().await;
 }

@@ -103,3 +103,198 @@ async fn two_schools_seen_through_one_account_are_told_apart() {
     let scopes: BTreeSet<&str> = periods.iter().map(|r| r.scope.as_str()).collect();
     assert_eq!(scopes.len(), 2, "one reference scope per school: {scopes:?}");
 }
+
+/// The records of `pupils` the store must hold, as sorted comparable rows: marks
+/// (pupil, lesson, value), attendance (pupil, lesson, the letter, status, reason) and final
+/// marks (pupil, period or year, value). Computed from the world with the letters and
+/// statuses SOURCES.md gives («Н» unexcused, «Б» illness, «У» excused; «О» late is our
+/// assumption), not from the connector.
+type Rows = (Vec<String>, Vec<String>, Vec<String>);
+
+fn expected_rows(world: &World, pupils: &[u64]) -> Rows {
+    use ejgate_kiasuo::truth::{in_a_period, Visibility};
+    use ejgate_sdk::synth::SynthAttendanceStatus as S;
+    let ids = ejgate_sdk::model::IdSpace::new(ejgate_kiasuo::acceptance::INSTANCE);
+    let person = |p: u64| ids.id(EntityKind::Person, &p.to_string());
+    let lesson = |l: u64| ids.id(EntityKind::Lesson, &l.to_string());
+    let (mut marks, mut attendance, mut finals) = (Vec::new(), Vec::new(), Vec::new());
+    for s in &world.schools {
+        let v = Visibility::of(s);
+        let seen =
+            |pupil: u64, l: u64| s.lessons.get(&l).is_some_and(|l| v.sees_unit(pupil, l.unit) && in_a_period(s, l));
+        for m in s.marks.values().filter(|m| pupils.contains(&m.student) && seen(m.student, m.lesson)) {
+            marks.push(format!("{} {} {}", person(m.student), lesson(m.lesson), m.value));
+        }
+        for ((l, pupil), a) in s.attendance.iter().filter(|((l, p), _)| pupils.contains(p) && seen(*p, *l)) {
+            let (letter, status, reason) = match a.status {
+                S::AbsentUnexcused => ("Н", "absent", "unexcused"),
+                S::Ill => ("Б", "absent", "illness"),
+                S::AbsentExcused => ("У", "absent", "excused"),
+                S::Late => ("О", "late", "null"),
+            };
+            attendance.push(format!("{} {} {letter} {status} {reason}", person(*pupil), lesson(*l)));
+        }
+        for ((pupil, _, period), f) in s.final_marks.iter().filter(|((p, _, _), _)| pupils.contains(p)) {
+            let period = period.map(|p| ids.id(EntityKind::StudyPeriod, &p.to_string()).to_string());
+            finals.push(format!("{} {} {}", person(*pupil), period.as_deref().unwrap_or("year"), f.value));
+        }
+    }
+    marks.sort();
+    attendance.sort();
+    finals.sort();
+    (marks, attendance, finals)
+}
+
+fn text(v: &serde_json::Value) -> String {
+    v.as_str().map(str::to_string).unwrap_or_else(|| v.to_string())
+}
+
+async fn stored_rows(store: &dyn Store) -> Rows {
+    let rows = |kind: EntityKind, fields: &'static [&'static str]| async move {
+        let mut out: Vec<String> = store
+            .records(kind, None, false)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let field = |f: &str| match (f, &r.content[f]) {
+                    ("period", serde_json::Value::Null) => "year".to_string(),
+                    (_, v) => text(v),
+                };
+                fields.iter().map(|f| field(f)).collect::<Vec<_>>().join(" ")
+            })
+            .collect();
+        out.sort();
+        out
+    };
+    (
+        rows(EntityKind::Mark, &["student", "lesson", "value"]).await,
+        rows(EntityKind::Attendance, &["student", "lesson", "source_status", "status", "reason"]).await,
+        rows(EntityKind::FinalMark, &["student", "period", "value"]).await,
+    )
+}
+
+/// Two pupils of different classes, and one more.
+fn three_pupils(world: &World) -> [u64; 3] {
+    let s = &world.schools[0];
+    let v = ejgate_kiasuo::truth::Visibility::of(s);
+    let mut by_class: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    // Pupils with marks, an absence and final marks, so that every case has each to compare.
+    let absent: BTreeSet<u64> = s.attendance.keys().map(|(_, p)| *p).collect();
+    let marked: BTreeSet<u64> = s.marks.values().map(|m| m.student).collect();
+    let finals: BTreeSet<u64> = s.final_marks.keys().map(|(p, _, _)| *p).collect();
+    let full = |p: &u64| absent.contains(p) && marked.contains(p) && finals.contains(p);
+    for (pupil, class) in v.class_of.iter().filter(|(p, _)| full(p)) {
+        by_class.entry(*class).or_default().push(*pupil);
+    }
+    let mut by_class: Vec<Vec<u64>> = by_class.into_values().filter(|p| p.len() >= 2).collect();
+    by_class.sort_by_key(|p| std::cmp::Reverse(p.len()));
+    let mut classes = by_class.iter();
+    let first = classes.next().expect("a class with two absent pupils");
+    let second = classes.next().expect("two such classes");
+    [first[0], second[0], first[1]]
+}
+
+/// The forms the public clients show (no slot ids, no class ids on children, final marks
+/// keyed by `standard_mark_type`, weights as strings), both forms of `lesson_marks`, a
+/// parent's token with two children and a pupil's own token, and the base URL pasted with
+/// and without `/diary`: the store holds exactly the world's marks, attendance (with the
+/// reason) and final marks (per period and for the year) of the pupils the token reads.
+#[tokio::test]
+async fn the_clients_forms_and_family_tokens_bring_the_right_values() {
+    use ejgate_kiasuo::emulator::Account;
+    let mut config = SynthConfig::small(8);
+    config.students_per_class = 3;
+    // The whole year: year marks are given at its end.
+    config.students_per_class = 2;
+    config.simulate_until = chrono::NaiveDate::from_ymd_opt(2026, 6, 10).unwrap();
+    let world = World::generate(config.clone());
+    let [a, b, c] = three_pupils(&world);
+    let cases = [
+        (Account::Parent(vec![a, b]), false, true, vec![a, b]),
+        (Account::Parent(vec![a, b]), true, false, vec![a, b]),
+        (Account::Pupil(c), false, false, vec![c]),
+    ];
+    for (account, legacy, with_diary, pupils) in cases {
+        let what = format!("{account:?}, older form {legacy}, base URL with /diary {with_diary}");
+        let h = Harness::new(config.clone(), |o| {
+            o.account = account.clone();
+            o.legacy_marks = legacy;
+            o.assumed_fields = false;
+        })
+        .await;
+        let mut c = h.system.config();
+        if with_diary {
+            c.base_url = format!("{}diary", h.system.emulator.base_url()).parse().unwrap();
+        }
+        let connector = std::sync::Arc::new(ejgate_kiasuo::KiasuoConnector::new(c).unwrap());
+        let report =
+            run_sync(h.store.as_ref(), connector, &SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() })
+                .await
+                .unwrap();
+        assert_eq!(report.status, RunStatus::Succeeded, "{what}: {:?}", report.error);
+        let persons = h.store.records(EntityKind::Person, None, false).await.unwrap();
+        let ids: BTreeSet<&str> = persons.iter().map(|p| p.source_id.as_str()).collect();
+        let wanted: Vec<String> = pupils.iter().map(u64::to_string).collect();
+        assert_eq!(ids, wanted.iter().map(String::as_str).collect::<BTreeSet<_>>(), "{what}");
+        let expected = h.system.emulator.world().read(|w| expected_rows(w, &pupils));
+        assert!(
+            !expected.0.is_empty() && !expected.1.is_empty() && !expected.2.is_empty(),
+            "{what}: the case has data: {} {} {}",
+            expected.0.len(),
+            expected.1.len(),
+            expected.2.len()
+        );
+        assert!(expected.2.iter().any(|r| r.contains(" year ")), "{what}: year marks");
+        let stored = stored_rows(h.store.as_ref()).await;
+        assert_eq!(stored.0, expected.0, "{what}: marks");
+        assert_eq!(stored.1, expected.1, "{what}: attendance");
+        assert_eq!(stored.2, expected.2, "{what}: final marks");
+        // Homework files: `url` relative to the host, made absolute with the base URL.
+        let base = h.system.emulator.base_url();
+        let homework = h.store.records(EntityKind::Homework, None, false).await.unwrap();
+        let mut with_files = 0;
+        for r in &homework {
+            let id: u64 = r.source_id.parse().unwrap();
+            let world: Vec<(String, String)> = h.system.emulator.world().read(|w| {
+                let work = w.schools.iter().find_map(|s| s.works.get(&id)).expect("a world homework");
+                work.attachments.iter().map(|a| (a.name.clone(), a.url.clone())).collect()
+            });
+            let stored: Vec<(String, String)> = r.content["attachments"]
+                .as_array()
+                .map(|a| a.iter().map(|x| (text(&x["name"]), text(&x["url"]))).collect())
+                .unwrap_or_default();
+            assert_eq!(stored.len(), world.len(), "{what}: homework {id}");
+            for ((name, url), (world_name, world_url)) in stored.iter().zip(&world) {
+                assert_eq!(name, world_name);
+                let path = world_url.splitn(4, '/').nth(3).unwrap();
+                assert_eq!(*url, format!("{base}{path}"), "{what}");
+            }
+            with_files += !world.is_empty() as usize;
+        }
+        assert!(with_files > 0, "{what}: some homework has files");
+        let weights = h.store.records(EntityKind::Mark, None, false).await.unwrap();
+        assert!(weights.iter().all(|r| r.content["weight"].is_number()), "{what}: string weights read as numbers");
+        assert_eq!(Some(h.system.persisted_refresh()), h.system.emulator.state().current_refresh_token());
+    }
+}
+
+#[tokio::test]
+async fn naming_a_school_with_a_pupils_token_is_refused_plainly() {
+    use ejgate_kiasuo::emulator::Account;
+    let mut config = SynthConfig::small(8);
+    config.students_per_class = 2;
+    config.simulate_until = chrono::NaiveDate::from_ymd_opt(2025, 10, 3).unwrap();
+    let world = World::generate(config.clone());
+    let pupil = *ejgate_kiasuo::truth::Visibility::of(&world.schools[0]).class_of.keys().next().unwrap();
+    let school = world.schools[0].name.clone();
+    let h = Harness::new(config, |o| o.account = Account::Pupil(pupil)).await;
+    let mut c = h.system.config();
+    c.schools = vec![school.clone()];
+    let connector = std::sync::Arc::new(ejgate_kiasuo::KiasuoConnector::new(c).unwrap());
+    let report = run_sync(h.store.as_ref(), connector, &SyncOptions::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Failed);
+    let error = report.error.unwrap_or_default();
+    assert!(error.contains("whole school") && error.contains("a pupil's own account"), "{error}");
+    assert!(error.contains(&school), "{error}");
+}

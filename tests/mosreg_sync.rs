@@ -76,7 +76,8 @@ async fn an_expired_token_is_refreshed_once_and_the_run_completes() {
     assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
     assert!(h.system.emulator.stats().refreshed >= 3, "{:?}", h.system.emulator.stats());
     let saved = std::fs::read_to_string(&file).unwrap();
-    assert!(saved.trim().starts_with(TOKEN) && saved.trim() != TOKEN, "the refreshed token was saved");
+    let saved = saved.trim();
+    assert!(saved != TOKEN && saved.split('.').count() == 3, "the refreshed JWT was saved: {saved}");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -109,4 +110,104 @@ async fn a_token_that_ends_mid_run_stops_it_on_a_data_endpoint_naming_the_token_
     let next = h.sync(SyncMode::Incremental).await;
     assert_eq!(next.status, RunStatus::Succeeded, "{:?}", next.error);
     assert_eq!(h.live_counts().await, h.expected());
+}
+
+/// What a stored record holds, by source id.
+async fn stored(store: &dyn Store, kind: EntityKind) -> BTreeMap<String, serde_json::Value> {
+    store.records(kind, None, false).await.unwrap().into_iter().map(|r| (r.source_id, r.content)).collect()
+}
+
+/// A parent's and a pupil's token (the confirmed access): no staff profile in
+/// `profile_info`, so the connector reads the family profile's children through events,
+/// family marks and subject marks — base URLs pasted with a path family or without the
+/// trailing slash — and says plainly when the configuration asks for a whole school.
+#[tokio::test]
+async fn family_tokens_read_their_children() {
+    use ejgate_mosreg::emulator::{self, EmulatorOptions, FamilyAccount};
+    use ejgate_mosreg::{MosregBaseUrls, MosregConfig};
+    const PARENT: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwYXJlbnQifQ.cGFyZW50LXNpZw";
+    const PUPIL: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJwdXBpbCJ9.cHVwaWwtc2ln";
+    let world = World::generate(SynthConfig::small(6));
+    let s = &world.schools[0];
+    let mut by_guardian: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+    for (g, st) in &s.guardianships {
+        by_guardian.entry(*g).or_default().push(*st);
+    }
+    let (guardian, children) = by_guardian.iter().max_by_key(|(_, c)| c.len()).map(|(g, c)| (*g, c.clone())).unwrap();
+    let pupil = children[0];
+    let mut options = EmulatorOptions::new(TOKEN);
+    options.family = vec![
+        (PARENT.into(), FamilyAccount::Parent { guardian }),
+        (PUPIL.into(), FamilyAccount::Pupil { student: pupil }),
+    ];
+    let emu = emulator::start(world, options, std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await.unwrap();
+    let root = emu.base_url();
+    let trimmed = root.trim_end_matches('/').to_string();
+    let config = |token: &str, urls: MosregBaseUrls| {
+        let mut c = MosregConfig::new("mosreg-family", urls, token.into());
+        c.retry = ejgate_sdk::acceptance::fast_retries();
+        c
+    };
+    let pasted = MosregBaseUrls {
+        web: format!("{root}api/family/web/v1/").parse().unwrap(),
+        mobile: format!("{root}family/mobile/v1").parse().unwrap(),
+        school: trimmed.parse().unwrap(),
+    };
+    for (token, urls, readers) in
+        [(PARENT, pasted, children.clone()), (PUPIL, MosregBaseUrls::single(trimmed.parse().unwrap()), vec![pupil])]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("m.db").display())).await.unwrap();
+        let connector = Arc::new(MosregConnector::new(config(token, urls)).unwrap());
+        let report = run_sync(&store, connector, &SyncOptions::default()).await.unwrap();
+        assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+        let persons = stored(&store, EntityKind::Person).await;
+        let mut want: Vec<String> = readers.iter().map(|c| c.to_string()).collect();
+        want.sort();
+        assert_eq!(persons.keys().cloned().collect::<Vec<_>>(), want, "only the children the token sees");
+
+        let (marks, finals, attendance) = emu.world().read(|w| {
+            let s = &w.schools[0];
+            let today = w.today;
+            let marks: BTreeMap<String, String> = s
+                .marks
+                .values()
+                .filter(|m| readers.contains(&m.student) && s.lessons.get(&m.lesson).is_some_and(|l| l.date <= today))
+                .map(|m| (m.id.to_string(), m.value.clone()))
+                .collect();
+            let mut finals: Vec<(String, String)> = s
+                .final_marks
+                .iter()
+                .filter(|((st, _, _), _)| readers.contains(st))
+                .map(|((st, _, _), f)| (st.to_string(), f.value.clone()))
+                .collect();
+            finals.sort();
+            let attendance = s.attendance.keys().filter(|(_, st)| readers.contains(st)).count();
+            (marks, finals, attendance)
+        });
+        let got = stored(&store, EntityKind::Mark).await;
+        let values: BTreeMap<String, String> =
+            got.iter().map(|(id, c)| (id.clone(), c["value"].as_str().unwrap().to_string())).collect();
+        assert_eq!(values, marks, "every mark of the children, its value a string");
+        let mut got_finals: Vec<(String, String)> = stored(&store, EntityKind::FinalMark)
+            .await
+            .iter()
+            .map(|(id, c)| (id.split(':').next().unwrap().to_string(), c["value"].as_str().unwrap().to_string()))
+            .collect();
+        got_finals.sort();
+        assert!(!finals.is_empty());
+        assert_eq!(got_finals, finals, "final marks, their periods found by dates");
+        assert_eq!(stored(&store, EntityKind::Attendance).await.len(), attendance);
+        assert!(!stored(&store, EntityKind::StudyPeriod).await.is_empty(), "periods from the subject marks");
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("x.db").display())).await.unwrap();
+    let mut c = config(PARENT, MosregBaseUrls::single(root.parse().unwrap()));
+    c.school_ids = vec![emu.world().read(|w| w.schools[0].id.to_string())];
+    let report = run_sync(&store, Arc::new(MosregConnector::new(c).unwrap()), &SyncOptions::default()).await.unwrap();
+    assert_eq!(report.status, RunStatus::Failed);
+    let error = report.error.unwrap();
+    assert!(error.contains("parent") && error.contains("staff profile") && error.contains("whole school"), "{error}");
+    emu.shutdown().await;
 }

@@ -3,6 +3,7 @@
 //! ([`SourceId`] keeps all 64 bits), dates left as text for `ejgate_sdk::time` (the API mixes
 //! `yyyy-MM-dd`, `dd.MM.yyyy`, `dd.MM.yyyy HH:mm`, `[y, m, d]` and local ISO date-times).
 
+use ejgate_sdk::read;
 use ejgate_sdk::time::SourceId;
 use serde::{Deserialize, Deserializer};
 
@@ -20,6 +21,10 @@ pub struct ApiError {
 
 /// The text of the session-expired answer (ЭЖД = электронный журнал и дневник).
 pub const SESSION_ENDED: &str = "Предыдущая сессия работы в ЭЖД завершена. Войдите в ЭЖД заново";
+
+/// The profile types of a family session (SOURCES.md: every public client is a pupil's or a
+/// parent's app); any other type is taken for staff (the documented assumption).
+pub const FAMILY_PROFILE_TYPES: [&str; 2] = ["student", "parent"];
 
 /// POST `lms/api/sessions`.
 #[derive(Debug, Deserialize)]
@@ -78,7 +83,9 @@ pub struct Subject {
     pub knowledge_area: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A person: a teacher or a pupil profile (`core/api/teacher_profiles`,
+/// `core/api/student_profiles`, `core/api/student_profiles/{id}`).
+#[derive(Debug, Clone, Deserialize)]
 pub struct PersonItem {
     pub id: SourceId,
     pub last_name: Option<String>,
@@ -88,9 +95,15 @@ pub struct PersonItem {
     pub birth_date: Option<String>,
     #[serde(default, deserialize_with = "nullable_vec")]
     pub memberships: Vec<Membership>,
+    /// A pupil's current class (`class_unit{id, name, class_level_id}`, МЭШ shape).
+    pub class_unit: Option<ClassUnit>,
+    pub class_unit_id: Option<SourceId>,
+    /// A pupil's groups (`groups[{id, name, subject_id}]`): his lessons are read by these.
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub groups: Vec<Group>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Membership {
     pub unit_id: SourceId,
     #[serde(default)]
@@ -99,7 +112,7 @@ pub struct Membership {
     pub end_date: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct ClassUnit {
     pub id: SourceId,
     pub name: Option<String>,
@@ -107,7 +120,7 @@ pub struct ClassUnit {
     pub mentor_id: Option<SourceId>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 pub struct Group {
     pub id: SourceId,
     pub name: Option<String>,
@@ -127,8 +140,11 @@ pub struct ScheduleItem {
     pub teacher_id: Option<SourceId>,
     pub replaced_teacher_id: Option<SourceId>,
     pub subject_id: Option<SourceId>,
+    pub subject_name: Option<String>,
     pub group_id: Option<SourceId>,
+    /// The lesson's own topic (тема урока); `null` or `""`: no topic.
     pub lesson_name: Option<String>,
+    /// The section of the thematic plan the lesson belongs to (раздел), not its topic.
     pub topic_name: Option<String>,
     /// `[y, m, d]`
     #[serde(default, deserialize_with = "nullable_vec")]
@@ -156,12 +172,23 @@ pub struct HomeworkEntry {
     pub description: Option<String>,
     pub control_form: Option<ControlForm>,
     pub homework: Option<Homework>,
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub attachments: Vec<AttachmentItem>,
+}
+
+/// `homework_entry.attachments[]`.
+#[derive(Debug, Deserialize)]
+pub struct AttachmentItem {
+    pub id: Option<SourceId>,
+    pub file_file_name: Option<String>,
+    pub path: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ControlForm {
     pub id: Option<SourceId>,
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "read::opt_number")]
     pub weight: Option<f64>,
 }
 
@@ -177,8 +204,10 @@ pub struct Homework {
 #[derive(Debug, Deserialize)]
 pub struct Mark {
     pub id: SourceId,
-    /// The value, a string: `"5"`, `"4+"`.
+    /// The value, a string: `"5"`, `"4+"` (a number is read as its text).
+    #[serde(default, deserialize_with = "read::opt_text")]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "read::opt_number")]
     pub weight: Option<f64>,
     pub grade_system_type: Option<String>,
     /// The lesson date, `dd.MM.yyyy`.
@@ -191,6 +220,22 @@ pub struct Mark {
     pub student_profile_id: Option<SourceId>,
     pub schedule_lesson_id: Option<SourceId>,
     pub homework_id: Option<SourceId>,
+    /// The teacher's comment.
+    pub comment: Option<String>,
+    /// «Точка»: to be corrected by `point_date` (`dd.MM.yyyy`).
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub is_point: bool,
+    pub point_date: Option<String>,
+}
+
+/// A flag a source may send as `true`, `null`, `1` or `"true"`.
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(serde_json::Value::Number(n)) => n.as_f64().is_some_and(|v| v != 0.0),
+        Some(serde_json::Value::String(s)) => matches!(s.trim().to_lowercase().as_str(), "true" | "1"),
+        _ => false,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -203,26 +248,34 @@ pub struct StudentProfile {
 #[derive(Debug, Deserialize)]
 pub struct AttendanceItem {
     pub schedule_lesson_id: SourceId,
-    pub reason: Option<String>,
+    /// The reason's id (МЭШ: 1 «н», 2 «б», …), through `mappings/epos/attendance.toml`.
+    pub absence_reason_id: Option<SourceId>,
     pub comment: Option<String>,
     pub created_at: Option<String>,
 }
 
+/// `reports/api/progress/json`: no subject or period ids (SOURCES.md); joined by the
+/// subject's name and the period's dates or name.
 #[derive(Debug, Deserialize)]
 pub struct ProgressSubject {
-    pub subject_id: Option<SourceId>,
     pub subject_name: Option<String>,
     #[serde(default, deserialize_with = "nullable_vec")]
     pub periods: Vec<ProgressPeriod>,
-    pub year_mark: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub struct ProgressPeriod {
-    pub id: Option<SourceId>,
     pub name: Option<String>,
-    /// A string or `null`.
+    /// `dd.MM.yyyy`
+    pub start: Option<String>,
+    pub end: Option<String>,
+    /// `yyyy-MM-dd`
+    pub start_iso: Option<String>,
+    pub end_iso: Option<String>,
+    /// A string or `null` (a number is read as its text).
+    #[serde(default, deserialize_with = "read::opt_text")]
     pub avg_five: Option<String>,
+    #[serde(default, deserialize_with = "read::opt_text")]
     pub final_mark: Option<String>,
 }
 
@@ -243,7 +296,7 @@ mod tests {
         assert_eq!(s.homeworks_to_verify[0].id.0, "5");
         let p: Vec<ProgressSubject> = serde_json::from_str(
             r#"[{"subject_name": "Алгебра", "periods": []},
-                {"subject_id": 7, "periods": [{"id": 9, "avg_five": "4.50", "final_mark": null}]}]"#,
+                {"subject_name": "Физика", "periods": [{"name": "1 четверть", "avg_five": "4.50", "final_mark": null}]}]"#,
         )
         .unwrap();
         assert!(p[0].periods.is_empty());

@@ -39,7 +39,9 @@ use ejgate_sdk::client::{
 use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
 use ejgate_sdk::mapping::CodeTable;
 use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
+use ejgate_sdk::read::{self, Skipped};
 use ejgate_sdk::time::{parse_date, parse_datetime};
+use serde_json::value::RawValue;
 
 use crate::api;
 
@@ -68,6 +70,10 @@ pub struct EposConfig {
     pub chunk_days: u32,
     /// A directory with code tables replacing the built-in ones (`<dir>/epos/*.toml`).
     pub mappings_dir: Option<PathBuf>,
+    /// The schools the configuration asks for (the source's `schools` setting). Set, the
+    /// token must be a staff profile of one of them: a pupil's or parent's token then stops
+    /// the run with a message saying so, instead of reading only the children.
+    pub school_ids: Vec<String>,
     pub timeout: Duration,
     pub extra_root_certificates: Vec<PathBuf>,
     pub retry: RetryPolicy,
@@ -86,6 +92,7 @@ impl EposConfig {
             window_days: 35,
             chunk_days: 31,
             mappings_dir: None,
+            school_ids: Vec::new(),
             timeout: Duration::from_secs(60),
             extra_root_certificates: Vec::new(),
             retry: RetryPolicy::default(),
@@ -198,15 +205,79 @@ impl ErrorClassifier for EposErrors {
     }
 }
 
-/// What planning learned of the school, reused by its chunks.
+/// What planning learned of the school (or the family), reused by its chunks.
 #[derive(Debug, Clone)]
 struct SchoolInfo {
-    school: String,
+    /// The part of every scope: the school id (staff) or `family-<profile>`.
+    key: String,
+    /// The school (a staff profile's; a family profile's own school, when it names one).
+    school: Option<String>,
     year_id: String,
     year_name: String,
     year: DateRange,
     classes: HashSet<String>,
     groups: HashSet<String>,
+    /// Subject ids by normalized name: the progress report names subjects, never ids.
+    subjects: HashMap<String, String>,
+    /// Subject names by id (a family token's subjects come from its lessons).
+    subject_names: HashMap<String, String>,
+    /// Study periods (id, name, start, end), to place the progress report's periods; empty
+    /// with a family token (no period list): their ids are then made from their dates.
+    periods: Vec<(String, String, NaiveDate, NaiveDate)>,
+    /// With a family token: the profile and the children it sees.
+    family: Option<Family>,
+}
+
+/// A pupil's or parent's session: it reads the children its profile sees, nothing more.
+#[derive(Debug, Clone)]
+struct Family {
+    /// `student` or `parent`
+    kind: String,
+    profile: String,
+    school_name: Option<String>,
+    children: Vec<api::PersonItem>,
+}
+
+impl Family {
+    /// The classes and groups a child's lessons are read by.
+    fn units(child: &api::PersonItem) -> Vec<String> {
+        let mut units: Vec<String> = child
+            .class_unit
+            .as_ref()
+            .map(|c| c.id.0.clone())
+            .or_else(|| sid(&child.class_unit_id))
+            .into_iter()
+            .chain(child.groups.iter().map(|g| g.id.0.clone()))
+            .chain(child.memberships.iter().filter(|m| m.active).map(|m| m.unit_id.0.clone()))
+            .collect();
+        units.sort();
+        units.dedup();
+        units
+    }
+}
+
+/// The source id of a study period a family token knows only by its dates.
+fn family_period_id(year_id: &str, start: NaiveDate, end: NaiveDate) -> String {
+    format!("{year_id}:{}:{}", start.format("%Y-%m-%d"), end.format("%Y-%m-%d"))
+}
+
+/// The API root of a base URL as an operator may paste it: with or without the trailing
+/// `/`, with or without a path prefix of the deployment, even with one of the API's path
+/// families (`…/core/api/`) left on; requests are joined to the result.
+pub fn api_root(mut url: Url) -> Url {
+    let path = url.path().trim_end_matches('/').to_string();
+    let mut root = path.as_str();
+    for family in ["core/api", "jersey/api", "reports/api", "lms/api", "acl/api", "notification/api"] {
+        if let Some(rest) = root.strip_suffix(family) {
+            if rest.is_empty() || rest.ends_with('/') {
+                root = rest.trim_end_matches('/');
+                break;
+            }
+        }
+    }
+    url.set_path(&format!("{root}/"));
+    url.set_query(None);
+    url
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -242,7 +313,7 @@ impl EposConnector {
     pub fn new(config: EposConfig) -> Result<Self, SourceError> {
         let tables = Tables::load(config.mappings_dir.as_deref())
             .map_err(|e| SourceError::config(&config.instance, SYSTEM, e))?;
-        let mut client_config = ClientConfig::new(&config.instance, SYSTEM, config.base_url.clone());
+        let mut client_config = ClientConfig::new(&config.instance, SYSTEM, api_root(config.base_url.clone()));
         client_config.timeout = config.timeout;
         client_config.extra_root_certificates = config.extra_root_certificates.clone();
         client_config.default_rate = config.requests_per_second;
@@ -290,39 +361,46 @@ impl EposConnector {
             .ok_or_else(|| SourceError::config(&self.config.instance, SYSTEM, "the school was not planned in this run"))
     }
 
-    fn malformed(&self, endpoint: &str, detail: String) -> SourceError {
+    fn source_error(&self, endpoint: &str, kind: ErrorKind, detail: String) -> SourceError {
         SourceError {
             instance: self.config.instance.clone(),
             system: SYSTEM.into(),
             method: "GET".into(),
             endpoint: endpoint.into(),
-            kind: ErrorKind::Malformed,
+            kind,
             detail,
             hint: None,
         }
     }
 
+    fn malformed(&self, endpoint: &str, detail: String) -> SourceError {
+        self.source_error(endpoint, ErrorKind::Malformed, detail)
+    }
+
     /// Reads a bare-array list page by page until a page comes back **empty**: a short page
-    /// is not the end (the source may cap `per_page` below what was asked).
+    /// is not the end (the source may cap `per_page` below what was asked). An element that
+    /// cannot be read is left out into `skipped`, naming the endpoint and the field.
     async fn paged<T: serde::de::DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],
         per_page: u32,
         requests: &mut u32,
+        skipped: &mut Vec<Skipped>,
     ) -> Result<Vec<T>, SourceError> {
         let mut out = Vec::new();
         let mut page = 1u32;
+        let endpoint = format!("GET {path}");
         loop {
             let mut q: Vec<(&str, String)> = query.to_vec();
             q.push(("page", page.to_string()));
             q.push(("per_page", per_page.to_string()));
-            let items: Vec<T> = self.client.get_json("data", path, &q).await?.body;
+            let items: Vec<Box<RawValue>> = self.client.get_json("data", path, &q).await?.body;
             *requests += 1;
             if items.is_empty() {
                 return Ok(out);
             }
-            out.extend(items);
+            out.extend(read::each(&endpoint, &items, skipped));
             page += 1;
             if page > 100_000 {
                 return Err(self.malformed(path, "the list never ends (100,000 pages)".into()));
@@ -335,9 +413,17 @@ impl EposConnector {
         self.id(kind, unit)
     }
 
+    /// The staff profile's school: a school id planning checked.
+    fn staff_school(&self, info: &SchoolInfo) -> Result<String, SourceError> {
+        info.school
+            .clone()
+            .ok_or_else(|| SourceError::config(&self.config.instance, SYSTEM, "the profile has no school"))
+    }
+
     async fn fetch_school(&self) -> Result<Batch, SourceError> {
         let info = self.info()?;
-        let s = &info.school;
+        let s = &self.staff_school(&info)?;
+        let mut skipped = Vec::new();
         let scope = format!("school:{s}");
         let staff_scope = format!("school:{s}:staff");
         let mut warnings = Vec::new();
@@ -357,7 +443,8 @@ impl EposConnector {
         let classes: Vec<api::ClassUnit> = self.client.get_json("data", "core/api/class_units", &sq).await?.body;
         let groups: Vec<api::Group> = self.client.get_json("data", "core/api/groups", &sq).await?.body;
         requests += 5;
-        let teachers: Vec<api::PersonItem> = self.paged("core/api/teacher_profiles", &sq, 200, &mut requests).await?;
+        let teachers: Vec<api::PersonItem> =
+            self.paged("core/api/teacher_profiles", &sq, 200, &mut requests, &mut skipped).await?;
 
         let org = self.id(EntityKind::Organization, s);
         let year = self.id(EntityKind::AcademicYear, &info.year_id);
@@ -479,7 +566,7 @@ impl EposConnector {
             records.push(self.record(Entity::Person(person(t, m::Role::Staff)), id, &staff_scope, None));
         }
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped,
             records,
             coverage: vec![
                 Coverage {
@@ -504,10 +591,13 @@ impl EposConnector {
 
     async fn fetch_students(&self) -> Result<Batch, SourceError> {
         let info = self.info()?;
-        let scope = format!("school:{}:students", info.school);
+        let school = self.staff_school(&info)?;
+        let scope = format!("school:{school}:students");
         let mut requests = 0;
-        let students: Vec<api::PersonItem> =
-            self.paged("core/api/student_profiles", &[("school_id", info.school.clone())], 200, &mut requests).await?;
+        let mut skipped = Vec::new();
+        let students: Vec<api::PersonItem> = self
+            .paged("core/api/student_profiles", &[("school_id", school.clone())], 200, &mut requests, &mut skipped)
+            .await?;
         let mut records = Vec::new();
         for mut st in students {
             let id = st.id.0.clone();
@@ -532,7 +622,7 @@ impl EposConnector {
             }
         }
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped,
             records,
             coverage: vec![Coverage { kinds: vec![EntityKind::Person, EntityKind::Enrollment], scope, range: None }],
             warnings: Vec::new(),
@@ -540,36 +630,263 @@ impl EposConnector {
         })
     }
 
+    /// With a family token: what the children's profiles show of their school — the school
+    /// (its short name), the year, the study periods of the progress report (ids made from
+    /// their dates), the children's classes and groups, the subjects of their lessons, the
+    /// children and their memberships.
+    async fn fetch_family(&self) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let family = info.family.as_ref().ok_or_else(|| {
+            SourceError::config(&self.config.instance, SYSTEM, "the family roster was planned without a family")
+        })?;
+        let scope = format!("school:{}", info.key);
+        let mut warnings = vec![format!(
+            "ЭПОС.Школа: the token is a {} profile ({}): only the {} pupil(s) it sees are read, not the whole school (a school needs a staff profile)",
+            family.kind,
+            family.profile,
+            family.children.len()
+        )];
+        let mut requests = 0;
+        let org_source = info.school.clone().unwrap_or_else(|| info.key.clone());
+        let org = self.id(EntityKind::Organization, &org_source);
+        let year = self.id(EntityKind::AcademicYear, &info.year_id);
+        let mut records = vec![
+            self.record(
+                Entity::Organization(m::Organization {
+                    kind: m::OrganizationKind::School,
+                    name: family.school_name.clone().unwrap_or_default(),
+                    full_name: None,
+                    municipality: None,
+                    time_zone: None,
+                    regulation_profile: None,
+                }),
+                org_source,
+                &scope,
+                None,
+            ),
+            self.record(
+                Entity::AcademicYear(m::AcademicYear {
+                    organization: Some(org),
+                    name: info.year_name.clone(),
+                    start: info.year.from,
+                    end: info.year.to,
+                }),
+                info.year_id.clone(),
+                &scope,
+                None,
+            ),
+        ];
+        // The study periods: the first child's progress report lists them by name and dates.
+        let mut periods: HashMap<String, Record> = HashMap::new();
+        if let Some(child) = family.children.first() {
+            let progress = self.progress(&child.id.0, &info).await?;
+            requests += 1;
+            for p in progress.iter().flat_map(|s| &s.periods) {
+                let Some((start, end)) = period_dates(p) else { continue };
+                if start == info.year.from && end == info.year.to {
+                    continue; // the year itself: its mark is the year mark
+                }
+                let id = family_period_id(&info.year_id, start, end);
+                let name = p.name.clone().unwrap_or_default();
+                let kind = period_kind_by_name(&name);
+                periods.entry(id.clone()).or_insert_with(|| {
+                    self.record(
+                        Entity::StudyPeriod(m::StudyPeriod {
+                            organization: Some(org),
+                            academic_year: Some(year),
+                            kind,
+                            number: name
+                                .chars()
+                                .take_while(|c| c.is_ascii_digit())
+                                .collect::<String>()
+                                .parse()
+                                .unwrap_or(0),
+                            name,
+                            start,
+                            end,
+                        }),
+                        id,
+                        &scope,
+                        None,
+                    )
+                });
+            }
+        }
+        let mut periods: Vec<Record> = periods.into_values().collect();
+        periods.sort_by_key(|r| r.source_id.clone());
+        records.extend(periods);
+        let mut subjects: Vec<(&String, &String)> = info.subjects.iter().collect();
+        subjects.sort();
+        let mut seen_subjects = HashSet::new();
+        for (_, id) in subjects {
+            if !seen_subjects.insert(id.clone()) {
+                continue;
+            }
+            let name = info.subject_names.get(id).cloned().unwrap_or_default();
+            records.push(self.record(
+                Entity::Subject(m::Subject {
+                    organization: Some(org),
+                    normalized_name: m::normalize_name(&name),
+                    name,
+                    knowledge_area: None,
+                }),
+                id.clone(),
+                &scope,
+                None,
+            ));
+        }
+        let mut units_seen = HashSet::new();
+        for child in &family.children {
+            let id = child.id.0.clone();
+            let student = self.id(EntityKind::Person, &id);
+            if let Some(c) = &child.class_unit {
+                if units_seen.insert(c.id.0.clone()) {
+                    records.push(self.record(
+                        Entity::Class(m::Class {
+                            organization: Some(org),
+                            academic_year: Some(year),
+                            name: c.name.clone().unwrap_or_default(),
+                            grade: c.class_level_id,
+                            homeroom_teacher: sid(&c.mentor_id).map(|t| self.id(EntityKind::Person, &t)),
+                        }),
+                        c.id.0.clone(),
+                        &scope,
+                        None,
+                    ));
+                }
+            }
+            let class = child.class_unit.as_ref().map(|c| self.id(EntityKind::Class, &c.id.0));
+            for g in &child.groups {
+                if units_seen.insert(g.id.0.clone()) {
+                    let kind = g
+                        .group_type
+                        .as_deref()
+                        .and_then(|t| self.tables.groups.lookup(t, &mut warnings).copied())
+                        .unwrap_or(m::GroupKind::Subgroup);
+                    records.push(self.record(
+                        Entity::Group(m::Group {
+                            organization: Some(org),
+                            class: sid(&g.class_unit_id).map(|c| self.id(EntityKind::Class, &c)).or(class),
+                            kind,
+                            name: g.name.clone().unwrap_or_default(),
+                            subject: sid(&g.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
+                        }),
+                        g.id.0.clone(),
+                        &scope,
+                        None,
+                    ));
+                }
+            }
+            records.push(self.record(
+                Entity::Person(person(child.clone(), m::Role::Student)),
+                id.clone(),
+                &scope,
+                None,
+            ));
+            for unit in Family::units(child) {
+                records.push(self.record(
+                    Entity::Enrollment(m::Enrollment {
+                        student,
+                        unit: self.unit(&info, &unit),
+                        status: m::EnrollmentStatus::Active,
+                        from: None,
+                        to: None,
+                        order: None,
+                    }),
+                    format!("{unit}:{id}"),
+                    &scope,
+                    None,
+                ));
+            }
+        }
+        Ok(Batch {
+            skipped: Vec::new(),
+            records,
+            coverage: vec![Coverage {
+                kinds: vec![
+                    EntityKind::Organization,
+                    EntityKind::AcademicYear,
+                    EntityKind::StudyPeriod,
+                    EntityKind::Class,
+                    EntityKind::Group,
+                    EntityKind::Subject,
+                    EntityKind::Person,
+                    EntityKind::Enrollment,
+                ],
+                scope,
+                range: None,
+            }],
+            warnings,
+            requests,
+        })
+    }
+
+    /// The lessons of a range: the whole school's classes and groups (staff), or each
+    /// child's own (family, with `student_profile_id`), each lesson once.
+    async fn lessons(
+        &self,
+        info: &SchoolInfo,
+        from: NaiveDate,
+        to: NaiveDate,
+        requests: &mut u32,
+        skipped: &mut Vec<Skipped>,
+    ) -> Result<Vec<api::ScheduleItem>, SourceError> {
+        let mut asks: Vec<(Option<String>, Vec<String>)> = match &info.family {
+            None => {
+                let mut units: Vec<String> = info.classes.iter().chain(info.groups.iter()).cloned().collect();
+                units.sort();
+                vec![(None, units)]
+            }
+            Some(f) => f.children.iter().map(|c| (Some(c.id.0.clone()), Family::units(c))).collect(),
+        };
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for (pupil, units) in asks.drain(..) {
+            if units.is_empty() {
+                continue;
+            }
+            let mut q = vec![
+                ("from", from.format("%Y-%m-%d").to_string()),
+                ("to", to.format("%Y-%m-%d").to_string()),
+                ("group_id", units.join(",")),
+                ("with_lesson_info", "1".into()),
+                ("with_group_class_subject_info", "true".into()),
+            ];
+            if let Some(p) = pupil {
+                q.push(("student_profile_id", p));
+            }
+            let lessons: Vec<api::ScheduleItem> =
+                self.paged("jersey/api/schedule_items", &q, 100, requests, skipped).await?;
+            out.extend(lessons.into_iter().filter(|l| seen.insert(l.id.0.clone())));
+        }
+        Ok(out)
+    }
+
     async fn fetch_journal(&self, p: &RangeParams) -> Result<Batch, SourceError> {
         let info = self.info()?;
-        let scope = format!("journal:{}", info.school);
+        let scope = format!("journal:{}", info.key);
         let mut warnings = Vec::new();
+        let mut skipped = Vec::new();
         let mut requests = 0;
-        let mut units: Vec<&String> = info.classes.iter().chain(info.groups.iter()).collect();
-        units.sort();
-        let units = units.iter().map(|u| u.as_str()).collect::<Vec<_>>().join(",");
-        let lessons: Vec<api::ScheduleItem> = self
-            .paged(
-                "jersey/api/schedule_items",
-                &[
-                    ("from", p.from.format("%Y-%m-%d").to_string()),
-                    ("to", p.to.format("%Y-%m-%d").to_string()),
-                    ("group_id", units),
-                    ("with_lesson_info", "1".into()),
-                    ("with_group_class_subject_info", "true".into()),
-                ],
-                100,
-                &mut requests,
-            )
-            .await?;
-        let homeworks: Vec<api::StudentHomework> = self
-            .paged(
-                "core/api/student_homeworks",
-                &[("school_id", info.school.clone()), ("begin_date", fmt_dmy(p.from)), ("end_date", fmt_dmy(p.to))],
-                200,
-                &mut requests,
-            )
-            .await?;
+        let lessons = self.lessons(&info, p.from, p.to, &mut requests, &mut skipped).await?;
+        let dates = [("begin_date", fmt_dmy(p.from)), ("end_date", fmt_dmy(p.to))];
+        let mut homeworks: Vec<api::StudentHomework> = Vec::new();
+        let mut homework_seen = HashSet::new();
+        let filters: Vec<(&str, String)> = match (&info.family, &info.school) {
+            (Some(f), _) => f.children.iter().map(|c| ("student_profile_id", c.id.0.clone())).collect(),
+            (None, Some(school)) => vec![("school_id", school.clone())],
+            (None, None) => Vec::new(),
+        };
+        for filter in filters {
+            let q = [filter, dates[0].clone(), dates[1].clone()];
+            let list: Vec<api::StudentHomework> =
+                self.paged("core/api/student_homeworks", &q, 200, &mut requests, &mut skipped).await?;
+            // Each child has his own copy of a class's homework: kept once, by the homework.
+            homeworks.extend(list.into_iter().filter(|h| {
+                let id = h.homework_entry.as_ref().and_then(|e| e.homework.as_ref()).map(|hw| hw.id.0.clone());
+                id.is_none_or(|id| homework_seen.insert(id))
+            }));
+        }
         let mut records = Vec::new();
         // homework id → (lesson id, lesson date): the join by `homeworks_to_give`.
         let mut given: HashMap<String, (String, NaiveDate)> = HashMap::new();
@@ -590,16 +907,19 @@ impl EposConnector {
             for h in &l.homeworks_to_give {
                 given.insert(h.id.0.clone(), (l.id.0.clone(), date));
             }
+            let filled = |t: Option<String>| t.filter(|t| !t.trim().is_empty());
             records.push(self.record(
                 Entity::Lesson(m::Lesson {
-                    section: None,
                     unit: self.unit(&info, &unit),
                     subject: sid(&l.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
                     date,
                     number: l.study_ordinal,
                     teacher: sid(&l.teacher_id).map(|t| self.id(EntityKind::Person, &t)),
                     substitute: sid(&l.replaced_teacher_id).map(|t| self.id(EntityKind::Person, &t)),
-                    topic: l.topic_name.or(l.lesson_name).filter(|t| !t.trim().is_empty()),
+                    // `lesson_name` is the lesson's topic; `topic_name` only its section: a
+                    // lesson without `lesson_name` has no topic, whatever its section.
+                    topic: filled(l.lesson_name),
+                    section: filled(l.topic_name),
                     status: if l.is_cancelled { m::LessonStatus::Cancelled } else { m::LessonStatus::Held },
                 }),
                 l.id.0,
@@ -637,9 +957,17 @@ impl EposConnector {
                     date,
                 ));
             } else {
+                let attachments = entry
+                    .attachments
+                    .into_iter()
+                    .filter_map(|a| {
+                        let name = a.file_file_name.filter(|n| !n.trim().is_empty()).or_else(|| sid(&a.id))?;
+                        Some(m::Attachment { name, url: a.path.filter(|p| !p.trim().is_empty()) })
+                    })
+                    .collect();
                 records.push(self.record(
                     Entity::Homework(m::Homework {
-                        attachments: Vec::new(),
+                        attachments,
                         lesson,
                         text: entry.description.unwrap_or_default(),
                         entered_at: local_dt(sh.created_at.as_deref()),
@@ -652,7 +980,7 @@ impl EposConnector {
             }
         }
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped,
             records,
             coverage: vec![Coverage {
                 kinds: vec![EntityKind::Lesson, EntityKind::Work, EntityKind::Homework],
@@ -666,58 +994,66 @@ impl EposConnector {
 
     async fn fetch_marks(&self, p: &RangeParams) -> Result<Batch, SourceError> {
         let info = self.info()?;
-        let scope = format!("marks:{}", info.school);
+        let scope = format!("marks:{}", info.key);
         let mut warnings = Vec::new();
+        let mut skipped = Vec::new();
         let mut requests = 0;
-        let marks: Vec<api::Mark> = self
-            .paged(
-                "core/api/marks",
-                &[
-                    ("created_at_from", fmt_dmy(p.from)),
-                    ("created_at_to", fmt_dmy(p.to)),
-                    ("school_id", info.school.clone()),
-                ],
-                1000,
-                &mut requests,
-            )
-            .await?;
-        let mut records = Vec::new();
-        for mk in marks {
-            let Some(student) = sid(&mk.student_profile_id) else {
-                warnings.push(format!("mark {}: no student_profile_id; left out", mk.id));
-                continue;
-            };
-            let entered_at = local_dt(mk.created_at.as_deref());
-            let value = mk.name.clone().unwrap_or_default();
-            let system = mk.grade_system_type.clone().unwrap_or_else(|| "five".into());
-            let table = self.tables.marks.lookup(&system, &mut warnings);
-            let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).copied());
-            if table.is_some() && numeric.is_none() {
-                warnings.push(format!("mark {}: value «{value}» is not on the {system} scale", mk.id));
+        let dates = [("created_at_from", fmt_dmy(p.from)), ("created_at_to", fmt_dmy(p.to))];
+        // (the pupil asked for, when a family token asks per child; the marks)
+        let mut lists: Vec<(Option<String>, Vec<api::Mark>)> = Vec::new();
+        match (&info.family, &info.school) {
+            (Some(f), _) => {
+                for c in &f.children {
+                    let q = [dates[0].clone(), dates[1].clone(), ("student_profile_id", c.id.0.clone())];
+                    let marks = self.paged("core/api/marks", &q, 1000, &mut requests, &mut skipped).await?;
+                    lists.push((Some(c.id.0.clone()), marks));
+                }
             }
-            records.push(self.record(
-                Entity::Mark(m::Mark {
-                    comment: None,
-                    is_point: false,
-                    point_date: None,
-                    student: self.id(EntityKind::Person, &student),
-                    lesson: sid(&mk.schedule_lesson_id).map(|l| self.id(EntityKind::Lesson, &l)),
-                    work: sid(&mk.homework_id).map(|w| self.id(EntityKind::Work, &w)),
-                    subject: sid(&mk.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
-                    value,
-                    numeric,
-                    scale: table.map(|t| t.scale).unwrap_or(m::MarkScale::Other),
-                    weight: mk.weight,
-                    entered_at,
-                    entered_by: sid(&mk.teacher_id).map(|t| self.id(EntityKind::Person, &t)),
-                }),
-                mk.id.0,
-                &scope,
-                entered_at.map(|d| d.date()),
-            ));
+            (None, school) => {
+                let mut q = dates.to_vec();
+                q.extend(school.clone().map(|s| ("school_id", s)));
+                lists.push((None, self.paged("core/api/marks", &q, 1000, &mut requests, &mut skipped).await?));
+            }
+        }
+        let mut records = Vec::new();
+        for (asked, marks) in lists {
+            for mk in marks {
+                let Some(student) = sid(&mk.student_profile_id).or_else(|| asked.clone()) else {
+                    warnings.push(format!("mark {}: no student_profile_id; left out", mk.id));
+                    continue;
+                };
+                let entered_at = local_dt(mk.created_at.as_deref());
+                let value = mk.name.clone().unwrap_or_default();
+                let system = mk.grade_system_type.clone().unwrap_or_else(|| "five".into());
+                let table = self.tables.marks.lookup(&system, &mut warnings);
+                let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).copied());
+                if table.is_some() && numeric.is_none() {
+                    warnings.push(format!("mark {}: value «{value}» is not on the {system} scale", mk.id));
+                }
+                records.push(self.record(
+                    Entity::Mark(m::Mark {
+                        comment: mk.comment.filter(|c| !c.trim().is_empty()),
+                        is_point: mk.is_point,
+                        point_date: mk.point_date.as_deref().and_then(parse_date),
+                        student: self.id(EntityKind::Person, &student),
+                        lesson: sid(&mk.schedule_lesson_id).map(|l| self.id(EntityKind::Lesson, &l)),
+                        work: sid(&mk.homework_id).map(|w| self.id(EntityKind::Work, &w)),
+                        subject: sid(&mk.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
+                        value,
+                        numeric,
+                        scale: table.map(|t| t.scale).unwrap_or(m::MarkScale::Other),
+                        weight: mk.weight,
+                        entered_at,
+                        entered_by: sid(&mk.teacher_id).map(|t| self.id(EntityKind::Person, &t)),
+                    }),
+                    mk.id.0,
+                    &scope,
+                    entered_at.map(|d| d.date()),
+                ));
+            }
         }
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped,
             records,
             coverage: vec![Coverage {
                 kinds: vec![EntityKind::Mark],
@@ -729,16 +1065,9 @@ impl EposConnector {
         })
     }
 
-    async fn fetch_student(&self, student: &str) -> Result<Batch, SourceError> {
-        let info = self.info()?;
-        let scope = format!("student:{student}");
-        let mut warnings = Vec::new();
-        let profile: api::StudentProfile = self
-            .client
-            .get_json("data", &format!("core/api/student_profiles/{student}"), &[("with_attendance", "true".into())])
-            .await?
-            .body;
-        let progress: Vec<api::ProgressSubject> = self
+    /// `reports/api/progress/json` of one pupil.
+    async fn progress(&self, student: &str, info: &SchoolInfo) -> Result<Vec<api::ProgressSubject>, SourceError> {
+        Ok(self
             .client
             .get_json(
                 "data",
@@ -750,16 +1079,32 @@ impl EposConnector {
                 ],
             )
             .await?
+            .body)
+    }
+
+    async fn fetch_student(&self, student: &str) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let scope = format!("student:{student}");
+        let mut warnings = Vec::new();
+        let profile: api::StudentProfile = self
+            .client
+            .get_json("data", &format!("core/api/student_profiles/{student}"), &[("with_attendance", "true".into())])
+            .await?
             .body;
+        let progress = self.progress(student, &info).await?;
         let student_id = self.id(EntityKind::Person, student);
         let mut records = Vec::new();
         for a in profile.attendances {
             let lesson = a.schedule_lesson_id.0;
-            let reason_code = a.reason.clone().unwrap_or_default();
-            let (status, reason) = match self.tables.attendance.lookup(&reason_code, &mut warnings) {
-                Some(c) if c.status == "late" => (m::AttendanceStatus::Late, None),
-                Some(c) => (m::AttendanceStatus::Absent, c.reason),
-                None => (m::AttendanceStatus::Absent, None),
+            let reason_code = sid(&a.absence_reason_id).unwrap_or_default();
+            let (status, reason) = if reason_code.is_empty() {
+                (m::AttendanceStatus::Absent, None)
+            } else {
+                match self.tables.attendance.lookup(&reason_code, &mut warnings) {
+                    Some(c) if c.status == "late" => (m::AttendanceStatus::Late, None),
+                    Some(c) => (m::AttendanceStatus::Absent, c.reason),
+                    None => (m::AttendanceStatus::Absent, None),
+                }
             };
             records.push(self.record(
                 Entity::Attendance(m::Attendance {
@@ -791,31 +1136,54 @@ impl EposConnector {
             })
         };
         for subj in progress {
-            let Some(subject) = sid(&subj.subject_id) else {
-                if subj.periods.iter().any(|p| p.final_mark.is_some()) || subj.year_mark.is_some() {
-                    warnings.push(format!(
-                        "progress of student {student}: subject «{}» has no id; its final marks are left out",
-                        subj.subject_name.unwrap_or_default()
-                    ));
-                }
+            let name = subj.subject_name.clone().unwrap_or_default();
+            let finals: Vec<&api::ProgressPeriod> =
+                subj.periods.iter().filter(|p| p.final_mark.as_deref().is_some_and(|v| !v.trim().is_empty())).collect();
+            if finals.is_empty() {
+                continue;
+            }
+            // No subject id in the report: the subject is the one of that name in the
+            // schedule (or the school's list).
+            let Some(subject) = info.subjects.get(&m::normalize_name(&name)).cloned() else {
+                warnings.push(format!(
+                    "reports/api/progress/json of pupil {student}: no subject is named «{name}»; its {} final mark(s) are left out",
+                    finals.len()
+                ));
                 continue;
             };
             let subject_uuid = self.id(EntityKind::Subject, &subject);
-            for p in subj.periods {
-                let (Some(value), Some(period)) = (p.final_mark.filter(|v| !v.trim().is_empty()), sid(&p.id)) else {
+            for p in finals {
+                let value = p.final_mark.clone().unwrap_or_default();
+                let dates = period_dates(p);
+                let period_name = p.name.clone().unwrap_or_default();
+                // The year's own row carries the year mark.
+                if dates == Some((info.year.from, info.year.to)) {
+                    records.push(self.record(
+                        final_mark(value, None, subject_uuid),
+                        format!("{student}:{subject}:year"),
+                        &scope,
+                        None,
+                    ));
+                    continue;
+                }
+                let period = match (&info.family, dates) {
+                    (Some(_), Some((start, end))) => Some(family_period_id(&info.year_id, start, end)),
+                    _ => info
+                        .periods
+                        .iter()
+                        .find(|(_, _, s, e)| dates == Some((*s, *e)))
+                        .or_else(|| info.periods.iter().find(|(_, n, _, _)| n.trim() == period_name.trim()))
+                        .map(|(id, _, _, _)| id.clone()),
+                };
+                let Some(period) = period else {
+                    warnings.push(format!(
+                        "reports/api/progress/json of pupil {student}: no study period «{period_name}»; the final mark of «{name}» is left out"
+                    ));
                     continue;
                 };
                 records.push(self.record(
                     final_mark(value, Some(self.id(EntityKind::StudyPeriod, &period)), subject_uuid),
                     format!("{student}:{subject}:{period}"),
-                    &scope,
-                    None,
-                ));
-            }
-            if let Some(value) = subj.year_mark.filter(|v| !v.trim().is_empty()) {
-                records.push(self.record(
-                    final_mark(value, None, subject_uuid),
-                    format!("{student}:{subject}:year"),
                     &scope,
                     None,
                 ));
@@ -829,6 +1197,28 @@ impl EposConnector {
             requests: 2,
         })
     }
+}
+
+/// A period's kind as its name says it («1 четверть», «2 триместр», «1 полугодие»): the
+/// progress report gives no type.
+fn period_kind_by_name(name: &str) -> m::PeriodKind {
+    let lower = name.to_lowercase();
+    if lower.contains("четверт") {
+        m::PeriodKind::Quarter
+    } else if lower.contains("триместр") {
+        m::PeriodKind::Trimester
+    } else if lower.contains("полугод") {
+        m::PeriodKind::HalfYear
+    } else {
+        m::PeriodKind::Other
+    }
+}
+
+/// A progress period's dates: `start_iso`/`end_iso`, else `start`/`end`.
+fn period_dates(p: &api::ProgressPeriod) -> Option<(NaiveDate, NaiveDate)> {
+    let start = p.start_iso.as_deref().or(p.start.as_deref()).and_then(parse_date)?;
+    let end = p.end_iso.as_deref().or(p.end.as_deref()).and_then(parse_date)?;
+    Some((start, end))
 }
 
 fn person(p: api::PersonItem, role: m::Role) -> m::Person {
@@ -862,18 +1252,52 @@ impl Connector for EposConnector {
     }
 
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
+        const SESSIONS: &str = "lms/api/sessions";
         let body = serde_json::json!({ "auth_token": self.config.token.expose_secret() });
-        let session: api::Session = self.client.post_json("auth", "lms/api/sessions", &body).await?.body;
+        let session: api::Session = self.client.post_json("auth", SESSIONS, &body).await?.body;
         let profile = session
             .profiles
             .iter()
             .find(|p| p.is_default)
             .or(session.profiles.first())
             .cloned()
-            .ok_or_else(|| self.malformed("lms/api/sessions", "the session has no profile".into()))?;
+            .ok_or_else(|| self.malformed(SESSIONS, "the session has no profile".into()))?;
         self.session.set_profile(&profile.id.0);
-        let school = sid(&profile.school_id)
-            .ok_or_else(|| self.malformed("lms/api/sessions", format!("profile {} has no school_id", profile.id)))?;
+        let kind = profile.kind.clone().unwrap_or_default().to_lowercase();
+        let is_family = api::FAMILY_PROFILE_TYPES.contains(&kind.as_str());
+        if is_family && !self.config.school_ids.is_empty() {
+            return Err(SourceError {
+                hint: Some(format!(
+                    "a {kind} token reads only the children its profile sees; a whole school needs a staff profile of that school (an assumption: no public client shows one). Supply a staff user's `auth_token` in {}, or remove `schools` from this source to read the children only",
+                    self.config.token_origin
+                )),
+                ..self.source_error(
+                    SESSIONS,
+                    ErrorKind::Config,
+                    format!(
+                        "the configuration asks for the whole school {} but the token is a {kind}'s (profile {}), not a staff profile",
+                        self.config.school_ids.join(", "),
+                        profile.id
+                    ),
+                )
+            });
+        }
+        let school = sid(&profile.school_id);
+        if !is_family {
+            let Some(school) = &school else {
+                return Err(self.malformed(SESSIONS, format!("profile {} ({kind}) has no school_id", profile.id)));
+            };
+            if !self.config.school_ids.is_empty() && !self.config.school_ids.contains(school) {
+                return Err(self.source_error(
+                    SESSIONS,
+                    ErrorKind::Config,
+                    format!(
+                        "the token's staff profile is of school {school}, not of {} the configuration asks for",
+                        self.config.school_ids.join(", ")
+                    ),
+                ));
+            }
+        }
         let years = self.client.get_json::<Vec<api::AcademicYear>>("data", "core/api/academic_years", &[]).await?;
         let now_utc: Option<NaiveDateTime> = years.date.map(|d: SystemTime| DateTime::<Utc>::from(d).naive_utc());
         let offset =
@@ -887,31 +1311,130 @@ impl Connector for EposConnector {
         else {
             return Err(self.malformed("core/api/academic_years", format!("year {} has no dates", year.id)));
         };
-        let sq = [("school_id", school.clone())];
-        let classes: Vec<api::ClassUnit> = self.client.get_json("data", "core/api/class_units", &sq).await?.body;
-        let groups: Vec<api::Group> = self.client.get_json("data", "core/api/groups", &sq).await?.body;
         let mut requests = 0;
-        let students: Vec<api::PersonItem> = self.paged("core/api/student_profiles", &sq, 200, &mut requests).await?;
-        let info = SchoolInfo {
+        let mut skipped = Vec::new();
+        let mut info = SchoolInfo {
+            key: school.clone().unwrap_or_default(),
             school: school.clone(),
             year_id: year.id.0.clone(),
             year_name: year.name.clone().unwrap_or_else(|| format!("{}/{}", from.format("%Y"), to.format("%Y"))),
             year: DateRange::new(from, to),
-            classes: classes.into_iter().map(|c| c.id.0).collect(),
-            groups: groups.into_iter().map(|g| g.id.0).collect(),
+            classes: HashSet::new(),
+            groups: HashSet::new(),
+            subjects: HashMap::new(),
+            subject_names: HashMap::new(),
+            periods: Vec::new(),
+            family: None,
         };
+        let pupils: Vec<String> = if is_family {
+            // A pupil's profile is his own student profile; a parent's lists the children
+            // it sees with `core/api/student_profiles` (no school filter).
+            let children: Vec<api::PersonItem> = if kind == "student" {
+                vec![
+                    self.client.get_json("data", &format!("core/api/student_profiles/{}", profile.id), &[]).await?.body,
+                ]
+            } else {
+                self.paged("core/api/student_profiles", &[], 200, &mut requests, &mut skipped).await?
+            };
+            if children.is_empty() {
+                return Err(self.source_error(
+                    "core/api/student_profiles",
+                    ErrorKind::Config,
+                    format!("the {kind} profile {} sees no pupil: there is nothing to read", profile.id),
+                ));
+            }
+            for c in &children {
+                info.classes.extend(c.class_unit.as_ref().map(|u| u.id.0.clone()).or_else(|| sid(&c.class_unit_id)));
+                info.groups.extend(c.groups.iter().map(|g| g.id.0.clone()));
+            }
+            info.key = format!("family-{}", profile.id);
+            let family = Family {
+                kind: kind.clone(),
+                profile: profile.id.0.clone(),
+                school_name: profile.school_shortname.clone(),
+                children,
+            };
+            info.family = Some(family);
+            // The subjects (their names join the progress report) are the ones of the
+            // children's lessons over the year.
+            for l in self.lessons(&info, from, to.min(today.max(from)), &mut requests, &mut skipped).await? {
+                if let (Some(id), Some(name)) = (sid(&l.subject_id), l.subject_name) {
+                    info.subjects.insert(m::normalize_name(&name), id.clone());
+                    info.subject_names.insert(id, name);
+                }
+            }
+            info.family.as_ref().map(|f| f.children.iter().map(|c| c.id.0.clone()).collect()).unwrap_or_default()
+        } else {
+            let school = school.clone().unwrap_or_default();
+            let sq = [("school_id", school.clone())];
+            let classes: Vec<api::ClassUnit> = self.client.get_json("data", "core/api/class_units", &sq).await?.body;
+            let groups: Vec<api::Group> = self.client.get_json("data", "core/api/groups", &sq).await?.body;
+            let subjects: Vec<api::Subject> = self.client.get_json("data", "core/api/subjects", &sq).await?.body;
+            let periods: Vec<api::PeriodItem> = self
+                .client
+                .get_json(
+                    "data",
+                    "core/api/periods_schedules",
+                    &[("school_id", school.clone()), ("academic_year_id", year.id.0.clone())],
+                )
+                .await?
+                .body;
+            let students: Vec<api::PersonItem> =
+                self.paged("core/api/student_profiles", &sq, 200, &mut requests, &mut skipped).await?;
+            info.classes = classes.into_iter().map(|c| c.id.0).collect();
+            info.groups = groups.into_iter().map(|g| g.id.0).collect();
+            for x in subjects {
+                if let Some(name) = x.name {
+                    info.subjects.insert(m::normalize_name(&name), x.id.0.clone());
+                    info.subject_names.insert(x.id.0, name);
+                }
+            }
+            info.periods = periods
+                .into_iter()
+                .filter(|p| !p.kind.as_deref().unwrap_or("").eq_ignore_ascii_case("vacation"))
+                .filter_map(|p| {
+                    Some((
+                        p.id.0,
+                        p.name.unwrap_or_default(),
+                        p.begin_date.as_deref().and_then(parse_date)?,
+                        p.end_date.as_deref().and_then(parse_date)?,
+                    ))
+                })
+                .collect();
+            students.into_iter().map(|s| s.id.0).collect()
+        };
+        if !skipped.is_empty() {
+            // A pupil whose profile cannot be read cannot be planned: the run must not look
+            // complete without him.
+            return Err(self.malformed("core/api/student_profiles", skipped[0].to_string()));
+        }
+        let scope = format!("school:{}", info.key);
+        let family = info.family.is_some();
         *self.info.lock().expect("school info") = Some(Arc::new(info));
 
-        let scope = format!("school:{school}");
-        let mut chunks = vec![
-            Chunk { stream: "school".into(), scope: scope.clone(), params: serde_json::json!({}), cursor_after: None },
-            Chunk {
-                stream: "students".into(),
+        let mut chunks = if family {
+            vec![Chunk {
+                stream: "family".into(),
                 scope: scope.clone(),
                 params: serde_json::json!({}),
                 cursor_after: None,
-            },
-        ];
+            }]
+        } else {
+            vec![
+                Chunk {
+                    stream: "school".into(),
+                    scope: scope.clone(),
+                    params: serde_json::json!({}),
+                    cursor_after: None,
+                },
+                Chunk {
+                    stream: "students".into(),
+                    scope: scope.clone(),
+                    params: serde_json::json!({}),
+                    cursor_after: None,
+                },
+            ]
+        };
         let year = DateRange::new(from, to);
         for stream in ["journal", "marks"] {
             // Marks are listed by the day they were created, and they are still created
@@ -933,11 +1456,11 @@ impl Connector for EposConnector {
                 });
             }
         }
-        for st in students {
+        for st in pupils {
             chunks.push(Chunk {
                 stream: "student".into(),
-                scope: format!("student:{}", st.id),
-                params: serde_json::json!({ "student": st.id.0 }),
+                scope: format!("student:{st}"),
+                params: serde_json::json!({ "student": st }),
                 cursor_after: None,
             });
         }
@@ -953,6 +1476,7 @@ impl Connector for EposConnector {
         match chunk.stream.as_str() {
             "school" => self.fetch_school().await,
             "students" => self.fetch_students().await,
+            "family" => self.fetch_family().await,
             "journal" => self.fetch_journal(&range()?).await,
             "marks" => self.fetch_marks(&range()?).await,
             "student" => {
@@ -989,6 +1513,33 @@ mod tests {
     }
 
     #[test]
+    fn a_base_url_is_read_with_or_without_its_slash_prefix_and_path_family() {
+        for (pasted, root) in [
+            ("https://school.permkrai.ru", "https://school.permkrai.ru/"),
+            ("https://school.permkrai.ru/", "https://school.permkrai.ru/"),
+            ("https://host/epos", "https://host/epos/"),
+            ("https://host/epos/core/api/", "https://host/epos/"),
+            ("https://host/jersey/api", "https://host/"),
+            ("https://host/my-core/api", "https://host/my-core/api/"),
+        ] {
+            assert_eq!(api_root(pasted.parse().unwrap()).as_str(), root, "{pasted}");
+        }
+    }
+
+    #[test]
+    fn string_and_number_forms_read_alike() {
+        let m: api::Mark = serde_json::from_str(
+            r#"{"id": "17", "name": 5, "weight": "2", "is_point": "true", "point_date": "10.10.2025", "comment": "Молодец"}"#,
+        )
+        .unwrap();
+        assert_eq!((m.name.as_deref(), m.weight, m.is_point), (Some("5"), Some(2.0), true));
+        let p: api::ProgressPeriod =
+            serde_json::from_str(r#"{"name": "1 четверть", "final_mark": 4, "avg_five": 4.5}"#).unwrap();
+        assert_eq!((p.final_mark.as_deref(), p.avg_five.as_deref()), (Some("4"), Some("4.5")));
+        assert_eq!(period_kind_by_name("2 четверть"), m::PeriodKind::Quarter);
+    }
+
+    #[test]
     fn the_current_year_wins_else_the_last() {
         let y = |id: &str, current: bool| api::AcademicYear {
             id: ejgate_sdk::time::SourceId(id.into()),
@@ -1005,7 +1556,10 @@ mod tests {
     #[test]
     fn built_in_tables_load() {
         let t = Tables::load(None).unwrap();
-        assert_eq!(t.attendance.get("Б").unwrap().reason, Some(m::AbsenceReason::Illness));
+        // SOURCES.md: МЭШ's 1 «н» (no valid reason) and 2 «б» (illness).
+        assert_eq!(t.attendance.get("1").unwrap().reason, Some(m::AbsenceReason::Unexcused));
+        assert_eq!(t.attendance.get("2").unwrap().reason, Some(m::AbsenceReason::Illness));
+        assert_eq!(t.attendance.get("4").unwrap().status, "late");
         assert_eq!(t.marks.get("five").unwrap().values.get("4+"), Some(&4.25));
         assert_eq!(t.work_types.get("Контрольная работа"), Some(&m::WorkKind::Control));
         assert_eq!(t.groups.get("elective"), Some(&m::GroupKind::Elective));

@@ -27,15 +27,7 @@ pub const EXPOSED: [EntityKind; 15] = [
 
 /// Fields of exposed kinds that the system does not fill (README.md says why); a
 /// comparison with another source leaves them out.
-pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[
-    // The system has them, but the emulator does not serve them nor the connector read them
-    // yet (issue #14: the synthetic world carries them since this session).
-    (EntityKind::Lesson, "section"),
-    (EntityKind::Homework, "attachments"),
-    (EntityKind::Mark, "comment"),
-    (EntityKind::Mark, "is_point"),
-    (EntityKind::Mark, "point_date"),
-];
+pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[];
 
 /// Date-times ЭПОС.Школа gives to the minute (`dd.MM.yyyy HH:mm`): a comparison with
 /// another source compares them to the minute.

@@ -36,6 +36,7 @@ use ejgate_sdk::client::{
 use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
 use ejgate_sdk::mapping::CodeTable;
 use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
+use ejgate_sdk::read::{self, Skipped};
 use ejgate_sdk::secret::{persist_atomically, SecretRef};
 use ejgate_sdk::time::{parse_date, parse_datetime};
 
@@ -62,6 +63,10 @@ pub struct KiasuoConfig {
     pub window_days: u32,
     /// Refresh the access token this long before its `exp` (capped at a quarter of its life).
     pub refresh_early: Duration,
+    /// How long the answer of a refresh is waited for (at least `timeout`). It holds the only
+    /// copy of the new refresh token, so it gets longer than a data request, and a refresh
+    /// is never sent twice with the same token.
+    pub refresh_timeout: Duration,
     /// A directory with code tables replacing the built-in ones (`<dir>/kiasuo/*.toml`).
     pub mappings_dir: Option<PathBuf>,
     pub timeout: Duration,
@@ -69,6 +74,10 @@ pub struct KiasuoConfig {
     pub retry: RetryPolicy,
     /// How many requests one chunk may have in flight.
     pub concurrency: usize,
+    /// The schools to read, by name (`ou`) or by a class id; empty: every school the
+    /// account's children are in. Naming a school with a pupil's token is refused: it
+    /// reads that pupil only.
+    pub schools: Vec<String>,
 }
 
 impl KiasuoConfig {
@@ -80,11 +89,13 @@ impl KiasuoConfig {
             requests_per_second: None,
             window_days: 35,
             refresh_early: Duration::from_secs(60),
+            refresh_timeout: Duration::from_secs(300),
             mappings_dir: None,
             timeout: Duration::from_secs(60),
             extra_root_certificates: Vec::new(),
             retry: RetryPolicy::default(),
             concurrency: 4,
+            schools: Vec::new(),
         }
     }
 }
@@ -177,18 +188,65 @@ struct AuthState {
     exp: Option<i64>,
     issued: Option<SystemTime>,
     refresh: SecretString,
+    /// How many refreshes succeeded: a request that waited for a refresh knows by it
+    /// whether one happened meanwhile.
+    generation: u64,
+    /// Set when a refresh may have rotated the refresh token at the source without ejgate
+    /// learning the new one, or when the token was refused: no refresh is sent again by
+    /// this connector (the old token must not be presented twice).
+    lost: Option<String>,
+}
+
+/// What the refresh needs, shared with the thread that carries it out.
+struct BearerCore {
+    instance: String,
+    refresh_url: Url,
+    file: PathBuf,
+    /// The refresh's own timeout: its answer holds the only copy of the new refresh token,
+    /// so it is waited for longer than any data request.
+    refresh_timeout: Duration,
+    roots: Vec<reqwest::Certificate>,
+    state: Mutex<AuthState>,
+    refreshes: std::sync::atomic::AtomicU64,
+}
+
+/// A refresh under way: every request that needs it waits on `done`.
+struct Flight {
+    done: tokio::sync::watch::Receiver<Option<Result<(), String>>>,
+}
+
+impl Flight {
+    fn running(&self) -> bool {
+        self.done.borrow().is_none()
+    }
+}
+
+/// The threads of every refresh this process started: [`wait_for_refreshes`] joins them.
+static REFRESH_THREADS: Mutex<Vec<std::thread::JoinHandle<()>>> = Mutex::new(Vec::new());
+
+/// Waits for every refresh still under way in this process. `ejgate` calls it before it
+/// exits: a refresh may have rotated the refresh token at the source, and only that refresh
+/// can write the new one (the run that asked for it may have ended long before).
+pub fn wait_for_refreshes() {
+    let threads = std::mem::take(&mut *REFRESH_THREADS.lock().unwrap_or_else(|e| e.into_inner()));
+    for thread in threads {
+        let _ = thread.join();
+    }
 }
 
 /// Bearer access token, renewed with the rotating refresh token: before it expires (its
 /// `exp`), and once after a 401. A 401 on the refresh itself is final.
+///
+/// A refresh runs on a thread of its own, one at a time (requests that need one while it
+/// runs wait for the same one), and runs to its end whatever happens to the requests that
+/// asked for it: a run that fails or is cancelled drops their futures, never the refresh.
+/// Its answer is read with [`KiasuoConfig::refresh_timeout`], the new refresh token is
+/// written to the file (atomically) before the new access token is handed out, and the
+/// process waits for it before exiting ([`wait_for_refreshes`]).
 pub struct RefreshingBearer {
-    instance: String,
-    refresh_url: Url,
-    file: PathBuf,
+    core: Arc<BearerCore>,
     early: Duration,
-    http: reqwest::Client,
-    state: tokio::sync::Mutex<AuthState>,
-    refreshes: std::sync::atomic::AtomicU64,
+    flight: Mutex<Option<Flight>>,
 }
 
 impl RefreshingBearer {
@@ -196,41 +254,40 @@ impl RefreshingBearer {
         let fail = |d: String| SourceError::config(&config.instance, SYSTEM, d);
         let what = format!("source «{}» refresh token", config.instance);
         let refresh = SecretRef::file(&config.refresh_token_file).load(&what).map_err(|e| fail(e.to_string()))?;
-        let refresh_url = config.base_url.join("diary/refresh").map_err(|e| fail(format!("bad base URL: {e}")))?;
-        let mut builder = reqwest::Client::builder()
-            .user_agent(concat!("ejgate/", env!("CARGO_PKG_VERSION")))
-            .timeout(config.timeout);
+        let refresh_url = normalize_base_url(&config.base_url)
+            .join("diary/refresh")
+            .map_err(|e| fail(format!("bad base URL: {e}")))?;
+        let mut roots = Vec::new();
         for path in &config.extra_root_certificates {
             let pem = std::fs::read(path)
                 .map_err(|e| fail(format!("cannot read the root certificate {}: {e}", path.display())))?;
-            for cert in reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| fail(format!("{} is not a PEM certificate bundle: {e}", path.display())))?
-            {
-                builder = builder.add_root_certificate(cert);
-            }
+            roots.extend(
+                reqwest::Certificate::from_pem_bundle(&pem)
+                    .map_err(|e| fail(format!("{} is not a PEM certificate bundle: {e}", path.display())))?,
+            );
         }
-        Ok(RefreshingBearer {
+        let core = BearerCore {
             instance: config.instance.clone(),
             refresh_url,
             file: config.refresh_token_file.clone(),
-            early: config.refresh_early,
-            http: builder.build().map_err(|e| fail(format!("cannot build the HTTP client: {e}")))?,
-            state: tokio::sync::Mutex::new(AuthState { access: None, exp: None, issued: None, refresh }),
+            refresh_timeout: config.refresh_timeout.max(config.timeout),
+            roots,
+            state: Mutex::new(AuthState { access: None, exp: None, issued: None, refresh, generation: 0, lost: None }),
             refreshes: std::sync::atomic::AtomicU64::new(0),
-        })
+        };
+        // The client is built once here, so that a bad certificate is a configuration error
+        // at start and not at the first refresh.
+        core.http().map_err(fail)?;
+        Ok(RefreshingBearer { core: Arc::new(core), early: config.refresh_early, flight: Mutex::new(None) })
     }
 
     /// How many refreshes succeeded.
     pub fn refreshes(&self) -> u64 {
-        self.refreshes.load(std::sync::atomic::Ordering::Relaxed)
+        self.core.refreshes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn hint(&self) -> String {
-        format!(
-            "КИАСУО refused the refresh token of source «{}». Logins go through Госуслуги: a person signs in to the КИАСУО diary, takes the new refresh token, puts it in {} and runs the sync again; nothing already synced is lost",
-            self.instance,
-            self.file.display()
-        )
+        self.core.hint()
     }
 
     fn expiring(&self, st: &AuthState) -> bool {
@@ -245,46 +302,159 @@ impl RefreshingBearer {
         now + early >= Duration::from_secs(exp.max(0) as u64)
     }
 
+    /// Refreshes unless one succeeded since the caller saw `generation`: joins the refresh
+    /// under way, or starts one on its own thread. Dropping the returned future leaves the
+    /// refresh running.
+    async fn refresh_after(&self, generation: u64) -> Result<(), String> {
+        let mut done = {
+            let mut flight = self.flight.lock().unwrap_or_else(|e| e.into_inner());
+            match flight.as_ref().filter(|f| f.running()) {
+                Some(running) => running.done.clone(),
+                None => {
+                    if self.core.generation() != generation {
+                        return Ok(());
+                    }
+                    let (tx, rx) = tokio::sync::watch::channel(None);
+                    let core = self.core.clone();
+                    let thread = std::thread::Builder::new()
+                        .name("kiasuo-refresh".into())
+                        .spawn(move || {
+                            let _ = tx.send(Some(core.refresh_to_completion()));
+                        })
+                        .map_err(|e| format!("POST diary/refresh: cannot start the refresh ({e})"))?;
+                    let mut threads = REFRESH_THREADS.lock().unwrap_or_else(|e| e.into_inner());
+                    threads.retain(|t| !t.is_finished());
+                    threads.push(thread);
+                    *flight = Some(Flight { done: rx.clone() });
+                    rx
+                }
+            }
+        };
+        let outcome = done
+            .wait_for(Option::is_some)
+            .await
+            .map_err(|_| "POST diary/refresh: the refresh ended without an outcome".to_string())?;
+        outcome.clone().expect("waited for an outcome")
+    }
+}
+
+impl BearerCore {
+    fn hint(&self) -> String {
+        format!(
+            "КИАСУО refused the refresh token of source «{}». Logins go through Госуслуги: a person signs in to the КИАСУО diary, takes the new refresh token, puts it in {} and runs the sync again; nothing already synced is lost",
+            self.instance,
+            self.file.display()
+        )
+    }
+
+    fn generation(&self) -> u64 {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).generation
+    }
+
+    /// A client of its own per refresh (no pooled connection outlives the refresh's
+    /// runtime).
+    fn http(&self) -> Result<reqwest::Client, String> {
+        let mut builder = reqwest::Client::builder()
+            .user_agent(concat!("ejgate/", env!("CARGO_PKG_VERSION")))
+            .timeout(self.refresh_timeout)
+            .pool_max_idle_per_host(0);
+        for cert in &self.roots {
+            builder = builder.add_root_certificate(cert.clone());
+        }
+        builder.build().map_err(|e| format!("cannot build the HTTP client: {e}"))
+    }
+
+    /// Runs on the refresh's own thread, with a runtime of its own: nothing the run does to
+    /// its tasks reaches it.
+    fn refresh_to_completion(&self) -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("POST diary/refresh: cannot start the refresh ({e})"))?;
+        runtime.block_on(self.refresh_once())
+    }
+
+    /// No refresh is sent again by this connector: the source may hold a new refresh
+    /// token we never received (presenting the old one again could only be refused), or
+    /// refused the one we have.
+    fn lose(&self, message: String) -> String {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).lost = Some(message.clone());
+        message
+    }
+
     /// POST `/diary/refresh` with the form body; persist the new refresh token; keep the
-    /// new access token. The caller holds the state lock.
-    async fn refresh(&self, st: &mut AuthState) -> Result<(), String> {
-        let form = format!("refresh-token={}", st.refresh.expose_secret());
-        let answer = self
-            .http
+    /// new access token.
+    async fn refresh_once(&self) -> Result<(), String> {
+        let presented = {
+            let st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(lost) = &st.lost {
+                return Err(lost.clone());
+            }
+            st.refresh.clone()
+        };
+        let unknown = |what: String| {
+            format!(
+                "POST diary/refresh: {what}: the source may have rotated the refresh token without ejgate receiving the new one. This run does not send the old one again; the next run tries it once, and if КИАСУО refuses it a person must sign in again"
+            )
+        };
+        let form = format!("refresh-token={}", presented.expose_secret());
+        let answer = match self
+            .http()?
             .post(self.refresh_url.clone())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .body(form)
             .send()
             .await
-            .map_err(|e| format!("POST diary/refresh: cannot reach the source ({})", e.without_url()))?;
+        {
+            Ok(answer) => answer,
+            // Nothing reached the source: the token is still the one in force.
+            Err(e) if e.is_connect() => {
+                return Err(format!("POST diary/refresh: cannot reach the source ({})", e.without_url()))
+            }
+            Err(e) if e.is_timeout() => {
+                return Err(self.lose(unknown(format!("no answer within {} s", self.refresh_timeout.as_secs()))))
+            }
+            Err(e) => return Err(self.lose(unknown(format!("the request broke off ({})", e.without_url())))),
+        };
         let status = answer.status();
-        let body = answer.bytes().await.map_err(|e| format!("POST diary/refresh: the answer was cut off ({e})"))?;
+        let body = match answer.bytes().await {
+            Ok(body) => body,
+            Err(e) => return Err(self.lose(unknown(format!("the answer was cut off ({})", e.without_url())))),
+        };
         if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
             let msg = serde_json::from_slice::<api::ApiError>(&body).ok().and_then(|e| e.msg).unwrap_or_default();
-            return Err(format!(
+            return Err(self.lose(format!(
                 "POST diary/refresh: the refresh token was refused (HTTP {}{}): a new refresh token is needed",
                 status.as_u16(),
                 if msg.is_empty() { String::new() } else { format!(": {msg}") }
-            ));
+            )));
         }
         if !status.is_success() {
-            return Err(format!("POST diary/refresh: HTTP {}", status.as_u16()));
+            return Err(self.lose(unknown(format!("HTTP {}", status.as_u16()))));
         }
-        let pair: api::RefreshAnswer = serde_json::from_slice(&body)
-            .map_err(|e| format!("POST diary/refresh: the answer is not {{accessToken, refreshToken}} ({e})"))?;
+        let pair: api::RefreshAnswer = match serde_json::from_slice(&body) {
+            Ok(pair) => pair,
+            Err(e) => return Err(self.lose(unknown(format!("the answer is not {{accessToken, refreshToken}} ({e})")))),
+        };
         let new_refresh = SecretString::from(pair.refresh_token.trim().to_string());
-        // The old refresh token is dead from now on: the new one goes to disk before anything
-        // else, or the installation loses access.
-        persist_atomically(&self.file, &new_refresh).map_err(|e| {
-            format!(
-                "cannot write the new refresh token to {}: {e} (the old one is no longer valid)",
-                self.file.display()
-            )
-        })?;
+        // The old refresh token is dead from now on: the new one goes to disk before the
+        // access token that came with it is handed to any request.
+        let written = persist_atomically(&self.file, &new_refresh);
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
         st.refresh = new_refresh;
+        if let Err(e) = written {
+            let message = format!(
+                "cannot write the new refresh token to {}: {e} (the old one is no longer valid: a person must sign in again once the file is writable)",
+                self.file.display()
+            );
+            st.lost = Some(message.clone());
+            return Err(message);
+        }
         st.exp = api::jwt_exp(&pair.access_token);
         st.issued = Some(SystemTime::now());
         st.access = Some(SecretString::from(pair.access_token));
+        st.generation += 1;
+        drop(st);
         self.refreshes.fetch_add(1, std::sync::atomic::Ordering::Release);
         tracing::debug!(source = %self.instance, "access token refreshed");
         Ok(())
@@ -294,11 +464,22 @@ impl RefreshingBearer {
 #[async_trait]
 impl Authenticator for RefreshingBearer {
     async fn authorize(&self, request: RequestBuilder) -> Result<RequestBuilder, String> {
-        let mut st = self.state.lock().await;
-        if self.expiring(&st) {
-            self.refresh(&mut st).await.map_err(|e| format!("{e}. {}", self.hint()))?;
+        // Twice at most: a token that expires again right after its refresh is used anyway
+        // (the source answers 401 and `renew` refreshes once more).
+        let mut access = None;
+        for _ in 0..2 {
+            let generation = {
+                let st = self.core.state.lock().unwrap_or_else(|e| e.into_inner());
+                if !self.expiring(&st) {
+                    access = st.access.clone();
+                    break;
+                }
+                st.generation
+            };
+            self.refresh_after(generation).await.map_err(|e| format!("{e}. {}", self.hint()))?;
+            access = self.core.state.lock().unwrap_or_else(|e| e.into_inner()).access.clone();
         }
-        let access = st.access.as_ref().expect("an access token after a refresh");
+        let access = access.ok_or_else(|| format!("no access token. {}", self.hint()))?;
         let mut value = HeaderValue::from_str(&format!("Bearer {}", access.expose_secret()))
             .map_err(|_| "the access token holds characters that cannot go into an HTTP header".to_string())?;
         value.set_sensitive(true);
@@ -306,20 +487,33 @@ impl Authenticator for RefreshingBearer {
     }
 
     async fn renew(&self) -> Result<bool, String> {
-        // A renewal that waited while another one refreshed uses that one's token: a second
-        // refresh would only spend the rotating token again.
-        let seen = self.refreshes.load(std::sync::atomic::Ordering::Acquire);
-        let mut st = self.state.lock().await;
-        if self.refreshes.load(std::sync::atomic::Ordering::Acquire) != seen {
-            return Ok(true);
-        }
-        self.refresh(&mut st).await?;
+        // A renewal that finds a refresh under way waits for that one: a second refresh
+        // would only spend the rotating token again.
+        self.refresh_after(self.core.generation()).await?;
         Ok(true)
     }
 
     fn unauthorized_hint(&self) -> String {
         self.hint()
     }
+}
+
+/// The base URL as operators paste it — `https://diaryapi.kiasuo.ru`, `…/diary`,
+/// `…/diary/api/` — reduced to the host's root (or the proxy path before `diary`), with a
+/// trailing `/`: requests then join `diary/api/…` and `diary/refresh` to it.
+pub fn normalize_base_url(url: &Url) -> Url {
+    let mut base = url.clone();
+    base.set_query(None);
+    base.set_fragment(None);
+    let mut path = base.path().trim_end_matches('/').to_string();
+    if path.ends_with("/diary/api") {
+        path.truncate(path.len() - "/api".len());
+    }
+    if path.ends_with("/diary") {
+        path.truncate(path.len() - "/diary".len());
+    }
+    base.set_path(&format!("{path}/"));
+    base
 }
 
 /// A pupil as planning found it.
@@ -338,6 +532,10 @@ struct SchoolInfo {
     periods: Vec<api::StudyPeriod>,
     classes: Vec<api::SchoolClass>,
     pupils: Vec<Pupil>,
+    /// Records of planning's answers that could not be read, and what the account reads
+    /// of the school: given with the school's reference batch.
+    skipped: Vec<Skipped>,
+    warnings: Vec<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -348,9 +546,30 @@ struct DiaryParams {
     to: NaiveDate,
 }
 
+/// What the token is, as `user` tells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Account {
+    /// `parent: true`: reads its children (every pupil, for the operator account README
+    /// describes)
+    Parent { children: usize },
+    /// `parent: false` and no children: the pupil reads its own diary
+    Pupil,
+}
+
+impl std::fmt::Display for Account {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Account::Parent { children } => write!(f, "a parent's account with {children} children"),
+            Account::Pupil => f.write_str("a pupil's own account"),
+        }
+    }
+}
+
 /// The КИАСУО diary connector.
 pub struct KiasuoConnector {
     config: KiasuoConfig,
+    /// `config.base_url` without `diary/` (the address files are served from).
+    base: Url,
     client: SourceClient,
     auth: Arc<RefreshingBearer>,
     ids: IdSpace,
@@ -358,11 +577,82 @@ pub struct KiasuoConnector {
     schools: Mutex<HashMap<String, Arc<SchoolInfo>>>,
 }
 
+/// A lesson of the schedule, as the marks of `lesson_marks` are linked to it.
+struct Placed {
+    lesson: String,
+    number: Option<u8>,
+    /// The pupil's mark values in the schedule's slots of this lesson.
+    values: Vec<String>,
+}
+
+/// Lower case, `ё` as `е`, single spaces, no final dot: names compared across answers.
+fn norm(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .to_lowercase()
+        .replace('ё', "е")
+        .trim_end_matches('.')
+        .to_string()
+}
+
+/// The kind and number of a study period or a final-mark type named like «1 четверть»,
+/// «II полугодие», «3 триместр».
+fn period_kind_and_number(name: &str) -> Option<(m::PeriodKind, u8)> {
+    let lower = norm(name);
+    let kind = if lower.contains("четв") {
+        m::PeriodKind::Quarter
+    } else if lower.contains("полугод") {
+        m::PeriodKind::HalfYear
+    } else if lower.contains("триместр") {
+        m::PeriodKind::Trimester
+    } else {
+        return None;
+    };
+    let number = lower.split(|c: char| !c.is_alphanumeric()).find_map(|w| match w {
+        "i" => Some(1),
+        "ii" => Some(2),
+        "iii" => Some(3),
+        "iv" => Some(4),
+        w => w.chars().take_while(char::is_ascii_digit).collect::<String>().parse().ok(),
+    })?;
+    Some((kind, number))
+}
+
+/// Which final mark a `standard_mark_type` is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum FinalKind {
+    Period(String),
+    Year,
+    Unknown(String),
+}
+
+/// A `standard_mark_type` by its name: the study period of the same name, or of the same
+/// kind and number; the year («Годовая», «Год»); anything else is not a period's mark.
+fn final_kind(label: &str, periods: &[api::StudyPeriod]) -> FinalKind {
+    let wanted = norm(label);
+    if let Some(p) = periods.iter().find(|p| p.text.as_deref().is_some_and(|t| norm(t) == wanted)) {
+        return FinalKind::Period(p.id.0.clone());
+    }
+    if let Some(kn) = period_kind_and_number(label) {
+        let same = periods.iter().find(|p| p.text.as_deref().and_then(period_kind_and_number) == Some(kn));
+        return match same {
+            Some(p) => FinalKind::Period(p.id.0.clone()),
+            None => FinalKind::Unknown(label.to_string()),
+        };
+    }
+    if wanted.contains("год") {
+        return FinalKind::Year;
+    }
+    FinalKind::Unknown(label.to_string())
+}
+
 impl KiasuoConnector {
     pub fn new(config: KiasuoConfig) -> Result<Self, SourceError> {
         let tables = Tables::load(config.mappings_dir.as_deref())
             .map_err(|e| SourceError::config(&config.instance, SYSTEM, e))?;
-        let mut client_config = ClientConfig::new(&config.instance, SYSTEM, config.base_url.clone());
+        let base = normalize_base_url(&config.base_url);
+        let mut client_config = ClientConfig::new(&config.instance, SYSTEM, base.clone());
         client_config.timeout = config.timeout;
         client_config.extra_root_certificates = config.extra_root_certificates.clone();
         client_config.default_rate = config.requests_per_second;
@@ -372,6 +662,7 @@ impl KiasuoConnector {
         Ok(KiasuoConnector {
             ids: IdSpace::new(config.instance.clone()),
             config,
+            base,
             client,
             auth,
             tables,
@@ -403,10 +694,26 @@ impl KiasuoConnector {
         }
     }
 
+    fn fail(&self, detail: String) -> SourceError {
+        SourceError::config(&self.config.instance, SYSTEM, detail)
+    }
+
     fn school(&self, school: &str) -> Result<Arc<SchoolInfo>, SourceError> {
-        self.schools.lock().expect("school cache").get(school).cloned().ok_or_else(|| {
-            SourceError::config(&self.config.instance, SYSTEM, format!("school {school} was not planned in this run"))
-        })
+        self.schools
+            .lock()
+            .expect("school cache")
+            .get(school)
+            .cloned()
+            .ok_or_else(|| self.fail(format!("school {school} was not planned in this run")))
+    }
+
+    /// A homework file's address: relative ones are served by the host.
+    fn absolute(&self, url: &str) -> String {
+        if url.starts_with('/') {
+            self.base.join(url).map(String::from).unwrap_or_else(|_| url.to_string())
+        } else {
+            url.to_string()
+        }
     }
 
     fn fetch_reference(&self, school: &str, scope: &str) -> Result<Batch, SourceError> {
@@ -425,8 +732,7 @@ impl KiasuoConnector {
             } else {
                 m::PeriodKind::Other
             };
-            let number =
-                name.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap_or(i as u8 + 1);
+            let number = period_kind_and_number(&name).map_or(i as u8 + 1, |(_, n)| n);
             let entity = Entity::StudyPeriod(m::StudyPeriod {
                 organization: None,
                 academic_year: None,
@@ -461,14 +767,14 @@ impl KiasuoConnector {
             records.push(self.record(entity, p.id.clone(), scope, None));
         }
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped: info.skipped.clone(),
             records,
             coverage: vec![Coverage {
                 kinds: vec![EntityKind::StudyPeriod, EntityKind::Class, EntityKind::Person],
                 scope: scope.to_string(),
                 range: None,
             }],
-            warnings: Vec::new(),
+            warnings: info.warnings.clone(),
             requests: 0,
         })
     }
@@ -478,134 +784,13 @@ impl KiasuoConnector {
         let pupils: Vec<&Pupil> = info.pupils.iter().filter(|x| x.class == p.class).collect();
         let class_uuid = self.id(EntityKind::Class, &p.class);
         let mut warnings = Vec::new();
+        let mut skipped = Vec::new();
         let mut requests = 0u32;
         let mut records = Vec::new();
         let concurrency = self.config.concurrency.max(1);
 
-        // Marks and attendance, per pupil and period; and the subject ids by name.
-        let mut jobs: Vec<(String, String)> = Vec::new();
-        for x in &pupils {
-            for per in &info.periods {
-                jobs.push((x.id.clone(), per.id.0.clone()));
-            }
-        }
-        let answers: Vec<(String, api::LessonMarks)> = futures::stream::iter(jobs)
-            .map(|(pupil, period)| async move {
-                let path = format!("diary/api/lesson_marks/{period}");
-                let r = self.client.get_json::<api::LessonMarks>("data", &path, &[("id", pupil.clone())]).await?;
-                Ok::<_, SourceError>((pupil, r.body))
-            })
-            .buffered(concurrency)
-            .try_collect()
-            .await?;
-        requests += answers.len() as u32;
-        let mut subject_by_name: HashMap<String, String> = HashMap::new();
-        let mut marks: BTreeMap<String, Record> = BTreeMap::new();
-        let mut attendance: BTreeMap<String, Record> = BTreeMap::new();
-        for (pupil, answer) in &answers {
-            let student = self.id(EntityKind::Person, pupil);
-            for subj in &answer.lessons {
-                subject_by_name.entry(subj.subject.trim().to_string()).or_insert_with(|| subj.id.0.clone());
-                let subject = self.id(EntityKind::Subject, &subj.id.0);
-                for slot in subj.slots.iter().chain(subj.marks.iter()) {
-                    let Some(value) = slot.value().map(str::trim).filter(|v| !v.is_empty()) else { continue };
-                    let date = parse_date(&slot.lesson_date);
-                    let lesson_id = slot.lesson_event_id.as_ref().map(|l| l.0.clone());
-                    let entered_at = slot.updated_at.as_deref().and_then(parse_datetime).map(|(dt, _)| dt);
-                    if let Some(code) = self.tables.attendance.get(value) {
-                        let Some(lesson_id) = lesson_id else {
-                            warnings.push(format!(
-                                "an attendance value «{value}» of {} has no lesson id; skipped",
-                                slot.lesson_date
-                            ));
-                            continue;
-                        };
-                        let key = format!("{lesson_id}:{pupil}");
-                        let entity = Entity::Attendance(m::Attendance {
-                            student,
-                            lesson: self.id(EntityKind::Lesson, &lesson_id),
-                            status: code.status,
-                            reason: code.reason,
-                            source_status: value.to_string(),
-                            comment: slot.text.clone().or_else(|| slot.remark.clone()).filter(|t| !t.trim().is_empty()),
-                            entered_at,
-                        });
-                        attendance.insert(key.clone(), self.record(entity, key, scope, date));
-                        continue;
-                    }
-                    let (scale, numeric, _) = self.tables.mark(value, &mut warnings);
-                    // ASSUMPTION (API.md): a mark without an id is keyed by its place.
-                    let key = match (&slot.id, &lesson_id) {
-                        (Some(id), _) => id.0.clone(),
-                        (None, Some(l)) => format!("{l}:{pupil}:{value}"),
-                        (None, None) => format!("{}:{}:{pupil}:{value}", subj.id.0, slot.lesson_date),
-                    };
-                    let entity = Entity::Mark(m::Mark {
-                        comment: None,
-                        is_point: false,
-                        point_date: None,
-                        student,
-                        lesson: lesson_id.as_ref().map(|l| self.id(EntityKind::Lesson, l)),
-                        work: None,
-                        subject: Some(subject),
-                        value: value.to_string(),
-                        numeric,
-                        scale,
-                        weight: slot.weight,
-                        entered_at,
-                        entered_by: None,
-                    });
-                    marks.insert(key.clone(), self.record(entity, key, scope, date));
-                }
-            }
-        }
-        records.extend(marks.into_values());
-        records.extend(attendance.into_values());
-
-        // Final marks, per pupil.
-        let pupil_ids: Vec<String> = pupils.iter().map(|x| x.id.clone()).collect();
-        let finals: Vec<(String, api::StudentMarks)> = futures::stream::iter(pupil_ids)
-            .map(|pupil| async move {
-                let path = format!("diary/api/student_marks/{}", p.class);
-                let r = self.client.get_json::<api::StudentMarks>("data", &path, &[("id", pupil.clone())]).await?;
-                Ok::<_, SourceError>((pupil, r.body))
-            })
-            .buffered(concurrency)
-            .try_collect()
-            .await?;
-        requests += finals.len() as u32;
-        let periods: std::collections::HashSet<&str> = info.periods.iter().map(|x| x.id.0.as_str()).collect();
-        for (pupil, answer) in &finals {
-            for subj in &answer.lessons {
-                for (mark_type, v) in &subj.marks {
-                    let Some(value) = api::value_text(v) else { continue };
-                    let period = if periods.contains(mark_type.as_str()) {
-                        Some(mark_type.clone())
-                    } else if mark_type == "year" {
-                        None
-                    } else {
-                        let w = format!("student_marks: unknown mark type «{mark_type}»; skipped");
-                        if !warnings.contains(&w) {
-                            warnings.push(w);
-                        }
-                        continue;
-                    };
-                    let (_, numeric, special) = self.tables.mark(&value, &mut warnings);
-                    let key = format!("{pupil}:{}:{}", subj.id.0, period.as_deref().unwrap_or("year"));
-                    let entity = Entity::FinalMark(m::FinalMark {
-                        student: self.id(EntityKind::Person, pupil),
-                        subject: self.id(EntityKind::Subject, &subj.id.0),
-                        period: period.as_ref().map(|x| self.id(EntityKind::StudyPeriod, x)),
-                        value,
-                        numeric,
-                        special,
-                    });
-                    records.push(self.record(entity, key, scope, None));
-                }
-            }
-        }
-
-        // Lessons and homework, per pupil and ISO week.
+        // Lessons and homework, per pupil and ISO week: read first, since the marks are
+        // linked to lessons through them.
         let first_monday = p.from - chrono::Days::new(p.from.weekday().num_days_from_monday() as u64);
         let mut weeks = Vec::new();
         let mut monday = first_monday;
@@ -620,75 +805,366 @@ impl KiasuoConnector {
                 jobs.push((x.id.clone(), *w));
             }
         }
-        let schedules: Vec<api::Schedule> = futures::stream::iter(jobs)
+        let schedules: Vec<(String, api::Schedule)> = futures::stream::iter(jobs)
             .map(|(pupil, monday)| async move {
                 let week = monday.iso_week();
-                let query = [("id", pupil), ("year", week.year().to_string()), ("week", week.week().to_string())];
+                let query =
+                    [("id", pupil.clone()), ("year", week.year().to_string()), ("week", week.week().to_string())];
                 let r = self.client.get_json::<api::Schedule>("data", "diary/api/schedule", &query).await?;
-                Ok::<_, SourceError>(r.body)
+                Ok::<_, SourceError>((pupil, r.body))
             })
             .buffered(concurrency)
             .try_collect()
             .await?;
         requests += schedules.len() as u32;
-        let mut lessons: BTreeMap<String, Record> = BTreeMap::new();
-        let mut homework: BTreeMap<String, Record> = BTreeMap::new();
-        for s in &schedules {
-            let mut lesson_of_homework: HashMap<&str, &api::LessonEvent> = HashMap::new();
-            for e in &s.schedule {
+
+        let mut events: BTreeMap<String, api::LessonEvent> = BTreeMap::new();
+        let mut homework_items: Vec<(api::HomeworkItem, Option<String>)> = Vec::new();
+        // (pupil, subject name, date) → the lessons of that subject that day.
+        let mut placed: HashMap<(String, String, NaiveDate), Vec<Placed>> = HashMap::new();
+        let mut schedule_attendance: Vec<(String, String, api::Slot)> = Vec::new();
+        const SCHEDULE: &str = "GET diary/api/schedule";
+        for (pupil, s) in schedules {
+            let mut lesson_of_homework: HashMap<String, String> = HashMap::new();
+            for e in read::each::<api::LessonEvent>(SCHEDULE, &s.schedule, &mut skipped) {
                 let Some(date) = parse_date(&e.lesson_date) else {
-                    warnings.push(format!(
-                        "lesson {} has no readable date «{}»; skipped",
-                        e.lesson_event_id, e.lesson_date
-                    ));
+                    skipped.push(Skipped::new(SCHEDULE, "lesson_date", "not a date", &e.lesson_date));
                     continue;
                 };
+                let lesson = e.lesson_event_id.0.clone();
                 if let Some(h) = &e.created_homework_id {
-                    lesson_of_homework.insert(h.0.as_str(), e);
+                    lesson_of_homework.insert(h.0.clone(), lesson.clone());
                 }
-                let subject = e
-                    .subject
-                    .as_deref()
-                    .and_then(|n| subject_by_name.get(n.trim()))
-                    .map(|id| self.id(EntityKind::Subject, id));
-                let entity = Entity::Lesson(m::Lesson {
-                    section: None,
-                    unit: class_uuid,
-                    subject,
-                    date,
-                    number: e.lesson_number,
-                    teacher: None,
-                    substitute: None,
-                    topic: e.theme.clone().filter(|t| !t.trim().is_empty()),
-                    status: if e.cancelled == Some(true) { m::LessonStatus::Cancelled } else { m::LessonStatus::Held },
+                let slots: Vec<api::Slot> = read::each(SCHEDULE, &e.slots, &mut skipped)
+                    .into_iter()
+                    .chain(read::each(SCHEDULE, &e.marks, &mut skipped))
+                    .collect();
+                let mut values = Vec::new();
+                for slot in slots {
+                    let Some(value) = slot.value().map(str::to_string) else { continue };
+                    if self.tables.attendance.get(&value).is_some() {
+                        schedule_attendance.push((pupil.clone(), lesson.clone(), slot));
+                    }
+                    values.push(value);
+                }
+                let number = e.lesson_number.filter(|n| (0.0..=255.0).contains(n)).map(|n| n as u8);
+                let subject = norm(e.subject.as_deref().unwrap_or_default());
+                placed.entry((pupil.clone(), subject, date)).or_default().push(Placed {
+                    lesson: lesson.clone(),
+                    number,
+                    values,
                 });
-                let key = e.lesson_event_id.0.clone();
-                lessons.insert(key.clone(), self.record(entity, key, scope, Some(date)));
+                events.entry(lesson).or_insert(e);
             }
-            for h in &s.homeworks {
-                let text = h.text.as_deref().map(str::trim).unwrap_or_default();
-                if text.is_empty() || text == "Без задания" {
-                    continue;
-                }
-                let lesson = lesson_of_homework.get(h.id.0.as_str());
-                let date = lesson
-                    .and_then(|l| parse_date(&l.lesson_date))
-                    .or_else(|| h.lesson_date.as_deref().and_then(parse_date));
-                let entity = Entity::Homework(m::Homework {
-                    attachments: Vec::new(),
-                    lesson: lesson.map(|l| self.id(EntityKind::Lesson, &l.lesson_event_id.0)),
-                    text: text.to_string(),
-                    entered_at: None,
-                    due_date: h.check_at.as_deref().and_then(parse_date),
-                });
-                homework.insert(h.id.0.clone(), self.record(entity, h.id.0.clone(), scope, date));
+            for h in read::each::<api::HomeworkItem>(SCHEDULE, &s.homeworks, &mut skipped) {
+                let lesson = lesson_of_homework.get(&h.id.0).cloned();
+                homework_items.push((h, lesson));
             }
         }
-        records.extend(lessons.into_values());
+        for lessons in placed.values_mut() {
+            lessons.sort_by_key(|l| (l.number, l.lesson.clone()));
+        }
+
+        // Marks and attendance, per pupil and period; and the subject ids by name.
+        let mut jobs: Vec<(String, String)> = Vec::new();
+        for x in &pupils {
+            for per in &info.periods {
+                jobs.push((x.id.clone(), per.id.0.clone()));
+            }
+        }
+        let answers: Vec<(String, String, api::LessonMarks)> = futures::stream::iter(jobs)
+            .map(|(pupil, period)| async move {
+                let path = format!("diary/api/lesson_marks/{period}");
+                let r = self.client.get_json::<api::LessonMarks>("data", &path, &[("id", pupil.clone())]).await?;
+                Ok::<_, SourceError>((pupil, period, r.body))
+            })
+            .buffered(concurrency)
+            .try_collect()
+            .await?;
+        requests += answers.len() as u32;
+        let mut subject_by_name: HashMap<String, String> = HashMap::new();
+        let mut marks: BTreeMap<String, Record> = BTreeMap::new();
+        let mut attendance: BTreeMap<String, Record> = BTreeMap::new();
+        // Whether every mark and attendance read named its lesson: then they are known
+        // whatever the weeks read, and the read covers them all.
+        let mut all_linked = true;
+        // (lesson, pupil) → marks placed so far (a mark without an id is keyed by its place).
+        let mut in_lesson: HashMap<(String, String), usize> = HashMap::new();
+        // Schedule lessons whose mark values were taken by a mark already (double lessons).
+        let mut taken: HashMap<(String, String), Vec<String>> = HashMap::new();
+        for (pupil, period, answer) in &answers {
+            let endpoint = format!("GET diary/api/lesson_marks/{period}");
+            let student = self.id(EntityKind::Person, pupil);
+            for subj in read::each::<api::SubjectMarks>(&endpoint, &answer.lessons, &mut skipped) {
+                let subject_key =
+                    subj.id.as_ref().map(|i| i.0.clone()).unwrap_or_else(|| format!("name:{}", subj.subject.trim()));
+                subject_by_name.entry(norm(&subj.subject)).or_insert_with(|| subject_key.clone());
+                let subject = self.id(EntityKind::Subject, &subject_key);
+                let slots: Vec<api::Slot> = read::each(&endpoint, &subj.slots, &mut skipped)
+                    .into_iter()
+                    .chain(read::each(&endpoint, &subj.marks, &mut skipped))
+                    .collect();
+                for slot in slots {
+                    let Some(value) = slot.value().map(str::to_string) else { continue };
+                    let Some(date) = slot.lesson_date.as_deref().and_then(parse_date) else {
+                        let at = slot.lesson_date.clone().unwrap_or_default();
+                        skipped.push(Skipped::new(
+                            &endpoint,
+                            "lesson_date",
+                            "not a date",
+                            &format!("«{value}» on «{at}»"),
+                        ));
+                        continue;
+                    };
+                    let lesson = match &slot.lesson_event_id {
+                        Some(l) => Some(l.0.clone()),
+                        None => {
+                            all_linked = false;
+                            let key = (pupil.clone(), norm(&subj.subject), date);
+                            match placed.get(&key).map(Vec::as_slice).unwrap_or_default() {
+                                [] => None,
+                                [one] => Some(one.lesson.clone()),
+                                many => {
+                                    // Two lessons of the subject that day: the one whose
+                                    // schedule slots show this value and have not given it
+                                    // to another mark yet.
+                                    let used = taken.entry((pupil.clone(), value.clone())).or_default();
+                                    let pick = many
+                                        .iter()
+                                        .find(|l| l.values.contains(&value) && !used.contains(&l.lesson))
+                                        .or_else(|| many.iter().find(|l| l.values.contains(&value)))
+                                        .unwrap_or(&many[0]);
+                                    used.push(pick.lesson.clone());
+                                    Some(pick.lesson.clone())
+                                }
+                            }
+                        }
+                    };
+                    let Some(lesson) = lesson else {
+                        if range.contains(date) {
+                            skipped.push(Skipped::new(
+                                &endpoint,
+                                "lesson_date",
+                                format!("the schedule shows no lesson of «{}» on {date}", subj.subject.trim()),
+                                &format!("«{value}» of pupil {pupil}"),
+                            ));
+                        }
+                        // Outside the weeks read, it is read with them (a full run reads them all).
+                        continue;
+                    };
+                    let entered_at = slot.updated_at.as_deref().and_then(parse_datetime).map(|(dt, _)| dt);
+                    if let Some(code) = self.tables.attendance.get(&value) {
+                        let key = format!("{lesson}:{pupil}");
+                        let entity = Entity::Attendance(m::Attendance {
+                            student,
+                            lesson: self.id(EntityKind::Lesson, &lesson),
+                            status: code.status,
+                            reason: code.reason,
+                            source_status: value.clone(),
+                            comment: slot.comment(),
+                            entered_at,
+                        });
+                        attendance.insert(key.clone(), self.record(entity, key, scope, Some(date)));
+                        continue;
+                    }
+                    let (scale, numeric, _) = self.tables.mark(&value, &mut warnings);
+                    let place = in_lesson.entry((lesson.clone(), pupil.clone())).or_default();
+                    *place += 1;
+                    // ASSUMPTION (API.md): a mark without an id is keyed by its place among
+                    // the pupil's marks of the lesson.
+                    let key = match &slot.id {
+                        Some(id) => id.0.clone(),
+                        None => format!("{lesson}:{pupil}:{place}"),
+                    };
+                    let entity = Entity::Mark(m::Mark {
+                        comment: None,
+                        is_point: false,
+                        point_date: None,
+                        student,
+                        lesson: Some(self.id(EntityKind::Lesson, &lesson)),
+                        work: None,
+                        subject: Some(subject),
+                        value: value.clone(),
+                        numeric,
+                        scale,
+                        weight: slot.weight,
+                        entered_at,
+                        entered_by: None,
+                    });
+                    marks.insert(key.clone(), self.record(entity, key, scope, Some(date)));
+                }
+            }
+        }
+        // Attendance the schedule shows that `lesson_marks` did not (on a study period's
+        // days: `lesson_marks` is read per period).
+        let in_a_period = |d: NaiveDate| {
+            info.periods
+                .iter()
+                .any(|p| parse_date(&p.from).is_some_and(|f| f <= d) && parse_date(&p.to).is_some_and(|t| d <= t))
+        };
+        for (pupil, lesson, slot) in schedule_attendance {
+            let key = format!("{lesson}:{pupil}");
+            if attendance.contains_key(&key) {
+                continue;
+            }
+            let (Some(value), Some(e)) = (slot.value(), events.get(&lesson)) else { continue };
+            if !parse_date(&e.lesson_date).is_some_and(in_a_period) {
+                continue;
+            }
+            let Some(code) = self.tables.attendance.get(value) else { continue };
+            let entity = Entity::Attendance(m::Attendance {
+                student: self.id(EntityKind::Person, &pupil),
+                lesson: self.id(EntityKind::Lesson, &lesson),
+                status: code.status,
+                reason: code.reason,
+                source_status: value.to_string(),
+                comment: slot.comment(),
+                entered_at: slot.updated_at.as_deref().and_then(parse_datetime).map(|(dt, _)| dt),
+            });
+            attendance.insert(key.clone(), self.record(entity, key, scope, parse_date(&e.lesson_date)));
+        }
+        records.extend(marks.into_values());
+        records.extend(attendance.into_values());
+
+        for (lesson, e) in &events {
+            let Some(date) = parse_date(&e.lesson_date) else { continue };
+            let subject = e
+                .subject
+                .as_deref()
+                .and_then(|n| subject_by_name.get(&norm(n)))
+                .map(|id| self.id(EntityKind::Subject, id));
+            let entity = Entity::Lesson(m::Lesson {
+                section: None,
+                unit: class_uuid,
+                subject,
+                date,
+                number: e.lesson_number.filter(|n| (0.0..=255.0).contains(n)).map(|n| n as u8),
+                teacher: None,
+                substitute: None,
+                topic: e.theme.clone().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()),
+                status: if e.cancelled { m::LessonStatus::Cancelled } else { m::LessonStatus::Held },
+            });
+            records.push(self.record(entity, lesson.clone(), scope, Some(date)));
+        }
+        let mut homework: BTreeMap<String, Record> = BTreeMap::new();
+        for (h, lesson) in homework_items {
+            let text = h.text.as_deref().map(str::trim).unwrap_or_default();
+            if text.is_empty() || text == "Без задания" {
+                continue;
+            }
+            let event = lesson.as_ref().and_then(|l| events.get(l));
+            let date = event
+                .and_then(|l| parse_date(&l.lesson_date))
+                .or_else(|| h.lesson_date.as_deref().and_then(parse_date));
+            let attachments = h
+                .files
+                .iter()
+                .chain(&h.links)
+                .filter_map(|f| {
+                    let url = f.url.as_deref().map(str::trim).filter(|u| !u.is_empty()).map(|u| self.absolute(u));
+                    let name = f
+                        .title
+                        .clone()
+                        .or_else(|| f.name.clone())
+                        .map(|t| t.trim().to_string())
+                        .filter(|t| !t.is_empty())
+                        .or_else(|| url.as_deref().and_then(|u| u.rsplit('/').next()).map(str::to_string))?;
+                    Some(m::Attachment { name, url })
+                })
+                .collect();
+            let entity = Entity::Homework(m::Homework {
+                attachments,
+                lesson: lesson.as_ref().map(|l| self.id(EntityKind::Lesson, l)),
+                text: text.to_string(),
+                entered_at: None,
+                due_date: h.check_at.as_deref().and_then(parse_date),
+            });
+            homework.insert(h.id.0.clone(), self.record(entity, h.id.0.clone(), scope, date));
+        }
         records.extend(homework.into_values());
 
+        // Final marks, per pupil.
+        let pupil_ids: Vec<String> = pupils.iter().map(|x| x.id.clone()).collect();
+        let finals: Vec<(String, api::StudentMarks)> = futures::stream::iter(pupil_ids)
+            .map(|pupil| async move {
+                let path = format!("diary/api/student_marks/{}", p.class);
+                let r = self.client.get_json::<api::StudentMarks>("data", &path, &[("id", pupil.clone())]).await?;
+                Ok::<_, SourceError>((pupil, r.body))
+            })
+            .buffered(concurrency)
+            .try_collect()
+            .await?;
+        requests += finals.len() as u32;
+        let endpoint = format!("GET diary/api/student_marks/{}", p.class);
+        let period_ids: std::collections::HashSet<&str> = info.periods.iter().map(|x| x.id.0.as_str()).collect();
+        for (pupil, answer) in &finals {
+            let types: HashMap<String, FinalKind> =
+                read::each::<api::MarkType>(&endpoint, &answer.standard_mark_type, &mut skipped)
+                    .into_iter()
+                    .map(|t| {
+                        let kind = match t.label() {
+                            Some(label) => final_kind(label, &info.periods),
+                            None => FinalKind::Unknown(t.id.0.clone()),
+                        };
+                        (t.id.0, kind)
+                    })
+                    .collect();
+            for subj in read::each::<api::FinalMarks>(&endpoint, &answer.lessons, &mut skipped) {
+                let subject_key = match (&subj.id, subj.subject.as_deref()) {
+                    (Some(id), _) => id.0.clone(),
+                    (None, Some(name)) => {
+                        subject_by_name.get(&norm(name)).cloned().unwrap_or_else(|| format!("name:{}", name.trim()))
+                    }
+                    (None, None) => {
+                        skipped.push(Skipped::new(
+                            &endpoint,
+                            "lessons[].subject",
+                            "no subject",
+                            &format!("{:?}", subj.marks),
+                        ));
+                        continue;
+                    }
+                };
+                for (mark_type, v) in &subj.marks {
+                    let Some(value) = api::value_text(v) else { continue };
+                    let kind = match types.get(mark_type) {
+                        Some(kind) => kind.clone(),
+                        // Older answers and our first guess: the key is the period's id.
+                        None if period_ids.contains(mark_type.as_str()) => FinalKind::Period(mark_type.clone()),
+                        None if mark_type == "year" => FinalKind::Year,
+                        None => FinalKind::Unknown(mark_type.clone()),
+                    };
+                    let period = match kind {
+                        FinalKind::Period(p) => Some(p),
+                        FinalKind::Year => None,
+                        FinalKind::Unknown(name) => {
+                            let w = format!(
+                                "{endpoint}: final marks of type «{name}» are neither a study period's nor the year's; they are left out"
+                            );
+                            if !warnings.contains(&w) {
+                                warnings.push(w);
+                            }
+                            continue;
+                        }
+                    };
+                    let (_, numeric, special) = self.tables.mark(&value, &mut warnings);
+                    let key = format!("{pupil}:{subject_key}:{}", period.as_deref().unwrap_or("year"));
+                    let entity = Entity::FinalMark(m::FinalMark {
+                        student: self.id(EntityKind::Person, pupil),
+                        subject: self.id(EntityKind::Subject, &subject_key),
+                        period: period.as_ref().map(|x| self.id(EntityKind::StudyPeriod, x)),
+                        value,
+                        numeric,
+                        special,
+                    });
+                    records.push(self.record(entity, key, scope, None));
+                }
+            }
+        }
+
+        let marks_range = if all_linked { None } else { Some(range) };
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped,
             records,
             coverage: vec![
                 Coverage {
@@ -697,14 +1173,48 @@ impl KiasuoConnector {
                     range: Some(range),
                 },
                 Coverage {
-                    kinds: vec![EntityKind::Mark, EntityKind::Attendance, EntityKind::FinalMark],
+                    kinds: vec![EntityKind::Mark, EntityKind::Attendance],
                     scope: scope.to_string(),
-                    range: None,
+                    range: marks_range,
                 },
+                Coverage { kinds: vec![EntityKind::FinalMark], scope: scope.to_string(), range: None },
             ],
             warnings,
             requests,
         })
+    }
+
+    /// The children the token reads: a parent's children, or the pupil itself.
+    fn children_of(
+        &self,
+        user: &api::User,
+        skipped: &mut Vec<Skipped>,
+    ) -> Result<(Account, Vec<api::Child>), SourceError> {
+        const USER: &str = "GET diary/api/user";
+        if !user.children.is_empty() || user.parent {
+            let children: Vec<api::Child> = read::each(USER, &user.children, skipped);
+            if children.is_empty() {
+                let unread = if skipped.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({} could not be read: {})", skipped.len(), skipped[0])
+                };
+                return Err(self.fail(format!(
+                    "the token is a parent's account with no children to read{unread}: there is nothing to sync"
+                )));
+            }
+            return Ok((Account::Parent { children: children.len() }, children));
+        }
+        // A pupil's own account (ASSUMPTION, API.md): its data calls name its own id.
+        let child = api::Child {
+            id: user.id.clone(),
+            first_name: user.first_name.clone(),
+            last_name: user.last_name.clone().or_else(|| user.username.clone()),
+            middle_name: user.middle_name.clone(),
+            school_class: user.school_class.clone(),
+            school_class_id: None,
+        };
+        Ok((Account::Pupil, vec![child]))
     }
 }
 
@@ -724,48 +1234,74 @@ impl Connector for KiasuoConnector {
         let source_now =
             now_utc.unwrap_or_else(|| Utc::now().naive_utc()) + chrono::Duration::hours(SOURCE_UTC_OFFSET_HOURS);
         let today = source_now.date();
-        let mut children = user.body.children;
+        let mut plan_skipped = Vec::new();
+        let (account, mut children) = self.children_of(&user.body, &mut plan_skipped)?;
         children.sort_by(|a, b| a.id.cmp(&b.id));
 
         // Schools: the class lists seen from the children (each school's list once).
-        let mut schools: Vec<(Vec<api::SchoolClass>, Vec<Pupil>, String)> = Vec::new();
+        struct Found {
+            classes: Vec<api::SchoolClass>,
+            pupils: Vec<Pupil>,
+            first_child: String,
+            skipped: Vec<Skipped>,
+        }
+        let mut schools: Vec<Found> = Vec::new();
         let mut school_of_class: HashMap<String, usize> = HashMap::new();
+        let mut classless = 0usize;
         for child in children {
             let known = child.school_class_id.as_ref().and_then(|c| school_of_class.get(&c.0).copied());
             let (school, class_id) = match known {
                 Some(s) => (s, child.school_class_id.clone().map(|c| c.0)),
                 None => {
-                    let list = self
+                    let raw = self
                         .client
-                        .get_json::<Vec<api::SchoolClass>>(
+                        .get_json::<api::RawList>(
                             "reference",
                             "diary/api/school_classes",
                             &[("id", child.id.0.clone())],
                         )
                         .await?
                         .body;
+                    let mut list_skipped = Vec::new();
+                    let list: Vec<api::SchoolClass> =
+                        read::each("GET diary/api/school_classes", &raw.0, &mut list_skipped);
                     let class_id = child.school_class_id.clone().map(|c| c.0).or_else(|| {
-                        let name = child.school_class.as_deref()?.trim();
-                        list.iter().find(|c| c.name.trim() == name).map(|c| c.id.0.clone())
+                        let name = norm(child.school_class.as_deref()?);
+                        list.iter().find(|c| norm(&c.name) == name).map(|c| c.id.0.clone())
                     });
                     let existing = list.iter().find_map(|c| school_of_class.get(&c.id.0).copied());
                     let index = existing.unwrap_or_else(|| {
-                        schools.push((Vec::new(), Vec::new(), child.id.0.clone()));
+                        schools.push(Found {
+                            classes: Vec::new(),
+                            pupils: Vec::new(),
+                            first_child: child.id.0.clone(),
+                            skipped: Vec::new(),
+                        });
                         schools.len() - 1
                     });
+                    schools[index].skipped.extend(list_skipped);
                     for c in list {
                         if school_of_class.insert(c.id.0.clone(), index).is_none() {
-                            schools[index].0.push(c);
+                            schools[index].classes.push(c);
                         }
                     }
                     (index, class_id)
                 }
             };
             let Some(class) = class_id else {
-                tracing::warn!(source = %self.config.instance, child = %child.id, "a child without a class is skipped");
+                classless += 1;
+                schools[school].skipped.push(Skipped::new(
+                    "GET diary/api/user",
+                    "children[].school_class",
+                    format!(
+                        "class «{}» is not among the school's classes",
+                        child.school_class.as_deref().unwrap_or("")
+                    ),
+                    &format!("child {}", child.id),
+                ));
                 continue;
             };
-            schools[school].1.push(Pupil {
+            schools[school].pupils.push(Pupil {
                 id: child.id.0.clone(),
                 last_name: child.last_name.unwrap_or_default(),
                 first_name: child.first_name.unwrap_or_default(),
@@ -773,18 +1309,68 @@ impl Connector for KiasuoConnector {
                 class,
             });
         }
+        if schools.iter().all(|s| s.pupils.is_empty()) {
+            return Err(self.fail(format!(
+                "the token is {account}, and none of them could be placed in a class ({classless} without one): there is nothing to sync"
+            )));
+        }
+
+        // The configuration may name the schools to read (their name, `ou`, or a class id).
+        let name_of = |f: &Found| f.classes.iter().find_map(|c| c.ou.clone()).unwrap_or_default();
+        if !self.config.schools.is_empty() {
+            let seen: Vec<String> = schools.iter().map(name_of).collect();
+            for wanted in &self.config.schools {
+                let found = schools
+                    .iter()
+                    .any(|s| norm(&name_of(s)) == norm(wanted) || s.classes.iter().any(|c| c.id.0 == *wanted));
+                if !found {
+                    return Err(self.fail(format!(
+                        "the configuration asks for school «{wanted}», but the token is {account} and sees only {}: a whole school is read through an operator account whose children are all its pupils (README)",
+                        if seen.is_empty() { "no school".to_string() } else { seen.iter().map(|s| format!("«{s}»")).collect::<Vec<_>>().join(", ") }
+                    )));
+                }
+            }
+            if account == Account::Pupil {
+                return Err(self.fail(format!(
+                    "the configuration asks for the whole school ({}), but the token is {account}: it reads that pupil's diary only. A whole school is read through an operator account whose children are all its pupils (README); remove `schools` to sync this pupil",
+                    self.config.schools.join(", ")
+                )));
+            }
+            schools.retain(|s| {
+                self.config
+                    .schools
+                    .iter()
+                    .any(|w| norm(&name_of(s)) == norm(w) || s.classes.iter().any(|c| c.id.0 == *w))
+            });
+        }
 
         let mut chunks = Vec::new();
-        for (classes, pupils, first_child) in schools {
+        let school_count = schools.len();
+        for (i, found) in schools.into_iter().enumerate() {
+            let Found { classes, pupils, first_child, mut skipped } = found;
             let Some(key) = classes.iter().map(|c| c.id.0.clone()).min_by(|a, b| (a.len(), a).cmp(&(b.len(), b)))
             else {
                 continue;
             };
-            let periods = self
+            let raw = self
                 .client
-                .get_json::<Vec<api::StudyPeriod>>("reference", "diary/api/study_periods", &[("id", first_child)])
+                .get_json::<api::RawList>("reference", "diary/api/study_periods", &[("id", first_child)])
                 .await?
                 .body;
+            let periods: Vec<api::StudyPeriod> = read::each("GET diary/api/study_periods", &raw.0, &mut skipped);
+            if i == 0 {
+                skipped.append(&mut plan_skipped);
+            }
+            let mut warnings = Vec::new();
+            if !self.config.schools.is_empty() {
+                if let Account::Parent { .. } = account {
+                    warnings.push(format!(
+                        "school «{}»: the token is {account}; ejgate reads the {} of them in this school, not pupils the account does not list (a whole school needs an operator account whose children are all its pupils, README)",
+                        classes.iter().find_map(|c| c.ou.clone()).unwrap_or_default(),
+                        pupils.len()
+                    ));
+                }
+            }
             let from = periods.iter().filter_map(|p| parse_date(&p.from)).min();
             let to = periods.iter().filter_map(|p| parse_date(&p.to)).max();
             let year = from.zip(to).map(|(f, t)| DateRange::new(f, t));
@@ -820,8 +1406,10 @@ impl Connector for KiasuoConnector {
                     });
                 }
             }
-            self.schools.lock().expect("school cache").insert(key, Arc::new(SchoolInfo { periods, classes, pupils }));
+            let info = SchoolInfo { periods, classes, pupils, skipped, warnings };
+            self.schools.lock().expect("school cache").insert(key, Arc::new(info));
         }
+        tracing::debug!(source = %self.config.instance, %account, schools = school_count, "planned");
         Ok(Plan { source_now: Some(source_now), chunks })
     }
 
@@ -833,10 +1421,10 @@ impl Connector for KiasuoConnector {
             }
             "diary" => {
                 let params: DiaryParams = serde_json::from_value(chunk.params.clone())
-                    .map_err(|e| SourceError::config(&self.config.instance, SYSTEM, format!("bad diary chunk: {e}")))?;
+                    .map_err(|e| self.fail(format!("bad diary chunk: {e}")))?;
                 self.fetch_diary(&params, &chunk.scope).await
             }
-            other => Err(SourceError::config(&self.config.instance, SYSTEM, format!("unknown stream {other}"))),
+            other => Err(self.fail(format!("unknown stream {other}"))),
         }
     }
 }
@@ -864,6 +1452,44 @@ mod tests {
         }
         assert_eq!(t.attendance.get("О").unwrap().status, m::AttendanceStatus::Late);
         assert!(t.attendance.get("5").is_none());
+    }
+
+    #[test]
+    fn final_mark_types_are_read_by_their_names() {
+        let period = |id: &str, text: &str| api::StudyPeriod {
+            id: ejgate_sdk::time::SourceId(id.into()),
+            text: Some(text.into()),
+            from: "2025-09-01".into(),
+            to: "2025-10-26".into(),
+        };
+        let periods = [period("71", "1 четверть"), period("72", "2 четверть"), period("81", "1 полугодие")];
+        assert_eq!(final_kind("1 четверть", &periods), FinalKind::Period("71".into()));
+        assert_eq!(final_kind("II четверть", &periods), FinalKind::Period("72".into()));
+        assert_eq!(final_kind("2 четв.", &periods), FinalKind::Period("72".into()));
+        assert_eq!(final_kind("1 Полугодие", &periods), FinalKind::Period("81".into()));
+        assert_eq!(final_kind("Годовая", &periods), FinalKind::Year);
+        assert_eq!(final_kind("Год", &periods), FinalKind::Year);
+        // A half-year's name holds «год» too, and is not the year's.
+        assert_eq!(final_kind("2 полугодие", &periods), FinalKind::Unknown("2 полугодие".into()));
+        assert_eq!(final_kind("Экзамен", &periods), FinalKind::Unknown("Экзамен".into()));
+    }
+
+    #[test]
+    fn the_base_url_is_read_with_or_without_diary() {
+        for pasted in [
+            "https://diaryapi.kiasuo.ru",
+            "https://diaryapi.kiasuo.ru/",
+            "https://diaryapi.kiasuo.ru/diary",
+            "https://diaryapi.kiasuo.ru/diary/",
+            "https://diaryapi.kiasuo.ru/diary/api/",
+            "https://diaryapi.kiasuo.ru/diary?id=0",
+        ] {
+            let base = normalize_base_url(&Url::parse(pasted).unwrap());
+            assert_eq!(base.as_str(), "https://diaryapi.kiasuo.ru/", "{pasted}");
+            assert_eq!(base.join("diary/refresh").unwrap().as_str(), "https://diaryapi.kiasuo.ru/diary/refresh");
+        }
+        let proxied = normalize_base_url(&Url::parse("http://127.0.0.1:8080/kiasuo/diary").unwrap());
+        assert_eq!(proxied.as_str(), "http://127.0.0.1:8080/kiasuo/");
     }
 
     #[test]

@@ -74,6 +74,50 @@ impl ApiError {
     }
 }
 
+/// `api/family/web/v1/profile` (mobile twin `family/mobile/v1/profile`):
+/// `{profile, children, hash}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct FamilyProfile {
+    pub profile: Option<ProfileInfo>,
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub children: Vec<Child>,
+}
+
+/// A child of the family profile: `id` is the student id of the marks calls,
+/// `contingent_guid` the person id of events.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Child {
+    pub id: SourceId,
+    pub contingent_guid: Option<String>,
+    pub last_name: Option<String>,
+    pub first_name: Option<String>,
+    pub middle_name: Option<String>,
+    pub birth_date: Option<String>,
+    pub sex: Option<String>,
+    pub class_name: Option<String>,
+    pub class_unit_id: Option<SourceId>,
+    pub class_level_id: Option<u8>,
+    pub school: Option<ChildSchool>,
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub groups: Vec<ChildGroup>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChildSchool {
+    pub id: Option<SourceId>,
+    pub name: Option<String>,
+    pub short_name: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ChildGroup {
+    pub id: SourceId,
+    pub name: Option<String>,
+    pub subject_id: Option<SourceId>,
+    #[serde(default)]
+    pub is_fake: Option<bool>,
+}
+
 /// `acl/api/users/profile_info`: a bare array.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ProfileInfo {
@@ -271,10 +315,25 @@ pub struct EventMark {
     pub value: Option<String>,
     #[serde(default, deserialize_with = "nullable_vec")]
     pub values: Vec<GradeValue>,
+    #[serde(default, deserialize_with = "ejgate_sdk::read::opt_number")]
     pub weight: Option<f64>,
     pub control_form_name: Option<String>,
     /// Assumption: the classroom job (homework entry) the mark is for.
     pub homework_entry_id: Option<SourceId>,
+    /// «Точка»: to be corrected by `point_date`.
+    #[serde(default, deserialize_with = "lenient_bool")]
+    pub is_point: bool,
+    pub point_date: Option<String>,
+}
+
+/// A flag a source may send as `true`, `null`, `1` or `"true"`.
+fn lenient_bool<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(d)? {
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(serde_json::Value::Number(n)) => n.as_f64().is_some_and(|v| v != 0.0),
+        Some(serde_json::Value::String(s)) => matches!(s.trim().to_lowercase().as_str(), "true" | "1"),
+        _ => false,
+    })
 }
 
 #[derive(Debug, Deserialize)]
@@ -316,6 +375,8 @@ pub struct FamilyMark {
     /// `YYYY-MM-DD`: the lesson day.
     pub date: Option<String>,
     pub subject_id: Option<SourceId>,
+    /// The teacher's comment (events say only `comment_exists`).
+    pub comment: Option<String>,
 }
 
 /// `family/mobile/v1/subject_marks`.

@@ -78,6 +78,42 @@ impl MosregBaseUrls {
     pub fn single(base: Url) -> Self {
         MosregBaseUrls { web: base.clone(), mobile: base.clone(), school: base }
     }
+
+    /// Each base URL as [`api_root`] reads it.
+    pub fn normalized(&self) -> Self {
+        MosregBaseUrls {
+            web: api_root(self.web.clone()),
+            mobile: api_root(self.mobile.clone()),
+            school: api_root(self.school.clone()),
+        }
+    }
+}
+
+/// The root of a host's API as an operator may paste it: with or without the trailing `/`,
+/// with or without a path prefix (МЭШ's mobile host is `school.mos.ru/api`), even with one
+/// of the path families (`…/api/family/web/v1/`) left on; request paths join the result.
+pub fn api_root(mut url: Url) -> Url {
+    let path = url.path().trim_end_matches('/').to_string();
+    let mut root = path.as_str();
+    for family in [
+        "api/eventcalendar/v1/api",
+        "api/family/web/v1",
+        "family/mobile/v1",
+        "acl/api",
+        "core/api",
+        "v2/token",
+        "lms/api",
+    ] {
+        if let Some(rest) = root.strip_suffix(family) {
+            if rest.is_empty() || rest.ends_with('/') {
+                root = rest.trim_end_matches('/');
+                break;
+            }
+        }
+    }
+    url.set_path(&format!("{root}/"));
+    url.set_query(None);
+    url
 }
 
 /// The settings of one «Моя школа» source instance.
@@ -113,6 +149,10 @@ pub struct MosregConfig {
     pub pupils_in_parallel: usize,
     /// A directory with code tables replacing the built-in ones (`<dir>/mosreg/*.toml`).
     pub mappings_dir: Option<PathBuf>,
+    /// The schools the configuration asks for (the source's `schools` setting). Set, the
+    /// token must have a staff profile of one of them: a parent's or pupil's token then
+    /// stops the run with a message saying so, instead of reading only the children.
+    pub school_ids: Vec<String>,
     pub timeout: Duration,
     pub extra_root_certificates: Vec<PathBuf>,
     pub retry: RetryPolicy,
@@ -135,6 +175,7 @@ impl MosregConfig {
             chunk_days: 31,
             pupils_in_parallel: 4,
             mappings_dir: None,
+            school_ids: Vec::new(),
             timeout: Duration::from_secs(60),
             extra_root_certificates: Vec::new(),
             retry: RetryPolicy::default(),
@@ -331,7 +372,17 @@ struct SchoolInfo {
     periods: Vec<(String, NaiveDate, NaiveDate)>,
     /// Pupils: (profile id, contingent GUID).
     pupils: Vec<(String, String)>,
+    /// With a family token: the profile's kind and the children it sees.
+    family: Option<(String, Vec<api::Child>)>,
 }
+
+/// The source id of a study period a family token knows only by its dates.
+fn family_period_id(year_id: &str, start: NaiveDate, end: NaiveDate) -> String {
+    format!("{year_id}:{}:{}", ymd(start), ymd(end))
+}
+
+/// The family profile types of `profile_info` (SOURCES.md: the confirmed access).
+const FAMILY_PROFILE_TYPES: [&str; 2] = ["parent", "student"];
 
 #[derive(Debug, Serialize, Deserialize)]
 struct RangeParams {
@@ -396,7 +447,8 @@ fn refused_hint(instance: &str, origin: &str) -> String {
 }
 
 impl MosregConnector {
-    pub fn new(config: MosregConfig) -> Result<Self, SourceError> {
+    pub fn new(mut config: MosregConfig) -> Result<Self, SourceError> {
+        config.base_urls = config.base_urls.normalized();
         let fail = |detail: String| SourceError::config(&config.instance, SYSTEM, detail);
         let tables = Tables::load(config.mappings_dir.as_deref()).map_err(&fail)?;
         let mut http = reqwest::Client::builder()
@@ -939,9 +991,9 @@ impl MosregConnector {
                     }
                     let mut record = self.record(
                         Entity::Mark(m::Mark {
-                            comment: None,
-                            is_point: false,
-                            point_date: None,
+                            comment: family.and_then(|f| f.comment.clone()).filter(|c| !c.trim().is_empty()),
+                            is_point: mk.is_point,
+                            point_date: mk.point_date.as_deref().and_then(parse_date),
                             student,
                             lesson: Some(lesson.id),
                             work: sid(&mk.homework_entry_id).map(|w| self.id(EntityKind::Work, &w)),
@@ -1012,6 +1064,315 @@ impl MosregConnector {
         })
     }
 
+    /// With a family token (a parent's or a pupil's): the children the family profile
+    /// lists are read through the public calls (events, family marks, subject marks),
+    /// nothing of the rest of the school.
+    async fn plan_family(
+        &self,
+        ctx: &PlanContext,
+        profile: &api::ProfileInfo,
+        kind: String,
+    ) -> Result<Plan, SourceError> {
+        const FAMILY: &str = "api/family/web/v1/profile";
+        self.session.set_profile(&profile.id.0);
+        let family: api::FamilyProfile = self.web.get_json("auth", FAMILY, &[]).await?.body;
+        let children = family.children;
+        if children.is_empty() {
+            return Err(self.source_error(
+                FAMILY,
+                ErrorKind::Config,
+                format!("the {kind} profile {} lists no child: there is nothing to read", profile.id),
+                None,
+            ));
+        }
+        let mut pupils = Vec::new();
+        for c in &children {
+            match &c.contingent_guid {
+                Some(guid) if !guid.is_empty() => pupils.push((c.id.0.clone(), guid.clone())),
+                _ => {
+                    return Err(self.malformed(
+                        FAMILY,
+                        format!("child {} has no contingent_guid: his events cannot be asked for", c.id),
+                    ))
+                }
+            }
+        }
+        let years = self.school.get_json::<Vec<api::AcademicYear>>("reference", "core/api/academic_years", &[]).await?;
+        let (source_now, today) = self.source_now(years.date);
+        let year = choose_year(&years.body)
+            .ok_or_else(|| self.malformed("core/api/academic_years", "no academic year".into()))?;
+        let (Some(from), Some(to)) =
+            (year.begin_date.as_deref().and_then(parse_date), year.end_date.as_deref().and_then(parse_date))
+        else {
+            return Err(self.malformed("core/api/academic_years", format!("year {} has no dates", year.id)));
+        };
+        let key = format!("family-{}", profile.id);
+        let info = SchoolInfo {
+            school: key.clone(),
+            year_id: year.id.0.clone(),
+            year_name: year.name.clone().unwrap_or_else(|| format!("{}/{}", from.format("%Y"), to.format("%Y"))),
+            year: DateRange::new(from, to),
+            classes: children.iter().filter_map(|c| sid(&c.class_unit_id)).collect(),
+            periods: Vec::new(),
+            pupils: pupils.clone(),
+            family: Some((kind, children)),
+        };
+        *self.info.lock().expect("school info") = Some(Arc::new(info));
+        let scope = format!("school:{key}");
+        let mut chunks = vec![Chunk {
+            stream: "family".into(),
+            scope: scope.clone(),
+            params: serde_json::json!({}),
+            cursor_after: None,
+        }];
+        chunks.extend(self.journal_chunks(ctx, &scope, from, to.min(today)));
+        for (p, _) in pupils {
+            chunks.push(Chunk {
+                stream: "student".into(),
+                scope: format!("student:{p}"),
+                params: serde_json::json!({ "student": p }),
+                cursor_after: None,
+            });
+        }
+        Ok(Plan { source_now, chunks })
+    }
+
+    /// The source's local now (from its `Date` header) and today.
+    fn source_now(&self, date: Option<SystemTime>) -> (Option<NaiveDateTime>, NaiveDate) {
+        let now_utc: Option<NaiveDateTime> = date.map(|d: SystemTime| DateTime::<Utc>::from(d).naive_utc());
+        let offset =
+            FixedOffset::east_opt(self.config.utc_offset_hours * 3600).unwrap_or(FixedOffset::east_opt(0).unwrap());
+        let source_now = now_utc.map(|n| n + offset);
+        let today = source_now.unwrap_or_else(|| Utc::now().naive_utc() + offset).date();
+        (source_now, today)
+    }
+
+    /// The journal's chunks from the year's start (or the cursor less the window) to `end`.
+    fn journal_chunks(&self, ctx: &PlanContext, scope: &str, from: NaiveDate, end: NaiveDate) -> Vec<Chunk> {
+        let journal_from = match (ctx.mode, ctx.cursor("journal", scope).and_then(parse_date)) {
+            (SyncMode::Incremental, Some(cursor)) => {
+                (cursor.min(end) - chrono::Days::new(self.config.window_days as u64)).max(from)
+            }
+            _ => from,
+        };
+        DateRange::new(journal_from, end)
+            .pieces(self.config.chunk_days)
+            .into_iter()
+            .map(|piece| Chunk {
+                stream: "journal".into(),
+                scope: scope.to_string(),
+                params: serde_json::to_value(RangeParams { from: piece.from, to: piece.to }).expect("params"),
+                cursor_after: Some(ymd(piece.to)),
+            })
+            .collect()
+    }
+
+    /// With a family token: the children's school (as their profile names it), the year,
+    /// the study periods and subjects of their subject marks (period ids made from their
+    /// dates), their classes and groups, the children and their memberships.
+    async fn fetch_family(&self) -> Result<Batch, SourceError> {
+        let info = self.info()?;
+        let (kind, children) = info.family.as_ref().ok_or_else(|| {
+            SourceError::config(&self.config.instance, SYSTEM, "the family roster was planned without a family")
+        })?;
+        let scope = format!("school:{}", info.school);
+        let mut warnings = vec![format!(
+            "«Моя школа»: the token is a {kind} profile: only the {} child(ren) it sees are read, not the whole school (a school needs a staff profile)",
+            children.len()
+        )];
+        let mut requests = 0;
+        let year = self.id(EntityKind::AcademicYear, &info.year_id);
+        let mut records = BTreeMap::new();
+        let mut orgs = BTreeMap::new();
+        for c in children {
+            let id = c.id.0.clone();
+            let school_source = c.school.as_ref().and_then(|s| sid(&s.id)).unwrap_or_else(|| info.school.clone());
+            let org = self.id(EntityKind::Organization, &school_source);
+            orgs.entry(school_source.clone()).or_insert_with(|| {
+                let s = c.school.clone();
+                self.record(
+                    Entity::Organization(m::Organization {
+                        kind: m::OrganizationKind::School,
+                        name: s.as_ref().and_then(|s| s.short_name.clone().or(s.name.clone())).unwrap_or_default(),
+                        full_name: s.and_then(|s| s.name),
+                        municipality: None,
+                        time_zone: None,
+                        regulation_profile: None,
+                    }),
+                    school_source.clone(),
+                    &scope,
+                    None,
+                )
+            });
+            let class = sid(&c.class_unit_id);
+            if let Some(class) = &class {
+                records.entry(("class", class.clone())).or_insert_with(|| {
+                    self.record(
+                        Entity::Class(m::Class {
+                            organization: Some(org),
+                            academic_year: Some(year),
+                            name: c.class_name.clone().unwrap_or_default(),
+                            grade: c.class_level_id,
+                            homeroom_teacher: None,
+                        }),
+                        class.clone(),
+                        &scope,
+                        None,
+                    )
+                });
+            }
+            for g in c.groups.iter().filter(|g| g.is_fake != Some(true)) {
+                records.entry(("group", g.id.0.clone())).or_insert_with(|| {
+                    self.record(
+                        Entity::Group(m::Group {
+                            organization: Some(org),
+                            class: class.as_ref().map(|x| self.id(EntityKind::Class, x)),
+                            kind: m::GroupKind::Subgroup,
+                            name: g.name.clone().unwrap_or_default(),
+                            subject: sid(&g.subject_id).map(|x| self.id(EntityKind::Subject, &x)),
+                        }),
+                        g.id.0.clone(),
+                        &scope,
+                        None,
+                    )
+                });
+            }
+            let student = self.id(EntityKind::Person, &id);
+            let person = m::Person {
+                last_name: c.last_name.clone().unwrap_or_default(),
+                first_name: c.first_name.clone().unwrap_or_default(),
+                middle_name: c.middle_name.clone().filter(|s| !s.is_empty()),
+                sex: match c.sex.as_deref().map(str::to_lowercase).as_deref() {
+                    Some("male") | Some("m") | Some("м") => Some(m::Sex::Male),
+                    Some("female") | Some("f") | Some("ж") => Some(m::Sex::Female),
+                    _ => None,
+                },
+                birth_date: c.birth_date.as_deref().and_then(parse_date),
+                roles: vec![m::Role::Student],
+            };
+            records.insert(("person", id.clone()), self.record(Entity::Person(person), id.clone(), &scope, None));
+            let units = class
+                .iter()
+                .cloned()
+                .chain(c.groups.iter().filter(|g| g.is_fake != Some(true)).map(|g| g.id.0.clone()));
+            for unit in units {
+                let key = format!("{unit}:{id}");
+                records.insert(
+                    ("enrollment", key.clone()),
+                    self.record(
+                        Entity::Enrollment(m::Enrollment {
+                            student,
+                            unit: self.unit(&info, &unit),
+                            status: m::EnrollmentStatus::Active,
+                            from: None,
+                            to: None,
+                            order: None,
+                        }),
+                        key,
+                        &scope,
+                        None,
+                    ),
+                );
+            }
+            // Subjects and study periods: from the child's subject marks (they name both).
+            let marks: api::Payload<api::SubjectMarks> = self
+                .mobile
+                .get_json("data", "family/mobile/v1/subject_marks", &[("student_id", id.clone())])
+                .await?
+                .body;
+            requests += 1;
+            for subj in marks.payload {
+                if let (Some(sid_), Some(name)) = (sid(&subj.subject_id), subj.subject_name.clone()) {
+                    records.entry(("subject", sid_.clone())).or_insert_with(|| {
+                        self.record(
+                            Entity::Subject(m::Subject {
+                                organization: Some(org),
+                                normalized_name: m::normalize_name(&name),
+                                name,
+                                knowledge_area: None,
+                            }),
+                            sid_,
+                            &scope,
+                            None,
+                        )
+                    });
+                }
+                for p in subj.periods {
+                    let start = p.start_iso.as_deref().or(p.start.as_deref()).and_then(parse_date);
+                    let end = p.end_iso.as_deref().or(p.end.as_deref()).and_then(parse_date);
+                    let (Some(start), Some(end)) = (start, end) else { continue };
+                    let pid = family_period_id(&info.year_id, start, end);
+                    let name = p.title.clone().unwrap_or_default();
+                    let lower = name.to_lowercase();
+                    let kind = if lower.contains("четверт") {
+                        m::PeriodKind::Quarter
+                    } else if lower.contains("триместр") {
+                        m::PeriodKind::Trimester
+                    } else if lower.contains("полугод") {
+                        m::PeriodKind::HalfYear
+                    } else {
+                        m::PeriodKind::Other
+                    };
+                    let number =
+                        name.chars().take_while(|c| c.is_ascii_digit()).collect::<String>().parse().unwrap_or(0);
+                    records.entry(("period", pid.clone())).or_insert_with(|| {
+                        self.record(
+                            Entity::StudyPeriod(m::StudyPeriod {
+                                organization: Some(org),
+                                academic_year: Some(year),
+                                kind,
+                                number,
+                                name,
+                                start,
+                                end,
+                            }),
+                            pid,
+                            &scope,
+                            None,
+                        )
+                    });
+                }
+            }
+        }
+        if orgs.len() > 1 {
+            warnings.push(format!("«Моя школа»: the children go to {} schools; each is kept", orgs.len()));
+        }
+        let first_org = orgs.keys().next().cloned().unwrap_or_else(|| info.school.clone());
+        let mut out: Vec<Record> = orgs.into_values().collect();
+        out.push(self.record(
+            Entity::AcademicYear(m::AcademicYear {
+                organization: Some(self.id(EntityKind::Organization, &first_org)),
+                name: info.year_name.clone(),
+                start: info.year.from,
+                end: info.year.to,
+            }),
+            info.year_id.clone(),
+            &scope,
+            None,
+        ));
+        out.extend(records.into_values());
+        Ok(Batch {
+            skipped: Vec::new(),
+            records: out,
+            coverage: vec![Coverage {
+                kinds: vec![
+                    EntityKind::Organization,
+                    EntityKind::AcademicYear,
+                    EntityKind::StudyPeriod,
+                    EntityKind::Class,
+                    EntityKind::Group,
+                    EntityKind::Subject,
+                    EntityKind::Person,
+                    EntityKind::Enrollment,
+                ],
+                scope,
+                range: None,
+            }],
+            warnings,
+            requests,
+        })
+    }
+
     async fn fetch_student(&self, student: &str) -> Result<Batch, SourceError> {
         let info = self.info()?;
         let scope = format!("student:{student}");
@@ -1051,8 +1412,16 @@ impl MosregConnector {
                 // `subject_marks` names no period id: the period is found by its dates.
                 let start = p.start_iso.as_deref().or(p.start.as_deref()).and_then(parse_date);
                 let end = p.end_iso.as_deref().or(p.end.as_deref()).and_then(parse_date);
-                let Some((period, _, _)) = info.periods.iter().find(|(_, s, e)| Some(*s) == start && Some(*e) == end)
-                else {
+                let found = match (&info.family, start, end) {
+                    // A family token has no period list: the period's id is made from its dates.
+                    (Some(_), Some(s), Some(e)) => Some(family_period_id(&info.year_id, s, e)),
+                    _ => info
+                        .periods
+                        .iter()
+                        .find(|(_, s, e)| Some(*s) == start && Some(*e) == end)
+                        .map(|(id, _, _)| id.clone()),
+                };
+                let Some(period) = found else {
                     warnings.push(format!(
                         "subject_marks of pupil {student}: no study period runs {}..{}; the mark of «{}» is left out",
                         start.map(ymd).unwrap_or_default(),
@@ -1062,7 +1431,7 @@ impl MosregConnector {
                     continue;
                 };
                 records.push(self.record(
-                    final_mark(value, Some(self.id(EntityKind::StudyPeriod, period)), subject_uuid),
+                    final_mark(value, Some(self.id(EntityKind::StudyPeriod, &period)), subject_uuid),
                     format!("{student}:{subject}:{period}"),
                     &scope,
                     None,
@@ -1144,7 +1513,33 @@ impl Connector for MosregConnector {
                 Some(self.session.hint.clone()),
             ));
         }
-        let profile = choose_profile(&profiles, &self.config.staff_profile_types).ok_or_else(|| {
+        let family = profiles.iter().find_map(|p| {
+            let kind = p.kind.as_deref().unwrap_or("").to_lowercase();
+            FAMILY_PROFILE_TYPES.contains(&kind.as_str()).then_some((p, kind))
+        });
+        let staff = choose_profile(&profiles, &self.config.staff_profile_types);
+        if let (None, Some((p, kind))) = (staff, family) {
+            if !self.config.school_ids.is_empty() {
+                return Err(SourceError {
+                    hint: Some(format!(
+                        "a {kind} token reads only the children its family profile lists; a whole school needs a staff profile (an assumption: no public client shows one). Sign in as the school's staff user and supply that `aupd_token` in {}, or remove `schools` from this source to read the children only",
+                        self.config.token_origin
+                    )),
+                    ..self.source_error(
+                        PROFILE_INFO,
+                        ErrorKind::Config,
+                        format!(
+                            "the configuration asks for the whole school {} but the token is a {kind}'s (profile {}), not a staff profile",
+                            self.config.school_ids.join(", "),
+                            p.id
+                        ),
+                        None,
+                    )
+                });
+            }
+            return self.plan_family(ctx, p, kind).await;
+        }
+        let profile = staff.ok_or_else(|| {
             let types: Vec<String> = profiles.iter().map(|p| p.kind.clone().unwrap_or_else(|| "-".into())).collect();
             SourceError {
                 hint: Some(format!(
@@ -1161,6 +1556,17 @@ impl Connector for MosregConnector {
         })?;
         self.session.set_profile(&profile.id.0);
         let school = sid(&profile.school_id).expect("chosen profiles have a school");
+        if !self.config.school_ids.is_empty() && !self.config.school_ids.contains(&school) {
+            return Err(self.source_error(
+                PROFILE_INFO,
+                ErrorKind::Config,
+                format!(
+                    "the token's staff profile is of school {school}, not of {} the configuration asks for",
+                    self.config.school_ids.join(", ")
+                ),
+                None,
+            ));
+        }
         let years = self.school.get_json::<Vec<api::AcademicYear>>("reference", "core/api/academic_years", &[]).await?;
         let now_utc: Option<NaiveDateTime> = years.date.map(|d: SystemTime| DateTime::<Utc>::from(d).naive_utc());
         let offset =
@@ -1219,6 +1625,7 @@ impl Connector for MosregConnector {
                 })
                 .collect(),
             pupils: pupil_ids,
+            family: None,
         };
         *self.info.lock().expect("school info") = Some(Arc::new(info));
 
@@ -1267,6 +1674,7 @@ impl Connector for MosregConnector {
         match chunk.stream.as_str() {
             "school" => self.fetch_school().await,
             "students" => self.fetch_students().await,
+            "family" => self.fetch_family().await,
             "journal" => self.fetch_journal(&range()?).await,
             "student" => {
                 let student = chunk.params.get("student").and_then(|v| v.as_str()).unwrap_or_default().to_string();

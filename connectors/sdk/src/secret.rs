@@ -73,9 +73,15 @@ impl SecretRef {
 /// a part: a temporary file beside it (mode 0600 on Unix), written, fsynced, renamed over
 /// `path`, and the directory fsynced. For rotating credentials (КИАСУО's refresh token),
 /// which must be on disk before the token they came with is used.
+///
+/// When `path` is a symbolic link (an operator keeping the secret elsewhere), the file it
+/// points to is replaced and the link is kept: renaming over the link itself would turn it
+/// into a plain file and leave the target holding a dead token.
 pub fn persist_atomically(path: &std::path::Path, secret: &SecretString) -> std::io::Result<()> {
     use secrecy::ExposeSecret;
     use std::io::Write;
+    let target = link_target(path)?;
+    let path = target.as_path();
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -109,6 +115,26 @@ pub fn persist_atomically(path: &std::path::Path, secret: &SecretString) -> std:
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The file a chain of symbolic links ends at (`path` itself when it is none); a relative
+/// link is read against the link's directory. The last link may point to a file that does
+/// not exist yet.
+fn link_target(path: &std::path::Path) -> std::io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&current) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let link = std::fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if link.is_relative() => dir.join(link),
+                    _ => link,
+                };
+            }
+            _ => return Ok(current),
+        }
+    }
+    Err(std::io::Error::other(format!("{}: too many levels of symbolic links", path.display())))
 }
 
 #[cfg(test)]
@@ -150,6 +176,22 @@ mod tests {
             assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
         }
         assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 1, "no temporary file is left");
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn persisting_through_a_symlink_replaces_its_target_and_keeps_the_link() {
+        let dir = std::env::temp_dir().join(format!("ejgate-persist-link-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("vault")).unwrap();
+        let target = dir.join("vault/refresh");
+        std::fs::write(&target, "old\n").unwrap();
+        let link = dir.join("token");
+        std::os::unix::fs::symlink("vault/refresh", &link).unwrap();
+        persist_atomically(&link, &SecretString::from("fedcba9876543210fedcba9876543210".to_string())).unwrap();
+        assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "the link is kept");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "fedcba9876543210fedcba9876543210\n");
+        assert_eq!(std::fs::read_dir(dir.join("vault")).unwrap().count(), 1, "no temporary file is left");
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use axum::body::Bytes;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, post};
@@ -14,7 +14,7 @@ use ejgate_sdk::time::parse_date;
 use serde_json::{json, Value};
 
 use super::gate::{error, json_ok, session_ended};
-use super::{profile_id, EmulatorState, PREVIOUS_YEAR_ID};
+use super::{profile_id, EmulatorState, FamilyAccount, Viewer, PREVIOUS_YEAR_ID};
 
 pub(crate) fn routes() -> Router<EmulatorState> {
     Router::new()
@@ -42,6 +42,29 @@ fn query(raw: &RawQuery) -> Query {
 
 fn bad(message: &str) -> Response {
     error(StatusCode::BAD_REQUEST, message)
+}
+
+/// A family profile asking for what only staff sees (assumption: status and text).
+fn forbidden() -> Response {
+    error(StatusCode::FORBIDDEN, "Доступ запрещён")
+}
+
+/// The school-wide lists are the staff profile's (assumption, API.md).
+fn staff_only(viewer: &Viewer) -> Result<(), Response> {
+    match viewer {
+        Viewer::Staff => Ok(()),
+        Viewer::Family { .. } => Err(forbidden()),
+    }
+}
+
+/// The pupil a request names with `student_profile_id`, when the viewer may see him.
+fn pupil_param(q: &Query, viewer: &Viewer) -> Result<Option<u64>, Response> {
+    let Some(raw) = q.get("student_profile_id") else { return Ok(None) };
+    let id: u64 = raw.parse().map_err(|_| bad(&format!("Неверный student_profile_id: {raw}")))?;
+    if !viewer.sees(id) {
+        return Err(forbidden());
+    }
+    Ok(Some(id))
 }
 
 fn dmy(d: NaiveDate) -> String {
@@ -113,14 +136,13 @@ async fn sessions(State(st): State<EmulatorState>, body: Bytes) -> Response {
         .ok()
         .and_then(|v| v.get("auth_token").and_then(|t| t.as_str()).map(str::to_string));
     let Some(token) = token else { return bad("auth_token обязателен") };
-    if token.as_bytes() != st.inner.token.as_bytes() {
-        return session_ended(StatusCode::UNAUTHORIZED);
-    }
+    let Some(viewer) = st.inner.viewer(&token) else { return session_ended(StatusCode::UNAUTHORIZED) };
     if st.inner.token_expired() {
         return session_ended(StatusCode::BAD_REQUEST);
     }
-    let profiles: Vec<Value> = st.inner.world.read(|w| {
-        w.schools
+    let profiles: Vec<Value> = st.inner.world.read_indexed(|w, lookup| match &viewer {
+        Viewer::Staff => w
+            .schools
             .iter()
             .enumerate()
             .map(|(i, s)| {
@@ -135,7 +157,30 @@ async fn sessions(State(st): State<EmulatorState>, body: Bytes) -> Response {
                     "is_default": i == 0,
                 })
             })
-            .collect()
+            .collect(),
+        Viewer::Family { account, children } => {
+            let school = children.first().and_then(|c| lookup.school_of(w, *c)).map(|(s, _)| s);
+            let (kind, user_id) = match *account {
+                FamilyAccount::Parent { guardian } => (
+                    "parent",
+                    school.and_then(|s| s.guardians.iter().find(|g| g.id == guardian)).and_then(|g| g.user_id),
+                ),
+                FamilyAccount::Pupil { student } => (
+                    "student",
+                    school.and_then(|s| s.students.iter().find(|p| p.id == student)).and_then(|p| p.user_id),
+                ),
+            };
+            vec![json!({
+                "id": account.profile_id(),
+                "type": kind,
+                "roles": [],
+                "user_id": user_id,
+                "school_id": school.map(|s| s.id),
+                "school_shortname": school.map(|s| s.name.as_str()),
+                "subject_ids": [],
+                "is_default": true,
+            })]
+        }
     });
     json_ok(&json!({
         "id": profile_id(0) - 2000,
@@ -161,7 +206,14 @@ async fn academic_years(State(st): State<EmulatorState>) -> Response {
     json_ok(&body)
 }
 
-async fn school(State(st): State<EmulatorState>, Path(id): Path<String>) -> Response {
+async fn school(
+    State(st): State<EmulatorState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = staff_only(&viewer) {
+        return e;
+    }
     let body = st.inner.world.read(|w| {
         w.schools.iter().find(|s| s.id.to_string() == id).map(|s| {
             json!({"id": s.id, "name": s.full_name, "short_name": s.name, "municipality_name": s.municipality,
@@ -174,7 +226,10 @@ async fn school(State(st): State<EmulatorState>, Path(id): Path<String>) -> Resp
     }
 }
 
-async fn periods(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn periods(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    if let Err(e) = staff_only(&viewer) {
+        return e;
+    }
     let q = query(&raw);
     let r = with_school(&st, &q, |_, s, _| {
         let mut out: Vec<Value> = s
@@ -194,7 +249,10 @@ async fn periods(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     r.map(|v| json_ok(&v)).unwrap_or_else(|e| e)
 }
 
-async fn subjects(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn subjects(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    if let Err(e) = staff_only(&viewer) {
+        return e;
+    }
     let q = query(&raw);
     with_school(&st, &q, |_, s, _| {
         json_ok(&Value::Array(
@@ -207,7 +265,10 @@ async fn subjects(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     .unwrap_or_else(|e| e)
 }
 
-async fn class_units(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn class_units(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    if let Err(e) = staff_only(&viewer) {
+        return e;
+    }
     let q = query(&raw);
     with_school(&st, &q, |_, s, _| {
         json_ok(&Value::Array(
@@ -222,7 +283,10 @@ async fn class_units(State(st): State<EmulatorState>, raw: RawQuery) -> Response
     .unwrap_or_else(|e| e)
 }
 
-async fn groups(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn groups(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    if let Err(e) = staff_only(&viewer) {
+        return e;
+    }
     let q = query(&raw);
     with_school(&st, &q, |_, s, _| {
         json_ok(&Value::Array(
@@ -238,7 +302,10 @@ async fn groups(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     .unwrap_or_else(|e| e)
 }
 
-async fn teachers(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn teachers(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    if let Err(e) = staff_only(&viewer) {
+        return e;
+    }
     let q = query(&raw);
     let items = with_school(&st, &q, |_, s, _| page_of(&st, &q, &s.teachers).map(person_json).collect::<Vec<_>>());
     match items {
@@ -247,20 +314,48 @@ async fn teachers(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     }
 }
 
+/// A pupil's profile: the person, the current class (`class_unit_id` and `class_unit{id,
+/// name, class_level_id}`) and the groups he is in (`groups[{id, name, subject_id}]`: the
+/// МЭШ student profile's shape; the family reads its lessons by these ids).
 fn student_json(s: &School, lk: &SchoolLookup, p: &SynthPerson) -> Value {
     let mut v = person_json(p);
-    let class = lk
-        .enrollments_of(p.id)
-        .iter()
-        .map(|&i| &s.enrollments[i])
-        .find(|e| e.active && s.classes.iter().any(|c| c.id == e.unit))
-        .map(|e| e.unit);
-    v["class_unit_id"] = json!(class);
+    let active: Vec<u64> =
+        lk.enrollments_of(p.id).iter().map(|&i| &s.enrollments[i]).filter(|e| e.active).map(|e| e.unit).collect();
+    let class = s.classes.iter().find(|c| active.contains(&c.id));
+    v["class_unit_id"] = json!(class.map(|c| c.id));
+    v["class_unit"] = json!(class.map(|c| json!({"id": c.id, "name": c.name, "class_level_id": c.grade})));
+    v["school_id"] = json!(s.id);
+    v["groups"] = Value::Array(
+        s.groups
+            .iter()
+            .filter(|g| active.contains(&g.id))
+            .map(|g| json!({"id": g.id, "name": g.name, "subject_id": g.subject_id}))
+            .collect(),
+    );
     v
 }
 
-async fn students(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+/// `core/api/student_profiles?school_id` (staff, assumption: the school's pupils with their
+/// memberships, paged) or, for a family profile, without `school_id`: the children the
+/// profile sees (assumption from the МЭШ clients' `student_profiles` call).
+async fn students(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
     let q = query(&raw);
+    if let Viewer::Family { children, .. } = &viewer {
+        if q.contains_key("school_id") {
+            return forbidden();
+        }
+        let items: Vec<Value> = st.inner.world.read_indexed(|w, lookup| {
+            let list: Vec<Value> = children
+                .iter()
+                .filter_map(|c| {
+                    let (s, lk) = lookup.school_of(w, *c)?;
+                    Some(student_json(s, lk, &s.students[*lk.students.get(c)?]))
+                })
+                .collect();
+            page_of(&st, &q, list).collect()
+        });
+        return json_array(items);
+    }
     let items = with_school(&st, &q, |_, s, lk| {
         let classes: HashSet<u64> = s.classes.iter().map(|c| c.id).collect();
         page_of(&st, &q, &s.students)
@@ -291,19 +386,29 @@ async fn students(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     }
 }
 
-fn attendance_code(s: SynthAttendanceStatus) -> &'static str {
+/// `absence_reason_id` (SOURCES.md: МЭШ 1 «н» without a valid reason, 2 «б» illness; 3
+/// excused and 4 late are assumptions, `mappings/epos/attendance.toml`).
+fn absence_reason_id(s: SynthAttendanceStatus) -> u8 {
     match s {
-        SynthAttendanceStatus::AbsentUnexcused => "НП",
-        SynthAttendanceStatus::AbsentExcused => "УП",
-        SynthAttendanceStatus::Ill => "Б",
-        SynthAttendanceStatus::Late => "ОП",
+        SynthAttendanceStatus::AbsentUnexcused => 1,
+        SynthAttendanceStatus::Ill => 2,
+        SynthAttendanceStatus::AbsentExcused => 3,
+        SynthAttendanceStatus::Late => 4,
     }
 }
 
-async fn student(State(st): State<EmulatorState>, Path(id): Path<String>, raw: RawQuery) -> Response {
+async fn student(
+    State(st): State<EmulatorState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+    raw: RawQuery,
+) -> Response {
     let q = query(&raw);
     let with_attendance =
         ["with_attendance", "with_attendances"].iter().any(|k| q.get(*k).is_some_and(|v| v == "true"));
+    if id.parse::<u64>().is_ok_and(|id| !viewer.sees(id)) {
+        return forbidden();
+    }
     let body = st.inner.world.read_indexed(|w, lookup| {
         let id: u64 = id.parse().ok()?;
         let (s, lk) = lookup.school_of(w, id)?;
@@ -316,7 +421,8 @@ async fn student(State(st): State<EmulatorState>, Path(id): Path<String>, raw: R
                 .filter_map(|lesson| {
                     let a = s.attendance.get(&(*lesson, p.id))?;
                     let date = s.lessons.get(lesson).map(|l| dmy(l.date));
-                    Some(json!({"schedule_lesson_id": lesson, "date": date, "reason": attendance_code(a.status),
+                    Some(json!({"schedule_lesson_id": lesson, "date": date,
+                                "absence_reason_id": absence_reason_id(a.status),
                                 "comment": a.comment, "created_at": dmy_hm(a.entered_at)}))
                 })
                 .collect();
@@ -342,12 +448,19 @@ fn five(value: &str) -> Option<f64> {
     })
 }
 
-async fn marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn marks(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
     let q = query(&raw);
     let (from, to) = match (date_param(&q, "created_at_from"), date_param(&q, "created_at_to")) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => return e,
     };
+    let pupil = match pupil_param(&q, &viewer) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    if pupil.is_none() && viewer != Viewer::Staff {
+        return bad("Параметр student_profile_id обязателен");
+    }
     let items = st.inner.world.read_indexed(|w, lookup| {
         // By school, then by mark id: the order the real API keeps between pages.
         let mut rows: Vec<(&School, u64)> = Vec::new();
@@ -356,7 +469,17 @@ async fn marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
                 continue;
             }
             let first = rows.len();
-            rows.extend(lk.marks_entered(from, to).map(|id| (s, id)));
+            match pupil {
+                Some(p) => rows.extend(
+                    lk.marks_of(p)
+                        .iter()
+                        .filter(|id| {
+                            s.marks.get(id).is_some_and(|m| m.entered_at.date() >= from && m.entered_at.date() <= to)
+                        })
+                        .map(|id| (s, *id)),
+                ),
+                None => rows.extend(lk.marks_entered(from, to).map(|id| (s, id))),
+            }
             rows[first..].sort_unstable_by_key(|r| r.1);
         }
         page_of(&st, &q, rows)
@@ -383,10 +506,10 @@ async fn marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
                     "subject_id": lesson.map(|l| l.subject),
                     "group_id": lesson.map(|l| l.unit),
                     "control_form_id": work.map(|wk| wk.work_type),
-                    "comment": null,
+                    "comment": m.comment,
                     "is_exam": false,
-                    "is_point": false,
-                    "point_date": null,
+                    "is_point": m.is_point,
+                    "point_date": m.point_date.map(dmy),
                     "schedule_lesson_id": m.lesson,
                     "student_profile_id": m.student,
                     "homework_id": m.work,
@@ -397,14 +520,39 @@ async fn marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     json_array(items)
 }
 
-async fn homeworks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+/// `core/api/student_homeworks?student_profile_id` (public: one pupil's homework) or
+/// `?school_id` (staff, assumption: one item per homework of the school).
+async fn homeworks(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
     let q = query(&raw);
     let (from, to) = match (date_param(&q, "begin_date"), date_param(&q, "end_date")) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => return e,
     };
+    let pupil = match pupil_param(&q, &viewer) {
+        Ok(p) => p,
+        Err(e) => return e,
+    };
+    let q = match pupil {
+        // The pupil names his school.
+        Some(p) => {
+            let mut q = q;
+            let school = st.inner.world.read_indexed(|w, lookup| lookup.school_of(w, p).map(|(s, _)| s.id));
+            q.insert("school_id".into(), school.map(|s| s.to_string()).unwrap_or_default());
+            q
+        }
+        None if viewer != Viewer::Staff => return bad("Параметр student_profile_id обязателен"),
+        None => q,
+    };
     let items = with_school(&st, &q, |_, s, lk| {
-        let mut ids: Vec<u64> = lk.works_dated(from, to).collect();
+        let units: Option<HashSet<u64>> =
+            pupil.map(|p| lk.enrollments_of(p).iter().map(|&i| s.enrollments[i].unit).collect());
+        let mut ids: Vec<u64> = lk
+            .works_dated(from, to)
+            .filter(|id| {
+                let unit = s.works.get(id).and_then(|wk| s.lessons.get(&wk.lesson)).map(|l| l.unit);
+                units.as_ref().is_none_or(|u| unit.is_some_and(|x| u.contains(&x)))
+            })
+            .collect();
         ids.sort_unstable();
         page_of(&st, &q, ids)
             .filter_map(|id| {
@@ -429,7 +577,9 @@ async fn homeworks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
                             "date_assigned_on": dmy(l.date),
                             "subject": {"id": l.subject, "name": subject},
                         },
-                        "attachments": [],
+                        "attachments": wk.attachments.iter().enumerate().map(|(i, a)| json!({
+                            "id": i + 1, "file_file_name": a.name, "path": a.url, "file_file_size": null,
+                        })).collect::<Vec<_>>(),
                     },
                 }))
             })
@@ -441,14 +591,29 @@ async fn homeworks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     }
 }
 
-async fn schedule_items(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn schedule_items(
+    State(st): State<EmulatorState>,
+    Extension(viewer): Extension<Viewer>,
+    raw: RawQuery,
+) -> Response {
     let q = query(&raw);
     let (from, to) = match (date_param(&q, "from"), date_param(&q, "to")) {
         (Ok(f), Ok(t)) => (f, t),
         (Err(e), _) | (_, Err(e)) => return e,
     };
     let Some(units) = q.get("group_id") else { return bad("Параметр group_id обязателен") };
-    let units: HashSet<u64> = units.split(',').filter_map(|u| u.trim().parse().ok()).collect();
+    let mut units: HashSet<u64> = units.split(',').filter_map(|u| u.trim().parse().ok()).collect();
+    if let Viewer::Family { children, .. } = &viewer {
+        // A family profile sees the lessons of its children's classes and groups only.
+        let theirs: HashSet<u64> = st.inner.world.read_indexed(|w, lookup| {
+            children
+                .iter()
+                .filter_map(|c| lookup.school_of(w, *c).map(|(s, lk)| (s, lk, *c)))
+                .flat_map(|(s, lk, c)| lk.enrollments_of(c).iter().map(|&i| s.enrollments[i].unit).collect::<Vec<_>>())
+                .collect()
+        });
+        units.retain(|u| theirs.contains(u));
+    }
     let items = st.inner.world.read_indexed(|w, lookup| {
         let mut rows = Vec::new();
         for (s, lk) in w.schools.iter().zip(&lookup.schools) {
@@ -471,8 +636,9 @@ async fn schedule_items(State(st): State<EmulatorState>, raw: RawQuery) -> Respo
                 "subject_id": l.subject,
                 "subject_name": subject,
                 "group_id": l.unit,
-                "lesson_name": null,
-                "topic_name": l.topic,
+                // The lesson's own topic; `topic_name` is the section of the thematic plan.
+                "lesson_name": l.topic,
+                "topic_name": l.section,
                 "date": [l.date.year(), l.date.month(), l.date.day()],
                 "time": [time.hour(), time.minute(), time.second()],
                 "iso_date_time": l.date.and_time(time).format("%Y-%m-%dT%H:%M:%S%.3f").to_string(),
@@ -490,11 +656,14 @@ async fn schedule_items(State(st): State<EmulatorState>, raw: RawQuery) -> Respo
     json_array(items)
 }
 
-async fn progress(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn progress(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
     let q = query(&raw);
     let Some(student) = q.get("student_profile_id").and_then(|v| v.parse::<u64>().ok()) else {
         return bad("Параметр student_profile_id обязателен");
     };
+    if !viewer.sees(student) {
+        return forbidden();
+    }
     let body = st.inner.world.read_indexed(|w, lookup| {
         let (s, lk) = lookup.school_of(w, student)?;
         // (subject, period) → (sum, count) of the pupil's marks
@@ -512,32 +681,36 @@ async fn progress(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
             .range((student, 0, None)..=(student, u64::MAX, Some(u64::MAX)))
             .map(|((_, subject, period), f)| ((*subject, *period), f.value.as_str()))
             .collect();
+        // No subject or period ids here (SOURCES.md): a client joins by the subject's name and
+        // the period's name and dates. The year mark comes as one more period spanning the
+        // year (assumption, API.md).
+        let period = |name: &str, start: NaiveDate, end: NaiveDate, avg: Option<f64>, fin: Option<&&str>| {
+            json!({
+                "name": name, "start": dmy(start), "end": dmy(end),
+                "start_iso": ymd(start), "end_iso": ymd(end),
+                "avg_five": avg.map(|a| format!("{a:.2}")),
+                "avg_hundred": avg.map(|a| format!("{:.2}", a * 20.0)),
+                "avg_original": avg.map(|a| format!("{a:.2}")),
+                "final_mark": fin,
+                "marks": [],
+            })
+        };
         let list: Vec<Value> = s
             .subjects
             .iter()
             .map(|x| {
                 let has_any = finals.keys().any(|(subj, _)| *subj == x.id);
-                let periods: Vec<Value> = if has_any {
-                    s.periods
-                        .iter()
-                        .map(|p| {
-                            let avg = sums.get(&(x.id, p.id)).map(|(sum, n)| sum / *n as f64);
-                            json!({
-                                "id": p.id, "name": p.name, "start": dmy(p.start), "end": dmy(p.end),
-                                "start_iso": ymd(p.start), "end_iso": ymd(p.end),
-                                "avg_five": avg.map(|a| format!("{a:.2}")),
-                                "avg_hundred": avg.map(|a| format!("{:.2}", a * 20.0)),
-                                "avg_original": avg.map(|a| format!("{a:.2}")),
-                                "final_mark": finals.get(&(x.id, Some(p.id))),
-                                "marks": [],
-                            })
-                        })
-                        .collect()
-                } else {
-                    Vec::new()
-                };
-                json!({"subject_id": x.id, "subject_name": x.name, "periods": periods,
-                       "year_mark": finals.get(&(x.id, None))})
+                let mut periods: Vec<Value> = Vec::new();
+                if has_any {
+                    for p in &s.periods {
+                        let avg = sums.get(&(x.id, p.id)).map(|(sum, n)| sum / *n as f64);
+                        periods.push(period(&p.name, p.start, p.end, avg, finals.get(&(x.id, Some(p.id)))));
+                    }
+                    if let Some(year) = finals.get(&(x.id, None)) {
+                        periods.push(period("Год", s.year.start, s.year.end, None, Some(year)));
+                    }
+                }
+                json!({"subject_name": x.name, "periods": periods})
             })
             .collect();
         Some(Value::Array(list))

@@ -86,11 +86,56 @@ pub fn profile_id(index: usize) -> u64 {
 /// The id of the made-up previous academic year (`current_year: false`).
 pub const PREVIOUS_YEAR_ID: u64 = FIRST_ID - 200;
 
+/// A family account: the token of a parent's or a pupil's profile (the access every
+/// public client has, SOURCES.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyAccount {
+    /// A parent's profile (`type: "parent"`, profile id = the guardian's person id): sees
+    /// the guardian's children.
+    Parent { guardian: u64 },
+    /// A pupil's profile (`type: "student"`, profile id = the pupil's id, which is the
+    /// `student_profile_id`): sees the pupil.
+    Pupil { student: u64 },
+}
+
+impl FamilyAccount {
+    /// The profile id the session gives this account.
+    pub fn profile_id(self) -> u64 {
+        match self {
+            FamilyAccount::Parent { guardian } => guardian,
+            FamilyAccount::Pupil { student } => student,
+        }
+    }
+}
+
+/// Who a request is made by, as the gate resolved its token (handed to the handlers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Viewer {
+    /// The staff token: every school of the world (assumption: a staff profile).
+    Staff,
+    /// A family token: only these pupils (the children the profile sees).
+    Family { account: FamilyAccount, children: Vec<u64> },
+}
+
+impl Viewer {
+    /// Whether the viewer may read pupil `student`'s data.
+    pub(crate) fn sees(&self, student: u64) -> bool {
+        match self {
+            Viewer::Staff => true,
+            Viewer::Family { children, .. } => children.contains(&student),
+        }
+    }
+}
+
 /// How the emulator behaves.
 #[derive(Clone)]
 pub struct EmulatorOptions {
-    /// The one valid session token.
+    /// The one valid staff session token.
     pub token: String,
+    /// Family tokens: each a parent's or a pupil's session.
+    pub family: Vec<(String, FamilyAccount)>,
+    /// Serve everything under this path prefix (`/epos`): a deployment behind a path.
+    pub path_prefix: Option<String>,
     /// Requests per second per token; `None` or 0: no limit.
     pub request_limit: Option<u32>,
     /// How long the token lives from the start (or the last `/__emulator/token`); after it
@@ -102,7 +147,14 @@ pub struct EmulatorOptions {
 
 impl EmulatorOptions {
     pub fn new(token: impl Into<String>) -> Self {
-        EmulatorOptions { token: token.into(), request_limit: None, token_ttl: None, max_per_page: 500 }
+        EmulatorOptions {
+            token: token.into(),
+            family: Vec::new(),
+            path_prefix: None,
+            request_limit: None,
+            token_ttl: None,
+            max_per_page: 500,
+        }
     }
 }
 
@@ -110,6 +162,8 @@ impl std::fmt::Debug for EmulatorOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmulatorOptions")
             .field("token", &"[REDACTED]")
+            .field("family", &self.family.iter().map(|(_, a)| a).collect::<Vec<_>>())
+            .field("path_prefix", &self.path_prefix)
             .field("request_limit", &self.request_limit)
             .field("token_ttl", &self.token_ttl)
             .field("max_per_page", &self.max_per_page)
@@ -133,6 +187,7 @@ type Limiter = DefaultKeyedRateLimiter<String>;
 pub(crate) struct Inner {
     pub(crate) world: WorldCell,
     pub(crate) token: String,
+    pub(crate) family: Vec<(String, FamilyAccount)>,
     pub(crate) max_per_page: usize,
     token_life: Mutex<(Instant, Option<Duration>)>,
     limiter: RwLock<Option<Arc<Limiter>>>,
@@ -146,6 +201,28 @@ impl Inner {
     pub(crate) fn token_expired(&self) -> bool {
         let (born, ttl) = *self.token_life.lock().unwrap_or_else(|e| e.into_inner());
         ttl.is_some_and(|ttl| born.elapsed() > ttl)
+    }
+
+    /// The viewer a token stands for (compared in constant time); `None`: an unknown token.
+    pub(crate) fn viewer(&self, token: &str) -> Option<Viewer> {
+        if gate::same_secret(token.as_bytes(), self.token.as_bytes()) {
+            return Some(Viewer::Staff);
+        }
+        let account = self.family.iter().find(|(t, _)| gate::same_secret(t.as_bytes(), token.as_bytes()))?.1;
+        let children = self.world.read(|w| match account {
+            FamilyAccount::Pupil { student } => vec![student],
+            FamilyAccount::Parent { guardian } => {
+                let mut c: Vec<u64> = w
+                    .schools
+                    .iter()
+                    .flat_map(|s| s.guardianships.iter().filter(|(g, _)| *g == guardian).map(|(_, st)| *st))
+                    .collect();
+                c.sort_unstable();
+                c.dedup();
+                c
+            }
+        });
+        Some(Viewer::Family { account, children })
     }
 }
 
@@ -166,6 +243,7 @@ impl EmulatorState {
             inner: Arc::new(Inner {
                 world: WorldCell::new(world),
                 token: options.token.clone(),
+                family: options.family.clone(),
                 max_per_page: options.max_per_page.max(1),
                 token_life: Mutex::new((Instant::now(), options.token_ttl)),
                 limiter: RwLock::new(make_limiter(options.request_limit)),
@@ -268,7 +346,10 @@ pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> 
     let state = EmulatorState::new(world, &options);
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let addr = listener.local_addr()?;
-    let app = router(state.clone());
+    let app = match options.path_prefix.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) {
+        Some(prefix) => Router::new().nest(&format!("/{prefix}"), router(state.clone())),
+        None => router(state.clone()),
+    };
     let (stop, stopped) = oneshot::channel::<()>();
     let task = tokio::spawn(async move {
         axum::serve(listener, app)

@@ -21,10 +21,17 @@
 //! ## What is assumed (API.md marks these too)
 //!
 //! - The operator's account is a "parent" whose children are every pupil of every school of
-//!   the world; `children[].school_class_id` carries the class id; a slot carries `id` (the
-//!   mark) and `lesson_event_id`; `lesson_marks[].id` and `student_marks` `lessons[].id` are
-//!   subject ids; `student_marks` mark types are study period ids and `year`; a cancelled
-//!   lesson has `"cancelled": true`; lateness is the value «О».
+//!   the world ([`Account`]: a parent with given children and a pupil's own account are
+//!   served too; a pupil's names are at the top level of `user`); with
+//!   [`EmulatorOptions::assumed_fields`] (on by default) `children[].school_class_id`
+//!   carries the class id and a slot of `lesson_marks` carries `id` (the mark) and
+//!   `lesson_event_id` — off, slots are what the public clients show; `lesson_marks[].id`
+//!   and `student_marks` `lessons[].id` are subject ids; a cancelled lesson has
+//!   `"cancelled": true`; lateness is the value «О».
+//! - Faithful: weights are decimal strings (`"1.0"`), averages `["4.57", 5]` pairs, the
+//!   schedule's lessons carry the pupil's slots (marks and «Н», «Б», «У»), and the keys of
+//!   `student_marks` are `standard_mark_type` ids (`{id, text, short_text, order_by}`), not
+//!   period ids.
 //! - A child sees the lessons of its class and of the groups of its class it is enrolled in
 //!   ([`crate::truth::Visibility`]).
 //! - Status codes: 401 for a missing, unknown, expired or revoked token and for a refused
@@ -70,8 +77,6 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::api::base64url_encode;
-
 pub(crate) const JSON: &str = "application/json; charset=utf-8";
 
 /// How the emulator behaves.
@@ -83,8 +88,38 @@ pub struct EmulatorOptions {
     pub access_lifetime: Duration,
     /// Requests per second per access token (burst the same); `None` or 0: no limit.
     pub request_limit: Option<u32>,
-    /// Serve `lesson_marks` in the older form (`marks` with bare string values).
+    /// Serve `lesson_marks` and the schedule's slots in the older form (`marks` with bare
+    /// string values).
     pub legacy_marks: bool,
+    /// Whose token the operator holds.
+    pub account: Account,
+    /// Serve the fields API.md assumes and no public client shows: `id` and
+    /// `lesson_event_id` on the slots of `lesson_marks`, `school_class_id` on children.
+    /// `false`: only what the clients show.
+    pub assumed_fields: bool,
+}
+
+/// Whose token it is: what `user` answers and which children the data calls may name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Account {
+    /// A "parent" whose children are every pupil of the world (README: the operator
+    /// account a school sets up).
+    Operator,
+    /// A parent with these children (pupil ids).
+    Parent(Vec<u64>),
+    /// A pupil's own account.
+    Pupil(u64),
+}
+
+impl Account {
+    /// Whether the account may read the diary of `child`.
+    pub fn reads(&self, child: u64) -> bool {
+        match self {
+            Account::Operator => true,
+            Account::Parent(children) => children.contains(&child),
+            Account::Pupil(id) => *id == child,
+        }
+    }
 }
 
 impl EmulatorOptions {
@@ -94,6 +129,8 @@ impl EmulatorOptions {
             access_lifetime: Duration::from_secs(3600),
             request_limit: None,
             legacy_marks: false,
+            account: Account::Operator,
+            assumed_fields: true,
         }
     }
 }
@@ -105,6 +142,8 @@ impl std::fmt::Debug for EmulatorOptions {
             .field("access_lifetime", &self.access_lifetime)
             .field("request_limit", &self.request_limit)
             .field("legacy_marks", &self.legacy_marks)
+            .field("account", &self.account)
+            .field("assumed_fields", &self.assumed_fields)
             .finish()
     }
 }
@@ -121,6 +160,9 @@ pub enum FailureMode {
     Truncated,
     /// HTTP 401 `{"msg"}`, and the session revoked: the refresh token is refused too.
     Unauthorized,
+    /// HTTP 401 `Token has expired` for this request only (the token and the session stay
+    /// good): the client refreshes.
+    Expired,
 }
 
 impl FailureMode {
@@ -130,6 +172,7 @@ impl FailureMode {
             "html502" => FailureMode::Html502,
             "truncated" => FailureMode::Truncated,
             "unauthorized" => FailureMode::Unauthorized,
+            "expired" => FailureMode::Expired,
             "off" => return Some(None),
             _ => return None,
         }))
@@ -172,16 +215,51 @@ pub struct EmulatorStats {
     pub limited: u64,
     /// Broken on purpose by a failure mode
     pub failed: u64,
+    /// Refresh requests received (granted, refused or still held)
+    #[serde(default)]
+    pub refresh_requests: u64,
     /// Refreshes granted
     pub refreshes: u64,
     /// Refreshes refused (an old, revoked or unknown refresh token)
     pub refused_refreshes: u64,
     /// Data calls refused for an expired access token
     pub expired: u64,
-    /// API requests held by `hold?mode=first-use` so far
+    /// API requests held by `hold?mode=first-use|all` so far
     pub held: u64,
     /// API requests held right now (open, unanswered)
     pub held_now: u64,
+    /// Refreshes held by `hold?mode=refresh|refresh-answer` so far
+    #[serde(default)]
+    pub refresh_held: u64,
+    /// Refreshes held right now
+    #[serde(default)]
+    pub refresh_held_now: u64,
+}
+
+/// Which API requests are held open, unanswered (`/__emulator/hold?mode=…`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Hold {
+    #[default]
+    Off,
+    /// Every request carrying an access token no request has carried through yet
+    FirstUse,
+    /// Every API request
+    All,
+}
+
+/// Where a refresh is held open (`/__emulator/hold?mode=refresh|refresh-answer`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RefreshHold {
+    #[default]
+    Off,
+    /// Before the refresh token is looked at: nothing rotated yet
+    Before,
+    /// After the rotation, before the answer: the source holds a new refresh token the
+    /// client has not received
+    Answer,
+    /// The refreshes held before the rotation end with a proxy's 502, having changed
+    /// nothing (as if they never reached the source); none is held from now on
+    Drop,
 }
 
 /// The world served, with the lookups that keep per-pupil answers cheap.
@@ -228,14 +306,19 @@ pub(crate) struct Inner {
     requests: AtomicU64,
     limited: AtomicU64,
     failed: AtomicU64,
+    refresh_requests: AtomicU64,
     refreshes: AtomicU64,
     refused: AtomicU64,
     expired: AtomicU64,
     counter: AtomicU64,
-    /// `true`: hold the first use of every access token (`hold?mode=first-use`).
-    hold: tokio::sync::watch::Sender<bool>,
+    hold: tokio::sync::watch::Sender<Hold>,
     held: AtomicU64,
     held_now: Arc<AtomicU64>,
+    refresh_hold: tokio::sync::watch::Sender<RefreshHold>,
+    refresh_held: AtomicU64,
+    refresh_held_now: Arc<AtomicU64>,
+    account: Account,
+    assumed_fields: bool,
 }
 
 fn make_limiter(rps: Option<u32>) -> Option<Arc<Limiter>> {
@@ -272,13 +355,19 @@ impl EmulatorState {
                 requests: AtomicU64::new(0),
                 limited: AtomicU64::new(0),
                 failed: AtomicU64::new(0),
+                refresh_requests: AtomicU64::new(0),
                 refreshes: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
                 expired: AtomicU64::new(0),
                 counter: AtomicU64::new(1),
-                hold: tokio::sync::watch::Sender::new(false),
+                hold: tokio::sync::watch::Sender::new(Hold::Off),
                 held: AtomicU64::new(0),
                 held_now: Arc::new(AtomicU64::new(0)),
+                refresh_hold: tokio::sync::watch::Sender::new(RefreshHold::Off),
+                refresh_held: AtomicU64::new(0),
+                refresh_held_now: Arc::new(AtomicU64::new(0)),
+                account: options.account.clone(),
+                assumed_fields: options.assumed_fields,
             }),
         }
     }
@@ -291,28 +380,53 @@ impl EmulatorState {
         let i = &self.inner;
         let held_now = i.held_now.load(Ordering::SeqCst);
         let held = i.held.load(Ordering::SeqCst);
+        let refresh_held_now = i.refresh_held_now.load(Ordering::SeqCst);
+        let refresh_held = i.refresh_held.load(Ordering::SeqCst);
         EmulatorStats {
             requests: i.requests.load(Ordering::Relaxed),
             limited: i.limited.load(Ordering::Relaxed),
             failed: i.failed.load(Ordering::Relaxed),
+            refresh_requests: i.refresh_requests.load(Ordering::SeqCst),
             refreshes: i.refreshes.load(Ordering::Relaxed),
             refused_refreshes: i.refused.load(Ordering::Relaxed),
             expired: i.expired.load(Ordering::Relaxed),
             held,
             held_now,
+            refresh_held,
+            refresh_held_now,
         }
+    }
+
+    /// Which API requests are held from now on (`Off` lets the held ones go on).
+    pub fn set_hold(&self, hold: Hold) {
+        self.inner.hold.send_replace(hold);
+    }
+
+    /// Where refreshes are held from now on (`Off` lets the held ones go on).
+    pub fn set_refresh_hold(&self, hold: RefreshHold) {
+        self.inner.refresh_hold.send_replace(hold);
+    }
+
+    /// The account the token belongs to.
+    pub fn account(&self) -> &Account {
+        &self.inner.account
+    }
+
+    /// Whether the fields API.md assumes are served.
+    pub fn assumed_fields(&self) -> bool {
+        self.inner.assumed_fields
     }
 
     /// `true`: from now on every API request carrying an access token that no request has
     /// carried through the gate yet is held open, unanswered; `false`: the held requests go
     /// on and nothing more is held.
     pub fn set_hold_first_use(&self, on: bool) {
-        self.inner.hold.send_replace(on);
+        self.set_hold(if on { Hold::FirstUse } else { Hold::Off });
     }
 
     /// Whether first uses are being held.
     pub fn holds_first_use(&self) -> bool {
-        *self.inner.hold.borrow()
+        *self.inner.hold.borrow() == Hold::FirstUse
     }
 
     /// Breaks the next `count` API answers (all when `None`); `None` mode: off.
@@ -384,6 +498,19 @@ impl EmulatorState {
     }
 }
 
+/// Unpadded base64url (RFC 4648 §5), as JWT segments are written.
+fn base64url_encode(data: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
+    for chunk in data.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | (*b as u32) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+    }
+    out
+}
+
 fn splitmix(mut z: u64) -> u64 {
     z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -424,8 +551,7 @@ async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> 
             inner.expired.fetch_add(1, Ordering::Relaxed);
             return msg(StatusCode::UNAUTHORIZED, "Token has expired");
         }
-        Some(a) if !a.used => hold_first_use(&st, &token).await,
-        Some(_) => {}
+        Some(a) => hold_request(&st, &token, !a.used).await,
     }
     let limiter = inner.limiter.read().unwrap_or_else(|e| e.into_inner()).clone();
     if let Some(limiter) = limiter {
@@ -443,6 +569,7 @@ async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> 
             st.revoke();
             msg(StatusCode::UNAUTHORIZED, "Token has been revoked")
         }
+        FailureMode::Expired => msg(StatusCode::UNAUTHORIZED, "Token has expired"),
         FailureMode::Html502 => html_502(),
         FailureMode::Malformed => {
             let body = full_body(next.run(req).await).await;
@@ -454,31 +581,52 @@ async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> 
     }
 }
 
-/// Holds a request carrying a fresh access token while `hold?mode=first-use` is on, then
-/// marks the token used. A request whose client went away is dropped here and no longer
-/// counts as held now.
-async fn hold_first_use(st: &EmulatorState, token: &str) {
-    struct HeldNow(Arc<AtomicU64>);
-    impl Drop for HeldNow {
-        fn drop(&mut self) {
-            self.0.fetch_sub(1, Ordering::SeqCst);
-        }
+/// Counts a held request while it is held (also when its client goes away).
+struct HeldNow(Arc<AtomicU64>);
+
+impl Drop for HeldNow {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
+}
+
+/// Holds a request while `hold?mode=all` is on, or while `hold?mode=first-use` is on and it
+/// carries a fresh access token (`first_use`); then marks the token used. A request whose
+/// client went away is dropped here and no longer counts as held now.
+async fn hold_request(st: &EmulatorState, token: &str, first_use: bool) {
     let inner = &st.inner;
     let mut hold = inner.hold.subscribe();
-    if *hold.borrow_and_update() {
+    let mode = *hold.borrow_and_update();
+    if mode == Hold::All || (mode == Hold::FirstUse && first_use) {
         // `held` before `held_now`, and `stats` reads them the other way round: a snapshot
         // showing a request held now also counts it in `held`.
         inner.held.fetch_add(1, Ordering::SeqCst);
         inner.held_now.fetch_add(1, Ordering::SeqCst);
         let _held_now = HeldNow(inner.held_now.clone());
         // The sender lives in `inner`, which outlives this request: `wait_for` ends only
-        // with the hold switched off.
-        let _ = hold.wait_for(|on| !*on).await;
+        // with the hold switched.
+        let _ = hold.wait_for(|now| *now != mode).await;
     }
-    if let Some(a) = inner.session.lock().unwrap_or_else(|e| e.into_inner()).access.get_mut(token) {
-        a.used = true;
+    if first_use {
+        if let Some(a) = inner.session.lock().unwrap_or_else(|e| e.into_inner()).access.get_mut(token) {
+            a.used = true;
+        }
     }
+}
+
+/// Holds a refresh while `at` is the refresh hold in force; `false` when it was let go
+/// with [`RefreshHold::Drop`].
+async fn hold_refresh(st: &EmulatorState, at: RefreshHold) -> bool {
+    let inner = &st.inner;
+    let mut hold = inner.refresh_hold.subscribe();
+    if *hold.borrow_and_update() != at {
+        return true;
+    }
+    inner.refresh_held.fetch_add(1, Ordering::SeqCst);
+    inner.refresh_held_now.fetch_add(1, Ordering::SeqCst);
+    let _held_now = HeldNow(inner.refresh_held_now.clone());
+    let released = hold.wait_for(|now| *now != at).await.map(|now| *now);
+    !matches!(released, Ok(RefreshHold::Drop))
 }
 
 async fn full_body(resp: Response) -> Bytes {
@@ -521,7 +669,15 @@ async fn refresh(State(st): State<EmulatorState>, req: Request) -> Response {
     let Some(presented) = presented.filter(|t| !t.is_empty()) else {
         return msg(StatusCode::BAD_REQUEST, "refresh-token is required");
     };
-    match st.refresh(presented.trim()) {
+    st.inner.refresh_requests.fetch_add(1, Ordering::SeqCst);
+    if !hold_refresh(&st, RefreshHold::Before).await {
+        return html_502();
+    }
+    let rotated = st.refresh(presented.trim());
+    if rotated.is_some() {
+        hold_refresh(&st, RefreshHold::Answer).await;
+    }
+    match rotated {
         Some((access, refresh)) => {
             st.inner.refreshes.fetch_add(1, Ordering::Relaxed);
             json_ok(serde_json::json!({"accessToken": access, "refreshToken": refresh}).to_string().into_bytes())

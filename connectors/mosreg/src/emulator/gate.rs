@@ -15,8 +15,11 @@ use chrono::NaiveTime;
 use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
-use super::{EmulatorState, ErrorShape, TokenCheck};
-use crate::api::SESSION_ENDED;
+use super::{EmulatorState, ErrorShape, TokenCheck, Viewer};
+
+/// The platform's session-ended message (SOURCES.md, «Моя школа»: «Expiry»), written here
+/// from the evidence, not taken from the connector.
+pub(crate) const SESSION_ENDED: &str = "Предыдущая сессия работы в ЭЖД завершена. Войдите в ЭЖД заново";
 
 pub(crate) const JSON: &str = "application/json; charset=utf-8";
 
@@ -149,23 +152,32 @@ pub(crate) fn check_token(st: &EmulatorState, presented: &str) -> TokenCheck {
 }
 
 /// Credentials, profile, request limit and injected failures, in that order.
-pub(crate) async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> Response {
+pub(crate) async fn api_gate(State(st): State<EmulatorState>, mut req: Request, next: Next) -> Response {
     let inner = &st.inner;
     let shape = inner.error_shape;
     inner.requests.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let Some(token) = token(&req) else { return session_ended(shape) };
-    match check_token(&st, &token) {
-        TokenCheck::Valid => {}
+    let account = match check_token(&st, &token) {
+        TokenCheck::Valid(account) => account,
         TokenCheck::Expired | TokenCheck::Unknown => return session_ended(shape),
-    }
-    // Everything but the profile list itself needs the staff profile.
-    if req.uri().path() != "/acl/api/users/profile_info" {
-        let known = profile(&req)
-            .is_some_and(|p| inner.world.read(|w| (0..w.schools.len()).any(|i| super::profile_id(i).to_string() == p)));
+    };
+    let viewer = inner.viewer(account);
+    // Public clients send no `Profile-Id` on events, class members and academic years, and
+    // the parent's profile id where they send one: a missing one is fine; one the token
+    // has no such profile for is refused (assumption: status and text).
+    if let Some(p) = profile(&req) {
+        let known = match &viewer {
+            Viewer::Staff => {
+                inner.world.read(|w| (0..w.schools.len()).any(|i| super::profile_id(i).to_string() == p))
+                    || p == (super::profile_id(0) - 50).to_string()
+            }
+            Viewer::Family { account, .. } => account.profile_id().to_string() == p,
+        };
         if !known {
             return error(shape, StatusCode::BAD_REQUEST, "profile", "Профиль не найден или не выбран (Profile-Id)");
         }
     }
+    req.extensions_mut().insert(viewer);
     if let Some(limiter) = st.limiter() {
         if limiter.check_key(&token).is_err() {
             inner.limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use axum::extract::{Path, RawQuery, Request, State};
+use axum::extract::{Extension, Path, RawQuery, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,8 +16,10 @@ use ejgate_sdk::time::parse_date;
 use serde_json::{json, Value};
 
 use super::gate::{error, json_ok};
-use super::{guid_person, person_guid, profile_id, EmulatorState, PREVIOUS_YEAR_ID};
-use crate::api::REFRESH_FAILED;
+use super::{guid_person, person_guid, profile_id, EmulatorState, FamilyAccount, Viewer, PREVIOUS_YEAR_ID};
+
+/// The body of a refused refresh (SOURCES.md: HTTP 499, text).
+const REFRESH_FAILED: &str = "Something went wrong";
 
 pub(crate) fn routes() -> Router<EmulatorState> {
     Router::new()
@@ -31,9 +33,11 @@ pub(crate) fn routes() -> Router<EmulatorState> {
         .route("/core/api/groups", get(groups))
         .route("/core/api/profiles", get(profiles))
         // authedu.mosreg.ru
+        .route("/api/family/web/v1/profile", get(family_profile))
         .route("/api/eventcalendar/v1/api/events", get(events))
         .route("/api/family/web/v1/marks", get(family_marks))
         // api.myschool.mosreg.ru
+        .route("/family/mobile/v1/profile", get(family_profile))
         .route("/family/mobile/v1/marks", get(family_marks))
         .route("/family/mobile/v1/subject_marks", get(subject_marks))
         .route("/family/mobile/v1/subject_marks/short", get(subject_marks))
@@ -56,6 +60,19 @@ fn bad(st: &EmulatorState, message: &str) -> Response {
 
 fn not_found(st: &EmulatorState, message: &str) -> Response {
     error(st.inner.error_shape, StatusCode::NOT_FOUND, "resourceNotFound", message)
+}
+
+/// A family profile asking for what only staff sees (assumption: status and text).
+fn forbidden(st: &EmulatorState) -> Response {
+    error(st.inner.error_shape, StatusCode::FORBIDDEN, "accessDenied", "Доступ запрещён")
+}
+
+/// The school-wide lists are the staff profile's (assumption, API.md).
+fn staff_only(st: &EmulatorState, viewer: &Viewer) -> Result<(), Response> {
+    match viewer {
+        Viewer::Staff => Ok(()),
+        Viewer::Family { .. } => Err(forbidden(st)),
+    }
 }
 
 fn ymd(d: NaiveDate) -> String {
@@ -125,8 +142,17 @@ fn profile_json(s: &School, p: &SynthPerson, kind: &str, class: Option<(u64, &st
     })
 }
 
-async fn profile_info(State(st): State<EmulatorState>) -> Response {
-    let body = st.inner.world.read(|w| {
+async fn profile_info(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>) -> Response {
+    let body = st.inner.world.read_indexed(|w, lookup| {
+        if let Viewer::Family { account, children } = &viewer {
+            let school = children.first().and_then(|c| lookup.school_of(w, *c)).map(|(s, _)| s);
+            let kind = match account {
+                FamilyAccount::Parent { .. } => "parent",
+                FamilyAccount::Pupil { .. } => "student",
+            };
+            return json!([{"id": account.profile_id(), "type": kind, "school_id": school.map(|s| s.id),
+                           "user_id": account.profile_id(), "roles": []}]);
+        }
         // A parent profile first: the connector must pick the staff one.
         let mut list = vec![json!({"id": profile_id(0) - 50, "type": "parent", "school_id": null, "roles": []})];
         list.extend(w.schools.iter().enumerate().map(|(i, s)| {
@@ -134,6 +160,77 @@ async fn profile_info(State(st): State<EmulatorState>) -> Response {
                    "roles": [{"id": 7, "name": "school_admin"}], "school": school_ref(s)})
         }));
         Value::Array(list)
+    });
+    json_ok(&body)
+}
+
+/// `api/family/web/v1/profile` (web) and `family/mobile/v1/profile` (mobile) →
+/// `{profile, children, hash}`: the account's own profile and the children it sees
+/// (a pupil's account: himself, assumption). `children[].id` is the student id of the marks
+/// calls, `contingent_guid` the person id of events.
+async fn family_profile(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>) -> Response {
+    let body = st.inner.world.read_indexed(|w, lookup| {
+        let (account, children): (Option<FamilyAccount>, &[u64]) = match &viewer {
+            Viewer::Staff => (None, &[]),
+            Viewer::Family { account, children } => (Some(*account), children),
+        };
+        let person = |id: u64| -> Option<(&School, &SynthPerson)> {
+            w.schools.iter().find_map(|s| {
+                s.students.iter().chain(&s.guardians).chain(&s.teachers).find(|p| p.id == id).map(|p| (s, p))
+            })
+        };
+        let person_fields = |p: &SynthPerson| {
+            json!({"last_name": p.last_name, "first_name": p.first_name, "middle_name": p.middle_name,
+                   "birth_date": ymd(p.birth_date), "sex": kind_name(&p.sex), "user_id": p.user_id})
+        };
+        let profile = match account {
+            Some(a) => {
+                let mut v = person(a.profile_id()).map(|(_, p)| person_fields(p)).unwrap_or_else(|| json!({}));
+                v["id"] = json!(a.profile_id());
+                v["type"] = json!(match a {
+                    FamilyAccount::Parent { .. } => "parent",
+                    FamilyAccount::Pupil { .. } => "student",
+                });
+                v
+            }
+            None => json!({"id": profile_id(0), "type": "school_admin"}),
+        };
+        let list: Vec<Value> = children
+            .iter()
+            .filter_map(|&c| {
+                let (s, lk) = lookup.school_of(w, c)?;
+                let p = &s.students[*lk.students.get(&c)?];
+                let active: Vec<u64> = lk
+                    .enrollments_of(c)
+                    .iter()
+                    .map(|&i| &s.enrollments[i])
+                    .filter(|e| e.active)
+                    .map(|e| e.unit)
+                    .collect();
+                let class = s.classes.iter().find(|x| active.contains(&x.id));
+                let since = lk.enrollments_of(c).iter().map(|&i| s.enrollments[i].from).min();
+                let groups: Vec<Value> = s
+                    .groups
+                    .iter()
+                    .filter(|g| active.contains(&g.id))
+                    .map(|g| json!({"id": g.id, "name": g.name, "subject_id": g.subject_id, "is_fake": false}))
+                    .collect();
+                let mut v = person_fields(p);
+                v["id"] = json!(p.id);
+                v["type"] = json!("student");
+                v["contingent_guid"] = json!(person_guid(p.id));
+                v["class_name"] = json!(class.map(|x| x.name.as_str()));
+                v["class_unit_id"] = json!(class.map(|x| x.id));
+                v["class_level_id"] = json!(class.map(|x| x.grade));
+                v["school"] = school_ref(s);
+                v["groups"] = Value::Array(groups);
+                v["representatives"] = json!([]);
+                v["sections"] = json!([]);
+                v["enrollment_date"] = json!(since.map(ymd));
+                Some(v)
+            })
+            .collect();
+        json!({"profile": profile, "children": list, "hash": format!("{:016x}", lookup.generation)})
     });
     json_ok(&body)
 }
@@ -155,7 +252,14 @@ async fn academic_years(State(st): State<EmulatorState>) -> Response {
     json_ok(&body)
 }
 
-async fn school(State(st): State<EmulatorState>, Path(id): Path<String>) -> Response {
+async fn school(
+    State(st): State<EmulatorState>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+) -> Response {
+    if let Err(e) = staff_only(&st, &viewer) {
+        return e;
+    }
     let body = st.inner.world.read(|w| {
         w.schools.iter().find(|s| s.id.to_string() == id).map(|s| {
             json!({"id": s.id, "name": s.full_name, "short_name": s.name, "municipality_name": s.municipality,
@@ -168,7 +272,10 @@ async fn school(State(st): State<EmulatorState>, Path(id): Path<String>) -> Resp
     }
 }
 
-async fn periods(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn periods(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    if let Err(e) = staff_only(&st, &viewer) {
+        return e;
+    }
     let q = query(&raw);
     with_school(&st, &q, |_, s| {
         let mut out: Vec<Value> = s
@@ -188,7 +295,10 @@ async fn periods(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     .unwrap_or_else(|e| e)
 }
 
-async fn subjects(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn subjects(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    if let Err(e) = staff_only(&st, &viewer) {
+        return e;
+    }
     let q = query(&raw);
     with_school(&st, &q, |_, s| {
         json_ok(&Value::Array(
@@ -201,7 +311,10 @@ async fn subjects(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
     .unwrap_or_else(|e| e)
 }
 
-async fn class_units(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn class_units(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    if let Err(e) = staff_only(&st, &viewer) {
+        return e;
+    }
     let q = query(&raw);
     with_school(&st, &q, |_, s| {
         json_ok(&Value::Array(
@@ -216,7 +329,10 @@ async fn class_units(State(st): State<EmulatorState>, raw: RawQuery) -> Response
     .unwrap_or_else(|e| e)
 }
 
-async fn groups(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn groups(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    if let Err(e) = staff_only(&st, &viewer) {
+        return e;
+    }
     let q = query(&raw);
     with_school(&st, &q, |_, s| {
         json_ok(&Value::Array(
@@ -254,8 +370,22 @@ fn memberships<'a>(s: &'a School, lk: &SchoolLookup, student: u64) -> (Vec<Value
 
 /// `core/api/profiles?class_unit_id&types=student` (public) or `?school_id&types=…` (staff,
 /// assumption): a bare array, paged.
-async fn profiles(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn profiles(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
     let q = query(&raw);
+    if let Viewer::Family { children, .. } = &viewer {
+        // A family reads the members of its children's classes (the public call), no more.
+        let Some(class) = q.get("class_unit_id").and_then(|c| c.parse::<u64>().ok()) else { return forbidden(&st) };
+        let theirs = st.inner.world.read_indexed(|w, lookup| {
+            children.iter().any(|c| {
+                lookup
+                    .school_of(w, *c)
+                    .is_some_and(|(s, lk)| lk.enrollments_of(*c).iter().any(|&i| s.enrollments[i].unit == class))
+            })
+        });
+        if !theirs || q.contains_key("school_id") {
+            return forbidden(&st);
+        }
+    }
     let types: BTreeSet<String> =
         q.get("types").map(|t| t.split(',').map(|x| x.trim().to_string()).collect()).unwrap_or_default();
     let class: Option<u64> = q.get("class_unit_id").and_then(|c| c.parse().ok());
@@ -353,7 +483,7 @@ struct EventMarkOut<'a> {
     criteria: Option<()>,
     is_exam: bool,
     is_point: bool,
-    point_date: Option<()>,
+    point_date: Option<String>,
     control_form_name: Option<&'a str>,
     homework_entry_id: u64,
 }
@@ -372,7 +502,7 @@ struct FamilyMarkOut<'a> {
     values: [GradeValue<'a>; 1],
     weight: u8,
     control_form_name: Option<&'a str>,
-    comment: Option<()>,
+    comment: Option<&'a str>,
     comment_exists: bool,
     criteria: Option<()>,
     original_grade_system_type: &'a str,
@@ -383,7 +513,7 @@ struct FamilyMarkOut<'a> {
     subject_name: Option<&'a str>,
     is_exam: bool,
     is_point: bool,
-    point_date: Option<()>,
+    point_date: Option<String>,
 }
 
 /// What of an event is the pupil's own: attendance, then (when expanded) marks.
@@ -416,7 +546,7 @@ fn pupil_by_id<'a>(w: &'a World, lookup: &'a WorldLookup, id: &str) -> Option<(&
 
 /// `api/eventcalendar/v1/api/events?person_ids&begin_date&end_date&expand=…` →
 /// `{total_count, response, errors}`.
-async fn events(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn events(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
     let q = query(&raw);
     let (from, to) = match range(&st, &q, "begin_date", "end_date") {
         Ok(r) => r,
@@ -430,6 +560,10 @@ async fn events(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
         let mut events: Vec<Vec<u8>> = Vec::new();
         for guid in person_ids.split(',').map(str::trim).filter(|g| !g.is_empty()) {
             let Some((s, lk, student)) = pupil_by_guid(w, lookup, guid) else { continue };
+            if !viewer.sees(student) {
+                // Another family's child: nothing (assumption: the calendar shows none).
+                continue;
+            }
             events.extend(pupil_events(&st, lookup.generation, s, lk, student, from..=to, &expand));
         }
         let mut body = format!("{{\"total_count\":{},\"response\":[", events.len()).into_bytes();
@@ -503,11 +637,11 @@ fn pupil_events(
                             value: &m.value,
                             values: grade_values(&m.value),
                             weight,
-                            comment_exists: false,
+                            comment_exists: m.comment.is_some(),
                             criteria: None,
                             is_exam: false,
-                            is_point: false,
-                            point_date: None,
+                            is_point: m.is_point,
+                            point_date: m.point_date.map(ymd),
                             control_form_name: form,
                             homework_entry_id: m.work,
                         }
@@ -601,6 +735,36 @@ fn write_shared_event(s: &School, lk: &SchoolLookup, l: &ejgate_sdk::synth::Synt
         "created_at": local(l.date.and_time(NaiveTime::MIN)),
         "updated_at": local(l.date.and_time(NaiveTime::MIN)),
     });
+    // Keys typed clients index (SOURCES.md): sent, mostly empty, as the real calendar does.
+    let extra = [
+        ("type", json!("LESSON")),
+        ("title", json!(subject)),
+        ("is_all_day", json!(false)),
+        ("materials", json!([])),
+        ("is_metagroup", json!(false)),
+    ];
+    for (key, value) in extra {
+        ev[key] = value;
+    }
+    for key in [
+        "description",
+        "author_id",
+        "registration_start_at",
+        "registration_end_at",
+        "room_number",
+        "lesson_education_type",
+        "course_lesson_type",
+        "esz_field_id",
+        "activities",
+        "link_to_join",
+        "control",
+        "student_count",
+        "journal_fill",
+        "comment_count",
+        "comments",
+    ] {
+        ev[key] = Value::Null;
+    }
     if with_homework {
         let list: Vec<_> = lk.works_of(l.id).iter().filter_map(|id| s.works.get(id)).collect();
         let entries: Vec<Value> = list
@@ -628,7 +792,11 @@ fn write_shared_event(s: &School, lk: &SchoolLookup, l: &ejgate_sdk::synth::Synt
 
 /// `api/family/web/v1/marks?student_id&from&to` (and the mobile twin) → `{payload}`, by the
 /// lesson day.
-async fn family_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn family_marks(
+    State(st): State<EmulatorState>,
+    Extension(viewer): Extension<Viewer>,
+    raw: RawQuery,
+) -> Response {
     let q = query(&raw);
     let (from, to) = match range(&st, &q, "from", "to") {
         Ok(r) => r,
@@ -639,6 +807,9 @@ async fn family_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respons
     };
     let body = st.inner.world.read_indexed(|w, lookup| {
         let (s, lk, student) = pupil_by_id(w, lookup, student)?;
+        if !viewer.sees(student) {
+            return Some(Err(()));
+        }
         let subjects: HashMap<u64, &str> = s.subjects.iter().map(|x| (x.id, x.name.as_str())).collect();
         let payload: Vec<FamilyMarkOut> = lk
             .marks_of(student)
@@ -656,8 +827,8 @@ async fn family_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respons
                     values: grade_values(&m.value),
                     weight,
                     control_form_name: form,
-                    comment: None,
-                    comment_exists: false,
+                    comment: m.comment.as_deref(),
+                    comment_exists: m.comment.is_some(),
                     criteria: None,
                     original_grade_system_type: "five",
                     created_at: local(m.entered_at),
@@ -666,27 +837,35 @@ async fn family_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respons
                     subject_id: l.subject,
                     subject_name: subjects.get(&l.subject).copied(),
                     is_exam: false,
-                    is_point: false,
-                    point_date: None,
+                    is_point: m.is_point,
+                    point_date: m.point_date.map(ymd),
                 })
             })
             .collect();
-        Some(serde_json::to_vec(&Payload { payload }).expect("a JSON value serializes"))
+        Some(Ok(serde_json::to_vec(&Payload { payload }).expect("a JSON value serializes")))
     });
     match body {
-        Some(b) => ([(CONTENT_TYPE, super::gate::JSON)], b).into_response(),
+        Some(Err(())) => forbidden(&st),
+        Some(Ok(b)) => ([(CONTENT_TYPE, super::gate::JSON)], b).into_response(),
         None => not_found(&st, "Ученик не найден"),
     }
 }
 
 /// `family/mobile/v1/subject_marks?student_id` → `{payload}` with string averages and marks.
-async fn subject_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Response {
+async fn subject_marks(
+    State(st): State<EmulatorState>,
+    Extension(viewer): Extension<Viewer>,
+    raw: RawQuery,
+) -> Response {
     let q = query(&raw);
     let Some(student) = q.get("student_id") else {
         return bad(&st, "Параметр student_id обязателен");
     };
     let body = st.inner.world.read_indexed(|w, lookup| {
         let (s, lk, student) = pupil_by_id(w, lookup, student)?;
+        if !viewer.sees(student) {
+            return Some(Err(()));
+        }
         // (subject, period) → (sum, count) of the pupil's marks
         let mut sums: HashMap<(u64, u64), (f64, u32)> = HashMap::new();
         let mut by_subject: HashMap<u64, (f64, u32)> = HashMap::new();
@@ -734,10 +913,11 @@ async fn subject_marks(State(st): State<EmulatorState>, raw: RawQuery) -> Respon
                 })
             })
             .collect();
-        Some(json!({"payload": list}))
+        Some(Ok(json!({"payload": list})))
     });
     match body {
-        Some(b) => json_ok(&b),
+        Some(Err(())) => forbidden(&st),
+        Some(Ok(b)) => json_ok(&b),
         None => not_found(&st, "Ученик не найден"),
     }
 }

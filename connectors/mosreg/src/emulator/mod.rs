@@ -110,11 +110,75 @@ pub enum ErrorShape {
     CodeMessage,
 }
 
+/// A family account: a parent's or a pupil's token (the access every public client has).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FamilyAccount {
+    /// A parent's profile (`type: "parent"`, profile id = the guardian's person id): sees
+    /// the guardian's children.
+    Parent { guardian: u64 },
+    /// A pupil's profile (`type: "student"`, profile id = the pupil's id): sees the pupil.
+    Pupil { student: u64 },
+}
+
+impl FamilyAccount {
+    /// The profile id `profile_info` and the family profile give this account.
+    pub fn profile_id(self) -> u64 {
+        match self {
+            FamilyAccount::Parent { guardian } => guardian,
+            FamilyAccount::Pupil { student } => student,
+        }
+    }
+}
+
+/// Who a request is made by, as the gate resolved its token (handed to the handlers).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Viewer {
+    /// The staff token: every school (assumption: a staff profile reads a whole school).
+    Staff,
+    /// A family token: only these pupils.
+    Family { account: FamilyAccount, children: Vec<u64> },
+}
+
+impl Viewer {
+    /// Whether the viewer may read pupil `student`'s data.
+    pub(crate) fn sees(&self, student: u64) -> bool {
+        match self {
+            Viewer::Staff => true,
+            Viewer::Family { children, .. } => children.contains(&student),
+        }
+    }
+}
+
+/// A valid JWT-shaped token (three base64url parts) carrying `subject`: what the refresh
+/// issues (SOURCES.md: a refreshed token is a new JWT).
+pub fn jwt(subject: &str) -> String {
+    fn b64url(bytes: &[u8]) -> String {
+        const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let n = chunk.iter().enumerate().fold(0u32, |acc, (i, b)| acc | (*b as u32) << (16 - 8 * i));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+    let payload = serde_json::json!({ "sub": subject, "iss": "emulator" }).to_string();
+    format!(
+        "{}.{}.{}",
+        b64url(br#"{"alg":"HS256","typ":"JWT"}"#),
+        b64url(payload.as_bytes()),
+        b64url(format!("sig:{subject}").as_bytes())
+    )
+}
+
 /// How the emulator behaves.
 #[derive(Clone)]
 pub struct EmulatorOptions {
-    /// The token valid at the start (what the operator supplies).
+    /// The staff token valid at the start (what the operator supplies).
     pub token: String,
+    /// Family tokens: each a parent's or a pupil's session.
+    pub family: Vec<(String, FamilyAccount)>,
     /// Requests per second per token; `None` or 0: no limit.
     pub request_limit: Option<u32>,
     /// A token expires after this many API requests (`None`: never by use).
@@ -130,6 +194,7 @@ impl EmulatorOptions {
     pub fn new(token: impl Into<String>) -> Self {
         EmulatorOptions {
             token: token.into(),
+            family: Vec::new(),
             request_limit: None,
             token_requests: None,
             refresh_allowed: true,
@@ -143,6 +208,7 @@ impl std::fmt::Debug for EmulatorOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmulatorOptions")
             .field("token", &"[REDACTED]")
+            .field("family", &self.family.iter().map(|(_, a)| a).collect::<Vec<_>>())
             .field("request_limit", &self.request_limit)
             .field("token_requests", &self.token_requests)
             .field("refresh_allowed", &self.refresh_allowed)
@@ -177,12 +243,14 @@ pub(crate) struct TokenBook {
 pub(crate) struct TokenLife {
     pub(crate) requests: u64,
     pub(crate) expired: bool,
+    /// Whose token it is (`None`: the staff token); a refreshed token keeps it.
+    pub(crate) account: Option<FamilyAccount>,
 }
 
 /// What the server makes of a presented token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum TokenCheck {
-    Valid,
+    Valid(Option<FamilyAccount>),
     Expired,
     Unknown,
 }
@@ -226,7 +294,27 @@ impl Inner {
             // This answer still goes through; the next one is refused.
             life.expired = true;
         }
-        TokenCheck::Valid
+        TokenCheck::Valid(life.account)
+    }
+
+    /// The viewer of a family account (its children from the world's guardianships) or
+    /// of the staff token.
+    pub(crate) fn viewer(&self, account: Option<FamilyAccount>) -> Viewer {
+        let Some(account) = account else { return Viewer::Staff };
+        let children = self.world.read(|w| match account {
+            FamilyAccount::Pupil { student } => vec![student],
+            FamilyAccount::Parent { guardian } => {
+                let mut c: Vec<u64> = w
+                    .schools
+                    .iter()
+                    .flat_map(|s| s.guardianships.iter().filter(|(g, _)| *g == guardian).map(|(_, st)| *st))
+                    .collect();
+                c.sort_unstable();
+                c.dedup();
+                c
+            }
+        });
+        Viewer::Family { account, children }
     }
 
     /// GET `v2/token/refresh`: a known token (expired or not) buys a new one, unless
@@ -234,13 +322,13 @@ impl Inner {
     pub(crate) fn refresh(&self, token: &str) -> Option<String> {
         let allowed = *self.refresh_allowed.lock().unwrap_or_else(|e| e.into_inner());
         let mut book = self.lock_tokens();
-        if !allowed || !book.tokens.contains_key(token) {
+        let Some(account) = book.tokens.get(token).map(|l| l.account).filter(|_| allowed) else {
             self.refused_refreshes.fetch_add(1, Ordering::Relaxed);
             return None;
-        }
+        };
         book.issued += 1;
-        let fresh = format!("{}.r{}", self.initial_token, book.issued);
-        book.tokens.insert(fresh.clone(), TokenLife::default());
+        let fresh = jwt(&format!("refreshed-{}", book.issued));
+        book.tokens.insert(fresh.clone(), TokenLife { account, ..TokenLife::default() });
         self.refreshed.fetch_add(1, Ordering::Relaxed);
         Some(fresh)
     }
@@ -261,6 +349,9 @@ impl EmulatorState {
     pub fn new(world: World, options: &EmulatorOptions) -> Self {
         let mut book = TokenBook::default();
         book.tokens.insert(options.token.clone(), TokenLife::default());
+        for (token, account) in &options.family {
+            book.tokens.insert(token.clone(), TokenLife { account: Some(*account), ..TokenLife::default() });
+        }
         EmulatorState {
             inner: Arc::new(Inner {
                 world: WorldCell::new(world),
@@ -329,7 +420,11 @@ impl EmulatorState {
     /// The operator signed in again: the initial token is valid and fresh once more.
     pub fn renew_token(&self) {
         let token = self.inner.initial_token.clone();
-        self.inner.lock_tokens().tokens.insert(token, TokenLife::default());
+        let mut book = self.inner.lock_tokens();
+        book.tokens.insert(token, TokenLife::default());
+        for life in book.tokens.values_mut().filter(|l| l.account.is_some()) {
+            *life = TokenLife { account: life.account, ..TokenLife::default() };
+        }
     }
 
     fn limiter(&self) -> Option<Arc<Limiter>> {
