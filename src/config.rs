@@ -128,6 +128,14 @@ pub struct SourceConfig {
     pub mobile_url: Option<String>,
     #[serde(default)]
     pub school_url: Option<String>,
+    /// The share of a stream's records that may be unreadable (left out with a warning)
+    /// before the run fails; at least `SkipLimit::MIN_COUNT` (5) of them must be.
+    #[serde(default = "default_skipped_share")]
+    pub max_skipped_share: f64,
+    /// The school year this source reads (`"2024/2025"`), for an archive of a past year;
+    /// left out, the year the source calls current. `ejgate sync --year` overrides it.
+    #[serde(default)]
+    pub year: Option<ejgate_sdk::year::SchoolYear>,
 }
 
 fn default_window() -> u32 {
@@ -141,6 +149,9 @@ fn default_timeout() -> u64 {
 }
 fn default_concurrency() -> usize {
     4
+}
+fn default_skipped_share() -> f64 {
+    crate::sync::SkipLimit::DEFAULT_SHARE
 }
 
 /// A configuration that cannot be used; the text says which file, where and why.
@@ -183,10 +194,23 @@ impl Config {
             if source.name.is_empty() || source.name.contains(['/', ' ']) {
                 return Err(invalid(format!("source name «{}»: use letters, digits, '-' and '_'", source.name)));
             }
+            if !(0.0..=1.0).contains(&source.max_skipped_share) {
+                return Err(invalid(format!(
+                    "source «{}»: max_skipped_share is a share between 0 and 1 (0.05 is one record in twenty), not {}",
+                    source.name, source.max_skipped_share
+                )));
+            }
             if !source.system.is_api() {
                 if source.dir.is_none() {
                     return Err(invalid(format!(
                         "source «{}»: a files source needs `dir`, the directory the exports are in",
+                        source.name
+                    )));
+                }
+                if source.year.is_some() {
+                    return Err(invalid(format!(
+                        "source «{}»: a files source reads the year its exports hold; `year` does not apply (export \
+                         a past year into a directory of its own)",
                         source.name
                     )));
                 }
@@ -279,6 +303,11 @@ impl SourceConfig {
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_seconds.max(1))
     }
+
+    /// When unreadable records fail this source's runs.
+    pub fn skip_limit(&self) -> crate::sync::SkipLimit {
+        crate::sync::SkipLimit { max_share: self.max_skipped_share, ..Default::default() }
+    }
 }
 
 #[cfg(test)]
@@ -301,5 +330,27 @@ mod tests {
         let text = "[store]\nurl = \"sqlite://x.db\"\n[[source]]\nname = \"d\"\nsystem = \"dnevnik\"\nbase_url = \"http://x/\"\n";
         let e = Config::parse(text, Path::new("e.toml")).unwrap_err().to_string();
         assert!(e.contains("token_file"), "{e}");
+    }
+
+    #[test]
+    fn max_skipped_share_defaults_to_one_in_twenty_and_is_a_share() {
+        let source = "[store]\nurl = \"sqlite://x.db\"\n[[source]]\nname = \"d\"\nsystem = \"dnevnik\"\nbase_url = \"http://x/\"\ntoken_file = \"t\"\n";
+        let c = Config::parse(source, Path::new("e.toml")).unwrap();
+        assert_eq!(c.sources[0].max_skipped_share, 0.05);
+        let c = Config::parse(&format!("{source}max_skipped_share = 0.2\n"), Path::new("e.toml")).unwrap();
+        assert_eq!(c.sources[0].skip_limit().max_share, 0.2);
+        let e =
+            Config::parse(&format!("{source}max_skipped_share = 5\n"), Path::new("e.toml")).unwrap_err().to_string();
+        assert!(e.contains("max_skipped_share"), "{e}");
+    }
+
+    #[test]
+    fn a_source_may_name_its_school_year() {
+        let source = "[store]\nurl = \"sqlite://x.db\"\n[[source]]\nname = \"d\"\nsystem = \"dnevnik\"\nbase_url = \"http://x/\"\ntoken_file = \"t\"\n";
+        assert_eq!(Config::parse(source, Path::new("e.toml")).unwrap().sources[0].year, None);
+        let c = Config::parse(&format!("{source}year = \"2024/2025\"\n"), Path::new("e.toml")).unwrap();
+        assert_eq!(c.sources[0].year, Some(ejgate_sdk::year::SchoolYear::new(2024)));
+        let e = Config::parse(&format!("{source}year = \"2024\"\n"), Path::new("e.toml")).unwrap_err().to_string();
+        assert!(e.contains("line 8") && e.contains("not a school year"), "{e}");
     }
 }

@@ -61,6 +61,10 @@ enum Command {
         /// No progress bars
         #[arg(long)]
         quiet: bool,
+        /// Read this school year (2024/2025) instead of the current one, where the source
+        /// still serves it; the year is read whole. Overrides `year` in the configuration
+        #[arg(long)]
+        year: Option<ejgate_sdk::year::SchoolYear>,
     },
     /// What the store holds and how the last runs went
     Status {
@@ -196,7 +200,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 return Ok(std::process::ExitCode::FAILURE);
             }
         }
-        Command::Sync { source, full, quiet } => {
+        Command::Sync { source, full, quiet, year } => {
             let config = Config::load(&cli.config)?;
             let store = store::open(&config.store_url()).await?;
             let selected: Vec<_> = match &source {
@@ -213,14 +217,22 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 let connector = ejgate::sources::connector(&config, s)?;
                 let progress: Arc<dyn Progress> =
                     if quiet { Arc::new(Quiet) } else { Arc::new(progress::Bars::new(&s.name)) };
-                let mode = if full { SyncMode::Full } else { SyncMode::Incremental };
-                let report =
-                    run_sync(store.as_ref(), connector, &SyncOptions { mode, concurrency: s.concurrency, progress })
-                        .await?;
+                let year = year.or(s.year);
+                if year.is_some() && !s.system.is_api() {
+                    bail!(
+                        "source «{}» is a files source: it reads the year its exports hold, --year does not apply",
+                        s.name
+                    );
+                }
+                // A run asked for a year reads it whole.
+                let mode = if full || year.is_some() { SyncMode::Full } else { SyncMode::Incremental };
+                let options =
+                    SyncOptions { mode, concurrency: s.concurrency, progress, skip_limit: s.skip_limit(), year };
+                let report = run_sync(store.as_ref(), connector, &options).await?;
                 let st = &report.stats;
                 match &report.error {
                     None => println!(
-                        "{}: {} run #{} done in {:.1} s: {} requests, {} records read, {} inserted, {} updated, {} deleted{}",
+                        "{}: {} run #{} done in {:.1} s: {} requests, {} records read, {} inserted, {} updated, {} deleted{}{}",
                         s.name,
                         mode,
                         report.run,
@@ -230,11 +242,15 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                         st.inserted,
                         st.updated,
                         st.deleted,
-                        if st.warnings.is_empty() { String::new() } else { format!(", {} warning(s) (see `ejgate status`)", st.warnings.len()) }
+                        if st.warnings.is_empty() { String::new() } else { format!(", {} warning(s) (see `ejgate status`)", st.warnings.len()) },
+                        if st.skipped == 0 { String::new() } else { format!(", {} unreadable source record(s) left out", st.skipped) }
                     ),
                     Some(e) => {
                         failed = true;
                         eprintln!("{}: run #{} failed: {e}", s.name, report.run);
+                        if let Some(kind) = report.error_kind {
+                            eprintln!("  ({kind}) what to do: {}", kind.what_to_do());
+                        }
                     }
                 }
             }

@@ -4,6 +4,22 @@ use serde::Serialize;
 
 use crate::store::{KindCount, Store, StoreResult, SyncRun};
 
+/// A run as `status` shows it: the stored run, and what to do about its error.
+#[derive(Debug, Serialize)]
+pub struct RunView {
+    #[serde(flatten)]
+    pub run: SyncRun,
+    /// What to do, in plain words (from the error's kind); `null` when the run has no error
+    /// or its kind was not recorded.
+    pub what_to_do: Option<&'static str>,
+}
+
+impl From<SyncRun> for RunView {
+    fn from(run: SyncRun) -> RunView {
+        RunView { what_to_do: run.error_kind.map(|k| k.what_to_do()), run }
+    }
+}
+
 /// The store's state as `status` shows it.
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -12,7 +28,7 @@ pub struct Status {
     pub counts: Vec<KindCount>,
     /// Per configured source, in the configuration's order.
     pub sources: Vec<SourceCounts>,
-    pub runs: Vec<SyncRun>,
+    pub runs: Vec<RunView>,
 }
 
 /// What one source instance brought.
@@ -31,7 +47,7 @@ pub async fn status(store: &dyn Store, sources: &[String], runs: u32) -> StoreRe
         backend: store.backend(),
         counts: store.counts(None).await?,
         sources: per_source,
-        runs: store.runs(runs).await?,
+        runs: store.runs(runs).await?.into_iter().map(RunView::from).collect(),
     })
 }
 
@@ -56,7 +72,7 @@ pub fn render(status: &Status) -> String {
     if status.runs.is_empty() {
         out.push_str("  none\n");
     }
-    for r in &status.runs {
+    for RunView { run: r, what_to_do } in &status.runs {
         out.push_str(&format!(
             "  #{:<4} {:<12} {:<11} {:<11} {} +{} ~{} -{}{}\n",
             r.id,
@@ -69,9 +85,57 @@ pub fn render(status: &Status) -> String {
             r.stats.deleted,
             r.error.as_ref().map(|e| format!("\n        error: {e}")).unwrap_or_default()
         ));
+        if let (Some(kind), Some(what)) = (r.error_kind, what_to_do) {
+            out.push_str(&format!("        kind: {kind} — what to do: {what}\n"));
+        }
+        if r.stats.skipped > 0 {
+            let streams: Vec<String> = r.stats.skipped_by_stream.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            out.push_str(&format!(
+                "        {} source record(s) could not be read and were left out ({})\n",
+                r.stats.skipped,
+                streams.join(", ")
+            ));
+        }
         if !r.stats.warnings.is_empty() {
             out.push_str(&format!("        {} warning(s), first: {}\n", r.stats.warnings.len(), r.stats.warnings[0]));
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{testing, RunError, RunErrorKind, RunStats, RunStatus};
+
+    #[tokio::test]
+    async fn a_failed_run_shows_its_kind_and_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = testing::sqlite(dir.path()).await;
+        let run = store.begin_run("dnevnik", "incremental").await.unwrap();
+        let failure = RunError::new(RunErrorKind::Unauthorized, "source «dnevnik» (dnevnik): GET users/me: HTTP 401");
+        let stats = RunStats {
+            skipped: 3,
+            skipped_by_stream: [("marks".to_string(), 3)].into_iter().collect(),
+            ..RunStats::default()
+        };
+        store.finish_run(run, RunStatus::Failed, Some(&failure), &stats).await.unwrap();
+        let ok = store.begin_run("epos", "full").await.unwrap();
+        store.finish_run(ok, RunStatus::Succeeded, None, &RunStats::default()).await.unwrap();
+
+        let st = status(&store, &["dnevnik".into(), "epos".into()], 10).await.unwrap();
+        let text = render(&st);
+        assert!(text.contains("error: source «dnevnik» (dnevnik): GET users/me: HTTP 401"), "{text}");
+        assert!(text.contains("kind: unauthorized — what to do: renew the token"), "{text}");
+        assert!(text.contains("3 source record(s) could not be read and were left out (marks 3)"), "{text}");
+        assert_eq!(text.matches("kind:").count(), 1, "the succeeded run has no kind: {text}");
+
+        let json = serde_json::to_value(&st).unwrap();
+        let failed = &json["runs"][1];
+        assert_eq!(failed["id"], serde_json::json!(run));
+        assert_eq!(failed["error_kind"], "unauthorized");
+        assert!(failed["what_to_do"].as_str().unwrap().starts_with("renew the token"));
+        assert_eq!(json["runs"][0]["error_kind"], serde_json::Value::Null);
+        assert_eq!(json["runs"][0]["what_to_do"], serde_json::Value::Null);
+    }
 }

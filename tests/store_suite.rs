@@ -17,7 +17,8 @@ use tempfile::TempDir;
 use uuid::Uuid;
 
 use ejgate::store::{
-    self, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, KindCount, RunStats, RunStatus, Store, StoreError, Upsert,
+    self, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, KindCount, RunError, RunErrorKind, RunStats, RunStatus, Store,
+    StoreError, Upsert,
 };
 use ejgate_sdk::model::{DateRange, EntityKind, IdSpace};
 
@@ -704,8 +705,11 @@ mod scenarios {
             updated: 200,
             deleted: 34,
             warnings: vec!["неизвестный вид работы «ВПР»".into(), "w2".into()],
+            skipped: 7,
+            skipped_by_stream: [("marks".to_string(), 5), ("roster".to_string(), 2)].into_iter().collect(),
         };
-        store.finish_run(b, RunStatus::Failed, Some("источник ответил 503"), &stats).await.unwrap();
+        let failure = RunError::new(RunErrorKind::Server, "источник ответил 503");
+        store.finish_run(b, RunStatus::Failed, Some(&failure), &stats).await.unwrap();
         store.finish_run(a, RunStatus::Succeeded, None, &RunStats::default()).await.unwrap();
 
         let runs = store.runs(10).await.unwrap();
@@ -714,15 +718,56 @@ mod scenarios {
         assert_eq!((rb.source.as_str(), rb.mode.as_str()), ("b", "incremental"));
         assert_eq!(rb.status, RunStatus::Failed);
         assert_eq!(rb.error.as_deref(), Some("источник ответил 503"));
+        assert_eq!(rb.error_kind, Some(RunErrorKind::Server));
         assert_eq!(rb.stats, stats);
         assert!(rb.finished_at.unwrap() >= rb.started_at);
         assert_eq!(runs[0].status, RunStatus::Running);
         assert_eq!(runs[0].stats, RunStats::default());
         assert_eq!(runs[2].status, RunStatus::Succeeded);
         assert_eq!(runs[2].error, None);
+        assert_eq!(runs[2].error_kind, None);
 
         assert_eq!(store.runs(2).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(), vec![c, b]);
         assert!(store.finish_run(c + 100, RunStatus::Failed, None, &stats).await.is_err());
+    }
+
+    pub async fn every_error_kind_is_kept_with_its_run(env: &Env) {
+        let store = env.open().await;
+        let mut runs = Vec::new();
+        for kind in RunErrorKind::ALL {
+            let run = store.begin_run(SRC, "incremental").await.unwrap();
+            let failure = RunError::new(kind, format!("отказ: {kind}"));
+            store.finish_run(run, RunStatus::Failed, Some(&failure), &RunStats::default()).await.unwrap();
+            runs.push((run, kind));
+        }
+        let stored = store.runs(20).await.unwrap();
+        for (run, kind) in runs {
+            let r = stored.iter().find(|r| r.id == run).unwrap();
+            assert_eq!(r.error_kind, Some(kind), "run {run}");
+            assert_eq!(r.error.as_deref(), Some(format!("отказ: {}", kind.as_str()).as_str()));
+        }
+        // The kind names are the ones the daemon and `status --json` read.
+        let names: Vec<&str> = RunErrorKind::ALL.iter().map(|k| k.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "unauthorized",
+                "rate_limited",
+                "server",
+                "client",
+                "malformed",
+                "transport",
+                "timeout",
+                "config",
+                "store",
+                "internal"
+            ]
+        );
+        // A run that is interrupted has no kind.
+        let stale = store.begin_run(OTHER, "full").await.unwrap();
+        store.begin_run(OTHER, "full").await.unwrap();
+        let stored = store.runs(30).await.unwrap();
+        assert_eq!(stored.iter().find(|r| r.id == stale).unwrap().error_kind, None);
     }
 
     pub async fn changes_of_run_keeps_its_own_rows_in_order(env: &Env) {
@@ -913,6 +958,7 @@ store_suite!(
     concurrent_applies_keep_batches_whole_in_the_log,
     begin_run_interrupts_a_stale_running_run,
     runs_list_newest_first_and_stats_round_trip,
+    every_error_kind_is_kept_with_its_run,
     changes_of_run_keeps_its_own_rows_in_order,
     records_are_ordered_by_source_id,
     big_batches_cross_statement_boundaries,

@@ -173,6 +173,8 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
                 mode: SyncMode::Full,
                 concurrency: source.concurrency,
                 progress: (options.progress)(&source.name),
+                skip_limit: source.skip_limit(),
+                year: source.year,
             },
         )
         .await?;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use ejgate_kiasuo::exchange::{self, ExchangeKind, Format, Layout, Marks, Problem};
 use ejgate_sdk::model::EntityKind;
 
-use crate::store::{ChangeOp, ChangeSet, RunId, RunStats, RunStatus, Store, StoreError};
+use crate::store::{ChangeOp, ChangeSet, RunError, RunErrorKind, RunId, RunStats, RunStatus, Store, StoreError};
 
 pub mod records;
 
@@ -215,7 +215,8 @@ pub async fn import(store: &dyn Store, options: &ImportOptions) -> Result<Import
         Ok(()) => store.finish_run(run, RunStatus::Succeeded, None, &stats).await?,
         Err(e) => {
             let text = format!("import of {}: {e}", options.file.display());
-            store.finish_run(run, RunStatus::Failed, Some(&text), &RunStats::default()).await?;
+            let failure = RunError::new(RunErrorKind::Store, text);
+            store.finish_run(run, RunStatus::Failed, Some(&failure), &RunStats::default()).await?;
             return Err(e.into());
         }
     }

@@ -157,6 +157,148 @@ impl RunStatus {
     }
 }
 
+/// What kind of failure ended a run: what a person (or the daemon) should do about it.
+/// The source kinds are the SDK's [`ejgate_sdk::client::ErrorKind`]; the engine adds
+/// `store` and `internal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunErrorKind {
+    /// The source refused the credentials.
+    Unauthorized,
+    /// The source's request limit, still hit after the retries.
+    RateLimited,
+    /// The source answered with server errors (5xx, HTML error pages).
+    Server,
+    /// The source refused our request (another 4xx).
+    Client,
+    /// The source's answer has a shape we do not read (or too many of its records could not
+    /// be read).
+    Malformed,
+    /// The connection broke or the answer was cut off.
+    Transport,
+    /// The source did not answer in time.
+    Timeout,
+    /// The configuration is wrong (URL, certificate, secret, a year the source does not serve).
+    Config,
+    /// The store failed (disk, database server).
+    Store,
+    /// A fault of ejgate itself: a connector panicked, or fetching ended with chunks missing.
+    Internal,
+}
+
+impl RunErrorKind {
+    pub const ALL: [RunErrorKind; 10] = [
+        RunErrorKind::Unauthorized,
+        RunErrorKind::RateLimited,
+        RunErrorKind::Server,
+        RunErrorKind::Client,
+        RunErrorKind::Malformed,
+        RunErrorKind::Transport,
+        RunErrorKind::Timeout,
+        RunErrorKind::Config,
+        RunErrorKind::Store,
+        RunErrorKind::Internal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunErrorKind::Unauthorized => "unauthorized",
+            RunErrorKind::RateLimited => "rate_limited",
+            RunErrorKind::Server => "server",
+            RunErrorKind::Client => "client",
+            RunErrorKind::Malformed => "malformed",
+            RunErrorKind::Transport => "transport",
+            RunErrorKind::Timeout => "timeout",
+            RunErrorKind::Config => "config",
+            RunErrorKind::Store => "store",
+            RunErrorKind::Internal => "internal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunErrorKind> {
+        RunErrorKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// What to do, in plain words, for a person reading `ejgate status`.
+    pub fn what_to_do(self) -> &'static str {
+        match self {
+            RunErrorKind::Unauthorized => {
+                "renew the token: sign in to the source again, put the new token where the configuration names it, run the sync again"
+            }
+            RunErrorKind::RateLimited => {
+                "wait for the source's request limit to reset and run again; if it keeps happening, lower requests_per_second"
+            }
+            RunErrorKind::Server | RunErrorKind::Transport | RunErrorKind::Timeout => {
+                "the source is down or unreachable: nothing is needed from you, retry later (the next run picks up where this one stopped)"
+            }
+            RunErrorKind::Client => {
+                "the source refused a request ejgate made: check base_url and the token's access, and report it if it persists"
+            }
+            RunErrorKind::Malformed => {
+                "the source answered in a shape ejgate does not read: report it to ejgate's maintainers with this error"
+            }
+            RunErrorKind::Config => "fix the configuration as the error says, then run again",
+            RunErrorKind::Store => "the store failed: check the disk or the database server, then run again",
+            RunErrorKind::Internal => {
+                "a fault in ejgate: report it to ejgate's maintainers with this error; the next run may succeed"
+            }
+        }
+    }
+}
+
+impl From<ejgate_sdk::client::ErrorKind> for RunErrorKind {
+    fn from(kind: ejgate_sdk::client::ErrorKind) -> RunErrorKind {
+        use ejgate_sdk::client::ErrorKind as K;
+        match kind {
+            K::Unauthorized => RunErrorKind::Unauthorized,
+            K::RateLimited => RunErrorKind::RateLimited,
+            K::Server => RunErrorKind::Server,
+            K::Client => RunErrorKind::Client,
+            K::Malformed => RunErrorKind::Malformed,
+            K::Transport => RunErrorKind::Transport,
+            K::Timeout => RunErrorKind::Timeout,
+            K::Config => RunErrorKind::Config,
+        }
+    }
+}
+
+impl std::fmt::Display for RunErrorKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Why a run failed: the text a person reads, and its kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunError {
+    pub kind: RunErrorKind,
+    pub message: String,
+}
+
+impl RunError {
+    pub fn new(kind: RunErrorKind, message: impl Into<String>) -> RunError {
+        RunError { kind, message: message.into() }
+    }
+}
+
+impl From<ejgate_sdk::client::SourceError> for RunError {
+    fn from(e: ejgate_sdk::client::SourceError) -> RunError {
+        RunError { kind: e.kind.into(), message: e.to_string() }
+    }
+}
+
+impl From<StoreError> for RunError {
+    fn from(e: StoreError) -> RunError {
+        RunError { kind: RunErrorKind::Store, message: e.to_string() }
+    }
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
 /// Statistics of a run, kept with it as JSON. Fields missing from an older row read as
 /// their default, so fields can be added without a migration.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -168,7 +310,13 @@ pub struct RunStats {
     pub inserted: u64,
     pub updated: u64,
     pub deleted: u64,
+    /// Distinct warnings, at most 200 (the first ones); the skipped records are among them.
     pub warnings: Vec<String>,
+    /// Source records that could not be read and were left out (exact, even when their
+    /// warnings passed the cap).
+    pub skipped: u64,
+    /// The same, per stream (streams with none left out).
+    pub skipped_by_stream: BTreeMap<String, u64>,
 }
 
 /// One sync run as the store keeps it.
@@ -181,6 +329,9 @@ pub struct SyncRun {
     pub finished_at: Option<DateTime<Utc>>,
     pub status: RunStatus,
     pub error: Option<String>,
+    /// The kind of `error` (what to do about it); `None` for runs without an error, and
+    /// for failed runs recorded before kinds were kept.
+    pub error_kind: Option<RunErrorKind>,
     pub stats: RunStats,
 }
 
@@ -233,9 +384,15 @@ pub trait Store: Send + Sync {
     /// that died are closed as `interrupted` first.
     async fn begin_run(&self, source: &str, mode: &str) -> StoreResult<RunId>;
 
-    /// Close a run with its outcome and statistics.
-    async fn finish_run(&self, run: RunId, status: RunStatus, error: Option<&str>, stats: &RunStats)
-        -> StoreResult<()>;
+    /// Close a run with its outcome, the error that ended it (its text and kind) and its
+    /// statistics.
+    async fn finish_run(
+        &self,
+        run: RunId,
+        status: RunStatus,
+        error: Option<&RunError>,
+        stats: &RunStats,
+    ) -> StoreResult<()>;
 
     /// The newest runs first.
     async fn runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>>;

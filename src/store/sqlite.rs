@@ -45,8 +45,8 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, KindCount, RunId, RunStats,
-    RunStatus, Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
+    check_change_set, now_micros, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, KindCount, RunError,
+    RunErrorKind, RunId, RunStats, RunStatus, Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "sqlite";
@@ -459,6 +459,13 @@ fn sync_run(row: &sqlx::sqlite::SqliteRow) -> StoreResult<SyncRun> {
         status: RunStatus::parse(status)
             .ok_or_else(|| StoreError::Invalid(format!("unknown run status «{status}» in the store")))?,
         error: row.try_get(6).map_err(get)?,
+        error_kind: match row.try_get::<Option<&str>, _>(8).map_err(get)? {
+            None => None,
+            Some(kind) => Some(
+                RunErrorKind::parse(kind)
+                    .ok_or_else(|| StoreError::Invalid(format!("unknown error kind «{kind}» in the store")))?,
+            ),
+        },
         stats: serde_json::from_str(stats)
             .map_err(|e| StoreError::Invalid(format!("bad run statistics in the store: {e}")))?,
     })
@@ -504,20 +511,21 @@ impl Store for SqliteStore {
         &self,
         run: RunId,
         status: RunStatus,
-        error: Option<&str>,
+        error: Option<&RunError>,
         stats: &RunStats,
     ) -> StoreResult<()> {
         let stats = serde_json::to_string(stats).map_err(|e| StoreError::Invalid(format!("run statistics: {e}")))?;
         let mut tx = self.write_tx().await?;
         let done = sqlx::query(
-            "UPDATE sync_runs SET status = ?1, finished_at = ?2, error = ?3, stats = ?4 \
-             WHERE id = ?5",
+            "UPDATE sync_runs SET status = ?1, finished_at = ?2, error = ?3, stats = ?4, \
+             error_kind = ?6 WHERE id = ?5",
         )
         .bind(status.as_str())
         .bind(ts(now_micros()))
-        .bind(error)
+        .bind(error.map(|e| e.message.as_str()))
         .bind(stats)
         .bind(run)
+        .bind(error.map(|e| e.kind.as_str()))
         .execute(&mut *tx)
         .await
         .map_err(db("finish run"))?;
@@ -529,7 +537,7 @@ impl Store for SqliteStore {
 
     async fn runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>> {
         let rows = sqlx::query(
-            "SELECT id, source, mode, started_at, finished_at, status, error, stats \
+            "SELECT id, source, mode, started_at, finished_at, status, error, stats, error_kind \
              FROM sync_runs ORDER BY id DESC LIMIT ?1",
         )
         .bind(i64::from(limit))

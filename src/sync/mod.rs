@@ -3,21 +3,33 @@
 //! records), with the batches' cursors in the same transaction. The engine is the only
 //! writer of source data.
 //!
-//! A run that fails (a source error, a store error) is marked failed with the error's text;
-//! what was committed before stays, the failing batch's cursor does not move, and the next
-//! run picks up from the committed cursors.
+//! A run that fails (a source error, a store error) is marked failed with the error's text
+//! and its kind ([`RunErrorKind`]: what a person should do); what was committed before stays,
+//! the failing batch's cursor does not move, and the next run picks up from the committed
+//! cursors.
+//!
+//! A run never succeeds with data missing: a connector that panics (in `plan` or in a
+//! chunk's `fetch`) fails the run naming the chunk, the chunks written must be the chunks
+//! planned, and a stream whose records could not be read (`Batch::skipped`) in more than the
+//! allowed share fails it too (see [`SkipLimit`]).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use uuid::Uuid;
 
 use ejgate_sdk::connector::{Batch, Chunk, Connector, PlanContext, SyncMode};
 use ejgate_sdk::model::Record;
+use ejgate_sdk::read::Skipped;
+use ejgate_sdk::year::SchoolYear;
 
-use crate::store::{ChangeOp, ChangeSet, CursorUpdate, Existing, RunId, RunStats, RunStatus, Store, Upsert};
+pub use crate::store::RunError;
+use crate::store::{
+    ChangeOp, ChangeSet, CursorUpdate, Existing, RunErrorKind, RunId, RunStats, RunStatus, Store, Upsert,
+};
 
 /// At most this many distinct warnings are kept with a run.
 const MAX_WARNINGS: usize = 200;
@@ -55,6 +67,38 @@ pub trait Progress: Send + Sync {
 pub struct Quiet;
 impl Progress for Quiet {}
 
+/// When the records a connector could not read fail the run. A stream fails the run when,
+/// over the whole run, it left out more than `max_share` of its records (skipped ÷ (records
+/// read + skipped)) **and** at least `min_count` of them: one bad record of three is a
+/// warning, a source whose shape we do not read is a failed run, never an empty school.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SkipLimit {
+    /// The share of a stream's records that may be left out (`max_skipped_share`).
+    pub max_share: f64,
+    /// Fewer skipped records than this never fail a run, whatever their share.
+    pub min_count: u64,
+}
+
+impl SkipLimit {
+    /// `max_skipped_share`'s default: one record in twenty.
+    pub const DEFAULT_SHARE: f64 = 0.05;
+    /// Five: a stream with a handful of records (the school, its study periods) can fail the
+    /// run only when at least five of them are unreadable.
+    pub const MIN_COUNT: u64 = 5;
+
+    /// Whether `skipped` of `skipped + read` passes the limit.
+    pub fn exceeded(&self, read: u64, skipped: u64) -> bool {
+        let total = read + skipped;
+        skipped >= self.min_count && total > 0 && skipped as f64 / total as f64 > self.max_share
+    }
+}
+
+impl Default for SkipLimit {
+    fn default() -> Self {
+        SkipLimit { max_share: SkipLimit::DEFAULT_SHARE, min_count: SkipLimit::MIN_COUNT }
+    }
+}
+
 /// Options of one run.
 #[derive(Clone)]
 pub struct SyncOptions {
@@ -62,12 +106,31 @@ pub struct SyncOptions {
     /// Chunks fetched at once (the source's rate limit still applies).
     pub concurrency: usize,
     pub progress: Arc<dyn Progress>,
+    pub skip_limit: SkipLimit,
+    /// The school year to read; `None`: the one the source calls current. A run asked for a
+    /// year reads it whole (its mode is `full`, whatever `mode` says).
+    pub year: Option<SchoolYear>,
 }
 
 impl Default for SyncOptions {
     fn default() -> Self {
-        SyncOptions { mode: SyncMode::Incremental, concurrency: 4, progress: Arc::new(Quiet) }
+        SyncOptions {
+            mode: SyncMode::Incremental,
+            concurrency: 4,
+            progress: Arc::new(Quiet),
+            skip_limit: SkipLimit::default(),
+            year: None,
+        }
     }
+}
+
+/// The text of a panic's payload.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".into())
 }
 
 /// The outcome of one run.
@@ -77,6 +140,8 @@ pub struct SyncReport {
     pub source: String,
     pub status: RunStatus,
     pub error: Option<String>,
+    /// The kind of `error`: what to do about it.
+    pub error_kind: Option<RunErrorKind>,
     pub stats: RunStats,
     pub elapsed: Duration,
     /// Time spent inside store transactions (diff reads and applies).
@@ -93,37 +158,48 @@ pub async fn run_sync(
 ) -> Result<SyncReport, crate::store::StoreError> {
     let started = Instant::now();
     let source = connector.instance().to_string();
-    let run = store.begin_run(&source, &options.mode.to_string()).await?;
-    tracing::info!(%source, run, mode = %options.mode, "sync started");
+    let mode = if options.year.is_some() { SyncMode::Full } else { options.mode };
+    let run = store.begin_run(&source, &mode.to_string()).await?;
+    tracing::info!(%source, run, %mode, year = ?options.year.map(|y| y.to_string()), "sync started");
     let mut stats = RunStats::default();
     let mut store_time = Duration::ZERO;
-    let outcome = drive(store, connector, options, run, &mut stats, &mut store_time).await;
-    let (status, error) = match outcome {
-        Ok(()) => (RunStatus::Succeeded, None),
-        Err(e) => (RunStatus::Failed, Some(e)),
-    };
-    if let Some(e) = &error {
-        tracing::error!(%source, run, "sync failed: {e}");
+    let outcome = drive(store, connector, options, mode, run, &mut stats, &mut store_time).await;
+    let status = if outcome.is_ok() { RunStatus::Succeeded } else { RunStatus::Failed };
+    let failure = outcome.err();
+    if let Some(e) = &failure {
+        tracing::error!(%source, run, kind = %e.kind, "sync failed: {e}");
     } else {
         tracing::info!(%source, run, inserted = stats.inserted, updated = stats.updated, deleted = stats.deleted, "sync finished");
     }
-    store.finish_run(run, status, error.as_deref(), &stats).await?;
-    Ok(SyncReport { run, source, status, error, stats, elapsed: started.elapsed(), store_time })
+    store.finish_run(run, status, failure.as_ref(), &stats).await?;
+    let (error, error_kind) = failure.map(|e| (e.message, e.kind)).unzip();
+    Ok(SyncReport { run, source, status, error, error_kind, stats, elapsed: started.elapsed(), store_time })
 }
 
 async fn drive(
     store: &dyn Store,
     connector: Arc<dyn Connector>,
     options: &SyncOptions,
+    mode: SyncMode,
     run: RunId,
     stats: &mut RunStats,
     store_time: &mut Duration,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     let source = connector.instance().to_string();
-    let cursors = store.cursors(&source).await.map_err(|e| e.to_string())?;
-    let mut known = KnownIds::at_start(store.holds_source(&source).await.map_err(|e| e.to_string())?);
-    let plan = connector.plan(&PlanContext { mode: options.mode, cursors }).await.map_err(|e| e.to_string())?;
+    let cursors = store.cursors(&source).await?;
+    let mut known = KnownIds::at_start(store.holds_source(&source).await?);
+    let ctx = PlanContext { mode, cursors, year: options.year };
+    let plan = match AssertUnwindSafe(connector.plan(&ctx)).catch_unwind().await {
+        Ok(plan) => plan?,
+        Err(panic) => {
+            return Err(RunError::new(
+                RunErrorKind::Internal,
+                format!("source «{source}»: the connector panicked while planning the run: {}", panic_text(&*panic)),
+            ))
+        }
+    };
     options.progress.planned(&plan.chunks);
+    let planned = plan.chunks.len() as u64;
 
     // Fetching runs ahead of writing in its own task, at most `concurrency` chunks in
     // flight and `WAITING_RECORDS` records fetched and not yet written (each waiting batch
@@ -135,14 +211,31 @@ async fn drive(
     let fetcher = {
         let connector = connector.clone();
         let room = room.clone();
+        let source = source.clone();
         tokio::spawn(async move {
             let mut fetched = futures::stream::iter(plan.chunks)
                 .map(|chunk| {
                     let connector = connector.clone();
+                    let source = source.clone();
                     async move {
                         // Canonical JSON and hashes are computed here, beside the writer,
-                        // not on its path: the writer only diffs and writes.
-                        let result = connector.fetch(&chunk).await.map(Canonical::of).map_err(|e| e.to_string());
+                        // not on its path: the writer only diffs and writes. A panic of the
+                        // connector (or of the model's code) becomes this chunk's failure.
+                        let fetch = AssertUnwindSafe(async { connector.fetch(&chunk).await.map(Canonical::of) });
+                        let result = match fetch.catch_unwind().await {
+                            Ok(Ok(batch)) => Ok(batch),
+                            Ok(Err(e)) => Err(RunError::from(e)),
+                            Err(panic) => Err(RunError::new(
+                                RunErrorKind::Internal,
+                                format!(
+                                    "source «{source}»: the connector panicked fetching {} {}: {}; nothing of that \
+                                     chunk was written",
+                                    chunk.stream,
+                                    chunk.scope,
+                                    panic_text(&*panic)
+                                ),
+                            )),
+                        };
                         (chunk, result)
                     }
                 })
@@ -161,6 +254,9 @@ async fn drive(
 
     let mut result = Ok(());
     let mut failure = None;
+    // Per stream: records read, and the first record left out (for the error).
+    let mut read_by_stream: BTreeMap<String, u64> = BTreeMap::new();
+    let mut first_skipped: BTreeMap<String, Skipped> = BTreeMap::new();
     while failure.is_none() {
         // Wait for one chunk, then take whatever else has already arrived.
         let Some(first) = rx.recv().await else { break };
@@ -189,15 +285,19 @@ async fn drive(
         if group.is_empty() {
             break;
         }
-        for (_, batch) in &group {
+        for (chunk, batch) in &mut group {
             stats.chunks += 1;
             stats.requests += batch.requests as u64;
             stats.records_read += batch.upserts.len() as u64;
+            *read_by_stream.entry(chunk.stream.clone()).or_default() += batch.upserts.len() as u64;
             for w in &batch.warnings {
-                if stats.warnings.len() < MAX_WARNINGS && !stats.warnings.contains(w) {
-                    tracing::warn!(%source, "{w}");
-                    stats.warnings.push(w.clone());
-                }
+                warn(stats, &source, w);
+            }
+            for skipped in batch.skipped.drain(..) {
+                stats.skipped += 1;
+                *stats.skipped_by_stream.entry(chunk.stream.clone()).or_default() += 1;
+                warn(stats, &source, &skipped.to_string());
+                first_skipped.entry(chunk.stream.clone()).or_insert(skipped);
             }
         }
         // Writing takes the records out of the group; progress reports each chunk's size.
@@ -228,8 +328,52 @@ async fn drive(
         result = Err(e);
     }
     drop(rx);
-    fetcher.abort();
-    result
+    if result.is_err() {
+        // The fetcher may wait for room the writer will not give back.
+        fetcher.abort();
+        return result;
+    }
+    // Every fetched chunk was written and the channel is closed: the fetcher has ended.
+    // How it ended is checked, not assumed.
+    if let Err(e) = fetcher.await {
+        let how = if e.is_panic() { format!("panicked: {}", panic_text(&*e.into_panic())) } else { e.to_string() };
+        return Err(RunError::new(RunErrorKind::Internal, format!("source «{source}»: fetching ended early: {how}")));
+    }
+    if stats.chunks != planned {
+        return Err(RunError::new(
+            RunErrorKind::Internal,
+            format!(
+                "source «{source}»: {} of {planned} planned chunks were written; the run cannot be complete",
+                stats.chunks
+            ),
+        ));
+    }
+    for (stream, skipped) in &stats.skipped_by_stream {
+        let read = read_by_stream.get(stream).copied().unwrap_or(0);
+        if options.skip_limit.exceeded(read, *skipped) {
+            let share = *skipped as f64 / (read + skipped) as f64;
+            let first = first_skipped.get(stream).map(|s| format!("; the first: {s}")).unwrap_or_default();
+            return Err(RunError::new(
+                RunErrorKind::Malformed,
+                format!(
+                    "source «{source}»: stream «{stream}»: {skipped} of {} records ({:.1} %) could not be read, more \
+                     than the {:.1} % allowed (max_skipped_share){first}",
+                    read + skipped,
+                    share * 100.0,
+                    options.skip_limit.max_share * 100.0,
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Keeps a warning with the run (at most [`MAX_WARNINGS`] distinct ones) and logs it.
+fn warn(stats: &mut RunStats, source: &str, w: &str) {
+    if stats.warnings.len() < MAX_WARNINGS && !stats.warnings.iter().any(|k| k == w) {
+        tracing::warn!(%source, "{w}");
+        stats.warnings.push(w.to_string());
+    }
 }
 
 /// Which of a batch's ids the store may already hold, so that the diff's read asks only for
@@ -280,7 +424,7 @@ impl KnownIds {
 /// A fetched chunk on its way to the writer, with the room its records take.
 struct Fetched {
     chunk: Chunk,
-    result: Result<Canonical, String>,
+    result: Result<Canonical, RunError>,
     /// Given back when the group the chunk is written in has been written.
     room: tokio::sync::OwnedSemaphorePermit,
 }
@@ -293,7 +437,7 @@ async fn write_group(
     source: &str,
     group: &mut [(Chunk, Canonical)],
     known: &mut KnownIds,
-) -> Result<Vec<ChangeOp>, String> {
+) -> Result<Vec<ChangeOp>, RunError> {
     let mut upserts = Vec::with_capacity(group.iter().map(|(_, b)| b.upserts.len()).sum());
     let mut coverages = Vec::new();
     let mut cursors = Vec::new();
@@ -312,13 +456,13 @@ async fn write_group(
     let ids: Vec<Uuid> = upserts.iter().map(|r| r.id).collect();
     let read_started = Instant::now();
     let asked = known.to_look_up(&ids);
-    let existing = store.existing(source, &asked, &coverages).await.map_err(|e| e.to_string())?;
+    let existing = store.existing(source, &asked, &coverages).await?;
     let read_time = read_started.elapsed();
     let changes = diff(upserts, &existing);
     let ops: Vec<ChangeOp> =
         changes.upserts.iter().map(|u| u.op).chain(changes.deletes.iter().map(|_| ChangeOp::Delete)).collect();
     let apply_started = Instant::now();
-    store.apply(run, source, &changes, &cursors).await.map_err(|e| e.to_string())?;
+    store.apply(run, source, &changes, &cursors).await?;
     known.wrote(changes.upserts.iter().map(|u| u.id));
     tracing::debug!(
         chunks = group.len(),
@@ -347,6 +491,8 @@ pub struct Canonical {
     pub coverage: Vec<ejgate_sdk::model::Coverage>,
     pub warnings: Vec<String>,
     pub requests: u32,
+    /// Source records the connector could not read.
+    pub skipped: Vec<Skipped>,
 }
 
 impl Canonical {
@@ -356,6 +502,7 @@ impl Canonical {
             coverage: batch.coverage,
             warnings: batch.warnings,
             requests: batch.requests,
+            skipped: batch.skipped,
         }
     }
 }
@@ -508,3 +655,6 @@ mod tests {
         assert_eq!(diff(vec![], &existing).change_count(), 0);
     }
 }
+
+#[cfg(test)]
+mod loud_tests;

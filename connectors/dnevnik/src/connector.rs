@@ -246,6 +246,31 @@ pub struct DnevnikConnector {
 }
 
 impl DnevnikConnector {
+    /// A run asked for a school year reads it only if it is the one the school's classes are
+    /// in: `schools/{s}/edu-groups` lists the classes of one year (the current one), and no
+    /// public client shows a parameter asking for another, so a past year is refused.
+    fn check_year(
+        &self,
+        wanted: Option<ejgate_sdk::year::SchoolYear>,
+        school: &str,
+        year: Option<DateRange>,
+    ) -> Result<(), SourceError> {
+        use ejgate_sdk::year::SchoolYear;
+        let Some(wanted) = wanted else { return Ok(()) };
+        if year.is_some_and(|y| wanted.is(&y)) {
+            return Ok(());
+        }
+        let served = year.map_or("no year (its classes have no reporting periods)".to_string(), |y| {
+            SchoolYear::containing(y.from).to_string()
+        });
+        Err(wanted.not_served(
+            &self.config.instance,
+            "dnevnik",
+            &served,
+            &format!("school {school}: the API lists the classes of the current year only"),
+        ))
+    }
+
     pub fn new(config: DnevnikConfig) -> Result<Self, SourceError> {
         let tables = Tables::load(config.mappings_dir.as_deref())
             .map_err(|e| SourceError::config(&config.instance, "dnevnik", e))?;
@@ -1672,6 +1697,7 @@ impl Connector for DnevnikConnector {
             if matches!(access, Access::Family { .. }) && info.pupils.is_empty() {
                 continue;
             }
+            self.check_year(ctx.year, &school, info.year)?;
             info.notes.splice(0..0, notes.drain(..));
             let today = now_utc
                 .map(|n| (n + info.offset).date())

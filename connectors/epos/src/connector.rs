@@ -1237,8 +1237,33 @@ fn person(p: api::PersonItem, role: m::Role) -> m::Person {
 }
 
 /// The academic year to read: the one marked `current_year`, else the last one listed.
-fn choose_year(years: &[api::AcademicYear]) -> Option<&api::AcademicYear> {
-    years.iter().find(|y| y.current_year).or(years.last())
+/// The year to read: the one asked for (the school year its first day falls in, or its
+/// name), else the one marked current, else the last. `Err` says which years the source
+/// serves.
+fn choose_year(
+    years: &[api::AcademicYear],
+    wanted: Option<ejgate_sdk::year::SchoolYear>,
+) -> Result<&api::AcademicYear, String> {
+    use ejgate_sdk::year::SchoolYear;
+    let school_year = |y: &api::AcademicYear| {
+        y.begin_date
+            .as_deref()
+            .and_then(parse_date)
+            .map(SchoolYear::containing)
+            .or_else(|| y.name.as_deref().and_then(|n| SchoolYear::parse(n).ok()))
+    };
+    let found = match wanted {
+        Some(wanted) => years.iter().find(|y| school_year(y) == Some(wanted)),
+        None => years.iter().find(|y| y.current_year).or(years.last()),
+    };
+    found.ok_or_else(|| {
+        let served: Vec<String> = years.iter().filter_map(school_year).map(|y| y.to_string()).collect();
+        if served.is_empty() {
+            "no year".to_string()
+        } else {
+            served.join(", ")
+        }
+    })
 }
 
 #[async_trait]
@@ -1304,8 +1329,12 @@ impl Connector for EposConnector {
             FixedOffset::east_opt(self.config.utc_offset_hours * 3600).unwrap_or(FixedOffset::east_opt(0).unwrap());
         let source_now = now_utc.map(|n| n + offset);
         let today = source_now.unwrap_or_else(|| Utc::now().naive_utc() + offset).date();
-        let year = choose_year(&years.body)
-            .ok_or_else(|| self.malformed("core/api/academic_years", "no academic year".into()))?;
+        let year = choose_year(&years.body, ctx.year).map_err(|served| match ctx.year {
+            Some(wanted) => {
+                wanted.not_served(&self.config.instance, SYSTEM, &served, "it is not among core/api/academic_years")
+            }
+            None => self.malformed("core/api/academic_years", "no academic year".into()),
+        })?;
         let (Some(from), Some(to)) =
             (year.begin_date.as_deref().and_then(parse_date), year.end_date.as_deref().and_then(parse_date))
         else {
@@ -1548,9 +1577,30 @@ mod tests {
             end_date: None,
             current_year: current,
         };
-        assert_eq!(choose_year(&[y("1", false), y("2", true), y("3", false)]).unwrap().id.0, "2");
-        assert_eq!(choose_year(&[y("1", false), y("3", false)]).unwrap().id.0, "3");
-        assert!(choose_year(&[]).is_none());
+        assert_eq!(choose_year(&[y("1", false), y("2", true), y("3", false)], None).unwrap().id.0, "2");
+        assert_eq!(choose_year(&[y("1", false), y("3", false)], None).unwrap().id.0, "3");
+        assert!(choose_year(&[], None).is_err());
+    }
+
+    #[test]
+    fn a_year_asked_for_is_found_by_its_dates_or_name_or_refused() {
+        use ejgate_sdk::year::SchoolYear;
+        let y = |id: &str, begin: Option<&str>, name: Option<&str>, current: bool| api::AcademicYear {
+            id: ejgate_sdk::time::SourceId(id.into()),
+            name: name.map(str::to_string),
+            begin_date: begin.map(str::to_string),
+            end_date: None,
+            current_year: current,
+        };
+        let years = [
+            y("10", Some("2023-09-01"), None, false),
+            y("11", None, Some("2024/2025"), false),
+            y("12", Some("2025-09-01"), Some("2025/2026"), true),
+        ];
+        assert_eq!(choose_year(&years, Some(SchoolYear::new(2023))).unwrap().id.0, "10");
+        assert_eq!(choose_year(&years, Some(SchoolYear::new(2024))).unwrap().id.0, "11");
+        assert_eq!(choose_year(&years, Some(SchoolYear::new(2025))).unwrap().id.0, "12");
+        assert_eq!(choose_year(&years, Some(SchoolYear::new(2022))).unwrap_err(), "2023/2024, 2024/2025, 2025/2026");
     }
 
     #[test]

@@ -391,7 +391,8 @@ fn declared_encoding(bytes: &[u8]) -> Option<String> {
     let at = decl.find("encoding")?;
     let rest = decl[at + 8..].trim_start().strip_prefix('=')?.trim_start();
     let quote = rest.chars().next()?;
-    let rest = &rest[1..];
+    // The quote may be any character (`encoding=«utf-8»`): skip it whole.
+    let rest = &rest[quote.len_utf8()..];
     Some(rest[..rest.find(quote)?].to_string())
 }
 

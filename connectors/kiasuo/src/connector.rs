@@ -1374,6 +1374,19 @@ impl Connector for KiasuoConnector {
             let from = periods.iter().filter_map(|p| parse_date(&p.from)).min();
             let to = periods.iter().filter_map(|p| parse_date(&p.to)).max();
             let year = from.zip(to).map(|(f, t)| DateRange::new(f, t));
+            // The diary API has no year parameter: it gives the current year's study periods
+            // (and classes) only, so a run asked for another year is refused.
+            if let Some(wanted) = ctx.year.filter(|w| !year.is_some_and(|y| w.is(&y))) {
+                let served = year.map_or("no year (no study periods)".into(), |y| {
+                    ejgate_sdk::year::SchoolYear::containing(y.from).to_string()
+                });
+                return Err(wanted.not_served(
+                    &self.config.instance,
+                    SYSTEM,
+                    &served,
+                    "the diary API gives the current year's study periods only",
+                ));
+            }
             let school_scope = format!("school:{key}");
             chunks.push(Chunk {
                 stream: "reference".into(),

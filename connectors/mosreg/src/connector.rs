@@ -1099,8 +1099,12 @@ impl MosregConnector {
         }
         let years = self.school.get_json::<Vec<api::AcademicYear>>("reference", "core/api/academic_years", &[]).await?;
         let (source_now, today) = self.source_now(years.date);
-        let year = choose_year(&years.body)
-            .ok_or_else(|| self.malformed("core/api/academic_years", "no academic year".into()))?;
+        let year = choose_year(&years.body, ctx.year).map_err(|served| match ctx.year {
+            Some(wanted) => {
+                wanted.not_served(&self.config.instance, SYSTEM, &served, "it is not among core/api/academic_years")
+            }
+            None => self.malformed("core/api/academic_years", "no academic year".into()),
+        })?;
         let (Some(from), Some(to)) =
             (year.begin_date.as_deref().and_then(parse_date), year.end_date.as_deref().and_then(parse_date))
         else {
@@ -1479,8 +1483,33 @@ fn person(p: api::Profile, role: m::Role) -> m::Person {
 }
 
 /// The academic year to read: the one marked `current_year`, else the last one listed.
-fn choose_year(years: &[api::AcademicYear]) -> Option<&api::AcademicYear> {
-    years.iter().find(|y| y.current_year).or(years.last())
+/// The year to read: the one asked for (the school year its first day falls in, or its
+/// name), else the one marked current, else the last. `Err` says which years the source
+/// serves.
+fn choose_year(
+    years: &[api::AcademicYear],
+    wanted: Option<ejgate_sdk::year::SchoolYear>,
+) -> Result<&api::AcademicYear, String> {
+    use ejgate_sdk::year::SchoolYear;
+    let school_year = |y: &api::AcademicYear| {
+        y.begin_date
+            .as_deref()
+            .and_then(parse_date)
+            .map(SchoolYear::containing)
+            .or_else(|| y.name.as_deref().and_then(|n| SchoolYear::parse(n).ok()))
+    };
+    let found = match wanted {
+        Some(wanted) => years.iter().find(|y| school_year(y) == Some(wanted)),
+        None => years.iter().find(|y| y.current_year).or(years.last()),
+    };
+    found.ok_or_else(|| {
+        let served: Vec<String> = years.iter().filter_map(school_year).map(|y| y.to_string()).collect();
+        if served.is_empty() {
+            "no year".to_string()
+        } else {
+            served.join(", ")
+        }
+    })
 }
 
 /// The staff profile to read the school with: the first of a staff type with a school.
@@ -1573,8 +1602,12 @@ impl Connector for MosregConnector {
             FixedOffset::east_opt(self.config.utc_offset_hours * 3600).unwrap_or(FixedOffset::east_opt(0).unwrap());
         let source_now = now_utc.map(|n| n + offset);
         let today = source_now.unwrap_or_else(|| Utc::now().naive_utc() + offset).date();
-        let year = choose_year(&years.body)
-            .ok_or_else(|| self.malformed("core/api/academic_years", "no academic year".into()))?;
+        let year = choose_year(&years.body, ctx.year).map_err(|served| match ctx.year {
+            Some(wanted) => {
+                wanted.not_served(&self.config.instance, SYSTEM, &served, "it is not among core/api/academic_years")
+            }
+            None => self.malformed("core/api/academic_years", "no academic year".into()),
+        })?;
         let (Some(from), Some(to)) =
             (year.begin_date.as_deref().and_then(parse_date), year.end_date.as_deref().and_then(parse_date))
         else {

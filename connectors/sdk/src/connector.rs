@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::SourceError;
 use crate::model::{Coverage, Record};
+use crate::year::SchoolYear;
 
 /// How much of the source a run reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -40,6 +41,11 @@ pub struct PlanContext {
     pub mode: SyncMode,
     /// The committed cursors of this source instance: (stream, scope) → value.
     pub cursors: HashMap<(String, String), String>,
+    /// The school year asked for (`ejgate sync --year`, `year` in the configuration); `None`
+    /// reads the year the source calls current. A connector reads the year asked for where
+    /// its source serves it, and otherwise fails with [`SchoolYear::not_served`] (kind
+    /// `config`) — never reads another year in its place. A run asked for a year is a full run.
+    pub year: Option<SchoolYear>,
 }
 
 impl PlanContext {

@@ -10,12 +10,14 @@
 pub mod acceptance;
 pub mod client;
 pub mod connector;
+pub mod fuzz;
 pub mod mapping;
 pub mod model;
 pub mod read;
 pub mod secret;
 pub mod synth;
 pub mod time;
+pub mod year;
 
 pub use connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
 pub use model::{Coverage, DateRange, Entity, EntityKind, IdSpace, Record};

@@ -61,15 +61,18 @@ fn split_offset(s: &str) -> (&str, Option<FixedOffset>) {
     if let Some(body) = s.strip_suffix('Z') {
         return (body, FixedOffset::east_opt(0));
     }
-    // ±hh:mm or ±hhmm after the time part
+    // ±hh:mm after the time part. The tail is taken by `get`, which refuses a cut inside a
+    // character: a source may send «1 сентября 2025 г.» where a date was due.
     if s.len() > 16 {
-        let tail_start = s.len().saturating_sub(6);
-        let tail = &s[tail_start..];
-        if (tail.starts_with('+') || tail.starts_with('-')) && tail.as_bytes()[3] == b':' {
-            let sign = if tail.starts_with('-') { -1 } else { 1 };
-            let h: i32 = tail[1..3].parse().ok().unwrap_or(0);
-            let m: i32 = tail[4..6].parse().ok().unwrap_or(0);
-            return (&s[..tail_start], FixedOffset::east_opt(sign * (h * 3600 + m * 60)));
+        if let Some(tail) = s.get(s.len() - 6..) {
+            let b = tail.as_bytes();
+            let digits = |i: usize| b[i].is_ascii_digit() && b[i + 1].is_ascii_digit();
+            if matches!(b[0], b'+' | b'-') && digits(1) && b[3] == b':' && digits(4) {
+                let sign = if b[0] == b'-' { -1 } else { 1 };
+                let number = |i: usize| i32::from(b[i] - b'0') * 10 + i32::from(b[i + 1] - b'0');
+                let offset = FixedOffset::east_opt(sign * (number(1) * 3600 + number(4) * 60));
+                return (&s[..s.len() - 6], offset);
+            }
         }
     }
     (s, None)
@@ -177,5 +180,82 @@ mod tests {
         assert_eq!(ids[1].0, "42");
         assert_eq!(ids[2].0, "-7");
         assert!(serde_json::from_str::<SourceId>("1.75e18").is_err());
+    }
+
+    #[test]
+    fn a_cyrillic_or_odd_tail_is_no_date_and_no_panic() {
+        // Each of these once cut a character in two, or read a digit that was not there.
+        for s in [
+            "2025-09-01 я08:00",
+            "1 сентября 2025 г.",
+            "2025-09-01T08:00:00+03:0я",
+            "2025-09-01T08:00:00+0З:00",
+            "дата: 01.09.2025 г",
+        ] {
+            assert_eq!(parse_datetime(s), None, "{s}");
+        }
+        assert_eq!(parse_datetime("2025-09-01T08:00:00-02:30").unwrap().1, FixedOffset::west_opt(9000));
+    }
+
+    /// Properties over random inputs (the generator of `crate::fuzz`, fixed seeds): no
+    /// string makes a date reader panic, and every spelling of a valid date-time reads
+    /// back as the value written.
+    #[test]
+    fn no_string_panics_and_valid_dates_round_trip() {
+        use crate::fuzz;
+        use chrono::{Datelike, Timelike};
+        use rand::RngExt;
+        let msk = FixedOffset::east_opt(3 * 3600).unwrap();
+        let read_all = |s: &str| {
+            let _ = parse_date(s);
+            let _ = parse_datetime(s);
+            let _ = parse_local_datetime(s, msk);
+        };
+        let mut rng = fuzz::rng(14);
+        let mut cases = 0u64;
+        for _ in 0..30_000 {
+            read_all(&fuzz::text(&mut rng, 40));
+            cases += 1;
+        }
+        let valid =
+            ["2025-09-01T08:00:00+03:00", "2025-09-01 08:00:00.123", "01.09.2025 08:00", "2025-09-01T08:00:00Z"];
+        for _ in 0..30_000 {
+            let base = valid[rng.random_range(0..valid.len())];
+            read_all(&fuzz::mutate_text(&mut rng, base));
+            cases += 1;
+        }
+        for _ in 0..10_000 {
+            let date = NaiveDate::from_ymd_opt(rng.random_range(1900..2101), rng.random_range(1..13), 1).unwrap()
+                + chrono::Duration::days(rng.random_range(0..28));
+            let time =
+                NaiveTime::from_hms_opt(rng.random_range(0..24), rng.random_range(0..60), rng.random_range(0..60))
+                    .unwrap();
+            let at = date.and_time(time);
+            let minutes = at.date().and_hms_opt(time.hour(), time.minute(), 0).unwrap();
+            assert_eq!(parse_date(&date.format("%Y-%m-%d").to_string()), Some(date));
+            assert_eq!(parse_date(&date.format("%d.%m.%Y").to_string()), Some(date));
+            assert_eq!(dt(&at.format("%Y-%m-%dT%H:%M:%S").to_string()), at);
+            assert_eq!(dt(&at.format("%Y-%m-%d %H:%M:%S").to_string()), at);
+            assert_eq!(dt(&at.format("%d.%m.%Y %H:%M").to_string()), minutes);
+            assert_eq!(
+                dt(&format!(
+                    "{}-{}-{}T{}:{}:{}",
+                    date.year(),
+                    date.month(),
+                    date.day(),
+                    time.hour(),
+                    time.minute(),
+                    time.second()
+                )),
+                at
+            );
+            let offset = FixedOffset::east_opt(rng.random_range(-12..15) * 3600).unwrap();
+            let zoned = at.and_local_timezone(offset).unwrap();
+            assert_eq!(parse_datetime(&zoned.to_rfc3339()), Some((at, Some(offset))));
+            assert_eq!(parse_datetime(&zoned.format("%Y-%m-%d %H:%M:%S%:z").to_string()), Some((at, Some(offset))));
+            cases += 8;
+        }
+        eprintln!("date readers: {cases} cases");
+        assert_eq!(cases, 140_000);
     }
 }

@@ -50,9 +50,9 @@ fn the_current_year_wins_else_the_last() {
         end_date: None,
         current_year: current,
     };
-    assert_eq!(choose_year(&[y("1", false), y("2", true), y("3", false)]).unwrap().id.0, "2");
-    assert_eq!(choose_year(&[y("1", false), y("3", false)]).unwrap().id.0, "3");
-    assert!(choose_year(&[]).is_none());
+    assert_eq!(choose_year(&[y("1", false), y("2", true), y("3", false)], None).unwrap().id.0, "2");
+    assert_eq!(choose_year(&[y("1", false), y("3", false)], None).unwrap().id.0, "3");
+    assert!(choose_year(&[], None).is_err());
 }
 
 #[test]
