@@ -56,6 +56,17 @@ impl Harness {
     pub async fn with_limit(config: SynthConfig, request_limit: Option<u32>) -> Harness {
         let world = World::generate(config);
         let emulator = start_emulator(world, request_limit).await;
+        Harness::around(emulator).await
+    }
+
+    /// An emulator started with these options (accounts, forms) over this world.
+    pub async fn with_options(world: World, options: EmulatorOptions) -> Harness {
+        let emulator =
+            emulator::start(world, options, SocketAddr::from(([127, 0, 0, 1], 0))).await.expect("emulator starts");
+        Harness::around(emulator).await
+    }
+
+    async fn around(emulator: EmulatorHandle) -> Harness {
         let dir = tempfile::tempdir().unwrap();
         let url = format!("sqlite://{}", dir.path().join("ejgate.db").display());
         let store: Box<dyn Store> = Box::new(SqliteStore::open(&url).await.expect("store opens"));

@@ -2,6 +2,7 @@
 //! fields ignored, optional fields optional, ids as exact strings (the `_str` twin first),
 //! both spellings where clients disagree (`journaltype`/`journalType`, `regionid`/`regionId`).
 
+use ejgate_sdk::read;
 use ejgate_sdk::time::SourceId;
 use serde::Deserialize;
 
@@ -18,13 +19,52 @@ pub struct ApiError {
     pub description: Option<String>,
 }
 
+/// `users/me/context`: who the token is, and what it may read.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Context {
-    #[serde(default)]
+    pub person_id: Option<SourceId>,
+    #[serde(rename = "personId_str")]
+    pub person_id_str: Option<String>,
+    /// `EduStudent`, `EduParent`, `EduStaff`, `OrganizationStaff`, `EduSchoolAdministrator`, …
+    #[serde(default, deserialize_with = "read::list")]
+    pub roles: Vec<String>,
+    #[serde(default, deserialize_with = "read::list")]
     pub schools: Vec<ContextSchool>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "read::list")]
     pub school_ids: Vec<SourceId>,
+    #[serde(default, deserialize_with = "read::list")]
+    pub group_ids: Vec<SourceId>,
+    /// A parent's children (empty for others).
+    #[serde(default, deserialize_with = "read::list")]
+    pub children: Vec<ContextChild>,
+}
+
+impl Context {
+    pub fn person(&self) -> Option<String> {
+        pick(&self.person_id_str, &self.person_id)
+    }
+}
+
+/// An element of the context's `children[]`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ContextChild {
+    pub person_id: Option<SourceId>,
+    #[serde(rename = "personId_str")]
+    pub person_id_str: Option<String>,
+    /// Some spellings carry the id as `id`.
+    pub id: Option<SourceId>,
+    #[serde(default, deserialize_with = "read::list")]
+    pub school_ids: Vec<SourceId>,
+    #[serde(default, deserialize_with = "read::list")]
+    pub group_ids: Vec<SourceId>,
+}
+
+impl ContextChild {
+    pub fn person(&self) -> Option<String> {
+        pick(&self.person_id_str, &self.person_id).or_else(|| self.id.as_ref().map(|i| i.0.clone()))
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,8 +85,9 @@ pub struct SchoolProfile {
     pub full_name: Option<String>,
     pub city: Option<String>,
     pub municipality: Option<String>,
-    /// Hours from UTC.
-    pub time_zone: Option<i32>,
+    /// Hours from UTC (a number or a string holding one).
+    #[serde(default, deserialize_with = "read::opt_number")]
+    pub time_zone: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -54,17 +95,19 @@ pub struct EduGroup {
     pub id: Option<SourceId>,
     #[serde(rename = "id_str")]
     pub id_str: Option<String>,
-    #[serde(default, rename = "parentIds")]
+    #[serde(default, rename = "parentIds", deserialize_with = "read::list")]
     pub parent_ids: Vec<SourceId>,
-    #[serde(default, rename = "parentIds_str")]
+    #[serde(default, rename = "parentIds_str", deserialize_with = "read::list")]
     pub parent_ids_str: Vec<String>,
+    /// `Group` or `Subgroup`: decides class vs subgroup (SOURCES.md), not `parentIds`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub name: Option<String>,
-    pub parallel: Option<u8>,
-    #[serde(alias = "studyYear")]
-    pub studyyear: Option<i32>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "read::opt_number")]
+    pub parallel: Option<f64>,
+    /// Subject objects in the typed clients (`{id, id_str, name, …}`), ids elsewhere:
+    /// [`SourceId`] reads both.
+    #[serde(default, deserialize_with = "read::list")]
     pub subjects: Vec<SourceId>,
     #[serde(alias = "journalType")]
     pub journaltype: Option<String>,
@@ -79,11 +122,12 @@ impl EduGroup {
     }
 }
 
-/// An element of POST `edu-groups/students` (lean: no `_str` twins).
+/// An element of POST `edu-groups/students`: `group` and `person` are full objects in the
+/// typed clients, bare ids elsewhere ([`SourceId`] reads both).
 #[derive(Debug, Deserialize)]
 pub struct GroupStudents {
     pub group: SourceId,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "read::list")]
     pub students: Vec<Membership>,
 }
 
@@ -148,7 +192,8 @@ pub struct ReportingPeriod {
     pub id_str: Option<String>,
     pub start: Option<String>,
     pub finish: Option<String>,
-    pub number: Option<u8>,
+    #[serde(default, deserialize_with = "read::opt_number")]
+    pub number: Option<f64>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
     pub name: Option<String>,
@@ -172,6 +217,7 @@ pub struct WorkType {
     pub id_str: Option<String>,
     pub kind: Option<String>,
     pub title: Option<String>,
+    #[serde(default, deserialize_with = "read::opt_number")]
     pub weight: Option<f64>,
 }
 
@@ -183,22 +229,18 @@ pub struct Lesson {
     /// The topic.
     pub title: Option<String>,
     pub date: Option<String>,
-    pub number: Option<u8>,
-    pub subject: Option<LessonSubject>,
+    #[serde(default, deserialize_with = "read::opt_number")]
+    pub number: Option<f64>,
+    /// An object in every client; an id is read too.
+    pub subject: Option<SourceId>,
     pub status: Option<String>,
-    #[serde(default)]
+    /// Work objects (as `works/many` answers them).
+    #[serde(default, deserialize_with = "read::list")]
     pub works: Vec<Work>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "read::list")]
     pub teachers: Vec<SourceId>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "read::list")]
     pub teachers_str: Vec<String>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LessonSubject {
-    pub id: Option<SourceId>,
-    #[serde(rename = "id_str")]
-    pub id_str: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -213,6 +255,9 @@ pub struct Work {
     pub text: Option<String>,
     pub target_date: Option<String>,
     pub sent_date: Option<String>,
+    /// Attached files: ids or file objects (`{id, name, downloadUrl, …}`).
+    #[serde(default, deserialize_with = "read::list")]
+    pub files: Vec<serde_json::Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -222,6 +267,7 @@ pub struct Mark {
     pub id_str: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    #[serde(default, deserialize_with = "read::opt_text")]
     pub value: Option<String>,
     pub person: Option<SourceId>,
     #[serde(rename = "person_str")]
@@ -245,7 +291,7 @@ pub struct FinalMarksOfPerson {
     pub reporting_period: Option<SourceId>,
     #[serde(rename = "reportingPeriod_str")]
     pub reporting_period_str: Option<String>,
-    #[serde(default, rename = "per-subject-final-marks")]
+    #[serde(default, rename = "per-subject-final-marks", deserialize_with = "read::list")]
     pub per_subject: Vec<SubjectFinalMark>,
 }
 
@@ -259,6 +305,7 @@ pub struct SubjectFinalMark {
 
 #[derive(Debug, Deserialize)]
 pub struct FinalMarkValue {
+    #[serde(default, deserialize_with = "read::opt_text")]
     pub value: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -276,6 +323,21 @@ pub struct LogEntry {
     pub comment: Option<String>,
     pub status: Option<String>,
     pub created_date: Option<String>,
+}
+
+/// `persons/{p}/lesson-log-entries`: an object with the entries and their lessons.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PersonLog {
+    #[serde(default, deserialize_with = "read::list")]
+    pub log_entries: Vec<Box<serde_json::value::RawValue>>,
+    #[serde(default, deserialize_with = "read::list")]
+    pub lessons: Vec<Box<serde_json::value::RawValue>>,
+}
+
+/// A number read by [`read::opt_number`] as a small whole number (`parallel`, `number`).
+pub fn small(n: Option<f64>) -> Option<u8> {
+    n.filter(|v| v.fract() == 0.0 && (0.0..=255.0).contains(v)).map(|v| v as u8)
 }
 
 #[cfg(test)]

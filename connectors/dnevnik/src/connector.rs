@@ -23,17 +23,20 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, Utc};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use secrecy::SecretString;
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use url::Url;
 
 use ejgate_sdk::client::{
-    Classified, ClientConfig, ErrorClassifier, ErrorKind, HeaderToken, RetryPolicy, SourceClient, SourceError,
+    Classified, ClientConfig, ErrorClassifier, ErrorKind, HeaderToken, Response, RetryPolicy, SourceClient, SourceError,
 };
 use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
 use ejgate_sdk::mapping::CodeTable;
 use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
+use ejgate_sdk::read::{self, Skipped};
 use ejgate_sdk::time::{parse_date, parse_local_datetime};
 
 use crate::api;
@@ -175,6 +178,12 @@ struct SchoolInfo {
     year: Option<DateRange>,
     /// work-type id → (kind, weight)
     work_types: HashMap<String, (Option<String>, Option<f64>)>,
+    /// Family token: each pupil read in this school and the ids of their groups.
+    pupils: Vec<(String, Vec<String>)>,
+    /// What planning found that a person should see (shown with the `school` chunk).
+    notes: Vec<String>,
+    /// Records planning could not read (shown with the `school` chunk).
+    skipped: Vec<Skipped>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -196,6 +205,9 @@ struct JournalParams {
     is_class: bool,
     from: NaiveDate,
     to: NaiveDate,
+    /// A family token's chunk of one pupil (marks and attendance), `group` unused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    person: Option<String>,
 }
 
 /// Classifies Dnevnik's `{type, description}` error bodies; both families of spellings.
@@ -210,8 +222,10 @@ impl ErrorClassifier for DnevnikErrors {
         let key = key.strip_prefix("authorization").unwrap_or(key);
         let kind = match key {
             "requestlimit" => ErrorKind::RateLimited,
-            "invalidtoken" | "tokenrequired" | "outofscope" | "notowner" | "ownerforbidden" | "systemforbidden"
-            | "failed" => ErrorKind::Unauthorized,
+            "invalidtoken" | "tokenrequired" | "outofscope" | "failed" => ErrorKind::Unauthorized,
+            // The token is valid but this account may not read that resource (a parent's
+            // token on a school-wide list): not a token to renew.
+            "notowner" | "ownerforbidden" | "systemforbidden" | "accessdenied" => ErrorKind::Client,
             "servererror" => ErrorKind::Server,
             "httpsrequired" => ErrorKind::Config,
             _ if status.is_server_error() => ErrorKind::Server,
@@ -266,7 +280,7 @@ impl DnevnikConnector {
         client_config.default_rate = config.requests_per_second;
         client_config.retry = config.retry.clone();
         let hint = format!(
-            "Dnevnik refused the token of source «{}». Logins go through Госуслуги: sign in as the school administrator, obtain a new token, put it in {} and run the sync again; nothing already synced is lost",
+            "Dnevnik refused the token of source «{}». Logins go through Госуслуги: sign in as the account this source reads (a school staff member for a whole school, a parent or a pupil for their own journal), obtain a new token, put it in {} and run the sync again; nothing already synced is lost",
             config.instance, config.token_origin
         );
         let auth = Arc::new(HeaderToken::new("access-token", config.token.clone(), hint));
@@ -313,7 +327,109 @@ impl DnevnikConnector {
         self.id(if is_class { EntityKind::Class } else { EntityKind::Group }, group)
     }
 
-    async fn discover_school(&self, school: &str) -> Result<(SchoolInfo, u32), SourceError> {
+    /// GET a JSON array, read leniently: when the whole answer does not parse, every
+    /// element is read on its own and the unreadable ones go to `skipped` (endpoint, field,
+    /// excerpt); an answer that is not a JSON array at all fails as before.
+    async fn get_list<T: DeserializeOwned>(
+        &self,
+        class: &str,
+        path: &str,
+        query: &[(&str, String)],
+        skipped: &mut Vec<Skipped>,
+    ) -> Result<Response<Vec<T>>, SourceError> {
+        let raw = self.client.send(Method::GET, class, path, query, None).await?;
+        let body = self.read_list(&Method::GET, path, &raw.body, skipped)?;
+        Ok(Response { body, date: raw.date })
+    }
+
+    /// POST a JSON body and read the array answer as [`Self::get_list`] does.
+    async fn post_list<T: DeserializeOwned>(
+        &self,
+        class: &str,
+        path: &str,
+        body: &serde_json::Value,
+        skipped: &mut Vec<Skipped>,
+    ) -> Result<Vec<T>, SourceError> {
+        let bytes = serde_json::to_vec(body).expect("request bodies serialize");
+        let raw = self.client.send(Method::POST, class, path, &[], Some(bytes)).await?;
+        self.read_list(&Method::POST, path, &raw.body, skipped)
+    }
+
+    fn read_list<T: DeserializeOwned>(
+        &self,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+        skipped: &mut Vec<Skipped>,
+    ) -> Result<Vec<T>, SourceError> {
+        // The whole answer in one pass first: the common case costs nothing extra.
+        if let Ok(all) = serde_json::from_slice::<Vec<T>>(body) {
+            return Ok(all);
+        }
+        let items: Vec<Box<RawValue>> = self.client.parse_body(method, path, body)?;
+        Ok(read::each(&format!("{method} {}", path), &items, skipped))
+    }
+
+    /// An error of this source that is not an HTTP failure (a shape we cannot use).
+    fn shape_error(&self, method: &str, endpoint: &str, detail: String, hint: &str) -> SourceError {
+        SourceError {
+            instance: self.config.instance.clone(),
+            system: "dnevnik".into(),
+            method: method.into(),
+            endpoint: endpoint.into(),
+            kind: ErrorKind::Malformed,
+            detail,
+            hint: Some(hint.into()),
+        }
+    }
+
+    /// Classes and groups of an `edu-groups` list. `type` decides class vs subgroup
+    /// (SOURCES.md): a `Subgroup`, or a group whose journal type is not a class's, is a
+    /// group; a `Group` of the class journal type is a class unless its parent is itself a
+    /// class of the list (then it is a study group of that class). A parent id alone (a
+    /// class's parallel, its school) does not make a class a subgroup.
+    fn place_groups(&self, groups: &[api::EduGroup], warnings: &mut Vec<String>) -> Vec<GroupInfo> {
+        let kind_of = |g: &api::EduGroup, warnings: &mut Vec<String>| {
+            let key =
+                format!("{}/{}", g.kind.as_deref().unwrap_or("Group"), g.journaltype.as_deref().unwrap_or("Regular"));
+            self.tables.groups.lookup(&key, warnings).copied()
+        };
+        let class_like = |g: &api::EduGroup, kind: Option<UnitKind>| match g.kind.as_deref() {
+            Some(t) if t.eq_ignore_ascii_case("subgroup") => false,
+            Some(_) => matches!(kind, Some(UnitKind::Class) | None),
+            // No `type` at all: the parent ids are all there is to go by.
+            None => g.parent().is_none() && matches!(kind, Some(UnitKind::Class) | None),
+        };
+        let kinds: Vec<Option<UnitKind>> = groups.iter().map(|g| kind_of(g, warnings)).collect();
+        let class_like_ids: HashSet<String> =
+            groups.iter().zip(&kinds).filter(|(g, k)| class_like(g, **k)).filter_map(|(g, _)| g.id()).collect();
+        let classes: HashSet<String> = groups
+            .iter()
+            .zip(&kinds)
+            .filter(|(g, k)| class_like(g, **k))
+            .filter(|(g, _)| g.parent().is_none_or(|p| !class_like_ids.contains(&p)))
+            .filter_map(|(g, _)| g.id())
+            .collect();
+        groups
+            .iter()
+            .filter_map(|g| {
+                let id = g.id()?;
+                let is_class = classes.contains(&id);
+                Some(GroupInfo {
+                    parent: if is_class { None } else { g.parent().filter(|p| classes.contains(p)) },
+                    kind: g.kind.clone(),
+                    journal_type: g.journaltype.clone(),
+                    name: g.name.clone().unwrap_or_default(),
+                    grade: api::small(g.parallel),
+                    subject: if g.subjects.len() == 1 { Some(g.subjects[0].0.clone()) } else { None },
+                    is_class,
+                    id,
+                })
+            })
+            .collect()
+    }
+
+    async fn discover_school(&self, school: &str, access: &Access) -> Result<(SchoolInfo, u32), SourceError> {
         let profile =
             self.client.get_json::<serde_json::Value>("reference", &format!("schools/{school}"), &[]).await?.body;
         let parsed: api::SchoolProfile = serde_json::from_value(profile.clone()).map_err(|e| {
@@ -323,39 +439,72 @@ impl DnevnikConnector {
                 format!("GET schools/{school}: unexpected answer: {e}"),
             )
         })?;
-        let offset = FixedOffset::east_opt(parsed.time_zone.unwrap_or(3) * 3600)
-            .unwrap_or(FixedOffset::east_opt(3 * 3600).unwrap());
-        let groups: Vec<api::EduGroup> =
-            self.client.get_json("reference", &format!("schools/{school}/edu-groups"), &[]).await?.body;
-        let mut warnings = Vec::new();
-        let groups: Vec<GroupInfo> = groups
-            .iter()
-            .filter_map(|g| {
-                let id = g.id()?;
-                let key = format!(
-                    "{}/{}",
-                    g.kind.as_deref().unwrap_or("Group"),
-                    g.journaltype.as_deref().unwrap_or("Regular")
-                );
-                let kind = self.tables.groups.lookup(&key, &mut warnings).copied();
-                let is_class = g.parent().is_none() && matches!(kind, Some(UnitKind::Class) | None);
-                Some(GroupInfo {
-                    id,
-                    parent: g.parent(),
-                    kind: g.kind.clone(),
-                    journal_type: g.journaltype.clone(),
-                    name: g.name.clone().unwrap_or_default(),
-                    grade: g.parallel,
-                    subject: if g.subjects.len() == 1 { Some(g.subjects[0].0.clone()) } else { None },
-                    is_class,
+        let hours = parsed.time_zone.filter(|h| h.fract() == 0.0 && h.abs() <= 14.0).map(|h| h as i32);
+        let offset =
+            FixedOffset::east_opt(hours.unwrap_or(3) * 3600).unwrap_or(FixedOffset::east_opt(3 * 3600).unwrap());
+        let mut skipped = Vec::new();
+        let mut requests = 2;
+        let mut pupils = Vec::new();
+        let (groups, endpoint) = match access {
+            Access::School => {
+                let path = format!("schools/{school}/edu-groups");
+                (self.get_list::<api::EduGroup>("reference", &path, &[], &mut skipped).await?.body, path)
+            }
+            Access::Family { pupils: all, .. } => {
+                // A family token lists the groups of each pupil (subgroups too).
+                let mut groups: Vec<api::EduGroup> = Vec::new();
+                let mut seen = HashSet::new();
+                for pupil in all.iter().filter(|p| p.schools.is_empty() || p.schools.iter().any(|s| s == school)) {
+                    let path = format!("persons/{}/edu-groups", pupil.person);
+                    let mine: Vec<api::EduGroup> = self.get_list("reference", &path, &[], &mut skipped).await?.body;
+                    requests += 1;
+                    pupils.push((pupil.person.clone(), mine.iter().filter_map(|g| g.id()).collect::<Vec<_>>()));
+                    groups.extend(mine.into_iter().filter(|g| g.id().is_some_and(|id| seen.insert(id))));
+                }
+                (groups, "persons/{p}/edu-groups".to_string())
+            }
+        };
+        let mut warnings: Vec<String> = Vec::new();
+        let listed = groups;
+        let groups = self.place_groups(&listed, &mut warnings);
+        if !groups.iter().any(|g| g.is_class) {
+            let listed: Vec<String> = listed
+                .iter()
+                .take(5)
+                .map(|g| {
+                    format!(
+                        "{} (type {}, parent {})",
+                        g.name.as_deref().unwrap_or("?"),
+                        g.kind.as_deref().unwrap_or("none"),
+                        g.parent().as_deref().unwrap_or("none")
+                    )
                 })
-            })
-            .collect();
+                .collect();
+            return Err(self.shape_error(
+                "GET",
+                &endpoint,
+                format!(
+                    "school {school}: none of the {} groups listed can be placed as a class (every one is a Subgroup, or a group of another listed group){}",
+                    groups.len(),
+                    if listed.is_empty() { String::new() } else { format!(": {}", listed.join("; ")) }
+                ),
+                "Nothing of this school would be read. Check mappings/dnevnik/groups.toml (the type/journaltype codes of a class) against what the source sends",
+            ));
+        }
         let work_types: Vec<api::WorkType> =
-            self.client.get_json("reference", &format!("work-types/{school}"), &[]).await?.body;
+            match self.get_list("reference", &format!("work-types/{school}"), &[], &mut skipped).await {
+                Ok(r) => r.body,
+                // A family token may not see the school's work types: marks then go without
+                // their weights, said in the run.
+                Err(e) if matches!(access, Access::Family { .. }) && e.kind == ErrorKind::Client => {
+                    warnings.push(format!("{e}; marks of school {school} are stored without weights"));
+                    Vec::new()
+                }
+                Err(e) => return Err(e),
+            };
         let work_types =
             work_types.into_iter().filter_map(|w| Some((api::pick(&w.id_str, &w.id)?, (w.kind, w.weight)))).collect();
-        let mut requests = 4;
+        requests += 1;
         let (period_group, year) = match groups.iter().find(|g| g.is_class) {
             Some(class) => {
                 requests += 1;
@@ -385,7 +534,10 @@ impl DnevnikConnector {
             }
             None => (None, None),
         };
-        Ok((SchoolInfo { profile, offset, groups, period_group, year, work_types }, requests))
+        Ok((
+            SchoolInfo { profile, offset, groups, period_group, year, work_types, pupils, notes: warnings, skipped },
+            requests,
+        ))
     }
 
     fn school_batch(
@@ -397,7 +549,7 @@ impl DnevnikConnector {
     ) -> Batch {
         let scope = format!("school:{school}");
         let staff_scope = format!("school:{school}:staff");
-        let mut warnings = Vec::new();
+        let mut warnings = info.notes.clone();
         let mut records = Vec::new();
         let org_id = self.id(EntityKind::Organization, school);
         let profile: api::SchoolProfile = serde_json::from_value(info.profile.clone()).unwrap_or(api::SchoolProfile {
@@ -467,7 +619,7 @@ impl DnevnikConnector {
                             organization: Some(org_id),
                             academic_year: year_id,
                             kind,
-                            number: p.number.unwrap_or(0),
+                            number: api::small(p.number).unwrap_or(0),
                             name: p.name.clone().unwrap_or_default(),
                             start,
                             end,
@@ -578,22 +730,48 @@ impl DnevnikConnector {
             },
             Coverage { kinds: vec![EntityKind::Person], scope: staff_scope, range: None },
         ];
-        Batch { skipped: Vec::new(), records, coverage, warnings, requests: 0 }
+        Batch { skipped: info.skipped.clone(), records, coverage, warnings, requests: 0 }
     }
 
     async fn fetch_school(&self, school: &str) -> Result<Batch, SourceError> {
         let info = self.school(school)?;
-        let subjects = self.client.get_json("reference", &format!("schools/{school}/subjects"), &[]).await?.body;
-        let teachers = self.client.get_json("reference", &format!("schools/{school}/teachers"), &[]).await?.body;
+        let mut skipped = Vec::new();
+        let subjects = self.get_list("reference", &format!("schools/{school}/subjects"), &[], &mut skipped).await?.body;
+        let mut note = None;
+        let teachers = match self.get_list("reference", &format!("schools/{school}/teachers"), &[], &mut skipped).await
+        {
+            Ok(r) => r.body,
+            // A family token may not list the school's staff: lessons then name
+            // teachers the store has no person for, said in the run.
+            Err(e) if !info.pupils.is_empty() && e.kind == ErrorKind::Client => {
+                note = Some(format!("{e}; the school's teachers are not stored"));
+                Vec::new()
+            }
+            Err(e) => return Err(e),
+        };
         let mut batch = self.school_batch(school, &info, subjects, teachers);
+        if note.is_some() {
+            // Not read, so not complete: nothing of the staff may be tombstoned.
+            batch.coverage.retain(|c| !c.kinds.contains(&EntityKind::Person));
+        }
+        batch.warnings.extend(note);
+        batch.skipped.extend(skipped);
         batch.requests = 2;
         Ok(batch)
     }
 
-    async fn fetch_roster(&self, school: &str) -> Result<Batch, SourceError> {
-        let info = self.school(school)?;
-        let scope_people = format!("school:{school}:students");
-        let scope_roster = format!("school:{school}:roster");
+    /// Group id → (person id, active) of every membership, from one POST
+    /// `edu-groups/students`; when the source refuses that batch endpoint, from the
+    /// per-group lists (`persons?includeArchive=true` and `persons`: the difference is the
+    /// archived members). Returns the memberships and the requests made.
+    async fn memberships(
+        &self,
+        school: &str,
+        info: &SchoolInfo,
+        people: &mut HashMap<String, Vec<api::PersonItem>>,
+        warnings: &mut Vec<String>,
+        skipped: &mut Vec<Skipped>,
+    ) -> Result<(Vec<(String, String, bool)>, u32), SourceError> {
         let group_ids: Vec<serde_json::Value> = info
             .groups
             .iter()
@@ -603,30 +781,101 @@ impl DnevnikConnector {
                     .unwrap_or_else(|_| serde_json::Value::from(g.id.clone()))
             })
             .collect();
-        let memberships: Vec<api::GroupStudents> =
-            self.client.post_json("reference", "edu-groups/students", &group_ids).await?.body;
-        let mut requests = 1;
+        let known: HashSet<&str> = info.groups.iter().map(|g| g.id.as_str()).collect();
+        let batch = self
+            .post_list::<api::GroupStudents>(
+                "reference",
+                "edu-groups/students",
+                &serde_json::Value::Array(group_ids),
+                skipped,
+            )
+            .await;
+        let mut out = Vec::new();
+        match batch {
+            Ok(list) => {
+                for membership in list {
+                    let group = membership.group.0;
+                    if !known.contains(group.as_str()) {
+                        warnings.push(format!(
+                            "edu-groups/students named group {group}, which schools/{school}/edu-groups does not list"
+                        ));
+                        continue;
+                    }
+                    for s in membership.students {
+                        let archived = s.membershipstatus.as_deref().is_some_and(|st| {
+                            st.eq_ignore_ascii_case("archive") || st.eq_ignore_ascii_case("archived")
+                        });
+                        out.push((group.clone(), s.person.0, !archived));
+                    }
+                }
+                Ok((out, 1))
+            }
+            Err(e) if matches!(e.kind, ErrorKind::Client) => {
+                warnings.push(format!("{e}; the memberships are read group by group instead"));
+                let mut requests = 1;
+                for g in &info.groups {
+                    let all = match people.get(&g.id) {
+                        Some(all) => all.iter().filter_map(|p| api::pick(&p.id_str, &p.id)).collect::<Vec<_>>(),
+                        None => {
+                            requests += 1;
+                            let path = format!("edu-groups/{}/persons", g.id);
+                            let list: Vec<api::PersonItem> = self
+                                .get_list("reference", &path, &[("includeArchive", "true".into())], skipped)
+                                .await?
+                                .body;
+                            list.iter().filter_map(|p| api::pick(&p.id_str, &p.id)).collect()
+                        }
+                    };
+                    requests += 1;
+                    let path = format!("edu-groups/{}/persons", g.id);
+                    let active: Vec<api::PersonItem> = self.get_list("reference", &path, &[], skipped).await?.body;
+                    let active: HashSet<String> = active.iter().filter_map(|p| api::pick(&p.id_str, &p.id)).collect();
+                    for person in all {
+                        let is_active = active.contains(&person);
+                        out.push((g.id.clone(), person, is_active));
+                    }
+                }
+                Ok((out, requests))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn fetch_roster(&self, school: &str) -> Result<Batch, SourceError> {
+        let info = self.school(school)?;
+        if !info.pupils.is_empty() {
+            return self.fetch_family_roster(school, &info).await;
+        }
+        let scope_people = format!("school:{school}:students");
+        let scope_roster = format!("school:{school}:roster");
+        let mut skipped = Vec::new();
+        let mut warnings = Vec::new();
+        let mut requests = 0;
         let mut records = Vec::new();
         let mut seen_people = HashSet::new();
+        let mut people: HashMap<String, Vec<api::PersonItem>> = HashMap::new();
         for class in info.groups.iter().filter(|g| g.is_class) {
-            let people: Vec<api::PersonItem> = self
-                .client
-                .get_json(
+            let list: Vec<api::PersonItem> = self
+                .get_list(
                     "reference",
                     &format!("edu-groups/{}/persons", class.id),
                     &[("includeArchive", "true".into())],
+                    &mut skipped,
                 )
                 .await?
                 .body;
             requests += 1;
-            for p in people {
+            people.insert(class.id.clone(), list);
+        }
+        for class in info.groups.iter().filter(|g| g.is_class) {
+            for p in people.get(&class.id).into_iter().flatten() {
                 let Some(pid) = api::pick(&p.id_str, &p.id) else { continue };
                 if seen_people.insert(pid.clone()) {
                     records.push(self.record(
                         Entity::Person(person(
-                            p.last_name,
-                            p.first_name,
-                            p.middle_name,
+                            p.last_name.clone(),
+                            p.first_name.clone(),
+                            p.middle_name.clone(),
                             p.sex.as_deref(),
                             m::Role::Student,
                         )),
@@ -637,40 +886,15 @@ impl DnevnikConnector {
                 }
             }
         }
+        let (memberships, more) = self.memberships(school, &info, &mut people, &mut warnings, &mut skipped).await?;
+        requests += more;
         let classes: HashMap<&str, bool> = info.groups.iter().map(|g| (g.id.as_str(), g.is_class)).collect();
-        let mut warnings = Vec::new();
-        for membership in memberships {
-            let group = membership.group.0;
-            let Some(&is_class) = classes.get(group.as_str()) else {
-                warnings.push(format!(
-                    "edu-groups/students named group {group}, which schools/{school}/edu-groups does not list"
-                ));
-                continue;
-            };
-            for s in membership.students {
-                let status = match s.membershipstatus.as_deref() {
-                    Some(st) if st.eq_ignore_ascii_case("archive") || st.eq_ignore_ascii_case("archived") => {
-                        m::EnrollmentStatus::Archived
-                    }
-                    _ => m::EnrollmentStatus::Active,
-                };
-                records.push(self.record(
-                    Entity::Enrollment(m::Enrollment {
-                        student: self.id(EntityKind::Person, &s.person.0),
-                        unit: self.unit_id(&group, is_class),
-                        status,
-                        from: None,
-                        to: None,
-                        order: None,
-                    }),
-                    format!("{group}:{}", s.person.0),
-                    &scope_roster,
-                    None,
-                ));
-            }
+        for (group, student, active) in memberships {
+            let is_class = classes.get(group.as_str()).copied().unwrap_or(false);
+            records.push(self.enrollment(&group, is_class, &student, active, &scope_roster));
         }
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped,
             records,
             coverage: vec![
                 Coverage { kinds: vec![EntityKind::Person], scope: scope_people, range: None },
@@ -681,10 +905,71 @@ impl DnevnikConnector {
         })
     }
 
-    async fn fetch_final_marks(&self, group: &str) -> Result<Batch, SourceError> {
-        let scope = format!("group:{group}");
-        let rows: Vec<api::FinalMarksOfPerson> =
-            self.client.get_json("data", &format!("edu-groups/{group}/final-marks"), &[]).await?.body;
+    fn enrollment(&self, group: &str, is_class: bool, student: &str, active: bool, scope: &str) -> Record {
+        self.record(
+            Entity::Enrollment(m::Enrollment {
+                student: self.id(EntityKind::Person, student),
+                unit: self.unit_id(group, is_class),
+                status: if active { m::EnrollmentStatus::Active } else { m::EnrollmentStatus::Archived },
+                from: None,
+                to: None,
+                order: None,
+            }),
+            format!("{group}:{student}"),
+            scope,
+            None,
+        )
+    }
+
+    /// A family token's roster: each pupil (`persons/{p}`) and the groups
+    /// `persons/{p}/edu-groups` listed for them at planning.
+    async fn fetch_family_roster(&self, school: &str, info: &SchoolInfo) -> Result<Batch, SourceError> {
+        let scope = format!("school:{school}:family");
+        let mut records = Vec::new();
+        let mut skipped = Vec::new();
+        let classes: HashMap<&str, bool> = info.groups.iter().map(|g| (g.id.as_str(), g.is_class)).collect();
+        for (pupil, groups) in &info.pupils {
+            let path = format!("persons/{pupil}");
+            let raw = self.client.send(Method::GET, "reference", &path, &[], None).await?;
+            match read::one::<api::PersonItem>(&format!("GET {}", path), &String::from_utf8_lossy(&raw.body)) {
+                Ok(p) => records.push(self.record(
+                    Entity::Person(person(
+                        p.last_name,
+                        p.first_name,
+                        p.middle_name,
+                        p.sex.as_deref(),
+                        m::Role::Student,
+                    )),
+                    pupil.clone(),
+                    &scope,
+                    None,
+                )),
+                Err(s) => skipped.push(s),
+            }
+            for g in groups {
+                let is_class = classes.get(g.as_str()).copied().unwrap_or(false);
+                records.push(self.enrollment(g, is_class, pupil, true, &scope));
+            }
+        }
+        Ok(Batch {
+            skipped,
+            records,
+            coverage: vec![Coverage { kinds: vec![EntityKind::Person, EntityKind::Enrollment], scope, range: None }],
+            warnings: Vec::new(),
+            requests: info.pupils.len() as u32,
+        })
+    }
+
+    /// Final marks of a class; with a family token, of one pupil in it
+    /// (`persons/{p}/edu-groups/{g}/final-marks`, **assumption**: the same rows, the
+    /// pupil's only).
+    async fn fetch_final_marks(&self, group: &str, pupil: Option<&str>) -> Result<Batch, SourceError> {
+        let (scope, path) = match pupil {
+            None => (format!("group:{group}"), format!("edu-groups/{group}/final-marks")),
+            Some(p) => (format!("group:{group}:person:{p}"), format!("persons/{p}/edu-groups/{group}/final-marks")),
+        };
+        let mut skipped = Vec::new();
+        let rows: Vec<api::FinalMarksOfPerson> = self.get_list("data", &path, &[], &mut skipped).await?.body;
         let mut warnings = Vec::new();
         let mut records = Vec::new();
         for row in rows {
@@ -720,7 +1005,7 @@ impl DnevnikConnector {
             }
         }
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped,
             records,
             coverage: vec![Coverage { kinds: vec![EntityKind::FinalMark], scope, range: None }],
             warnings,
@@ -728,31 +1013,28 @@ impl DnevnikConnector {
         })
     }
 
-    async fn fetch_journal(&self, p: &JournalParams) -> Result<Batch, SourceError> {
-        let info = self.school(&p.school)?;
-        let scope = format!("group:{}", p.group);
-        let (from, to) = (p.from.format("%Y-%m-%d").to_string(), p.to.format("%Y-%m-%d").to_string());
-        let lessons: Vec<api::Lesson> =
-            self.client.get_json("data", &format!("edu-groups/{}/lessons/{from}/{to}", p.group), &[]).await?.body;
-        let marks: Vec<api::Mark> =
-            self.client.get_json("data", &format!("edu-groups/{}/marks/{from}/{to}", p.group), &[]).await?.body;
-        let entries: Vec<api::LogEntry> = self
-            .client
-            .get_json(
-                "data",
-                &format!("lesson-log-entries/group/{}", p.group),
-                &[("from", from.clone()), ("to", to.clone())],
-            )
-            .await?
-            .body;
-        let unit = self.unit_id(&p.group, p.is_class);
-        let mut warnings = Vec::new();
-        let mut records = Vec::with_capacity(lessons.len() * 3 + marks.len() + entries.len());
+    /// Canonical lessons, works and homework of a `lessons/{from}/{to}` answer, and the
+    /// date of each lesson (for the attendance read with it).
+    #[allow(clippy::too_many_arguments)]
+    fn lesson_records(
+        &self,
+        lessons: Vec<api::Lesson>,
+        unit: uuid::Uuid,
+        info: &SchoolInfo,
+        scope: &str,
+        endpoint: &str,
+        records: &mut Vec<Record>,
+        warnings: &mut Vec<String>,
+        skipped: &mut Vec<Skipped>,
+    ) -> HashMap<String, NaiveDate> {
         let mut lesson_dates: HashMap<String, NaiveDate> = HashMap::with_capacity(lessons.len());
         for l in lessons {
-            let Some(lid) = api::pick(&l.id_str, &l.id) else { continue };
+            let Some(lid) = api::pick(&l.id_str, &l.id) else {
+                skipped.push(Skipped::new(endpoint, "id", "a lesson without id", &format!("{l:?}")));
+                continue;
+            };
             let Some(date) = l.date.as_deref().and_then(parse_date) else {
-                warnings.push(format!("lesson {lid}: no readable date; skipped"));
+                skipped.push(Skipped::new(endpoint, "date", "no readable date", &format!("{l:?}")));
                 continue;
             };
             lesson_dates.insert(lid.clone(), date);
@@ -762,57 +1044,47 @@ impl DnevnikConnector {
                 l.teachers_str.clone()
             };
             let status = match l.status.as_deref() {
-                Some(s) => self.tables.lesson_status.lookup(s, &mut warnings).copied().unwrap_or(m::LessonStatus::Held),
+                Some(s) => self.tables.lesson_status.lookup(s, warnings).copied().unwrap_or(m::LessonStatus::Held),
                 None => m::LessonStatus::Held,
             };
             let lesson_id = self.id(EntityKind::Lesson, &lid);
-            records.push(
-                self.record(
-                    Entity::Lesson(m::Lesson {
-                        section: None,
-                        unit,
-                        subject: l
-                            .subject
-                            .as_ref()
-                            .and_then(|s| api::pick(&s.id_str, &s.id))
-                            .map(|s| self.id(EntityKind::Subject, &s)),
-                        date,
-                        number: l.number,
-                        teacher: teachers.first().map(|t| self.id(EntityKind::Person, t)),
-                        substitute: teachers.get(1).map(|t| self.id(EntityKind::Person, t)),
-                        topic: l.title.filter(|t| !t.trim().is_empty()),
-                        status,
-                    }),
-                    lid,
-                    &scope,
-                    Some(date),
-                ),
-            );
+            records.push(self.record(
+                Entity::Lesson(m::Lesson {
+                    section: None,
+                    unit,
+                    subject: l.subject.as_ref().map(|s| self.id(EntityKind::Subject, &s.0)),
+                    date,
+                    number: api::small(l.number),
+                    teacher: teachers.first().map(|t| self.id(EntityKind::Person, t)),
+                    substitute: teachers.get(1).map(|t| self.id(EntityKind::Person, t)),
+                    topic: l.title.filter(|t| !t.trim().is_empty()),
+                    status,
+                }),
+                lid,
+                scope,
+                Some(date),
+            ));
             for w in l.works {
                 let Some(wid) = api::pick(&w.id_str, &w.id) else { continue };
                 let work_type = w.work_type.as_ref().and_then(|t| info.work_types.get(&t.0));
                 if w.kind.as_deref() == Some("Homework") {
                     records.push(self.record(
                         Entity::Homework(m::Homework {
-                            attachments: Vec::new(),
+                            attachments: w.files.iter().filter_map(attachment).collect(),
                             lesson: Some(lesson_id),
                             text: w.text.unwrap_or_default(),
                             entered_at: w.sent_date.as_deref().and_then(|s| parse_local_datetime(s, info.offset)),
                             due_date: w.target_date.as_deref().and_then(parse_date),
                         }),
                         wid,
-                        &scope,
+                        scope,
                         Some(date),
                     ));
                 } else {
                     let source_type =
                         w.kind.clone().or_else(|| work_type.and_then(|t| t.0.clone())).unwrap_or_default();
-                    let kind = self
-                        .tables
-                        .work_types
-                        .lookup(&source_type, &mut warnings)
-                        .copied()
-                        .unwrap_or(m::WorkKind::Other);
+                    let kind =
+                        self.tables.work_types.lookup(&source_type, warnings).copied().unwrap_or(m::WorkKind::Other);
                     records.push(self.record(
                         Entity::Work(m::Work {
                             lesson: Some(lesson_id),
@@ -822,21 +1094,43 @@ impl DnevnikConnector {
                             weight: work_type.and_then(|t| t.1),
                         }),
                         wid,
-                        &scope,
+                        scope,
                         Some(date),
                     ));
                 }
             }
         }
-        records.extend(self.mark_records(marks, &info, &scope, &mut warnings));
+        lesson_dates
+    }
+
+    /// Canonical attendance of lesson-log entries (absences and lateness; `Attend` is
+    /// no record).
+    #[allow(clippy::too_many_arguments)]
+    fn attendance_records(
+        &self,
+        entries: Vec<api::LogEntry>,
+        lesson_dates: &HashMap<String, NaiveDate>,
+        info: &SchoolInfo,
+        scope: &str,
+        endpoint: &str,
+        records: &mut Vec<Record>,
+        warnings: &mut Vec<String>,
+        skipped: &mut Vec<Skipped>,
+    ) {
         for e in entries {
             let (Some(lesson), Some(person)) =
                 (api::pick(&e.lesson_str, &e.lesson), api::pick(&e.person_str, &e.person))
             else {
+                skipped.push(Skipped::new(
+                    endpoint,
+                    "lesson/person",
+                    "an entry without lesson or person",
+                    &format!("{e:?}"),
+                ));
                 continue;
             };
             let status_code = e.status.clone().unwrap_or_default();
-            let Some(code) = self.tables.attendance.lookup(&status_code, &mut warnings) else {
+            let Some(code) = self.tables.attendance.lookup(&status_code, warnings) else {
                 // Unknown status: kept as an absence of unknown reason, never dropped.
                 records.push(self.attendance_record(
                     &lesson,
@@ -844,10 +1138,10 @@ impl DnevnikConnector {
                     m::AttendanceStatus::Absent,
                     None,
                     &e,
-                    &lesson_dates,
-                    &scope,
-                    &info,
-                    &mut warnings,
+                    lesson_dates,
+                    scope,
+                    info,
+                    warnings,
                 ));
                 continue;
             };
@@ -862,15 +1156,79 @@ impl DnevnikConnector {
                 status,
                 code.reason,
                 &e,
-                &lesson_dates,
-                &scope,
-                &info,
-                &mut warnings,
+                lesson_dates,
+                scope,
+                info,
+                warnings,
             ));
         }
+    }
+
+    async fn fetch_journal(&self, p: &JournalParams) -> Result<Batch, SourceError> {
+        let info = self.school(&p.school)?;
+        if let Some(pupil) = &p.person {
+            return self.fetch_pupil_journal(p, pupil, &info).await;
+        }
+        let family = !info.pupils.is_empty();
+        let scope = format!("group:{}", p.group);
+        let (from, to) = (p.from.format("%Y-%m-%d").to_string(), p.to.format("%Y-%m-%d").to_string());
+        let mut skipped = Vec::new();
+        let mut warnings = Vec::new();
+        let lessons_path = format!("edu-groups/{}/lessons/{from}/{to}", p.group);
+        let lessons: Vec<api::Lesson> = self.get_list("data", &lessons_path, &[], &mut skipped).await?.body;
+        let unit = self.unit_id(&p.group, p.is_class);
+        let mut records = Vec::with_capacity(lessons.len() * 3);
+        let lesson_dates = self.lesson_records(
+            lessons,
+            unit,
+            &info,
+            &scope,
+            "GET edu-groups/{g}/lessons",
+            &mut records,
+            &mut warnings,
+            &mut skipped,
+        );
         let range = Some(DateRange::new(p.from, p.to));
+        if family {
+            // A family token reads the group's lessons here and each pupil's marks and
+            // attendance in the pupil's own chunks.
+            return Ok(Batch {
+                skipped,
+                records,
+                coverage: vec![Coverage {
+                    kinds: vec![EntityKind::Lesson, EntityKind::Work, EntityKind::Homework],
+                    scope,
+                    range,
+                }],
+                warnings,
+                requests: 1,
+            });
+        }
+        let marks: Vec<api::Mark> =
+            self.get_list("data", &format!("edu-groups/{}/marks/{from}/{to}", p.group), &[], &mut skipped).await?.body;
+        let entries: Vec<api::LogEntry> = self
+            .get_list(
+                "data",
+                &format!("lesson-log-entries/group/{}", p.group),
+                &[("from", from.clone()), ("to", to.clone())],
+                &mut skipped,
+            )
+            .await?
+            .body;
+        records.reserve(marks.len() + entries.len());
+        records.extend(self.mark_records(marks, &info, &scope, &mut warnings, &mut skipped));
+        self.attendance_records(
+            entries,
+            &lesson_dates,
+            &info,
+            &scope,
+            "GET lesson-log-entries/group/{g}",
+            &mut records,
+            &mut warnings,
+            &mut skipped,
+        );
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped,
             records,
             coverage: vec![Coverage {
                 kinds: vec![
@@ -888,6 +1246,62 @@ impl DnevnikConnector {
         })
     }
 
+    /// A family token: one pupil's marks (`persons/{p}/schools/{s}/marks/{from}/{to}`, by
+    /// the day entered like the group list, **assumption**) and attendance
+    /// (`persons/{p}/lesson-log-entries?startDate&endDate`, an object with the entries and
+    /// their lessons) in a date range.
+    async fn fetch_pupil_journal(
+        &self,
+        p: &JournalParams,
+        pupil: &str,
+        info: &SchoolInfo,
+    ) -> Result<Batch, SourceError> {
+        let scope = format!("person:{pupil}");
+        let (from, to) = (p.from.format("%Y-%m-%d").to_string(), p.to.format("%Y-%m-%d").to_string());
+        let mut skipped = Vec::new();
+        let mut warnings = Vec::new();
+        let marks: Vec<api::Mark> = self
+            .get_list("data", &format!("persons/{pupil}/schools/{}/marks/{from}/{to}", p.school), &[], &mut skipped)
+            .await?
+            .body;
+        let log_path = format!("persons/{pupil}/lesson-log-entries");
+        let raw = self
+            .client
+            .send(Method::GET, "data", &log_path, &[("startDate", from.clone()), ("endDate", to.clone())], None)
+            .await?;
+        let log: api::PersonLog = self.client.parse_body(&Method::GET, &log_path, &raw.body)?;
+        let endpoint = "GET persons/{p}/lesson-log-entries";
+        let entries: Vec<api::LogEntry> = read::each(endpoint, &log.log_entries, &mut skipped);
+        let lessons: Vec<api::Lesson> = read::each(endpoint, &log.lessons, &mut skipped);
+        let lesson_dates: HashMap<String, NaiveDate> = lessons
+            .iter()
+            .filter_map(|l| Some((api::pick(&l.id_str, &l.id)?, l.date.as_deref().and_then(parse_date)?)))
+            .collect();
+        let mut records = Vec::with_capacity(marks.len() + entries.len());
+        records.extend(self.mark_records(marks, info, &scope, &mut warnings, &mut skipped));
+        self.attendance_records(
+            entries,
+            &lesson_dates,
+            info,
+            &scope,
+            endpoint,
+            &mut records,
+            &mut warnings,
+            &mut skipped,
+        );
+        Ok(Batch {
+            skipped,
+            records,
+            coverage: vec![Coverage {
+                kinds: vec![EntityKind::Mark, EntityKind::Attendance],
+                scope,
+                range: Some(DateRange::new(p.from, p.to)),
+            }],
+            warnings,
+            requests: 2,
+        })
+    }
+
     /// Canonical marks of a `marks/{from}/{to}` answer.
     fn mark_records(
         &self,
@@ -895,11 +1309,18 @@ impl DnevnikConnector {
         info: &SchoolInfo,
         scope: &str,
         warnings: &mut Vec<String>,
+        skipped: &mut Vec<Skipped>,
     ) -> Vec<Record> {
         let mut out = Vec::with_capacity(marks.len());
         for mk in marks {
             let (Some(mid), Some(person)) = (api::pick(&mk.id_str, &mk.id), api::pick(&mk.person_str, &mk.person))
             else {
+                skipped.push(Skipped::new(
+                    "GET …/marks",
+                    "id/person",
+                    "a mark without id or person",
+                    &format!("{mk:?}"),
+                ));
                 continue;
             };
             let entered_at = mk.date.as_deref().and_then(|d| parse_local_datetime(d, info.offset));
@@ -941,14 +1362,19 @@ impl DnevnikConnector {
     /// marks list only, for the days after the year's end up to the source's today.
     async fn fetch_late_marks(&self, p: &JournalParams) -> Result<Batch, SourceError> {
         let info = self.school(&p.school)?;
-        let scope = format!("group:{}", p.group);
-        let (from, to) = (p.from.format("%Y-%m-%d"), p.to.format("%Y-%m-%d"));
-        let marks: Vec<api::Mark> =
-            self.client.get_json("data", &format!("edu-groups/{}/marks/{from}/{to}", p.group), &[]).await?.body;
+        let (from, to) = (p.from.format("%Y-%m-%d").to_string(), p.to.format("%Y-%m-%d").to_string());
+        let (scope, path) = match &p.person {
+            None => (format!("group:{}", p.group), format!("edu-groups/{}/marks/{from}/{to}", p.group)),
+            Some(pupil) => {
+                (format!("person:{pupil}"), format!("persons/{pupil}/schools/{}/marks/{from}/{to}", p.school))
+            }
+        };
+        let mut skipped = Vec::new();
+        let marks: Vec<api::Mark> = self.get_list("data", &path, &[], &mut skipped).await?.body;
         let mut warnings = Vec::new();
-        let records = self.mark_records(marks, &info, &scope, &mut warnings);
+        let records = self.mark_records(marks, &info, &scope, &mut warnings, &mut skipped);
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped,
             records,
             coverage: vec![Coverage {
                 kinds: vec![EntityKind::Mark],
@@ -996,6 +1422,28 @@ impl DnevnikConnector {
     }
 }
 
+/// A homework attachment from a work's `files[]`: a file object (`{id, name, downloadUrl}`;
+/// **assumption**: the field names of the file object are not public, so `name`/`fileName`/
+/// `title` and `downloadUrl`/`url`/`link` are read) or a bare file id (kept as its name).
+fn attachment(file: &serde_json::Value) -> Option<m::Attachment> {
+    let text = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| file.get(*k).and_then(|v| v.as_str()).filter(|s| !s.trim().is_empty()).map(str::to_owned))
+    };
+    match file {
+        serde_json::Value::Object(_) => {
+            let url = text(&["downloadUrl", "url", "link", "href"]);
+            let name = text(&["name", "fileName", "title"])
+                .or_else(|| url.clone())
+                .or_else(|| file.get("id").map(|v| v.to_string().trim_matches('"').to_owned()))?;
+            Some(m::Attachment { name, url })
+        }
+        serde_json::Value::Number(n) => Some(m::Attachment { name: n.to_string(), url: None }),
+        serde_json::Value::String(s) if !s.trim().is_empty() => Some(m::Attachment { name: s.clone(), url: None }),
+        _ => None,
+    }
+}
+
 fn person(
     last: Option<String>,
     first: Option<String>,
@@ -1014,6 +1462,145 @@ fn person(
         },
         birth_date: None,
         roles: vec![role],
+    }
+}
+
+impl DnevnikConnector {
+    /// The chunks of one school (see the module doc); a family token's journal is its
+    /// groups' lessons plus each pupil's own marks and attendance.
+    fn plan_school(
+        &self,
+        ctx: &PlanContext,
+        school: &str,
+        info: &SchoolInfo,
+        today: NaiveDate,
+        chunks: &mut Vec<Chunk>,
+    ) {
+        let family = !info.pupils.is_empty();
+        chunks.push(Chunk {
+            stream: "school".into(),
+            scope: format!("school:{school}"),
+            params: serde_json::json!({"school": school}),
+            cursor_after: None,
+        });
+        chunks.push(Chunk {
+            stream: "roster".into(),
+            scope: format!("school:{school}"),
+            params: serde_json::json!({"school": school}),
+            cursor_after: None,
+        });
+        for class in info.groups.iter().filter(|g| g.is_class) {
+            if family {
+                for (pupil, groups) in info.pupils.iter().filter(|(_, groups)| groups.contains(&class.id)) {
+                    let _ = groups;
+                    chunks.push(Chunk {
+                        stream: "final_marks".into(),
+                        scope: format!("group:{}:person:{pupil}", class.id),
+                        params: serde_json::json!({"school": school, "group": class.id, "person": pupil}),
+                        cursor_after: None,
+                    });
+                }
+            } else {
+                chunks.push(Chunk {
+                    stream: "final_marks".into(),
+                    scope: format!("group:{}", class.id),
+                    params: serde_json::json!({"school": school, "group": class.id}),
+                    cursor_after: None,
+                });
+            }
+        }
+        let Some(year) = info.year else { return };
+        let end = year.to.min(today);
+        // (scope, group, is_class, pupil): the groups, then (family token) each pupil.
+        let mut units: Vec<(String, String, bool, Option<String>)> =
+            info.groups.iter().map(|g| (format!("group:{}", g.id), g.id.clone(), g.is_class, None)).collect();
+        if family {
+            units.extend(
+                info.pupils.iter().map(|(p, _)| (format!("person:{p}"), String::new(), false, Some(p.clone()))),
+            );
+        }
+        for (scope, group, is_class, person) in units {
+            let from = match (ctx.mode, ctx.cursor("journal", &scope).and_then(parse_date)) {
+                (SyncMode::Incremental, Some(cursor)) => {
+                    let back = cursor.min(end) - chrono::Days::new(self.config.window_days as u64);
+                    back.max(year.from)
+                }
+                _ => year.from,
+            };
+            let chunk = |stream: &str, range: DateRange, cursor_after: Option<String>| Chunk {
+                stream: stream.into(),
+                scope: scope.clone(),
+                params: serde_json::to_value(JournalParams {
+                    school: school.to_string(),
+                    group: group.clone(),
+                    is_class,
+                    from: range.from,
+                    to: range.to,
+                    person: person.clone(),
+                })
+                .expect("params serialize"),
+                cursor_after,
+            };
+            for piece in DateRange::new(from, end).pieces(self.config.chunk_days) {
+                chunks.push(chunk("journal", piece, Some(piece.to.format("%Y-%m-%d").to_string())));
+            }
+            // Marks are listed by the day they were entered, and they are still entered
+            // after the last lesson: read those days too, every run (one request per group
+            // or pupil; no cursor, the range is short). A family token's group chunks read
+            // no marks.
+            let late = DateRange::new(year.to + chrono::Days::new(1), year.entries_close().min(today));
+            if late.from <= late.to && (!family || person.is_some()) {
+                chunks.push(chunk("late_marks", late, None));
+            }
+        }
+    }
+}
+
+/// What a token may read, from `users/me/context`.
+#[derive(Debug, Clone)]
+enum Access {
+    /// A staff member (teacher, administrator): whole schools (**assumption**: the public
+    /// clients do not say how far a staff token reaches; a district token sees several).
+    School,
+    /// A parent (their children) or a pupil (themselves): the confirmed person-scoped calls.
+    Family { role: &'static str, pupils: Vec<Pupil> },
+}
+
+#[derive(Debug, Clone)]
+struct Pupil {
+    person: String,
+    /// Schools the context names for the pupil (empty: every school of the token).
+    schools: Vec<String>,
+}
+
+impl Access {
+    fn of(context: &api::Context) -> Result<Access, String> {
+        let has = |needle: &str| context.roles.iter().any(|r| r.to_ascii_lowercase().contains(needle));
+        if has("staff") || has("administrator") || has("teacher") {
+            return Ok(Access::School);
+        }
+        let children: Vec<Pupil> = context
+            .children
+            .iter()
+            .filter_map(|c| {
+                Some(Pupil { person: c.person()?, schools: c.school_ids.iter().map(|s| s.0.clone()).collect() })
+            })
+            .collect();
+        if !children.is_empty() {
+            return Ok(Access::Family { role: "parent", pupils: children });
+        }
+        if has("student") {
+            if let Some(me) = context.person() {
+                return Ok(Access::Family { role: "pupil", pupils: vec![Pupil { person: me, schools: Vec::new() }] });
+            }
+        }
+        if has("parent") {
+            return Err(format!(
+                "the token is a parent's (roles {:?}) with no children listed: there is nothing it can read",
+                context.roles
+            ));
+        }
+        Err(format!("the token's roles {:?} are neither staff, nor a parent with children, nor a pupil: ejgate does not know what it may read", context.roles))
     }
 }
 
@@ -1049,10 +1636,40 @@ impl Connector for DnevnikConnector {
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
         let context = self.client.get_json::<api::Context>("reference", "users/me/context", &[]).await?;
         let now_utc: Option<NaiveDateTime> = context.date.map(|d: SystemTime| DateTime::<Utc>::from(d).naive_utc());
+        let access = Access::of(&context.body).map_err(|detail| {
+            self.shape_error("GET", "users/me/context", detail, "Give ejgate the token of a school staff member (a whole school), or of a parent or a pupil (their own journal)")
+        })?;
         let mut school_ids: Vec<String> =
             context.body.schools.iter().filter_map(|s| api::pick(&s.id_str, &s.id)).collect();
         if school_ids.is_empty() {
             school_ids = context.body.school_ids.iter().map(|s| s.0.clone()).collect();
+        }
+        let mut notes = Vec::new();
+        if let Access::Family { role, pupils } = &access {
+            // The children's schools, in the context's order, then any other they name.
+            for s in pupils.iter().flat_map(|p| &p.schools) {
+                if !school_ids.contains(s) {
+                    school_ids.push(s.clone());
+                }
+            }
+            if !self.config.school_ids.is_empty() {
+                return Err(SourceError::config(
+                    &self.config.instance,
+                    "dnevnik",
+                    format!(
+                        "the configuration asks for whole school(s) {:?}, but the token is a {role}'s (roles {:?}): it reads only {} pupil(s) of its own ({}). Ask the school for a staff member's token, or remove `schools` from this source to read the pupils' own journal",
+                        self.config.school_ids,
+                        context.body.roles,
+                        pupils.len(),
+                        pupils.iter().map(|p| p.person.as_str()).collect::<Vec<_>>().join(", ")
+                    ),
+                ));
+            }
+            notes.push(format!(
+                "the token is a {role}'s (roles {:?}): this source reads the journal of {} pupil(s) only — their classes' lessons, their own marks, attendance and final marks — not the whole school",
+                context.body.roles,
+                pupils.len()
+            ));
         }
         if !self.config.school_ids.is_empty() {
             let missing: Vec<&String> = self.config.school_ids.iter().filter(|s| !school_ids.contains(s)).collect();
@@ -1065,71 +1682,28 @@ impl Connector for DnevnikConnector {
             }
             school_ids.retain(|s| self.config.school_ids.contains(s));
         }
+        if school_ids.is_empty() {
+            return Err(self.shape_error(
+                "GET",
+                "users/me/context",
+                format!("the token's account (roles {:?}) sees no school", context.body.roles),
+                "Check that the token belongs to the account meant for this source",
+            ));
+        }
         let mut chunks = Vec::new();
         let mut source_now = None;
         for school in school_ids {
-            let (info, _) = self.discover_school(&school).await?;
+            let (mut info, _) = self.discover_school(&school, &access).await?;
+            if matches!(access, Access::Family { .. }) && info.pupils.is_empty() {
+                continue;
+            }
             self.check_year(ctx.year, &school, info.year)?;
+            info.notes.splice(0..0, notes.drain(..));
             let today = now_utc
                 .map(|n| (n + info.offset).date())
                 .unwrap_or_else(|| (Utc::now().naive_utc() + info.offset).date());
             source_now = source_now.or(now_utc.map(|n| n + info.offset));
-            chunks.push(Chunk {
-                stream: "school".into(),
-                scope: format!("school:{school}"),
-                params: serde_json::json!({"school": school}),
-                cursor_after: None,
-            });
-            chunks.push(Chunk {
-                stream: "roster".into(),
-                scope: format!("school:{school}"),
-                params: serde_json::json!({"school": school}),
-                cursor_after: None,
-            });
-            for class in info.groups.iter().filter(|g| g.is_class) {
-                chunks.push(Chunk {
-                    stream: "final_marks".into(),
-                    scope: format!("group:{}", class.id),
-                    params: serde_json::json!({"school": school, "group": class.id}),
-                    cursor_after: None,
-                });
-            }
-            if let Some(year) = info.year {
-                let end = year.to.min(today);
-                for g in &info.groups {
-                    let scope = format!("group:{}", g.id);
-                    let from = match (ctx.mode, ctx.cursor("journal", &scope).and_then(parse_date)) {
-                        (SyncMode::Incremental, Some(cursor)) => {
-                            let back = cursor.min(end) - chrono::Days::new(self.config.window_days as u64);
-                            back.max(year.from)
-                        }
-                        _ => year.from,
-                    };
-                    let chunk = |stream: &str, range: DateRange, cursor_after: Option<String>| Chunk {
-                        stream: stream.into(),
-                        scope: scope.clone(),
-                        params: serde_json::to_value(JournalParams {
-                            school: school.clone(),
-                            group: g.id.clone(),
-                            is_class: g.is_class,
-                            from: range.from,
-                            to: range.to,
-                        })
-                        .expect("params serialize"),
-                        cursor_after,
-                    };
-                    for piece in DateRange::new(from, end).pieces(self.config.chunk_days) {
-                        chunks.push(chunk("journal", piece, Some(piece.to.format("%Y-%m-%d").to_string())));
-                    }
-                    // Marks are listed by the day they were entered, and they are still
-                    // entered after the last lesson: read those days too, every run (one
-                    // request per group; no cursor, the range is short).
-                    let late = DateRange::new(year.to + chrono::Days::new(1), year.entries_close().min(today));
-                    if late.from <= late.to {
-                        chunks.push(chunk("late_marks", late, None));
-                    }
-                }
-            }
+            self.plan_school(ctx, &school, &info, today, &mut chunks);
             self.schools.lock().expect("school cache").insert(school.clone(), Arc::new(info));
         }
         Ok(Plan { source_now, chunks })
@@ -1145,7 +1719,10 @@ impl Connector for DnevnikConnector {
         match chunk.stream.as_str() {
             "school" => self.fetch_school(&str_param("school")).await,
             "roster" => self.fetch_roster(&str_param("school")).await,
-            "final_marks" => self.fetch_final_marks(&str_param("group")).await,
+            "final_marks" => {
+                let pupil = chunk.params.get("person").and_then(|v| v.as_str());
+                self.fetch_final_marks(&str_param("group"), pupil).await
+            }
             "journal" => self.fetch_journal(&journal_params()?).await,
             "late_marks" => self.fetch_late_marks(&journal_params()?).await,
             other => Err(SourceError::config(&self.config.instance, "dnevnik", format!("unknown stream {other}"))),
@@ -1174,12 +1751,99 @@ mod tests {
         ] {
             assert_eq!(c.classify(StatusCode::UNAUTHORIZED, &body(t)).unwrap().kind, ErrorKind::Unauthorized, "{t}");
         }
+        // A valid token that may not read this: not a token to renew.
+        for t in ["authorizationNotOwner", "notOwner", "ownerForbidden", "authorizationSystemForbidden"] {
+            assert_eq!(c.classify(StatusCode::FORBIDDEN, &body(t)).unwrap().kind, ErrorKind::Client, "{t}");
+        }
         assert_eq!(
             c.classify(StatusCode::INTERNAL_SERVER_ERROR, &body("apiServerError")).unwrap().kind,
             ErrorKind::Server
         );
         assert_eq!(c.classify(StatusCode::BAD_REQUEST, &body("parameterInvalid")).unwrap().kind, ErrorKind::Client);
         assert!(c.classify(StatusCode::BAD_GATEWAY, b"<html>").is_none());
+    }
+
+    fn connector() -> DnevnikConnector {
+        DnevnikConnector::new(DnevnikConfig::new(
+            "t",
+            "http://127.0.0.1:9/v2/".parse().unwrap(),
+            SecretString::from("x"),
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn type_decides_class_or_group_not_a_parent_id() {
+        let groups: Vec<api::EduGroup> = serde_json::from_str(
+            r#"[
+                {"id": 1, "type": "Group", "journaltype": "Regular", "parentIds": [900], "name": "5А", "parallel": "5",
+                 "subjects": [{"id": 7, "id_str": "7", "name": "Математика"}]},
+                {"id": 2, "type": "Subgroup", "journalType": "Regular", "parentIds": [1], "name": "5А англ. 1"},
+                {"id": 3, "type": "Group", "journaltype": "Regular", "parentIds": ["1"], "name": "5А проф."},
+                {"id": 4, "type": "Group", "journaltype": "Elective", "parentIds": [], "name": "Шахматы"},
+                {"id": 5, "name": "6Б"}
+            ]"#,
+        )
+        .unwrap();
+        let placed = connector().place_groups(&groups, &mut Vec::new());
+        let got: Vec<(&str, bool, Option<&str>)> =
+            placed.iter().map(|g| (g.id.as_str(), g.is_class, g.parent.as_deref())).collect();
+        assert_eq!(
+            got,
+            [
+                ("1", true, None),
+                ("2", false, Some("1")),
+                ("3", false, Some("1")),
+                ("4", false, None),
+                ("5", true, None)
+            ]
+        );
+        assert_eq!((placed[0].grade, placed[0].subject.as_deref()), (Some(5), Some("7")));
+        let all_sub: Vec<api::EduGroup> =
+            serde_json::from_str(r#"[{"id": 1, "type": "Subgroup"}, {"id": 2, "type": "Subgroup", "parentIds": [1]}]"#)
+                .unwrap();
+        assert!(connector().place_groups(&all_sub, &mut Vec::new()).iter().all(|g| !g.is_class));
+    }
+
+    #[test]
+    fn access_follows_the_roles_and_children() {
+        let ctx = |json: &str| serde_json::from_str::<api::Context>(json).unwrap();
+        assert!(matches!(Access::of(&ctx(r#"{"roles": ["EduStaff"], "children": []}"#)), Ok(Access::School)));
+        let parent = Access::of(&ctx(
+            r#"{"roles": ["EduParent"], "personId": 1, "children": [{"personId": 10, "personId_str": "10", "schoolIds": [5]}, {"personId": "11"}]}"#,
+        ));
+        match parent {
+            Ok(Access::Family { role: "parent", pupils }) => {
+                let got: Vec<(&str, Vec<String>)> =
+                    pupils.iter().map(|p| (p.person.as_str(), p.schools.clone())).collect();
+                assert_eq!(got, [("10", vec!["5".to_string()]), ("11", vec![])]);
+            }
+            other => panic!("{other:?}"),
+        }
+        match Access::of(&ctx(r#"{"roles": ["EduStudent"], "personId": 1000000000000000001}"#)) {
+            Ok(Access::Family { role: "pupil", pupils }) => assert_eq!(pupils[0].person, "1000000000000000001"),
+            other => panic!("{other:?}"),
+        }
+        let err = Access::of(&ctx(r#"{"roles": ["EduParent"], "children": null}"#)).unwrap_err();
+        assert!(err.contains("no children"), "{err}");
+        assert!(Access::of(&ctx(r#"{"roles": []}"#)).is_err());
+    }
+
+    #[test]
+    fn files_become_attachments() {
+        let files: Vec<serde_json::Value> = serde_json::from_str(
+            r#"[{"id": 1, "name": "Карточка.pdf", "downloadUrl": "https://f/1"}, {"id": 2, "fileName": "a.docx"}, 77, "", null]"#,
+        )
+        .unwrap();
+        let got: Vec<m::Attachment> = files.iter().filter_map(attachment).collect();
+        assert_eq!(
+            got,
+            [
+                m::Attachment { name: "Карточка.pdf".into(), url: Some("https://f/1".into()) },
+                m::Attachment { name: "a.docx".into(), url: None },
+                m::Attachment { name: "77".into(), url: None },
+            ]
+        );
     }
 
     #[test]

@@ -34,13 +34,12 @@ pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[
     (EntityKind::Enrollment, "to"),
     (EntityKind::Mark, "entered_by"),
     (EntityKind::Mark, "subject"),
-    // The system has them, but the emulator does not serve them nor the connector read them
-    // yet (issue #14: the synthetic world carries them since this session).
-    (EntityKind::Lesson, "section"),
-    (EntityKind::Homework, "attachments"),
+    // A mark is `{value, mood, …}`: no teacher's comment, no «точка» (SOURCES.md).
     (EntityKind::Mark, "comment"),
     (EntityKind::Mark, "is_point"),
     (EntityKind::Mark, "point_date"),
+    // A lesson has its topic (`title`), not the section of the thematic plan.
+    (EntityKind::Lesson, "section"),
 ];
 
 /// What the connector exposes, in the shape the demo, the comparison and the acceptance kit read.

@@ -15,7 +15,7 @@ use futures::StreamExt as _;
 use serde::{Deserialize, Serialize};
 
 use super::wire::ApiError;
-use super::EmulatorState;
+use super::{Account, EmulatorState};
 
 pub(crate) const JSON: &str = "application/json; charset=utf-8";
 
@@ -111,26 +111,42 @@ fn presented_token(req: &Request) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
+/// The account behind the request's token (a request extension set by [`api_gate`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caller(pub Account);
+
 /// Token, request limit and injected failures, in that order, for every API route.
 /// (Tokens are compared, never logged.)
-pub(crate) async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> Response {
+pub(crate) async fn api_gate(State(st): State<EmulatorState>, mut req: Request, next: Next) -> Response {
     let inner = &st.inner;
     inner.count_request();
     let Some(token) = presented_token(&req) else {
         return ApiError::token_required().into_response();
     };
-    if !same_secret(token.as_bytes(), inner.token.as_bytes()) {
-        return ApiError::invalid_token().into_response();
+    // Every token is compared, so the time taken does not tell which one matched.
+    let mut account = None;
+    for (known, a) in &inner.accounts {
+        if same_secret(token.as_bytes(), known.as_bytes()) && account.is_none() {
+            account = Some(*a);
+        }
     }
+    let Some(account) = account else {
+        return ApiError::invalid_token().into_response();
+    };
     if let Some(limiter) = inner.limiter() {
-        if limiter.check_key(&inner.token).is_err() {
+        if limiter.check_key(&token).is_err() {
             inner.count_limited();
             return ApiError::request_limit(inner.limit_status).into_response();
         }
     }
     hold_if_asked(inner).await;
+    req.extensions_mut().insert(Caller(account));
     let Some(mode) = inner.take_failure() else {
-        return next.run(req).await;
+        let resp = next.run(req).await;
+        if inner.forms.numbers_as_strings && resp.status().is_success() {
+            return strings_for_numbers(resp).await;
+        }
+        return resp;
     };
     inner.count_failed();
     match mode {
@@ -149,6 +165,29 @@ pub(crate) async fn api_gate(State(st): State<EmulatorState>, req: Request, next
             truncated(body)
         }
     }
+}
+
+/// The answer with every number written as a string and the `_str` twins left out
+/// ([`super::Forms::numbers_as_strings`]).
+async fn strings_for_numbers(resp: Response) -> Response {
+    fn rewrite(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Number(n) => *v = serde_json::Value::String(n.to_string()),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(rewrite),
+            serde_json::Value::Object(map) => {
+                map.retain(|k, _| !(k.ends_with("_str") || k.ends_with("Str")));
+                map.values_mut().for_each(rewrite);
+            }
+            _ => {}
+        }
+    }
+    let (status, body) = full_answer(resp).await;
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(&body) else {
+        return (status, [(CONTENT_TYPE, JSON)], body).into_response();
+    };
+    rewrite(&mut value);
+    let bytes = serde_json::to_vec(&value).expect("serializing into memory cannot fail");
+    (status, [(CONTENT_TYPE, JSON)], bytes).into_response()
 }
 
 /// Keeps an admitted request open while `hold?after=N` says so (it is past the N-th).

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use axum::http::HeaderValue;
 use chrono::{NaiveDate, NaiveDateTime, NaiveTime, Offset, TimeZone};
 use chrono_tz::Tz;
-use ejgate_sdk::synth::{School, SynthClass, SynthGroup, World};
+use ejgate_sdk::synth::{School, SynthClass, SynthGroup, SynthLesson, World};
 
 /// The school time zone used when a configured name is not an IANA zone: Moscow, UTC+3
 /// (no daylight saving since 2014).
@@ -57,6 +57,18 @@ pub(crate) struct Index {
     pub units: HashMap<u64, UnitIndex>,
     /// Lesson id → its works (homework included), by id
     pub lesson_works: HashMap<u64, Vec<u64>>,
+    /// Lesson id → index into `World::schools`
+    pub lesson_school: HashMap<u64, usize>,
+    /// Student id → (unit, active) of every class and group they were ever in
+    pub student_units: HashMap<u64, Vec<(u64, bool)>>,
+    /// Student id → (entered at, mark id, the work's work type), sorted
+    pub student_marks: HashMap<u64, Vec<(NaiveDateTime, u64, u64)>>,
+    /// Student id → (lesson date, lesson id), sorted
+    pub student_attendance: HashMap<u64, Vec<(NaiveDate, u64)>>,
+    /// Lesson id → its marks, by id
+    pub lesson_marks: HashMap<u64, Vec<u64>>,
+    /// Person id → (school index, the person is a guardian)
+    pub people: HashMap<u64, (usize, bool)>,
 }
 
 /// The world with its indexes; what the handlers read under the lock.
@@ -80,6 +92,13 @@ impl Served {
     pub fn unit(&self, id: u64) -> Option<(&UnitIndex, &School)> {
         let u = self.index.units.get(&id)?;
         Some((u, &self.world.schools[u.school]))
+    }
+
+    /// A lesson by id: (school index, school, lesson).
+    pub fn lesson(&self, id: u64) -> Option<(usize, &School, &SynthLesson)> {
+        let &si = self.index.lesson_school.get(&id)?;
+        let school = &self.world.schools[si];
+        Some((si, school, school.lessons.get(&id)?))
     }
 
     /// The class a unit is or belongs to, and its group when it is a group.
@@ -128,6 +147,12 @@ impl Index {
         let mut school_info = Vec::with_capacity(world.schools.len());
         let mut units: HashMap<u64, UnitIndex> = HashMap::new();
         let mut lesson_works: HashMap<u64, Vec<u64>> = HashMap::new();
+        let mut lesson_school: HashMap<u64, usize> = HashMap::new();
+        let mut student_units: HashMap<u64, Vec<(u64, bool)>> = HashMap::new();
+        let mut student_marks: HashMap<u64, Vec<(NaiveDateTime, u64, u64)>> = HashMap::new();
+        let mut student_attendance: HashMap<u64, Vec<(NaiveDate, u64)>> = HashMap::new();
+        let mut lesson_marks: HashMap<u64, Vec<u64>> = HashMap::new();
+        let mut people: HashMap<u64, (usize, bool)> = HashMap::new();
 
         for (si, school) in world.schools.iter().enumerate() {
             schools.insert(school.id, si);
@@ -149,7 +174,14 @@ impl Index {
             for (i, group) in school.groups.iter().enumerate() {
                 units.insert(group.id, new_unit(UnitRef::Group(i)));
             }
+            for p in school.students.iter().chain(&school.teachers) {
+                people.insert(p.id, (si, false));
+            }
+            for p in &school.guardians {
+                people.insert(p.id, (si, true));
+            }
             for lesson in school.lessons.values() {
+                lesson_school.insert(lesson.id, si);
                 if let Some(u) = units.get_mut(&lesson.unit) {
                     u.lessons.push((lesson.date, lesson.number, lesson.id));
                 }
@@ -162,6 +194,8 @@ impl Index {
                     continue;
                 };
                 let work_type = school.works.get(&mark.work).map(|w| w.work_type).unwrap_or(0);
+                student_marks.entry(mark.student).or_default().push((mark.entered_at, mark.id, work_type));
+                lesson_marks.entry(mark.lesson).or_default().push(mark.id);
                 if let Some(u) = units.get_mut(&lesson.unit) {
                     u.marks.push((mark.entered_at, mark.id, work_type));
                 }
@@ -170,6 +204,7 @@ impl Index {
                 let Some(lesson) = school.lessons.get(&lesson_id) else {
                     continue;
                 };
+                student_attendance.entry(student).or_default().push((lesson.date, lesson_id));
                 if let Some(u) = units.get_mut(&lesson.unit) {
                     u.attendance.push((lesson.date, lesson_id, student));
                 }
@@ -178,6 +213,7 @@ impl Index {
                 if let Some(u) = units.get_mut(&e.unit) {
                     u.members.push((e.student, e.active));
                 }
+                student_units.entry(e.student).or_default().push((e.unit, e.active));
             }
         }
         for u in units.values_mut() {
@@ -188,7 +224,29 @@ impl Index {
             u.members.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
             u.members.dedup_by_key(|m| m.0);
         }
-        Index { schools, school_info, units, lesson_works }
+        for v in student_marks.values_mut() {
+            v.sort_unstable();
+        }
+        for v in student_attendance.values_mut() {
+            v.sort_unstable();
+        }
+        for v in student_units.values_mut() {
+            // One row per unit: active when any enrollment in it is.
+            v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)));
+            v.dedup_by_key(|m| m.0);
+        }
+        Index {
+            schools,
+            school_info,
+            units,
+            lesson_works,
+            lesson_school,
+            student_units,
+            student_marks,
+            student_attendance,
+            lesson_marks,
+            people,
+        }
     }
 }
 

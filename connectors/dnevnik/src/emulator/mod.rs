@@ -43,7 +43,8 @@
 //!   `timetable` is `null`, `parallel` is the grade.
 //! - Work-type `kind` codes and their `kindId` numbers (1–8 in API.md's order); a lesson's
 //!   default work is `DefaultNewLessonWork`; a work's `createdBy` is whoever conducted the
-//!   lesson (the substitute when there is one); `tasks` and `files` are always empty;
+//!   lesson (the substitute when there is one); `tasks` is always empty; `files` are
+//!   objects `{id, id_str, name, downloadUrl}`;
 //!   `periodNumber`/`periodType` are those of the period holding the lesson date.
 //! - Lesson `status` is `Canceled` or `Conducted` (never `NotConducted`); `teachers[1]` is the
 //!   substitute.
@@ -52,9 +53,14 @@
 //! - `final-marks` answers `[]` for a group that is not a class, and covers everyone ever
 //!   enrolled in the class (archived pupils too). The final mark's `date` has 7 fraction
 //!   digits like a mark's.
-//! - `users/me/context` is a district administrator (made-up name, ids just below the
-//!   world's first id) who sees every school of the world; `eduGroups` and `groupIds` are
-//!   all classes.
+//! - `users/me/context` of the main token is a district administrator (made-up name, ids
+//!   just below the world's first id) who sees every school of the world; `eduGroups` and
+//!   `groupIds` are all classes. More tokens may be a parent's or a pupil's
+//!   ([`EmulatorOptions::with_account`]): they see their pupils' data, and get 403
+//!   `authorizationNotOwner` for school-wide lists (see `people.rs`).
+//! - Besides the calls our connector makes, the read calls of the public clients are served
+//!   (`users/me`, `schools/person-schools`, `persons/{p}/…`, `lessons/{l}/…`, `works?lesson=`,
+//!   …: API.md). [`Forms`] switches on the other forms the clients disagree on.
 //! - `regionId` is 50; `fgosSubjectId` is `null`; a period's `year` is the study year's
 //!   first calendar year; a half-year period's type is `Semester`; holidays end at 23:59:59.
 //! - `marks/values` lists `mark5`, `markdismiss` and `markna` only.
@@ -88,6 +94,7 @@ pub mod dates;
 mod gate;
 mod handlers;
 mod index;
+mod people;
 mod wire;
 
 #[cfg(test)]
@@ -113,22 +120,66 @@ pub use gate::FailureMode;
 pub use index::WorldCell;
 pub use wire::{ADMIN_PERSON_ID, ADMIN_USER_ID};
 
+/// Whose account a token is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Account {
+    /// A district administrator: every school of the world (the main token).
+    Staff,
+    /// A parent, by the guardian's person id: their children (the world's guardianships).
+    Parent(u64),
+    /// A pupil, by the student's person id: themselves.
+    Pupil(u64),
+}
+
+/// Forms of the answers where the public clients disagree or the source varies; the
+/// defaults are what the typed clients model. Tests switch the others on to check that a
+/// reader takes every form.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Forms {
+    /// Every JSON number of an API answer written as a string (`"5"`, `"1000…"`), and the
+    /// `_str`/`Str` twins left out.
+    pub numbers_as_strings: bool,
+    /// `edu-groups/students` and a class's `subjects` with bare ids instead of objects.
+    pub bare_ids: bool,
+    /// POST `edu-groups/students` (and POST `edu-groups`) answer 404 `apiMethodNotSupported`.
+    pub refuse_batch: bool,
+    /// Classes carry a parent id (their parallel's: a group the lists do not hold).
+    pub classes_with_parent: bool,
+    /// Every class and group is typed `Subgroup` (no class can be placed).
+    pub all_subgroups: bool,
+}
+
 /// How the emulator behaves.
 #[derive(Clone)]
 pub struct EmulatorOptions {
-    /// The one valid token.
+    /// The main token: a district administrator ([`Account::Staff`]).
     pub token: String,
+    /// More tokens and whose they are (parents, pupils).
+    pub accounts: Vec<(String, Account)>,
     /// Requests per second per token (burst the same); `None` or 0: no limit.
     pub request_limit: Option<u32>,
     /// The HTTP status of the request-limit answer (429 by default; 433 is the other one
     /// clients know).
     pub limit_status: u16,
+    pub forms: Forms,
 }
 
 impl EmulatorOptions {
-    /// No request limit, limit status 429.
+    /// No request limit, limit status 429, the typed clients' forms.
     pub fn new(token: impl Into<String>) -> Self {
-        EmulatorOptions { token: token.into(), request_limit: None, limit_status: 429 }
+        EmulatorOptions {
+            token: token.into(),
+            accounts: Vec::new(),
+            request_limit: None,
+            limit_status: 429,
+            forms: Forms::default(),
+        }
+    }
+
+    /// Adds a token of a parent or a pupil.
+    pub fn with_account(mut self, token: impl Into<String>, account: Account) -> Self {
+        self.accounts.push((token.into(), account));
+        self
     }
 }
 
@@ -136,6 +187,7 @@ impl std::fmt::Debug for EmulatorOptions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EmulatorOptions")
             .field("token", &"[REDACTED]")
+            .field("accounts", &self.accounts.iter().map(|(_, a)| a).collect::<Vec<_>>())
             .field("request_limit", &self.request_limit)
             .field("limit_status", &self.limit_status)
             .finish()
@@ -160,7 +212,9 @@ type Limiter = DefaultKeyedRateLimiter<String>;
 
 pub(crate) struct Inner {
     pub(crate) world: WorldCell,
-    pub(crate) token: String,
+    /// Every token with its account, the main one first.
+    pub(crate) accounts: Vec<(String, Account)>,
+    pub(crate) forms: Forms,
     pub(crate) limit_status: StatusCode,
     limiter: RwLock<Option<Arc<Limiter>>>,
     fail: Mutex<gate::FailState>,
@@ -229,7 +283,10 @@ impl EmulatorState {
         Ok(EmulatorState {
             inner: Arc::new(Inner {
                 world: WorldCell::new(world),
-                token: options.token.clone(),
+                accounts: std::iter::once((options.token.clone(), Account::Staff))
+                    .chain(options.accounts.iter().cloned())
+                    .collect(),
+                forms: options.forms,
                 limit_status,
                 limiter: RwLock::new(make_limiter(options.request_limit)),
                 fail: Mutex::new(gate::FailState::default()),

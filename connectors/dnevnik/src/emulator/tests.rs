@@ -74,7 +74,13 @@ fn tiny_world() -> World {
     };
     let works = [
         work(70, 60, 20, false, "Работа на уроке", at(9, 1, 9, 0), day(9, 1)),
-        work(71, 60, 22, true, "№ 12, 14", at(9, 1, 14, 0), day(9, 3)),
+        SynthWork {
+            attachments: vec![SynthAttachment {
+                name: "Карточка №3.pdf".into(),
+                url: "https://files.example/c3.pdf".into(),
+            }],
+            ..work(71, 60, 22, true, "№ 12, 14", at(9, 1, 14, 0), day(9, 3))
+        },
         work(72, 62, 21, false, "Контрольная работа", at(9, 1, 10, 0), day(9, 1)),
     ];
     let mark = |n, student, lesson, work, value: &str, entered: NaiveDateTime| SynthMark {
@@ -171,8 +177,8 @@ fn tiny_world() -> World {
             person(42, Some(142), "Сидоров", "Илья", "Павлович", Sex::Male),
             person(43, None, "Орлова", "Вера", "Ивановна", Sex::Female),
         ],
-        guardians: vec![],
-        guardianships: vec![],
+        guardians: vec![person(44, Some(144), "Иванова", "Ольга", "Петровна", Sex::Female)],
+        guardianships: vec![(id(44), id(40)), (id(44), id(41))],
         classes: vec![SynthClass { id: id(50), name: "5А".into(), grade: 5, homeroom_teacher: id(30) }],
         groups: vec![
             SynthGroup {
@@ -535,30 +541,50 @@ async fn string_twins_equal_the_numbers() {
 }
 
 #[tokio::test]
-async fn lean_batch_answers_carry_exact_big_ids() {
+async fn batch_answers_carry_objects_and_exact_big_ids() {
     let emu = emulator(EmulatorOptions::new(TOKEN)).await;
     let c = Client::new(&emu);
     let resp = c.post("edu-groups/students", &format!("[{}, {}, 12345]", id(50), id(51))).await;
     assert_eq!(resp.status(), StatusCode::OK);
     let text = resp.text().await.unwrap();
     // Exact integers on the wire, not floats.
-    assert!(text.contains(&format!("\"person\":{}", id(43))), "{text}");
+    assert!(text.contains(&format!("\"id\":{}", id(43))), "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert!(id(43) > 1 << 53);
+    // `group` and `person` are full objects (the typed clients' StudentsWrapper).
+    let groups: Vec<(u64, &str, &str)> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["group"]["id"].as_u64().unwrap(),
+                g["group"]["name"].as_str().unwrap(),
+                g["group"]["type"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(groups, [(id(50), "5А", "Group"), (id(51), "5А Английский язык, 1 подгруппа", "Subgroup")]);
+    let members: Vec<(u64, &str, &str)> = v[0]["students"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            (
+                m["person"]["id"].as_u64().unwrap(),
+                m["person"]["lastName"].as_str().unwrap(),
+                m["membershipstatus"].as_str().unwrap(),
+            )
+        })
+        .collect();
     assert_eq!(
-        v,
-        json!([
-            {"group": id(50), "students": [
-                {"person": id(40), "membershipstatus": "Active"},
-                {"person": id(41), "membershipstatus": "Active"},
-                {"person": id(42), "membershipstatus": "Active"},
-                {"person": id(43), "membershipstatus": "Archive"},
-            ]},
-            {"group": id(51), "students": [
-                {"person": id(40), "membershipstatus": "Active"},
-                {"person": id(41), "membershipstatus": "Active"},
-            ]},
-        ])
+        members,
+        [
+            (id(40), "Иванов", "Active"),
+            (id(41), "Кузнецова", "Active"),
+            (id(42), "Сидоров", "Active"),
+            (id(43), "Орлова", "Archive")
+        ]
     );
     // Batch lessons and works: a bare array, the old `{"lessons": […]}`, string ids.
     let many = c.post("lessons/many", &format!("[{}, \"{}\"]", id(60), id(62))).await.json::<Value>().await.unwrap();
@@ -591,7 +617,14 @@ async fn shapes_and_formats() {
     assert_eq!(groups[0]["parentIds"], json!([]));
     assert_eq!(groups[0]["studyyear"], 2025);
     assert_eq!(groups[0]["parallel"], 5);
-    assert_eq!(groups[0]["subjects"], json!([id(10), id(11)]));
+    // Subject objects, as the typed clients model `EduGroup.subjects`.
+    assert_eq!(
+        groups[0]["subjects"],
+        json!([
+            {"id": id(10), "id_str": id(10).to_string(), "name": "Математика", "knowledgeArea": "Математика", "fgosSubjectId": null},
+            {"id": id(11), "id_str": id(11).to_string(), "name": "Английский язык", "knowledgeArea": "Филология", "fgosSubjectId": null},
+        ])
+    );
     assert_eq!(groups[1]["type"], "Subgroup");
     assert_eq!(groups[1]["parentIds"], json!([g]));
     assert_eq!(groups[2]["type"], "Group");
@@ -637,6 +670,12 @@ async fn shapes_and_formats() {
     assert_eq!(l["works"][0]["periodNumber"], 1);
     assert_eq!(l["works"][1]["type"], "Homework");
     assert_eq!(l["works"][1]["targetDate"], "2025-09-03T00:00:00");
+    let file = &l["works"][1]["files"][0];
+    assert_eq!(
+        (file["name"].as_str(), file["downloadUrl"].as_str()),
+        (Some("Карточка №3.pdf"), Some("https://files.example/c3.pdf"))
+    );
+    assert_eq!(l["works"][0]["files"], json!([]));
     // Entered at 14:00 Moscow time = 11:00 UTC.
     assert_eq!(l["works"][1]["sentDate"], "2025-09-01T11:00:00.000Z");
     let sub = c.json(&format!("edu-groups/{}/lessons/2025-09-01/2025-09-01", id(51))).await;
@@ -851,4 +890,220 @@ async fn throughput_on_the_benchmark_school() {
         bytes as f64 / 1e6 / secs
     );
     emu.shutdown().await;
+}
+
+const PARENT: &str = "parent-token-7";
+const PUPIL: &str = "pupil-token-7";
+
+async fn family_emulator() -> EmulatorHandle {
+    emulator(
+        EmulatorOptions::new(TOKEN)
+            .with_account(PARENT, Account::Parent(id(44)))
+            .with_account(PUPIL, Account::Pupil(id(42))),
+    )
+    .await
+}
+
+impl Client {
+    async fn get_as(&self, token: &str, path: &str) -> reqwest::Response {
+        self.http.get(format!("{}{path}", self.base)).header("Access-Token", token).send().await.unwrap()
+    }
+
+    async fn json_as(&self, token: &str, path: &str) -> Value {
+        let resp = self.get_as(token, path).await;
+        assert_eq!(resp.status(), StatusCode::OK, "{path}");
+        resp.json().await.unwrap()
+    }
+}
+
+/// The forms switched on: bare ids in the batch answer and the class's subjects, numbers
+/// as strings without twins, classes with a parent, every group a subgroup, the batch
+/// endpoints refused.
+#[tokio::test]
+async fn forms_on_request() {
+    let forms = Forms { bare_ids: true, numbers_as_strings: true, classes_with_parent: true, ..Forms::default() };
+    let emu = emulator(EmulatorOptions { forms, ..EmulatorOptions::new(TOKEN) }).await;
+    let c = Client::new(&emu);
+    let v = c.post("edu-groups/students", &format!("[{}]", id(51))).await.json::<Value>().await.unwrap();
+    assert_eq!(
+        v,
+        json!([{"group": id(51).to_string(), "students": [
+            {"person": id(40).to_string(), "membershipstatus": "Active"},
+            {"person": id(41).to_string(), "membershipstatus": "Active"},
+        ]}])
+    );
+    let groups = c.json(&format!("schools/{}/edu-groups", id(1))).await;
+    assert_eq!(groups[0]["subjects"], json!([id(10).to_string(), id(11).to_string()]));
+    assert_eq!(groups[0]["parallel"], "5");
+    assert_eq!(groups[0]["type"], "Group");
+    // The class's parallel: a group no list holds.
+    assert_eq!(groups[0]["parentIds"], json!([(FIRST_ID - 1000 + 5).to_string()]));
+    assert!(groups[0].get("id_str").is_none() && groups[0].get("parentIds_str").is_none());
+    let school = c.json(&format!("schools/{}", id(1))).await;
+    assert_eq!(school["timeZone"], "3");
+
+    let forms = Forms { all_subgroups: true, refuse_batch: true, ..Forms::default() };
+    let emu = emulator(EmulatorOptions { forms, ..EmulatorOptions::new(TOKEN) }).await;
+    let c = Client::new(&emu);
+    let groups = c.json(&format!("schools/{}/edu-groups", id(1))).await;
+    let kinds: Vec<&str> = groups.as_array().unwrap().iter().map(|g| g["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["Subgroup", "Subgroup", "Subgroup"]);
+    let resp = c.post("edu-groups/students", &format!("[{}]", id(50))).await;
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+    assert_eq!(resp.json::<Value>().await.unwrap()["type"], "apiMethodNotSupported");
+}
+
+/// The read calls of the public clients beyond ours, with the tiny school's values.
+#[tokio::test]
+async fn the_public_clients_read_calls() {
+    let emu = family_emulator().await;
+    let c = Client::new(&emu);
+    let me = c.json("users/me").await;
+    assert_eq!(me["roles"], json!(["EduSchoolAdministrator", "OrganizationStaff"]));
+    let schools = c.json("schools/person-schools").await;
+    assert_eq!(
+        schools,
+        json!([{"id": id(1), "id_str": id(1).to_string(), "name": "МБОУ СОШ № 16", "educationType": "Regular",
+                "tsoCityId": null, "tsoRegionTreePath": null}])
+    );
+    let p = c.json(&format!("persons/{}", id(41))).await;
+    assert_eq!(
+        (p["lastName"].as_str(), p["middleName"].as_str(), p["sex"].as_str()),
+        (Some("Кузнецова"), Some("Олеговна"), Some("Female"))
+    );
+    let groups = c.json(&format!("persons/{}/edu-groups", id(40))).await;
+    let names: Vec<&str> = groups.as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["5А", "5А Английский язык, 1 подгруппа"]);
+    // A pupil's marks by the day entered, in a datetime spelling a Python client writes.
+    let marks =
+        c.json(&format!("persons/{}/schools/{}/marks/2025-09-01 00:00:00/2025-09-30 00:00:00", id(40), id(1))).await;
+    let values: Vec<(&str, u64)> = marks
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| (m["value"].as_str().unwrap(), m["lesson"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(values, [("5", id(60)), ("2", id(62))]);
+    let log = c
+        .json(&format!("persons/{}/lesson-log-entries?startDate=2025-09-01+00:00:00&endDate=2025-09-30", id(41)))
+        .await;
+    let entries: Vec<(&str, u64)> = log["logEntries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["status"].as_str().unwrap(), e["lesson"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(entries, [("Pass", id(60)), ("Late", id(62))]);
+    assert_eq!(log["lessons"][0]["title"], "Натуральные числа");
+    let lesson = c.json(&format!("lessons/{}", id(60))).await;
+    assert_eq!(
+        (lesson["title"].as_str(), lesson["subject"]["name"].as_str()),
+        (Some("Натуральные числа"), Some("Математика"))
+    );
+    let works = c.json(&format!("works?lesson={}", id(60))).await;
+    let texts: Vec<&str> = works.as_array().unwrap().iter().map(|w| w["text"].as_str().unwrap()).collect();
+    assert_eq!(texts, ["Работа на уроке", "№ 12, 14"]);
+    assert_eq!(c.json(&format!("lessons/{}/works", id(60))).await, works);
+    let lm = c.json(&format!("lessons/{}/marks", id(60))).await;
+    let lm: Vec<&str> = lm.as_array().unwrap().iter().map(|m| m["value"].as_str().unwrap()).collect();
+    assert_eq!(lm, ["5", "3-"]);
+    let ll = c.json(&format!("lessons/{}/log-entries", id(60))).await;
+    let ll: Vec<&str> = ll.as_array().unwrap().iter().map(|e| e["status"].as_str().unwrap()).collect();
+    assert_eq!(ll, ["Pass", "Ill"]);
+    assert_eq!(
+        c.json(&format!("lesson-log-entries?lessons={}&lessons={}", id(60), id(62))).await.as_array().unwrap().len(),
+        3
+    );
+    let subjects = c.json(&format!("edu-groups/{}/subjects", id(51))).await;
+    assert_eq!(subjects[0]["name"], "Английский язык");
+    let periods = c.json(&format!("edu-groups/{}/reporting-periods", id(50))).await;
+    assert_eq!(periods[1]["name"], "2 четверть");
+    let many = c.json(&format!("edu-groups?eduGroups={}&eduGroups={}", id(50), id(52))).await;
+    assert_eq!(many[1]["journaltype"], "ExtendedDay");
+    let by_subject = c.json(&format!("edu-groups/{}/subjects/{}/marks/2025-09-01/2025-09-30", id(50), id(10))).await;
+    assert_eq!(by_subject.as_array().unwrap().len(), 2);
+    // `lessons/many` as a Python client posts it: a form.
+    let resp = c
+        .http
+        .post(format!("{}lessons/many", c.base))
+        .header("Access-Token", TOKEN)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(format!("lessons={}&lessons={}", id(60), id(63)))
+        .send()
+        .await
+        .unwrap();
+    let many: Value = resp.json().await.unwrap();
+    let titles: Vec<&str> = many.as_array().unwrap().iter().map(|l| l["title"].as_str().unwrap()).collect();
+    assert_eq!(titles, ["Натуральные числа", "Повторение"]);
+}
+
+/// A parent's and a pupil's token: the context says whose, the children's data is served,
+/// the school-wide lists and other pupils are not.
+#[tokio::test]
+async fn family_tokens_see_their_own() {
+    let emu = family_emulator().await;
+    let c = Client::new(&emu);
+    let ctx = c.json_as(PARENT, "users/me/context").await;
+    assert_eq!(ctx["roles"], json!(["EduParent"]));
+    assert_eq!(ctx["personId"].as_u64(), Some(id(44)));
+    assert_eq!(ctx["userId"].as_u64(), Some(id(144)));
+    let children: Vec<(u64, &str, Value)> = ctx["children"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|ch| (ch["personId"].as_u64().unwrap(), ch["firstName"].as_str().unwrap(), ch["groupIds"].clone()))
+        .collect();
+    assert_eq!(children, [(id(40), "Пётр", json!([id(50)])), (id(41), "Мария", json!([id(50)]))]);
+    assert_eq!(ctx["schools"][0]["id"].as_u64(), Some(id(1)));
+    for path in [
+        format!("schools/{}/edu-groups", id(1)),
+        format!("edu-groups/{}/persons", id(50)),
+        format!("edu-groups/{}/marks/2025-09-01/2025-09-30", id(50)),
+        format!("edu-groups/{}/final-marks", id(50)),
+        format!("lesson-log-entries/group/{}?from=2025-09-01&to=2025-09-30", id(50)),
+        format!("persons/{}", id(42)),
+        format!("persons/{}/schools/{}/marks/2025-09-01/2025-09-30", id(42), id(1)),
+    ] {
+        let resp = c.get_as(PARENT, &path).await;
+        assert_eq!(resp.status(), StatusCode::FORBIDDEN, "{path}");
+        assert_eq!(resp.json::<Value>().await.unwrap()["type"], "authorizationNotOwner", "{path}");
+    }
+    let refused = c
+        .http
+        .post(format!("{}edu-groups/students", c.base))
+        .header("Access-Token", PARENT)
+        .body(format!("[{}]", id(50)))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    // The children's groups, lessons and marks; a lesson's list keeps their rows only.
+    let lessons = c.json_as(PARENT, &format!("edu-groups/{}/lessons/2025-09-01/2025-09-30", id(51))).await;
+    assert_eq!(lessons.as_array().unwrap().len(), 1);
+    let marks = c.json_as(PARENT, &format!("persons/{}/schools/{}/marks/2025-09-01/2025-09-30", id(41), id(1))).await;
+    assert_eq!(marks[0]["value"], "3-");
+    let lm = c.json_as(PARENT, &format!("lessons/{}/log-entries", id(60))).await;
+    let who: Vec<u64> = lm.as_array().unwrap().iter().map(|e| e["person"].as_u64().unwrap()).collect();
+    assert_eq!(who, [id(41)]);
+    let finals = c.json_as(PARENT, &format!("persons/{}/edu-groups/{}/final-marks", id(40), id(50))).await;
+    let values: Vec<&str> = finals
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["per-subject-final-marks"][0]["final-mark"]["value"].as_str().unwrap())
+        .collect();
+    assert_eq!(values, ["5", "осв"]);
+    // The ГПД group (no child in it) is not theirs.
+    assert_eq!(c.get_as(PARENT, &format!("edu-groups/{}", id(52))).await.status(), StatusCode::FORBIDDEN);
+
+    let ctx = c.json_as(PUPIL, "users/me/context").await;
+    assert_eq!(ctx["roles"], json!(["EduStudent"]));
+    assert_eq!(ctx["personId"].as_u64(), Some(id(42)));
+    assert_eq!(ctx["groupIds"], json!([id(50)]));
+    assert_eq!(ctx["children"], json!([]));
+    let mine = c.json_as(PUPIL, "users/me/edu-groups").await;
+    assert_eq!(mine[0]["name"], "5А");
+    assert_eq!(c.get_as(PUPIL, &format!("persons/{}", id(40))).await.status(), StatusCode::FORBIDDEN);
+    let me = c.json_as(PUPIL, "users/me").await;
+    assert_eq!((me["lastName"].as_str(), me["id"].as_u64()), (Some("Сидоров"), Some(id(142))));
 }

@@ -10,13 +10,15 @@ use chrono::{Datelike, NaiveDate};
 use ejgate_sdk::model::{GroupKind, PeriodKind, Sex};
 use ejgate_sdk::synth::lookup::range_by;
 use ejgate_sdk::synth::{
-    School, SynthAttendanceStatus, SynthFinalMark, SynthLesson, SynthPeriod, SynthPerson, SynthWork, FIRST_ID,
+    School, SynthAttendanceStatus, SynthFinalMark, SynthLesson, SynthMark, SynthPeriod, SynthPerson, SynthSubject,
+    SynthWork, FIRST_ID,
 };
 use serde::{Serialize, Serializer};
 use serde_json::json;
 
 use super::dates::{EndOfDay, Micros, Midnight, Ticks, UtcMillis};
 use super::index::{Served, UnitRef};
+use super::Forms;
 
 /// The user behind the emulator's token: a district administrator (**assumption**: the
 /// world has no such person; the ids sit just below the world's first id, still above 2^53).
@@ -134,7 +136,7 @@ fn array<T: Serialize>(capacity: usize, items: impl IntoIterator<Item = T>) -> V
 }
 
 /// «Иванов И. П.»
-fn short_name(p: &SynthPerson) -> String {
+pub(crate) fn short_name(p: &SynthPerson) -> String {
     let mut s = p.last_name.clone();
     for name in [&p.first_name, &p.middle_name] {
         if let Some(c) = name.chars().next() {
@@ -255,25 +257,61 @@ pub fn context(s: &Served) -> Vec<u8> {
 // ---------------------------------------------------------------- 2. schools/{s}
 
 pub fn school(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
+    Ok(to_vec(&school_json(s, id)?))
+}
+
+/// `schools?schools=…`: several profiles; unknown ids are left out.
+pub fn schools_many(s: &Served, ids: &[u64]) -> Vec<u8> {
+    to_vec(&ids.iter().filter_map(|id| school_json(s, *id).ok()).collect::<Vec<_>>())
+}
+
+fn school_json(s: &Served, id: u64) -> Result<serde_json::Value, ApiError> {
     let (si, school) = s.school(id).ok_or_else(|| ApiError::unavailable("school", id))?;
-    Ok(to_vec(&json!({
+    Ok(json!({
         "id": school.id, "id_str": IdStr(school.id),
         "name": school.name, "fullName": school.full_name,
         "city": school.city, "municipality": school.municipality,
         "regionId": REGION_ID, "markType": "Mark5",
         "timeZone": s.utc_offset_hours(si, s.world.today),
         "uses_avg": true, "uses_weighted_avg": true, "educationType": "Regular",
-    })))
+    }))
 }
 
 // ---------------------------------------------------------------- 3. edu-groups
 
-#[allow(non_snake_case)]
+/// A class's `subjects[]`: subject objects, as the typed clients model them
+/// (`EduGroup.subjects: list[Subject]`), or bare ids ([`Forms::bare_ids`]).
 #[derive(Serialize)]
-struct EduGroupJson<'a> {
+#[serde(untagged)]
+enum SubjectsJson<'a> {
+    Objects(Vec<SubjectJson<'a>>),
+    Ids(Vec<u64>),
+}
+
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+pub(crate) struct SubjectJson<'a> {
     id: u64,
     id_str: IdStr,
-    parentIds: &'a [u64],
+    name: &'a str,
+    knowledgeArea: &'a str,
+    fgosSubjectId: Option<u64>,
+}
+
+pub(crate) fn subject_json(x: &SynthSubject) -> SubjectJson<'_> {
+    SubjectJson { id: x.id, id_str: IdStr(x.id), name: &x.name, knowledgeArea: &x.knowledge_area, fgosSubjectId: None }
+}
+
+/// The made-up id of a grade's parallel, which [`Forms::classes_with_parent`] gives
+/// classes as a parent: a group no list holds.
+pub const PARALLEL_ID_BASE: u64 = FIRST_ID - 1000;
+
+#[allow(non_snake_case)]
+#[derive(Serialize)]
+pub(crate) struct EduGroupJson<'a> {
+    id: u64,
+    id_str: IdStr,
+    parentIds: Vec<u64>,
     parentIds_str: Vec<IdStr>,
     r#type: &'static str,
     name: &'a str,
@@ -281,7 +319,7 @@ struct EduGroupJson<'a> {
     parallel: u8,
     status: &'static str,
     studyyear: i32,
-    subjects: Vec<u64>,
+    subjects: SubjectsJson<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     journaltype: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -291,12 +329,13 @@ struct EduGroupJson<'a> {
 }
 
 /// `camel`: `journalType` (as `edu-groups/{g}` spells it) instead of `journaltype`.
-fn edu_group<'a>(school: &'a School, unit: UnitRef, camel: bool) -> EduGroupJson<'a> {
+pub(crate) fn edu_group<'a>(school: &'a School, unit: UnitRef, camel: bool, forms: Forms) -> EduGroupJson<'a> {
     let (class, group) = Served::class_of(school, unit);
     let (id, name, parents, kind, journal) = match group {
         None => {
             let c = class.expect("a class unit has its class");
-            (c.id, c.name.as_str(), EMPTY, "Group", "Regular")
+            let parents = if forms.classes_with_parent { vec![PARALLEL_ID_BASE + c.grade as u64] } else { vec![] };
+            (c.id, c.name.as_str(), parents, "Group", "Regular")
         }
         Some(g) => {
             let (kind, journal) = match g.kind {
@@ -306,18 +345,26 @@ fn edu_group<'a>(school: &'a School, unit: UnitRef, camel: bool) -> EduGroupJson
                 GroupKind::Extracurricular => ("Group", "Extracurricular"),
                 GroupKind::AfterSchool => ("Group", "ExtendedDay"),
             };
-            (g.id, g.name.as_str(), std::slice::from_ref(&g.class_id), kind, journal)
+            (g.id, g.name.as_str(), vec![g.class_id], kind, journal)
         }
     };
+    let kind = if forms.all_subgroups { "Subgroup" } else { kind };
     let mut subjects: Vec<u64> = school.loads.iter().filter(|l| l.unit == id).map(|l| l.subject).collect();
     subjects.extend(group.and_then(|g| g.subject_id));
     subjects.sort_unstable();
     subjects.dedup();
+    let subjects = if forms.bare_ids {
+        SubjectsJson::Ids(subjects)
+    } else {
+        SubjectsJson::Objects(
+            subjects.iter().filter_map(|id| school.subjects.iter().find(|x| x.id == *id)).map(subject_json).collect(),
+        )
+    };
     EduGroupJson {
         id,
         id_str: IdStr(id),
-        parentIds: parents,
         parentIds_str: parents.iter().map(|&p| IdStr(p)).collect(),
+        parentIds: parents,
         r#type: kind,
         name,
         fullName: name,
@@ -332,50 +379,76 @@ fn edu_group<'a>(school: &'a School, unit: UnitRef, camel: bool) -> EduGroupJson
     }
 }
 
-pub fn school_edu_groups(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
+pub fn school_edu_groups(s: &Served, id: u64, forms: Forms) -> Result<Vec<u8>, ApiError> {
     let (_, school) = s.school(id).ok_or_else(|| ApiError::unavailable("school", id))?;
     let units = (0..school.classes.len()).map(UnitRef::Class).chain((0..school.groups.len()).map(UnitRef::Group));
-    Ok(array(256 * (school.classes.len() + school.groups.len()), units.map(|u| edu_group(school, u, false))))
+    Ok(array(256 * (school.classes.len() + school.groups.len()), units.map(|u| edu_group(school, u, false, forms))))
 }
 
-pub fn one_edu_group(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
+pub fn one_edu_group(s: &Served, id: u64, forms: Forms) -> Result<Vec<u8>, ApiError> {
     let (u, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
-    Ok(to_vec(&edu_group(school, u.unit, true)))
+    Ok(to_vec(&edu_group(school, u.unit, true, forms)))
+}
+
+/// Several classes or groups by id (GET `edu-groups?eduGroups=…`, POST `edu-groups`);
+/// unknown ids are left out.
+pub fn edu_groups_many(s: &Served, ids: &[u64], forms: Forms) -> Vec<u8> {
+    let list = ids.iter().filter_map(|id| s.unit(*id)).map(|(u, school)| edu_group(school, u.unit, false, forms));
+    array(256 * ids.len(), list)
 }
 
 // ---------------------------------------------------------------- 4. edu-groups/students
 
+/// `group` / `person` of the batch answer: a full object (the typed clients'
+/// `StudentsWrapper{EduGroup group; Student{Person person}}`) or a bare id.
 #[derive(Serialize)]
-struct MemberJson {
-    person: u64,
+#[serde(untagged)]
+enum Either<T> {
+    Object(T),
+    Id(u64),
+}
+
+#[derive(Serialize)]
+struct MemberJson<'a> {
+    person: Either<PersonJson<'a>>,
     membershipstatus: &'static str,
 }
 
 #[derive(Serialize)]
-struct GroupMembersJson {
-    group: u64,
-    students: Vec<MemberJson>,
+struct GroupMembersJson<'a> {
+    group: Either<EduGroupJson<'a>>,
+    students: Vec<MemberJson<'a>>,
 }
 
-/// Lean (no `_str` twins); unknown group ids are left out.
-pub fn groups_students(s: &Served, ids: &[u64]) -> Vec<u8> {
+/// `group` and `person` as full objects ([`Forms::bare_ids`]: bare ids); unknown group ids
+/// are left out.
+pub fn groups_students(s: &Served, ids: &[u64], forms: Forms) -> Vec<u8> {
     let groups = ids.iter().filter_map(|&id| {
-        let u = s.index.units.get(&id)?;
+        let (u, school) = s.unit(id)?;
+        let positions = &s.index.school_info[u.school].students;
         let students = u
             .members
             .iter()
-            .map(|&(person, active)| MemberJson { person, membershipstatus: if active { "Active" } else { "Archive" } })
+            .map(|&(person, active)| MemberJson {
+                person: match positions.get(&person).filter(|_| !forms.bare_ids) {
+                    Some(&i) => Either::Object(person_json(&school.students[i])),
+                    None => Either::Id(person),
+                },
+                membershipstatus: if active { "Active" } else { "Archive" },
+            })
             .collect();
-        Some(GroupMembersJson { group: id, students })
+        let group =
+            if forms.bare_ids { Either::Id(id) } else { Either::Object(edu_group(school, u.unit, false, forms)) };
+        Some(GroupMembersJson { group, students })
     });
-    array(64 * ids.len(), groups)
+    array(256 * ids.len(), groups)
 }
 
 // ---------------------------------------------------------------- 5. edu-groups/{g}/persons
 
 #[allow(non_snake_case)]
 #[derive(Serialize)]
-struct PersonJson<'a> {
+pub(crate) struct PersonJson<'a> {
     id: u64,
     id_str: IdStr,
     userId: Option<u64>,
@@ -387,7 +460,7 @@ struct PersonJson<'a> {
     sex: &'static str,
 }
 
-fn person_json(p: &SynthPerson) -> PersonJson<'_> {
+pub(crate) fn person_json(p: &SynthPerson) -> PersonJson<'_> {
     PersonJson {
         id: p.id,
         id_str: IdStr(p.id),
@@ -469,13 +542,22 @@ pub fn subjects(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
     Ok(array(128 * school.subjects.len(), list))
 }
 
+/// `edu-groups/{g}/subjects`: the subjects taught in a class or group (**assumption**: the
+/// whole year's, where the real list covers the current period only).
+pub fn group_subjects(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
+    let (_, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
+    let mut ids: Vec<u64> = school.loads.iter().filter(|l| l.unit == id).map(|l| l.subject).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let list = ids.iter().filter_map(|i| school.subjects.iter().find(|x| x.id == *i)).map(subject_json);
+    Ok(array(128 * ids.len(), list))
+}
+
 // ---------------------------------------------------------------- 8. reporting-period-group
 
-pub fn reporting_period_group(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
-    let (_, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
-    let group_id = school.year.id;
+fn periods_json(school: &School) -> Vec<serde_json::Value> {
     let study_year = school.year.start.year();
-    let periods: Vec<_> = school
+    school
         .periods
         .iter()
         .map(|p| {
@@ -486,7 +568,19 @@ pub fn reporting_period_group(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> 
                 "year": study_year,
             })
         })
-        .collect();
+        .collect()
+}
+
+/// `edu-groups/{g}/reporting-periods`: the periods alone.
+pub fn reporting_periods(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
+    let (_, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
+    Ok(to_vec(&periods_json(school)))
+}
+
+pub fn reporting_period_group(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
+    let (_, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
+    let group_id = school.year.id;
+    let periods = periods_json(school);
     let holidays: Vec<_> = school
         .holidays
         .iter()
@@ -542,9 +636,21 @@ struct WorkJson<'a> {
     targetDate: Midnight,
     sentDate: Option<UtcMillis>,
     createdBy: u64,
-    files: &'static [u64],
+    files: Vec<FileJson<'a>>,
     tasks: &'static [u64],
     isImportant: bool,
+}
+
+/// A file attached to a homework (**assumption**: the swagger's example shows `files` as
+/// ids; the typed clients do not show the file object, so its fields are our guess —
+/// `{id, id_str, name, downloadUrl}` — and a reader accepts ids too).
+#[derive(Serialize)]
+#[allow(non_snake_case)]
+struct FileJson<'a> {
+    id: u64,
+    id_str: IdStr,
+    name: &'a str,
+    downloadUrl: &'a str,
 }
 
 #[derive(Serialize)]
@@ -610,7 +716,16 @@ fn work_json<'a>(
         targetDate: Midnight(work.target_date),
         sentDate: work.is_homework.then(|| UtcMillis(s.to_utc(si, work.created_at))),
         createdBy: lesson.substitute.unwrap_or(lesson.teacher),
-        files: EMPTY,
+        // A file id of our own: the work's id with the file's place in the upper bits.
+        files: work
+            .attachments
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                let id = work.id.wrapping_add((i as u64 + 1) << 40);
+                FileJson { id, id_str: IdStr(id), name: &a.name, downloadUrl: &a.url }
+            })
+            .collect(),
         tasks: EMPTY,
         isImportant: false,
     }
@@ -652,22 +767,35 @@ fn lesson_json<'a>(s: &'a Served, si: usize, school: &'a School, lesson: &'a Syn
     }
 }
 
-pub fn lessons(s: &Served, id: u64, from: NaiveDate, to: NaiveDate) -> Result<Vec<u8>, ApiError> {
+/// A group's lessons dated in [from, to]; with `subject`, of that subject only.
+pub fn lessons(s: &Served, id: u64, subject: Option<u64>, from: NaiveDate, to: NaiveDate) -> Result<Vec<u8>, ApiError> {
     let (u, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
     let rows = range_by(&u.lessons, |r| r.0, from, to);
-    let list = rows.iter().filter_map(|(_, _, l)| school.lessons.get(l)).map(|l| lesson_json(s, u.school, school, l));
+    let list = rows
+        .iter()
+        .filter_map(|(_, _, l)| school.lessons.get(l))
+        .filter(|l| subject.is_none_or(|x| l.subject == x))
+        .map(|l| lesson_json(s, u.school, school, l));
     Ok(array(1200 * rows.len(), list))
+}
+
+/// `lessons/{l}`.
+pub fn one_lesson(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
+    let (si, school, l) = s.lesson(id).ok_or_else(|| ApiError::unavailable("lesson", id))?;
+    Ok(to_vec(&lesson_json(s, si, school, l)))
+}
+
+/// `works?lesson=`, `lessons/{l}/works`: the lesson's works, homework included.
+pub fn lesson_works(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
+    let (si, school, l) = s.lesson(id).ok_or_else(|| ApiError::unavailable("lesson", id))?;
+    let ids = s.index.lesson_works.get(&id).map(Vec::as_slice).unwrap_or_default();
+    let list = ids.iter().filter_map(|w| school.works.get(w)).map(|w| work_json(s, si, school, l, w));
+    Ok(array(600 * ids.len(), list))
 }
 
 /// `lessons/many`: unknown ids are left out.
 pub fn lessons_many(s: &Served, ids: &[u64]) -> Vec<u8> {
-    let list = ids.iter().filter_map(|id| {
-        s.world
-            .schools
-            .iter()
-            .enumerate()
-            .find_map(|(si, school)| school.lessons.get(id).map(|l| lesson_json(s, si, school, l)))
-    });
+    let list = ids.iter().filter_map(|id| s.lesson(*id)).map(|(si, school, l)| lesson_json(s, si, school, l));
     array(1200 * ids.len(), list)
 }
 
@@ -706,31 +834,66 @@ struct MarkJson<'a> {
     use_avg_calc: bool,
 }
 
-pub fn marks(s: &Served, id: u64, from: NaiveDate, to: NaiveDate) -> Result<Vec<u8>, ApiError> {
+fn mark_json(m: &SynthMark, work_type: u64) -> MarkJson<'_> {
+    MarkJson {
+        id: m.id,
+        id_str: IdStr(m.id),
+        r#type: "mark5",
+        value: &m.value,
+        textValue: &m.value,
+        person: m.student,
+        person_str: IdStr(m.student),
+        work: m.work,
+        work_str: IdStr(m.work),
+        lesson: m.lesson,
+        lesson_str: IdStr(m.lesson),
+        number: 0,
+        date: Ticks(m.entered_at),
+        workType: work_type,
+        mood: mood(&m.value),
+        use_avg_calc: true,
+    }
+}
+
+/// Marks on a group's lessons entered in [from, to]; with `subject`, of that subject only.
+pub fn marks(s: &Served, id: u64, subject: Option<u64>, from: NaiveDate, to: NaiveDate) -> Result<Vec<u8>, ApiError> {
     let (u, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
     let rows = range_by(&u.marks, |r| r.0.date(), from, to);
-    let list =
-        rows.iter().filter_map(|&(_, m, work_type)| Some((school.marks.get(&m)?, work_type))).map(|(m, work_type)| {
-            MarkJson {
-                id: m.id,
-                id_str: IdStr(m.id),
-                r#type: "mark5",
-                value: &m.value,
-                textValue: &m.value,
-                person: m.student,
-                person_str: IdStr(m.student),
-                work: m.work,
-                work_str: IdStr(m.work),
-                lesson: m.lesson,
-                lesson_str: IdStr(m.lesson),
-                number: 0,
-                date: Ticks(m.entered_at),
-                workType: work_type,
-                mood: mood(&m.value),
-                use_avg_calc: true,
-            }
-        });
+    let list = rows
+        .iter()
+        .filter_map(|&(_, m, work_type)| Some((school.marks.get(&m)?, work_type)))
+        .filter(|(m, _)| subject.is_none_or(|x| school.lessons.get(&m.lesson).is_some_and(|l| l.subject == x)))
+        .map(|(m, work_type)| mark_json(m, work_type));
     Ok(array(420 * rows.len(), list))
+}
+
+/// A pupil's marks in a school entered in [from, to] (`persons/{p}/schools/{s}/marks/…`,
+/// by the day entered like the group list: **assumption**).
+pub fn person_marks(
+    s: &Served,
+    person: u64,
+    school_id: u64,
+    from: NaiveDate,
+    to: NaiveDate,
+) -> Result<Vec<u8>, ApiError> {
+    let (si, school) = s.school(school_id).ok_or_else(|| ApiError::unavailable("school", school_id))?;
+    let rows = s.index.student_marks.get(&person).map(Vec::as_slice).unwrap_or_default();
+    let rows = range_by(rows, |r| r.0.date(), from, to);
+    let _ = si;
+    let list = rows.iter().filter_map(|&(_, m, wt)| Some(mark_json(school.marks.get(&m)?, wt)));
+    Ok(array(420 * rows.len(), list))
+}
+
+/// Marks of one lesson (`lessons/{l}/marks`); `only` keeps those of the given pupils.
+pub fn lesson_marks(s: &Served, lesson: u64, only: Option<&[u64]>) -> Result<Vec<u8>, ApiError> {
+    let (_, school, _) = s.lesson(lesson).ok_or_else(|| ApiError::unavailable("lesson", lesson))?;
+    let ids = s.index.lesson_marks.get(&lesson).map(Vec::as_slice).unwrap_or_default();
+    let list = ids
+        .iter()
+        .filter_map(|m| school.marks.get(m))
+        .filter(|m| only.is_none_or(|o| o.contains(&m.student)))
+        .map(|m| mark_json(m, school.works.get(&m.work).map(|w| w.work_type).unwrap_or(0)));
+    Ok(array(420 * ids.len(), list))
 }
 
 // ---------------------------------------------------------------- 12. final-marks
@@ -767,7 +930,7 @@ struct FinalMarksJson<'a> {
 
 /// Final marks of everyone ever enrolled in the class (active and archived: **assumption**,
 /// so that a pupil who left still has their marks served). A group answers `[]`.
-pub fn final_marks(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
+pub fn final_marks(s: &Served, id: u64, only: Option<u64>) -> Result<Vec<u8>, ApiError> {
     let (u, school) = s.unit(id).ok_or_else(|| ApiError::unavailable("eduGroup", id))?;
     if !matches!(u.unit, UnitRef::Class(_)) {
         return Ok(b"[]".to_vec());
@@ -778,7 +941,7 @@ pub fn final_marks(s: &Served, id: u64) -> Result<Vec<u8>, ApiError> {
         None => usize::MAX,
     };
     let mut entries: Vec<FinalMarksJson<'_>> = Vec::new();
-    for &(student, _) in &u.members {
+    for &(student, _) in u.members.iter().filter(|(p, _)| only.is_none_or(|o| o == *p)) {
         let mut rows: Vec<(Option<u64>, u64, &SynthFinalMark)> = school
             .final_marks
             .range((student, 0, None)..=(student, u64::MAX, Some(u64::MAX)))
@@ -827,6 +990,19 @@ struct LogEntryJson<'a> {
     createdDate: Micros,
 }
 
+fn log_entry_json(s: &Served, si: usize, lesson: u64, student: u64) -> Option<LogEntryJson<'_>> {
+    let a = s.world.schools[si].attendance.get(&(lesson, student))?;
+    Some(LogEntryJson {
+        person: student,
+        person_str: IdStr(student),
+        lesson,
+        lesson_str: IdStr(lesson),
+        comment: a.comment.as_deref(),
+        status: attendance_status(a.status),
+        createdDate: Micros(a.entered_at),
+    })
+}
+
 pub fn log_entries(
     s: &Served,
     id: u64,
@@ -842,18 +1018,39 @@ pub fn log_entries(
                 return None;
             }
         }
-        let a = school.attendance.get(&(lesson, student))?;
-        Some(LogEntryJson {
-            person: student,
-            person_str: IdStr(student),
-            lesson,
-            lesson_str: IdStr(lesson),
-            comment: a.comment.as_deref(),
-            status: attendance_status(a.status),
-            createdDate: Micros(a.entered_at),
-        })
+        log_entry_json(s, u.school, lesson, student)
     });
     Ok(array(220 * rows.len(), list))
+}
+
+/// Entries of some lessons (`lessons/{l}/log-entries`, `lesson-log-entries?lessons=`);
+/// `only` keeps those of the given pupils.
+pub fn lessons_log_entries(s: &Served, lessons: &[u64], only: Option<&[u64]>) -> Vec<u8> {
+    let mut list = Vec::new();
+    for &lesson in lessons {
+        let Some((si, school, _)) = s.lesson(lesson) else { continue };
+        for (&(_, student), _) in school.attendance.range((lesson, 0)..=(lesson, u64::MAX)) {
+            if only.is_none_or(|o| o.contains(&student)) {
+                list.extend(log_entry_json(s, si, lesson, student));
+            }
+        }
+    }
+    to_vec(&list)
+}
+
+/// `persons/{p}/lesson-log-entries?startDate&endDate`: `{logEntries, lessons}`, the
+/// pupil's entries of lessons dated in [from, to] and those lessons.
+pub fn person_log_entries(s: &Served, person: u64, from: NaiveDate, to: NaiveDate) -> Vec<u8> {
+    let rows = s.index.student_attendance.get(&person).map(Vec::as_slice).unwrap_or_default();
+    let rows = range_by(rows, |r| r.0, from, to);
+    let mut entries = Vec::with_capacity(rows.len());
+    let mut lessons = Vec::with_capacity(rows.len());
+    for &(_, lesson) in rows {
+        let Some((si, school, l)) = s.lesson(lesson) else { continue };
+        entries.extend(log_entry_json(s, si, lesson, person));
+        lessons.push(lesson_json(s, si, school, l));
+    }
+    to_vec(&json!({"logEntries": entries, "lessons": lessons}))
 }
 
 // ---------------------------------------------------------------- 14, 15: code lists
@@ -867,18 +1064,28 @@ pub fn mark_values() -> Vec<u8> {
     to_vec(&json!({"mark5": mark5, "markdismiss": ["осв"], "markna": ["н/а"]}))
 }
 
-/// The ids of a batch request body: a bare array of numbers or numeric strings, or an object
-/// holding such an array under `key` (old clients: `{"lessons": […]}`).
+/// The ids of a batch request body: a bare array of numbers or numeric strings, an object
+/// holding such an array under `key` (old clients: `{"lessons": […]}`), or a form
+/// (`lessons=1&lessons=2`, what a Python client posting `data={"lessons": […]}` sends).
 pub fn batch_ids(body: &[u8], key: &str) -> Result<Vec<u64>, ApiError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|_| ApiError::invalid_request("The body must be a JSON array of ids"))?;
+    let bad = || ApiError::invalid_request("The body must be a JSON array of ids");
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        let mut out = Vec::new();
+        for pair in url::form_urlencoded::parse(body) {
+            let k = pair.0.to_ascii_lowercase();
+            if k == key.to_ascii_lowercase() || k == format!("{}[]", key.to_ascii_lowercase()) {
+                out.push(pair.1.trim().parse().map_err(|_| ApiError::invalid_request("Ids must be integers"))?);
+            }
+        }
+        return if out.is_empty() { Err(bad()) } else { Ok(out) };
+    };
     let items = match &value {
         serde_json::Value::Array(items) => items,
         serde_json::Value::Object(map) => match map.get(key) {
             Some(serde_json::Value::Array(items)) => items,
-            _ => return Err(ApiError::invalid_request("The body must be a JSON array of ids")),
+            _ => return Err(bad()),
         },
-        _ => return Err(ApiError::invalid_request("The body must be a JSON array of ids")),
+        _ => return Err(bad()),
     };
     items
         .iter()
