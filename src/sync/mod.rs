@@ -488,8 +488,9 @@ async fn drive(
         result = Err(e);
     }
     drop(rx);
-    if result.is_err() {
-        // The fetcher may wait for room the writer will not give back.
+    if result.is_err() || options.stop.observed() {
+        // The fetcher may wait for room the writer will not give back, or, after a stop,
+        // for answers nobody will write: it is not waited for.
         fetcher.abort();
         return result;
     }
