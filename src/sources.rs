@@ -76,7 +76,10 @@ pub fn check_token_file(source: &SourceConfig, file: &std::path::Path) -> anyhow
         file.display()
     );
     if source.allow_readable_token_file {
-        tracing::warn!("{message}; allowed by allow_readable_token_file (`chmod 600 {}` makes it private)", file.display());
+        tracing::warn!(
+            "{message}; allowed by allow_readable_token_file (`chmod 600 {}` makes it private)",
+            file.display()
+        );
         return Ok(());
     }
     anyhow::bail!(

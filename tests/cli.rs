@@ -438,7 +438,8 @@ async fn a_failed_sync_says_its_error_once_without_colour_codes() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlx_slow_statement_warnings_show_only_when_asked_for() {
     use sqlx::{AssertSqlSafe, Connection};
-    let admin = std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let admin =
+        std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let suffix = format!("{}_{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
     let schema = format!("ejgate_cli_{suffix}");
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at EJGATE_TEST_PG_URL");

@@ -302,8 +302,7 @@ async fn an_enrolment_of_a_pupil_absent_from_the_roster_is_reported_with_its_lin
     write_csv_lines(&students, &lines);
 
     let enrollments = csv_lines(&h.export.path().join("enrollments.csv"));
-    let column =
-        enrollments[0].split(';').position(|c| c.trim_matches('"') == "Ученик (код)").expect("a pupil column");
+    let column = enrollments[0].split(';').position(|c| c.trim_matches('"') == "Ученик (код)").expect("a pupil column");
     let at: Vec<usize> = enrollments
         .iter()
         .enumerate()
@@ -320,7 +319,10 @@ async fn an_enrolment_of_a_pupil_absent_from_the_roster_is_reported_with_its_lin
         .iter()
         .find(|w| w.contains("enrollments.csv"))
         .unwrap_or_else(|| panic!("no warning names enrollments.csv: {:?}", report.stats.warnings));
-    assert!(warning.contains(&format!("{} enrolment(s) of pupils the export's roster does not hold", at.len())), "{warning}");
+    assert!(
+        warning.contains(&format!("{} enrolment(s) of pupils the export's roster does not hold", at.len())),
+        "{warning}"
+    );
     for line in at {
         assert!(warning.contains(&format!("line {line} (pupil «{pupil}»)")), "{warning}");
     }

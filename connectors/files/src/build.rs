@@ -92,11 +92,8 @@ pub fn build(
     // They had been accepted without a word.
     if !ctx.absent.is_empty() {
         let absent = std::mem::take(&mut ctx.absent);
-        let listed: Vec<String> = absent
-            .iter()
-            .take(ABSENT_LISTED)
-            .map(|(line, id)| format!("{line_word} {line} (pupil «{id}»)"))
-            .collect();
+        let listed: Vec<String> =
+            absent.iter().take(ABSENT_LISTED).map(|(line, id)| format!("{line_word} {line} (pupil «{id}»)")).collect();
         let more = absent.len().saturating_sub(ABSENT_LISTED);
         warnings.push(format!(
             "{}: {} enrolment(s) of pupils the export's roster does not hold: {}{}; export the roster and the \
