@@ -484,9 +484,8 @@ async fn drive(
     }
     drop(rx);
     if result.is_err() || options.stop.observed() {
-        // The fetcher may wait for room the writer will not give back, or (stopped) for
-        // answers the run no longer needs: a source holding a request open had kept a
-        // stopped sync from ending until the request timed out.
+        // The fetcher may wait for room the writer will not give back, or, after a stop,
+        // for answers nobody will write: it is not waited for.
         fetcher.abort();
         return result;
     }
