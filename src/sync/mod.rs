@@ -314,6 +314,7 @@ async fn run_holding(
     Ok(SyncReport { run, source, status, error, error_kind, stats, elapsed: started.elapsed(), store_time })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     store: &dyn Store,
     connector: Arc<dyn Connector>,
