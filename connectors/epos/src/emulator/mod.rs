@@ -249,6 +249,25 @@ impl Emulator for EmulatorState {
     }
 }
 
+impl mesh::Platform for EmulatorState {
+    fn world_cell(&self) -> &WorldCell {
+        &self.inner.world
+    }
+
+    fn error_shape(&self) -> ErrorShape {
+        SHAPE
+    }
+
+    fn max_per_page(&self) -> usize {
+        self.inner.max_per_page
+    }
+
+    /// `dd.MM.yyyy`, like every `date` of ЭПОС.Школа.
+    fn period_date(&self, day: NaiveDate) -> String {
+        day.format("%d.%m.%Y").to_string()
+    }
+}
+
 /// The emulator's routes: the API, the control surface under `/__emulator`, a JSON 404 for
 /// anything else; a `Date` header on every answer.
 pub fn router(state: EmulatorState) -> Router {

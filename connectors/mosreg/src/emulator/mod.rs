@@ -395,6 +395,25 @@ impl Emulator for EmulatorState {
     }
 }
 
+impl mesh::Platform for EmulatorState {
+    fn world_cell(&self) -> &WorldCell {
+        &self.inner.world
+    }
+
+    fn error_shape(&self) -> ErrorShape {
+        self.inner.error_shape
+    }
+
+    fn max_per_page(&self) -> usize {
+        self.inner.max_per_page
+    }
+
+    /// `yyyy-MM-dd`, like every date of «Моя школа».
+    fn period_date(&self, day: NaiveDate) -> String {
+        mesh::ymd(day)
+    }
+}
+
 /// The emulator's routes: the API, the refresh, the control surface under `/__emulator`, a
 /// JSON 404 for anything else; a `Date` header on every answer.
 pub fn router(state: EmulatorState) -> Router {

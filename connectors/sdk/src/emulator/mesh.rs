@@ -4,15 +4,21 @@
 //! школа»): the same `core/api` staff lists, the same profiles of parents and pupils, the same
 //! lost-session text, the same nginx in front. What is common is here; each emulator
 //! configures its hosts, paths, credentials and the differences (error body shape, date
-//! formats, which family endpoints exist).
+//! formats, which family endpoints exist) through [`Platform`].
 
+use std::collections::HashMap;
+
+use axum::extract::{Extension, Path, RawQuery, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use chrono::NaiveTime;
+use axum::routing::get;
+use axum::Router;
+use chrono::{Datelike, NaiveDate, NaiveTime};
+use serde_json::{json, Value};
 
-use super::{http_date, json_status};
-use crate::synth::{World, FIRST_ID};
+use super::{http_date, json_ok, json_status, Emulator};
+use crate::synth::{School, SchoolLookup, World, WorldCell, FIRST_ID};
 
 /// The platform's lost-session message (SOURCES.md, ЭПОС.Школа «Refused token» and «Моя
 /// школа» «Expiry»), written here from the evidence, not taken from a connector.
@@ -130,4 +136,199 @@ pub fn html_502() -> Response {
 /// The emulators' clock: the world's today at 12:00 UTC.
 pub fn noon_date(world: &World) -> HeaderValue {
     http_date(world.today.and_time(NaiveTime::from_hms_opt(12, 0, 0).expect("noon")))
+}
+
+/// What a МЭШ emulator configures for the shared parts.
+pub trait Platform: Emulator {
+    /// The world served.
+    fn world_cell(&self) -> &WorldCell;
+
+    /// The shape of its JSON error bodies.
+    fn error_shape(&self) -> ErrorShape;
+
+    /// The largest page the server gives, whatever `per_page` asks.
+    fn max_per_page(&self) -> usize;
+
+    /// How the dates of `periods_schedules` are written.
+    fn period_date(&self, day: NaiveDate) -> String;
+}
+
+/// A request's query parameters (the last value of each name).
+pub type Query = HashMap<String, String>;
+
+/// The query of a request as a map.
+pub fn query(raw: &RawQuery) -> Query {
+    raw.0.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
+}
+
+/// A serializable code (an enum of the synthetic world) as its JSON name.
+pub fn kind_name<T: serde::Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or(Value::Null)
+}
+
+/// `yyyy-MM-dd`.
+pub fn ymd(d: NaiveDate) -> String {
+    d.format("%Y-%m-%d").to_string()
+}
+
+/// 400 `parameterInvalid`.
+pub fn bad(shape: ErrorShape, message: &str) -> Response {
+    error(shape, StatusCode::BAD_REQUEST, "parameterInvalid", message)
+}
+
+/// 404 `resourceNotFound`.
+pub fn not_found(shape: ErrorShape, message: &str) -> Response {
+    error(shape, StatusCode::NOT_FOUND, "resourceNotFound", message)
+}
+
+/// A family profile asking for what only staff sees (assumption: status and text).
+pub fn forbidden(shape: ErrorShape) -> Response {
+    error(shape, StatusCode::FORBIDDEN, "accessDenied", "Доступ запрещён")
+}
+
+/// The school-wide lists are the staff profile's (assumption, both API.md files).
+pub fn staff_only(shape: ErrorShape, viewer: &Viewer) -> Result<(), Response> {
+    match viewer {
+        Viewer::Staff => Ok(()),
+        Viewer::Family { .. } => Err(forbidden(shape)),
+    }
+}
+
+/// The rows of one page: `page` 0 and 1 are the first; `per_page` (50 by default) is capped
+/// at `max` without a word; past the end none. Rows are sliced before they are written, so a
+/// page costs what it holds.
+pub fn page_of<T>(max: usize, q: &Query, rows: impl IntoIterator<Item = T>) -> impl Iterator<Item = T> {
+    let per_page = q.get("per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).clamp(1, max.max(1));
+    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
+    rows.into_iter().skip((page - 1).saturating_mul(per_page)).take(per_page)
+}
+
+/// The school a request names with `school_id` (400 without one, 404 for an unknown one).
+pub fn with_school<S: Platform, R>(
+    st: &S,
+    q: &Query,
+    f: impl FnOnce(&World, &School, &SchoolLookup) -> R,
+) -> Result<R, Response> {
+    let shape = st.error_shape();
+    let id = q.get("school_id").ok_or_else(|| bad(shape, "Параметр school_id обязателен"))?;
+    let id: u64 = id.parse().map_err(|_| not_found(shape, "Школа не найдена"))?;
+    st.world_cell().read_indexed(|w, lookup| match lookup.school(w, id) {
+        Some((s, lk)) => Ok(f(w, s, lk)),
+        None => Err(not_found(shape, "Школа не найдена")),
+    })
+}
+
+/// The staff lists of `core/api` both systems serve alike: `academic_years`,
+/// `schools/{id}`, `periods_schedules`, `subjects`, `class_units`, `groups` (behind the
+/// system's gate, which puts the [`Viewer`] in the request).
+pub fn core_routes<S: Platform>() -> Router<S> {
+    Router::new()
+        .route("/core/api/academic_years", get(academic_years::<S>))
+        .route("/core/api/schools/{id}", get(school::<S>))
+        .route("/core/api/periods_schedules", get(periods::<S>))
+        .route("/core/api/subjects", get(subjects::<S>))
+        .route("/core/api/class_units", get(class_units::<S>))
+        .route("/core/api/groups", get(groups::<S>))
+}
+
+/// The current year of the world and a made-up previous one.
+async fn academic_years<S: Platform>(State(st): State<S>) -> Response {
+    let body = st.world_cell().read(|w| {
+        let Some(s) = w.schools.first() else { return json!([]) };
+        let y = &s.year;
+        let prev_start = y.start.with_year(y.start.year() - 1).unwrap_or(y.start);
+        let prev_end = y.end.with_year(y.end.year() - 1).unwrap_or(y.end);
+        json!([
+            {"id": PREVIOUS_YEAR_ID, "name": format!("{}/{}", prev_start.year(), prev_end.year()),
+             "begin_date": ymd(prev_start), "end_date": ymd(prev_end), "calendar_id": 1, "current_year": false},
+            {"id": y.id, "name": y.name, "begin_date": ymd(y.start), "end_date": ymd(y.end),
+             "calendar_id": 1, "current_year": true},
+        ])
+    });
+    json_ok(&body)
+}
+
+async fn school<S: Platform>(
+    State(st): State<S>,
+    Extension(viewer): Extension<Viewer>,
+    Path(id): Path<String>,
+) -> Response {
+    let shape = st.error_shape();
+    if let Err(e) = staff_only(shape, &viewer) {
+        return e;
+    }
+    let body = st.world_cell().read(|w| {
+        w.schools.iter().find(|s| s.id.to_string() == id).map(|s| {
+            json!({"id": s.id, "name": s.full_name, "short_name": s.name, "municipality_name": s.municipality,
+                   "city": s.city, "time_zone": s.time_zone})
+        })
+    });
+    match body {
+        Some(b) => json_ok(&b),
+        None => not_found(shape, "Школа не найдена"),
+    }
+}
+
+/// A staff list of one school: `rows` of the school named by `school_id`.
+fn school_list<S: Platform>(
+    st: &S,
+    viewer: &Viewer,
+    raw: &RawQuery,
+    rows: impl FnOnce(&School) -> Vec<Value>,
+) -> Response {
+    let run = || {
+        staff_only(st.error_shape(), viewer)?;
+        with_school(st, &query(raw), |_, s, _| json_ok(&Value::Array(rows(s))))
+    };
+    run().unwrap_or_else(|e| e)
+}
+
+async fn periods<S: Platform>(State(st): State<S>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    school_list(&st, &viewer, &raw, |s| {
+        let day = |d| st.period_date(d);
+        let mut out: Vec<Value> = s
+            .periods
+            .iter()
+            .map(|p| {
+                json!({"id": p.id, "name": p.name, "type": kind_name(&p.kind), "number": p.number,
+                       "begin_date": day(p.start), "end_date": day(p.end)})
+            })
+            .collect();
+        out.extend(s.holidays.iter().map(|h| {
+            json!({"id": h.id, "name": h.name, "type": "vacation", "number": null,
+                   "begin_date": day(h.start), "end_date": day(h.end)})
+        }));
+        out
+    })
+}
+
+async fn subjects<S: Platform>(State(st): State<S>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    school_list(&st, &viewer, &raw, |s| {
+        s.subjects.iter().map(|x| json!({"id": x.id, "name": x.name, "knowledge_area": x.knowledge_area})).collect()
+    })
+}
+
+async fn class_units<S: Platform>(
+    State(st): State<S>,
+    Extension(viewer): Extension<Viewer>,
+    raw: RawQuery,
+) -> Response {
+    school_list(&st, &viewer, &raw, |s| {
+        s.classes
+            .iter()
+            .map(|c| json!({"id": c.id, "name": c.name, "class_level_id": c.grade, "mentor_id": c.homeroom_teacher}))
+            .collect()
+    })
+}
+
+async fn groups<S: Platform>(State(st): State<S>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
+    school_list(&st, &viewer, &raw, |s| {
+        s.groups
+            .iter()
+            .map(|g| {
+                json!({"id": g.id, "name": g.name, "class_unit_id": g.class_id, "subject_id": g.subject_id,
+                       "group_type": kind_name(&g.kind)})
+            })
+            .collect()
+    })
 }
