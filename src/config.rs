@@ -102,6 +102,10 @@ pub struct SourceConfig {
     pub token_file: Option<PathBuf>,
     #[serde(default)]
     pub token_env: Option<String>,
+    /// A token file that other users can read or change (group or others bits of its mode)
+    /// is a warning, not a refusal (`sources::check_token_file`).
+    #[serde(default)]
+    pub allow_readable_token_file: bool,
     #[serde(default)]
     pub requests_per_second: Option<NonZeroU32>,
     #[serde(default = "default_window")]

@@ -30,6 +30,9 @@ struct ApiSettings {
 impl ApiSettings {
     fn of(config: &Config, source: &SourceConfig) -> anyhow::Result<ApiSettings> {
         let token_ref = source.token_ref(config);
+        if let Some(file) = &token_ref.file {
+            check_token_file(source, file)?;
+        }
         let origin = match (&token_ref.file, &token_ref.env) {
             (Some(file), _) => file.display().to_string(),
             (_, Some(var)) => format!("the environment variable {var}"),
@@ -52,6 +55,42 @@ impl ApiSettings {
     fn load_token(&self, source: &SourceConfig) -> anyhow::Result<secrecy::SecretString> {
         Ok(self.token_ref.load(&format!("source «{}» token", source.name))?)
     }
+}
+
+/// A token file that users other than its owner may read or change is refused (a warning
+/// with `allow_readable_token_file = true`), with the `chmod` that makes it private: the
+/// token opens the whole school's journal. It was accepted without a word. The mode is the
+/// one of the file a symbolic link points to; a file that cannot be read is left to the
+/// token's own reading, which names it.
+#[cfg(unix)]
+pub fn check_token_file(source: &SourceConfig, file: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(file) else { return Ok(()) };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    let message = format!(
+        "source «{}»: the token file {} can be read or changed by other users of this machine (mode {mode:04o})",
+        source.name,
+        file.display()
+    );
+    if source.allow_readable_token_file {
+        tracing::warn!(
+            "{message}; allowed by allow_readable_token_file (`chmod 600 {}` makes it private)",
+            file.display()
+        );
+        return Ok(());
+    }
+    anyhow::bail!(
+        "{message}: run `chmod 600 {}` (or set allow_readable_token_file = true in the source to go on with a warning)",
+        file.display()
+    )
+}
+
+#[cfg(not(unix))]
+pub fn check_token_file(_source: &SourceConfig, _file: &std::path::Path) -> anyhow::Result<()> {
+    Ok(())
 }
 
 /// Builds the connector of one configured source (reads its secret).

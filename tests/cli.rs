@@ -15,10 +15,17 @@ fn ejgate() -> Command {
     Command::new(env!("CARGO_BIN_EXE_ejgate"))
 }
 
+/// chmod 600: a token file others can read is refused.
+fn private(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// Writes a configuration for one Dnevnik source at `base_url` into `dir`.
 fn write_config(dir: &Path, base_url: &str, extra: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(dir.join("secrets")).unwrap();
     std::fs::write(dir.join("secrets/token"), format!("{TOKEN}\n")).unwrap();
+    private(&dir.join("secrets/token"));
     let path = dir.join("ejgate.toml");
     std::fs::write(
         &path,
@@ -287,4 +294,223 @@ async fn a_full_disk_is_reported_as_such_and_leaves_no_running_run() {
     assert!(runs[0].error.as_deref().unwrap_or("").contains("is full"), "{:?}", runs[0].error);
     drop(store);
     emulator.shutdown().await;
+}
+
+/// Starts `ejgate sync --full --quiet` against a Dnevnik emulator that holds every request
+/// after the first 40, and returns once a request is held and a batch is committed: the
+/// sync is in the middle, with more to come.
+async fn sync_in_the_middle(
+    seed: u64,
+    dir: &Path,
+) -> (ejgate_dnevnik::emulator::EmulatorHandle, std::path::PathBuf, std::process::Child, SqliteStore) {
+    const HOLD_AFTER: u64 = 40;
+    let emulator = start_emulator(World::generate(SynthConfig::small(seed)), None).await;
+    emulator.state().set_hold_after(Some(HOLD_AFTER));
+    let config = write_config(dir, &emulator.base_url(), "concurrency = 2\n");
+    let db_url = format!("sqlite://{}", dir.join("ejgate.db").display());
+    let child = ejgate()
+        .arg("--config")
+        .arg(&config)
+        .args(["sync", "--full", "--quiet"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while emulator.stats().held == 0 {
+        assert!(Instant::now() < deadline, "the sync made no {HOLD_AFTER} requests in time");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let store = SqliteStore::open(&db_url).await.unwrap();
+    while store.changes_since(0, 1).await.map(|c| c.len()).unwrap_or(0) == 0 {
+        assert!(Instant::now() < deadline, "nothing was committed before the hold: raise HOLD_AFTER");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (emulator, config, child, store)
+}
+
+/// A second SIGTERM (or Ctrl-C) while the first one's clean stop is still under way ends the
+/// process at once. The clean stop is kept from finishing here: the test holds the store's
+/// write lock, so the interrupted run cannot be recorded; the second signal must not wait
+/// for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_signal_exits_at_once_while_the_first_stop_waits_for_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let (emulator, _config, mut child, store) = sync_in_the_middle(24, dir.path()).await;
+
+    // The store's write lock, held by this test until the end.
+    let mut lock = rusqlite::Connection::open(dir.path().join("ejgate.db")).unwrap();
+    lock.busy_timeout(Duration::from_secs(60)).unwrap();
+    let tx = lock.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).unwrap();
+
+    let pid = child.id().to_string();
+    let kill = |signal: &str| {
+        assert!(Command::new("kill").args([signal, &pid]).status().unwrap().success());
+    };
+    kill("-TERM");
+    // The first signal is taken (the process says so) before the second is sent.
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    loop {
+        let mut line = String::new();
+        let n = std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+        assert!(n > 0, "stderr ended before the first signal was taken:\n{seen}");
+        seen.push_str(&line);
+        if line.starts_with("SIGTERM: ") {
+            break;
+        }
+    }
+    assert!(child.try_wait().unwrap().is_none(), "the clean stop cannot finish while the store is locked:\n{seen}");
+    kill("-INT");
+    let status = child.wait().unwrap();
+    std::io::Read::read_to_string(&mut stderr, &mut seen).unwrap();
+    assert_eq!(status.code(), Some(130), "{seen}");
+    assert!(seen.contains("SIGINT again: stopping at once"), "{seen}");
+    // It ended without the store: the run is left for the next run to close.
+    tx.rollback().unwrap();
+    drop(lock);
+    let runs = store.runs(1).await.unwrap();
+    assert_eq!(runs[0].status, RunStatus::Running, "{:?}", runs[0]);
+    emulator.shutdown().await;
+}
+
+/// A token file other users can read had been accepted without a word. It is refused with
+/// the `chmod` to run, on one line, once, without colour codes in redirected output; with
+/// `allow_readable_token_file = true` it is a warning and the sync goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_file_others_can_read_is_refused_with_the_chmod_to_run() {
+    use std::os::unix::fs::PermissionsExt;
+    let emulator = start_emulator(World::generate(SynthConfig::small(9)), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emulator.base_url(), "");
+    let token = dir.path().join("secrets/token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let out = ejgate().arg("--config").arg(&config).args(["sync", "--quiet"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let chmod = format!("run `chmod 600 {}`", token.display());
+    assert!(stderr.contains(&chmod) && stderr.contains("mode 0644"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line:\n{stderr}");
+    assert_eq!(stderr.matches(&chmod).count(), 1, "said once:\n{stderr}");
+    assert!(!stderr.contains('\x1b'), "no colour codes in redirected output:\n{stderr:?}");
+    assert_eq!(emulator.stats().requests, 0, "nothing was asked of the source");
+
+    // Allowed: a warning (no colour either), and the sync runs.
+    let text = std::fs::read_to_string(&config).unwrap() + "allow_readable_token_file = true\n";
+    std::fs::write(&config, text).unwrap();
+    let out = ejgate().arg("--config").arg(&config).args(["sync", "--quiet"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("WARN") && stderr.contains("allowed by allow_readable_token_file"), "{stderr}");
+    assert!(!stderr.contains('\x1b'), "no colour codes in redirected output:\n{stderr:?}");
+
+    // Made private as told: no word about it.
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let out = ejgate().arg("--config").arg(&config).args(["sync", "--quiet"]).output().unwrap();
+    assert!(out.status.success());
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("token file"));
+    emulator.shutdown().await;
+}
+
+/// A failed run had printed its error twice (a log line, then the plain line) with colour
+/// codes in redirected output. At the default verbosity it is said once, without them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sync_says_its_error_once_without_colour_codes() {
+    let emulator = start_emulator(World::generate(SynthConfig::small(10)), None).await;
+    emulator.state().set_failure(Some(ejgate_dnevnik::emulator::FailureMode::Unauthorized), None);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &emulator.base_url(), "");
+    let out = ejgate().arg("--config").arg(&config).args(["sync", "--quiet"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.matches("run #1 failed").count(), 1, "{stderr}");
+    assert_eq!(stderr.matches("Госуслуги").count(), 1, "the error is said once:\n{stderr}");
+    assert!(!stderr.contains("ERROR") && !stderr.contains("WARN"), "no log line repeats it:\n{stderr}");
+    assert!(!stderr.contains('\x1b'), "no colour codes in redirected output:\n{stderr:?}");
+    emulator.shutdown().await;
+}
+
+/// sqlx warns of every statement slower than a second, with its whole SQL: at the default
+/// verbosity these had filled the output of a busy PostgreSQL store. They show with `-v`
+/// only. A statement is made slow for sure: this test locks the table `ejgate status` reads
+/// and lets go once the server shows the statement waiting for more than 1.5 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlx_slow_statement_warnings_show_only_when_asked_for() {
+    use sqlx::{AssertSqlSafe, Connection};
+    let admin =
+        std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let suffix = format!("{}_{}", std::process::id(), chrono::Utc::now().timestamp_nanos_opt().unwrap_or(0));
+    let schema = format!("ejgate_cli_{suffix}");
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at EJGATE_TEST_PG_URL");
+    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
+    let _drop = DropSchema { admin: admin.clone(), schema: schema.clone() };
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ejgate.toml");
+    std::fs::write(&config, "[store]\nurl = \"sqlite://unused.db\"\n").unwrap();
+
+    let slow_status = |verbose: bool, app: &str| {
+        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}&application_name={app}");
+        let mut cmd = ejgate();
+        cmd.arg("--config").arg(&config).env("EJGATE_STORE_URL", &url).env_remove("RUST_LOG");
+        if verbose {
+            cmd.arg("-v");
+        }
+        cmd.arg("status").stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd
+    };
+    // The tables, made by a first run.
+    let out = slow_status(false, "ejgate_first").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let mut outputs = Vec::new();
+    for (verbose, app) in [(false, format!("ejgate_quiet_{suffix}")), (true, format!("ejgate_verbose_{suffix}"))] {
+        let mut tx = conn.begin().await.unwrap();
+        sqlx::query(AssertSqlSafe(format!("LOCK TABLE {schema}.sync_runs IN ACCESS EXCLUSIVE MODE")))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+        let child = slow_status(verbose, &app).spawn().unwrap();
+        let mut watch = sqlx::PgConnection::connect(&admin).await.unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock' \
+                 AND clock_timestamp() - query_start > interval '1.5 seconds'",
+            )
+            .bind(&app)
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "`ejgate status` never waited on the locked table");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tx.commit().await.unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        outputs.push(String::from_utf8_lossy(&out.stderr).into_owned());
+    }
+    assert!(!outputs[0].contains("slow statement"), "quiet at the default verbosity:\n{}", outputs[0]);
+    assert!(outputs[1].contains("slow statement"), "shown with -v (the test can see it):\n{}", outputs[1]);
+}
+
+/// A test's PostgreSQL schema, dropped when the test ends (also when it panics).
+struct DropSchema {
+    admin: String,
+    schema: String,
+}
+
+impl Drop for DropSchema {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(&self.admin)
+            .args(["-q", "-c", &format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema)])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
 }

@@ -227,3 +227,103 @@ async fn a_roster_cut_to_its_header_row_deletes_nothing_without_confirmation() {
     assert!(confirmed.stats.deleted >= students, "{} deleted, {students} pupils", confirmed.stats.deleted);
     assert_eq!(h.live_counts().await[&EntityKind::Person], before[&EntityKind::Person] - students);
 }
+
+/// The lines of a CSV export file as text (the rosters are in Windows-1251).
+fn csv_lines(path: &Path) -> Vec<String> {
+    let bytes = std::fs::read(path).unwrap();
+    let text = match std::str::from_utf8(&bytes) {
+        Ok(t) => t.to_string(),
+        Err(_) => encoding_rs::WINDOWS_1251.decode_without_bom_handling(&bytes).0.into_owned(),
+    };
+    text.lines().map(str::to_string).collect()
+}
+
+fn write_csv_lines(path: &Path, lines: &[String]) {
+    let text = lines.join("\r\n") + "\r\n";
+    std::fs::write(path, encoding_rs::WINDOWS_1251.encode(&text).0).unwrap();
+}
+
+/// An unclosed quote had read as «the cell is empty» on every line after it (the csv reader
+/// takes the quoted field to the end of the file); a line with more fields than the header
+/// (a value holding the delimiter, unquoted) had been read with its values one column off.
+/// Both are refused naming the file and the line, and nothing is written.
+#[tokio::test]
+async fn an_unclosed_quote_and_a_line_with_extra_fields_are_refused_with_their_lines() {
+    let h = Harness::new(SynthConfig::small(5)).await;
+    let students = h.export.path().join("students.csv");
+    let mut lines = csv_lines(&students);
+    assert!(lines.len() > 5);
+    // Line 3: the last name opens a quote that nothing closes.
+    lines[2] = lines[2].replacen(';', ";\"", 1);
+    write_csv_lines(&students, &lines);
+    let failed = h.sync(SyncMode::Full).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    let error = failed.error.unwrap();
+    assert!(error.contains("students.csv, line 3: a quote («\"») opens a field here and is never closed"), "{error}");
+    assert!(!error.contains("empty"), "{error}");
+    assert!(h.live_counts().await.is_empty(), "nothing was written");
+
+    // The quote closed, line 4 with one field too many (the delimiter inside a name).
+    lines[2] = lines[2].replacen(";\"", ";", 1);
+    let fields = lines[3].split(';').count();
+    lines[3] = format!("{};Мария", lines[3]);
+    write_csv_lines(&students, &lines);
+    let failed = h.sync(SyncMode::Full).await;
+    assert_eq!(failed.status, RunStatus::Failed);
+    let error = failed.error.unwrap();
+    assert!(
+        error.contains(&format!(
+            "students.csv, line 4: the line has {} fields, the header {fields} (the first extra one: «Мария»)",
+            fields + 1
+        )),
+        "{error}"
+    );
+    assert!(error.contains("must be in quotes"), "{error}");
+    assert!(h.live_counts().await.is_empty(), "nothing was written");
+
+    // Empty fields past the header (a trailing delimiter) are harmless.
+    lines[3] = format!("{};", lines[3].trim_end_matches(";Мария"));
+    write_csv_lines(&students, &lines);
+    let ok = h.sync(SyncMode::Full).await;
+    assert_eq!(ok.status, RunStatus::Succeeded, "{:?}", ok.error);
+}
+
+/// An enrolment of a pupil the roster does not hold had been accepted without a word. It is
+/// kept (the enrolments are what the school's system says; the roster may have been exported
+/// at another time) and the run carries a warning naming the file, the line and the pupil.
+#[tokio::test]
+async fn an_enrolment_of_a_pupil_absent_from_the_roster_is_reported_with_its_line() {
+    let h = Harness::new(SynthConfig::small(6)).await;
+    let students = h.export.path().join("students.csv");
+    let mut lines = csv_lines(&students);
+    let code = lines[0].split(';').position(|c| c.trim_matches('"') == "Код").expect("a «Код» column");
+    let gone = lines.pop().unwrap();
+    let pupil = gone.split(';').nth(code).unwrap().trim_matches('"').to_string();
+    write_csv_lines(&students, &lines);
+
+    let enrollments = csv_lines(&h.export.path().join("enrollments.csv"));
+    let column = enrollments[0].split(';').position(|c| c.trim_matches('"') == "Ученик (код)").expect("a pupil column");
+    let at: Vec<usize> = enrollments
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| l.split(';').nth(column).map(|c| c.trim_matches('"')) == Some(pupil.as_str()))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert!(!at.is_empty(), "the pupil «{pupil}» has an enrolment");
+
+    let report = h.sync(SyncMode::Full).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+    let warning = report
+        .stats
+        .warnings
+        .iter()
+        .find(|w| w.contains("enrollments.csv"))
+        .unwrap_or_else(|| panic!("no warning names enrollments.csv: {:?}", report.stats.warnings));
+    assert!(
+        warning.contains(&format!("{} enrolment(s) of pupils the export's roster does not hold", at.len())),
+        "{warning}"
+    );
+    for line in at {
+        assert!(warning.contains(&format!("line {line} (pupil «{pupil}»)")), "{warning}");
+    }
+}

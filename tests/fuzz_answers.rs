@@ -191,6 +191,9 @@ async fn sync_through_proxy(
 
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("token"), TOKEN).unwrap();
+    // A token file others can read is refused.
+    let private = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o600);
+    std::fs::set_permissions(dir.path().join("token"), private).unwrap();
     let text = format!(
         "[store]\nurl = \"sqlite://ejgate.db\"\n[[source]]\nname = \"fuzz\"\nsystem = \"{}\"\nbase_url = \"{through}\"\n\
          token_file = \"token\"\ntimeout_seconds = 10\n",

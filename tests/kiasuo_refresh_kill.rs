@@ -32,8 +32,9 @@ use ejgate_sdk::synth::{SynthConfig, World};
 const ORIGINAL: &str = "9d1e7a3c5b0f42e68a4c1f3b7d9e2a05";
 
 /// `DIR/ejgate.toml` with one КИАСУО source at `base_url` and its refresh token in
-/// `DIR/secrets/kiasuo.refresh`, left readable by all (0644) as a careless operator might:
-/// the file ejgate writes back must be 0600 all the same.
+/// `DIR/secrets/kiasuo.refresh`, left readable by all (0644) as a careless operator might
+/// (and allowed by `allow_readable_token_file`, else the sync refuses the file): the file
+/// ejgate writes back must be 0600 all the same.
 fn write_config(dir: &Path, base_url: &str, refresh: &str) -> PathBuf {
     std::fs::create_dir_all(dir.join("secrets")).unwrap();
     let token = dir.join("secrets/kiasuo.refresh");
@@ -43,7 +44,7 @@ fn write_config(dir: &Path, base_url: &str, refresh: &str) -> PathBuf {
     std::fs::write(
         &path,
         format!(
-            "[store]\nurl = \"sqlite://ejgate.db\"\n\n[[source]]\nname = \"kiasuo\"\nsystem = \"kiasuo\"\nbase_url = \"{base_url}\"\ntoken_file = \"secrets/kiasuo.refresh\"\n"
+            "[store]\nurl = \"sqlite://ejgate.db\"\n\n[[source]]\nname = \"kiasuo\"\nsystem = \"kiasuo\"\nbase_url = \"{base_url}\"\ntoken_file = \"secrets/kiasuo.refresh\"\nallow_readable_token_file = true\n"
         ),
     )
     .unwrap();

@@ -945,7 +945,9 @@ mod scenarios {
                 "timeout",
                 "config",
                 "store",
-                "internal"
+                "internal",
+                "deletes",
+                "stopped"
             ]
         );
         // A run that is interrupted has no kind.

@@ -66,13 +66,17 @@ impl PostgresStore {
     pub async fn open(url: &str) -> StoreResult<Self> {
         let options =
             PgConnectOptions::from_str(url).map_err(|e| StoreError::Invalid(format!("bad PostgreSQL URL: {e}")))?;
+        let root_cert = root_cert_of(url);
+        if let Some(path) = &root_cert {
+            check_root_cert(&options, path)?;
+        }
         // One connection first, so that a server that is not there, a wrong port or a
         // missing database is told at once with the host, the port and the server's or the
         // OS's own words (the pool retried for 30 s and said only «pool timed out»).
         let first = tokio::time::timeout(CONNECT_TIMEOUT, sqlx::ConnectOptions::connect(&options)).await;
         match first {
             Ok(Ok(conn)) => drop(conn),
-            Ok(Err(e)) => return Err(StoreError::Invalid(connect_error(&options, &e))),
+            Ok(Err(e)) => return Err(StoreError::Invalid(connect_error(&options, root_cert.as_deref(), &e))),
             Err(_) => {
                 return Err(StoreError::Invalid(format!(
                     "cannot connect to PostgreSQL at {}: no answer in {} s; is the host right and the port open?",
@@ -111,10 +115,71 @@ fn place(options: &PgConnectOptions) -> String {
     )
 }
 
+/// The CA certificate file the connection checks the server's certificate against:
+/// `sslrootcert` of the URL, else `PGSSLROOTCERT` (as sqlx reads them). Inline PEM
+/// (`sslrootcert=-----BEGIN…`) is not a file.
+fn root_cert_of(url: &str) -> Option<String> {
+    let from_url = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.query_pairs().find(|(k, _)| k == "sslrootcert").map(|(_, v)| v.into_owned()));
+    from_url.or_else(|| std::env::var("PGSSLROOTCERT").ok()).filter(|v| !v.starts_with("-----"))
+}
+
+/// A CA file that cannot be read or is not PEM, said before connecting (sqlx said only «No
+/// such file or directory», which read as the server being unreachable).
+fn check_root_cert(options: &PgConnectOptions, path: &str) -> StoreResult<()> {
+    let at = place(options);
+    match std::fs::read(path) {
+        Err(e) => Err(StoreError::Invalid(format!(
+            "PostgreSQL at {at}: the CA certificate sslrootcert={path} cannot be read: {e}; put the PEM file of the CA \
+             that signed the server's certificate there, or correct sslrootcert in store.url"
+        ))),
+        Ok(bytes) if !bytes.windows(27).any(|w| w == b"-----BEGIN CERTIFICATE-----") => {
+            Err(StoreError::Invalid(format!(
+                "PostgreSQL at {at}: sslrootcert={path} is not a PEM certificate (no «-----BEGIN CERTIFICATE-----» in \
+                 it); a DER file converts with `openssl x509 -inform der -in FILE -out FILE.pem`"
+            )))
+        }
+        Ok(_) => Ok(()),
+    }
+}
+
+/// What to do about a failed TLS handshake, from rustls's words.
+fn tls_hint(detail: &str, root_cert: Option<&str>, options: &PgConnectOptions) -> String {
+    let ca = match root_cert {
+        Some(path) => format!("the CA in sslrootcert={path}"),
+        None => "the public CAs ejgate knows (no sslrootcert is given)".into(),
+    };
+    if detail.contains("UnknownIssuer") || detail.contains("unknown issuer") {
+        format!(
+            "the server's certificate is not signed by {ca}: give the PEM file of the CA that signed it as \
+             sslrootcert=/path/ca.crt in store.url"
+        )
+    } else if detail.contains("NotValidForName") || detail.contains("not valid for name") {
+        format!(
+            "the server's certificate does not name the host «{}»: connect by a name the certificate holds, or use \
+             sslmode=verify-ca (checks the CA, not the name)",
+            options.get_host()
+        )
+    } else if detail.contains("Expired") || detail.contains("expired") || detail.contains("NotValidYet") {
+        "the server's certificate is outside its validity dates: renew it (or check this machine's clock)".into()
+    } else if detail.contains("does not support TLS") {
+        "the server does not offer TLS: turn ssl on in its postgresql.conf, or correct sslmode in store.url".into()
+    } else {
+        format!("check sslmode and sslrootcert in store.url (the server's certificate is checked against {ca})")
+    }
+}
+
 /// A failed first connection as a person can act on it.
-fn connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> String {
+fn connect_error(options: &PgConnectOptions, root_cert: Option<&str>, e: &sqlx::Error) -> String {
     let at = place(options);
     match e {
+        // A failed TLS handshake reaches sqlx as an I/O error holding rustls's (a certificate
+        // from another CA read as «is the server running»).
+        sqlx::Error::Io(io) if io.kind() == std::io::ErrorKind::InvalidData && io.get_ref().is_some() => {
+            let detail = io.to_string();
+            format!("PostgreSQL at {at}: TLS failed: {detail}; {}", tls_hint(&detail, root_cert, options))
+        }
         sqlx::Error::Io(io) => format!(
             "cannot connect to PostgreSQL at {at}: {io}; is the server running and listening there (pg_isready -h {} -p {})?",
             options.get_host(),
@@ -130,7 +195,10 @@ fn connect_error(options: &PgConnectOptions, e: &sqlx::Error) -> String {
             format!("PostgreSQL at {at} refused the login: {}; check the user and password in store.url", db.message())
         }
         sqlx::Error::Database(db) => format!("PostgreSQL at {at}: {}", db.message()),
-        sqlx::Error::Tls(t) => format!("PostgreSQL at {at}: TLS failed: {t}"),
+        sqlx::Error::Tls(t) => {
+            let detail = t.to_string();
+            format!("PostgreSQL at {at}: TLS failed: {detail}; {}", tls_hint(&detail, root_cert, options))
+        }
         other => format!("cannot connect to PostgreSQL at {at}: {other}"),
     }
 }

@@ -308,6 +308,7 @@ async fn run_holding(
     Ok(SyncReport { run, source, status, error, error_kind, stats, elapsed: started.elapsed(), store_time })
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn drive(
     store: &dyn Store,
     connector: Arc<dyn Connector>,
@@ -482,8 +483,9 @@ async fn drive(
         result = Err(e);
     }
     drop(rx);
-    if result.is_err() {
-        // The fetcher may wait for room the writer will not give back.
+    if result.is_err() || options.stop.observed() {
+        // The fetcher may wait for room the writer will not give back, or, after a stop,
+        // for answers nobody will write: it is not waited for.
         fetcher.abort();
         return result;
     }

@@ -27,7 +27,14 @@ pub struct Context {
     years: Vec<Uuid>,
     /// lesson source id → (subject, date)
     lessons: HashMap<String, (Option<Uuid>, NaiveDate)>,
+    /// The people of the export's roster (every person block), once one was read.
+    roster: Option<HashSet<String>>,
+    /// Enrolments of the block being built whose pupil the roster does not hold: (line, id).
+    absent: Vec<(usize, String)>,
 }
+
+/// How many lines a warning about enrolments of absent pupils lists.
+const ABSENT_LISTED: usize = 10;
 
 /// The order kinds are built in: what others refer to first.
 pub fn rank(kind: EntityKind) -> usize {
@@ -38,7 +45,9 @@ pub fn rank(kind: EntityKind) -> usize {
         K::Class => 2,
         K::Group => 3,
         K::Lesson => 4,
-        _ => 5,
+        // People before the enrolments that name them.
+        K::Person => 5,
+        _ => 6,
     }
 }
 
@@ -58,6 +67,9 @@ pub fn build(
     let block = &mapping.blocks[rows.block];
     let line_word = if rows.sheet.is_some() { "row" } else { "line" };
     let place = Place { file: rel, sheet: rows.sheet.as_deref(), line_word };
+    if block.kind == EntityKind::Person {
+        ctx.roster.get_or_insert_with(HashSet::new);
+    }
     for raw in &rows.rows {
         let mut r = Row { block, raw, place: &place, mapping, errors, warnings, failed: false };
         let built = build_row(ids, ctx, &mut r);
@@ -74,6 +86,26 @@ pub fn build(
                 entity,
             });
         }
+    }
+    // Enrolments of pupils the roster does not hold: kept (the enrolment file is what the
+    // school's system says; the roster may have been exported at another time), and told.
+    // They had been accepted without a word.
+    if !ctx.absent.is_empty() {
+        let absent = std::mem::take(&mut ctx.absent);
+        let listed: Vec<String> =
+            absent.iter().take(ABSENT_LISTED).map(|(line, id)| format!("{line_word} {line} (pupil «{id}»)")).collect();
+        let more = absent.len().saturating_sub(ABSENT_LISTED);
+        warnings.push(format!(
+            "{}: {} enrolment(s) of pupils the export's roster does not hold: {}{}; export the roster and the \
+             enrolments together",
+            match &rows.sheet {
+                Some(sheet) => format!("{rel}, sheet «{sheet}»"),
+                None => rel.to_string(),
+            },
+            absent.len(),
+            listed.join(", "),
+            if more > 0 { format!(" and {more} more") } else { String::new() }
+        ));
     }
 }
 
@@ -423,7 +455,9 @@ fn build_row(ids: &IdSpace, ctx: &mut Context, r: &mut Row<'_>) -> Option<Built>
                 birth_date: r.date("birth_date"),
                 roles: role.into_iter().collect(),
             };
-            (Entity::Person(e), id?, None)
+            let id = id?;
+            ctx.roster.get_or_insert_with(HashSet::new).insert(id.clone());
+            (Entity::Person(e), id, None)
         }
         K::Guardianship => {
             let (g, s) = (r.id("guardian"), r.id("student"));
@@ -435,6 +469,11 @@ fn build_row(ids: &IdSpace, ctx: &mut Context, r: &mut Row<'_>) -> Option<Built>
             let student = r.id("student");
             let unit_id = r.id("unit");
             let unit_uuid = unit(r, ctx);
+            if let (Some(roster), Some(id)) = (&ctx.roster, &student) {
+                if !roster.contains(id) {
+                    ctx.absent.push((r.raw.line, id.clone()));
+                }
+            }
             let active = r.boolean("active").unwrap_or(true);
             let (from, to, order) = (r.date("from"), r.date("to"), r.text("order"));
             let e = m::Enrollment {

@@ -237,6 +237,16 @@ fn missing_message(missing: &[String], headers: &[String]) -> String {
 fn read_csv(bytes: &[u8], rel: &str, index: usize, block: &Block) -> Result<BlockRows, Vec<FileError>> {
     let place = Place { file: rel, sheet: None, line_word: "line" };
     let text = decode(bytes, block.encoding, None).map_err(|e| vec![place.error(None, None, e)])?;
+    // The csv reader takes an unclosed quote's field to the end of the file without a word,
+    // and every field after it as missing: it had been reported as «the cell is empty».
+    if let Some(line) = unclosed_quote(&text, block.delimiter) {
+        return Err(vec![place.error(
+            Some(line),
+            None,
+            "a quote («\"») opens a field here and is never closed: the rest of the file would read as that one \
+             cell; close the quote (a quote inside a quoted field is written twice: «\"\"»)",
+        )]);
+    }
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -245,6 +255,8 @@ fn read_csv(bytes: &[u8], rel: &str, index: usize, block: &Block) -> Result<Bloc
     let mut errors = Vec::new();
     let mut rows = Vec::new();
     let mut cols = None;
+    let mut header_fields = 0;
+    let mut lines = LineCounter::new(text.as_bytes());
     for (n, record) in reader.records().enumerate() {
         let record = match record {
             Ok(r) => r,
@@ -254,14 +266,20 @@ fn read_csv(bytes: &[u8], rel: &str, index: usize, block: &Block) -> Result<Bloc
                 continue;
             }
         };
-        let line = record.position().map(|p| p.line() as usize).unwrap_or(n + 1);
+        let line = match record.position() {
+            Some(p) => lines.at(p.byte() as usize),
+            None => n + 1,
+        };
         if (n as u32) + 1 < block.header_row {
             continue;
         }
         let Some(cols) = &cols else {
             let headers: Vec<String> = record.iter().map(str::to_string).collect();
             match columns(block, &headers, |i| format!("column {}", i + 1)) {
-                Ok(c) => cols = Some(c),
+                Ok(c) => {
+                    cols = Some(c);
+                    header_fields = headers.len();
+                }
                 Err(missing) => {
                     errors.push(place.error(Some(line), None, missing_message(&missing, &headers)));
                     return Err(errors);
@@ -270,6 +288,24 @@ fn read_csv(bytes: &[u8], rel: &str, index: usize, block: &Block) -> Result<Bloc
             continue;
         };
         if record.iter().all(|c| c.trim().is_empty()) {
+            continue;
+        }
+        // More fields than the header has: a value holding the delimiter without quotes
+        // («Иванова; Мария»), and every field after it one column off. Refused, naming the
+        // line: read as it is, the row would put its values under the wrong columns. Empty
+        // fields past the header (a trailing delimiter, as spreadsheets write) are harmless.
+        if let Some(extra) = record.iter().skip(header_fields).find(|f| !f.trim().is_empty()) {
+            errors.push(place.error(
+                Some(line),
+                None,
+                format!(
+                    "the line has {} fields, the header {header_fields} (the first extra one: «{}»): a value holding \
+                     the delimiter «{}» must be in quotes",
+                    record.len(),
+                    excerpt(extra),
+                    block.delimiter as char
+                ),
+            ));
             continue;
         }
         let cells = cols
@@ -288,6 +324,73 @@ fn read_csv(bytes: &[u8], rel: &str, index: usize, block: &Block) -> Result<Bloc
         Ok(BlockRows { block: index, sheet: None, rows })
     } else {
         Err(errors)
+    }
+}
+
+/// The line of a quote that opens a CSV field and is never closed, if any: a quote opens a
+/// quoted field only as its first character, `""` inside it is a quote, and a quote ends it
+/// (the csv reader's rules).
+fn unclosed_quote(text: &str, delimiter: u8) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut line = 1;
+    let mut field_start = true;
+    let mut open: Option<usize> = None;
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        match open {
+            Some(_) if b == b'"' && bytes.get(i + 1) == Some(&b'"') => i += 1,
+            Some(_) if b == b'"' => {
+                open = None;
+                field_start = false;
+            }
+            Some(_) => {}
+            None if b == b'"' && field_start => open = Some(line),
+            None => field_start = b == delimiter || b == b'\n' || b == b'\r',
+        }
+        if b == b'\n' {
+            line += 1;
+        }
+        i += 1;
+    }
+    open
+}
+
+/// The line a CSV record starts on, from its byte offset. The csv reader's own line
+/// numbers run one behind after every `\r\n` (it ends a record at `\r` and counts the `\n`
+/// with the next one): a Windows file's errors named the line before.
+struct LineCounter<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    line: usize,
+}
+
+impl<'a> LineCounter<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        LineCounter { bytes, at: 0, line: 1 }
+    }
+
+    /// The line of the record at byte `offset` (offsets only grow).
+    fn at(&mut self, offset: usize) -> usize {
+        // A record's offset may point at the line break before it.
+        let mut start = offset.min(self.bytes.len());
+        while start < self.bytes.len() && matches!(self.bytes[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        if start >= self.at {
+            self.line += self.bytes[self.at..start].iter().filter(|b| **b == b'\n').count();
+            self.at = start;
+        }
+        self.line
+    }
+}
+
+/// A cell's text cut for a message.
+fn excerpt(s: &str) -> String {
+    let t = s.trim();
+    match t.char_indices().nth(40) {
+        Some((at, _)) => format!("{}…", &t[..at]),
+        None => t.to_string(),
     }
 }
 
@@ -593,6 +696,31 @@ mod tests {
         assert_eq!(column_letter(25), "Z");
         assert_eq!(column_letter(26), "AA");
         assert_eq!(column_letter(27), "AB");
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_found_at_its_line() {
+        assert_eq!(unclosed_quote("a;b\n1;\"x\n2;y\n", b';'), Some(2));
+        assert_eq!(unclosed_quote("a;b\n1;\"x;\"\"y\"\"\n2;y\n", b';'), Some(2), "a doubled quote does not close");
+        assert_eq!(unclosed_quote("a;b\n1;\"x\n\"\n2;\"\"\n", b';'), None, "a field over two lines, closed");
+        assert_eq!(unclosed_quote("a;b\r\n1;\"x;\"\"q\"\"\";z\r\n", b';'), None);
+        assert_eq!(unclosed_quote("a;b\n1;x\"y\n", b';'), None, "a quote inside a field is a character");
+        assert_eq!(unclosed_quote("a,b\n1,2\n3,\"4", b','), Some(3));
+    }
+
+    #[test]
+    fn csv_lines_are_counted_alike_with_crlf_and_lf() {
+        let block = crate::mapping::Mapping::default_layout()
+            .blocks
+            .into_iter()
+            .find(|b| b.file == "students.csv")
+            .expect("the roster block");
+        for eol in ["\n", "\r\n"] {
+            let header = "Код;Фамилия;Имя;Отчество;Пол;Дата рождения";
+            let text = [header, "1;А;Б;В;м;01.01.2015", "", "2;Г;Д;Е;ж;02.02.2015;лишнее"].join(eol) + eol;
+            let errors = read_csv(text.as_bytes(), "students.csv", 0, &block).unwrap_err();
+            assert_eq!(errors[0].line, Some(4), "{eol:?}: {errors:?}");
+        }
     }
 
     #[test]

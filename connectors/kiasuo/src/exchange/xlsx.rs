@@ -223,10 +223,13 @@ pub fn read(bytes: &[u8], layout: &Layout) -> (Option<RawDoc>, Vec<Problem>) {
         let (r0, c0) = range.start().unwrap_or((0, 0));
         let mut iter = range.rows();
         let mut fields: HashMap<usize, (String, String)> = HashMap::new();
+        // Columns with a header of any kind (an unknown one is reported once, above its cells).
+        let mut headed = std::collections::HashSet::new();
         if let Some(header) = iter.next() {
             for (i, d) in header.iter().enumerate() {
                 let col = c0 + i as u32;
                 let Ok(Some(h)) = cell_text(d) else { continue };
+                headed.insert(i);
                 let letter = column_letter(col);
                 match section.columns.iter().find(|c| c.header.trim() == h.trim()) {
                     Some(c) if fields.values().any(|(f, _)| *f == c.field) => problems.push(Problem::new(
@@ -249,7 +252,25 @@ pub fn read(bytes: &[u8], layout: &Layout) -> (Option<RawDoc>, Vec<Problem>) {
             let row_no = r0 + i as u32 + 2;
             let mut cells = Vec::new();
             for (j, d) in r.iter().enumerate() {
-                let Some((field, column)) = fields.get(&j) else { continue };
+                let Some((field, column)) = fields.get(&j) else {
+                    // A value in a column without a header: a row with more cells than the
+                    // sheet's columns (a value typed one column off). It had been dropped
+                    // without a word.
+                    if !headed.contains(&j) {
+                        if let Ok(Some(value)) = cell_text(d) {
+                            let letter = column_letter(c0 + j as u32);
+                            problems.push(Problem::new(
+                                at(&sheet, row_no, Some(letter.clone())),
+                                ProblemCode::UnknownField,
+                                format!(
+                                    "a value in column {letter}, which has no header: «{}»; put it under its column",
+                                    value.chars().take(40).collect::<String>()
+                                ),
+                            ));
+                        }
+                    }
+                    continue;
+                };
                 let loc = at(&sheet, row_no, Some(column.clone()));
                 match cell_text(d) {
                     Ok(Some(value)) => cells.push(RawCell { field: field.clone(), value, location: loc }),
@@ -269,6 +290,7 @@ pub fn read(bytes: &[u8], layout: &Layout) -> (Option<RawDoc>, Vec<Problem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::exchange::ExchangeKind;
 
     #[test]
     fn column_letters() {
@@ -277,6 +299,42 @@ mod tests {
         assert_eq!(column_letter(26), "AA");
         assert_eq!(column_letter(27), "AB");
         assert_eq!(column_letter(52), "BA");
+    }
+
+    /// A value typed in a column without a header (a row one cell longer than the sheet's
+    /// columns) had been dropped without a word; it is a problem naming the sheet, the row
+    /// and the column. A column with an unknown header is reported once, at its header.
+    #[test]
+    fn a_value_in_a_column_without_a_header_is_reported_with_its_row() {
+        let layout = Layout::default_layout();
+        let kind = layout.kind(ExchangeKind::Contingent);
+        let mut wb = Workbook::new();
+        let info = wb.add_worksheet();
+        info.set_name(&layout.info_sheet).unwrap();
+        info.write_string(0, 0, &layout.info_kind_label).unwrap();
+        info.write_string(0, 1, &kind.title).unwrap();
+        info.write_string(1, 0, &layout.info_year_label).unwrap();
+        info.write_string(1, 1, "2025/2026").unwrap();
+        let section = &kind.sections[0];
+        let ws = wb.add_worksheet();
+        ws.set_name(&section.sheet).unwrap();
+        let n = section.columns.len() as u16;
+        for (c, col) in section.columns.iter().enumerate() {
+            ws.write_string(0, c as u16, &col.header).unwrap();
+            ws.write_string(1, c as u16, "1").unwrap();
+            ws.write_string(2, c as u16, "1").unwrap();
+        }
+        ws.write_string(2, n, "Мария").unwrap();
+        let bytes = wb.save_to_buffer().unwrap();
+        let (_, problems) = read(&bytes, &layout);
+        let letter = column_letter(n as u32);
+        let p = problems
+            .iter()
+            .find(|p| p.code == ProblemCode::UnknownField)
+            .unwrap_or_else(|| panic!("no problem for the extra cell: {problems:?}"));
+        assert_eq!(p.location, Location::Xlsx { sheet: section.sheet.clone(), row: 3, column: Some(letter.clone()) });
+        assert!(p.message.contains(&format!("column {letter}, which has no header: «Мария»")), "{}", p.message);
+        assert_eq!(problems.iter().filter(|p| p.code == ProblemCode::UnknownField).count(), 1, "{problems:?}");
     }
 
     /// A 19-digit id Excel stored as a number (`1.75E+18`) had been read as
