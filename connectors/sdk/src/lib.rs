@@ -10,6 +10,8 @@
 pub mod acceptance;
 pub mod client;
 pub mod connector;
+#[cfg(feature = "emulator")]
+pub mod emulator;
 pub mod fuzz;
 pub mod limits;
 pub mod mapping;

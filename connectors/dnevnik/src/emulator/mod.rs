@@ -102,21 +102,19 @@ mod tests;
 
 use std::io;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::Arc;
 
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode};
 use axum::middleware;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
+use chrono::NaiveDate;
+use ejgate_sdk::emulator::{ControlError, Emulator, Gate, Server};
 use ejgate_sdk::synth::World;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::Serialize;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-pub use gate::FailureMode;
+pub use ejgate_sdk::emulator::FailureMode;
 pub use index::WorldCell;
 pub use wire::{ADMIN_PERSON_ID, ADMIN_USER_ID};
 
@@ -208,19 +206,13 @@ pub struct EmulatorStats {
     pub held: u64,
 }
 
-type Limiter = DefaultKeyedRateLimiter<String>;
-
 pub(crate) struct Inner {
     pub(crate) world: WorldCell,
     /// Every token with its account, the main one first.
     pub(crate) accounts: Vec<(String, Account)>,
     pub(crate) forms: Forms,
     pub(crate) limit_status: StatusCode,
-    limiter: RwLock<Option<Arc<Limiter>>>,
-    fail: Mutex<gate::FailState>,
-    requests: AtomicU64,
-    limited: AtomicU64,
-    failed: AtomicU64,
+    pub(crate) gate: Gate,
     /// Requests let through the token and the request limit, the number `hold` counts by
     admitted: AtomicU64,
     held: AtomicU64,
@@ -228,33 +220,6 @@ pub(crate) struct Inner {
     /// (`hold?after=N` / `hold?mode=off`). Tests use it to stop a sync at a known point
     /// instead of racing it with a timer.
     hold_after: tokio::sync::watch::Sender<Option<u64>>,
-}
-
-impl Inner {
-    fn count_request(&self) {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn count_limited(&self) {
-        self.limited.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn count_failed(&self) {
-        self.failed.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn limiter(&self) -> Option<Arc<Limiter>> {
-        self.limiter.read().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    fn take_failure(&self) -> Option<FailureMode> {
-        self.fail.lock().unwrap_or_else(|e| e.into_inner()).take()
-    }
-}
-
-fn make_limiter(rps: Option<u32>) -> Option<Arc<Limiter>> {
-    let rps = NonZeroU32::new(rps?)?;
-    Some(Arc::new(RateLimiter::keyed(Quota::per_second(rps))))
 }
 
 /// The shared state of an emulator: its world, token, limiter, failure injection and
@@ -288,11 +253,7 @@ impl EmulatorState {
                     .collect(),
                 forms: options.forms,
                 limit_status,
-                limiter: RwLock::new(make_limiter(options.request_limit)),
-                fail: Mutex::new(gate::FailState::default()),
-                requests: AtomicU64::new(0),
-                limited: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
+                gate: Gate::new(options.request_limit),
                 admitted: AtomicU64::new(0),
                 held: AtomicU64::new(0),
                 hold_after: tokio::sync::watch::Sender::new(None),
@@ -306,10 +267,11 @@ impl EmulatorState {
     }
 
     pub fn stats(&self) -> EmulatorStats {
+        let c = self.inner.gate.counts();
         EmulatorStats {
-            requests: self.inner.requests.load(Ordering::Relaxed),
-            limited: self.inner.limited.load(Ordering::Relaxed),
-            failed: self.inner.failed.load(Ordering::Relaxed),
+            requests: c.requests,
+            limited: c.limited,
+            failed: c.failed,
             held: self.inner.held.load(Ordering::SeqCst),
         }
     }
@@ -324,13 +286,53 @@ impl EmulatorState {
     /// Breaks the next `count` API answers (all of them when `None`) that way; `None` mode
     /// turns failures off.
     pub fn set_failure(&self, mode: Option<FailureMode>, count: Option<u64>) {
-        *self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()) =
-            gate::FailState { mode, remaining: mode.and(count) };
+        self.inner.gate.set_failure(mode, count);
     }
 
     /// Sets the per-token request limit (`None` or 0: off); the buckets start full.
     pub fn set_request_limit(&self, rps: Option<u32>) {
-        *self.inner.limiter.write().unwrap_or_else(|e| e.into_inner()) = make_limiter(rps);
+        self.inner.gate.set_request_limit(rps);
+    }
+}
+
+impl Emulator for EmulatorState {
+    type Stats = EmulatorStats;
+
+    fn gate(&self) -> &Gate {
+        &self.inner.gate
+    }
+
+    fn read_world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        self.inner.world.read(f)
+    }
+
+    fn advance(&self, days: u32) -> (NaiveDate, u64) {
+        self.inner.world.advance(days)
+    }
+
+    fn stats(&self) -> EmulatorStats {
+        EmulatorState::stats(self)
+    }
+
+    fn failure_modes(&self) -> &'static [(&'static str, FailureMode)] {
+        &[
+            ("malformed", FailureMode::Malformed),
+            ("html502", FailureMode::Html502),
+            ("truncated", FailureMode::Truncated),
+            ("unauthorized", FailureMode::Unauthorized),
+        ]
+    }
+
+    fn control_error(&self, error: ControlError<'_>) -> Response {
+        match error {
+            ControlError::Invalid(name) | ControlError::Missing(name) => wire::ApiError::parameter(name),
+            ControlError::Internal(e) => wire::ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "apiServerError", e),
+        }
+        .into_response()
+    }
+
+    fn date_header(&self) -> HeaderValue {
+        self.inner.world.date_header()
     }
 }
 
@@ -340,13 +342,8 @@ pub fn router(state: EmulatorState) -> Router {
     let api = handlers::routes()
         .method_not_allowed_fallback(gate::not_supported)
         .route_layer(middleware::from_fn_with_state(state.clone(), gate::api_gate));
-    Router::new()
-        .nest("/v2", api.clone())
-        .nest("/v2.0", api)
-        .nest("/__emulator", control::routes())
-        .fallback(gate::not_supported)
-        .layer(middleware::from_fn_with_state(state.clone(), gate::stamp_date))
-        .with_state(state)
+    let app = Router::new().nest("/v2", api.clone()).nest("/v2.0", api).fallback(gate::not_supported);
+    ejgate_sdk::emulator::app(state, app, control::routes())
 }
 
 /// A running emulator.
@@ -355,8 +352,7 @@ pub struct EmulatorHandle {
     /// Where it listens.
     pub addr: SocketAddr,
     state: EmulatorState,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<io::Result<()>>,
+    server: Server,
 }
 
 impl EmulatorHandle {
@@ -386,11 +382,7 @@ impl EmulatorHandle {
     /// Stops accepting, lets answers in flight finish (5 s at most), and stops. Dropping the
     /// handle instead leaves the server running until the runtime ends.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
+        self.server.shutdown().await;
     }
 }
 
@@ -398,19 +390,6 @@ impl EmulatorHandle {
 pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
     let state =
         tokio::task::spawn_blocking(move || EmulatorState::new(world, &options)).await.map_err(io::Error::other)??;
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let app = router(state.clone());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-    });
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    Ok(EmulatorHandle { addr, state, stop, task })
+    let server = Server::start(router(state.clone()), addr).await?;
+    Ok(EmulatorHandle { addr: server.addr, state, server })
 }

@@ -13,18 +13,14 @@ use ejgate_sdk::synth::{School, SchoolLookup, SynthAttendanceStatus, SynthPerson
 use ejgate_sdk::time::parse_date;
 use serde_json::{json, Value};
 
+use ejgate_sdk::emulator::mesh::{self, kind_name, query, ymd, Query};
+
 use super::gate::{error, json_ok, session_ended};
-use super::{profile_id, EmulatorState, FamilyAccount, Viewer, PREVIOUS_YEAR_ID};
+use super::{profile_id, EmulatorState, FamilyAccount, Viewer, SHAPE};
 
 pub(crate) fn routes() -> Router<EmulatorState> {
-    Router::new()
+    mesh::core_routes()
         .route("/lms/api/sessions", post(sessions))
-        .route("/core/api/academic_years", get(academic_years))
-        .route("/core/api/schools/{id}", get(school))
-        .route("/core/api/periods_schedules", get(periods))
-        .route("/core/api/subjects", get(subjects))
-        .route("/core/api/class_units", get(class_units))
-        .route("/core/api/groups", get(groups))
         .route("/core/api/teacher_profiles", get(teachers))
         .route("/core/api/student_profiles", get(students))
         .route("/core/api/student_profiles/{id}", get(student))
@@ -34,27 +30,16 @@ pub(crate) fn routes() -> Router<EmulatorState> {
         .route("/reports/api/progress/json", get(progress))
 }
 
-type Query = HashMap<String, String>;
-
-fn query(raw: &RawQuery) -> Query {
-    raw.0.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
-}
-
 fn bad(message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, message)
+    mesh::bad(SHAPE, message)
 }
 
-/// A family profile asking for what only staff sees (assumption: status and text).
 fn forbidden() -> Response {
-    error(StatusCode::FORBIDDEN, "Доступ запрещён")
+    mesh::forbidden(SHAPE)
 }
 
-/// The school-wide lists are the staff profile's (assumption, API.md).
 fn staff_only(viewer: &Viewer) -> Result<(), Response> {
-    match viewer {
-        Viewer::Staff => Ok(()),
-        Viewer::Family { .. } => Err(forbidden()),
-    }
+    mesh::staff_only(SHAPE, viewer)
 }
 
 /// The pupil a request names with `student_profile_id`, when the viewer may see him.
@@ -75,43 +60,22 @@ fn dmy_hm(dt: NaiveDateTime) -> String {
     dt.format("%d.%m.%Y %H:%M").to_string()
 }
 
-fn ymd(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
-}
-
-fn kind_name<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
-}
-
 /// A required date parameter in either spelling.
 fn date_param(q: &Query, name: &str) -> Result<NaiveDate, Response> {
     let v = q.get(name).ok_or_else(|| bad(&format!("Параметр {name} обязателен")))?;
     parse_date(v).ok_or_else(|| bad(&format!("Неверный формат даты {name}: {v}")))
 }
 
-/// The school a request names with `school_id`.
 fn with_school<R>(
     st: &EmulatorState,
     q: &Query,
     f: impl FnOnce(&World, &School, &SchoolLookup) -> R,
 ) -> Result<R, Response> {
-    let id = q.get("school_id").ok_or_else(|| bad("Параметр school_id обязателен"))?;
-    let not_found = || error(StatusCode::NOT_FOUND, "Школа не найдена");
-    let id: u64 = id.parse().map_err(|_| not_found())?;
-    st.inner.world.read_indexed(|w, lookup| match lookup.school(w, id) {
-        Some((s, lk)) => Ok(f(w, s, lk)),
-        None => Err(not_found()),
-    })
+    mesh::with_school(st, q, f)
 }
 
-/// The rows of one page: `page` 0 and 1 are the first; `per_page` is capped without a
-/// word; past the end none. Rows are sliced before they are written, so a page costs what
-/// it holds.
 fn page_of<T>(st: &EmulatorState, q: &Query, rows: impl IntoIterator<Item = T>) -> impl Iterator<Item = T> {
-    let per_page =
-        q.get("per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).clamp(1, st.inner.max_per_page);
-    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
-    rows.into_iter().skip((page - 1).saturating_mul(per_page)).take(per_page)
+    mesh::page_of(mesh::Platform::max_per_page(st), q, rows)
 }
 
 /// A bare JSON array: the answer of a paged list (past the end an empty one).
@@ -188,118 +152,6 @@ async fn sessions(State(st): State<EmulatorState>, body: Bytes) -> Response {
         "guid": "00000000-0000-4000-8000-000000000000",
         "profiles": profiles,
     }))
-}
-
-async fn academic_years(State(st): State<EmulatorState>) -> Response {
-    let body = st.inner.world.read(|w| {
-        let Some(s) = w.schools.first() else { return json!([]) };
-        let y = &s.year;
-        let prev_start = y.start.with_year(y.start.year() - 1).unwrap_or(y.start);
-        let prev_end = y.end.with_year(y.end.year() - 1).unwrap_or(y.end);
-        json!([
-            {"id": PREVIOUS_YEAR_ID, "name": format!("{}/{}", prev_start.year(), prev_end.year()),
-             "begin_date": ymd(prev_start), "end_date": ymd(prev_end), "calendar_id": 1, "current_year": false},
-            {"id": y.id, "name": y.name, "begin_date": ymd(y.start), "end_date": ymd(y.end),
-             "calendar_id": 1, "current_year": true},
-        ])
-    });
-    json_ok(&body)
-}
-
-async fn school(
-    State(st): State<EmulatorState>,
-    Extension(viewer): Extension<Viewer>,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(e) = staff_only(&viewer) {
-        return e;
-    }
-    let body = st.inner.world.read(|w| {
-        w.schools.iter().find(|s| s.id.to_string() == id).map(|s| {
-            json!({"id": s.id, "name": s.full_name, "short_name": s.name, "municipality_name": s.municipality,
-                   "city": s.city, "time_zone": s.time_zone})
-        })
-    });
-    match body {
-        Some(b) => json_ok(&b),
-        None => error(StatusCode::NOT_FOUND, "Школа не найдена"),
-    }
-}
-
-async fn periods(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
-    if let Err(e) = staff_only(&viewer) {
-        return e;
-    }
-    let q = query(&raw);
-    let r = with_school(&st, &q, |_, s, _| {
-        let mut out: Vec<Value> = s
-            .periods
-            .iter()
-            .map(|p| {
-                json!({"id": p.id, "name": p.name, "type": kind_name(&p.kind), "number": p.number,
-                       "begin_date": dmy(p.start), "end_date": dmy(p.end)})
-            })
-            .collect();
-        out.extend(s.holidays.iter().map(|h| {
-            json!({"id": h.id, "name": h.name, "type": "vacation", "number": null,
-                   "begin_date": dmy(h.start), "end_date": dmy(h.end)})
-        }));
-        Value::Array(out)
-    });
-    r.map(|v| json_ok(&v)).unwrap_or_else(|e| e)
-}
-
-async fn subjects(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
-    if let Err(e) = staff_only(&viewer) {
-        return e;
-    }
-    let q = query(&raw);
-    with_school(&st, &q, |_, s, _| {
-        json_ok(&Value::Array(
-            s.subjects
-                .iter()
-                .map(|x| json!({"id": x.id, "name": x.name, "knowledge_area": x.knowledge_area}))
-                .collect(),
-        ))
-    })
-    .unwrap_or_else(|e| e)
-}
-
-async fn class_units(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
-    if let Err(e) = staff_only(&viewer) {
-        return e;
-    }
-    let q = query(&raw);
-    with_school(&st, &q, |_, s, _| {
-        json_ok(&Value::Array(
-            s.classes
-                .iter()
-                .map(
-                    |c| json!({"id": c.id, "name": c.name, "class_level_id": c.grade, "mentor_id": c.homeroom_teacher}),
-                )
-                .collect(),
-        ))
-    })
-    .unwrap_or_else(|e| e)
-}
-
-async fn groups(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
-    if let Err(e) = staff_only(&viewer) {
-        return e;
-    }
-    let q = query(&raw);
-    with_school(&st, &q, |_, s, _| {
-        json_ok(&Value::Array(
-            s.groups
-                .iter()
-                .map(|g| {
-                    json!({"id": g.id, "name": g.name, "class_unit_id": g.class_id, "subject_id": g.subject_id,
-                           "group_type": kind_name(&g.kind)})
-                })
-                .collect(),
-        ))
-    })
-    .unwrap_or_else(|e| e)
 }
 
 async fn teachers(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {

@@ -63,69 +63,21 @@ mod tests;
 
 use std::io;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::middleware;
+use axum::http::HeaderValue;
+use axum::response::Response;
 use axum::Router;
-use ejgate_sdk::synth::{World, FIRST_ID};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use chrono::NaiveDate;
+use ejgate_sdk::emulator::mesh::{self, ErrorShape};
+use ejgate_sdk::emulator::{ControlError, Emulator, Gate, Server};
+use ejgate_sdk::synth::World;
 use serde::Serialize;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-pub use gate::FailureMode;
-
-/// The id of the session's profile for the school at `index` in the world.
-pub fn profile_id(index: usize) -> u64 {
-    FIRST_ID - 100 - index as u64
-}
-
-/// The id of the made-up previous academic year (`current_year: false`).
-pub const PREVIOUS_YEAR_ID: u64 = FIRST_ID - 200;
-
-/// A family account: the token of a parent's or a pupil's profile (the access every
-/// public client has, SOURCES.md).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FamilyAccount {
-    /// A parent's profile (`type: "parent"`, profile id = the guardian's person id): sees
-    /// the guardian's children.
-    Parent { guardian: u64 },
-    /// A pupil's profile (`type: "student"`, profile id = the pupil's id, which is the
-    /// `student_profile_id`): sees the pupil.
-    Pupil { student: u64 },
-}
-
-impl FamilyAccount {
-    /// The profile id the session gives this account.
-    pub fn profile_id(self) -> u64 {
-        match self {
-            FamilyAccount::Parent { guardian } => guardian,
-            FamilyAccount::Pupil { student } => student,
-        }
-    }
-}
-
-/// Who a request is made by, as the gate resolved its token (handed to the handlers).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Viewer {
-    /// The staff token: every school of the world (assumption: a staff profile).
-    Staff,
-    /// A family token: only these pupils (the children the profile sees).
-    Family { account: FamilyAccount, children: Vec<u64> },
-}
-
-impl Viewer {
-    /// Whether the viewer may read pupil `student`'s data.
-    pub(crate) fn sees(&self, student: u64) -> bool {
-        match self {
-            Viewer::Staff => true,
-            Viewer::Family { children, .. } => children.contains(&student),
-        }
-    }
-}
+pub(crate) use ejgate_sdk::emulator::mesh::Viewer;
+pub use ejgate_sdk::emulator::mesh::{profile_id, FamilyAccount, PREVIOUS_YEAR_ID};
+pub use ejgate_sdk::emulator::FailureMode;
 
 /// How the emulator behaves.
 #[derive(Clone)]
@@ -182,19 +134,13 @@ pub struct EmulatorStats {
 /// The world served, with the lookups that keep per-pupil answers cheap.
 pub use ejgate_sdk::synth::WorldCell;
 
-type Limiter = DefaultKeyedRateLimiter<String>;
-
 pub(crate) struct Inner {
     pub(crate) world: WorldCell,
     pub(crate) token: String,
     pub(crate) family: Vec<(String, FamilyAccount)>,
     pub(crate) max_per_page: usize,
     token_life: Mutex<(Instant, Option<Duration>)>,
-    limiter: RwLock<Option<Arc<Limiter>>>,
-    fail: Mutex<gate::FailState>,
-    requests: AtomicU64,
-    limited: AtomicU64,
-    failed: AtomicU64,
+    pub(crate) gate: Gate,
 }
 
 impl Inner {
@@ -205,30 +151,13 @@ impl Inner {
 
     /// The viewer a token stands for (compared in constant time); `None`: an unknown token.
     pub(crate) fn viewer(&self, token: &str) -> Option<Viewer> {
-        if gate::same_secret(token.as_bytes(), self.token.as_bytes()) {
+        use ejgate_sdk::emulator::same_secret;
+        if same_secret(token.as_bytes(), self.token.as_bytes()) {
             return Some(Viewer::Staff);
         }
-        let account = self.family.iter().find(|(t, _)| gate::same_secret(t.as_bytes(), token.as_bytes()))?.1;
-        let children = self.world.read(|w| match account {
-            FamilyAccount::Pupil { student } => vec![student],
-            FamilyAccount::Parent { guardian } => {
-                let mut c: Vec<u64> = w
-                    .schools
-                    .iter()
-                    .flat_map(|s| s.guardianships.iter().filter(|(g, _)| *g == guardian).map(|(_, st)| *st))
-                    .collect();
-                c.sort_unstable();
-                c.dedup();
-                c
-            }
-        });
-        Some(Viewer::Family { account, children })
+        let account = self.family.iter().find(|(t, _)| same_secret(t.as_bytes(), token.as_bytes()))?.1;
+        Some(self.world.read(|w| Viewer::of(w, Some(account))))
     }
-}
-
-fn make_limiter(rps: Option<u32>) -> Option<Arc<Limiter>> {
-    let rps = NonZeroU32::new(rps?)?;
-    Some(Arc::new(RateLimiter::keyed(Quota::per_second(rps))))
 }
 
 /// The shared state of an emulator. Cheap to clone.
@@ -246,11 +175,7 @@ impl EmulatorState {
                 family: options.family.clone(),
                 max_per_page: options.max_per_page.max(1),
                 token_life: Mutex::new((Instant::now(), options.token_ttl)),
-                limiter: RwLock::new(make_limiter(options.request_limit)),
-                fail: Mutex::new(gate::FailState::default()),
-                requests: AtomicU64::new(0),
-                limited: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
+                gate: Gate::new(options.request_limit),
             }),
         }
     }
@@ -260,57 +185,103 @@ impl EmulatorState {
     }
 
     pub fn stats(&self) -> EmulatorStats {
-        EmulatorStats {
-            requests: self.inner.requests.load(Ordering::Relaxed),
-            limited: self.inner.limited.load(Ordering::Relaxed),
-            failed: self.inner.failed.load(Ordering::Relaxed),
-        }
+        let c = self.inner.gate.counts();
+        EmulatorStats { requests: c.requests, limited: c.limited, failed: c.failed }
     }
 
     /// Breaks the next `count` API answers (all of them when `None`) that way; `None` mode
     /// turns failures off.
     pub fn set_failure(&self, mode: Option<FailureMode>, count: Option<u64>) {
-        *self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()) =
-            gate::FailState { mode, remaining: mode.and(count) };
+        self.inner.gate.set_failure(mode, count);
     }
 
     /// Sets the per-token request limit (`None` or 0: off).
     pub fn set_request_limit(&self, rps: Option<u32>) {
-        *self.inner.limiter.write().unwrap_or_else(|e| e.into_inner()) = make_limiter(rps);
+        self.inner.gate.set_request_limit(rps);
     }
 
     /// Restarts the token's life with a new time to live (`None`: forever).
     pub fn set_token_ttl(&self, ttl: Option<Duration>) {
         *self.inner.token_life.lock().unwrap_or_else(|e| e.into_inner()) = (Instant::now(), ttl);
     }
+}
 
-    fn limiter(&self) -> Option<Arc<Limiter>> {
-        self.inner.limiter.read().unwrap_or_else(|e| e.into_inner()).clone()
+impl Emulator for EmulatorState {
+    type Stats = EmulatorStats;
+
+    fn gate(&self) -> &Gate {
+        &self.inner.gate
     }
 
-    fn take_failure(&self) -> Option<FailureMode> {
-        self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()).take()
+    fn read_world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        self.inner.world.read(f)
+    }
+
+    fn advance(&self, days: u32) -> (NaiveDate, u64) {
+        self.inner.world.advance(days)
+    }
+
+    fn stats(&self) -> EmulatorStats {
+        EmulatorState::stats(self)
+    }
+
+    fn failure_modes(&self) -> &'static [(&'static str, FailureMode)] {
+        &[
+            ("malformed", FailureMode::Malformed),
+            ("html502", FailureMode::Html502),
+            ("truncated", FailureMode::Truncated),
+            ("unauthorized", FailureMode::Unauthorized),
+            ("expired", FailureMode::Expired),
+        ]
+    }
+
+    fn control_error(&self, error: ControlError<'_>) -> Response {
+        use axum::http::StatusCode;
+        match error {
+            ControlError::Invalid(name) => gate::error(StatusCode::BAD_REQUEST, &format!("bad parameter {name}")),
+            ControlError::Missing(name) => gate::error(StatusCode::BAD_REQUEST, &format!("{name} is required")),
+            ControlError::Internal(e) => gate::error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        }
+    }
+
+    fn date_header(&self) -> HeaderValue {
+        self.inner.world.read(mesh::noon_date)
+    }
+}
+
+impl mesh::Platform for EmulatorState {
+    fn world_cell(&self) -> &WorldCell {
+        &self.inner.world
+    }
+
+    fn error_shape(&self) -> ErrorShape {
+        SHAPE
+    }
+
+    fn max_per_page(&self) -> usize {
+        self.inner.max_per_page
+    }
+
+    /// `dd.MM.yyyy`, like every `date` of ЭПОС.Школа.
+    fn period_date(&self, day: NaiveDate) -> String {
+        day.format("%d.%m.%Y").to_string()
     }
 }
 
 /// The emulator's routes: the API, the control surface under `/__emulator`, a JSON 404 for
 /// anything else; a `Date` header on every answer.
 pub fn router(state: EmulatorState) -> Router {
-    let api = handlers::routes().route_layer(middleware::from_fn_with_state(state.clone(), gate::api_gate));
-    Router::new()
-        .merge(api)
-        .nest("/__emulator", control::routes())
-        .fallback(gate::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), gate::stamp_date))
-        .with_state(state)
+    let api = handlers::routes()
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), gate::api_gate))
+        .fallback(gate::not_found);
+    ejgate_sdk::emulator::app(state, api, control::routes())
 }
 
 /// A running emulator.
 pub struct EmulatorHandle {
     pub addr: SocketAddr,
     state: EmulatorState,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<io::Result<()>>,
+    server: Server,
 }
 
 impl EmulatorHandle {
@@ -333,30 +304,20 @@ impl EmulatorHandle {
 
     /// Stops accepting, lets answers in flight finish (5 s at most), and stops.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
+        self.server.shutdown().await;
     }
 }
 
 /// Binds `addr` (port 0: any free port) and serves `world` in a spawned task.
 pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
     let state = EmulatorState::new(world, &options);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
     let app = match options.path_prefix.as_deref().map(|p| p.trim_matches('/')).filter(|p| !p.is_empty()) {
         Some(prefix) => Router::new().nest(&format!("/{prefix}"), router(state.clone())),
         None => router(state.clone()),
     };
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    Ok(EmulatorHandle { addr, state, stop, task })
+    let server = Server::start(app, addr).await?;
+    Ok(EmulatorHandle { addr: server.addr, state, server })
 }
+
+/// The error body shape of ЭПОС.Школа: `{code, message}`.
+pub(crate) const SHAPE: ErrorShape = ErrorShape::CodeMessage;

@@ -58,26 +58,24 @@ mod handlers;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
-use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, DATE};
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
+use chrono::NaiveDate;
+use ejgate_sdk::emulator::{broken_answer, http_date, same_secret, ControlError, Emulator, Gate, Server};
 use ejgate_sdk::synth::World;
-use futures::StreamExt as _;
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-pub(crate) const JSON: &str = "application/json; charset=utf-8";
+pub use ejgate_sdk::emulator::FailureMode;
+
+pub(crate) use ejgate_sdk::emulator::JSON;
 
 /// How the emulator behaves.
 #[derive(Clone)]
@@ -148,64 +146,6 @@ impl std::fmt::Debug for EmulatorOptions {
     }
 }
 
-/// How the next API answers are broken (`/__emulator/fail?mode=…`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum FailureMode {
-    /// HTTP 200 JSON cut in the middle plus garbage.
-    Malformed,
-    /// HTTP 502 `text/html`: the front proxy's page.
-    Html502,
-    /// HTTP 200 promising the whole answer, delivering half, then aborting.
-    Truncated,
-    /// HTTP 401 `{"msg"}`, and the session revoked: the refresh token is refused too.
-    Unauthorized,
-    /// HTTP 401 `Token has expired` for this request only (the token and the session stay
-    /// good): the client refreshes.
-    Expired,
-}
-
-impl FailureMode {
-    pub fn parse(s: &str) -> Option<Option<FailureMode>> {
-        Some(Some(match s {
-            "malformed" => FailureMode::Malformed,
-            "html502" => FailureMode::Html502,
-            "truncated" => FailureMode::Truncated,
-            "unauthorized" => FailureMode::Unauthorized,
-            "expired" => FailureMode::Expired,
-            "off" => return Some(None),
-            _ => return None,
-        }))
-    }
-}
-
-#[derive(Debug, Default)]
-struct FailState {
-    mode: Option<FailureMode>,
-    remaining: Option<u64>,
-}
-
-impl FailState {
-    fn take(&mut self) -> Option<FailureMode> {
-        let mode = self.mode?;
-        match self.remaining.as_mut() {
-            None => Some(mode),
-            Some(0) => {
-                self.mode = None;
-                None
-            }
-            Some(n) => {
-                *n -= 1;
-                if *n == 0 {
-                    self.mode = None;
-                    self.remaining = None;
-                }
-                Some(mode)
-            }
-        }
-    }
-}
-
 /// Requests seen (`/__emulator/stats`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct EmulatorStats {
@@ -267,15 +207,7 @@ pub use ejgate_sdk::synth::WorldCell;
 
 /// The emulator's clock: the world's today at 13:00 UTC, as an HTTP date.
 fn date_header(world: &WorldCell) -> HeaderValue {
-    let today = world.read(|w| w.today);
-    let at = today.and_hms_opt(13, 0, 0).expect("a valid time").and_utc();
-    let system = SystemTime::UNIX_EPOCH + Duration::from_secs(at.timestamp().max(0) as u64);
-    HeaderValue::from_str(&httpdate_fmt(system)).expect("an HTTP date is a header value")
-}
-
-fn httpdate_fmt(t: SystemTime) -> String {
-    let dt: chrono::DateTime<chrono::Utc> = t.into();
-    dt.format("%a, %d %b %Y %H:%M:%S GMT").to_string()
+    http_date(world.read(|w| w.today).and_hms_opt(13, 0, 0).expect("a valid time"))
 }
 
 #[derive(Default)]
@@ -294,18 +226,12 @@ struct Access {
     used: bool,
 }
 
-type Limiter = DefaultKeyedRateLimiter<String>;
-
 pub(crate) struct Inner {
     pub(crate) world: WorldCell,
     pub(crate) legacy_marks: bool,
     access_lifetime: Mutex<Duration>,
     session: Mutex<Session>,
-    limiter: RwLock<Option<Arc<Limiter>>>,
-    fail: Mutex<FailState>,
-    requests: AtomicU64,
-    limited: AtomicU64,
-    failed: AtomicU64,
+    gate: Gate,
     refresh_requests: AtomicU64,
     refreshes: AtomicU64,
     refused: AtomicU64,
@@ -319,11 +245,6 @@ pub(crate) struct Inner {
     refresh_held_now: Arc<AtomicU64>,
     account: Account,
     assumed_fields: bool,
-}
-
-fn make_limiter(rps: Option<u32>) -> Option<Arc<Limiter>> {
-    let rps = NonZeroU32::new(rps?)?;
-    Some(Arc::new(RateLimiter::keyed(Quota::per_second(rps))))
 }
 
 fn unix_now() -> u64 {
@@ -350,11 +271,7 @@ impl EmulatorState {
                 legacy_marks: options.legacy_marks,
                 access_lifetime: Mutex::new(options.access_lifetime),
                 session: Mutex::new(Session { refresh: Some(options.refresh_token.clone()), access: HashMap::new() }),
-                limiter: RwLock::new(make_limiter(options.request_limit)),
-                fail: Mutex::new(FailState::default()),
-                requests: AtomicU64::new(0),
-                limited: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
+                gate: Gate::new(options.request_limit),
                 refresh_requests: AtomicU64::new(0),
                 refreshes: AtomicU64::new(0),
                 refused: AtomicU64::new(0),
@@ -382,10 +299,11 @@ impl EmulatorState {
         let held = i.held.load(Ordering::SeqCst);
         let refresh_held_now = i.refresh_held_now.load(Ordering::SeqCst);
         let refresh_held = i.refresh_held.load(Ordering::SeqCst);
+        let c = i.gate.counts();
         EmulatorStats {
-            requests: i.requests.load(Ordering::Relaxed),
-            limited: i.limited.load(Ordering::Relaxed),
-            failed: i.failed.load(Ordering::Relaxed),
+            requests: c.requests,
+            limited: c.limited,
+            failed: c.failed,
             refresh_requests: i.refresh_requests.load(Ordering::SeqCst),
             refreshes: i.refreshes.load(Ordering::Relaxed),
             refused_refreshes: i.refused.load(Ordering::Relaxed),
@@ -431,12 +349,12 @@ impl EmulatorState {
 
     /// Breaks the next `count` API answers (all when `None`); `None` mode: off.
     pub fn set_failure(&self, mode: Option<FailureMode>, count: Option<u64>) {
-        *self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()) = FailState { mode, remaining: mode.and(count) };
+        self.inner.gate.set_failure(mode, count);
     }
 
     /// Sets the per-token request limit (`None` or 0: off).
     pub fn set_request_limit(&self, rps: Option<u32>) {
-        *self.inner.limiter.write().unwrap_or_else(|e| e.into_inner()) = make_limiter(rps);
+        self.inner.gate.set_request_limit(rps);
     }
 
     /// Sets the lifetime of access tokens issued from now on.
@@ -518,23 +436,17 @@ fn splitmix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-fn same_secret(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// `{"msg": "..."}` with a status.
 pub(crate) fn msg(status: StatusCode, text: &str) -> Response {
     (status, [(CONTENT_TYPE, JSON)], serde_json::json!({ "msg": text }).to_string()).into_response()
 }
 
-pub(crate) fn json_ok(body: Vec<u8>) -> Response {
-    ([(CONTENT_TYPE, JSON)], body).into_response()
-}
+pub(crate) use ejgate_sdk::emulator::json_bytes as json_ok;
 
 /// Token, expiry, request limit and injected failures, in that order, for every API route.
 async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> Response {
     let inner = &st.inner;
-    inner.requests.fetch_add(1, Ordering::Relaxed);
+    inner.gate.count_request();
     let token = req
         .headers()
         .get(AUTHORIZATION)
@@ -553,32 +465,21 @@ async fn api_gate(State(st): State<EmulatorState>, req: Request, next: Next) -> 
         }
         Some(a) => hold_request(&st, &token, !a.used).await,
     }
-    let limiter = inner.limiter.read().unwrap_or_else(|e| e.into_inner()).clone();
-    if let Some(limiter) = limiter {
-        if limiter.check_key(&token).is_err() {
-            inner.limited.fetch_add(1, Ordering::Relaxed);
-            return msg(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
-        }
+    if inner.gate.over_limit(&token) {
+        return msg(StatusCode::TOO_MANY_REQUESTS, "Too many requests");
     }
-    let Some(mode) = inner.fail.lock().unwrap_or_else(|e| e.into_inner()).take() else {
+    let Some(mode) = inner.gate.take_failure() else {
         return next.run(req).await;
     };
-    inner.failed.fetch_add(1, Ordering::Relaxed);
-    match mode {
-        FailureMode::Unauthorized => {
+    broken_answer(mode, req, next, |mode| match mode {
+        FailureMode::Expired => msg(StatusCode::UNAUTHORIZED, "Token has expired"),
+        FailureMode::Html502 => html_502(),
+        _ => {
             st.revoke();
             msg(StatusCode::UNAUTHORIZED, "Token has been revoked")
         }
-        FailureMode::Expired => msg(StatusCode::UNAUTHORIZED, "Token has expired"),
-        FailureMode::Html502 => html_502(),
-        FailureMode::Malformed => {
-            let body = full_body(next.run(req).await).await;
-            let mut broken = body[..body.len() / 2].to_vec();
-            broken.extend_from_slice(b"\xef\xbf\xbd<<garbage after a cut>>");
-            (StatusCode::OK, [(CONTENT_TYPE, JSON)], broken).into_response()
-        }
-        FailureMode::Truncated => truncated(full_body(next.run(req).await).await),
-    }
+    })
+    .await
 }
 
 /// Counts a held request while it is held (also when its client goes away).
@@ -629,23 +530,6 @@ async fn hold_refresh(st: &EmulatorState, at: RefreshHold) -> bool {
     !matches!(released, Ok(RefreshHold::Drop))
 }
 
-async fn full_body(resp: Response) -> Bytes {
-    axum::body::to_bytes(resp.into_body(), usize::MAX).await.unwrap_or_default()
-}
-
-fn truncated(body: Bytes) -> Response {
-    let full = body.len();
-    let part = body.slice(..full / 2);
-    let stream = futures::stream::iter([Ok::<Bytes, io::Error>(part)]).chain(futures::stream::once(async {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        Err(io::Error::new(io::ErrorKind::ConnectionAborted, "emulated truncated answer"))
-    }));
-    let mut resp = Response::new(Body::from_stream(stream));
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(JSON));
-    resp.headers_mut().insert(CONTENT_LENGTH, HeaderValue::from(full));
-    resp
-}
-
 fn html_502() -> Response {
     const PAGE: &str = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
     (StatusCode::BAD_GATEWAY, [(CONTENT_TYPE, "text/html")], PAGE).into_response()
@@ -689,12 +573,6 @@ async fn refresh(State(st): State<EmulatorState>, req: Request) -> Response {
     }
 }
 
-async fn stamp_date(State(st): State<EmulatorState>, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    resp.headers_mut().insert(DATE, date_header(&st.inner.world));
-    resp
-}
-
 async fn not_found() -> Response {
     msg(StatusCode::NOT_FOUND, "Not Found")
 }
@@ -702,13 +580,9 @@ async fn not_found() -> Response {
 /// The emulator's routes.
 pub fn router(state: EmulatorState) -> Router {
     let api = handlers::routes().route_layer(middleware::from_fn_with_state(state.clone(), api_gate));
-    Router::new()
-        .nest("/diary/api", api)
-        .route("/diary/refresh", axum::routing::post(refresh))
-        .nest("/__emulator", control::routes())
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), stamp_date))
-        .with_state(state)
+    let app =
+        Router::new().nest("/diary/api", api).route("/diary/refresh", axum::routing::post(refresh)).fallback(not_found);
+    ejgate_sdk::emulator::app(state, app, control::routes())
 }
 
 /// A running emulator.
@@ -716,8 +590,7 @@ pub fn router(state: EmulatorState) -> Router {
 pub struct EmulatorHandle {
     pub addr: SocketAddr,
     state: EmulatorState,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<io::Result<()>>,
+    server: Server,
 }
 
 impl EmulatorHandle {
@@ -738,30 +611,66 @@ impl EmulatorHandle {
         self.state.stats()
     }
 
+    /// Stops accepting, lets answers in flight finish (5 s at most), and stops.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
+        self.server.shutdown().await;
     }
 }
 
 /// Binds `addr` (port 0: any free port) and serves in a spawned task.
 pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
     let state = EmulatorState::new(world, &options);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let app = router(state.clone());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    Ok(EmulatorHandle { addr, state, stop, task })
+    let server = Server::start(router(state.clone()), addr).await?;
+    Ok(EmulatorHandle { addr: server.addr, state, server })
+}
+
+impl Emulator for EmulatorState {
+    type Stats = EmulatorStats;
+
+    fn gate(&self) -> &Gate {
+        &self.inner.gate
+    }
+
+    fn read_world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        self.inner.world.read(f)
+    }
+
+    fn advance(&self, days: u32) -> (NaiveDate, u64) {
+        self.inner.world.advance(days)
+    }
+
+    fn stats(&self) -> EmulatorStats {
+        EmulatorState::stats(self)
+    }
+
+    fn failure_modes(&self) -> &'static [(&'static str, FailureMode)] {
+        &[
+            ("malformed", FailureMode::Malformed),
+            ("html502", FailureMode::Html502),
+            ("truncated", FailureMode::Truncated),
+            ("unauthorized", FailureMode::Unauthorized),
+            ("expired", FailureMode::Expired),
+        ]
+    }
+
+    fn control_error(&self, error: ControlError<'_>) -> Response {
+        match error {
+            ControlError::Invalid(name) | ControlError::Missing(name) => {
+                msg(StatusCode::BAD_REQUEST, &format!("bad parameter {name}"))
+            }
+            ControlError::Internal(e) => msg(StatusCode::INTERNAL_SERVER_ERROR, &e),
+        }
+    }
+
+    fn date_header(&self) -> HeaderValue {
+        date_header(&self.inner.world)
+    }
+
+    fn truth_extra(&self, world: &World) -> serde_json::Map<String, serde_json::Value> {
+        let mut extra = serde_json::Map::new();
+        extra.insert("expected".into(), serde_json::json!(crate::truth::expected_counts(world)));
+        extra
+    }
 }
 
 #[cfg(test)]

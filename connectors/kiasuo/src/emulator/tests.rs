@@ -346,12 +346,14 @@ async fn errors_are_msg_json_and_proxy_pages_are_html() {
 
 #[test]
 fn failure_count_runs_down() {
-    let mut f = FailState { mode: Some(FailureMode::Html502), remaining: Some(2) };
-    assert_eq!(f.take(), Some(FailureMode::Html502));
-    assert_eq!(f.take(), Some(FailureMode::Html502));
-    assert_eq!(f.take(), None);
-    assert_eq!(FailureMode::parse("off"), Some(None));
-    assert_eq!(FailureMode::parse("nope"), None);
+    let st = EmulatorState::new(World::generate(SynthConfig::small(21)), &EmulatorOptions::new("r"));
+    st.set_failure(Some(FailureMode::Html502), Some(2));
+    assert_eq!(st.gate().take_failure(), Some(FailureMode::Html502));
+    assert_eq!(st.gate().take_failure(), Some(FailureMode::Html502));
+    assert_eq!(st.gate().take_failure(), None);
+    assert_eq!(FailureMode::parse(st.failure_modes(), "off"), Some(None));
+    assert_eq!(FailureMode::parse(st.failure_modes(), "expired"), Some(Some(FailureMode::Expired)));
+    assert_eq!(FailureMode::parse(st.failure_modes(), "nope"), None);
 }
 
 async fn control(base: &str, query: &str) -> Value {

@@ -4,7 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::ops::RangeInclusive;
 use std::sync::Arc;
 
-use axum::extract::{Extension, Path, RawQuery, Request, State};
+use axum::extract::{Extension, RawQuery, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -15,22 +15,18 @@ use ejgate_sdk::synth::{School, SchoolLookup, SynthAttendanceStatus, SynthMark, 
 use ejgate_sdk::time::parse_date;
 use serde_json::{json, Value};
 
-use super::gate::{error, json_ok};
-use super::{guid_person, person_guid, profile_id, EmulatorState, FamilyAccount, Viewer, PREVIOUS_YEAR_ID};
+use ejgate_sdk::emulator::mesh::{self, kind_name, query, ymd, Query};
+
+use super::gate::json_ok;
+use super::{guid_person, person_guid, profile_id, EmulatorState, FamilyAccount, Viewer};
 
 /// The body of a refused refresh (SOURCES.md: HTTP 499, text).
 const REFRESH_FAILED: &str = "Something went wrong";
 
 pub(crate) fn routes() -> Router<EmulatorState> {
-    Router::new()
-        // myschool.mosreg.ru
+    // myschool.mosreg.ru: the platform's staff lists, and the profiles
+    mesh::core_routes()
         .route("/acl/api/users/profile_info", get(profile_info))
-        .route("/core/api/academic_years", get(academic_years))
-        .route("/core/api/schools/{id}", get(school))
-        .route("/core/api/periods_schedules", get(periods))
-        .route("/core/api/subjects", get(subjects))
-        .route("/core/api/class_units", get(class_units))
-        .route("/core/api/groups", get(groups))
         .route("/core/api/profiles", get(profiles))
         // authedu.mosreg.ru
         .route("/api/family/web/v1/profile", get(family_profile))
@@ -48,44 +44,21 @@ pub(crate) fn refresh_routes() -> Router<EmulatorState> {
     Router::new().route("/v2/token/refresh", get(refresh))
 }
 
-type Query = HashMap<String, String>;
-
-fn query(raw: &RawQuery) -> Query {
-    raw.0.as_deref().map(|q| url::form_urlencoded::parse(q.as_bytes()).into_owned().collect()).unwrap_or_default()
-}
-
 fn bad(st: &EmulatorState, message: &str) -> Response {
-    error(st.inner.error_shape, StatusCode::BAD_REQUEST, "parameterInvalid", message)
+    mesh::bad(st.inner.error_shape, message)
 }
 
 fn not_found(st: &EmulatorState, message: &str) -> Response {
-    error(st.inner.error_shape, StatusCode::NOT_FOUND, "resourceNotFound", message)
+    mesh::not_found(st.inner.error_shape, message)
 }
 
-/// A family profile asking for what only staff sees (assumption: status and text).
 fn forbidden(st: &EmulatorState) -> Response {
-    error(st.inner.error_shape, StatusCode::FORBIDDEN, "accessDenied", "Доступ запрещён")
-}
-
-/// The school-wide lists are the staff profile's (assumption, API.md).
-fn staff_only(st: &EmulatorState, viewer: &Viewer) -> Result<(), Response> {
-    match viewer {
-        Viewer::Staff => Ok(()),
-        Viewer::Family { .. } => Err(forbidden(st)),
-    }
-}
-
-fn ymd(d: NaiveDate) -> String {
-    d.format("%Y-%m-%d").to_string()
+    mesh::forbidden(st.inner.error_shape)
 }
 
 /// `created_at`/`updated_at`: local, no zone.
 fn local(dt: NaiveDateTime) -> String {
     dt.format("%Y-%m-%dT%H:%M:%S").to_string()
-}
-
-fn kind_name<T: serde::Serialize>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
 /// A required date parameter (`YYYY-MM-DD`; other spellings tolerated).
@@ -98,23 +71,10 @@ fn range(st: &EmulatorState, q: &Query, from: &str, to: &str) -> Result<(NaiveDa
     Ok((date_param(st, q, from)?, date_param(st, q, to)?))
 }
 
-/// The school a request names with `school_id`.
-fn with_school<R>(st: &EmulatorState, q: &Query, f: impl FnOnce(&World, &School) -> R) -> Result<R, Response> {
-    let id = q.get("school_id").ok_or_else(|| bad(st, "Параметр school_id обязателен"))?;
-    st.inner.world.read(|w| match w.schools.iter().find(|s| s.id.to_string() == *id) {
-        Some(s) => Ok(f(w, s)),
-        None => Err(not_found(st, "Школа не найдена")),
-    })
-}
-
 /// One page of a bare array: `page` 0 and 1 are the first; `per_page` is capped without a
 /// word; past the end an empty array.
 fn page(st: &EmulatorState, q: &Query, items: Vec<Value>) -> Response {
-    let per_page =
-        q.get("per_page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(50).clamp(1, st.inner.max_per_page);
-    let page = q.get("page").and_then(|v| v.parse::<usize>().ok()).unwrap_or(1).max(1);
-    let start = (page - 1).saturating_mul(per_page);
-    json_ok(&Value::Array(items.into_iter().skip(start).take(per_page).collect()))
+    json_ok(&Value::Array(mesh::page_of(st.inner.max_per_page, q, items).collect()))
 }
 
 fn school_ref(s: &School) -> Value {
@@ -233,119 +193,6 @@ async fn family_profile(State(st): State<EmulatorState>, Extension(viewer): Exte
         json!({"profile": profile, "children": list, "hash": format!("{:016x}", lookup.generation)})
     });
     json_ok(&body)
-}
-
-async fn academic_years(State(st): State<EmulatorState>) -> Response {
-    use chrono::Datelike;
-    let body = st.inner.world.read(|w| {
-        let Some(s) = w.schools.first() else { return json!([]) };
-        let y = &s.year;
-        let prev_start = y.start.with_year(y.start.year() - 1).unwrap_or(y.start);
-        let prev_end = y.end.with_year(y.end.year() - 1).unwrap_or(y.end);
-        json!([
-            {"id": PREVIOUS_YEAR_ID, "name": format!("{}/{}", prev_start.year(), prev_end.year()),
-             "begin_date": ymd(prev_start), "end_date": ymd(prev_end), "calendar_id": 1, "current_year": false},
-            {"id": y.id, "name": y.name, "begin_date": ymd(y.start), "end_date": ymd(y.end),
-             "calendar_id": 1, "current_year": true},
-        ])
-    });
-    json_ok(&body)
-}
-
-async fn school(
-    State(st): State<EmulatorState>,
-    Extension(viewer): Extension<Viewer>,
-    Path(id): Path<String>,
-) -> Response {
-    if let Err(e) = staff_only(&st, &viewer) {
-        return e;
-    }
-    let body = st.inner.world.read(|w| {
-        w.schools.iter().find(|s| s.id.to_string() == id).map(|s| {
-            json!({"id": s.id, "name": s.full_name, "short_name": s.name, "municipality_name": s.municipality,
-                   "city": s.city, "time_zone": s.time_zone})
-        })
-    });
-    match body {
-        Some(b) => json_ok(&b),
-        None => not_found(&st, "Школа не найдена"),
-    }
-}
-
-async fn periods(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
-    if let Err(e) = staff_only(&st, &viewer) {
-        return e;
-    }
-    let q = query(&raw);
-    with_school(&st, &q, |_, s| {
-        let mut out: Vec<Value> = s
-            .periods
-            .iter()
-            .map(|p| {
-                json!({"id": p.id, "name": p.name, "type": kind_name(&p.kind), "number": p.number,
-                       "begin_date": ymd(p.start), "end_date": ymd(p.end)})
-            })
-            .collect();
-        out.extend(s.holidays.iter().map(|h| {
-            json!({"id": h.id, "name": h.name, "type": "vacation", "number": null,
-                   "begin_date": ymd(h.start), "end_date": ymd(h.end)})
-        }));
-        json_ok(&Value::Array(out))
-    })
-    .unwrap_or_else(|e| e)
-}
-
-async fn subjects(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
-    if let Err(e) = staff_only(&st, &viewer) {
-        return e;
-    }
-    let q = query(&raw);
-    with_school(&st, &q, |_, s| {
-        json_ok(&Value::Array(
-            s.subjects
-                .iter()
-                .map(|x| json!({"id": x.id, "name": x.name, "knowledge_area": x.knowledge_area}))
-                .collect(),
-        ))
-    })
-    .unwrap_or_else(|e| e)
-}
-
-async fn class_units(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
-    if let Err(e) = staff_only(&st, &viewer) {
-        return e;
-    }
-    let q = query(&raw);
-    with_school(&st, &q, |_, s| {
-        json_ok(&Value::Array(
-            s.classes
-                .iter()
-                .map(
-                    |c| json!({"id": c.id, "name": c.name, "class_level_id": c.grade, "mentor_id": c.homeroom_teacher}),
-                )
-                .collect(),
-        ))
-    })
-    .unwrap_or_else(|e| e)
-}
-
-async fn groups(State(st): State<EmulatorState>, Extension(viewer): Extension<Viewer>, raw: RawQuery) -> Response {
-    if let Err(e) = staff_only(&st, &viewer) {
-        return e;
-    }
-    let q = query(&raw);
-    with_school(&st, &q, |_, s| {
-        json_ok(&Value::Array(
-            s.groups
-                .iter()
-                .map(|g| {
-                    json!({"id": g.id, "name": g.name, "class_unit_id": g.class_id, "subject_id": g.subject_id,
-                           "group_type": kind_name(&g.kind)})
-                })
-                .collect(),
-        ))
-    })
-    .unwrap_or_else(|e| e)
 }
 
 /// The pupil's memberships and current class.

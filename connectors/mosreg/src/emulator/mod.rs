@@ -63,28 +63,21 @@ mod tests;
 use std::collections::HashMap;
 use std::io;
 use std::net::SocketAddr;
-use std::num::NonZeroU32;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
 
-use axum::middleware;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
 use axum::Router;
-use ejgate_sdk::synth::{World, FIRST_ID};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use chrono::NaiveDate;
+use ejgate_sdk::emulator::mesh;
+use ejgate_sdk::emulator::{ControlError, Emulator, Gate, Server};
+use ejgate_sdk::synth::World;
 use serde::Serialize;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-pub use gate::FailureMode;
-
-/// The id of the staff profile for the school at `index` in the world.
-pub fn profile_id(index: usize) -> u64 {
-    FIRST_ID - 100 - index as u64
-}
-
-/// The id of the made-up previous academic year (`current_year: false`).
-pub const PREVIOUS_YEAR_ID: u64 = FIRST_ID - 200;
+pub(crate) use ejgate_sdk::emulator::mesh::Viewer;
+pub use ejgate_sdk::emulator::mesh::{profile_id, ErrorShape, FamilyAccount, PREVIOUS_YEAR_ID};
+pub use ejgate_sdk::emulator::FailureMode;
 
 /// The contingent GUID of a person (the id events are asked for with), derived from the
 /// world id so that every run sees the same one.
@@ -98,55 +91,6 @@ pub fn guid_person(guid: &str) -> Option<u64> {
     let [_, high, _, _, low] = parts.as_slice() else { return None };
     let id = (u64::from_str_radix(high, 16).ok()? << 48) | u64::from_str_radix(low, 16).ok()?;
     (person_guid(id) == guid).then_some(id)
-}
-
-/// The shape of JSON error bodies (not confirmed by any public client).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ErrorShape {
-    /// `{"type": …, "description": …, "details": null}`
-    #[default]
-    TypeDescription,
-    /// `{"code": N, "message": …}`
-    CodeMessage,
-}
-
-/// A family account: a parent's or a pupil's token (the access every public client has).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FamilyAccount {
-    /// A parent's profile (`type: "parent"`, profile id = the guardian's person id): sees
-    /// the guardian's children.
-    Parent { guardian: u64 },
-    /// A pupil's profile (`type: "student"`, profile id = the pupil's id): sees the pupil.
-    Pupil { student: u64 },
-}
-
-impl FamilyAccount {
-    /// The profile id `profile_info` and the family profile give this account.
-    pub fn profile_id(self) -> u64 {
-        match self {
-            FamilyAccount::Parent { guardian } => guardian,
-            FamilyAccount::Pupil { student } => student,
-        }
-    }
-}
-
-/// Who a request is made by, as the gate resolved its token (handed to the handlers).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Viewer {
-    /// The staff token: every school (assumption: a staff profile reads a whole school).
-    Staff,
-    /// A family token: only these pupils.
-    Family { account: FamilyAccount, children: Vec<u64> },
-}
-
-impl Viewer {
-    /// Whether the viewer may read pupil `student`'s data.
-    pub(crate) fn sees(&self, student: u64) -> bool {
-        match self {
-            Viewer::Staff => true,
-            Viewer::Family { children, .. } => children.contains(&student),
-        }
-    }
 }
 
 /// A valid JWT-shaped token (three base64url parts) carrying `subject`: what the refresh
@@ -255,8 +199,6 @@ pub(crate) enum TokenCheck {
     Unknown,
 }
 
-type Limiter = DefaultKeyedRateLimiter<String>;
-
 pub(crate) struct Inner {
     pub(crate) world: WorldCell,
     pub(crate) initial_token: String,
@@ -265,11 +207,7 @@ pub(crate) struct Inner {
     token_requests: Mutex<Option<u64>>,
     refresh_allowed: Mutex<bool>,
     pub(crate) tokens: Mutex<TokenBook>,
-    limiter: RwLock<Option<Arc<Limiter>>>,
-    fail: Mutex<gate::FailState>,
-    pub(crate) requests: AtomicU64,
-    pub(crate) limited: AtomicU64,
-    pub(crate) failed: AtomicU64,
+    pub(crate) gate: Gate,
     pub(crate) refreshed: AtomicU64,
     pub(crate) refused_refreshes: AtomicU64,
     /// Events as written for every pupil (see [`handlers::EventCache`])
@@ -300,21 +238,7 @@ impl Inner {
     /// The viewer of a family account (its children from the world's guardianships) or
     /// of the staff token.
     pub(crate) fn viewer(&self, account: Option<FamilyAccount>) -> Viewer {
-        let Some(account) = account else { return Viewer::Staff };
-        let children = self.world.read(|w| match account {
-            FamilyAccount::Pupil { student } => vec![student],
-            FamilyAccount::Parent { guardian } => {
-                let mut c: Vec<u64> = w
-                    .schools
-                    .iter()
-                    .flat_map(|s| s.guardianships.iter().filter(|(g, _)| *g == guardian).map(|(_, st)| *st))
-                    .collect();
-                c.sort_unstable();
-                c.dedup();
-                c
-            }
-        });
-        Viewer::Family { account, children }
+        self.world.read(|w| Viewer::of(w, account))
     }
 
     /// GET `v2/token/refresh`: a known token (expired or not) buys a new one, unless
@@ -332,11 +256,6 @@ impl Inner {
         self.refreshed.fetch_add(1, Ordering::Relaxed);
         Some(fresh)
     }
-}
-
-fn make_limiter(rps: Option<u32>) -> Option<Arc<Limiter>> {
-    let rps = NonZeroU32::new(rps?)?;
-    Some(Arc::new(RateLimiter::keyed(Quota::per_second(rps))))
 }
 
 /// The shared state of an emulator. Cheap to clone.
@@ -361,11 +280,7 @@ impl EmulatorState {
                 token_requests: Mutex::new(options.token_requests),
                 refresh_allowed: Mutex::new(options.refresh_allowed),
                 tokens: Mutex::new(book),
-                limiter: RwLock::new(make_limiter(options.request_limit)),
-                fail: Mutex::new(gate::FailState::default()),
-                requests: AtomicU64::new(0),
-                limited: AtomicU64::new(0),
-                failed: AtomicU64::new(0),
+                gate: Gate::new(options.request_limit),
                 refreshed: AtomicU64::new(0),
                 refused_refreshes: AtomicU64::new(0),
                 events: Mutex::new(handlers::EventCache::default()),
@@ -379,10 +294,11 @@ impl EmulatorState {
 
     pub fn stats(&self) -> EmulatorStats {
         let i = &self.inner;
+        let c = i.gate.counts();
         EmulatorStats {
-            requests: i.requests.load(Ordering::Relaxed),
-            limited: i.limited.load(Ordering::Relaxed),
-            failed: i.failed.load(Ordering::Relaxed),
+            requests: c.requests,
+            limited: c.limited,
+            failed: c.failed,
             refreshed: i.refreshed.load(Ordering::Relaxed),
             refused_refreshes: i.refused_refreshes.load(Ordering::Relaxed),
         }
@@ -391,13 +307,12 @@ impl EmulatorState {
     /// Breaks the next `count` API answers (all of them when `None`) that way; `None` mode
     /// turns failures off.
     pub fn set_failure(&self, mode: Option<FailureMode>, count: Option<u64>) {
-        *self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()) =
-            gate::FailState { mode, remaining: mode.and(count) };
+        self.inner.gate.set_failure(mode, count);
     }
 
     /// Sets the per-token request limit (`None` or 0: off).
     pub fn set_request_limit(&self, rps: Option<u32>) {
-        *self.inner.limiter.write().unwrap_or_else(|e| e.into_inner()) = make_limiter(rps);
+        self.inner.gate.set_request_limit(rps);
     }
 
     /// Every token known so far expires now (the session ended).
@@ -426,35 +341,94 @@ impl EmulatorState {
             *life = TokenLife { account: life.account, ..TokenLife::default() };
         }
     }
+}
 
-    fn limiter(&self) -> Option<Arc<Limiter>> {
-        self.inner.limiter.read().unwrap_or_else(|e| e.into_inner()).clone()
+impl Emulator for EmulatorState {
+    type Stats = EmulatorStats;
+
+    fn gate(&self) -> &Gate {
+        &self.inner.gate
     }
 
-    fn take_failure(&self) -> Option<FailureMode> {
-        self.inner.fail.lock().unwrap_or_else(|e| e.into_inner()).take()
+    fn read_world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        self.inner.world.read(f)
+    }
+
+    fn advance(&self, days: u32) -> (NaiveDate, u64) {
+        self.inner.world.advance(days)
+    }
+
+    fn stats(&self) -> EmulatorStats {
+        EmulatorState::stats(self)
+    }
+
+    fn failure_modes(&self) -> &'static [(&'static str, FailureMode)] {
+        &[
+            ("malformed", FailureMode::Malformed),
+            ("html502", FailureMode::Html502),
+            ("truncated", FailureMode::Truncated),
+            ("unauthorized", FailureMode::Unauthorized),
+            ("expired", FailureMode::Unauthorized),
+        ]
+    }
+
+    fn control_error(&self, error: ControlError<'_>) -> Response {
+        use axum::response::IntoResponse;
+        let bad = |message: String| (StatusCode::BAD_REQUEST, axum::Json(serde_json::json!({"error": message})));
+        match error {
+            ControlError::Invalid(name) => bad(format!("bad parameter {name}")).into_response(),
+            ControlError::Missing(name) => bad(format!("{name} is required")).into_response(),
+            ControlError::Internal(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        }
+    }
+
+    fn date_header(&self) -> HeaderValue {
+        self.inner.world.read(mesh::noon_date)
+    }
+
+    fn truth_extra(&self, world: &World) -> serde_json::Map<String, serde_json::Value> {
+        // What a complete «Моя школа» sync holds (the kinds the API exposes).
+        let exposed = crate::truth::TRUTH.expected_counts(world);
+        let mut extra = serde_json::Map::new();
+        extra.insert("exposed_counts".into(), serde_json::to_value(exposed).expect("counts serialize"));
+        extra
+    }
+}
+
+impl mesh::Platform for EmulatorState {
+    fn world_cell(&self) -> &WorldCell {
+        &self.inner.world
+    }
+
+    fn error_shape(&self) -> ErrorShape {
+        self.inner.error_shape
+    }
+
+    fn max_per_page(&self) -> usize {
+        self.inner.max_per_page
+    }
+
+    /// `yyyy-MM-dd`, like every date of «Моя школа».
+    fn period_date(&self, day: NaiveDate) -> String {
+        mesh::ymd(day)
     }
 }
 
 /// The emulator's routes: the API, the refresh, the control surface under `/__emulator`, a
 /// JSON 404 for anything else; a `Date` header on every answer.
 pub fn router(state: EmulatorState) -> Router {
-    let api = handlers::routes().route_layer(middleware::from_fn_with_state(state.clone(), gate::api_gate));
-    Router::new()
-        .merge(api)
+    let api = handlers::routes()
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), gate::api_gate))
         .merge(handlers::refresh_routes())
-        .nest("/__emulator", control::routes())
-        .fallback(gate::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), gate::stamp_date))
-        .with_state(state)
+        .fallback(gate::not_found);
+    ejgate_sdk::emulator::app(state, api, control::routes())
 }
 
 /// A running emulator.
 pub struct EmulatorHandle {
     pub addr: SocketAddr,
     state: EmulatorState,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<io::Result<()>>,
+    server: Server,
 }
 
 impl EmulatorHandle {
@@ -477,27 +451,13 @@ impl EmulatorHandle {
 
     /// Stops accepting, lets answers in flight finish (5 s at most), and stops.
     pub async fn shutdown(self) {
-        let _ = self.stop.send(());
-        let mut task = self.task;
-        if tokio::time::timeout(Duration::from_secs(5), &mut task).await.is_err() {
-            task.abort();
-        }
+        self.server.shutdown().await;
     }
 }
 
 /// Binds `addr` (port 0: any free port) and serves `world` in a spawned task.
 pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
     let state = EmulatorState::new(world, &options);
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    let addr = listener.local_addr()?;
-    let app = router(state.clone());
-    let (stop, stopped) = oneshot::channel::<()>();
-    let task = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                let _ = stopped.await;
-            })
-            .await
-    });
-    Ok(EmulatorHandle { addr, state, stop, task })
+    let server = Server::start(router(state.clone()), addr).await?;
+    Ok(EmulatorHandle { addr: server.addr, state, server })
 }
