@@ -19,6 +19,9 @@ pub struct Config {
     pub store: StoreConfig,
     #[serde(default)]
     pub mappings_dir: Option<PathBuf>,
+    /// The directory of schedule files (`schedule`); left out, `schedules` beside this file.
+    #[serde(default)]
+    pub schedules_dir: Option<PathBuf>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
     /// Schools served by more than one source: their people are linked across the sources.
@@ -370,6 +373,11 @@ impl Config {
     }
 
     /// A path from the file, relative to the file's directory.
+    /// The schedules directory: `schedules_dir`, or `schedules` beside the configuration.
+    pub fn schedules_dir(&self) -> PathBuf {
+        self.resolve(self.schedules_dir.as_deref().unwrap_or(Path::new("schedules")))
+    }
+
     pub fn resolve(&self, path: &Path) -> PathBuf {
         if path.is_absolute() {
             path.to_path_buf()

@@ -16,6 +16,7 @@ pub mod kiasuo;
 pub mod lease;
 pub mod link;
 pub mod progress;
+pub mod schedule;
 pub mod sources;
 pub mod status;
 pub mod stop;

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use ejgate::config::{Config, EXAMPLE};
 use ejgate::sync::{run_sync, Progress, Quiet, SyncOptions};
-use ejgate::{progress, status, store};
+use ejgate::{progress, schedule, status, store};
 use ejgate_sdk::connector::SyncMode;
 
 /// mimalloc instead of the system allocator: a sync allocates and frees millions of small
@@ -95,6 +95,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// The scheduled jobs (schedule files): their next times in the school's zone and in UTC
+    Jobs {
+        #[command(subcommand)]
+        command: Option<JobsCommand>,
+        /// The schedules directory (default: schedules_dir in ejgate.toml, or `schedules`
+        /// beside it)
+        #[arg(long, global = true)]
+        dir: Option<PathBuf>,
+    },
     /// КИАСУО exchange files: load (import) and unload (export) the secretary's files
     Kiasuo {
         #[command(subcommand)]
@@ -128,6 +137,12 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum JobsCommand {
+    /// Check every schedule file; each refusal is printed as FILE:LINE: reason
+    Check,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -353,6 +368,27 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             }
             if !c.identical() {
                 return Ok(std::process::ExitCode::FAILURE);
+            }
+        }
+        Command::Jobs { command, dir } => {
+            let config = Config::load(&cli.config)?;
+            let dir = dir.unwrap_or_else(|| config.schedules_dir());
+            let jobs = match schedule::load_dir(&dir, &config) {
+                Ok(jobs) => jobs,
+                Err(refused) => {
+                    for refusal in &refused.0 {
+                        eprintln!("{refusal}");
+                    }
+                    eprintln!("error: {} refused in {}", if refused.0.len() == 1 { "1 schedule error".to_string() } else { format!("{} schedule errors", refused.0.len()) }, dir.display());
+                    return Ok(std::process::ExitCode::FAILURE);
+                }
+            };
+            match command {
+                Some(JobsCommand::Check) => {
+                    println!("{}: {} checked", dir.display(), if jobs.len() == 1 { "1 job".to_string() } else { format!("{} jobs", jobs.len()) });
+                }
+                None if jobs.is_empty() => println!("No jobs in {}.", dir.display()),
+                None => print!("{}", schedule::render(&jobs, chrono::Utc::now())),
             }
         }
         Command::Link { school, json } => {
