@@ -379,13 +379,25 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     for refusal in &refused.0 {
                         eprintln!("{refusal}");
                     }
-                    eprintln!("error: {} refused in {}", if refused.0.len() == 1 { "1 schedule error".to_string() } else { format!("{} schedule errors", refused.0.len()) }, dir.display());
+                    eprintln!(
+                        "error: {} refused in {}",
+                        if refused.0.len() == 1 {
+                            "1 schedule error".to_string()
+                        } else {
+                            format!("{} schedule errors", refused.0.len())
+                        },
+                        dir.display()
+                    );
                     return Ok(std::process::ExitCode::FAILURE);
                 }
             };
             match command {
                 Some(JobsCommand::Check) => {
-                    println!("{}: {} checked", dir.display(), if jobs.len() == 1 { "1 job".to_string() } else { format!("{} jobs", jobs.len()) });
+                    println!(
+                        "{}: {} checked",
+                        dir.display(),
+                        if jobs.len() == 1 { "1 job".to_string() } else { format!("{} jobs", jobs.len()) }
+                    );
                 }
                 None if jobs.is_empty() => println!("No jobs in {}.", dir.display()),
                 None => print!("{}", schedule::render(&jobs, chrono::Utc::now())),

@@ -514,3 +514,40 @@ impl Drop for DropSchema {
             .status();
     }
 }
+
+#[test]
+fn jobs_check_refuses_a_broken_schedule_with_file_line_and_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), "http://127.0.0.1:9/", "");
+    let schedules = dir.path().join("schedules");
+    std::fs::create_dir(&schedules).unwrap();
+    std::fs::write(
+        schedules.join("school.toml"),
+        "time_zone = \"Europe/Moscow\"\n\n[[job]]\nname = \"nightly\"\nkind = \"sync\"\ntarget = \"dn\"\n\
+         cron = \"0 2 * * *\"\ncatch_up = \"once\"\ntime_limit_minutes = 120\n",
+    )
+    .unwrap();
+    let ok = ejgate().arg("--config").arg(&config).args(["jobs", "check"]).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout), format!("{}: 1 job checked\n", schedules.display()));
+    let listed = ejgate().arg("--config").arg(&config).arg("jobs").output().unwrap();
+    assert!(listed.status.success());
+    let table = String::from_utf8_lossy(&listed.stdout);
+    assert!(table.lines().nth(1).unwrap().starts_with("nightly  sync  source dn  0 2 * * *  Europe/Moscow"), "{table}");
+
+    std::fs::write(
+        schedules.join("broken.toml"),
+        "time_zone = \"Europe/Moskva\"\n\n[[job]]\nname = \"weekly\"\nkind = \"sync --full\"\ntarget = \"dn\"\n\
+         cron = \"0 2 * * 8\"\ncatch_up = \"once\"\ntime_limit_minutes = 120\n",
+    )
+    .unwrap();
+    let refused = ejgate().arg("--config").arg(&config).args(["jobs", "check"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    let broken = schedules.join("broken.toml");
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 3, "{stderr}");
+    assert!(lines[0].starts_with(&format!("{}:1: unknown time zone «Europe/Moskva»", broken.display())), "{stderr}");
+    assert!(lines[1].starts_with(&format!("{}:7: cron «0 2 * * 8» is not valid", broken.display())), "{stderr}");
+    assert_eq!(lines[2], format!("error: 2 schedule errors refused in {}", schedules.display()));
+}

@@ -118,8 +118,9 @@ fn the_repository_schedules_directory_loads_with_the_district_names() {
 
 #[test]
 fn a_school_id_of_a_source_is_a_school_target() {
-    let jobs = parse_file(&one_job("target = \"all\"", "target = \"1000042\""), Path::new("x.toml"), &district_config())
-        .unwrap();
+    let jobs =
+        parse_file(&one_job("target = \"all\"", "target = \"1000042\""), Path::new("x.toml"), &district_config())
+            .unwrap();
     assert_eq!(jobs[0].target, Target::School("1000042".into()));
 }
 
@@ -159,8 +160,8 @@ fn every_reserved_kind_is_accepted_but_not_available() {
         ("snapshot", JobKind::Snapshot),
         ("report", JobKind::Report),
     ] {
-        let jobs = parse_file(&one_job("\"sync\"", &format!("\"{text}\"")), Path::new("x.toml"), &example_config())
-            .unwrap();
+        let jobs =
+            parse_file(&one_job("\"sync\"", &format!("\"{text}\"")), Path::new("x.toml"), &example_config()).unwrap();
         assert_eq!(jobs[0].kind, kind);
         assert_eq!(kind.as_str(), text);
         assert!(!kind.is_available());
