@@ -279,7 +279,13 @@ async fn run_holding(
     tracing::info!(%source, run, %mode, year = ?options.year.map(|y| y.to_string()), "sync started");
     let mut stats = RunStats::default();
     let mut store_time = Duration::ZERO;
-    let outcome = drive(store, connector, options, mode, run, &mut stats, &mut store_time, lease).await;
+    let sent_before = connector.requests_sent();
+    let outcome = drive(store, connector.clone(), options, mode, run, &mut stats, &mut store_time, lease).await;
+    // Every request of the run, planning and retries included, where the connector counts
+    // them; else what the batches said.
+    if let (Some(before), Some(after)) = (sent_before, connector.requests_sent()) {
+        stats.requests = after.saturating_sub(before);
+    }
     let (status, failure) = match outcome {
         // What was written before the stop is committed with its cursors; the next run goes
         // on from there.

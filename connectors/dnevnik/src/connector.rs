@@ -1633,6 +1633,10 @@ impl Connector for DnevnikConnector {
         "dnevnik"
     }
 
+    fn requests_sent(&self) -> Option<u64> {
+        Some(self.client.stats().requests.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
         let context = self.client.get_json::<api::Context>("reference", "users/me/context", &[]).await?;
         let now_utc: Option<NaiveDateTime> = context.date.map(|d: SystemTime| DateTime::<Utc>::from(d).naive_utc());

@@ -1276,6 +1276,10 @@ impl Connector for EposConnector {
         SYSTEM
     }
 
+    fn requests_sent(&self) -> Option<u64> {
+        Some(self.client.stats().requests.load(std::sync::atomic::Ordering::Relaxed))
+    }
+
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
         const SESSIONS: &str = "lms/api/sessions";
         let body = serde_json::json!({ "auth_token": self.config.token.expose_secret() });

@@ -106,7 +106,9 @@ impl EmulatedSystem for KiasuoSystem {
                 &["refresh token was refused", "Госуслуги", "kiasuo.refresh"],
             )
             .needing_the_operator(),
-            FailureCase::mid_run(Failure::Html502, 80, &["GET diary/api/"], &["HTML page (HTTP 502)"]),
+            // Planning reads a week of every pupil (to learn the groups): the failure comes
+            // after it and after the first classes' chunks.
+            FailureCase::mid_run(Failure::Html502, 400, &["GET diary/api/"], &["HTML page (HTTP 502)"]),
             FailureCase::request_limit(40),
         ]
     }

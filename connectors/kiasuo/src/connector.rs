@@ -4,12 +4,14 @@
 //! Chunks of a run (one store transaction each):
 //! - `reference` (per school): study periods, classes, and the pupils (the operator
 //!   account's children), all read while planning;
-//! - `diary` (per class): for every pupil of the class, `lesson_marks` of every study period
-//!   (marks, and attendance written as the mark values «Н», «Б», «У»), `student_marks` (final
-//!   marks), and `schedule` week by week over the run's date range (lessons and homework).
-//!   Full runs read the year; incremental runs re-read weeks from the stream's cursor minus
-//!   `window_days` up to the source's today (marks are read per period, whole, every run:
-//!   a mark may be edited long after its lesson). The cursor is the source's today.
+//! - `diary` (per class): `schedule` week by week over the run's date range from one
+//!   pupil of each group set (pupils who see the same lessons: planning reads two weeks of
+//!   each pupil whose set it does not know, and keeps the sets in the class's cursor);
+//!   for every pupil, `lesson_marks` of the study periods the range touches (marks, and
+//!   attendance written as the mark values «Н», «Б», «У»), and `student_marks` (final
+//!   marks) in full runs and around a period's end (README). Full runs read the year;
+//!   incremental runs re-read weeks from the stream's cursor minus `window_days` up to the
+//!   source's today. The cursor is the source's today with the group sets.
 //!
 //! Credentials: a refresh token (32 hex characters) in a file. It rotates on every refresh;
 //! the new one is written to the same file atomically (temp file, fsync, rename, 0600)
@@ -61,6 +63,9 @@ pub struct KiasuoConfig {
     pub requests_per_second: Option<NonZeroU32>,
     /// How far back an incremental run re-reads the schedule.
     pub window_days: u32,
+    /// Incremental runs read final marks within this many days of a study period's end
+    /// (before and after it); full runs always read them (README).
+    pub final_marks_days: u32,
     /// Refresh the access token this long before its `exp` (capped at a quarter of its life).
     pub refresh_early: Duration,
     /// How long the answer of a refresh is waited for (at least `timeout`). It holds the only
@@ -88,6 +93,7 @@ impl KiasuoConfig {
             refresh_token_file: refresh_token_file.into(),
             requests_per_second: None,
             window_days: 35,
+            final_marks_days: 14,
             refresh_early: Duration::from_secs(60),
             refresh_timeout: Duration::from_secs(300),
             mappings_dir: None,
@@ -208,6 +214,8 @@ struct BearerCore {
     roots: Vec<reqwest::Certificate>,
     state: Mutex<AuthState>,
     refreshes: std::sync::atomic::AtomicU64,
+    /// Refresh requests sent (answered or not).
+    sent: std::sync::atomic::AtomicU64,
 }
 
 /// A refresh under way: every request that needs it waits on `done`.
@@ -274,6 +282,7 @@ impl RefreshingBearer {
             roots,
             state: Mutex::new(AuthState { access: None, exp: None, issued: None, refresh, generation: 0, lost: None }),
             refreshes: std::sync::atomic::AtomicU64::new(0),
+            sent: std::sync::atomic::AtomicU64::new(0),
         };
         // The client is built once here, so that a bad certificate is a configuration error
         // at start and not at the first refresh.
@@ -284,6 +293,11 @@ impl RefreshingBearer {
     /// How many refreshes succeeded.
     pub fn refreshes(&self) -> u64 {
         self.core.refreshes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// How many refresh requests were sent (answered or not).
+    pub fn refresh_requests(&self) -> u64 {
+        self.core.sent.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     fn hint(&self) -> String {
@@ -398,6 +412,7 @@ impl BearerCore {
             )
         };
         let form = format!("refresh-token={}", presented.expose_secret());
+        self.sent.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let answer = match self
             .http()?
             .post(self.refresh_url.clone())
@@ -544,6 +559,65 @@ struct DiaryParams {
     class: String,
     from: NaiveDate,
     to: NaiveDate,
+    /// The pupils who see the same lessons (planning's grouping): the schedule of the first
+    /// of each group is read. A pupil in none is read alone.
+    #[serde(default)]
+    groups: Vec<Vec<String>>,
+    /// Whether final marks (`student_marks`) are read in this run (README: the calendar).
+    #[serde(default)]
+    finals: bool,
+}
+
+/// The cursor of a class's `diary` stream: the source's day read up to, and the pupils
+/// who saw the same lessons (an older cursor is the day alone).
+#[derive(Debug, Serialize, Deserialize)]
+struct DiaryCursor {
+    to: NaiveDate,
+    #[serde(default)]
+    groups: Vec<Vec<String>>,
+}
+
+impl DiaryCursor {
+    fn parse(text: &str) -> Option<Self> {
+        if text.trim_start().starts_with('{') {
+            serde_json::from_str(text).ok()
+        } else {
+            parse_date(text).map(|to| DiaryCursor { to, groups: Vec::new() })
+        }
+    }
+}
+
+/// The weeks planning reads of every pupil to learn its groups: the last two weeks up to
+/// `end` whose school days (Monday to Friday) all lie in a study period (a group whose
+/// lessons fall on a day off in one shows in the other); failing those, the last weeks
+/// with any school day in one; failing that, the week of `end`.
+fn probe_weeks(periods: &[api::StudyPeriod], year_from: NaiveDate, end: NaiveDate) -> Vec<NaiveDate> {
+    let spans: Vec<(NaiveDate, NaiveDate)> =
+        periods.iter().filter_map(|p| parse_date(&p.from).zip(parse_date(&p.to))).collect();
+    let mut full = Vec::new();
+    let mut partial = Vec::new();
+    let mut monday = monday_of(end);
+    while monday + chrono::Days::new(6) >= year_from && full.len() < 2 {
+        let friday = monday + chrono::Days::new(4);
+        if friday <= end && spans.iter().any(|(f, t)| *f <= monday && friday <= *t) {
+            full.push(monday);
+        } else if spans.iter().any(|(f, t)| *f <= friday.min(end) && monday <= *t) {
+            partial.push(monday);
+        }
+        monday = monday - chrono::Days::new(7);
+    }
+    full.extend(partial);
+    full.truncate(2);
+    if full.is_empty() {
+        full.push(monday_of(end));
+    }
+    full
+}
+
+/// Whether final marks are due for reading on `today`: within `days` of a study period's
+/// end (before or after it; the year's marks come with the last period's end).
+fn final_marks_due(periods: &[api::StudyPeriod], today: NaiveDate, days: u32) -> bool {
+    periods.iter().filter_map(|p| parse_date(&p.to)).any(|end| (today - end).num_days().unsigned_abs() <= days as u64)
 }
 
 /// What the token is, as `user` tells it.
@@ -575,6 +649,9 @@ pub struct KiasuoConnector {
     ids: IdSpace,
     tables: Tables,
     schools: Mutex<HashMap<String, Arc<SchoolInfo>>>,
+    /// The weeks planning read to group the pupils, (pupil, Monday) → the answer: the
+    /// fetch uses them instead of asking again.
+    probes: Mutex<HashMap<(String, NaiveDate), api::Schedule>>,
 }
 
 /// A lesson of the schedule, as the marks of `lesson_marks` are linked to it.
@@ -583,6 +660,87 @@ struct Placed {
     number: Option<u8>,
     /// The pupil's mark values in the schedule's slots of this lesson.
     values: Vec<String>,
+}
+
+/// The Monday of `date`'s ISO week.
+fn monday_of(date: NaiveDate) -> NaiveDate {
+    date - chrono::Days::new(date.weekday().num_days_from_monday() as u64)
+}
+
+/// What the schedules read so far show.
+#[derive(Default)]
+struct Seen {
+    events: BTreeMap<String, api::LessonEvent>,
+    homework_items: Vec<(api::HomeworkItem, Option<String>)>,
+    /// (the pupil whose schedule it is, subject name, date) → the lessons of that subject
+    /// that day, with that pupil's mark values.
+    placed: HashMap<(String, String, NaiveDate), Vec<Placed>>,
+    /// (the pupil whose schedule it is, lesson, slot) of the «Н», «Б», «У» values shown.
+    schedule_attendance: Vec<(String, String, api::Slot)>,
+    /// The (pupil, Monday) weeks whose schedule was read from that pupil itself.
+    own: std::collections::HashSet<(String, NaiveDate)>,
+}
+
+impl Seen {
+    /// Takes in `viewer`'s schedule of the week of `monday`.
+    fn absorb(
+        &mut self,
+        tables: &Tables,
+        viewer: &str,
+        monday: NaiveDate,
+        s: &api::Schedule,
+        skipped: &mut Vec<Skipped>,
+    ) {
+        const SCHEDULE: &str = "GET diary/api/schedule";
+        self.own.insert((viewer.to_string(), monday));
+        let mut lesson_of_homework: HashMap<String, String> = HashMap::new();
+        for e in read::each::<api::LessonEvent>(SCHEDULE, &s.schedule, skipped) {
+            let Some(date) = parse_date(&e.lesson_date) else {
+                skipped.push(Skipped::new(SCHEDULE, "lesson_date", "not a date", &e.lesson_date));
+                continue;
+            };
+            let lesson = e.lesson_event_id.0.clone();
+            if let Some(h) = &e.created_homework_id {
+                lesson_of_homework.insert(h.0.clone(), lesson.clone());
+            }
+            let slots: Vec<api::Slot> = read::each(SCHEDULE, &e.slots, skipped)
+                .into_iter()
+                .chain(read::each(SCHEDULE, &e.marks, skipped))
+                .collect();
+            let mut values = Vec::new();
+            for slot in slots {
+                let Some(value) = slot.value().map(str::to_string) else { continue };
+                if tables.attendance.get(&value).is_some() {
+                    self.schedule_attendance.push((viewer.to_string(), lesson.clone(), slot));
+                }
+                values.push(value);
+            }
+            let number = e.lesson_number.filter(|n| (0.0..=255.0).contains(n)).map(|n| n as u8);
+            let subject = norm(e.subject.as_deref().unwrap_or_default());
+            let at = self.placed.entry((viewer.to_string(), subject, date)).or_default();
+            if !at.iter().any(|l| l.lesson == lesson) {
+                at.push(Placed { lesson: lesson.clone(), number, values });
+            }
+            self.events.entry(lesson).or_insert(e);
+        }
+        for h in read::each::<api::HomeworkItem>(SCHEDULE, &s.homeworks, skipped) {
+            let lesson = lesson_of_homework.get(&h.id.0).cloned();
+            self.homework_items.push((h, lesson));
+        }
+    }
+}
+
+/// The lessons a schedule shows (their ids, sorted): pupils with the same set in a week
+/// are in the same groups.
+fn lessons_of(s: &api::Schedule) -> Vec<String> {
+    let mut ignored = Vec::new();
+    let mut ids: Vec<String> = read::each::<api::LessonEvent>("GET diary/api/schedule", &s.schedule, &mut ignored)
+        .into_iter()
+        .map(|e| e.lesson_event_id.0)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids
 }
 
 /// Lower case, `ё` as `е`, single spaces, no final dot: names compared across answers.
@@ -667,6 +825,7 @@ impl KiasuoConnector {
             auth,
             tables,
             schools: Mutex::new(HashMap::new()),
+            probes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -789,9 +948,10 @@ impl KiasuoConnector {
         let mut records = Vec::new();
         let concurrency = self.config.concurrency.max(1);
 
-        // Lessons and homework, per pupil and ISO week: read first, since the marks are
+        // Lessons and homework, per ISO week, from one pupil of each group set (the pupils
+        // who see the same lessons, as planning found them): read first, since the marks are
         // linked to lessons through them.
-        let first_monday = p.from - chrono::Days::new(p.from.weekday().num_days_from_monday() as u64);
+        let first_monday = monday_of(p.from);
         let mut weeks = Vec::new();
         let mut monday = first_monday;
         while monday <= p.to {
@@ -799,76 +959,70 @@ impl KiasuoConnector {
             monday = monday + chrono::Days::new(7);
         }
         let range = DateRange::new(first_monday, weeks.last().copied().unwrap_or(first_monday) + chrono::Days::new(6));
-        let mut jobs: Vec<(String, NaiveDate)> = Vec::new();
+        // pupil → the pupil whose schedule stands for it.
+        let mut rep_of: HashMap<String, String> = HashMap::new();
+        let mut reps: Vec<String> = Vec::new();
+        for group in &p.groups {
+            let members: Vec<&String> = group.iter().filter(|x| pupils.iter().any(|y| y.id == **x)).collect();
+            let Some(rep) = members.first() else { continue };
+            for x in &members {
+                rep_of.entry((*x).clone()).or_insert_with(|| (*rep).clone());
+            }
+            reps.push((*rep).clone());
+        }
         for x in &pupils {
-            for w in &weeks {
-                jobs.push((x.id.clone(), *w));
+            if !rep_of.contains_key(&x.id) {
+                rep_of.insert(x.id.clone(), x.id.clone());
+                reps.push(x.id.clone());
             }
         }
-        let schedules: Vec<(String, api::Schedule)> = futures::stream::iter(jobs)
-            .map(|(pupil, monday)| async move {
-                let week = monday.iso_week();
-                let query =
-                    [("id", pupil.clone()), ("year", week.year().to_string()), ("week", week.week().to_string())];
-                let r = self.client.get_json::<api::Schedule>("data", "diary/api/schedule", &query).await?;
-                Ok::<_, SourceError>((pupil, r.body))
-            })
-            .buffered(concurrency)
-            .try_collect()
-            .await?;
-        requests += schedules.len() as u32;
-
-        let mut events: BTreeMap<String, api::LessonEvent> = BTreeMap::new();
-        let mut homework_items: Vec<(api::HomeworkItem, Option<String>)> = Vec::new();
-        // (pupil, subject name, date) → the lessons of that subject that day.
-        let mut placed: HashMap<(String, String, NaiveDate), Vec<Placed>> = HashMap::new();
-        let mut schedule_attendance: Vec<(String, String, api::Slot)> = Vec::new();
-        const SCHEDULE: &str = "GET diary/api/schedule";
-        for (pupil, s) in schedules {
-            let mut lesson_of_homework: HashMap<String, String> = HashMap::new();
-            for e in read::each::<api::LessonEvent>(SCHEDULE, &s.schedule, &mut skipped) {
-                let Some(date) = parse_date(&e.lesson_date) else {
-                    skipped.push(Skipped::new(SCHEDULE, "lesson_date", "not a date", &e.lesson_date));
-                    continue;
-                };
-                let lesson = e.lesson_event_id.0.clone();
-                if let Some(h) = &e.created_homework_id {
-                    lesson_of_homework.insert(h.0.clone(), lesson.clone());
-                }
-                let slots: Vec<api::Slot> = read::each(SCHEDULE, &e.slots, &mut skipped)
-                    .into_iter()
-                    .chain(read::each(SCHEDULE, &e.marks, &mut skipped))
-                    .collect();
-                let mut values = Vec::new();
-                for slot in slots {
-                    let Some(value) = slot.value().map(str::to_string) else { continue };
-                    if self.tables.attendance.get(&value).is_some() {
-                        schedule_attendance.push((pupil.clone(), lesson.clone(), slot));
+        let mut seen = Seen::default();
+        // The weeks planning read for its grouping are not asked again.
+        let probed: Vec<(String, NaiveDate, api::Schedule)> = {
+            let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+            let mut taken = Vec::new();
+            for x in &pupils {
+                for w in &weeks {
+                    if let Some(s) = probes.remove(&(x.id.clone(), *w)) {
+                        taken.push((x.id.clone(), *w, s));
                     }
-                    values.push(value);
                 }
-                let number = e.lesson_number.filter(|n| (0.0..=255.0).contains(n)).map(|n| n as u8);
-                let subject = norm(e.subject.as_deref().unwrap_or_default());
-                placed.entry((pupil.clone(), subject, date)).or_default().push(Placed {
-                    lesson: lesson.clone(),
-                    number,
-                    values,
-                });
-                events.entry(lesson).or_insert(e);
             }
-            for h in read::each::<api::HomeworkItem>(SCHEDULE, &s.homeworks, &mut skipped) {
-                let lesson = lesson_of_homework.get(&h.id.0).cloned();
-                homework_items.push((h, lesson));
+            taken
+        };
+        let have: std::collections::HashSet<(String, NaiveDate)> =
+            probed.iter().map(|(x, w, _)| (x.clone(), *w)).collect();
+        let mut jobs: Vec<(String, NaiveDate)> = Vec::new();
+        for w in &weeks {
+            for rep in &reps {
+                if !have.contains(&(rep.clone(), *w)) {
+                    jobs.push((rep.clone(), *w));
+                }
             }
         }
-        for lessons in placed.values_mut() {
-            lessons.sort_by_key(|l| (l.number, l.lesson.clone()));
+        let schedules = self.schedules(jobs, concurrency).await?;
+        requests += schedules.len() as u32;
+        for (viewer, monday, s) in probed.into_iter().chain(schedules) {
+            seen.absorb(&self.tables, &viewer, monday, &s, &mut skipped);
         }
 
-        // Marks and attendance, per pupil and period; and the subject ids by name.
+        // Marks and attendance, per pupil and study period, of the periods the weeks touch
+        // (a closed period's marks are read again by full runs); and the subject ids by name.
+        let periods: Vec<&api::StudyPeriod> = info
+            .periods
+            .iter()
+            .filter(|x| {
+                parse_date(&x.from).zip(parse_date(&x.to)).is_some_and(|(f, t)| f <= range.to && range.from <= t)
+            })
+            .collect();
+        let periods_range = periods
+            .iter()
+            .filter_map(|x| parse_date(&x.from).zip(parse_date(&x.to)))
+            .reduce(|a, b| (a.0.min(b.0), a.1.max(b.1)))
+            .map(|(f, t)| DateRange::new(f, t));
         let mut jobs: Vec<(String, String)> = Vec::new();
         for x in &pupils {
-            for per in &info.periods {
+            for per in &periods {
                 jobs.push((x.id.clone(), per.id.0.clone()));
             }
         }
@@ -882,6 +1036,59 @@ impl KiasuoConnector {
             .try_collect()
             .await?;
         requests += answers.len() as u32;
+
+        // A pupil's own week is read where its group's schedule cannot place a mark: the
+        // lesson a slot names is not among those read (the pupil left its group), or the
+        // subject has no lesson, or several, that day (the pupil's own slots tell which).
+        let mut own_jobs: Vec<(String, NaiveDate)> = Vec::new();
+        for (pupil, period, answer) in &answers {
+            let endpoint = format!("GET diary/api/lesson_marks/{period}");
+            let mut ignored = Vec::new();
+            for subj in read::each::<api::SubjectMarks>(&endpoint, &answer.lessons, &mut ignored) {
+                let slots: Vec<api::Slot> = read::each(&endpoint, &subj.slots, &mut ignored)
+                    .into_iter()
+                    .chain(read::each(&endpoint, &subj.marks, &mut ignored))
+                    .collect();
+                for slot in slots {
+                    let Some(date) = slot.lesson_date.as_deref().and_then(parse_date) else { continue };
+                    if slot.value().is_none() || !range.contains(date) {
+                        continue;
+                    }
+                    let week = (pupil.clone(), monday_of(date));
+                    if seen.own.contains(&week) || own_jobs.contains(&week) {
+                        continue;
+                    }
+                    let placeable = match &slot.lesson_event_id {
+                        Some(l) => seen.events.contains_key(&l.0),
+                        None => {
+                            let rep = rep_of.get(pupil).unwrap_or(pupil);
+                            seen.placed.get(&(rep.clone(), norm(&subj.subject), date)).is_some_and(|l| l.len() == 1)
+                        }
+                    };
+                    if !placeable {
+                        own_jobs.push(week);
+                    }
+                }
+            }
+        }
+        let own = self.schedules(own_jobs, concurrency).await?;
+        requests += own.len() as u32;
+        for (viewer, monday, s) in own {
+            seen.absorb(&self.tables, &viewer, monday, &s, &mut skipped);
+        }
+        let Seen { events, homework_items, mut placed, schedule_attendance, own } = seen;
+        for lessons in placed.values_mut() {
+            lessons.sort_by_key(|l| (l.number, l.lesson.clone()));
+        }
+        // The schedule that places a pupil's mark: its own week where it was read, else its
+        // group's.
+        let viewer = |pupil: &String, date: NaiveDate| -> String {
+            if own.contains(&(pupil.clone(), monday_of(date))) {
+                pupil.clone()
+            } else {
+                rep_of.get(pupil).cloned().unwrap_or_else(|| pupil.clone())
+            }
+        };
         let mut subject_by_name: HashMap<String, String> = HashMap::new();
         let mut marks: BTreeMap<String, Record> = BTreeMap::new();
         let mut attendance: BTreeMap<String, Record> = BTreeMap::new();
@@ -920,7 +1127,7 @@ impl KiasuoConnector {
                         Some(l) => Some(l.0.clone()),
                         None => {
                             all_linked = false;
-                            let key = (pupil.clone(), norm(&subj.subject), date);
+                            let key = (viewer(pupil, date), norm(&subj.subject), date);
                             match placed.get(&key).map(Vec::as_slice).unwrap_or_default() {
                                 [] => None,
                                 [one] => Some(one.lesson.clone()),
@@ -995,10 +1202,10 @@ impl KiasuoConnector {
                 }
             }
         }
-        // Attendance the schedule shows that `lesson_marks` did not (on a study period's
-        // days: `lesson_marks` is read per period).
+        // Attendance the schedule shows that `lesson_marks` did not (on the days of a study
+        // period read: `lesson_marks` is read per period).
         let in_a_period = |d: NaiveDate| {
-            info.periods
+            periods
                 .iter()
                 .any(|p| parse_date(&p.from).is_some_and(|f| f <= d) && parse_date(&p.to).is_some_and(|t| d <= t))
         };
@@ -1083,8 +1290,8 @@ impl KiasuoConnector {
         }
         records.extend(homework.into_values());
 
-        // Final marks, per pupil.
-        let pupil_ids: Vec<String> = pupils.iter().map(|x| x.id.clone()).collect();
+        // Final marks, per pupil, when planning's calendar asks for them (README).
+        let pupil_ids: Vec<String> = if p.finals { pupils.iter().map(|x| x.id.clone()).collect() } else { Vec::new() };
         let finals: Vec<(String, api::StudentMarks)> = futures::stream::iter(pupil_ids)
             .map(|pupil| async move {
                 let path = format!("diary/api/student_marks/{}", p.class);
@@ -1162,26 +1369,43 @@ impl KiasuoConnector {
             }
         }
 
-        let marks_range = if all_linked { None } else { Some(range) };
-        Ok(Batch {
-            skipped,
-            records,
-            coverage: vec![
-                Coverage {
-                    kinds: vec![EntityKind::Lesson, EntityKind::Homework],
-                    scope: scope.to_string(),
-                    range: Some(range),
-                },
-                Coverage {
-                    kinds: vec![EntityKind::Mark, EntityKind::Attendance],
-                    scope: scope.to_string(),
-                    range: marks_range,
-                },
-                Coverage { kinds: vec![EntityKind::FinalMark], scope: scope.to_string(), range: None },
-            ],
-            warnings,
-            requests,
-        })
+        let mut coverage = vec![Coverage {
+            kinds: vec![EntityKind::Lesson, EntityKind::Homework],
+            scope: scope.to_string(),
+            range: Some(range),
+        }];
+        // Marks of the periods read (every mark named its lesson), or of the weeks read
+        // (marks are placed through the schedule, so only those of the weeks read are kept).
+        if let Some(periods_range) = periods_range {
+            coverage.push(Coverage {
+                kinds: vec![EntityKind::Mark, EntityKind::Attendance],
+                scope: scope.to_string(),
+                range: Some(if all_linked { periods_range } else { range }),
+            });
+        }
+        if p.finals {
+            coverage.push(Coverage { kinds: vec![EntityKind::FinalMark], scope: scope.to_string(), range: None });
+        }
+        Ok(Batch { skipped, records, coverage, warnings, requests })
+    }
+
+    /// The schedules of these (pupil, Monday) weeks.
+    async fn schedules(
+        &self,
+        jobs: Vec<(String, NaiveDate)>,
+        concurrency: usize,
+    ) -> Result<Vec<(String, NaiveDate, api::Schedule)>, SourceError> {
+        futures::stream::iter(jobs)
+            .map(|(pupil, monday)| async move {
+                let week = monday.iso_week();
+                let query =
+                    [("id", pupil.clone()), ("year", week.year().to_string()), ("week", week.week().to_string())];
+                let r = self.client.get_json::<api::Schedule>("data", "diary/api/schedule", &query).await?;
+                Ok::<_, SourceError>((pupil, monday, r.body))
+            })
+            .buffered(concurrency)
+            .try_collect()
+            .await
     }
 
     /// The children the token reads: a parent's children, or the pupil itself.
@@ -1228,7 +1452,12 @@ impl Connector for KiasuoConnector {
         SYSTEM
     }
 
+    fn requests_sent(&self) -> Option<u64> {
+        Some(self.client.stats().requests.load(std::sync::atomic::Ordering::Relaxed) + self.auth.refresh_requests())
+    }
+
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
+        self.probes.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let user = self.client.get_json::<api::User>("reference", "diary/api/user", &[("id", "0".to_string())]).await?;
         let now_utc: Option<NaiveDateTime> = user.date.map(|d: SystemTime| DateTime::<Utc>::from(d).naive_utc());
         let source_now =
@@ -1396,26 +1625,79 @@ impl Connector for KiasuoConnector {
             });
             if let Some(year) = year {
                 let end = year.to.min(today);
+                let probe = probe_weeks(&periods, year.from, end);
+                let finals_due = final_marks_due(&periods, today, self.config.final_marks_days);
+                // (class, scope, from, groups known from the last run, whether final marks are read)
+                let mut planned: Vec<(String, String, NaiveDate, Vec<Vec<String>>, bool)> = Vec::new();
+                let mut to_probe: Vec<(String, NaiveDate)> = Vec::new();
                 for class in &classes {
-                    if !pupils.iter().any(|p| p.class == class.id.0) {
+                    let members: Vec<&str> =
+                        pupils.iter().filter(|p| p.class == class.id.0).map(|p| p.id.as_str()).collect();
+                    if members.is_empty() {
                         continue;
                     }
                     let scope = format!("class:{}", class.id.0);
-                    let from = match (ctx.mode, ctx.cursor("diary", &scope).and_then(parse_date)) {
-                        (SyncMode::Incremental, Some(cursor)) => {
-                            (cursor.min(end) - chrono::Days::new(self.config.window_days as u64)).max(year.from)
-                        }
-                        _ => year.from,
+                    let cursor = match ctx.mode {
+                        SyncMode::Incremental => ctx.cursor("diary", &scope).and_then(DiaryCursor::parse),
+                        SyncMode::Full => None,
+                    };
+                    let from = match &cursor {
+                        Some(c) => (c.to.min(end) - chrono::Days::new(self.config.window_days as u64)).max(year.from),
+                        None => year.from,
                     };
                     if from > end {
                         continue;
                     }
-                    let params = DiaryParams { school: key.clone(), class: class.id.0.clone(), from, to: end };
+                    let finals = cursor.is_none() || finals_due;
+                    let groups: Vec<Vec<String>> = cursor
+                        .map(|c| c.groups)
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|g| g.into_iter().filter(|x| members.contains(&x.as_str())).collect::<Vec<_>>())
+                        .filter(|g| !g.is_empty())
+                        .collect();
+                    for x in members {
+                        if !groups.iter().flatten().any(|y| y == x) {
+                            to_probe.extend(probe.iter().map(|w| (x.to_string(), *w)));
+                        }
+                    }
+                    planned.push((class.id.0.clone(), scope, from, groups, finals));
+                }
+                // One week of each pupil whose groups are not known: pupils who see the same
+                // lessons that week share a schedule (its answers are kept for the fetch).
+                let probed = self.schedules(to_probe, self.config.concurrency.max(1)).await?;
+                let mut seen_by: BTreeMap<String, Vec<String>> = BTreeMap::new();
+                {
+                    let mut probes = self.probes.lock().unwrap_or_else(|e| e.into_inner());
+                    for (pupil, monday, s) in probed {
+                        seen_by.entry(pupil.clone()).or_default().extend(lessons_of(&s));
+                        probes.insert((pupil, monday), s);
+                    }
+                }
+                let mut found: BTreeMap<(String, Vec<String>), Vec<String>> = BTreeMap::new();
+                for (pupil, mut lessons) in seen_by {
+                    let class = pupils.iter().find(|p| p.id == pupil).map(|p| p.class.clone()).unwrap_or_default();
+                    lessons.sort();
+                    lessons.dedup();
+                    if lessons.is_empty() {
+                        // No lesson those weeks: nothing tells its groups, so it is read alone.
+                        lessons.push(format!("alone:{pupil}"));
+                    }
+                    found.entry((class, lessons)).or_default().push(pupil);
+                }
+                for (class, scope, from, mut groups, finals) in planned {
+                    groups.extend(found.iter().filter(|((c, _), _)| *c == class).map(|(_, g)| g.clone()));
+                    for g in &mut groups {
+                        g.sort();
+                    }
+                    groups.sort();
+                    let cursor = DiaryCursor { to: end, groups: groups.clone() };
+                    let params = DiaryParams { school: key.clone(), class, from, to: end, groups, finals };
                     chunks.push(Chunk {
                         stream: "diary".into(),
                         scope,
                         params: serde_json::to_value(params).expect("params serialize"),
-                        cursor_after: Some(end.format("%Y-%m-%d").to_string()),
+                        cursor_after: Some(serde_json::to_string(&cursor).expect("cursors serialize")),
                     });
                 }
             }

@@ -1530,6 +1530,10 @@ impl Connector for MosregConnector {
         SYSTEM
     }
 
+    fn requests_sent(&self) -> Option<u64> {
+        Some(self.clients().iter().map(|c| c.stats().requests.load(std::sync::atomic::Ordering::Relaxed)).sum())
+    }
+
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
         const PROFILE_INFO: &str = "acl/api/users/profile_info";
         let profiles: Vec<api::ProfileInfo> = self.school.get_json("auth", PROFILE_INFO, &[]).await?.body;

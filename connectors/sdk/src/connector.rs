@@ -108,4 +108,12 @@ pub trait Connector: Send + Sync + 'static {
 
     /// Fetch one planned chunk and normalize it into canonical records.
     async fn fetch(&self, chunk: &Chunk) -> Result<Batch, SourceError>;
+
+    /// How many HTTP requests this connector has sent since it was made: every attempt,
+    /// planning's and the fetches', retries, refused ones and credential refreshes. The
+    /// engine counts a run's requests as the growth of this number over the run; `None`
+    /// (a connector without HTTP) leaves them to the batches' [`Batch::requests`].
+    fn requests_sent(&self) -> Option<u64> {
+        None
+    }
 }
