@@ -298,3 +298,77 @@ async fn naming_a_school_with_a_pupils_token_is_refused_plainly() {
     assert!(error.contains("whole school") && error.contains("a pupil's own account"), "{error}");
     assert!(error.contains(&school), "{error}");
 }
+
+/// Issue #16: a run counts every request the emulator answers (planning and refreshes
+/// included); a nightly sync reads one schedule per group set and week, not per pupil,
+/// and stays within the bound its plan gives (README: 3 planning requests, group sets ×
+/// weeks, pupils × periods touched, pupils for final marks when due); a change to a final
+/// mark and to a mark of a closed period is not asked for by the nightly sync and is
+/// picked up by the next full run (the cadence README states).
+#[tokio::test]
+async fn a_nightly_sync_keeps_to_its_budget_and_the_full_run_picks_up_closed_periods() {
+    let h = Harness::new(SynthConfig::small(5), |_| {}).await;
+    let answered = || {
+        let s = h.system.emulator.stats();
+        s.requests + s.refresh_requests
+    };
+    let before = answered();
+    let full = h.sync(SyncMode::Full).await;
+    assert_eq!(full.status, RunStatus::Succeeded, "{:?}", full.error);
+    assert_eq!(full.stats.requests, answered() - before, "the run counts what the source answered");
+
+    // Pupils, and the sets of units (class and groups) they see.
+    let (pupils, sets) = h.system.emulator.world().read(|w| {
+        let s = &w.schools[0];
+        let mut sets = BTreeSet::new();
+        let mut pupils = 0u64;
+        for p in &s.students {
+            let view = ejgate_kiasuo::truth::ChildView::of(s, s.enrollments.iter().filter(|e| e.student == p.id));
+            if let Some(v) = view {
+                pupils += 1;
+                sets.insert(v.units);
+            }
+        }
+        (pupils, sets.len() as u64)
+    });
+    let before = answered();
+    let nightly = h.sync(SyncMode::Incremental).await;
+    assert_eq!(nightly.status, RunStatus::Succeeded, "{:?}", nightly.error);
+    let n = answered() - before;
+    assert_eq!(nightly.stats.requests, n, "the run counts what the source answered");
+    // 36 days span at most 7 ISO weeks and touch at most 2 quarters.
+    let bound = 3 + sets * 7 + pupils * 2 + pupils;
+    assert!(n <= bound, "nightly: {n} requests, bound {bound} ({pupils} pupils, {sets} group sets)");
+    assert!(n < pupils * 6, "nightly: {n} requests, fewer than one schedule per pupil and week");
+    assert_eq!(nightly.stats.inserted + nightly.stats.updated + nightly.stats.deleted, 0);
+
+    // A mark of the first quarter (closed long ago) and a final mark change at the source.
+    let (mark, final_key) = h.system.emulator.world().update(|w| {
+        let s = &mut w.schools[0];
+        let q1_end = s.periods[0].end;
+        let lesson_dates: BTreeMap<u64, chrono::NaiveDate> = s.lessons.iter().map(|(id, l)| (*id, l.date)).collect();
+        let mark = s.marks.values_mut().find(|m| lesson_dates.get(&m.lesson).is_some_and(|d| *d <= q1_end)).unwrap();
+        mark.value = if mark.value == "2" { "3".into() } else { "2".into() };
+        let mark = (mark.id, mark.value.clone());
+        let (key, f) = s.final_marks.iter_mut().next().unwrap();
+        f.value = if f.value == "2" { "3".into() } else { "2".into() };
+        (mark, (*key, f.value.clone()))
+    });
+    let stored_mark = |records: &[ejgate::store::StoredRecord]| {
+        records.iter().find(|r| r.source_id == mark.0.to_string()).map(|r| r.content["value"].clone())
+    };
+    let nightly = h.sync(SyncMode::Incremental).await;
+    assert_eq!(nightly.status, RunStatus::Succeeded, "{:?}", nightly.error);
+    let marks = h.store.records(EntityKind::Mark, None, false).await.unwrap();
+    assert_ne!(stored_mark(&marks), Some(serde_json::json!(mark.1)), "the nightly does not read closed periods");
+    let full = h.sync(SyncMode::Full).await;
+    assert_eq!(full.status, RunStatus::Succeeded, "{:?}", full.error);
+    let marks = h.store.records(EntityKind::Mark, None, false).await.unwrap();
+    assert_eq!(stored_mark(&marks), Some(serde_json::json!(mark.1)), "the full run reads closed periods");
+    let ((student, subject, period), value) = final_key;
+    let key = format!("{student}:{subject}:{}", period.map_or("year".to_string(), |p| p.to_string()));
+    let finals = h.store.records(EntityKind::FinalMark, None, false).await.unwrap();
+    let stored = finals.iter().find(|r| r.source_id == key).map(|r| r.content["value"].clone());
+    assert_eq!(stored, Some(serde_json::json!(value)), "the full run reads final marks");
+    assert_eq!(h.live_counts().await, h.expected());
+}

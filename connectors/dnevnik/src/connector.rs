@@ -33,7 +33,7 @@ use url::Url;
 use ejgate_sdk::client::{
     Classified, ClientConfig, ErrorClassifier, ErrorKind, HeaderToken, Response, RetryPolicy, SourceClient, SourceError,
 };
-use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
+use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext};
 use ejgate_sdk::mapping::CodeTable;
 use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
 use ejgate_sdk::read::{self, Skipped};
@@ -1520,13 +1520,6 @@ impl DnevnikConnector {
             );
         }
         for (scope, group, is_class, person) in units {
-            let from = match (ctx.mode, ctx.cursor("journal", &scope).and_then(parse_date)) {
-                (SyncMode::Incremental, Some(cursor)) => {
-                    let back = cursor.min(end) - chrono::Days::new(self.config.window_days as u64);
-                    back.max(year.from)
-                }
-                _ => year.from,
-            };
             let chunk = |stream: &str, range: DateRange, cursor_after: Option<String>| Chunk {
                 stream: stream.into(),
                 scope: scope.clone(),
@@ -1541,7 +1534,9 @@ impl DnevnikConnector {
                 .expect("params serialize"),
                 cursor_after,
             };
-            for piece in DateRange::new(from, end).pieces(self.config.chunk_days) {
+            let pieces =
+                ctx.dated_pieces("journal", &scope, year.from, end, self.config.window_days, self.config.chunk_days);
+            for piece in pieces {
                 chunks.push(chunk("journal", piece, Some(piece.to.format("%Y-%m-%d").to_string())));
             }
             // Marks are listed by the day they were entered, and they are still entered

@@ -36,7 +36,7 @@ use url::Url;
 use ejgate_sdk::client::{
     Authenticator, Classified, ClientConfig, ErrorClassifier, ErrorKind, RetryPolicy, SourceClient, SourceError,
 };
-use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
+use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext};
 use ejgate_sdk::mapping::CodeTable;
 use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
 use ejgate_sdk::read::{self, Skipped};
@@ -1474,13 +1474,7 @@ impl Connector for EposConnector {
             // after the last lesson: their stream runs on to the day the year's journal
             // closes (or today).
             let end = if stream == "marks" { year.entries_close() } else { to }.min(today);
-            let from = match (ctx.mode, ctx.cursor(stream, &scope).and_then(parse_date)) {
-                (SyncMode::Incremental, Some(cursor)) => {
-                    (cursor.min(end) - chrono::Days::new(self.config.window_days as u64)).max(from)
-                }
-                _ => from,
-            };
-            for piece in DateRange::new(from, end).pieces(self.config.chunk_days) {
+            for piece in ctx.dated_pieces(stream, &scope, from, end, self.config.window_days, self.config.chunk_days) {
                 chunks.push(Chunk {
                     stream: stream.into(),
                     scope: scope.clone(),

@@ -44,7 +44,7 @@ use url::Url;
 use ejgate_sdk::client::{
     Authenticator, Classified, ClientConfig, ErrorClassifier, ErrorKind, RetryPolicy, SourceClient, SourceError,
 };
-use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
+use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext};
 use ejgate_sdk::mapping::CodeTable;
 use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
 use ejgate_sdk::time::{parse_date, parse_datetime, SourceId};
@@ -1153,14 +1153,7 @@ impl MosregConnector {
 
     /// The journal's chunks from the year's start (or the cursor less the window) to `end`.
     fn journal_chunks(&self, ctx: &PlanContext, scope: &str, from: NaiveDate, end: NaiveDate) -> Vec<Chunk> {
-        let journal_from = match (ctx.mode, ctx.cursor("journal", scope).and_then(parse_date)) {
-            (SyncMode::Incremental, Some(cursor)) => {
-                (cursor.min(end) - chrono::Days::new(self.config.window_days as u64)).max(from)
-            }
-            _ => from,
-        };
-        DateRange::new(journal_from, end)
-            .pieces(self.config.chunk_days)
+        ctx.dated_pieces("journal", scope, from, end, self.config.window_days, self.config.chunk_days)
             .into_iter()
             .map(|piece| Chunk {
                 stream: "journal".into(),
@@ -1677,13 +1670,7 @@ impl Connector for MosregConnector {
             },
         ];
         let end = to.min(today);
-        let journal_from = match (ctx.mode, ctx.cursor("journal", &scope).and_then(parse_date)) {
-            (SyncMode::Incremental, Some(cursor)) => {
-                (cursor.min(end) - chrono::Days::new(self.config.window_days as u64)).max(from)
-            }
-            _ => from,
-        };
-        for piece in DateRange::new(journal_from, end).pieces(self.config.chunk_days) {
+        for piece in ctx.dated_pieces("journal", &scope, from, end, self.config.window_days, self.config.chunk_days) {
             chunks.push(Chunk {
                 stream: "journal".into(),
                 scope: scope.clone(),

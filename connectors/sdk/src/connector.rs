@@ -7,11 +7,11 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
-use chrono::NaiveDateTime;
+use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use crate::client::SourceError;
-use crate::model::{Coverage, Record};
+use crate::model::{Coverage, DateRange, Record};
 use crate::year::SchoolYear;
 
 /// How much of the source a run reads.
@@ -51,6 +51,38 @@ pub struct PlanContext {
 impl PlanContext {
     pub fn cursor(&self, stream: &str, scope: &str) -> Option<&str> {
         self.cursors.get(&(stream.to_string(), scope.to_string())).map(String::as_str)
+    }
+
+    /// The date pieces a run reads of a dated stream up to `end`: from `year_from` in a full
+    /// run (or without a cursor), in pieces of `chunk_days` (one store transaction each); from
+    /// the stream's cursor (a `YYYY-MM-DD` date) less `window_days` in an incremental run, in
+    /// one piece while that range is at most a week longer than the window (a window of 35
+    /// days spans 36, and pieces of 31 made every nightly read twice per group), else again
+    /// in pieces of `chunk_days`.
+    pub fn dated_pieces(
+        &self,
+        stream: &str,
+        scope: &str,
+        year_from: NaiveDate,
+        end: NaiveDate,
+        window_days: u32,
+        chunk_days: u32,
+    ) -> Vec<DateRange> {
+        let cursor = match self.mode {
+            SyncMode::Incremental => self.cursor(stream, scope).and_then(crate::time::parse_date),
+            SyncMode::Full => None,
+        };
+        let Some(cursor) = cursor else { return DateRange::new(year_from, end).pieces(chunk_days) };
+        let from = (cursor.min(end) - chrono::Days::new(window_days as u64)).max(year_from);
+        if from > end {
+            return Vec::new();
+        }
+        let range = DateRange::new(from, end);
+        if (end - from).num_days() < window_days as i64 + 8 {
+            vec![range]
+        } else {
+            range.pieces(chunk_days)
+        }
     }
 }
 
@@ -115,5 +147,36 @@ pub trait Connector: Send + Sync + 'static {
     /// (a connector without HTTP) leaves them to the batches' [`Batch::requests`].
     fn requests_sent(&self) -> Option<u64> {
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn day(s: &str) -> NaiveDate {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_nightly_window_is_one_piece_and_a_full_run_is_cut_by_chunk_days() {
+        let mut ctx = PlanContext { mode: SyncMode::Incremental, cursors: HashMap::new(), year: None };
+        let (year_from, end) = (day("2025-09-01"), day("2026-03-06"));
+        ctx.cursors.insert(("journal".into(), "group:1".into()), "2026-03-05".into());
+        // 35 days back from the cursor to today: 36 days, one request range.
+        assert_eq!(
+            ctx.dated_pieces("journal", "group:1", year_from, end, 35, 31),
+            vec![DateRange::new(day("2026-01-29"), end)]
+        );
+        // Without a cursor, and in a full run: the year in pieces of 31 days.
+        let pieces = ctx.dated_pieces("journal", "group:2", year_from, end, 35, 31);
+        assert_eq!(pieces.len(), 7);
+        assert_eq!(pieces[0], DateRange::new(year_from, day("2025-10-01")));
+        ctx.mode = SyncMode::Full;
+        assert_eq!(ctx.dated_pieces("journal", "group:1", year_from, end, 35, 31), pieces);
+        // A cursor months old: back to pieces.
+        ctx.mode = SyncMode::Incremental;
+        ctx.cursors.insert(("journal".into(), "group:1".into()), "2025-12-01".into());
+        assert_eq!(ctx.dated_pieces("journal", "group:1", year_from, end, 35, 31).len(), 5);
     }
 }
