@@ -305,3 +305,13 @@ impl WorldCell {
         self.date.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
+
+impl ejgate_sdk::emulator::ServedWorld for WorldCell {
+    fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        WorldCell::read(self, f)
+    }
+
+    fn advance(&self, days: u32) -> (NaiveDate, u64) {
+        WorldCell::advance(self, days)
+    }
+}

@@ -109,8 +109,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use chrono::NaiveDate;
-use ejgate_sdk::emulator::{ControlError, Emulator, Gate, Server};
+use ejgate_sdk::emulator::{ControlError, Emulator, Gate, Running};
 use ejgate_sdk::synth::World;
 use serde::Serialize;
 
@@ -297,17 +296,16 @@ impl EmulatorState {
 
 impl Emulator for EmulatorState {
     type Stats = EmulatorStats;
+    type Served = WorldCell;
+
+    const BASE_PATH: &'static str = "v2/";
 
     fn gate(&self) -> &Gate {
         &self.inner.gate
     }
 
-    fn read_world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
-        self.inner.world.read(f)
-    }
-
-    fn advance(&self, days: u32) -> (NaiveDate, u64) {
-        self.inner.world.advance(days)
+    fn served(&self) -> &WorldCell {
+        &self.inner.world
     }
 
     fn stats(&self) -> EmulatorStats {
@@ -315,12 +313,7 @@ impl Emulator for EmulatorState {
     }
 
     fn failure_modes(&self) -> &'static [(&'static str, FailureMode)] {
-        &[
-            ("malformed", FailureMode::Malformed),
-            ("html502", FailureMode::Html502),
-            ("truncated", FailureMode::Truncated),
-            ("unauthorized", FailureMode::Unauthorized),
-        ]
+        FailureMode::BASIC
     }
 
     fn control_error(&self, error: ControlError<'_>) -> Response {
@@ -346,50 +339,12 @@ pub fn router(state: EmulatorState) -> Router {
     ejgate_sdk::emulator::app(state, app, control::routes())
 }
 
-/// A running emulator.
-#[derive(Debug)]
-pub struct EmulatorHandle {
-    /// Where it listens.
-    pub addr: SocketAddr,
-    state: EmulatorState,
-    server: Server,
-}
-
-impl EmulatorHandle {
-    /// `http://ADDR/v2/`
-    pub fn base_url(&self) -> String {
-        format!("http://{}/v2/", self.addr)
-    }
-
-    /// `http://ADDR/` (the control surface lives at `__emulator/…` under it).
-    pub fn root_url(&self) -> String {
-        format!("http://{}/", self.addr)
-    }
-
-    /// The world served; change it only through [`WorldCell::update`] / [`WorldCell::advance`].
-    pub fn world(&self) -> WorldCell {
-        self.state.world()
-    }
-
-    pub fn state(&self) -> &EmulatorState {
-        &self.state
-    }
-
-    pub fn stats(&self) -> EmulatorStats {
-        self.state.stats()
-    }
-
-    /// Stops accepting, lets answers in flight finish (5 s at most), and stops. Dropping the
-    /// handle instead leaves the server running until the runtime ends.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
-}
+/// A running emulator: `addr`, `base_url()`, `world()`, `state()`, `stats()`, `shutdown()`.
+pub type EmulatorHandle = Running<EmulatorState>;
 
 /// Indexes the world, binds `addr` (port 0: any free port) and serves in a spawned task.
 pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
     let state =
         tokio::task::spawn_blocking(move || EmulatorState::new(world, &options)).await.map_err(io::Error::other)??;
-    let server = Server::start(router(state.clone()), addr).await?;
-    Ok(EmulatorHandle { addr: server.addr, state, server })
+    Running::start(state.clone(), router(state), addr).await
 }

@@ -71,7 +71,7 @@ use axum::response::Response;
 use axum::Router;
 use chrono::NaiveDate;
 use ejgate_sdk::emulator::mesh::{self, ErrorShape};
-use ejgate_sdk::emulator::{ControlError, Emulator, Gate, Server};
+use ejgate_sdk::emulator::{ControlError, Emulator, Gate, Running};
 use ejgate_sdk::synth::World;
 use serde::Serialize;
 
@@ -208,17 +208,14 @@ impl EmulatorState {
 
 impl Emulator for EmulatorState {
     type Stats = EmulatorStats;
+    type Served = WorldCell;
 
     fn gate(&self) -> &Gate {
         &self.inner.gate
     }
 
-    fn read_world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
-        self.inner.world.read(f)
-    }
-
-    fn advance(&self, days: u32) -> (NaiveDate, u64) {
-        self.inner.world.advance(days)
+    fn served(&self) -> &WorldCell {
+        &self.inner.world
     }
 
     fn stats(&self) -> EmulatorStats {
@@ -226,13 +223,7 @@ impl Emulator for EmulatorState {
     }
 
     fn failure_modes(&self) -> &'static [(&'static str, FailureMode)] {
-        &[
-            ("malformed", FailureMode::Malformed),
-            ("html502", FailureMode::Html502),
-            ("truncated", FailureMode::Truncated),
-            ("unauthorized", FailureMode::Unauthorized),
-            ("expired", FailureMode::Expired),
-        ]
+        FailureMode::WITH_EXPIRED
     }
 
     fn control_error(&self, error: ControlError<'_>) -> Response {
@@ -250,10 +241,6 @@ impl Emulator for EmulatorState {
 }
 
 impl mesh::Platform for EmulatorState {
-    fn world_cell(&self) -> &WorldCell {
-        &self.inner.world
-    }
-
     fn error_shape(&self) -> ErrorShape {
         SHAPE
     }
@@ -277,36 +264,8 @@ pub fn router(state: EmulatorState) -> Router {
     ejgate_sdk::emulator::app(state, api, control::routes())
 }
 
-/// A running emulator.
-pub struct EmulatorHandle {
-    pub addr: SocketAddr,
-    state: EmulatorState,
-    server: Server,
-}
-
-impl EmulatorHandle {
-    /// `http://ADDR/`: the API's base URL and the root of the control surface.
-    pub fn base_url(&self) -> String {
-        format!("http://{}/", self.addr)
-    }
-
-    pub fn world(&self) -> WorldCell {
-        self.state.world()
-    }
-
-    pub fn state(&self) -> &EmulatorState {
-        &self.state
-    }
-
-    pub fn stats(&self) -> EmulatorStats {
-        self.state.stats()
-    }
-
-    /// Stops accepting, lets answers in flight finish (5 s at most), and stops.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
-}
+/// A running emulator: `addr`, `base_url()`, `world()`, `state()`, `stats()`, `shutdown()`.
+pub type EmulatorHandle = Running<EmulatorState>;
 
 /// Binds `addr` (port 0: any free port) and serves `world` in a spawned task.
 pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
@@ -315,8 +274,7 @@ pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> 
         Some(prefix) => Router::new().nest(&format!("/{prefix}"), router(state.clone())),
         None => router(state.clone()),
     };
-    let server = Server::start(app, addr).await?;
-    Ok(EmulatorHandle { addr: server.addr, state, server })
+    Running::start(state, app, addr).await
 }
 
 /// The error body shape of ЭПОС.Школа: `{code, message}`.

@@ -68,8 +68,7 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use chrono::NaiveDate;
-use ejgate_sdk::emulator::{broken_answer, http_date, same_secret, ControlError, Emulator, Gate, Server};
+use ejgate_sdk::emulator::{broken_answer, http_date, same_secret, ControlError, Emulator, Gate, Running};
 use ejgate_sdk::synth::World;
 use serde::{Deserialize, Serialize};
 
@@ -585,58 +584,25 @@ pub fn router(state: EmulatorState) -> Router {
     ejgate_sdk::emulator::app(state, app, control::routes())
 }
 
-/// A running emulator.
-#[derive(Debug)]
-pub struct EmulatorHandle {
-    pub addr: SocketAddr,
-    state: EmulatorState,
-    server: Server,
-}
-
-impl EmulatorHandle {
-    /// `http://ADDR/` (the API lives under `diary/` of it).
-    pub fn base_url(&self) -> String {
-        format!("http://{}/", self.addr)
-    }
-
-    pub fn world(&self) -> WorldCell {
-        self.state.world()
-    }
-
-    pub fn state(&self) -> &EmulatorState {
-        &self.state
-    }
-
-    pub fn stats(&self) -> EmulatorStats {
-        self.state.stats()
-    }
-
-    /// Stops accepting, lets answers in flight finish (5 s at most), and stops.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
-}
+/// A running emulator: `addr`, `base_url()`, `world()`, `state()`, `stats()`, `shutdown()`.
+pub type EmulatorHandle = Running<EmulatorState>;
 
 /// Binds `addr` (port 0: any free port) and serves in a spawned task.
 pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
     let state = EmulatorState::new(world, &options);
-    let server = Server::start(router(state.clone()), addr).await?;
-    Ok(EmulatorHandle { addr: server.addr, state, server })
+    Running::start(state.clone(), router(state), addr).await
 }
 
 impl Emulator for EmulatorState {
     type Stats = EmulatorStats;
+    type Served = WorldCell;
 
     fn gate(&self) -> &Gate {
         &self.inner.gate
     }
 
-    fn read_world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
-        self.inner.world.read(f)
-    }
-
-    fn advance(&self, days: u32) -> (NaiveDate, u64) {
-        self.inner.world.advance(days)
+    fn served(&self) -> &WorldCell {
+        &self.inner.world
     }
 
     fn stats(&self) -> EmulatorStats {
@@ -644,13 +610,7 @@ impl Emulator for EmulatorState {
     }
 
     fn failure_modes(&self) -> &'static [(&'static str, FailureMode)] {
-        &[
-            ("malformed", FailureMode::Malformed),
-            ("html502", FailureMode::Html502),
-            ("truncated", FailureMode::Truncated),
-            ("unauthorized", FailureMode::Unauthorized),
-            ("expired", FailureMode::Expired),
-        ]
+        FailureMode::WITH_EXPIRED
     }
 
     fn control_error(&self, error: ControlError<'_>) -> Response {

@@ -71,7 +71,7 @@ use axum::response::Response;
 use axum::Router;
 use chrono::NaiveDate;
 use ejgate_sdk::emulator::mesh;
-use ejgate_sdk::emulator::{ControlError, Emulator, Gate, Server};
+use ejgate_sdk::emulator::{ControlError, Emulator, Gate, Running};
 use ejgate_sdk::synth::World;
 use serde::Serialize;
 
@@ -345,17 +345,14 @@ impl EmulatorState {
 
 impl Emulator for EmulatorState {
     type Stats = EmulatorStats;
+    type Served = WorldCell;
 
     fn gate(&self) -> &Gate {
         &self.inner.gate
     }
 
-    fn read_world<R>(&self, f: impl FnOnce(&World) -> R) -> R {
-        self.inner.world.read(f)
-    }
-
-    fn advance(&self, days: u32) -> (NaiveDate, u64) {
-        self.inner.world.advance(days)
+    fn served(&self) -> &WorldCell {
+        &self.inner.world
     }
 
     fn stats(&self) -> EmulatorStats {
@@ -396,10 +393,6 @@ impl Emulator for EmulatorState {
 }
 
 impl mesh::Platform for EmulatorState {
-    fn world_cell(&self) -> &WorldCell {
-        &self.inner.world
-    }
-
     fn error_shape(&self) -> ErrorShape {
         self.inner.error_shape
     }
@@ -424,40 +417,11 @@ pub fn router(state: EmulatorState) -> Router {
     ejgate_sdk::emulator::app(state, api, control::routes())
 }
 
-/// A running emulator.
-pub struct EmulatorHandle {
-    pub addr: SocketAddr,
-    state: EmulatorState,
-    server: Server,
-}
-
-impl EmulatorHandle {
-    /// `http://ADDR/`: the base URL of all three hosts and the root of the control surface.
-    pub fn base_url(&self) -> String {
-        format!("http://{}/", self.addr)
-    }
-
-    pub fn world(&self) -> WorldCell {
-        self.state.world()
-    }
-
-    pub fn state(&self) -> &EmulatorState {
-        &self.state
-    }
-
-    pub fn stats(&self) -> EmulatorStats {
-        self.state.stats()
-    }
-
-    /// Stops accepting, lets answers in flight finish (5 s at most), and stops.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
-    }
-}
+/// A running emulator: `addr`, `base_url()`, `world()`, `state()`, `stats()`, `shutdown()`.
+pub type EmulatorHandle = Running<EmulatorState>;
 
 /// Binds `addr` (port 0: any free port) and serves `world` in a spawned task.
 pub async fn start(world: World, options: EmulatorOptions, addr: SocketAddr) -> io::Result<EmulatorHandle> {
     let state = EmulatorState::new(world, &options);
-    let server = Server::start(router(state.clone()), addr).await?;
-    Ok(EmulatorHandle { addr: server.addr, state, server })
+    Running::start(state.clone(), router(state), addr).await
 }

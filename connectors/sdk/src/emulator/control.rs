@@ -11,7 +11,7 @@ use axum::Router;
 use serde::Serialize;
 use serde_json::json;
 
-use super::{json_bytes, Emulator, FailureMode};
+use super::{json_bytes, Emulator, FailureMode, ServedWorld};
 use crate::model::EntityKind;
 use crate::synth::NetChange;
 
@@ -75,7 +75,7 @@ async fn advance<S: Emulator>(State(st): State<S>, raw: RawQuery) -> Response {
     let run = async {
         let days: u32 = Params::from(raw).number("days")?.unwrap_or(1);
         let moved = st.clone();
-        let (today, last_seq) = tokio::task::spawn_blocking(move || moved.advance(days))
+        let (today, last_seq) = tokio::task::spawn_blocking(move || moved.served().advance(days))
             .await
             .map_err(|e| ControlError::Internal(e.to_string()))?;
         json_answer(&json!({"today": ymd(today), "last_seq": last_seq}))
@@ -99,7 +99,7 @@ async fn truth<S: Emulator>(State(st): State<S>, raw: RawQuery) -> Response {
         let since: u64 = Params::from(raw).number("since")?.unwrap_or(0);
         let reader = st.clone();
         tokio::task::spawn_blocking(move || {
-            let truth = reader.read_world(|w| Truth {
+            let truth = reader.served().read(|w| Truth {
                 today: ymd(w.today),
                 last_seq: w.last_seq(),
                 counts: w.counts(),

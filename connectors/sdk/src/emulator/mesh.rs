@@ -139,10 +139,7 @@ pub fn noon_date(world: &World) -> HeaderValue {
 }
 
 /// What a МЭШ emulator configures for the shared parts.
-pub trait Platform: Emulator {
-    /// The world served.
-    fn world_cell(&self) -> &WorldCell;
-
+pub trait Platform: Emulator<Served = WorldCell> {
     /// The shape of its JSON error bodies.
     fn error_shape(&self) -> ErrorShape;
 
@@ -212,7 +209,7 @@ pub fn with_school<S: Platform, R>(
     let shape = st.error_shape();
     let id = q.get("school_id").ok_or_else(|| bad(shape, "Параметр school_id обязателен"))?;
     let id: u64 = id.parse().map_err(|_| not_found(shape, "Школа не найдена"))?;
-    st.world_cell().read_indexed(|w, lookup| match lookup.school(w, id) {
+    st.served().read_indexed(|w, lookup| match lookup.school(w, id) {
         Some((s, lk)) => Ok(f(w, s, lk)),
         None => Err(not_found(shape, "Школа не найдена")),
     })
@@ -233,7 +230,7 @@ pub fn core_routes<S: Platform>() -> Router<S> {
 
 /// The current year of the world and a made-up previous one.
 async fn academic_years<S: Platform>(State(st): State<S>) -> Response {
-    let body = st.world_cell().read(|w| {
+    let body = st.served().read(|w| {
         let Some(s) = w.schools.first() else { return json!([]) };
         let y = &s.year;
         let prev_start = y.start.with_year(y.start.year() - 1).unwrap_or(y.start);
@@ -257,7 +254,7 @@ async fn school<S: Platform>(
     if let Err(e) = staff_only(shape, &viewer) {
         return e;
     }
-    let body = st.world_cell().read(|w| {
+    let body = st.served().read(|w| {
         w.schools.iter().find(|s| s.id.to_string() == id).map(|s| {
             json!({"id": s.id, "name": s.full_name, "short_name": s.name, "municipality_name": s.municipality,
                    "city": s.city, "time_zone": s.time_zone})

@@ -7,7 +7,7 @@
 //! readers of credentials ([`header`], [`cookie`], [`query_value`], [`bearer`],
 //! [`same_secret`]), the control surface under `/__emulator` ([`control_routes`]: `advance`,
 //! `truth`, `fail`, `limit`, `stats`), the `Date` stamp on every answer, and the server's
-//! start and stop on loopback ([`Server`]).
+//! start and stop on loopback ([`Running`]).
 //!
 //! Each system supplies only its own parts through [`Emulator`]: its handlers, the order of
 //! its gate's checks, its token semantics, and its wire-level answers — error bodies, header
@@ -49,20 +49,41 @@ pub use request::{bearer, cookie, header, query_value, same_secret};
 /// The content type of every JSON answer of the emulators.
 pub const JSON: &str = "application/json; charset=utf-8";
 
+/// The world an emulator serves, as the scaffold reads and moves it.
+pub trait ServedWorld: Clone + Send + Sync + 'static {
+    /// Reads the world.
+    fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R;
+
+    /// Moves the world `days` school days on → (today, last change seq); blocking.
+    fn advance(&self, days: u32) -> (NaiveDate, u64);
+}
+
+impl ServedWorld for crate::synth::WorldCell {
+    fn read<R>(&self, f: impl FnOnce(&World) -> R) -> R {
+        crate::synth::WorldCell::read(self, f)
+    }
+
+    fn advance(&self, days: u32) -> (NaiveDate, u64) {
+        crate::synth::WorldCell::advance(self, days)
+    }
+}
+
 /// What a system supplies to the scaffold: its state (cheap to clone), its world, its
 /// counters and its own answers.
 pub trait Emulator: Clone + Send + Sync + 'static {
     /// What `/__emulator/stats` answers.
     type Stats: Serialize;
+    /// The world served, with the system's own indexes.
+    type Served: ServedWorld;
+
+    /// Where the API sits under the server's root (`v2/`; empty: at the root).
+    const BASE_PATH: &'static str = "";
 
     /// The gate state in front of the system's API.
     fn gate(&self) -> &Gate;
 
-    /// Reads the world served.
-    fn read_world<R>(&self, f: impl FnOnce(&World) -> R) -> R;
-
-    /// Moves the world `days` school days on → (today, last change seq); blocking.
-    fn advance(&self, days: u32) -> (NaiveDate, u64);
+    /// The world served.
+    fn served(&self) -> &Self::Served;
 
     /// The counters `/__emulator/stats` answers.
     fn stats(&self) -> Self::Stats;
@@ -102,6 +123,23 @@ pub enum FailureMode {
 }
 
 impl FailureMode {
+    /// `malformed`, `html502`, `truncated`, `unauthorized`.
+    pub const BASIC: &'static [(&'static str, FailureMode)] = &[
+        ("malformed", FailureMode::Malformed),
+        ("html502", FailureMode::Html502),
+        ("truncated", FailureMode::Truncated),
+        ("unauthorized", FailureMode::Unauthorized),
+    ];
+
+    /// The [`BASIC`](FailureMode::BASIC) four and `expired`.
+    pub const WITH_EXPIRED: &'static [(&'static str, FailureMode)] = &[
+        ("malformed", FailureMode::Malformed),
+        ("html502", FailureMode::Html502),
+        ("truncated", FailureMode::Truncated),
+        ("unauthorized", FailureMode::Unauthorized),
+        ("expired", FailureMode::Expired),
+    ];
+
     /// `Some(None)` for `off`, `Some(Some(mode))` for a name in `names`, `None` otherwise.
     pub fn parse(names: &[(&str, FailureMode)], s: &str) -> Option<Option<FailureMode>> {
         if s == "off" {
@@ -299,19 +337,20 @@ pub fn app<S: Emulator>(state: S, app: Router<S>, control: Router<S>) -> Router 
         .with_state(state)
 }
 
-/// An emulator's server on a socket, serving until [`Server::shutdown`].
+/// A running emulator: its state, and its server on a socket until [`Running::shutdown`].
 #[derive(Debug)]
-pub struct Server {
+pub struct Running<S> {
     /// Where it listens.
     pub addr: SocketAddr,
+    state: S,
     stop: oneshot::Sender<()>,
     task: JoinHandle<io::Result<()>>,
 }
 
-impl Server {
-    /// Binds `addr` (port 0: any free port) and serves `app` in a spawned task (`TCP_NODELAY`
-    /// on every connection).
-    pub async fn start(app: Router, addr: SocketAddr) -> io::Result<Server> {
+impl<S: Emulator> Running<S> {
+    /// Binds `addr` (port 0: any free port) and serves `app` over `state` in a spawned task
+    /// (`TCP_NODELAY` on every connection).
+    pub async fn start(state: S, app: Router, addr: SocketAddr) -> io::Result<Running<S>> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
@@ -325,11 +364,34 @@ impl Server {
                 })
                 .await
         });
-        Ok(Server { addr, stop, task })
+        Ok(Running { addr, state, stop, task })
+    }
+
+    /// `http://ADDR/` and the API's path ([`Emulator::BASE_PATH`]).
+    pub fn base_url(&self) -> String {
+        format!("http://{}/{}", self.addr, S::BASE_PATH)
+    }
+
+    /// `http://ADDR/` (the control surface lives at `__emulator/…` under it).
+    pub fn root_url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+
+    /// The world served; change it only through its `update` / `advance`.
+    pub fn world(&self) -> S::Served {
+        self.state.served().clone()
+    }
+
+    pub fn state(&self) -> &S {
+        &self.state
+    }
+
+    pub fn stats(&self) -> S::Stats {
+        self.state.stats()
     }
 
     /// Stops accepting, lets answers in flight finish (5 s at most), and stops. Dropping the
-    /// server instead leaves it running until the runtime ends.
+    /// handle instead leaves the server running until the runtime ends.
     pub async fn shutdown(self) {
         let _ = self.stop.send(());
         let mut task = self.task;
