@@ -377,6 +377,16 @@ impl EmulatorState {
     }
 
     /// Ends the session: every access token and the refresh token are refused.
+    /// The server's clock passes the expiry of every access token issued so far (tests use
+    /// it instead of waiting out a lifetime).
+    pub fn expire_access_tokens(&self) {
+        let now = unix_now();
+        let mut s = self.inner.session.lock().unwrap_or_else(|e| e.into_inner());
+        for a in s.access.values_mut() {
+            a.exp = a.exp.min(now);
+        }
+    }
+
     pub fn revoke(&self) {
         let mut s = self.inner.session.lock().unwrap_or_else(|e| e.into_inner());
         s.refresh = None;
