@@ -88,38 +88,11 @@ fn the_demo_fills_the_store_and_status_counts_equal_the_ground_truth() {
 async fn a_sync_killed_in_the_middle_loses_nothing_and_the_next_run_completes() {
     let world = World::generate(SynthConfig::small(21));
     let expected = ejgate_dnevnik::truth::TRUTH.expected_counts(&world);
-    // The emulator answers the first HOLD_AFTER requests and holds every later one open:
-    // the sync stops at a known point, with batches committed and more to come, whatever
-    // the machine's speed (no timer races the sync).
-    const HOLD_AFTER: u64 = 40;
-    let emulator = start_emulator(world, None).await;
-    emulator.state().set_hold_after(Some(HOLD_AFTER));
+    // The emulator holds every request after the first few: the sync stops at a known
+    // point, with batches committed and more to come, whatever the machine's speed (no
+    // timer races the sync). Then the process is killed without warning.
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &emulator.base_url(), "concurrency = 2\n");
-    let db_url = format!("sqlite://{}", dir.path().join("ejgate.db").display());
-
-    let mut child = ejgate()
-        .arg("--config")
-        .arg(&config)
-        .args(["sync", "--full", "--quiet"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    // Wait until a request is held and what came before it is committed, then kill the
-    // process without warning.
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while emulator.stats().held == 0 {
-        assert!(child.try_wait().unwrap().is_none(), "the sync ended before the hold: raise HOLD_AFTER");
-        assert!(Instant::now() < deadline, "the sync made no {HOLD_AFTER} requests in time");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let store = SqliteStore::open(&db_url).await.unwrap();
-    while store.changes_since(0, 1).await.map(|c| c.len()).unwrap_or(0) == 0 {
-        assert!(child.try_wait().unwrap().is_none(), "the held sync ended on its own");
-        assert!(Instant::now() < deadline, "nothing was committed before the hold: raise HOLD_AFTER");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (emulator, config, mut child, store) = sync_in_the_middle(world, dir.path()).await;
     child.kill().unwrap();
     child.wait().unwrap();
     let partial = common::live_counts(&store).await;
@@ -175,34 +148,9 @@ async fn a_sync_at_trace_level_never_shows_the_token() {
 async fn sigterm_in_the_middle_of_a_sync_leaves_an_interrupted_run_with_its_statistics() {
     let world = World::generate(SynthConfig::small(22));
     let expected = ejgate_dnevnik::truth::TRUTH.expected_counts(&world);
-    // As in the kill test above: the emulator holds every request after the first 40, so
-    // the signal lands with batches committed and more to come.
-    const HOLD_AFTER: u64 = 40;
-    let emulator = start_emulator(world, None).await;
-    emulator.state().set_hold_after(Some(HOLD_AFTER));
+    // As in the kill test above: the signal lands with batches committed and more to come.
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &emulator.base_url(), "concurrency = 2\n");
-    let db_url = format!("sqlite://{}", dir.path().join("ejgate.db").display());
-    let mut child = ejgate()
-        .arg("--config")
-        .arg(&config)
-        .args(["sync", "--full", "--quiet"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while emulator.stats().held == 0 {
-        assert!(child.try_wait().unwrap().is_none(), "the sync ended before the hold: raise HOLD_AFTER");
-        assert!(Instant::now() < deadline, "the sync made no {HOLD_AFTER} requests in time");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let store = SqliteStore::open(&db_url).await.unwrap();
-    while store.changes_since(0, 1).await.map(|c| c.len()).unwrap_or(0) == 0 {
-        assert!(child.try_wait().unwrap().is_none(), "the held sync ended on its own");
-        assert!(Instant::now() < deadline, "nothing was committed before the hold: raise HOLD_AFTER");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (emulator, config, mut child, store) = sync_in_the_middle(world, dir.path()).await;
 
     let signalled = Instant::now();
     let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
@@ -296,19 +244,19 @@ async fn a_full_disk_is_reported_as_such_and_leaves_no_running_run() {
     emulator.shutdown().await;
 }
 
-/// Starts `ejgate sync --full --quiet` against a Dnevnik emulator that holds every request
-/// after the first 40, and returns once a request is held and a batch is committed: the
-/// sync is in the middle, with more to come.
+/// Starts `ejgate sync --full --quiet` of `world` against a Dnevnik emulator that holds every
+/// request after the first 40, and returns once a request is held and a batch is committed:
+/// the sync is in the middle, with more to come.
 async fn sync_in_the_middle(
-    seed: u64,
+    world: World,
     dir: &Path,
 ) -> (ejgate_dnevnik::emulator::EmulatorHandle, std::path::PathBuf, std::process::Child, SqliteStore) {
     const HOLD_AFTER: u64 = 40;
-    let emulator = start_emulator(World::generate(SynthConfig::small(seed)), None).await;
+    let emulator = start_emulator(world, None).await;
     emulator.state().set_hold_after(Some(HOLD_AFTER));
     let config = write_config(dir, &emulator.base_url(), "concurrency = 2\n");
     let db_url = format!("sqlite://{}", dir.join("ejgate.db").display());
-    let child = ejgate()
+    let mut child = ejgate()
         .arg("--config")
         .arg(&config)
         .args(["sync", "--full", "--quiet"])
@@ -318,11 +266,13 @@ async fn sync_in_the_middle(
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(120);
     while emulator.stats().held == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "the sync ended before the hold: raise HOLD_AFTER");
         assert!(Instant::now() < deadline, "the sync made no {HOLD_AFTER} requests in time");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let store = SqliteStore::open(&db_url).await.unwrap();
     while store.changes_since(0, 1).await.map(|c| c.len()).unwrap_or(0) == 0 {
+        assert!(child.try_wait().unwrap().is_none(), "the held sync ended on its own");
         assert!(Instant::now() < deadline, "nothing was committed before the hold: raise HOLD_AFTER");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -336,7 +286,8 @@ async fn sync_in_the_middle(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_signal_exits_at_once_while_the_first_stop_waits_for_the_store() {
     let dir = tempfile::tempdir().unwrap();
-    let (emulator, _config, mut child, store) = sync_in_the_middle(24, dir.path()).await;
+    let (emulator, _config, mut child, store) =
+        sync_in_the_middle(World::generate(SynthConfig::small(24)), dir.path()).await;
 
     // The store's write lock, held by this test until the end.
     let mut lock = rusqlite::Connection::open(dir.path().join("ejgate.db")).unwrap();
