@@ -196,7 +196,7 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let invalid = |message: String| ConfigError::Invalid { path: path.to_path_buf(), message };
         let mut config: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|s| text[..s.start].matches('\n').count() + 1);
+            let line = e.span().map(|s| line_of(text, s.start));
             invalid(match line {
                 Some(line) => format!("line {line}: {}", e.message()),
                 None => e.message().to_string(),
@@ -422,6 +422,12 @@ impl SourceConfig {
     pub fn skip_limit(&self) -> crate::sync::SkipLimit {
         crate::sync::SkipLimit { max_share: self.max_skipped_share, ..Default::default() }
     }
+}
+
+/// The 1-based line of a byte offset into a TOML text (a parse error's or a value's span),
+/// for errors that name the line: the configuration's and the schedule files'.
+pub(crate) fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 #[cfg(test)]

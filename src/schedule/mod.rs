@@ -37,7 +37,7 @@ use croner::Cron;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::config::Config;
+use crate::config::{line_of, Config};
 
 /// What a job does (вид задания).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -210,11 +210,6 @@ struct RawJob {
 struct RawRetry {
     attempts: u32,
     delay_minutes: u64,
-}
-
-/// The 1-based line of a byte offset.
-fn line_of(text: &str, offset: usize) -> usize {
-    text[..offset.min(text.len())].matches('\n').count() + 1
 }
 
 /// Parses a five-field cron line (minute hour day-of-month month day-of-week).
