@@ -6,8 +6,10 @@
 
 #[cfg(feature = "acceptance")]
 pub mod acceptance;
+pub mod alerts;
 pub mod compare;
 pub mod config;
+pub mod daemon;
 #[cfg(feature = "emulators")]
 pub mod demo;
 #[cfg(feature = "emulators")]

@@ -9,12 +9,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use common::pg::{PgSchema, DEFAULT_PG_URL};
+
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde_json::{json, Value};
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::Connection;
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -23,8 +24,6 @@ use ejgate::store::{
     RunStats, RunStatus, Store, StoreError, Upsert,
 };
 use ejgate_sdk::model::{DateRange, EntityKind, IdSpace};
-
-const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 const SRC: &str = "dnevnik-1";
 const OTHER: &str = "epos-1";
@@ -42,36 +41,6 @@ enum EnvKind {
     Postgres { _schema: PgSchema },
 }
 
-/// A schema of its own on the shared PostgreSQL server; dropped when the test ends (also
-/// when it panics).
-struct PgSchema {
-    admin_url: String,
-    schema: String,
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        // The test's runtime may be gone or busy: drop the schema from a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            rt.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await.ok()
-            })
-        })
-        .join();
-    }
-}
-
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
-}
-
 impl Env {
     pub async fn sqlite() -> Env {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -80,21 +49,8 @@ impl Env {
     }
 
     pub async fn postgres() -> Env {
-        let admin_url = std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
-        let schema = format!("ejgate_t_{}", unique_suffix());
-        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL at {admin_url} is unreachable ({e}): start the server or point \
-                 EJGATE_TEST_PG_URL at one"
-            )
-        });
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .expect("create the test schema");
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-        Env { url, kind: EnvKind::Postgres { _schema: PgSchema { admin_url, schema } } }
+        let (url, schema) = PgSchema::create().await;
+        Env { url, kind: EnvKind::Postgres { _schema: schema } }
     }
 
     pub async fn open(&self) -> Box<dyn Store> {
@@ -795,6 +751,8 @@ mod scenarios {
         let leases = a.leases().await.unwrap();
         let l = leases.iter().find(|l| l.name == "source:dnevnik-1").unwrap();
         assert_eq!((l.token, l.pid, l.host.as_str()), (fourth.token, 404, "host-b"));
+        // Both takeovers are recorded (for `/metrics`); the fresh and the released ones are not.
+        assert_eq!(b.lease_takeovers().await.unwrap(), vec![("source:dnevnik-1".to_string(), 2)]);
     }
 
     pub async fn concurrent_lease_requests_have_one_winner(env: &Env) {
@@ -892,6 +850,9 @@ mod scenarios {
             warnings: vec!["неизвестный вид работы «ВПР»".into(), "w2".into()],
             skipped: 7,
             skipped_by_stream: [("marks".to_string(), 5), ("roster".to_string(), 2)].into_iter().collect(),
+            rate_limited: 4,
+            limit_waits: 9,
+            limit_wait_ms: 2500,
         };
         let failure = RunError::new(RunErrorKind::Server, "источник ответил 503");
         store.finish_run(b, RunStatus::Failed, Some(&failure), &stats).await.unwrap();
@@ -1102,6 +1063,92 @@ mod scenarios {
         let key = ("marks".to_string(), "group:1".to_string());
         assert_eq!(store.cursors(SRC).await.unwrap()[&key], "p2");
     }
+
+    pub async fn run_totals_add_up_runs_and_last_runs_are_the_newest_finished(env: &Env) {
+        let store = env.open().await;
+        store.ping().await.unwrap();
+        assert!(store.run_totals().await.unwrap().is_empty());
+        let stats = |requests: u64, inserted: u64, waits: u64| RunStats {
+            requests,
+            records_read: inserted + 1,
+            inserted,
+            updated: 2,
+            deleted: 1,
+            rate_limited: waits / 2,
+            limit_waits: waits,
+            limit_wait_ms: waits * 100,
+            ..RunStats::default()
+        };
+        let failure = RunError::new(RunErrorKind::Server, "HTTP 502");
+        let mut finished = Vec::new();
+        for (source, mode, status, s) in [
+            (SRC, "full", RunStatus::Succeeded, stats(10, 100, 4)),
+            (SRC, "incremental", RunStatus::Succeeded, stats(3, 5, 0)),
+            (SRC, "incremental", RunStatus::Succeeded, stats(4, 6, 2)),
+            (SRC, "incremental", RunStatus::Failed, stats(7, 0, 0)),
+            (OTHER, "full", RunStatus::Succeeded, stats(1, 1, 0)),
+        ] {
+            let run = store.begin_run(source, mode).await.unwrap();
+            let error = (status == RunStatus::Failed).then_some(&failure);
+            store.finish_run(run, status, error, &s).await.unwrap();
+            finished.push(run);
+        }
+        // A run still going counts as running, with nothing in its sums yet.
+        let going = store.begin_run(OTHER, "incremental").await.unwrap();
+
+        let totals = store.run_totals().await.unwrap();
+        let find = |source: &str, mode: &str, status: RunStatus| {
+            totals.iter().find(|t| t.source == source && t.mode == mode && t.status == status).unwrap().clone()
+        };
+        let inc = find(SRC, "incremental", RunStatus::Succeeded);
+        assert_eq!((inc.runs, inc.requests, inc.records_read, inc.inserted), (2, 7, 13, 11));
+        assert_eq!((inc.updated, inc.deleted, inc.rate_limited, inc.limit_waits, inc.limit_wait_ms), (4, 2, 1, 2, 200));
+        let runs = store.runs(10).await.unwrap();
+        let finished_at = |id| runs.iter().find(|r| r.id == id).unwrap().finished_at;
+        assert_eq!(inc.last_finished_at, finished_at(finished[2]));
+        assert_eq!(find(SRC, "full", RunStatus::Succeeded).limit_wait_ms, 400);
+        assert_eq!(find(SRC, "incremental", RunStatus::Failed).requests, 7);
+        let running = find(OTHER, "incremental", RunStatus::Running);
+        assert_eq!((running.runs, running.requests, running.last_finished_at), (1, 0, None));
+        assert_eq!(totals.len(), 5);
+
+        // The newest finished run per source: the failure of SRC, the full run of OTHER
+        // (its newer run is still going).
+        let last = store.last_finished_runs().await.unwrap();
+        assert_eq!(
+            last.iter().map(|r| (r.source.as_str(), r.id)).collect::<Vec<_>>(),
+            vec![(SRC, finished[3]), (OTHER, finished[4])]
+        );
+        assert_eq!(last[0].error_kind, Some(RunErrorKind::Server));
+        store.finish_run(going, RunStatus::Interrupted, None, &RunStats::default()).await.unwrap();
+        assert_eq!(store.last_finished_runs().await.unwrap()[1].id, going);
+    }
+
+    pub async fn api_tokens_keep_their_hash_and_revocation(env: &Env) {
+        let store = env.open().await;
+        let (h1, h2, h3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        store.create_api_token("grafana", &h1).await.unwrap();
+        store.create_api_token("ivanova", &h2).await.unwrap();
+        let e = store.create_api_token("grafana", &h3).await.unwrap_err().to_string();
+        assert!(e.contains("«grafana» is in force") && e.contains("ejgate token revoke grafana"), "{e}");
+        assert_eq!(store.api_token_by_hash(&h1).await.unwrap().unwrap().name, "grafana");
+        assert_eq!(store.api_token_by_hash(&h3).await.unwrap(), None, "the refused one was not kept");
+
+        assert!(store.revoke_api_token("grafana").await.unwrap());
+        assert!(!store.revoke_api_token("grafana").await.unwrap());
+        assert!(!store.revoke_api_token("nobody").await.unwrap());
+        assert_eq!(store.api_token_by_hash(&h1).await.unwrap(), None, "revoked");
+        let listed = store.api_tokens().await.unwrap();
+        assert_eq!(
+            listed.iter().map(|t| (t.name.as_str(), t.revoked_at.is_some())).collect::<Vec<_>>(),
+            vec![("grafana", true), ("ivanova", false)]
+        );
+        // A revoked name can be given to a new token; the old hash stays shut.
+        store.create_api_token("grafana", &h3).await.unwrap();
+        assert_eq!(store.api_token_by_hash(&h3).await.unwrap().unwrap().name, "grafana");
+        assert_eq!(store.api_token_by_hash(&h1).await.unwrap(), None);
+        assert!(store.api_tokens().await.unwrap().iter().all(|t| t.revoked_at.is_none()));
+    }
 }
 
 // ---- wiring: every scenario against every backend -----------------------------------
@@ -1152,6 +1199,8 @@ store_suite!(
     a_lease_has_one_holder_until_released_or_expired,
     concurrent_lease_requests_have_one_winner,
     two_syncs_of_one_source_one_is_refused,
+    run_totals_add_up_runs_and_last_runs_are_the_newest_finished,
+    api_tokens_keep_their_hash_and_revocation,
 );
 
 #[tokio::test]

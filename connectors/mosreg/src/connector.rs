@@ -1527,6 +1527,10 @@ impl Connector for MosregConnector {
         Some(self.clients().iter().map(|c| c.stats().requests.load(std::sync::atomic::Ordering::Relaxed)).sum())
     }
 
+    fn client_stats(&self) -> Vec<std::sync::Arc<ejgate_sdk::client::ClientStats>> {
+        self.clients().iter().map(|c| c.stats().clone()).collect()
+    }
+
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
         const PROFILE_INFO: &str = "acl/api/users/profile_info";
         let profiles: Vec<api::ProfileInfo> = self.school.get_json("auth", PROFILE_INFO, &[]).await?.body;
