@@ -8,6 +8,7 @@
 pub mod acceptance;
 pub mod compare;
 pub mod config;
+pub mod daemon;
 #[cfg(feature = "emulators")]
 pub mod demo;
 #[cfg(feature = "emulators")]
