@@ -1,6 +1,7 @@
 //! Alerting the person responsible (оповещение ответственного): the configured sources that
 //! need someone — one without a successful sync for longer than its `stale_after_hours`
-//! (or never synced), one whose last run failed.
+//! (or never synced), one whose last run failed — and the daemon's jobs whose last run
+//! failed or ran out of time.
 //!
 //! [`check_alerts`] reads them from the store, so every view agrees: `ejgate status` shows
 //! them, `/metrics` exports them (`ejgate_source_stale`, `ejgate_source_last_run_failed`),
@@ -18,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::config::Config;
-use crate::store::{RunErrorKind, RunId, RunStatus, Store, StoreResult};
+use crate::store::{JobRunStatus, RunErrorKind, RunId, RunStatus, Store, StoreResult};
 
 /// How often [`watch`] checks.
 pub const CHECK_EVERY: Duration = Duration::from_secs(60);
@@ -34,6 +35,8 @@ pub enum AlertKind {
     Stale,
     /// The newest finished run of the source failed.
     LastRunFailed,
+    /// The newest run of a job of the daemon failed or ran out of time (retries spent).
+    JobFailed,
 }
 
 impl AlertKind {
@@ -41,6 +44,7 @@ impl AlertKind {
         match self {
             AlertKind::Stale => "stale",
             AlertKind::LastRunFailed => "last_run_failed",
+            AlertKind::JobFailed => "job_failed",
         }
     }
 }
@@ -48,7 +52,12 @@ impl AlertKind {
 /// One alert (оповещение).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Alert {
+    /// The source (empty for a job's alert).
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub source: String,
+    /// The job, for `job_failed`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub job: Option<String>,
     pub kind: AlertKind,
     /// When the source last synced successfully; `None`: never.
     pub last_success: Option<DateTime<Utc>>,
@@ -103,6 +112,7 @@ pub async fn check_alerts_at(store: &dyn Store, config: &Config, now: DateTime<U
             };
             alerts.push(Alert {
                 source: name.clone(),
+                job: None,
                 kind: AlertKind::Stale,
                 last_success: success,
                 stale_after_hours: hours,
@@ -123,6 +133,7 @@ pub async fn check_alerts_at(store: &dyn Store, config: &Config, now: DateTime<U
             );
             alerts.push(Alert {
                 source: name.clone(),
+                job: None,
                 kind: AlertKind::LastRunFailed,
                 last_success: success,
                 stale_after_hours: hours,
@@ -131,6 +142,35 @@ pub async fn check_alerts_at(store: &dyn Store, config: &Config, now: DateTime<U
                 message,
             });
         }
+    }
+    // The daemon's jobs: the newest run of each (a run of it going on now hides the
+    // failure before it until it ends).
+    for run in store.last_job_runs().await? {
+        if !matches!(run.status, JobRunStatus::Failed | JobRunStatus::TimedOut) {
+            continue;
+        }
+        let what = run.error_kind.map(|k| k.what_to_do()).unwrap_or("read the error in `ejgate jobs`");
+        let message = format!(
+            "job «{}»: its run of {} {} after {} attempt(s){}: {}. What to do: {what}; `ejgate jobs run {}` runs it \
+             again now",
+            run.job,
+            run.scheduled_at.format("%Y-%m-%d %H:%M UTC"),
+            if run.status == JobRunStatus::TimedOut { "ran out of time" } else { "failed" },
+            run.attempt,
+            run.error_kind.map(|k| format!(" ({k})")).unwrap_or_default(),
+            run.error.as_deref().unwrap_or("no error recorded"),
+            run.job,
+        );
+        alerts.push(Alert {
+            source: String::new(),
+            job: Some(run.job.clone()),
+            kind: AlertKind::JobFailed,
+            last_success: None,
+            stale_after_hours: 0,
+            run: Some(run.id),
+            error_kind: run.error_kind,
+            message,
+        });
     }
     Ok(alerts)
 }
@@ -148,21 +188,21 @@ impl AlertLog {
         let now = tokio::time::Instant::now();
         let mut current = std::collections::HashSet::new();
         for a in alerts {
-            let key = (a.source.clone(), a.kind);
+            let key = (a.job.clone().unwrap_or_else(|| a.source.clone()), a.kind);
             current.insert(key.clone());
             let due = match self.logged.get(&key) {
                 None => true,
                 Some((run, at)) => *run != a.run || now.duration_since(*at) >= REPEAT,
             };
             if due {
-                tracing::error!(source = %a.source, alert = a.kind.as_str(), "{}", a.message);
+                tracing::error!(alert = a.kind.as_str(), "{}", a.message);
                 self.logged.insert(key, (a.run, now));
             }
         }
         self.logged.retain(|key, _| {
             let lasts = current.contains(key);
             if !lasts {
-                tracing::info!(source = %key.0, alert = key.1.as_str(), "source «{}»: the alert cleared", key.0);
+                tracing::info!(alert = key.1.as_str(), "«{}»: the alert cleared", key.0);
             }
             lasts
         });

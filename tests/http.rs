@@ -262,7 +262,8 @@ impl Relay {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readyz_answers_503_when_the_store_is_unreachable_or_the_schedules_are_not_loaded() {
-    let (url, _schema) = common::pg::PgSchema::create().await;
+    let schema = common::PgSchema::create("ejgate_http").await;
+    let url = schema.url.clone();
     let parsed = url::Url::parse(&url).unwrap();
     let target: SocketAddr = tokio::net::lookup_host((parsed.host_str().unwrap(), parsed.port().unwrap_or(5432)))
         .await
@@ -508,4 +509,95 @@ fn the_systemd_unit_verifies() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     let own: Vec<&str> = stderr.lines().filter(|l| l.contains("ejgate.service")).collect();
     assert!(out.status.success() && own.is_empty(), "systemd-analyze verify:\n{stderr}");
+}
+
+/// Jobs run through the binary (`ejgate jobs run`, the daemon's path): `/metrics` counts
+/// them by job, kind and outcome as the store lists them, and the failed one is an alert
+/// in `ejgate status` and a gauge.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn job_runs_are_counted_by_kind_and_outcome_and_a_failed_job_is_an_alert() {
+    let emulator = start_emulator(World::generate(SynthConfig::small(33)), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
+    std::fs::create_dir_all(dir.path().join("schedules")).unwrap();
+    for (file, token) in [("token", TOKEN), ("wrong", "not-the-token")] {
+        std::fs::write(dir.path().join("secrets").join(file), format!("{token}\n")).unwrap();
+        private(&dir.path().join("secrets").join(file));
+    }
+    let base = emulator.base_url();
+    let mut text = String::from("[store]\nurl = \"sqlite://ejgate.db\"\n");
+    for (name, token) in [("good", "token"), ("refused", "wrong")] {
+        text.push_str(&format!(
+            "[[source]]\nname = \"{name}\"\nsystem = \"dnevnik\"\nbase_url = \"{base}\"\ntoken_file = \"secrets/{token}\"\n"
+        ));
+    }
+    let config = dir.path().join("ejgate.toml");
+    std::fs::write(&config, text).unwrap();
+    let mut jobs = String::from("time_zone = \"UTC\"\n");
+    for (name, kind, target) in [
+        ("nightly-good", "sync", "good"),
+        ("weekly-good", "sync --full", "good"),
+        ("nightly-refused", "sync", "refused"),
+    ] {
+        jobs.push_str(&format!(
+            "[[job]]\nname = \"{name}\"\nkind = \"{kind}\"\ntarget = \"{target}\"\ncron = \"0 2 * * *\"\n\
+             catch_up = \"skip\"\ntime_limit_minutes = 10\n"
+        ));
+    }
+    std::fs::write(dir.path().join("schedules/jobs.toml"), jobs).unwrap();
+    let run = |args: &[&str]| ejgate().arg("--config").arg(&config).args(args).output().unwrap();
+    for (job, ok) in [("nightly-good", true), ("nightly-good", true), ("weekly-good", true), ("nightly-refused", false)]
+    {
+        let out = run(&["jobs", "run", job]);
+        assert_eq!(out.status.success(), ok, "{job}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    let loaded = Config::load(&config).unwrap();
+    let schedule = ejgate::schedule::load_dir(&loaded.schedules_dir(), &loaded).unwrap();
+    let store: Arc<dyn Store> = ejgate::store::open(&loaded.store_url()).await.unwrap().shared();
+    let state = HttpState::new(store.clone(), Arc::new(loaded));
+    state.set_jobs(schedule);
+    let (addr, _stop) = serve(state).await;
+    let samples = parse_metrics(&get_metrics(addr, false).await.1, false);
+
+    // The store's own list of job runs, counted here.
+    let recorded = store.job_runs(None, 100).await.unwrap();
+    assert_eq!(recorded.len(), 4);
+    for (job, kind) in [("nightly-good", "sync"), ("weekly-good", "sync --full"), ("nightly-refused", "sync")] {
+        for outcome in ["succeeded", "failed", "timed_out", "skipped"] {
+            let expected = recorded.iter().filter(|r| r.job == job && r.status.as_str() == outcome).count();
+            let labels = [("job", job), ("kind", kind), ("outcome", outcome)];
+            assert_eq!(value(&samples, "ejgate_job_runs_total", &labels), Some(expected as f64), "{job} {outcome}");
+        }
+    }
+    assert_eq!(
+        value(
+            &samples,
+            "ejgate_job_runs_total",
+            &[("job", "nightly-good"), ("kind", "sync"), ("outcome", "succeeded")]
+        ),
+        Some(2.0)
+    );
+    let newest = recorded.iter().filter(|r| r.job == "nightly-good").filter_map(|r| r.finished_at).max().unwrap();
+    let last = value(&samples, "ejgate_job_last_success_timestamp_seconds", &[("job", "nightly-good")]).unwrap();
+    assert!((last - newest.timestamp_micros() as f64 / 1e6).abs() < 1e-3);
+    assert_eq!(value(&samples, "ejgate_job_last_run_failed", &[("job", "nightly-refused")]), Some(1.0));
+    assert_eq!(value(&samples, "ejgate_job_last_run_failed", &[("job", "nightly-good")]), Some(0.0));
+    // The sync runs the jobs made are counted too: three of «good», one of «refused».
+    let synced: f64 = ["full", "incremental"]
+        .iter()
+        .filter_map(|mode| {
+            value(&samples, "ejgate_sync_runs_total", &[("source", "good"), ("mode", mode), ("status", "succeeded")])
+        })
+        .sum();
+    assert_eq!(synced, 3.0);
+
+    let out = run(&["status", "--json"]);
+    let status: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let alert = status["alerts"].as_array().unwrap().iter().find(|a| a["kind"] == "job_failed").expect("a job alert");
+    assert_eq!(alert["job"], "nightly-refused");
+    assert!(alert.get("source").is_none(), "{alert}");
+    let message = alert["message"].as_str().unwrap();
+    assert!(message.contains("renew the token") && message.contains("ejgate jobs run nightly-refused"), "{message}");
+    emulator.shutdown().await;
 }

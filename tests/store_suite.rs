@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::pg::{PgSchema, DEFAULT_PG_URL};
+use common::PgSchema;
 
 use std::time::Duration;
 
@@ -49,8 +49,8 @@ impl Env {
     }
 
     pub async fn postgres() -> Env {
-        let (url, schema) = PgSchema::create().await;
-        Env { url, kind: EnvKind::Postgres { _schema: schema } }
+        let schema = PgSchema::create("ejgate_t").await;
+        Env { url: schema.url.clone(), kind: EnvKind::Postgres { _schema: schema } }
     }
 
     pub async fn open(&self) -> Box<dyn Store> {
@@ -1124,6 +1124,45 @@ mod scenarios {
         assert_eq!(store.last_finished_runs().await.unwrap()[1].id, going);
     }
 
+    pub async fn job_run_totals_add_up_the_job_runs(env: &Env) {
+        use ejgate::store::{JobClaim, JobEnd, JobRunStatus, JobTrigger, NewJobRun};
+        let store = env.open().await;
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-12-07T02:00:00Z").unwrap().to_utc();
+        let claim = JobClaim { token: Uuid::new_v4(), host: "host-a", pid: 7 };
+        // Three slots of «nightly»: one succeeds after a retry, one fails, one is skipped.
+        let mut ids = Vec::new();
+        for (i, status) in [JobRunStatus::Due, JobRunStatus::Due, JobRunStatus::Skipped].into_iter().enumerate() {
+            let slot = t0 + chrono::TimeDelta::days(i as i64);
+            let new = NewJobRun {
+                job: "nightly",
+                scheduled_at: slot,
+                trigger: JobTrigger::Schedule,
+                status,
+                due_at: slot,
+                note: None,
+            };
+            ids.push(store.insert_job_run(&new).await.unwrap().unwrap().id);
+        }
+        let end = |status, retry_at, at| JobEnd { status, error: None, error_kind: None, retry_at, at };
+        store.start_job_run(ids[0], &claim, t0).await.unwrap().unwrap();
+        let retry = t0 + chrono::TimeDelta::minutes(5);
+        assert!(store.finish_job_run(ids[0], claim.token, &end(JobRunStatus::Failed, Some(retry), t0)).await.unwrap());
+        store.start_job_run(ids[0], &claim, retry).await.unwrap().unwrap();
+        let done = retry + chrono::TimeDelta::minutes(1);
+        assert!(store.finish_job_run(ids[0], claim.token, &end(JobRunStatus::Succeeded, None, done)).await.unwrap());
+        let day2 = t0 + chrono::TimeDelta::days(1);
+        store.start_job_run(ids[1], &claim, day2).await.unwrap().unwrap();
+        assert!(store.finish_job_run(ids[1], claim.token, &end(JobRunStatus::Failed, None, day2)).await.unwrap());
+
+        let totals = store.job_run_totals().await.unwrap();
+        let of = |status| totals.iter().find(|t| t.job == "nightly" && t.status == status).unwrap();
+        let ok = of(JobRunStatus::Succeeded);
+        assert_eq!((ok.runs, ok.retries, ok.resumed, ok.last_finished_at), (1, 1, 0, Some(done)));
+        assert_eq!((of(JobRunStatus::Failed).runs, of(JobRunStatus::Failed).retries), (1, 0));
+        assert_eq!((of(JobRunStatus::Skipped).runs, of(JobRunStatus::Skipped).last_finished_at), (1, None));
+        assert_eq!(totals.len(), 3);
+    }
+
     pub async fn api_tokens_keep_their_hash_and_revocation(env: &Env) {
         let store = env.open().await;
         let (h1, h2, h3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
@@ -1201,6 +1240,7 @@ store_suite!(
     two_syncs_of_one_source_one_is_refused,
     run_totals_add_up_runs_and_last_runs_are_the_newest_finished,
     api_tokens_keep_their_hash_and_revocation,
+    job_run_totals_add_up_the_job_runs,
 );
 
 #[tokio::test]
@@ -1259,7 +1299,8 @@ async fn a_sqlite_store_in_a_missing_directory_or_without_a_path_is_refused_with
 /// a missing database read «… at line 948». Now both are one line naming the place, at once.
 #[tokio::test]
 async fn postgres_connection_errors_name_the_host_the_port_and_what_to_do() {
-    let admin_url = std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
+    let admin_url =
+        std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     // Port 1 on loopback: nothing listens there, the OS refuses at once.
     let e = store::open("postgres://postgres@127.0.0.1:1/test").await.err().unwrap().to_string();
     assert!(e.contains("127.0.0.1:1") && e.contains("refused") && e.contains("pg_isready"), "{e}");

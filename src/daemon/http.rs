@@ -217,7 +217,8 @@ async fn readyz(State(state): State<HttpState>) -> Response {
 
 async fn metrics(State(state): State<HttpState>, headers: HeaderMap) -> Response {
     let format = super::metrics::Format::from_accept(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
-    match super::metrics::render(state.store.as_ref(), &state.config, format).await {
+    let jobs = state.jobs().unwrap_or_default();
+    match super::metrics::render(state.store.as_ref(), &state.config, &jobs, format).await {
         Ok(text) => ([(header::CONTENT_TYPE, format.content_type())], text).into_response(),
         Err(e) => store_error(e),
     }

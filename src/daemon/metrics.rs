@@ -26,7 +26,13 @@
 //! | `ejgate_source_last_success_timestamp_seconds` | gauge | source | end of the newest successful run (absent: never) |
 //! | `ejgate_source_stale` | gauge | source | 1 when the source has no successful sync within its `stale_after_hours` |
 //! | `ejgate_source_last_run_failed` | gauge | source | 1 when its newest finished run failed |
-//! | `ejgate_lease_takeovers_total` | counter | lease | leases taken over from a holder that stopped |
+//! | `ejgate_job_runs_total` | counter | job, kind, outcome | job runs that ended: succeeded, failed, timed_out, skipped |
+//! | `ejgate_job_runs_open` | gauge | job, kind, status | job runs due, running, or interrupted (to be taken up again) |
+//! | `ejgate_job_retries_total` | counter | job | attempts beyond the first |
+//! | `ejgate_job_runs_resumed_total` | counter | job | job runs taken up again after their worker died or stopped |
+//! | `ejgate_job_last_success_timestamp_seconds` | gauge | job | end of the job's newest successful run (absent: never) |
+//! | `ejgate_job_last_run_failed` | gauge | job | 1 when the job's newest run failed or timed out |
+//! | `ejgate_lease_takeovers_total` | counter | lease | leases taken over from a holder that stopped (`source:…`, `job:…`) |
 //! | `ejgate_build_info` | gauge | version | 1 |
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,7 +46,8 @@ use prometheus_client::registry::Registry;
 
 use crate::alerts::{Alert, AlertKind};
 use crate::config::Config;
-use crate::store::{RunStatus, RunTotals, Store, StoreResult};
+use crate::schedule::Job;
+use crate::store::{JobRunStatus, JobRunTotals, RunStatus, RunTotals, Store, StoreResult};
 
 /// The text formats `/metrics` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,10 +83,14 @@ pub struct Snapshot {
     pub totals: Vec<RunTotals>,
     pub takeovers: Vec<(String, u64)>,
     pub alerts: Vec<Alert>,
+    pub job_totals: Vec<JobRunTotals>,
+    /// The kind of each loaded job (`sync`, `sync --full`…), by name.
+    pub job_kinds: BTreeMap<String, &'static str>,
 }
 
 impl Snapshot {
-    pub async fn read(store: &dyn Store, config: &Config) -> StoreResult<Snapshot> {
+    /// `jobs`: the loaded schedules (their kinds label the job metrics).
+    pub async fn read(store: &dyn Store, config: &Config, jobs: &[Job]) -> StoreResult<Snapshot> {
         let totals = store.run_totals().await?;
         let mut sources: BTreeSet<String> = config.sources.iter().map(|s| s.name.clone()).collect();
         sources.extend(totals.iter().map(|t| t.source.clone()));
@@ -88,6 +99,8 @@ impl Snapshot {
             totals,
             takeovers: store.lease_takeovers().await?,
             alerts: crate::alerts::check_alerts(store, config).await?,
+            job_totals: store.job_run_totals().await?,
+            job_kinds: jobs.iter().map(|j| (j.name.clone(), j.kind.as_str())).collect(),
         })
     }
 
@@ -108,8 +121,8 @@ impl Snapshot {
 }
 
 /// Reads the store and writes the metrics.
-pub async fn render(store: &dyn Store, config: &Config, format: Format) -> StoreResult<String> {
-    Ok(Snapshot::read(store, config).await?.to_text(format))
+pub async fn render(store: &dyn Store, config: &Config, jobs: &[Job], format: Format) -> StoreResult<String> {
+    Ok(Snapshot::read(store, config, jobs).await?.to_text(format))
 }
 
 /// Per source, a value added over its totals.
@@ -225,6 +238,7 @@ impl Collector for Snapshot {
         gauge(e, "ejgate_source_last_run_failed", "1 when the newest finished run of the source failed.", {
             flag(AlertKind::LastRunFailed)
         })?;
+        self.encode_jobs(e)?;
         counter(
             e,
             "ejgate_lease_takeovers",
@@ -236,6 +250,70 @@ impl Collector for Snapshot {
             "ejgate_build_info",
             "The running ejgate's version.",
             [(vec![("version", env!("CARGO_PKG_VERSION"))], 1i64)],
+        )?;
+        Ok(())
+    }
+}
+
+impl Snapshot {
+    /// The job families: every loaded job appears, with zeros until it has runs.
+    fn encode_jobs(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let kind = |job: &str| self.job_kinds.get(job).copied().unwrap_or("unknown");
+        let mut jobs: BTreeSet<&str> = self.job_kinds.keys().map(String::as_str).collect();
+        jobs.extend(self.job_totals.iter().map(|t| t.job.as_str()));
+        let of = |job: &str, status: JobRunStatus| {
+            self.job_totals.iter().filter(|t| t.job == job && t.status == status).map(|t| t.runs).sum::<u64>()
+        };
+        const ENDED: [JobRunStatus; 4] =
+            [JobRunStatus::Succeeded, JobRunStatus::Failed, JobRunStatus::TimedOut, JobRunStatus::Skipped];
+        const OPEN: [JobRunStatus; 3] = [JobRunStatus::Due, JobRunStatus::Running, JobRunStatus::Interrupted];
+        let rows = |statuses: &'static [JobRunStatus], key: &'static str| {
+            jobs.iter().flat_map(move |job| {
+                statuses.iter().map(move |status| {
+                    (vec![("job", *job), ("kind", kind(job)), (key, status.as_str())], of(job, *status))
+                })
+            })
+        };
+        counter(e, "ejgate_job_runs", "Job runs that ended, by job, kind and outcome.", rows(&ENDED, "outcome"))?;
+        gauge(
+            e,
+            "ejgate_job_runs_open",
+            "Job runs due, running, or interrupted and waiting to be taken up again.",
+            rows(&OPEN, "status").map(|(labels, n)| (labels, n as i64)),
+        )?;
+        let sum = |f: fn(&JobRunTotals) -> u64| {
+            jobs.iter().map(move |job| {
+                (vec![("job", *job)], self.job_totals.iter().filter(|t| t.job == *job).map(f).sum::<u64>())
+            })
+        };
+        counter(e, "ejgate_job_retries", "Attempts of job runs beyond the first.", sum(|t| t.retries))?;
+        counter(
+            e,
+            "ejgate_job_runs_resumed",
+            "Job runs taken up again after their worker died or stopped.",
+            sum(|t| t.resumed),
+        )?;
+        let mut success: BTreeMap<&str, chrono::DateTime<chrono::Utc>> = BTreeMap::new();
+        for t in self.job_totals.iter().filter(|t| t.status == JobRunStatus::Succeeded) {
+            if let Some(at) = t.last_finished_at {
+                let newest = success.entry(t.job.as_str()).or_insert(at);
+                *newest = (*newest).max(at);
+            }
+        }
+        gauge(
+            e,
+            "ejgate_job_last_success_timestamp_seconds",
+            "When the newest successful run of the job finished (Unix time).",
+            success.into_iter().map(|(job, at)| (vec![("job", job)], at.timestamp_micros() as f64 / 1e6)),
+        )?;
+        gauge(
+            e,
+            "ejgate_job_last_run_failed",
+            "1 when the newest run of the job failed or timed out.",
+            jobs.iter().map(|job| {
+                let on = self.alerts.iter().any(|a| a.kind == AlertKind::JobFailed && a.job.as_deref() == Some(*job));
+                (vec![("job", *job)], i64::from(on))
+            }),
         )?;
         Ok(())
     }

@@ -16,9 +16,11 @@ use uuid::Uuid;
 
 use ejgate_sdk::model::{DateRange, EntityKind};
 
+mod jobs;
 mod postgres;
 mod sqlite;
 
+pub use jobs::{JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, JobTrigger, NewJobRun};
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
@@ -464,9 +466,10 @@ pub(crate) fn ttl_millis(ttl: std::time::Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
-/// The store, as the rest of ejgate sees it: operations on data, not SQL.
+/// The store, as the rest of ejgate sees it: operations on data, not SQL. The daemon's job
+/// runs are its part [`JobStore`].
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: JobStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -106,64 +106,47 @@ pub async fn live_counts(store: &dyn Store) -> BTreeMap<EntityKind, u64> {
     store.live_counts(None).await.unwrap()
 }
 
-/// A PostgreSQL schema of a test's own on the server at `EJGATE_TEST_PG_URL` (default
-/// [`DEFAULT_PG_URL`](pg::DEFAULT_PG_URL)), so that tests run in parallel.
-pub mod pg {
-    use std::sync::atomic::{AtomicU64, Ordering};
+/// A fresh schema on the test PostgreSQL server (`EJGATE_TEST_PG_URL`, default
+/// `postgres://postgres@127.0.0.1:5432/test`) and a store URL that selects it; the schema is
+/// dropped when this is dropped (also when the test panics).
+pub struct PgSchema {
+    pub url: String,
+    admin: String,
+    schema: String,
+}
 
-    use sqlx::{AssertSqlSafe, Connection};
-
-    pub const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
-
-    /// A schema of its own on the shared PostgreSQL server; dropped when the test ends (also
-    /// when it panics).
-    pub struct PgSchema {
-        admin_url: String,
-        schema: String,
+impl PgSchema {
+    pub async fn create(prefix: &str) -> PgSchema {
+        use sqlx::Connection;
+        let admin =
+            std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        // Tests of one binary run in parallel: the counter keeps their schemas apart.
+        static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let schema = format!("{prefix}_{}_{n}_{nanos}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("PostgreSQL at {admin} is unreachable ({e}): start the server or point EJGATE_TEST_PG_URL at one")
+        });
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+        PgSchema { url, admin, schema }
     }
+}
 
-    impl PgSchema {
-        /// A fresh schema, and the store URL that selects it (`options=-c search_path=…`).
-        /// An unreachable server fails the test: CI starts one.
-        pub async fn create() -> (String, PgSchema) {
-            let admin_url = std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
-            let schema = format!("ejgate_t_{}", unique_suffix());
-            let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-                panic!(
-                    "PostgreSQL at {admin_url} is unreachable ({e}): start the server or point \
-                     EJGATE_TEST_PG_URL at one"
-                )
-            });
-            sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-                .execute(&mut conn)
-                .await
-                .expect("create the test schema");
-            let sep = if admin_url.contains('?') { '&' } else { '?' };
-            let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-            (url, PgSchema { admin_url, schema })
-        }
-    }
-
-    impl Drop for PgSchema {
-        fn drop(&mut self) {
-            let admin_url = self.admin_url.clone();
-            let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-            // The test's runtime may be gone or busy: drop the schema from a thread of its own.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-                rt.block_on(async {
-                    let mut conn = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                    sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await.ok()
-                })
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (admin, sql) = (self.admin.clone(), format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        // The test's runtime may be gone or busy: drop the schema from a thread of its own.
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.ok()
             })
-            .join();
-        }
-    }
-
-    pub fn unique_suffix() -> String {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let nanos =
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-        format!("{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
+        })
+        .join();
     }
 }
