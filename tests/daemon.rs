@@ -483,3 +483,64 @@ async fn the_time_limit_stops_the_run_and_records_it_timed_out() {
     assert!(sync.error.as_deref().unwrap_or_default().contains("time limit"), "{sync:?}");
     emulator.shutdown().await;
 }
+
+/// A worker on another host died while running a job: its lease is not the lease of a
+/// process this host can see is gone, so the run waits until the lease expires, and then
+/// a worker takes it over and completes it. (The dead worker is made by hand: its lease,
+/// four seconds long, and the row it had taken up.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_worker_of_another_host_is_taken_over_once_its_lease_expires() {
+    use ejgate::store::{JobClaim, LeaseOutcome, LeaseRequest, NewJobRun};
+    let pg = PgSchema::create("ejgate_daemon_expiry").await;
+    let world = World::generate(SynthConfig::small(44));
+    let truth = expected(&world);
+    let emulator = start_emulator(world, None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = setup(
+        dir.path(),
+        &pg.url,
+        &[("dn", emulator.base_url())],
+        &job("nightly", "sync --full", "dn", "1 10 * * *", "once", ""),
+    );
+    let log = dir.path().join("serve.log");
+
+    let store = ejgate::store::PostgresStore::open(&pg.url).await.unwrap();
+    let request = LeaseRequest {
+        name: "job:nightly",
+        host: "worker-elsewhere",
+        pid: 4242,
+        ttl: Duration::from_secs(4),
+        replace: None,
+    };
+    let LeaseOutcome::Acquired { lease, .. } = store.acquire_lease(&request).await.unwrap() else { panic!("free") };
+    let new = NewJobRun {
+        job: "nightly",
+        scheduled_at: at(10, 1, 0),
+        trigger: JobTrigger::Schedule,
+        status: JobRunStatus::Due,
+        due_at: at(10, 1, 0),
+        note: None,
+    };
+    let row = store.insert_job_run(&new).await.unwrap().unwrap();
+    let claim = JobClaim { token: lease.token, host: "worker-elsewhere", pid: 4242 };
+    store.start_job_run(row.id, &claim, at(10, 1, 0)).await.unwrap().unwrap();
+
+    let child = serve(&config, at(10, 2, 0), &log, &[]);
+    let done = wait_for("the run taken over", Duration::from_secs(120), &log, || {
+        run_at(&store, "nightly", at(10, 1, 0), JobRunStatus::Succeeded)
+    })
+    .await;
+    assert_eq!((done.resumed, done.pid), (1, Some(child.id())), "{done:?}");
+    let syncs = store.runs(10).await.unwrap();
+    assert_eq!(syncs.len(), 1);
+    assert!(syncs[0].started_at >= lease.expires_at, "taken over only once the lease expired: {syncs:?} {lease:?}");
+    assert!(
+        log_of(&log).contains("took over «job:nightly» from pid 4242 on host «worker-elsewhere»"),
+        "{}",
+        log_of(&log)
+    );
+    assert_eq!(live(&store, "dn").await, truth);
+    let status = terminate(child, Duration::from_secs(20), &log).await;
+    assert!(status.success());
+    emulator.shutdown().await;
+}

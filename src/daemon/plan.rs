@@ -172,6 +172,23 @@ mod tests {
         assert_eq!((p.slot, p.trigger), (day_before(19, 0, 0), JobTrigger::Schedule));
     }
 
+    /// Daylight saving time, as `crate::schedule` documents it: 02:30 in Berlin falls into
+    /// the skipped hour on 2027-03-28 and runs at 03:00 CEST (01:00 UTC); on 2027-10-31 it
+    /// comes twice and runs once, at its first pass (00:30 UTC).
+    #[test]
+    fn a_skipped_hour_runs_after_the_gap_and_a_repeated_hour_once() {
+        let j = job("Europe/Berlin", "30 2 * * *", "skip");
+        let t = |mo, d, h, mi, s| Utc.with_ymd_and_hms(2027, mo, d, h, mi, s).unwrap();
+        assert_eq!(plan(&j, t(3, 27, 12, 0, 0), t(3, 28, 0, 59, 59)).0, None);
+        let p = plan(&j, t(3, 27, 12, 0, 0), t(3, 28, 1, 0, 5)).0.unwrap();
+        assert_eq!((p.slot, p.trigger, p.status), (t(3, 28, 1, 0, 0), JobTrigger::Schedule, JobRunStatus::Due));
+
+        let (first, anchor) = plan(&j, t(10, 30, 12, 0, 0), t(10, 31, 0, 30, 5));
+        assert_eq!(first.unwrap().slot, t(10, 31, 0, 30, 0));
+        assert_eq!(plan(&j, anchor, t(10, 31, 1, 30, 5)).0, None, "the second 02:30 does not run");
+        assert_eq!(plan(&j, anchor, t(11, 1, 1, 30, 5)).0.unwrap().slot, t(11, 1, 1, 30, 0), "02:30 CET next day");
+    }
+
     #[test]
     fn a_long_outage_of_an_every_minute_job_is_counted() {
         let j = job("UTC", "* * * * *", "skip");
