@@ -81,7 +81,8 @@ fn write_setup(dir: &Path, store_url: &str, base_url: &str, schools: usize) -> s
     let token = dir.join("token");
     std::fs::write(&token, TOKEN).unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut config = format!("[store]\nurl = \"{store_url}\"\n");
+    // Several workers on one machine: each its own free port for its HTTP side.
+    let mut config = format!("[store]\nurl = \"{store_url}\"\n[serve]\nlisten = \"127.0.0.1:0\"\n");
     let mut jobs = String::from("time_zone = \"Asia/Krasnoyarsk\"\n");
     for i in 1..=schools {
         config.push_str(&format!(

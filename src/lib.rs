@@ -6,6 +6,7 @@
 
 #[cfg(feature = "acceptance")]
 pub mod acceptance;
+pub mod alerts;
 pub mod compare;
 pub mod config;
 pub mod daemon;
