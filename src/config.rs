@@ -22,6 +22,10 @@ pub struct Config {
     /// The directory of schedule files (`schedule`); left out, `schedules` beside this file.
     #[serde(default)]
     pub schedules_dir: Option<PathBuf>,
+    /// The directory of regulation profiles (`regulations/*.toml`); left out, `regulations`
+    /// beside this file.
+    #[serde(default)]
+    pub regulations_dir: Option<PathBuf>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
     /// Schools served by more than one source: their people are linked across the sources.
@@ -102,6 +106,21 @@ pub struct SchoolConfig {
     /// present and equal.
     #[serde(default = "crate::link::default_rules", rename = "match")]
     pub match_rules: Vec<Vec<crate::link::MatchField>>,
+    /// The regulation profile the school follows (профиль положения): the name of a file in
+    /// `regulations_dir` without `.toml` (`"s1-kiasuo"`); monitoring needs it.
+    #[serde(default)]
+    pub regulation: Option<String>,
+    /// The source that is the school's journal of record (журнал), where it has several;
+    /// left out, the first of `sources`.
+    #[serde(default)]
+    pub journal: Option<String>,
+}
+
+impl SchoolConfig {
+    /// The source whose journal monitoring judges.
+    pub fn journal_source(&self) -> &str {
+        self.journal.as_deref().unwrap_or_else(|| self.sources.first().map(String::as_str).unwrap_or_default())
+    }
 }
 
 /// The systems ejgate has connectors for (also the values of `ejgate emulate SYSTEM`).
@@ -439,6 +458,27 @@ impl Config {
                     school.name
                 )));
             }
+            if let Some(journal) = &school.journal {
+                if !school.sources.contains(journal) {
+                    return Err(invalid(format!(
+                        "school «{}»: journal = «{journal}» is not one of its sources ({})",
+                        school.name,
+                        school.sources.join(", ")
+                    )));
+                }
+            }
+            if let Some(regulation) = &school.regulation {
+                let file = config.regulations_dir().join(format!("{regulation}.toml"));
+                if !file.is_file() {
+                    return Err(invalid(format!(
+                        "school «{}»: regulation = «{regulation}»: there is no {}; name a profile of {} (without .toml) \
+                         or set regulations_dir",
+                        school.name,
+                        file.display(),
+                        config.regulations_dir().display()
+                    )));
+                }
+            }
         }
         Ok(config)
     }
@@ -447,6 +487,12 @@ impl Config {
     /// The schedules directory: `schedules_dir`, or `schedules` beside the configuration.
     pub fn schedules_dir(&self) -> PathBuf {
         self.resolve(self.schedules_dir.as_deref().unwrap_or(Path::new("schedules")))
+    }
+
+    /// The regulation profiles directory: `regulations_dir`, or `regulations` beside the
+    /// configuration.
+    pub fn regulations_dir(&self) -> PathBuf {
+        self.resolve(self.regulations_dir.as_deref().unwrap_or(Path::new("regulations")))
     }
 
     pub fn resolve(&self, path: &Path) -> PathBuf {

@@ -17,6 +17,7 @@ pub mod emulators;
 pub mod kiasuo;
 pub mod lease;
 pub mod link;
+pub mod monitor;
 pub mod progress;
 pub mod schedule;
 pub mod sources;

@@ -104,6 +104,11 @@ enum Command {
         #[arg(long, global = true)]
         dir: Option<PathBuf>,
     },
+    /// Monitoring of the journal against each school's regulation (мониторинг)
+    Monitor {
+        #[command(subcommand)]
+        command: MonitorCommand,
+    },
     /// Bearer tokens of `ejgate serve`'s JSON API (/api/v1/…)
     Token {
         #[command(subcommand)]
@@ -174,6 +179,25 @@ enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Subcommand)]
+enum MonitorCommand {
+    /// The regulation profiles (regulations/*.toml)
+    Profiles {
+        #[command(subcommand)]
+        command: ProfilesCommand,
+        /// The profiles directory (default: regulations_dir in ejgate.toml, or `regulations`
+        /// beside it; `regulations` here when there is no ejgate.toml)
+        #[arg(long, global = true)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfilesCommand {
+    /// Check every profile; each refusal is printed as FILE:LINE: reason
+    Check,
 }
 
 #[derive(Subcommand)]
@@ -550,6 +574,29 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             } else {
                 for r in &reports {
                     print!("{}", ejgate::link::render(r));
+                }
+            }
+        }
+        Command::Monitor { command: MonitorCommand::Profiles { command: ProfilesCommand::Check, dir } } => {
+            let dir = match dir {
+                Some(dir) => dir,
+                None if cli.config.exists() => Config::load(&cli.config)?.regulations_dir(),
+                None => PathBuf::from("regulations"),
+            };
+            match ejgate::monitor::profile::load_dir(&dir) {
+                Ok(profiles) => {
+                    for p in &profiles {
+                        let ids: Vec<&str> = p.rules.iter().map(|r| r.id.as_str()).collect();
+                        println!("{}: {} — {}", p.name, p.title, ids.join(", "));
+                    }
+                    println!("{}: {} profiles checked", dir.display(), profiles.len());
+                }
+                Err(refused) => {
+                    for refusal in &refused.0 {
+                        eprintln!("{refusal}");
+                    }
+                    eprintln!("error: {} refused in {}", refused.0.len(), dir.display());
+                    return Ok(std::process::ExitCode::FAILURE);
                 }
             }
         }
