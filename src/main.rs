@@ -107,7 +107,27 @@ enum Command {
     /// Monitoring of the journal against each school's regulation (мониторинг)
     Monitor {
         #[command(subcommand)]
-        command: MonitorCommand,
+        command: Option<MonitorCommand>,
+        /// The school (a [[school]] name in ejgate.toml, with its regulation)
+        #[arg(long)]
+        school: Option<String>,
+        /// The day to judge (default: yesterday in the school's time zone)
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        /// The whole week (Monday to Sunday) of the day
+        #[arg(long, conflicts_with = "month")]
+        week: bool,
+        /// The whole calendar month of the day
+        #[arg(long)]
+        month: bool,
+        #[arg(long, value_enum, default_value_t = BoardFormat::Text)]
+        format: BoardFormat,
+        /// Write the board to this file instead of the standard output
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Judge without recording the findings in the store
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Bearer tokens of `ejgate serve`'s JSON API (/api/v1/…)
     Token {
@@ -179,6 +199,13 @@ enum TokenCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BoardFormat {
+    Text,
+    Json,
+    Csv,
 }
 
 #[derive(Subcommand)]
@@ -577,7 +604,46 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Monitor { command: MonitorCommand::Profiles { command: ProfilesCommand::Check, dir } } => {
+        Command::Monitor { command: None, school, date, week, month, format, out, dry_run } => {
+            let Some(school) = school else {
+                bail!("name the school: ejgate monitor --school NAME (a [[school]] of {})", cli.config.display());
+            };
+            let config = Config::load(&cli.config)?;
+            let store = store::open(&config.store_url()).await?;
+            let span = if week {
+                ejgate::monitor::Span::Week
+            } else if month {
+                ejgate::monitor::Span::Month
+            } else {
+                ejgate::monitor::Span::Day
+            };
+            let (report, changes) =
+                ejgate::monitor::run(&config, store.as_ref(), &school, date, span, chrono::Utc::now(), !dry_run)
+                    .await?;
+            let bytes = match format {
+                BoardFormat::Text => ejgate::monitor::board::render(&report).into_bytes(),
+                BoardFormat::Json => serde_json::to_vec_pretty(&report)?,
+                BoardFormat::Csv => ejgate::monitor::board::csv(&report)?,
+            };
+            match &out {
+                Some(path) => {
+                    std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?
+                }
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+            }
+            if !dry_run {
+                eprintln!(
+                    "findings recorded: {} new, {} changed, {} reopened, {} fixed",
+                    changes.new, changes.changed, changes.reopened, changes.fixed
+                );
+            }
+        }
+        Command::Monitor {
+            command: Some(MonitorCommand::Profiles { command: ProfilesCommand::Check, dir }), ..
+        } => {
             let dir = match dir {
                 Some(dir) => dir,
                 None if cli.config.exists() => Config::load(&cli.config)?.regulations_dir(),

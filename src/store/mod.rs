@@ -388,6 +388,27 @@ pub struct KindCount {
     pub tombstones: u64,
 }
 
+/// A monitoring finding as the store keeps it (нарушение).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredFinding {
+    pub key: String,
+    pub rule: String,
+    pub clause: String,
+    /// low, medium, high
+    pub severity: String,
+    pub teacher: Option<String>,
+    pub class: Option<String>,
+    pub subject: Option<String>,
+    pub date: Option<NaiveDate>,
+    pub lesson: Option<Uuid>,
+    pub mark: Option<Uuid>,
+    pub what: String,
+    pub evidence: String,
+    pub first_detected: DateTime<Utc>,
+    pub last_detected: DateTime<Utc>,
+    pub fixed_at: Option<DateTime<Utc>>,
+}
+
 /// A current record as the store keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredRecord {
@@ -571,6 +592,23 @@ pub trait Store: JobStore + Send + Sync {
         source: Option<&str>,
         include_deleted: bool,
     ) -> StoreResult<Vec<StoredRecord>>;
+
+    /// When the store first saw each current record of a kind from a source (the write time
+    /// of the sync batch that brought it): monitoring's evidence of when something was
+    /// entered, where the source does not say. One query per kind.
+    async fn first_seen(&self, kind: EntityKind, source: &str) -> StoreResult<HashMap<Uuid, DateTime<Utc>>>;
+
+    /// Every stored finding of a school, fixed ones included, by key.
+    async fn findings(&self, school: &str) -> StoreResult<Vec<StoredFinding>>;
+
+    /// Writes findings (inserted or replaced by key) and marks others fixed, in one
+    /// transaction.
+    async fn write_findings(
+        &self,
+        school: &str,
+        upserts: &[StoredFinding],
+        fixed: &[(String, DateTime<Utc>)],
+    ) -> StoreResult<()>;
 
     // ---- what the daemon reads and keeps besides the data: health, metrics, API tokens ----
 

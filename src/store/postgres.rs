@@ -36,7 +36,7 @@ use ejgate_sdk::model::{DateRange, EntityKind};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing,
     KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals,
-    Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
+    Store, StoreError, StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
@@ -764,6 +764,102 @@ impl Store for PostgresStore {
         .await
         .map_err(db("read change rows of a run"))?;
         rows.iter().map(change_row).collect()
+    }
+
+    async fn first_seen(&self, kind: EntityKind, source: &str) -> StoreResult<HashMap<Uuid, DateTime<Utc>>> {
+        let rows: Vec<(Uuid, DateTime<Utc>)> =
+            sqlx::query_as("SELECT id, first_seen FROM records WHERE kind = $1 AND source = $2 AND deleted_at IS NULL")
+                .bind(kind.as_str())
+                .bind(source)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("read when records were first seen"))?;
+        Ok(rows.into_iter().collect())
+    }
+
+    async fn findings(&self, school: &str) -> StoreResult<Vec<StoredFinding>> {
+        let rows = sqlx::query("SELECT key, rule, clause, severity, teacher, class, subject, date, lesson, mark, what, evidence, first_detected, last_detected, fixed_at FROM findings WHERE school = $1 ORDER BY key COLLATE \"C\"")
+            .bind(school)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read findings"))?;
+        rows.iter()
+            .map(|row| {
+                let get =
+                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read findings", source: e };
+                Ok(StoredFinding {
+                    key: row.try_get(0).map_err(get)?,
+                    rule: row.try_get(1).map_err(get)?,
+                    clause: row.try_get(2).map_err(get)?,
+                    severity: row.try_get(3).map_err(get)?,
+                    teacher: row.try_get(4).map_err(get)?,
+                    class: row.try_get(5).map_err(get)?,
+                    subject: row.try_get(6).map_err(get)?,
+                    date: row.try_get(7).map_err(get)?,
+                    lesson: row.try_get(8).map_err(get)?,
+                    mark: row.try_get(9).map_err(get)?,
+                    what: row.try_get(10).map_err(get)?,
+                    evidence: row.try_get(11).map_err(get)?,
+                    first_detected: row.try_get(12).map_err(get)?,
+                    last_detected: row.try_get(13).map_err(get)?,
+                    fixed_at: row.try_get(14).map_err(get)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn write_findings(
+        &self,
+        school: &str,
+        upserts: &[StoredFinding],
+        fixed: &[(String, DateTime<Utc>)],
+    ) -> StoreResult<()> {
+        if upserts.is_empty() && fixed.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await.map_err(db("begin transaction"))?;
+        for f in upserts {
+            sqlx::query(
+                "INSERT INTO findings (school, key, rule, clause, severity, teacher, class, subject, date, \
+                 lesson, mark, what, evidence, first_detected, last_detected, fixed_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 ON CONFLICT (school, key) DO UPDATE SET rule = excluded.rule, clause = excluded.clause, \
+                 severity = excluded.severity, teacher = excluded.teacher, class = excluded.class, \
+                 subject = excluded.subject, date = excluded.date, lesson = excluded.lesson, mark = excluded.mark, \
+                 what = excluded.what, evidence = excluded.evidence, first_detected = excluded.first_detected, \
+                 last_detected = excluded.last_detected, fixed_at = excluded.fixed_at",
+            )
+            .bind(school)
+            .bind(&f.key)
+            .bind(&f.rule)
+            .bind(&f.clause)
+            .bind(&f.severity)
+            .bind(&f.teacher)
+            .bind(&f.class)
+            .bind(&f.subject)
+            .bind(f.date)
+            .bind(f.lesson)
+            .bind(f.mark)
+            .bind(&f.what)
+            .bind(&f.evidence)
+            .bind(f.first_detected)
+            .bind(f.last_detected)
+            .bind(f.fixed_at)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("write a finding"))?;
+        }
+        for (key, at) in fixed {
+            sqlx::query("UPDATE findings SET fixed_at = $3 WHERE school = $1 AND key = $2 AND fixed_at IS NULL")
+                .bind(school)
+                .bind(key)
+                .bind(*at)
+                .execute(&mut *tx)
+                .await
+                .map_err(db("mark a finding fixed"))?;
+        }
+        tx.commit().await.map_err(db("commit findings"))?;
+        Ok(())
     }
 
     async fn records(

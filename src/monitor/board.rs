@@ -1,0 +1,85 @@
+//! The deputy director's morning board (доска завуча): the findings by teacher, class and
+//! rule with their clauses, in Russian; and the same findings as CSV.
+
+use std::fmt::Write as _;
+
+use super::engine::Report;
+
+/// The board as text.
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let period = if report.from == report.to {
+        report.from.format("%d.%m.%Y").to_string()
+    } else {
+        format!("{}–{}", report.from.format("%d.%m.%Y"), report.to.format("%d.%m.%Y"))
+    };
+    let _ = writeln!(
+        out,
+        "Мониторинг ведения журнала: {}, {period} (источник {}, положение {}, время {})",
+        report.school, report.source, report.profile, report.time_zone
+    );
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "Нарушений не найдено.");
+    } else {
+        let _ = writeln!(out, "Нарушений: {}", report.findings.len());
+    }
+    let mut teacher: Option<&Option<String>> = None;
+    let mut class: Option<&Option<String>> = None;
+    for f in &report.findings {
+        if teacher != Some(&f.teacher) {
+            let _ = writeln!(out, "\n{}", f.teacher.as_deref().unwrap_or("Учитель не указан"));
+            teacher = Some(&f.teacher);
+            class = None;
+        }
+        if class != Some(&f.class) {
+            let _ = writeln!(out, "  {}", f.class.as_deref().unwrap_or("Класс не указан"));
+            class = Some(&f.class);
+        }
+        let subject = f.subject.as_deref().map(|s| format!(" [{s}]")).unwrap_or_default();
+        let _ = writeln!(out, "    {} (п. {}){subject}: {}", f.rule, f.clause, f.what);
+        let _ = writeln!(out, "      основание: {}", f.evidence);
+    }
+    if !report.unchecked.is_empty() {
+        let _ = writeln!(out, "\nНе может быть проверено по данным этого источника:");
+        for u in &report.unchecked {
+            let _ = writeln!(out, "  {} (п. {}): {}", u.rule, u.clause, u.reason);
+        }
+    }
+    out
+}
+
+/// The findings as CSV (a header and one row per finding).
+pub fn csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "правило",
+        "пункт",
+        "серьёзность",
+        "учитель",
+        "класс",
+        "предмет",
+        "дата",
+        "нарушение",
+        "основание",
+        "урок",
+        "отметка",
+        "ключ",
+    ])?;
+    for f in &report.findings {
+        w.write_record([
+            f.rule.as_str(),
+            f.clause.as_str(),
+            f.severity.ru(),
+            f.teacher.as_deref().unwrap_or(""),
+            f.class.as_deref().unwrap_or(""),
+            f.subject.as_deref().unwrap_or(""),
+            &f.date.map(|d| d.to_string()).unwrap_or_default(),
+            f.what.as_str(),
+            f.evidence.as_str(),
+            &f.lesson.map(|l| l.to_string()).unwrap_or_default(),
+            &f.mark.map(|m| m.to_string()).unwrap_or_default(),
+            f.key.as_str(),
+        ])?;
+    }
+    w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+}

@@ -1,0 +1,296 @@
+//! The monitoring engine on a store built with known violations and near misses: the same
+//! marks judged by S1 (16:00) and S3 (19:00) differ exactly where the hours say; marks
+//! without the source's time are judged by the syncs that saw them, or said undetermined;
+//! findings are recorded, a re-run on unchanged data writes nothing, a corrected mark's
+//! finding is marked fixed. Expected findings are computed here from the data built here.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, NaiveTime, Utc};
+use ejgate::monitor::{engine, findings, profile};
+use ejgate::store::{ChangeOp, ChangeSet, RunStats, RunStatus, SqliteStore, Store, Upsert};
+use ejgate::sync::canonical;
+use ejgate_sdk::model::*;
+
+const SOURCE: &str = "journal";
+const ZONE: chrono_tz::Tz = chrono_tz::Asia::Krasnoyarsk;
+
+fn ids() -> IdSpace {
+    IdSpace::new(SOURCE)
+}
+
+fn rec(kind_id: &str, date: Option<NaiveDate>, entity: Entity) -> Upsert {
+    let id = ids().id(entity.kind(), kind_id);
+    canonical(Record { id, source_id: kind_id.into(), scope: "school:1".into(), date, source_updated_at: None, entity })
+}
+
+fn person(last: &str, role: Role) -> Entity {
+    Entity::Person(Person {
+        last_name: last.into(),
+        first_name: "Имя".into(),
+        middle_name: None,
+        sex: None,
+        birth_date: None,
+        roles: vec![role],
+    })
+}
+
+fn mark(student: &str, lesson: &str, entered_at: Option<NaiveDateTime>) -> Entity {
+    Entity::Mark(Mark {
+        student: ids().id(EntityKind::Person, student),
+        lesson: Some(ids().id(EntityKind::Lesson, lesson)),
+        work: None,
+        subject: Some(ids().id(EntityKind::Subject, "math")),
+        value: "5".into(),
+        numeric: Some(5.0),
+        scale: MarkScale::Five,
+        weight: None,
+        entered_at,
+        entered_by: None,
+        comment: None,
+        is_point: false,
+        point_date: None,
+    })
+}
+
+async fn apply(store: &dyn Store, upserts: Vec<Upsert>) {
+    let run = store.begin_run(SOURCE, "window").await.unwrap();
+    store.apply(run, SOURCE, &ChangeSet { upserts, deletes: vec![], seen: vec![] }, &[]).await.unwrap();
+    store.finish_run(run, RunStatus::Succeeded, None, &RunStats::default()).await.unwrap();
+}
+
+/// The marks' entry minutes on the lesson's day: near misses on both sides of 16:00 and 19:00.
+const ENTERED: [(u32, u32); 6] = [(15, 59), (16, 0), (16, 1), (18, 59), (19, 0), (19, 1)];
+
+struct World {
+    day: NaiveDate,
+    /// (mark source id, entered at) of the marks with the source's time
+    timed: Vec<(String, NaiveDateTime)>,
+}
+
+async fn build(store: &dyn Store) -> World {
+    // ten days ago in the school's zone: the syncs below happen now, after every deadline
+    let day = Utc::now().with_timezone(&ZONE).date_naive() - Days::new(10);
+    let mut u = vec![
+        rec(
+            "1",
+            None,
+            Entity::Organization(Organization {
+                kind: OrganizationKind::School,
+                name: "Школа".into(),
+                full_name: None,
+                municipality: None,
+                time_zone: Some(ZONE.name().into()),
+                regulation_profile: None,
+            }),
+        ),
+        rec("t1", None, person("Учителева", Role::Staff)),
+        rec(
+            "math",
+            None,
+            Entity::Subject(Subject {
+                organization: None,
+                name: "Алгебра".into(),
+                normalized_name: "алгебра".into(),
+                knowledge_area: None,
+            }),
+        ),
+        rec(
+            "5a",
+            None,
+            Entity::Class(Class {
+                organization: None,
+                academic_year: None,
+                name: "5А".into(),
+                grade: Some(5),
+                homeroom_teacher: Some(ids().id(EntityKind::Person, "t1")),
+            }),
+        ),
+        // M22: a class without its class teacher
+        rec(
+            "6b",
+            None,
+            Entity::Class(Class {
+                organization: None,
+                academic_year: None,
+                name: "6Б".into(),
+                grade: Some(6),
+                homeroom_teacher: None,
+            }),
+        ),
+        rec(
+            "load",
+            None,
+            Entity::TeachingLoad(TeachingLoad {
+                teacher: ids().id(EntityKind::Person, "t1"),
+                subject: ids().id(EntityKind::Subject, "math"),
+                unit: ids().id(EntityKind::Class, "5a"),
+                hours_per_week: 4.0,
+            }),
+        ),
+    ];
+    let lesson = |n: u8, topic: Option<&str>| {
+        Entity::Lesson(Lesson {
+            unit: ids().id(EntityKind::Class, "5a"),
+            subject: Some(ids().id(EntityKind::Subject, "math")),
+            date: day,
+            number: Some(n),
+            teacher: Some(ids().id(EntityKind::Person, "t1")),
+            substitute: None,
+            topic: topic.map(str::to_string),
+            section: None,
+            status: LessonStatus::Held,
+        })
+    };
+    u.push(rec("l1", Some(day), lesson(1, Some("Дроби"))));
+    // M3: a held lesson without its topic
+    u.push(rec("l2", Some(day), lesson(2, None)));
+    let mut timed = Vec::new();
+    for (i, (h, m)) in ENTERED.iter().enumerate() {
+        let student = format!("s{i}");
+        u.push(rec(&student, None, person(&format!("Ученик{i}"), Role::Student)));
+        let at = day.and_time(NaiveTime::from_hms_opt(*h, *m, 0).unwrap());
+        let id = format!("m{i}");
+        u.push(rec(&id, Some(day), mark(&student, "l1", Some(at))));
+        timed.push((id, at));
+    }
+    // a mark without the source's time, brought by the first sync: nothing before it
+    // tells when it was entered
+    u.push(rec("early", Some(day), mark("s0", "l2", None)));
+    apply(store, u).await;
+    // a second sync brings a mark without the source's time: the first sync (after the
+    // deadline) did not have it, so it was entered after the deadline for certain
+    apply(store, vec![rec("late", Some(day), mark("s1", "l2", None))]).await;
+    World { day, timed }
+}
+
+fn shipped() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("regulations")
+}
+
+fn keys(report: &engine::Report, rule: &str) -> BTreeSet<String> {
+    report.findings.iter().filter(|f| f.rule == rule).map(|f| f.key.clone()).collect()
+}
+
+fn mark_key(id: &str) -> String {
+    format!("M1:mark:{}", ids().id(EntityKind::Mark, id))
+}
+
+async fn open() -> (tempfile::TempDir, SqliteStore) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(&format!("sqlite://{}", dir.path().join("s.db").display())).await.unwrap();
+    (dir, store)
+}
+
+#[tokio::test]
+async fn the_same_marks_judged_by_16_00_and_19_00_differ_exactly_between_the_hours() {
+    let (_dir, store) = open().await;
+    let w = build(&store).await;
+    let now = Utc::now() + chrono::TimeDelta::hours(1);
+    let range = DateRange::new(w.day, w.day);
+    let s1 = profile::load(&shipped(), "s1-kiasuo").unwrap();
+    let s3 = profile::load(&shipped(), "s3-molodechno").unwrap();
+    let r1 = engine::evaluate(&store, "Школа", SOURCE, &s1, range, now).await.unwrap();
+    let r3 = engine::evaluate(&store, "Школа", SOURCE, &s3, range, now).await.unwrap();
+
+    // late: entered after the hour of the lesson's day (the hour itself is on time)
+    let late_after = |h: u32| -> BTreeSet<String> {
+        let due = w.day.and_time(NaiveTime::from_hms_opt(h, 0, 0).unwrap());
+        w.timed.iter().filter(|(_, at)| *at > due).map(|(id, _)| mark_key(id)).chain([mark_key("late")]).collect()
+    };
+    assert_eq!(keys(&r1, "M1"), late_after(16), "S1 5.5: by 16:00");
+    assert_eq!(keys(&r3, "M1"), late_after(19), "S3 3.4.2: by 19:00");
+    let differ: BTreeSet<String> = keys(&r1, "M1").symmetric_difference(&keys(&r3, "M1")).cloned().collect();
+    let between: BTreeSet<String> = w
+        .timed
+        .iter()
+        .filter(|(_, at)| {
+            at.time() > NaiveTime::from_hms_opt(16, 0, 0).unwrap()
+                && at.time() <= NaiveTime::from_hms_opt(19, 0, 0).unwrap()
+        })
+        .map(|(id, _)| mark_key(id))
+        .collect();
+    assert_eq!(differ, between);
+
+    // the evidence says what it rests on
+    let by_source = r1.findings.iter().find(|f| f.key == mark_key("m2")).unwrap();
+    assert!(by_source.evidence.contains("по записи источника"), "{}", by_source.evidence);
+    assert_eq!(by_source.clause, "S1 5.5");
+    assert_eq!(by_source.teacher.as_deref(), Some("Учителева Имя"));
+    assert_eq!(by_source.class.as_deref(), Some("5А"));
+    let by_sync = r1.findings.iter().find(|f| f.key == mark_key("late")).unwrap();
+    assert!(by_sync.evidence.contains("впервые получено синхронизацией"), "{}", by_sync.evidence);
+    // the mark of the first sync is not judged on a guess, and says so
+    assert!(!keys(&r1, "M1").contains(&mark_key("early")));
+    assert!(r1.unchecked.iter().any(|u| u.rule == "M1" && u.reason.starts_with("1 отметок")), "{:?}", r1.unchecked);
+
+    // M3 (S3 only): the lesson without its topic; S1 has no topic rule
+    assert_eq!(keys(&r3, "M3"), BTreeSet::from([format!("M3:lesson:{}", ids().id(EntityKind::Lesson, "l2"))]));
+    assert!(keys(&r1, "M3").is_empty());
+
+    // S4's homework hour needs bell times the source does not give: reported, not passed
+    let s4 = profile::load(&shipped(), "s4-korolev").unwrap();
+    let r4 = engine::evaluate(&store, "Школа", SOURCE, &s4, range, now).await.unwrap();
+    assert!(
+        r4.unchecked.iter().any(|u| u.rule == "M4" && u.reason.contains("расписания звонков")),
+        "{:?}",
+        r4.unchecked
+    );
+    // S4 same day: every timed mark is on time, the late one by the syncs is not
+    assert_eq!(keys(&r4, "M1"), BTreeSet::from([mark_key("late")]));
+
+    // S2 checks the reference data: 6Б has no class teacher
+    let s2 = profile::load(&shipped(), "s2-dubrovskaya").unwrap();
+    let r2 = engine::evaluate(&store, "Школа", SOURCE, &s2, range, now).await.unwrap();
+    assert_eq!(keys(&r2, "M22"), BTreeSet::from([format!("M22:class_teacher:{}", ids().id(EntityKind::Class, "6b"))]));
+    // S2 3.4.4: one day after the lesson — every mark entered on the lesson's day is on time
+    assert_eq!(keys(&r2, "M1"), BTreeSet::from([mark_key("late")]));
+
+    let board = ejgate::monitor::board::render(&r1);
+    assert!(board.contains("Учителева Имя") && board.contains("M1 (п. S1 5.5)"), "{board}");
+}
+
+#[tokio::test]
+async fn findings_live_until_fixed_and_a_rerun_on_unchanged_data_writes_nothing() {
+    let (_dir, store) = open().await;
+    let w = build(&store).await;
+    let s1 = profile::load(&shipped(), "s1-kiasuo").unwrap();
+    let range = DateRange::new(w.day, w.day);
+    let t0: DateTime<Utc> = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0) + chrono::TimeDelta::hours(1);
+
+    let r = engine::evaluate(&store, "Школа", SOURCE, &s1, range, t0).await.unwrap();
+    let first = findings::record(&store, &r, t0).await.unwrap();
+    assert_eq!(first.new, r.findings.len());
+    let stored = store.findings("Школа").await.unwrap();
+    assert_eq!(stored.len(), r.findings.len());
+
+    // the same data again, later: nothing written, the rows are as they were
+    let t1 = t0 + chrono::TimeDelta::hours(1);
+    let again = engine::evaluate(&store, "Школа", SOURCE, &s1, range, t1).await.unwrap();
+    assert_eq!(again, r);
+    assert!(findings::record(&store, &again, t1).await.unwrap().is_empty());
+    assert_eq!(store.findings("Школа").await.unwrap(), stored);
+
+    // the teacher's mark m2 (16:01) turns out entered at 15:30: its finding is fixed, only it
+    let (id, _) = &w.timed[2];
+    let corrected = w.day.and_time(NaiveTime::from_hms_opt(15, 30, 0).unwrap());
+    let mut u = rec(id, Some(w.day), mark("s2", "l1", Some(corrected)));
+    u.op = ChangeOp::Update;
+    apply(&store, vec![u]).await;
+    let t2 = t1 + chrono::TimeDelta::hours(1);
+    let after = engine::evaluate(&store, "Школа", SOURCE, &s1, range, t2).await.unwrap();
+    let changes = findings::record(&store, &after, t2).await.unwrap();
+    assert_eq!(changes, findings::Changes { new: 0, changed: 0, reopened: 0, fixed: 1 });
+    let rows = store.findings("Школа").await.unwrap();
+    let fixed: Vec<&str> = rows.iter().filter(|f| f.fixed_at.is_some()).map(|f| f.key.as_str()).collect();
+    assert_eq!(fixed, [mark_key(id).as_str()]);
+    assert_eq!(rows.iter().find(|f| f.fixed_at.is_some()).unwrap().fixed_at, Some(t2));
+    // the others keep their first detection
+    assert!(rows.iter().filter(|f| f.fixed_at.is_none()).all(|f| f.first_detected == t0 && f.last_detected == t0));
+
+    // a run over another day does not look at this day's findings: nothing is fixed by it
+    let other = DateRange::new(w.day - Days::new(3), w.day - Days::new(3));
+    let elsewhere = engine::evaluate(&store, "Школа", SOURCE, &s1, other, t2).await.unwrap();
+    assert!(findings::record(&store, &elsewhere, t2).await.unwrap().is_empty());
+}
