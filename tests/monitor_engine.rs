@@ -13,6 +13,9 @@ use ejgate::store::{ChangeOp, ChangeSet, RunStats, RunStatus, SqliteStore, Store
 use ejgate::sync::canonical;
 use ejgate_sdk::model::*;
 
+#[allow(dead_code)]
+mod common;
+
 const SOURCE: &str = "journal";
 const ZONE: chrono_tz::Tz = chrono_tz::Asia::Krasnoyarsk;
 
@@ -254,22 +257,33 @@ async fn the_same_marks_judged_by_16_00_and_19_00_differ_exactly_between_the_hou
 #[tokio::test]
 async fn findings_live_until_fixed_and_a_rerun_on_unchanged_data_writes_nothing() {
     let (_dir, store) = open().await;
-    let w = build(&store).await;
+    findings_live(&store).await;
+}
+
+#[tokio::test]
+async fn findings_live_until_fixed_on_postgres() {
+    let pg = common::PgSchema::create("ejgate_monitor").await;
+    let store = ejgate::store::PostgresStore::open(&pg.url).await.unwrap();
+    findings_live(&store).await;
+}
+
+async fn findings_live(store: &dyn Store) {
+    let w = build(store).await;
     let s1 = profile::load(&shipped(), "s1-kiasuo").unwrap();
     let range = DateRange::new(w.day, w.day);
     let t0: DateTime<Utc> = chrono::SubsecRound::trunc_subsecs(Utc::now(), 0) + chrono::TimeDelta::hours(1);
 
-    let r = engine::evaluate(&store, "Школа", SOURCE, &s1, range, t0).await.unwrap();
-    let first = findings::record(&store, &r, t0).await.unwrap();
+    let r = engine::evaluate(store, "Школа", SOURCE, &s1, range, t0).await.unwrap();
+    let first = findings::record(store, &r, t0).await.unwrap();
     assert_eq!(first.new, r.findings.len());
     let stored = store.findings("Школа").await.unwrap();
     assert_eq!(stored.len(), r.findings.len());
 
     // the same data again, later: nothing written, the rows are as they were
     let t1 = t0 + chrono::TimeDelta::hours(1);
-    let again = engine::evaluate(&store, "Школа", SOURCE, &s1, range, t1).await.unwrap();
+    let again = engine::evaluate(store, "Школа", SOURCE, &s1, range, t1).await.unwrap();
     assert_eq!(again, r);
-    assert!(findings::record(&store, &again, t1).await.unwrap().is_empty());
+    assert!(findings::record(store, &again, t1).await.unwrap().is_empty());
     assert_eq!(store.findings("Школа").await.unwrap(), stored);
 
     // the teacher's mark m2 (16:01) turns out entered at 15:30: its finding is fixed, only it
@@ -277,10 +291,10 @@ async fn findings_live_until_fixed_and_a_rerun_on_unchanged_data_writes_nothing(
     let corrected = w.day.and_time(NaiveTime::from_hms_opt(15, 30, 0).unwrap());
     let mut u = rec(id, Some(w.day), mark("s2", "l1", Some(corrected)));
     u.op = ChangeOp::Update;
-    apply(&store, vec![u]).await;
+    apply(store, vec![u]).await;
     let t2 = t1 + chrono::TimeDelta::hours(1);
-    let after = engine::evaluate(&store, "Школа", SOURCE, &s1, range, t2).await.unwrap();
-    let changes = findings::record(&store, &after, t2).await.unwrap();
+    let after = engine::evaluate(store, "Школа", SOURCE, &s1, range, t2).await.unwrap();
+    let changes = findings::record(store, &after, t2).await.unwrap();
     assert_eq!(changes, findings::Changes { new: 0, changed: 0, reopened: 0, fixed: 1 });
     let rows = store.findings("Школа").await.unwrap();
     let fixed: Vec<&str> = rows.iter().filter(|f| f.fixed_at.is_some()).map(|f| f.key.as_str()).collect();
@@ -291,6 +305,6 @@ async fn findings_live_until_fixed_and_a_rerun_on_unchanged_data_writes_nothing(
 
     // a run over another day does not look at this day's findings: nothing is fixed by it
     let other = DateRange::new(w.day - Days::new(3), w.day - Days::new(3));
-    let elsewhere = engine::evaluate(&store, "Школа", SOURCE, &s1, other, t2).await.unwrap();
-    assert!(findings::record(&store, &elsewhere, t2).await.unwrap().is_empty());
+    let elsewhere = engine::evaluate(store, "Школа", SOURCE, &s1, other, t2).await.unwrap();
+    assert!(findings::record(store, &elsewhere, t2).await.unwrap().is_empty());
 }

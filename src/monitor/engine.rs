@@ -426,7 +426,11 @@ pub async fn evaluate(
             }
             "M10" => {
                 if loads.is_empty() {
-                    add_unchecked(rule, "источник не передаёт учебную нагрузку (часов в неделю по предмету)".into(), true);
+                    add_unchecked(
+                        rule,
+                        "источник не передаёт учебную нагрузку (часов в неделю по предмету)".into(),
+                        true,
+                    );
                     continue;
                 }
                 let periods: Vec<Rec<StudyPeriod>> = load(store, EntityKind::StudyPeriod, source).await?;
