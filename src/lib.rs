@@ -6,6 +6,8 @@
 
 #[cfg(feature = "acceptance")]
 pub mod acceptance;
+pub mod archive;
+pub mod backup;
 pub mod compare;
 pub mod config;
 #[cfg(feature = "emulators")]

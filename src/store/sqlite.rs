@@ -45,8 +45,8 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ttl_millis, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, KindCount,
-    LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, Store, StoreError,
+    check_change_set, now_micros, ttl_millis, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow,
+    ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, Store, StoreError,
     StoreResult, StoredRecord, SyncRun, Upsert,
 };
 
@@ -685,6 +685,92 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn inspect(&self) -> StoreResult<Inspection> {
+        if self.checkpointer.is_none() {
+            return Err(StoreError::Invalid("an in-memory store has no file to inspect".into()));
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || inspect_file(&path))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("inspecting the store failed: {e}")))?
+    }
+
+    async fn snapshot_into(&self, path: &std::path::Path) -> StoreResult<()> {
+        if self.checkpointer.is_none() {
+            return Err(StoreError::Invalid("an in-memory store cannot be backed up".into()));
+        }
+        let from = self.path.clone();
+        let into = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            // A connection of its own, outside the pools: VACUUM INTO reads the whole
+            // database in one read transaction (a consistent snapshot in WAL mode, beside
+            // the writer) and never takes the write lock.
+            let conn = rusqlite::Connection::open_with_flags(
+                &from,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| db("snapshot: open the store")(raw(e)))?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db("snapshot: busy timeout")(raw(e)))?;
+            let into = into.to_str().ok_or_else(|| {
+                StoreError::Invalid(format!("the snapshot path {} is not UTF-8", into.display()))
+            })?;
+            conn.execute("VACUUM INTO ?1", [into]).map_err(|e| db("snapshot: VACUUM INTO")(raw(e)))?;
+            // The copy is one self-contained file (a rollback journal, not WAL): it is read
+            // read-only by its checks and restored as it is.
+            let copy = rusqlite::Connection::open(into).map_err(|e| db("snapshot: open the copy")(raw(e)))?;
+            copy.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+                .map_err(|e| db("snapshot: journal mode of the copy")(raw(e)))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("the snapshot failed: {e}")))?
+    }
+
+    async fn log_backup_use(&self, entry: &BackupUse) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO backup_log (at, action, backup_id, who, why, outcome, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(ts(entry.at))
+        .bind(entry.action.as_str())
+        .bind(&entry.backup_id)
+        .bind(&entry.who)
+        .bind(&entry.why)
+        .bind(entry.outcome.as_str())
+        .bind(&entry.detail)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("write the backup-usage log"))?;
+        tx.commit().await.map_err(db("write the backup-usage log: commit")).map_err(|e| self.disk_full(e))
+    }
+
+    async fn backup_uses(&self, limit: u32) -> StoreResult<Vec<BackupUse>> {
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(String, String, Option<String>, String, Option<String>, String, String)> = sqlx::query_as(
+            "SELECT at, action, backup_id, who, why, outcome, detail FROM backup_log ORDER BY id DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db("read the backup-usage log"))?;
+        rows.into_iter()
+            .map(|(at, action, backup_id, who, why, outcome, detail)| {
+                Ok(BackupUse {
+                    at: parse_ts(&at)?,
+                    action: BackupAction::parse(&action)
+                        .ok_or_else(|| StoreError::Invalid(format!("unknown backup action «{action}» in the store")))?,
+                    backup_id,
+                    who,
+                    why,
+                    outcome: BackupOutcome::parse(&outcome)
+                        .ok_or_else(|| StoreError::Invalid(format!("unknown backup outcome «{outcome}» in the store")))?,
+                    detail,
+                })
+            })
+            .collect()
+    }
+
     async fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {
         let rows = sqlx::query(AssertSqlSafe(format!("SELECT {LEASE_COLUMNS} FROM leases ORDER BY name")))
             .fetch_all(&self.reader)
@@ -1015,6 +1101,48 @@ impl Store for SqliteStore {
             })
             .collect()
     }
+}
+
+/// The first column of every row of a query, as text.
+fn strings(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare(sql)?;
+    let rows = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>();
+    rows
+}
+
+/// Inspects a SQLite store file without changing it (a backup's snapshot, a restored file):
+/// rows per table, schema version and the consistency checks, in one read transaction.
+pub fn inspect_file(path: &std::path::Path) -> StoreResult<Inspection> {
+    let fail = |what: &'static str| move |e: rusqlite::Error| db(what)(raw(e));
+    let mut conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(fail("inspect: open"))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail("inspect: busy timeout"))?;
+    let tx = conn.transaction().map_err(fail("inspect: begin"))?;
+    let names = strings(
+        &tx,
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+         AND name NOT LIKE '\\_sqlx%' ESCAPE '\\' ORDER BY name",
+    )
+    .map_err(fail("inspect: list the tables"))?;
+    let mut tables = std::collections::BTreeMap::new();
+    for name in names {
+        // Names come from the schema itself; quoted as identifiers.
+        let n: i64 = tx
+            .query_row(&format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\"")), [], |r| r.get(0))
+            .map_err(fail("inspect: count rows"))?;
+        tables.insert(name, n as u64);
+    }
+    let schema_version: i64 = tx
+        .query_row("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success", [], |r| r.get(0))
+        .map_err(fail("inspect: read the schema version"))?;
+    let mut problems = Vec::new();
+    for sql in super::CONSISTENCY_CHECKS {
+        problems.extend(strings(&tx, sql).map_err(fail("inspect: consistency check"))?);
+    }
+    Ok(Inspection { tables, schema_version, problems })
 }
 
 #[cfg(test)]
