@@ -20,6 +20,8 @@ use ejgate_dnevnik::{DnevnikConfig, DnevnikConnector};
 use ejgate_sdk::connector::SyncMode;
 use secrecy::SecretString;
 
+// Only the emulator spawning of the shared bench helpers is used here.
+#[allow(dead_code)]
 mod common;
 
 const TOKEN: &str = "bench-token-0123456789abcdef";
@@ -54,9 +56,16 @@ async fn main() {
     let emulator = common::ready(common::spawn("dnevnik", TOKEN, &["--size", &size, "--seed", "1"]));
     let db = dir.path().join("store.db");
     let store = SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
-    let connector =
-        Arc::new(DnevnikConnector::new(DnevnikConfig::new("bench", emulator.base_url.parse().unwrap(), SecretString::from(TOKEN))).unwrap());
-    let report = run_sync(&store, connector, &SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() }).await.unwrap();
+    let connector = Arc::new(
+        DnevnikConnector::new(DnevnikConfig::new(
+            "bench",
+            emulator.base_url.parse().unwrap(),
+            SecretString::from(TOKEN),
+        ))
+        .unwrap(),
+    );
+    let report =
+        run_sync(&store, connector, &SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() }).await.unwrap();
     assert!(report.error.is_none(), "{:?}", report.error);
     drop(emulator);
     let store_bytes = std::fs::metadata(&db).unwrap().len();

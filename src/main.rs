@@ -516,8 +516,12 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     match report.outcome {
                         store::BackupOutcome::Ok => {}
                         store::BackupOutcome::Degraded => {
-                            let down: Vec<_> =
-                                report.targets.iter().filter(|t| t.error.is_some()).map(|t| t.target.as_str()).collect();
+                            let down: Vec<_> = report
+                                .targets
+                                .iter()
+                                .filter(|t| t.error.is_some())
+                                .map(|t| t.target.as_str())
+                                .collect();
                             eprintln!(
                                 "backup {} degraded: not written to {}; bring it back and run `ejgate backup` again \
                                  (it copies the missing backups there)",
@@ -568,8 +572,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             match command {
                 ArchiveCommand::Snapshot { school, year, out } => {
                     let store = store::open(&config.store_url()).await?;
-                    let report =
-                        ejgate::archive::snapshot_command(&config, store.as_ref(), &school, year, out).await?;
+                    let report = ejgate::archive::snapshot_command(&config, store.as_ref(), &school, year, out).await?;
                     println!(
                         "{}: {} records of {} kinds, {} payload files ({} bytes), signed",
                         report.bag.display(),

@@ -55,14 +55,21 @@ async fn the_year_end_bag_passes_bagit_py_and_minisign_and_any_flipped_byte_is_n
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(p.join("secrets/token"), std::fs::Permissions::from_mode(0o600)).unwrap();
     }
-    // An unencrypted minisign key pair from the outside tool.
-    let out = Command::new("minisign")
-        .args(["-G", "-W", "-p"])
+    // A minisign key pair from the outside tool, its secret key encrypted with a password
+    // (minisign reads it twice from standard input).
+    const PASSWORD: &str = "archive-key-password-2718";
+    let mut child = Command::new("minisign")
+        .args(["-G", "-p"])
         .arg(p.join("archive.pub"))
         .arg("-s")
         .arg(p.join("archive.key"))
-        .output()
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("minisign runs (apt-get install minisign)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), format!("{PASSWORD}\n{PASSWORD}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
     assert!(out.status.success(), "{}", text(&out));
     let config = p.join("ejgate.toml");
     std::fs::write(
@@ -70,18 +77,28 @@ async fn the_year_end_bag_passes_bagit_py_and_minisign_and_any_flipped_byte_is_n
         format!(
             "[store]\nurl = \"sqlite://ejgate.db\"\n\n[[source]]\nname = \"dn\"\nsystem = \"dnevnik\"\n\
              base_url = \"{}\"\ntoken_file = \"secrets/token\"\n\n[archive]\ndir = \"archive\"\n\
-             minisign_secret_key = \"archive.key\"\nminisign_public_key = \"archive.pub\"\n\n\
+             minisign_secret_key = \"archive.key\"\nminisign_password_env = \"EJGATE_TEST_MINISIGN_PASSWORD\"\n\
+             minisign_public_key = \"archive.pub\"\n\n\
              [[school]]\nname = \"МБОУ СОШ № 7\"\nsources = [\"dn\"]\n",
             emulator.base_url()
         ),
     )
     .unwrap();
-    let run = |args: &[&str]| ejgate().arg("--config").arg(&config).args(args).output().unwrap();
+    let run = |args: &[&str]| {
+        ejgate()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("EJGATE_TEST_MINISIGN_PASSWORD", PASSWORD)
+            .output()
+            .unwrap()
+    };
     let out = run(&["sync", "--full", "--quiet"]);
     assert!(out.status.success(), "{}", text(&out));
 
     let out = run(&["archive", "snapshot", "--school", "МБОУ СОШ № 7", "--year", "2025/2026"]);
     assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD));
     let bag: PathBuf = p.join("archive/ejgate-МБОУ-СОШ-7-2025-2026");
     assert!(bag.join("data/mark.jsonl").exists(), "{}", text(&out));
 
@@ -125,12 +142,18 @@ async fn the_year_end_bag_passes_bagit_py_and_minisign_and_any_flipped_byte_is_n
     // before the newline of that line).
     let sig_text = std::fs::read_to_string(bag.join(sig)).unwrap();
     let second_line_end = sig_text.lines().take(2).map(|l| l.len() + 1).sum::<usize>() as isize - 2;
-    let cases: [(&str, isize, &str); 5] = [
+    let second_line_middle = sig_text.lines().next().unwrap().len() as isize + 1 + 40;
+    let last_line_middle = sig_text.len() as isize - 30;
+    let cases: [(&str, isize, &str); 8] = [
         ("data/mark.jsonl", 10, "data/mark.jsonl"),
         ("data/person.csv", -3, "data/person.csv"),
         ("bag-info.txt", 3, "bag-info.txt"),
         ("manifest-sha512.txt", 5, "manifest-sha512.txt"),
         (sig, second_line_end, sig),
+        (sig, second_line_middle, sig),
+        (sig, last_line_middle, sig),
+        // The untrusted comment (minisign leaves it unsigned).
+        (sig, 25, sig),
     ];
     for (i, (file, at, named)) in cases.iter().enumerate() {
         let copy = p.join(format!("tampered-{i}"));

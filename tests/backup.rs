@@ -22,7 +22,12 @@ fn ejgate() -> Command {
 }
 
 fn text(out: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", out.status, String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// `rclone serve webdav` over a directory, on a loopback port; stopped when dropped.
@@ -173,7 +178,9 @@ fn rows(db: &Path) -> BTreeMap<String, Vec<Vec<String>>> {
         let order: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
         let mut st = conn.prepare(&format!("SELECT * FROM \"{t}\" ORDER BY {}", order.join(", "))).unwrap();
         let all: Vec<Vec<String>> = st
-            .query_map([], |r| (0..n).map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}"))).collect())
+            .query_map([], |r| {
+                (0..n).map(|i| r.get::<_, rusqlite::types::Value>(i).map(|v| format!("{v:?}"))).collect()
+            })
             .unwrap()
             .collect::<Result<_, _>>()
             .unwrap();
@@ -225,7 +232,8 @@ async fn age_opens_a_backup_and_restore_reproduces_the_store_row_by_row() {
     // age -d (the outside tool) with the identity file, then zstd -d.
     let work = tempfile::tempdir().unwrap();
     let zst = work.path().join("snapshot.zst");
-    let out = Command::new("age").arg("-d").arg("-i").arg(&key).arg("-o").arg(&zst).arg(usb.join(&data)).output().unwrap();
+    let out =
+        Command::new("age").arg("-d").arg("-i").arg(&key).arg("-o").arg(&zst).arg(usb.join(&data)).output().unwrap();
     assert!(out.status.success(), "age -d: {}", text(&out));
     let plain = work.path().join("snapshot.sqlite");
     let out = Command::new("zstd").arg("-d").arg("-q").arg(&zst).arg("-o").arg(&plain).output().unwrap();
@@ -265,7 +273,10 @@ async fn age_opens_a_backup_and_restore_reproduces_the_store_row_by_row() {
     let log = s.run(&["backup", "log"]);
     let log_text = text(&log);
     assert!(log.status.success(), "{log_text}");
-    assert!(log_text.contains("backup ") && log_text.contains("verify ") && log_text.contains("archivist"), "{log_text}");
+    assert!(
+        log_text.contains("backup ") && log_text.contains("verify ") && log_text.contains("archivist"),
+        "{log_text}"
+    );
     assert!(log_text.contains("monthly backup (A6)"), "{log_text}");
 
     // The identity's secret never shows: not in output, not in the manifest.
@@ -326,8 +337,12 @@ async fn a_target_down_degrades_the_run_and_the_next_run_fills_the_gap() {
 
     let log = s.run(&["backup", "log", "--json"]);
     let uses: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
-    let outcomes: Vec<(&str, &str)> =
-        uses.as_array().unwrap().iter().map(|u| (u["action"].as_str().unwrap(), u["outcome"].as_str().unwrap())).collect();
+    let outcomes: Vec<(&str, &str)> = uses
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| (u["action"].as_str().unwrap(), u["outcome"].as_str().unwrap()))
+        .collect();
     // Newest first.
     assert_eq!(outcomes[outcomes.len() - 1], ("backup", "degraded"));
     assert!(outcomes.contains(&("backup", "ok")) && outcomes[0] == ("verify", "failed"), "{outcomes:?}");
@@ -419,7 +434,14 @@ async fn a_passphrase_backup_restores_and_the_passphrase_never_shows() {
     let s = Setup::new(&emulator.base_url(), &dav, "", "passphrase_env = \"EJGATE_TEST_BACKUP_PASSPHRASE\"\n");
     s.sync();
     let run = |args: &[&str]| {
-        ejgate().arg("--config").arg(&s.config).arg("-vv").args(args).env("EJGATE_TEST_BACKUP_PASSPHRASE", PASSPHRASE).output().unwrap()
+        ejgate()
+            .arg("--config")
+            .arg(&s.config)
+            .arg("-vv")
+            .args(args)
+            .env("EJGATE_TEST_BACKUP_PASSPHRASE", PASSPHRASE)
+            .output()
+            .unwrap()
     };
     let out = run(&["backup"]);
     assert!(out.status.success(), "{}", text(&out));

@@ -52,6 +52,9 @@ pub struct ArchiveConfig {
 }
 
 const SIGNATURE: &str = "tagmanifest-sha512.txt.minisig";
+/// The untrusted comment ejgate writes (minisign does not sign it; `verify` checks it is
+/// the one written, so that no byte of the signature file can change unnoticed).
+const UNTRUSTED: &str = "ejgate year-end archive: signature of tagmanifest-sha512.txt";
 const TAG_FILES: [&str; 3] = ["bagit.txt", "bag-info.txt", "manifest-sha512.txt"];
 
 /// What a snapshot wrote.
@@ -221,13 +224,17 @@ pub async fn snapshot(
     std::fs::write(part.join("bagit.txt"), bagit)?;
     std::fs::write(part.join("bag-info.txt"), &info)?;
     std::fs::write(part.join("manifest-sha512.txt"), &manifest)?;
-    let tagmanifest: String = [("bagit.txt", bagit.as_bytes()), ("bag-info.txt", info.as_bytes()), ("manifest-sha512.txt", manifest.as_bytes())]
-        .iter()
-        .map(|(name, content)| format!("{}  {name}\n", sha512_hex(content)))
-        .collect();
+    let tagmanifest: String = [
+        ("bagit.txt", bagit.as_bytes()),
+        ("bag-info.txt", info.as_bytes()),
+        ("manifest-sha512.txt", manifest.as_bytes()),
+    ]
+    .iter()
+    .map(|(name, content)| format!("{}  {name}\n", sha512_hex(content)))
+    .collect();
     std::fs::write(part.join("tagmanifest-sha512.txt"), &tagmanifest)?;
     let trusted = format!("ejgate year-end archive {} {year}, bagged {today}", slug(school));
-    let signature = minisign::sign(None, key, tagmanifest.as_bytes(), Some(&trusted), None)
+    let signature = minisign::sign(None, key, tagmanifest.as_bytes(), Some(&trusted), Some(UNTRUSTED))
         .map_err(|e| anyhow::anyhow!("signing the tag manifest: {e}"))?;
     let mut f = std::fs::File::create(part.join(SIGNATURE))?;
     f.write_all(signature.to_string().as_bytes())?;
@@ -344,6 +351,12 @@ pub fn verify(bag: &Path, public_key: &minisign::PublicKey) -> Vec<String> {
     match (std::fs::read(bag.join("tagmanifest-sha512.txt")), std::fs::read_to_string(bag.join(SIGNATURE))) {
         (Ok(tags), Ok(sig)) => match minisign::SignatureBox::from_string(&sig) {
             Err(e) => problems.push(format!("{SIGNATURE}: not a minisign signature: {e}")),
+            Ok(sig_box) if sig_box.to_string() != sig => problems.push(format!(
+                "{SIGNATURE}: a byte of it was changed (it is not the text minisign writes for the signature it holds)"
+            )),
+            Ok(sig_box) if sig_box.untrusted_comment().ok().as_deref() != Some(UNTRUSTED) => {
+                problems.push(format!("{SIGNATURE}: its untrusted comment line was changed"))
+            }
             Ok(sig) => {
                 if let Err(e) = minisign::verify(public_key, &sig, std::io::Cursor::new(&tags), true, false, false) {
                     problems.push(format!(

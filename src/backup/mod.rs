@@ -150,10 +150,7 @@ pub fn check_config(backup: &BackupConfig, text: &str) -> Result<(), String> {
         match (&t.path, &t.webdav) {
             (Some(_), None) => {
                 if t.username.is_some() || t.password_file.is_some() || t.password_env.is_some() {
-                    return Err(format!(
-                        "{whose} {}: a local path takes no username or password",
-                        at(t.name.span())
-                    ));
+                    return Err(format!("{whose} {}: a local path takes no username or password", at(t.name.span())));
                 }
             }
             (None, Some(url)) => match url::Url::parse(url.get_ref()) {
@@ -384,7 +381,8 @@ pub async fn backup(
 ) -> anyhow::Result<BackupReport> {
     let created_at = store::now_micros();
     let id = created_at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
-    let work = tempfile::Builder::new().prefix("ejgate-backup-").tempdir().context("cannot make a temporary directory")?;
+    let work =
+        tempfile::Builder::new().prefix("ejgate-backup-").tempdir().context("cannot make a temporary directory")?;
     let snapshot = work.path().join("snapshot.sqlite");
     store.snapshot_into(&snapshot).await?;
     let kind = store.backend().to_string();
@@ -817,8 +815,7 @@ pub async fn restore(
             anyhow::bail!("backup {id} from «{from}» does not restore: {e}; nothing was written to {}", path.display());
         }
     };
-    std::fs::rename(&part, &path)
-        .with_context(|| format!("cannot rename {} to {}", part.display(), path.display()))?;
+    std::fs::rename(&part, &path).with_context(|| format!("cannot rename {} to {}", part.display(), path.display()))?;
     let restored = store::open(into).await?;
     let entry = |action, detail: String| BackupUse {
         at: store::now_micros(),

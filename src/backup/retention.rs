@@ -118,10 +118,11 @@ mod tests {
 
     #[test]
     fn a_year_within_a3_is_kept_even_when_keep_yearly_is_smaller() {
-        let backups: Vec<(String, DateTime<Utc>)> = [("y2010", "2011-03-01T00:00:00Z"), ("now", "2026-12-01T00:00:00Z")]
-            .into_iter()
-            .map(|(id, t)| (id.to_string(), at(t)))
-            .collect();
+        let backups: Vec<(String, DateTime<Utc>)> =
+            [("y2010", "2011-03-01T00:00:00Z"), ("now", "2026-12-01T00:00:00Z")]
+                .into_iter()
+                .map(|(id, t)| (id.to_string(), at(t)))
+                .collect();
         // keep_yearly 1 would drop 2010/2011, which ended 15 years ago: A3 keeps it.
         assert!(to_delete(&backups, Keep { last: 1, monthly: 1, yearly: 1 }, at("2026-12-05T00:00:00Z")).is_empty());
         // 30 years later it goes.

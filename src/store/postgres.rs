@@ -34,9 +34,9 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ttl_millis, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow,
-    ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, Store, StoreError,
-    StoreResult, StoredRecord, SyncRun, Upsert,
+    check_change_set, now_micros, ttl_millis, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow, ChangeSet,
+    CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind,
+    RunId, RunStats, RunStatus, Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
@@ -603,8 +603,9 @@ impl Store for PostgresStore {
                     backup_id,
                     who,
                     why,
-                    outcome: BackupOutcome::parse(&outcome)
-                        .ok_or_else(|| StoreError::Invalid(format!("unknown backup outcome «{outcome}» in the store")))?,
+                    outcome: BackupOutcome::parse(&outcome).ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown backup outcome «{outcome}» in the store"))
+                    })?,
                     detail,
                 })
             })

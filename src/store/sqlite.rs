@@ -45,9 +45,9 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ttl_millis, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow,
-    ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, Store, StoreError,
-    StoreResult, StoredRecord, SyncRun, Upsert,
+    check_change_set, now_micros, ttl_millis, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow, ChangeSet,
+    CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind,
+    RunId, RunStats, RunStatus, Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "sqlite";
@@ -711,9 +711,9 @@ impl Store for SqliteStore {
             )
             .map_err(|e| db("snapshot: open the store")(raw(e)))?;
             conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db("snapshot: busy timeout")(raw(e)))?;
-            let into = into.to_str().ok_or_else(|| {
-                StoreError::Invalid(format!("the snapshot path {} is not UTF-8", into.display()))
-            })?;
+            let into = into
+                .to_str()
+                .ok_or_else(|| StoreError::Invalid(format!("the snapshot path {} is not UTF-8", into.display())))?;
             conn.execute("VACUUM INTO ?1", [into]).map_err(|e| db("snapshot: VACUUM INTO")(raw(e)))?;
             // The copy is one self-contained file (a rollback journal, not WAL): it is read
             // read-only by its checks and restored as it is.
@@ -763,8 +763,9 @@ impl Store for SqliteStore {
                     backup_id,
                     who,
                     why,
-                    outcome: BackupOutcome::parse(&outcome)
-                        .ok_or_else(|| StoreError::Invalid(format!("unknown backup outcome «{outcome}» in the store")))?,
+                    outcome: BackupOutcome::parse(&outcome).ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown backup outcome «{outcome}» in the store"))
+                    })?,
                     detail,
                 })
             })
