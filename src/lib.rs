@@ -10,6 +10,7 @@ pub mod archive;
 pub mod backup;
 pub mod compare;
 pub mod config;
+pub mod daemon;
 #[cfg(feature = "emulators")]
 pub mod demo;
 #[cfg(feature = "emulators")]

@@ -104,6 +104,17 @@ enum Command {
         #[arg(long, global = true)]
         dir: Option<PathBuf>,
     },
+    /// Run the scheduled jobs: the daemon (one worker on SQLite, several on PostgreSQL).
+    /// SIGTERM or Ctrl-C stops it; running syncs stop after the batch being written
+    Serve {
+        /// The schedules directory (default: schedules_dir in ejgate.toml, or `schedules`
+        /// beside it)
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Job runs this worker runs at once
+        #[arg(long, default_value_t = 2)]
+        jobs: usize,
+    },
     /// Backups of the store: a consistent snapshot, compressed and sealed with age, written to
     /// every [[backup.target]] and read back; exits 2 when a target was not written (degraded)
     Backup {
@@ -220,6 +231,11 @@ enum BackupCommand {
 enum JobsCommand {
     /// Check every schedule file; each refusal is printed as FILE:LINE: reason
     Check,
+    /// Run one job now, recorded in the store as the daemon records its runs
+    Run {
+        /// The job's name in the schedules
+        name: String,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -277,7 +293,9 @@ fn one_line(e: &anyhow::Error) -> String {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.verbose);
+    // A daemon's log is its record of what ran: info by default.
+    let verbose = if matches!(cli.command, Command::Serve { .. }) { cli.verbose.max(1) } else { cli.verbose };
+    init_tracing(verbose);
     let code = match run(cli).await {
         Ok(code) => code,
         Err(e) => {
@@ -469,6 +487,51 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
             };
             match command {
+                Some(JobsCommand::Run { name }) => {
+                    let state = ejgate::daemon::DaemonState::open(config, &dir).await?;
+                    let stop = ejgate::stop::on_signals().context("cannot watch for SIGINT and SIGTERM")?;
+                    let report = ejgate::daemon::run_now(&state, &name, &stop).await?;
+                    let syncs: Vec<String> = report
+                        .syncs
+                        .iter()
+                        .map(|(source, run, status)| format!("{source} #{run} {}", status.as_str()))
+                        .collect();
+                    let syncs = if syncs.is_empty() { "none".to_string() } else { syncs.join(", ") };
+                    let error = report.error.as_deref().unwrap_or_default();
+                    match report.status {
+                        store::JobRunStatus::Succeeded => println!(
+                            "job «{name}» run #{} succeeded in {:.1} s; sync runs: {syncs}",
+                            report.run.id,
+                            report.elapsed.as_secs_f64()
+                        ),
+                        store::JobRunStatus::Interrupted => {
+                            eprintln!("job «{name}» run #{} interrupted: {error}; sync runs: {syncs}", report.run.id);
+                            return Ok(std::process::ExitCode::from(130));
+                        }
+                        status => {
+                            let then = match report.retry_at {
+                                Some(at) => format!(
+                                    "; recorded for a retry at {} (`ejgate serve` runs it)",
+                                    at.format("%Y-%m-%d %H:%M UTC")
+                                ),
+                                None => String::new(),
+                            };
+                            eprintln!(
+                                "job «{name}» run #{} {}: {error}{then}; sync runs: {syncs}",
+                                report.run.id,
+                                if status == store::JobRunStatus::Due {
+                                    "failed".to_string()
+                                } else {
+                                    status.to_string()
+                                }
+                            );
+                            if let Some(kind) = report.error_kind {
+                                eprintln!("  ({kind}) what to do: {}", kind.what_to_do());
+                            }
+                            return Ok(std::process::ExitCode::FAILURE);
+                        }
+                    }
+                }
                 Some(JobsCommand::Check) => {
                     println!(
                         "{}: {} checked",
@@ -477,8 +540,29 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     );
                 }
                 None if jobs.is_empty() => println!("No jobs in {}.", dir.display()),
-                None => print!("{}", schedule::render(&jobs, chrono::Utc::now())),
+                None => {
+                    // The last runs are the store's; the listing is still useful without them.
+                    let last = match store::open(&config.store_url()).await {
+                        Ok(store) => store.last_job_runs().await,
+                        Err(e) => Err(e),
+                    };
+                    let last = match last {
+                        Ok(runs) => Some(runs.into_iter().map(|r| (r.job.clone(), r)).collect()),
+                        Err(e) => {
+                            eprintln!("warning: the last runs cannot be shown (LAST RUN: ?): {e}");
+                            None
+                        }
+                    };
+                    print!("{}", schedule::render(&jobs, chrono::Utc::now(), last.as_ref()));
+                }
             }
+        }
+        Command::Serve { dir, jobs } => {
+            let config = Config::load(&cli.config)?;
+            let dir = dir.unwrap_or_else(|| config.schedules_dir());
+            let state = ejgate::daemon::DaemonState::open(config, &dir).await?;
+            let stop = ejgate::stop::on_signals().context("cannot watch for SIGINT and SIGTERM")?;
+            ejgate::daemon::serve(state, ejgate::daemon::ServeOptions { jobs, stop, alongside: None }).await?;
         }
         Command::Link { school, json } => {
             let config = Config::load(&cli.config)?;

@@ -19,8 +19,8 @@ use tempfile::TempDir;
 use uuid::Uuid;
 
 use ejgate::store::{
-    self, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, KindCount, LeaseOutcome, LeaseRequest, RunError, RunErrorKind,
-    RunStats, RunStatus, Store, StoreError, Upsert,
+    self, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, JobClaim, JobEnd, JobRunStatus, JobTrigger, KindCount,
+    LeaseOutcome, LeaseRequest, NewJobRun, RunError, RunErrorKind, RunStats, RunStatus, Store, StoreError, Upsert,
 };
 use ejgate_sdk::model::{DateRange, EntityKind, IdSpace};
 
@@ -1102,6 +1102,114 @@ mod scenarios {
         let key = ("marks".to_string(), "group:1".to_string());
         assert_eq!(store.cursors(SRC).await.unwrap()[&key], "p2");
     }
+
+    fn slot(h: u32, m: u32) -> chrono::DateTime<chrono::Utc> {
+        use chrono::TimeZone;
+        chrono::Utc.with_ymd_and_hms(2026, 12, 7, h, m, 0).unwrap()
+    }
+
+    fn new_run(job: &str, at: chrono::DateTime<chrono::Utc>, trigger: JobTrigger) -> NewJobRun<'_> {
+        NewJobRun { job, scheduled_at: at, trigger, status: JobRunStatus::Due, due_at: at, note: None }
+    }
+
+    /// The daemon's job runs: a slot is recorded once; only the worker whose claim (job
+    /// lease token) the row holds may add to it or close it; a retry goes back to `due`
+    /// with its next attempt; an interrupted or taken-over row counts as resumed.
+    pub async fn job_runs_are_recorded_once_and_closed_by_their_claim_holder(env: &Env) {
+        let store = env.open().await;
+        let claim = |token: Uuid| JobClaim { token, host: "host-a", pid: 7 };
+        let (a, b, c) = (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
+
+        // The first time a job is seen is where its slots start; later starts keep it.
+        assert_eq!(store.schedule_anchor("nightly", slot(9, 30)).await.unwrap(), slot(9, 30));
+        assert_eq!(store.schedule_anchor("nightly", slot(9, 45)).await.unwrap(), slot(9, 30));
+
+        let first = store.insert_job_run(&new_run("nightly", slot(10, 0), JobTrigger::Schedule)).await.unwrap();
+        let first = first.expect("a new slot is recorded");
+        assert_eq!((first.status, first.attempt, first.resumed), (JobRunStatus::Due, 1, 0));
+        let again = NewJobRun { status: JobRunStatus::Skipped, ..new_run("nightly", slot(10, 0), JobTrigger::CatchUp) };
+        assert_eq!(store.insert_job_run(&again).await.unwrap(), None, "the same slot is not recorded twice");
+        // The newest slot is the anchor; a manual run is not a slot.
+        store.insert_job_run(&new_run("nightly", slot(11, 0), JobTrigger::Manual)).await.unwrap().unwrap();
+        assert_eq!(store.schedule_anchor("nightly", slot(12, 0)).await.unwrap(), slot(10, 0));
+
+        // Due only from its time.
+        assert!(store.open_job_runs(slot(9, 59), 10).await.unwrap().is_empty());
+        assert_eq!(
+            store.open_job_runs(slot(10, 0), 10).await.unwrap().iter().map(|r| r.id).collect::<Vec<_>>(),
+            vec![first.id]
+        );
+        assert_eq!(store.start_job_run(first.id, &claim(a), slot(9, 59)).await.unwrap(), None, "not before its time");
+
+        let run = store.start_job_run(first.id, &claim(a), slot(10, 0)).await.unwrap().unwrap();
+        assert_eq!((run.status, run.claim, run.pid, run.resumed), (JobRunStatus::Running, Some(a), Some(7), 0));
+        // Taken over (its worker's lease expired): the new claim holds it.
+        let run = store.start_job_run(first.id, &claim(b), slot(10, 5)).await.unwrap().unwrap();
+        assert_eq!((run.claim, run.resumed), (Some(b), 1));
+        let end = |status, retry_at| JobEnd {
+            status,
+            error: Some("boom"),
+            error_kind: Some(RunErrorKind::Server),
+            retry_at,
+            at: slot(10, 6),
+        };
+        assert!(!store.add_job_sync_run(first.id, a, 3).await.unwrap(), "the old claim adds nothing");
+        assert!(!store.finish_job_run(first.id, a, &end(JobRunStatus::Succeeded, None)).await.unwrap());
+        assert!(store.add_job_sync_run(first.id, b, 3).await.unwrap());
+
+        // Failed with a retry left: due again later, next attempt, no claim.
+        assert!(store.finish_job_run(first.id, b, &end(JobRunStatus::Failed, Some(slot(10, 21)))).await.unwrap());
+        let run = store.job_runs(Some("nightly"), 10).await.unwrap().into_iter().find(|r| r.id == first.id).unwrap();
+        assert_eq!((run.status, run.attempt, run.claim, run.due_at), (JobRunStatus::Due, 2, None, slot(10, 21)));
+        assert_eq!((run.error.as_deref(), run.error_kind), (Some("boom"), Some(RunErrorKind::Server)));
+        assert!(store.open_job_runs(slot(10, 20), 10).await.unwrap().iter().all(|r| r.id != first.id));
+        let run = store.start_job_run(first.id, &claim(c), slot(10, 21)).await.unwrap().unwrap();
+        assert_eq!((run.attempt, run.resumed), (2, 1), "a retry is not a resumption");
+        assert!(store.add_job_sync_run(first.id, c, 9).await.unwrap());
+        let ok =
+            JobEnd { status: JobRunStatus::Succeeded, error: None, error_kind: None, retry_at: None, at: slot(10, 22) };
+        assert!(store.finish_job_run(first.id, c, &ok).await.unwrap());
+        assert!(!store.finish_job_run(first.id, c, &ok).await.unwrap(), "a closed run is not closed again");
+        assert_eq!(store.start_job_run(first.id, &claim(a), slot(10, 30)).await.unwrap(), None, "nor taken up");
+        let run = store.job_runs(Some("nightly"), 10).await.unwrap().into_iter().find(|r| r.id == first.id).unwrap();
+        assert_eq!((run.status, run.sync_runs.clone(), run.error), (JobRunStatus::Succeeded, vec![3, 9], None));
+        assert_eq!((run.started_at, run.finished_at), (Some(slot(10, 21)), Some(slot(10, 22))));
+
+        // Interrupted: open again at once, and taken up as resumed.
+        let weekly = store.insert_job_run(&new_run("weekly", slot(10, 0), JobTrigger::CatchUp)).await.unwrap().unwrap();
+        store.start_job_run(weekly.id, &claim(a), slot(10, 0)).await.unwrap().unwrap();
+        let stop = JobEnd {
+            status: JobRunStatus::Interrupted,
+            error: Some("stopped by SIGTERM"),
+            error_kind: Some(RunErrorKind::Stopped),
+            retry_at: None,
+            at: slot(10, 1),
+        };
+        assert!(store.finish_job_run(weekly.id, a, &stop).await.unwrap());
+        let open: Vec<_> = store.open_job_runs(slot(10, 1), 10).await.unwrap();
+        assert!(open.iter().any(|r| r.id == weekly.id && r.status == JobRunStatus::Interrupted), "{open:?}");
+        assert_eq!(store.start_job_run(weekly.id, &claim(b), slot(10, 2)).await.unwrap().unwrap().resumed, 1);
+
+        // The newest run of each job (by slot), and a job's runs newest first.
+        let last = store.last_job_runs().await.unwrap();
+        let last: Vec<(&str, chrono::DateTime<chrono::Utc>)> =
+            last.iter().map(|r| (r.job.as_str(), r.scheduled_at)).collect();
+        assert_eq!(last, vec![("nightly", slot(11, 0)), ("weekly", slot(10, 0))]);
+        let slots: Vec<_> = store.job_runs(Some("nightly"), 10).await.unwrap().iter().map(|r| r.scheduled_at).collect();
+        assert_eq!(slots, vec![slot(11, 0), slot(10, 0)]);
+        assert_eq!(store.job_runs(None, 10).await.unwrap().len(), 3);
+    }
+
+    /// Two workers recording the same slot at once: one row.
+    pub async fn concurrent_records_of_a_slot_make_one_row(env: &Env) {
+        let (a, b) = (env.open().await, env.open().await);
+        for minute in 0..10 {
+            let new = new_run("nightly", slot(10, minute), JobTrigger::Schedule);
+            let (x, y) = tokio::join!(a.insert_job_run(&new), b.insert_job_run(&new));
+            assert_eq!(x.unwrap().is_some() as u8 + y.unwrap().is_some() as u8, 1, "minute {minute}");
+        }
+        assert_eq!(a.job_runs(None, 100).await.unwrap().len(), 10);
+    }
 }
 
 // ---- wiring: every scenario against every backend -----------------------------------
@@ -1152,6 +1260,8 @@ store_suite!(
     a_lease_has_one_holder_until_released_or_expired,
     concurrent_lease_requests_have_one_winner,
     two_syncs_of_one_source_one_is_refused,
+    job_runs_are_recorded_once_and_closed_by_their_claim_holder,
+    concurrent_records_of_a_slot_make_one_row,
 );
 
 #[tokio::test]

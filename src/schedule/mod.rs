@@ -409,8 +409,9 @@ pub fn load_dir(dir: &Path, config: &Config) -> Result<Vec<Job>, Refused> {
 }
 
 /// The jobs as a table: kind, target, cron line and zone, the next slot after `now` in the
-/// job's zone and in UTC, and the last run.
-pub fn render(jobs: &[Job], now: DateTime<Utc>) -> String {
+/// job's zone and in UTC, and the last run (its slot in the job's zone and its outcome)
+/// from `last`, the newest job run of each job (`None`: the store could not be read).
+pub fn render(jobs: &[Job], now: DateTime<Utc>, last: Option<&HashMap<String, crate::store::JobRun>>) -> String {
     let header = ["NAME", "KIND", "TARGET", "CRON", "ZONE", "NEXT (ZONE)", "NEXT (UTC)", "LAST RUN"];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
     for job in jobs {
@@ -428,8 +429,16 @@ pub fn render(jobs: &[Job], now: DateTime<Utc>) -> String {
             job.time_zone.name().to_string(),
             next.map_or("never".into(), |t| t.format("%Y-%m-%d %H:%M %Z").to_string()),
             next.map_or("never".into(), |t| t.with_timezone(&Utc).format("%Y-%m-%d %H:%M").to_string()),
-            // Runs are recorded by the daemon (issue #17, `ejgate serve`); none yet.
-            "—".to_string(),
+            match last {
+                None => "?".to_string(),
+                Some(last) => last.get(&job.name).map_or("—".to_string(), |run| {
+                    format!(
+                        "{} {}",
+                        run.scheduled_at.with_timezone(&job.time_zone).format("%Y-%m-%d %H:%M %Z"),
+                        run.status
+                    )
+                }),
+            },
         ]);
     }
     let widths: Vec<usize> =

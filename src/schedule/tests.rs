@@ -299,10 +299,39 @@ fn next_times_across_the_berlin_changes_of_clock() {
 #[test]
 fn the_listing_shows_both_zones_and_marks_reserved_kinds() {
     let jobs = parse_file(DISTRICT, Path::new("district.toml"), &district_config()).unwrap();
-    let table = render(&jobs, utc(2026, 12, 5, 10, 0));
+    let never = HashMap::new();
+    let table = render(&jobs, utc(2026, 12, 5, 10, 0), Some(&never));
     let lines: Vec<&str> = table.lines().collect();
     assert_eq!(lines.len(), 5);
     assert!(lines[0].starts_with("NAME"), "{table}");
     assert!(lines[1].contains("2026-12-06 01:30 +07  2026-12-05 18:30  —"), "{table}");
     assert!(lines[4].contains("backup (not yet available)"), "{table}");
+
+    // The last run: its slot in the job's zone (18:30 UTC is 01:30 in Krasnoyarsk, the next
+    // day) and its outcome; `?` when the store could not be read.
+    let run = crate::store::JobRun {
+        id: 7,
+        job: "district-nightly".into(),
+        scheduled_at: utc(2026, 12, 4, 18, 30),
+        trigger: crate::store::JobTrigger::Schedule,
+        status: crate::store::JobRunStatus::Failed,
+        due_at: utc(2026, 12, 4, 18, 30),
+        attempt: 4,
+        resumed: 0,
+        claim: None,
+        host: None,
+        pid: None,
+        started_at: None,
+        finished_at: None,
+        error: None,
+        error_kind: None,
+        sync_runs: vec![],
+        note: None,
+    };
+    let last: HashMap<String, crate::store::JobRun> = [("district-nightly".to_string(), run)].into_iter().collect();
+    let table = render(&jobs, utc(2026, 12, 5, 10, 0), Some(&last));
+    assert!(table.lines().nth(1).unwrap().ends_with("2026-12-05 18:30  2026-12-05 01:30 +07 failed"), "{table}");
+    assert!(table.lines().nth(2).unwrap().ends_with('—'), "{table}");
+    let table = render(&jobs, utc(2026, 12, 5, 10, 0), None);
+    assert!(table.lines().nth(1).unwrap().ends_with('?'), "{table}");
 }

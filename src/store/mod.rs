@@ -16,9 +16,11 @@ use uuid::Uuid;
 
 use ejgate_sdk::model::{DateRange, EntityKind};
 
+mod jobs;
 mod postgres;
 mod sqlite;
 
+pub use jobs::{JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobStore, JobTrigger, NewJobRun};
 pub use postgres::PostgresStore;
 pub use sqlite::{inspect_file as inspect_sqlite_file, SqliteStore};
 
@@ -558,9 +560,10 @@ pub(crate) const CONSISTENCY_CHECKS: [&str; 4] = [
      AND (s.finished_at IS NULL OR s.finished_at >= c.updated_at)) ORDER BY 1 LIMIT 20",
 ];
 
-/// The store, as the rest of ejgate sees it: operations on data, not SQL.
+/// The store, as the rest of ejgate sees it: operations on data, not SQL. The daemon's job
+/// runs are its part [`JobStore`].
 #[async_trait]
-pub trait Store: Send + Sync {
+pub trait Store: JobStore + Send + Sync {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
 

@@ -41,6 +41,9 @@ use super::{
 
 const BACKEND: &str = "postgres";
 
+/// The daemon's job runs (`super::JobStore`).
+mod jobs;
+
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/postgres");
 
 /// Key of the transaction-level advisory lock that orders change-log writers

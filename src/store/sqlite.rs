@@ -52,6 +52,9 @@ use super::{
 
 const BACKEND: &str = "sqlite";
 
+/// The daemon's job runs (`super::JobStore`).
+mod jobs;
+
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 
 /// SQLite's result code for a full disk (SQLITE_FULL).

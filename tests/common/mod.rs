@@ -105,3 +105,43 @@ impl Harness {
 pub async fn live_counts(store: &dyn Store) -> BTreeMap<EntityKind, u64> {
     store.live_counts(None).await.unwrap()
 }
+
+/// A fresh schema on the test PostgreSQL server (`EJGATE_TEST_PG_URL`, default
+/// `postgres://postgres@127.0.0.1:5432/test`) and a store URL that selects it; the schema is
+/// dropped when this is dropped (also when the test panics).
+pub struct PgSchema {
+    pub url: String,
+    admin: String,
+    schema: String,
+}
+
+impl PgSchema {
+    pub async fn create(prefix: &str) -> PgSchema {
+        use sqlx::Connection;
+        let admin =
+            std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos();
+        let schema = format!("{prefix}_{}_{nanos}", std::process::id());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at EJGATE_TEST_PG_URL");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+        PgSchema { url, admin, schema }
+    }
+}
+
+impl Drop for PgSchema {
+    fn drop(&mut self) {
+        let (admin, sql) = (self.admin.clone(), format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema));
+        // The test's runtime may be gone or busy: drop the schema from a thread of its own.
+        let _ = std::thread::spawn(move || {
+            use sqlx::Connection;
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                let mut conn = sqlx::PgConnection::connect(&admin).await.ok()?;
+                sqlx::query(sqlx::AssertSqlSafe(sql)).execute(&mut conn).await.ok()
+            })
+        })
+        .join();
+    }
+}

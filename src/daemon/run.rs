@@ -1,0 +1,284 @@
+//! One job run (запуск задания): taken up under the job's lease, its target's sources
+//! synced one after another, the outcome recorded in its row.
+//!
+//! - Time limit: the run's own [`Stop`] is asked when the limit passes, so the sync stops as
+//!   a SIGTERM'd one does (the group being written commits, the sync run is recorded
+//!   `interrupted`); the job run is recorded `timed_out`.
+//! - SIGTERM / Ctrl-C: the daemon's stop is passed on to the run's; the job run is recorded
+//!   `interrupted`, and the next worker to start takes it up again (the sync resumes from
+//!   the committed cursors).
+//! - Retries: a `failed` or `timed_out` attempt with retries left goes back to `due`, its
+//!   `due_at` the retry delay later; the same row runs again (`attempt` + 1).
+//! - A source whose lease another process holds (a manual `ejgate sync`, another job of
+//!   the same source on another worker) is waited for, within the time limit: at most one
+//!   sync of a source runs at a time across every worker.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use ejgate_sdk::connector::SyncMode;
+
+use super::DaemonState;
+use crate::config::{Config, SourceConfig};
+use crate::lease::Lease;
+use crate::schedule::{Job, JobKind, Target};
+use crate::stop::Stop;
+use crate::store::{JobEnd, JobRun, JobRunStatus, RunErrorKind, RunId, RunStatus, StoreError};
+use crate::sync::{run_sync, Quiet, SyncOptions};
+
+/// How often a run waiting for a source's lease asks again.
+const SOURCE_WAIT: Duration = Duration::from_secs(2);
+
+/// What a job run attempt came to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRunReport {
+    pub run: JobRun,
+    /// How the attempt ended (`Due` when it failed and a retry is due at `retry_at`).
+    pub status: JobRunStatus,
+    pub error: Option<String>,
+    pub error_kind: Option<RunErrorKind>,
+    pub retry_at: Option<DateTime<Utc>>,
+    /// The sync runs of this attempt, with their sources.
+    pub syncs: Vec<(String, RunId, RunStatus)>,
+    pub elapsed: Duration,
+    /// `false` when the job's lease was lost (this process was paused past its time to
+    /// live) and the outcome was left to the worker that took the run over.
+    pub recorded: bool,
+}
+
+/// The sources a target names, in the configuration's order. A school is synced through the
+/// sources that serve it, whole: a source's lease, cursors and request limit are per source.
+pub fn sources_of<'a>(config: &'a Config, target: &Target) -> Vec<&'a SourceConfig> {
+    match target {
+        Target::All => config.sources.iter().collect(),
+        Target::Source(name) => config.sources.iter().filter(|s| &s.name == name).collect(),
+        Target::School(name) => match config.schools.iter().find(|s| &s.name == name) {
+            Some(school) => config.sources.iter().filter(|s| school.sources.contains(&s.name)).collect(),
+            None => config.sources.iter().filter(|s| s.schools.contains(name)).collect(),
+        },
+    }
+}
+
+/// Runs a job run taken up under `lease` (see [`super::claim`]) to the end of this attempt
+/// and records how it ended. `stop` is the daemon's (signals).
+pub async fn execute(state: &DaemonState, run: JobRun, lease: Lease, stop: &Stop) -> JobRunReport {
+    let started = Instant::now();
+    let claim = lease.info().token;
+    let Some(job) = state.job(&run.job).cloned() else {
+        // The caller checked; a row of a job no longer in the schedules is not taken up.
+        lease.release().await;
+        return JobRunReport {
+            status: JobRunStatus::Failed,
+            error: Some(format!("job «{}» is not in the schedules", run.job)),
+            error_kind: Some(RunErrorKind::Config),
+            retry_at: None,
+            syncs: Vec::new(),
+            elapsed: started.elapsed(),
+            recorded: false,
+            run,
+        };
+    };
+    tracing::info!(
+        job = %job.name,
+        run = run.id,
+        slot = %run.scheduled_at.format("%Y-%m-%d %H:%M UTC"),
+        attempt = run.attempt,
+        resumed = run.resumed,
+        "job started"
+    );
+
+    // The run's own stop: asked by the daemon's stop or by the time limit.
+    let run_stop = Stop::default();
+    let timed_out = Arc::new(AtomicBool::new(false));
+    let forward = tokio::spawn({
+        let (stop, run_stop, timed_out, limit) = (stop.clone(), run_stop.clone(), timed_out.clone(), job.time_limit);
+        async move {
+            tokio::select! {
+                () = stop.wait() => run_stop.request(stop.requested().unwrap_or("a stop request")),
+                () = tokio::time::sleep(limit) => {
+                    timed_out.store(true, Ordering::SeqCst);
+                    run_stop.request("the job's time limit");
+                }
+            }
+        }
+    });
+
+    let mut syncs = Vec::new();
+    let mut failures: Vec<(String, RunErrorKind)> = Vec::new();
+    // Whether the run stopped before the end of its sources (time limit, signal).
+    let mut stopped = false;
+    for source in sources_of(&state.config, &job.target) {
+        if run_stop.requested().is_some() {
+            stopped = true;
+            break;
+        }
+        if let Some(lost) = lease.lost() {
+            failures.push((lost, RunErrorKind::Internal));
+            break;
+        }
+        match sync_source(state, &job, source, &run_stop).await {
+            Synced::Run(report) => {
+                if let Err(e) = state.store.add_job_sync_run(run.id, claim, report.run).await {
+                    tracing::warn!(job = %job.name, "could not add sync run #{} to job run #{}: {e}", report.run, run.id);
+                }
+                syncs.push((source.name.clone(), report.run, report.status));
+                match report.status {
+                    RunStatus::Failed => failures.push((
+                        format!("{}: run #{} failed: {}", source.name, report.run, report.error.unwrap_or_default()),
+                        report.error_kind.unwrap_or(RunErrorKind::Internal),
+                    )),
+                    RunStatus::Interrupted => {
+                        stopped = true;
+                        break;
+                    }
+                    RunStatus::Succeeded | RunStatus::Running => {}
+                }
+            }
+            Synced::Stopped => {
+                stopped = true;
+                break;
+            }
+            Synced::Failed(message, kind) => failures.push((format!("{}: {message}", source.name), kind)),
+        }
+    }
+    forward.abort();
+
+    let now = state.clock.now();
+    let (status, error, error_kind) = if stopped && timed_out.load(Ordering::SeqCst) {
+        (
+            JobRunStatus::TimedOut,
+            Some(format!(
+                "the job's time limit of {} min passed: stopped (what was written is kept){}",
+                job.time_limit.as_secs() / 60,
+                if failures.is_empty() {
+                    String::new()
+                } else {
+                    format!("; before that: {}", failures.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join("; "))
+                }
+            )),
+            Some(RunErrorKind::Timeout),
+        )
+    } else if let Some(why) = run_stop.requested().filter(|_| stopped) {
+        (
+            JobRunStatus::Interrupted,
+            Some(format!("stopped by {why}; the next worker to start takes it up again from what was written")),
+            Some(RunErrorKind::Stopped),
+        )
+    } else if !failures.is_empty() {
+        (
+            JobRunStatus::Failed,
+            Some(failures.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join("; ")),
+            Some(failures[0].1),
+        )
+    } else {
+        (JobRunStatus::Succeeded, None, None)
+    };
+    let retry_at = (matches!(status, JobRunStatus::Failed | JobRunStatus::TimedOut)
+        && run.attempt <= job.retry.attempts)
+        .then(|| now + chrono::TimeDelta::from_std(job.retry.delay).unwrap_or_default());
+    let end = JobEnd { status, error: error.as_deref(), error_kind, retry_at, at: now };
+    let recorded = match state.store.finish_job_run(run.id, claim, &end).await {
+        Ok(true) => true,
+        Ok(false) => {
+            tracing::warn!(
+                job = %job.name,
+                "job run #{} was taken over by another worker (this one lost its lease: was it paused?); its \
+                 outcome here is not recorded",
+                run.id
+            );
+            false
+        }
+        Err(e) => {
+            // Left `running`: once this process ends, its lease expires and a worker takes
+            // the run up again.
+            tracing::error!(job = %job.name, "could not record the end of job run #{}: {e}", run.id);
+            false
+        }
+    };
+    lease.release().await;
+    log_end(&job, &run, status, error.as_deref(), error_kind, retry_at);
+    JobRunReport {
+        status: if retry_at.is_some() { JobRunStatus::Due } else { status },
+        error,
+        error_kind,
+        retry_at,
+        syncs,
+        elapsed: started.elapsed(),
+        recorded,
+        run,
+    }
+}
+
+fn log_end(
+    job: &Job,
+    run: &JobRun,
+    status: JobRunStatus,
+    error: Option<&str>,
+    kind: Option<RunErrorKind>,
+    retry_at: Option<DateTime<Utc>>,
+) {
+    let error = error.unwrap_or_default();
+    match status {
+        JobRunStatus::Succeeded => tracing::info!(job = %job.name, run = run.id, "job succeeded"),
+        JobRunStatus::Interrupted => tracing::warn!(job = %job.name, run = run.id, "job interrupted: {error}"),
+        _ => {
+            let then = match retry_at {
+                Some(at) => format!("tried again at {} (attempt {})", at.format("%Y-%m-%d %H:%M UTC"), run.attempt + 1),
+                None => "no retries left".to_string(),
+            };
+            let todo = kind.map(|k| k.what_to_do()).unwrap_or("see the error");
+            tracing::error!(job = %job.name, run = run.id, "job {status}: {error}; {then}; what to do: {todo}");
+        }
+    }
+}
+
+enum Synced {
+    Run(crate::sync::SyncReport),
+    /// Stopped while waiting for the source's lease.
+    Stopped,
+    Failed(String, RunErrorKind),
+}
+
+/// One source of the job's target, waiting for its lease while another process syncs it.
+async fn sync_source(state: &DaemonState, job: &Job, source: &SourceConfig, stop: &Stop) -> Synced {
+    let connector = match crate::sources::connector(&state.config, source) {
+        Ok(c) => c,
+        Err(e) => return Synced::Failed(format!("{e:#}"), RunErrorKind::Config),
+    };
+    let mode =
+        if job.kind == JobKind::FullSync || source.year.is_some() { SyncMode::Full } else { SyncMode::Incremental };
+    let options = SyncOptions {
+        mode,
+        concurrency: source.concurrency,
+        progress: Arc::new(Quiet),
+        skip_limit: source.skip_limit(),
+        year: source.year,
+        deletes: source.delete_limit(false),
+        stop: stop.clone(),
+    };
+    let mut said = false;
+    loop {
+        match run_sync(state.store.as_ref(), connector.clone(), &options).await {
+            Ok(report) => return Synced::Run(report),
+            Err(StoreError::LeaseHeld(held)) => {
+                if !said {
+                    tracing::info!(
+                        job = %job.name,
+                        "source «{}» is being synced by pid {} on host «{}»: waiting for it",
+                        source.name,
+                        held.pid,
+                        held.host
+                    );
+                    said = true;
+                }
+                tokio::select! {
+                    () = tokio::time::sleep(SOURCE_WAIT) => {}
+                    () = stop.wait() => return Synced::Stopped,
+                }
+            }
+            Err(e) => return Synced::Failed(e.to_string(), RunErrorKind::Store),
+        }
+    }
+}
