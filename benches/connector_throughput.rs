@@ -17,6 +17,8 @@
 //!   `--size small|demo|large`   (`EJGATE_BENCH_SIZE`, default `large`: 40 classes, ~1,000 students)
 //!   `--rounds N`                (`EJGATE_BENCH_ROUNDS`, default 3)
 //!   `--seed N`                  (`EJGATE_BENCH_SEED`, default 1)
+//!   `--systems a,b`             (`EJGATE_BENCH_SYSTEMS`, default all four; Dnevnik is always
+//!                                measured: it is the yardstick)
 
 use std::path::Path;
 use std::process::Child;
@@ -45,6 +47,21 @@ const MOSREG_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJiZW5jaCJ9.YmVuY2gtc2
 
 /// The systems measured, Dnevnik (the yardstick) first.
 const SYSTEMS: [System; 4] = [System::Dnevnik, System::Epos, System::Kiasuo, System::Mosreg];
+
+/// The systems `--systems` names (Dnevnik, the yardstick, is always measured, first).
+fn chosen_systems(list: &str) -> Vec<System> {
+    let mut chosen = vec![System::Dnevnik];
+    for name in list.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let system = SYSTEMS
+            .into_iter()
+            .find(|s| s.as_str() == name)
+            .unwrap_or_else(|| panic!("--systems: unknown system {name:?} (dnevnik, epos, kiasuo, mosreg)"));
+        if !chosen.contains(&system) {
+            chosen.push(system);
+        }
+    }
+    chosen
+}
 
 fn token(system: System) -> &'static str {
     match system {
@@ -168,6 +185,7 @@ async fn main() {
     let seed: u64 = option(&args, "--seed", "EJGATE_BENCH_SEED", "1").parse().expect("--seed N");
     assert!(["small", "demo", "large"].contains(&size.as_str()), "--size small|demo|large");
     assert!(rounds >= 1, "--rounds ≥ 1");
+    let systems = chosen_systems(&option(&args, "--systems", "EJGATE_BENCH_SYSTEMS", "dnevnik,epos,kiasuo,mosreg"));
 
     let dir = tempfile::tempdir().unwrap();
     let kiasuo_token_file = dir.path().join("kiasuo.refresh");
@@ -181,17 +199,17 @@ async fn main() {
     // The four emulators, each its own process, generating the same school at once.
     let seed_arg = seed.to_string();
     let args = ["--size", size.as_str(), "--schools", "1", "--seed", seed_arg.as_str()];
-    let children: Vec<Child> = SYSTEMS.iter().map(|&s| common::spawn(s.as_str(), token(s), &args)).collect();
+    let children: Vec<Child> = systems.iter().map(|&s| common::spawn(s.as_str(), token(s), &args)).collect();
     let emulators: Vec<Emulator> = children.into_iter().map(common::ready).collect();
 
     println!("\nejgate connector throughput: one {size} school (seed {seed}), full sync from each emulator on loopback, no request limit, fresh SQLite store each; {rounds} round(s)");
-    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); SYSTEMS.len()];
+    let mut samples: Vec<Vec<Sample>> = vec![Vec::new(); systems.len()];
     for round in 0..rounds {
         // Interleaved: each round starts one system later.
-        let order: Vec<usize> = (0..SYSTEMS.len()).map(|i| (i + round) % SYSTEMS.len()).collect();
-        let mut this_round: Vec<Option<Sample>> = vec![None; SYSTEMS.len()];
+        let order: Vec<usize> = (0..systems.len()).map(|i| (i + round) % systems.len()).collect();
+        let mut this_round: Vec<Option<Sample>> = vec![None; systems.len()];
         for &i in &order {
-            let s = sync_once(SYSTEMS[i], &emulators[i], dir.path(), &format!("r{round}"), &kiasuo_token_file).await;
+            let s = sync_once(systems[i], &emulators[i], dir.path(), &format!("r{round}"), &kiasuo_token_file).await;
             this_round[i] = Some(s);
             samples[i].push(s);
         }
@@ -199,13 +217,13 @@ async fn main() {
         println!(
             "\n  round {} (order: {})",
             round + 1,
-            order.iter().map(|&i| SYSTEMS[i].as_str()).collect::<Vec<_>>().join(", ")
+            order.iter().map(|&i| systems[i].as_str()).collect::<Vec<_>>().join(", ")
         );
         for &i in &order {
             let s = this_round[i].unwrap();
             println!(
                 "    {:<8} {:>9} records {:>6} requests {:>7.2} s (CPU: emulator {:.2} s, ejgate {:.2} s) {:>9.0} records/s {:>7.0} requests/s   records/s ÷ Dnevnik {:.2}   Dnevnik time ÷ time {:.2}",
-                SYSTEMS[i].as_str(),
+                systems[i].as_str(),
                 s.records,
                 s.requests,
                 s.wall,
@@ -253,7 +271,7 @@ async fn main() {
     for (i, m) in medians.iter().enumerate() {
         println!(
             "    {:<8} {:>9} {:>8} {:>8.2} {:>10.0} {:>10.0}   {:>22.2}   {:>22.2}",
-            SYSTEMS[i].as_str(),
+            systems[i].as_str(),
             m.records,
             m.requests,
             m.wall,
@@ -272,7 +290,7 @@ async fn main() {
         let time_ratio = d.wall / m.wall;
         println!(
             "    {:<8} records/s ratio {:.2} {}; school-time ratio {:.2} {}",
-            SYSTEMS[i].as_str(),
+            systems[i].as_str(),
             ratio,
             if ratio >= 0.5 { "≥ 0.5: MET" } else { "< 0.5: NOT MET" },
             time_ratio,

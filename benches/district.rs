@@ -10,7 +10,9 @@
 //! Printed: every job run once (succeeded, one sync run each); the makespan (slot → last
 //! run finished); the single-job time (the median of a few jobs run alone with `ejgate jobs
 //! run` on a store of their own) × 200 ÷ 4, and the efficiency (that ÷ makespan; the
-//! issue's target is ≥ 0.8); the worst and median delay between the slot and a run's start.
+//! issue's target is ≥ 0.8); the worst and median delay between the slot and a run's start;
+//! the runs' mean time side by side and how busy the workers were (the runs' durations over
+//! workers × makespan), which tells the scheduler's idle time from the runs' slowing down.
 //!
 //! Options (arguments after `--`, or environment variables):
 //!   `--schools N`  (`EJGATE_BENCH_SCHOOLS`, default 200)
@@ -79,7 +81,8 @@ fn write_setup(dir: &Path, store_url: &str, base_url: &str, schools: usize) -> s
     let token = dir.join("token");
     std::fs::write(&token, TOKEN).unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut config = format!("[store]\nurl = \"{store_url}\"\n");
+    // Several workers on one machine: each its own free port for its HTTP side.
+    let mut config = format!("[store]\nurl = \"{store_url}\"\n[serve]\nlisten = \"127.0.0.1:0\"\n");
     let mut jobs = String::from("time_zone = \"Asia/Krasnoyarsk\"\n");
     for i in 1..=schools {
         config.push_str(&format!(
@@ -183,6 +186,10 @@ async fn main() {
     let delays: Vec<f64> = runs.iter().filter_map(|r| r.started_at).map(|s| seconds(s - slot)).collect();
     let worst = delays.iter().copied().fold(0.0, f64::max);
     let ideal = single * schools as f64 / workers as f64;
+    // How busy the workers were: the runs' own durations over workers × makespan. Near 1, the
+    // scheduler kept every worker at work and a longer makespan is the runs being slower
+    // side by side (CPU, the emulator, the store) than alone.
+    let busy: f64 = runs.iter().filter_map(|r| Some(seconds(r.finished_at? - r.started_at?))).sum();
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!("district: {schools} small schools due at 03:00 Asia/Krasnoyarsk, {workers} workers on PostgreSQL, {cores} CPU cores");
     println!(
@@ -193,6 +200,12 @@ async fn main() {
     println!("  single job alone: {single:.2} s (median of {singles}); × {schools} ÷ {workers} = {ideal:.1} s");
     println!("  makespan (slot → last run finished): {makespan:.1} s; efficiency {:.2}", ideal / makespan);
     println!("  delay slot → start: worst {worst:.1} s, median {:.1} s", median(delays.clone()));
+    println!(
+        "  run time side by side: mean {:.2} s ({:.1} × alone); workers busy {:.0} % of the makespan",
+        busy / runs.len() as f64,
+        busy / runs.len() as f64 / single,
+        busy * 100.0 / (workers as f64 * makespan)
+    );
     store.close().await;
     district.drop().await;
     drop(emulator);

@@ -33,6 +33,12 @@ pub struct Config {
     /// Year-end bags (`ejgate archive`): where, and the minisign keys.
     #[serde(default)]
     pub archive: Option<crate::archive::ArchiveConfig>,
+    /// `ejgate serve`'s HTTP side (health, metrics, the JSON API).
+    #[serde(default)]
+    pub serve: ServeConfig,
+    /// When a source is reported (`ejgate status`, `/metrics`, the daemon's log).
+    #[serde(default)]
+    pub alerts: AlertsConfig,
     /// The directory the file was read from: relative paths in it are relative to this.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -43,6 +49,52 @@ pub struct Config {
 pub struct StoreConfig {
     pub url: String,
 }
+
+/// `[serve]`: where `ejgate serve` answers HTTP.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServeConfig {
+    /// The address of `/healthz`, `/readyz`, `/metrics` and the JSON API `/api/v1/…`.
+    /// Loopback by default: `/metrics` and the health checks answer without a token, so
+    /// another address belongs behind a firewall or a reverse proxy.
+    #[serde(default = "default_listen")]
+    pub listen: std::net::SocketAddr,
+}
+
+impl Default for ServeConfig {
+    fn default() -> ServeConfig {
+        ServeConfig { listen: default_listen() }
+    }
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from(([127, 0, 0, 1], 8089))
+}
+
+/// `[alerts]`: when a source needs a person (оповещение ответственного).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertsConfig {
+    /// A source without a successful sync for longer than this is reported as stale;
+    /// a source's own `stale_after_hours` overrides it. The default, 36 hours, lets one
+    /// nightly run fail (or a night's run be late) before the alert: a source synced
+    /// every night is never older than 24 hours plus the run's time.
+    #[serde(default = "default_stale_after_hours")]
+    pub stale_after_hours: u32,
+}
+
+impl Default for AlertsConfig {
+    fn default() -> AlertsConfig {
+        AlertsConfig { stale_after_hours: default_stale_after_hours() }
+    }
+}
+
+fn default_stale_after_hours() -> u32 {
+    36
+}
+
+/// The longest `stale_after_hours`: a year.
+const MAX_STALE_HOURS: u32 = 366 * 24;
 
 /// A school bound to several sources (for example КИАСУО for the contingent and another
 /// system for the journal).
@@ -153,6 +205,10 @@ pub struct SourceConfig {
     /// left out, the year the source calls current. `ejgate sync --year` overrides it.
     #[serde(default)]
     pub year: Option<ejgate_sdk::year::SchoolYear>,
+    /// This source's own `[alerts] stale_after_hours` (a source synced weekly, a files
+    /// source the school exports into once a month).
+    #[serde(default)]
+    pub stale_after_hours: Option<u32>,
 }
 
 /// The longest `chunk_days` and `window_days`: a year.
@@ -209,8 +265,23 @@ impl Config {
             })
         })?;
         config.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let hours_in_range = |hours: u32| (1..=MAX_STALE_HOURS).contains(&hours);
+        if !hours_in_range(config.alerts.stale_after_hours) {
+            return Err(invalid(format!(
+                "[alerts] stale_after_hours = {} is out of range: give 1 to {MAX_STALE_HOURS} (default {})",
+                config.alerts.stale_after_hours,
+                default_stale_after_hours()
+            )));
+        }
         let mut names = std::collections::HashSet::new();
         for source in &config.sources {
+            if let Some(hours) = source.stale_after_hours.filter(|h| !hours_in_range(*h)) {
+                return Err(invalid(format!(
+                    "source «{}»: stale_after_hours = {hours} is out of range: give 1 to {MAX_STALE_HOURS} \
+                     (default: [alerts] stale_after_hours, {})",
+                    source.name, config.alerts.stale_after_hours
+                )));
+            }
             if !(0.0..=100.0).contains(&source.max_delete_percent) {
                 return Err(invalid(format!(
                     "source «{}»: max_delete_percent = {} is not a share: give 0 to 100 (default {})",
@@ -425,6 +496,11 @@ impl SourceConfig {
 
     pub fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout_seconds.max(1))
+    }
+
+    /// How long this source may go without a successful sync before it is reported.
+    pub fn stale_after(&self, config: &Config) -> chrono::TimeDelta {
+        chrono::TimeDelta::hours(i64::from(self.stale_after_hours.unwrap_or(config.alerts.stale_after_hours)))
     }
 
     /// When unreadable records fail this source's runs.

@@ -6,6 +6,7 @@
 
 #[cfg(feature = "acceptance")]
 pub mod acceptance;
+pub mod alerts;
 pub mod archive;
 pub mod backup;
 pub mod compare;

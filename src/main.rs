@@ -104,6 +104,19 @@ enum Command {
         #[arg(long, global = true)]
         dir: Option<PathBuf>,
     },
+    /// Bearer tokens of `ejgate serve`'s JSON API (/api/v1/…)
+    Token {
+        #[command(subcommand)]
+        command: TokenCommand,
+    },
+    /// Only the HTTP side of `ejgate serve`: /healthz, /readyz, /metrics and the JSON API
+    /// over the store, without running jobs (a read-only view, for example on another machine
+    /// of a district)
+    Http {
+        /// The address to listen on (default: [serve] listen in ejgate.toml, 127.0.0.1:8089)
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
     /// Run the scheduled jobs: the daemon (one worker on SQLite, several on PostgreSQL).
     /// SIGTERM or Ctrl-C stops it; running syncs stop after the batch being written
     Serve {
@@ -180,6 +193,19 @@ enum Command {
         /// not served; its stand-in is the export)
         #[arg(long)]
         out: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Make a token named NAME and print it once (only its hash is kept)
+    Create { name: String },
+    /// Revoke the token NAME: it no longer opens the API
+    Revoke { name: String },
+    /// The tokens, in force and revoked (never the tokens themselves)
+    List {
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -430,7 +456,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let config = Config::load(&cli.config)?;
             let store = store::open(&config.store_url()).await?;
             let names: Vec<String> = config.sources.iter().map(|s| s.name.clone()).collect();
-            let st = status::status(store.as_ref(), &names, runs).await?;
+            let st = status::status(store.as_ref(), &names, runs).await?.with_alerts(store.as_ref(), &config).await?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {
@@ -562,7 +588,24 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let dir = dir.unwrap_or_else(|| config.schedules_dir());
             let state = ejgate::daemon::DaemonState::open(config, &dir).await?;
             let stop = ejgate::stop::on_signals().context("cannot watch for SIGINT and SIGTERM")?;
-            ejgate::daemon::serve(state, ejgate::daemon::ServeOptions { jobs, stop, alongside: None }).await?;
+            // Bound before the scheduler starts: an address in use is refused at once.
+            let listener = ejgate::daemon::http::bind(state.config.serve.listen).await?;
+            let alongside: ejgate::daemon::Alongside = Box::new(move |state, stop| {
+                Box::pin(async move {
+                    let http = ejgate::daemon::http::HttpState::new(state.store.clone(), state.config.clone());
+                    http.set_jobs(state.jobs.to_vec());
+                    let watching = {
+                        let stop = stop.clone();
+                        let (store, config) = (state.store.clone(), state.config.clone());
+                        tokio::spawn(ejgate::alerts::watch(store, config, async move { stop.wait().await }))
+                    };
+                    let served = ejgate::daemon::http::serve_on(listener, http, async move { stop.wait().await }).await;
+                    watching.abort();
+                    Ok(served?)
+                })
+            });
+            ejgate::daemon::serve(state, ejgate::daemon::ServeOptions { jobs, stop, alongside: Some(alongside) })
+                .await?;
         }
         Command::Link { school, json } => {
             let config = Config::load(&cli.config)?;
@@ -586,6 +629,71 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     print!("{}", ejgate::link::render(r));
                 }
             }
+        }
+        Command::Token { command } => {
+            let config = Config::load(&cli.config)?;
+            let store = store::open(&config.store_url()).await?;
+            match command {
+                TokenCommand::Create { name } => {
+                    use secrecy::ExposeSecret;
+                    let token = ejgate::daemon::tokens::create(store.as_ref(), &name).await?;
+                    eprintln!(
+                        "API token «{name}» made. It is shown this once (the store keeps only its hash): give it to \
+                         whoever calls the API, as `Authorization: Bearer <token>`. `ejgate token revoke {name}` \
+                         shuts it."
+                    );
+                    println!("{}", token.expose_secret());
+                }
+                TokenCommand::Revoke { name } => {
+                    if !ejgate::daemon::tokens::revoke(store.as_ref(), &name).await? {
+                        bail!("there is no API token «{name}» in force (`ejgate token list` shows them)");
+                    }
+                    println!("API token «{name}» revoked: it no longer opens the API.");
+                }
+                TokenCommand::List { json } => {
+                    let tokens = store.api_tokens().await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&tokens)?);
+                    } else {
+                        print!("{}", ejgate::daemon::tokens::render(&tokens));
+                    }
+                }
+            }
+        }
+        Command::Http { listen } => {
+            use ejgate::daemon::http;
+            let config = Config::load(&cli.config)?;
+            let store: Arc<dyn store::Store> = store::open(&config.store_url()).await?.shared();
+            let listen = listen.unwrap_or(config.serve.listen);
+            let dir = config.schedules_dir();
+            let jobs =
+                schedule::load_dir(&dir, &config).with_context(|| format!("the schedules in {}", dir.display()))?;
+            let config = Arc::new(config);
+            let state = http::HttpState::new(store.clone(), config.clone());
+            state.set_jobs(jobs);
+            // SIGINT or SIGTERM: the requests under way are answered, then the process ends.
+            let stop = ejgate::stop::Stop::default();
+            {
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut terminate = signal(SignalKind::terminate()).context("cannot watch for SIGTERM")?;
+                let asked = stop.clone();
+                tokio::spawn(async move {
+                    let name = tokio::select! {
+                        _ = tokio::signal::ctrl_c() => "SIGINT",
+                        _ = terminate.recv() => "SIGTERM",
+                    };
+                    asked.request(name);
+                });
+            }
+            let listener = http::bind(listen).await?;
+            // The address as bound (port 0 gets one), for whoever started it.
+            println!("ejgate: HTTP on http://{}", listener.local_addr()?);
+            let watching = {
+                let stop = stop.clone();
+                tokio::spawn(ejgate::alerts::watch(store, config, async move { stop.wait().await }))
+            };
+            http::serve_on(listener, state, async move { stop.wait().await }).await?;
+            watching.abort();
         }
         Command::Backup { command, why, who } => {
             use ejgate::backup;

@@ -31,6 +31,17 @@ pub struct Status {
     pub runs: Vec<RunView>,
     /// Leases held (or left behind by a process that stopped): who is writing which source.
     pub leases: Vec<LeaseInfo>,
+    /// Sources that need a person (stale, or their last run failed): see
+    /// [`crate::alerts`]; filled by [`Status::with_alerts`].
+    pub alerts: Vec<crate::alerts::Alert>,
+}
+
+impl Status {
+    /// The status with the alerts of the configuration's sources.
+    pub async fn with_alerts(mut self, store: &dyn Store, config: &crate::config::Config) -> StoreResult<Status> {
+        self.alerts = crate::alerts::check_alerts(store, config).await?;
+        Ok(self)
+    }
 }
 
 /// What one source instance brought.
@@ -51,6 +62,7 @@ pub async fn status(store: &dyn Store, sources: &[String], runs: u32) -> StoreRe
         sources: per_source,
         runs: store.runs(runs).await?.into_iter().map(RunView::from).collect(),
         leases: store.leases().await?,
+        alerts: Vec::new(),
     })
 }
 
@@ -75,7 +87,7 @@ fn running_note(status: &Status, run: &SyncRun) -> String {
 
 /// The status as text for a person.
 pub fn render(status: &Status) -> String {
-    let mut out = String::new();
+    let mut out = crate::alerts::render(&status.alerts);
     out.push_str(&format!("Store: {}\n\nRecords (live / deleted at the source):\n", status.backend));
     if status.counts.is_empty() {
         out.push_str("  none yet: run `ejgate sync`\n");

@@ -37,7 +37,8 @@ fn setup(dir: &Path, store_url: &str, sources: &[(&str, String)], jobs: &str) ->
     let token = dir.join("secrets/token");
     std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).unwrap();
-    let mut config = format!("[store]\nurl = \"{store_url}\"\n");
+    // Several workers on one machine: each its own free port for its HTTP side.
+    let mut config = format!("[store]\nurl = \"{store_url}\"\n[serve]\nlisten = \"127.0.0.1:0\"\n");
     for (name, base_url) in sources {
         config.push_str(&format!(
             "\n[[source]]\nname = \"{name}\"\nsystem = \"dnevnik\"\nbase_url = \"{base_url}\"\n\

@@ -9,12 +9,13 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use common::PgSchema;
+
 use std::time::Duration;
 
 use chrono::NaiveDate;
 use serde_json::{json, Value};
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::Connection;
 use tempfile::TempDir;
 use uuid::Uuid;
 
@@ -23,8 +24,6 @@ use ejgate::store::{
     LeaseOutcome, LeaseRequest, NewJobRun, RunError, RunErrorKind, RunStats, RunStatus, Store, StoreError, Upsert,
 };
 use ejgate_sdk::model::{DateRange, EntityKind, IdSpace};
-
-const DEFAULT_PG_URL: &str = "postgres://postgres@127.0.0.1:5432/test";
 
 const SRC: &str = "dnevnik-1";
 const OTHER: &str = "epos-1";
@@ -42,36 +41,6 @@ enum EnvKind {
     Postgres { _schema: PgSchema },
 }
 
-/// A schema of its own on the shared PostgreSQL server; dropped when the test ends (also
-/// when it panics).
-struct PgSchema {
-    admin_url: String,
-    schema: String,
-}
-
-impl Drop for PgSchema {
-    fn drop(&mut self) {
-        let admin_url = self.admin_url.clone();
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        // The test's runtime may be gone or busy: drop the schema from a thread of its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            rt.block_on(async {
-                let mut conn = sqlx::PgConnection::connect(&admin_url).await.ok()?;
-                sqlx::query(AssertSqlSafe(sql)).execute(&mut conn).await.ok()
-            })
-        })
-        .join();
-    }
-}
-
-fn unique_suffix() -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos =
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
-    format!("{}_{}_{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed), nanos)
-}
-
 impl Env {
     pub async fn sqlite() -> Env {
         let dir = tempfile::tempdir().expect("temporary directory");
@@ -80,21 +49,8 @@ impl Env {
     }
 
     pub async fn postgres() -> Env {
-        let admin_url = std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
-        let schema = format!("ejgate_t_{}", unique_suffix());
-        let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
-            panic!(
-                "PostgreSQL at {admin_url} is unreachable ({e}): start the server or point \
-                 EJGATE_TEST_PG_URL at one"
-            )
-        });
-        sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}")))
-            .execute(&mut conn)
-            .await
-            .expect("create the test schema");
-        let sep = if admin_url.contains('?') { '&' } else { '?' };
-        let url = format!("{admin_url}{sep}options=-c%20search_path%3D{schema}");
-        Env { url, kind: EnvKind::Postgres { _schema: PgSchema { admin_url, schema } } }
+        let schema = PgSchema::create("ejgate_t").await;
+        Env { url: schema.url.clone(), kind: EnvKind::Postgres { _schema: schema } }
     }
 
     pub async fn open(&self) -> Box<dyn Store> {
@@ -795,6 +751,8 @@ mod scenarios {
         let leases = a.leases().await.unwrap();
         let l = leases.iter().find(|l| l.name == "source:dnevnik-1").unwrap();
         assert_eq!((l.token, l.pid, l.host.as_str()), (fourth.token, 404, "host-b"));
+        // Both takeovers are recorded (for `/metrics`); the fresh and the released ones are not.
+        assert_eq!(b.lease_takeovers().await.unwrap(), vec![("source:dnevnik-1".to_string(), 2)]);
     }
 
     pub async fn concurrent_lease_requests_have_one_winner(env: &Env) {
@@ -892,6 +850,9 @@ mod scenarios {
             warnings: vec!["неизвестный вид работы «ВПР»".into(), "w2".into()],
             skipped: 7,
             skipped_by_stream: [("marks".to_string(), 5), ("roster".to_string(), 2)].into_iter().collect(),
+            rate_limited: 4,
+            limit_waits: 9,
+            limit_wait_ms: 2500,
         };
         let failure = RunError::new(RunErrorKind::Server, "источник ответил 503");
         store.finish_run(b, RunStatus::Failed, Some(&failure), &stats).await.unwrap();
@@ -1103,6 +1064,131 @@ mod scenarios {
         assert_eq!(store.cursors(SRC).await.unwrap()[&key], "p2");
     }
 
+    pub async fn run_totals_add_up_runs_and_last_runs_are_the_newest_finished(env: &Env) {
+        let store = env.open().await;
+        store.ping().await.unwrap();
+        assert!(store.run_totals().await.unwrap().is_empty());
+        let stats = |requests: u64, inserted: u64, waits: u64| RunStats {
+            requests,
+            records_read: inserted + 1,
+            inserted,
+            updated: 2,
+            deleted: 1,
+            rate_limited: waits / 2,
+            limit_waits: waits,
+            limit_wait_ms: waits * 100,
+            ..RunStats::default()
+        };
+        let failure = RunError::new(RunErrorKind::Server, "HTTP 502");
+        let mut finished = Vec::new();
+        for (source, mode, status, s) in [
+            (SRC, "full", RunStatus::Succeeded, stats(10, 100, 4)),
+            (SRC, "incremental", RunStatus::Succeeded, stats(3, 5, 0)),
+            (SRC, "incremental", RunStatus::Succeeded, stats(4, 6, 2)),
+            (SRC, "incremental", RunStatus::Failed, stats(7, 0, 0)),
+            (OTHER, "full", RunStatus::Succeeded, stats(1, 1, 0)),
+        ] {
+            let run = store.begin_run(source, mode).await.unwrap();
+            let error = (status == RunStatus::Failed).then_some(&failure);
+            store.finish_run(run, status, error, &s).await.unwrap();
+            finished.push(run);
+        }
+        // A run still going counts as running, with nothing in its sums yet.
+        let going = store.begin_run(OTHER, "incremental").await.unwrap();
+
+        let totals = store.run_totals().await.unwrap();
+        let find = |source: &str, mode: &str, status: RunStatus| {
+            totals.iter().find(|t| t.source == source && t.mode == mode && t.status == status).unwrap().clone()
+        };
+        let inc = find(SRC, "incremental", RunStatus::Succeeded);
+        assert_eq!((inc.runs, inc.requests, inc.records_read, inc.inserted), (2, 7, 13, 11));
+        assert_eq!((inc.updated, inc.deleted, inc.rate_limited, inc.limit_waits, inc.limit_wait_ms), (4, 2, 1, 2, 200));
+        let runs = store.runs(10).await.unwrap();
+        let finished_at = |id| runs.iter().find(|r| r.id == id).unwrap().finished_at;
+        assert_eq!(inc.last_finished_at, finished_at(finished[2]));
+        assert_eq!(find(SRC, "full", RunStatus::Succeeded).limit_wait_ms, 400);
+        assert_eq!(find(SRC, "incremental", RunStatus::Failed).requests, 7);
+        let running = find(OTHER, "incremental", RunStatus::Running);
+        assert_eq!((running.runs, running.requests, running.last_finished_at), (1, 0, None));
+        assert_eq!(totals.len(), 5);
+
+        // The newest finished run per source: the failure of SRC, the full run of OTHER
+        // (its newer run is still going).
+        let last = store.last_finished_runs().await.unwrap();
+        assert_eq!(
+            last.iter().map(|r| (r.source.as_str(), r.id)).collect::<Vec<_>>(),
+            vec![(SRC, finished[3]), (OTHER, finished[4])]
+        );
+        assert_eq!(last[0].error_kind, Some(RunErrorKind::Server));
+        store.finish_run(going, RunStatus::Interrupted, None, &RunStats::default()).await.unwrap();
+        assert_eq!(store.last_finished_runs().await.unwrap()[1].id, going);
+    }
+
+    pub async fn job_run_totals_add_up_the_job_runs(env: &Env) {
+        use ejgate::store::{JobClaim, JobEnd, JobRunStatus, JobTrigger, NewJobRun};
+        let store = env.open().await;
+        let t0 = chrono::DateTime::parse_from_rfc3339("2026-12-07T02:00:00Z").unwrap().to_utc();
+        let claim = JobClaim { token: Uuid::new_v4(), host: "host-a", pid: 7 };
+        // Three slots of «nightly»: one succeeds after a retry, one fails, one is skipped.
+        let mut ids = Vec::new();
+        for (i, status) in [JobRunStatus::Due, JobRunStatus::Due, JobRunStatus::Skipped].into_iter().enumerate() {
+            let slot = t0 + chrono::TimeDelta::days(i as i64);
+            let new = NewJobRun {
+                job: "nightly",
+                scheduled_at: slot,
+                trigger: JobTrigger::Schedule,
+                status,
+                due_at: slot,
+                note: None,
+            };
+            ids.push(store.insert_job_run(&new).await.unwrap().unwrap().id);
+        }
+        let end = |status, retry_at, at| JobEnd { status, error: None, error_kind: None, retry_at, at };
+        store.start_job_run(ids[0], &claim, t0).await.unwrap().unwrap();
+        let retry = t0 + chrono::TimeDelta::minutes(5);
+        assert!(store.finish_job_run(ids[0], claim.token, &end(JobRunStatus::Failed, Some(retry), t0)).await.unwrap());
+        store.start_job_run(ids[0], &claim, retry).await.unwrap().unwrap();
+        let done = retry + chrono::TimeDelta::minutes(1);
+        assert!(store.finish_job_run(ids[0], claim.token, &end(JobRunStatus::Succeeded, None, done)).await.unwrap());
+        let day2 = t0 + chrono::TimeDelta::days(1);
+        store.start_job_run(ids[1], &claim, day2).await.unwrap().unwrap();
+        assert!(store.finish_job_run(ids[1], claim.token, &end(JobRunStatus::Failed, None, day2)).await.unwrap());
+
+        let totals = store.job_run_totals().await.unwrap();
+        let of = |status| totals.iter().find(|t| t.job == "nightly" && t.status == status).unwrap();
+        let ok = of(JobRunStatus::Succeeded);
+        assert_eq!((ok.runs, ok.retries, ok.resumed, ok.last_finished_at), (1, 1, 0, Some(done)));
+        assert_eq!((of(JobRunStatus::Failed).runs, of(JobRunStatus::Failed).retries), (1, 0));
+        assert_eq!((of(JobRunStatus::Skipped).runs, of(JobRunStatus::Skipped).last_finished_at), (1, None));
+        assert_eq!(totals.len(), 3);
+    }
+
+    pub async fn api_tokens_keep_their_hash_and_revocation(env: &Env) {
+        let store = env.open().await;
+        let (h1, h2, h3) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        store.create_api_token("grafana", &h1).await.unwrap();
+        store.create_api_token("ivanova", &h2).await.unwrap();
+        let e = store.create_api_token("grafana", &h3).await.unwrap_err().to_string();
+        assert!(e.contains("«grafana» is in force") && e.contains("ejgate token revoke grafana"), "{e}");
+        assert_eq!(store.api_token_by_hash(&h1).await.unwrap().unwrap().name, "grafana");
+        assert_eq!(store.api_token_by_hash(&h3).await.unwrap(), None, "the refused one was not kept");
+
+        assert!(store.revoke_api_token("grafana").await.unwrap());
+        assert!(!store.revoke_api_token("grafana").await.unwrap());
+        assert!(!store.revoke_api_token("nobody").await.unwrap());
+        assert_eq!(store.api_token_by_hash(&h1).await.unwrap(), None, "revoked");
+        let listed = store.api_tokens().await.unwrap();
+        assert_eq!(
+            listed.iter().map(|t| (t.name.as_str(), t.revoked_at.is_some())).collect::<Vec<_>>(),
+            vec![("grafana", true), ("ivanova", false)]
+        );
+        // A revoked name can be given to a new token; the old hash stays shut.
+        store.create_api_token("grafana", &h3).await.unwrap();
+        assert_eq!(store.api_token_by_hash(&h3).await.unwrap().unwrap().name, "grafana");
+        assert_eq!(store.api_token_by_hash(&h1).await.unwrap(), None);
+        assert!(store.api_tokens().await.unwrap().iter().all(|t| t.revoked_at.is_none()));
+    }
+
     fn slot(h: u32, m: u32) -> chrono::DateTime<chrono::Utc> {
         use chrono::TimeZone;
         chrono::Utc.with_ymd_and_hms(2026, 12, 7, h, m, 0).unwrap()
@@ -1260,6 +1346,9 @@ store_suite!(
     a_lease_has_one_holder_until_released_or_expired,
     concurrent_lease_requests_have_one_winner,
     two_syncs_of_one_source_one_is_refused,
+    run_totals_add_up_runs_and_last_runs_are_the_newest_finished,
+    api_tokens_keep_their_hash_and_revocation,
+    job_run_totals_add_up_the_job_runs,
     job_runs_are_recorded_once_and_closed_by_their_claim_holder,
     concurrent_records_of_a_slot_make_one_row,
 );
@@ -1320,7 +1409,8 @@ async fn a_sqlite_store_in_a_missing_directory_or_without_a_path_is_refused_with
 /// a missing database read «… at line 948». Now both are one line naming the place, at once.
 #[tokio::test]
 async fn postgres_connection_errors_name_the_host_the_port_and_what_to_do() {
-    let admin_url = std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| DEFAULT_PG_URL.into());
+    let admin_url =
+        std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     // Port 1 on loopback: nothing listens there, the OS refuses at once.
     let e = store::open("postgres://postgres@127.0.0.1:1/test").await.err().unwrap().to_string();
     assert!(e.contains("127.0.0.1:1") && e.contains("refused") && e.contains("pg_isready"), "{e}");

@@ -33,11 +33,15 @@
 //! For the HTTP part (health, metrics, the API), [`DaemonState`] holds what it reads (the
 //! configuration, the jobs, the store, the clock) and [`ServeOptions::alongside`] starts a
 //! task beside the scheduler that gets the state and the daemon's [`Stop`] and is waited
-//! for (briefly) at shutdown.
+//! for (briefly) at shutdown. `ejgate serve` starts [`http::serve_http`] there, and the
+//! alert watch ([`crate::alerts::watch`]) beside it.
 
 pub mod clock;
+pub mod http;
+pub mod metrics;
 pub mod plan;
 pub mod run;
+pub mod tokens;
 
 use std::collections::{HashMap, HashSet};
 use std::path::Path;

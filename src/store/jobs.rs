@@ -160,6 +160,20 @@ pub struct JobEnd<'a> {
     pub at: DateTime<Utc>,
 }
 
+/// The job runs of one (job, status), added up: what `/metrics` exports of the jobs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct JobRunTotals {
+    pub job: String,
+    pub status: JobRunStatus,
+    pub runs: u64,
+    /// Attempts beyond the first (retries), over these runs.
+    pub retries: u64,
+    /// Times these runs were taken up again after their worker died or stopped.
+    pub resumed: u64,
+    /// When the newest of them finished.
+    pub last_finished_at: Option<DateTime<Utc>>,
+}
+
 /// The daemon's part of the store.
 #[async_trait]
 pub trait JobStore: Send + Sync {
@@ -199,6 +213,9 @@ pub trait JobStore: Send + Sync {
 
     /// The newest run (by slot) of every job that has one.
     async fn last_job_runs(&self) -> StoreResult<Vec<JobRun>>;
+
+    /// The job runs added up per (job, status).
+    async fn job_run_totals(&self) -> StoreResult<Vec<JobRunTotals>>;
 }
 
 /// Reads a stored status, trigger or error kind back.

@@ -20,7 +20,7 @@ mod jobs;
 mod postgres;
 mod sqlite;
 
-pub use jobs::{JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobStore, JobTrigger, NewJobRun};
+pub use jobs::{JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, JobTrigger, NewJobRun};
 pub use postgres::PostgresStore;
 pub use sqlite::{inspect_file as inspect_sqlite_file, SqliteStore};
 
@@ -337,6 +337,13 @@ pub struct RunStats {
     pub skipped: u64,
     /// The same, per stream (streams with none left out).
     pub skipped_by_stream: BTreeMap<String, u64>,
+    /// Answers of the source that said its request limit was reached (429 and the
+    /// systems' own limit bodies).
+    pub rate_limited: u64,
+    /// Requests that waited for the request limit before they were sent, and how long
+    /// they waited in all (milliseconds).
+    pub limit_waits: u64,
+    pub limit_wait_ms: u64,
 }
 
 /// One sync run as the store keeps it.
@@ -678,6 +685,65 @@ pub trait Store: JobStore + Send + Sync {
 
     /// The backup-usage log, newest first.
     async fn backup_uses(&self, limit: u32) -> StoreResult<Vec<BackupUse>>;
+    // ---- what the daemon reads and keeps besides the data: health, metrics, API tokens ----
+
+    /// One cheap query: the store answers and its tables are there (`/readyz`).
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// The runs added up per (source, mode, status).
+    async fn run_totals(&self) -> StoreResult<Vec<RunTotals>>;
+
+    /// The newest finished run (not `running`) of each source, by source.
+    async fn last_finished_runs(&self) -> StoreResult<Vec<SyncRun>>;
+
+    /// How many times each lease was taken over from a holder that stopped renewing it (or
+    /// whose process was gone), by lease name; [`Store::acquire_lease`] records each one.
+    async fn lease_takeovers(&self) -> StoreResult<Vec<(String, u64)>>;
+
+    /// Keeps a new API token's hash under `name`. Refused ([`StoreError::Invalid`]) when a
+    /// token of that name is in force; a revoked one of that name is replaced.
+    async fn create_api_token(&self, name: &str, hash: &[u8; 32]) -> StoreResult<()>;
+
+    /// Revokes the token `name`; `false` when there is none in force by that name.
+    async fn revoke_api_token(&self, name: &str) -> StoreResult<bool>;
+
+    /// Every token, revoked ones included, by name.
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>>;
+
+    /// The token in force whose hash this is.
+    async fn api_token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiToken>>;
+}
+
+/// The runs of one (source, mode, status), added up: what `/metrics` exports, read from the
+/// runs table at every scrape so that the numbers are the store's, the same from every
+/// worker and across restarts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RunTotals {
+    pub source: String,
+    pub mode: String,
+    pub status: RunStatus,
+    pub runs: u64,
+    /// Sums of the runs' [`RunStats`].
+    pub requests: u64,
+    pub records_read: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub deleted: u64,
+    pub rate_limited: u64,
+    pub limit_waits: u64,
+    pub limit_wait_ms: u64,
+    /// When the newest of these runs finished.
+    pub last_finished_at: Option<DateTime<Utc>>,
+}
+
+/// A bearer token of the JSON API as the store keeps it: its name and dates; the token
+/// itself is never stored, only its BLAKE3 hash (`daemon::tokens`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+    /// Set once the token is revoked: it no longer opens the API.
+    pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// The current time as the store keeps it: UTC, whole microseconds (PostgreSQL's

@@ -34,9 +34,9 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ttl_millis, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow, ChangeSet,
-    CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind,
-    RunId, RunStats, RunStatus, Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
+    check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow,
+    ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError,
+    RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
@@ -491,6 +491,22 @@ impl Store for PostgresStore {
                 .await
                 .map_err(db("acquire lease"))?;
             if done.rows_affected() == 1 {
+                if let Some(old) = &current {
+                    sqlx::query(
+                        "INSERT INTO lease_takeovers (name, at, old_host, old_pid, old_renewed_at, new_host, new_pid) \
+                         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    )
+                    .bind(&lease.name)
+                    .bind(now)
+                    .bind(&old.host)
+                    .bind(i64::from(old.pid))
+                    .bind(old.renewed_at)
+                    .bind(&lease.host)
+                    .bind(i64::from(lease.pid))
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db("acquire lease: record the takeover"))?;
+                }
                 tx.commit().await.map_err(db("acquire lease: commit"))?;
                 return Ok(LeaseOutcome::Acquired { lease, took_over: current });
             }
@@ -877,5 +893,125 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1 FROM sync_runs LIMIT 1").fetch_optional(&self.pool).await.map_err(db("ping"))?;
+        Ok(())
+    }
+
+    async fn run_totals(&self) -> StoreResult<Vec<RunTotals>> {
+        let rows = sqlx::query(
+            "SELECT source, mode, status, count(*)::bigint, \
+             coalesce(sum((stats->>'requests')::bigint), 0)::bigint, \
+             coalesce(sum((stats->>'records_read')::bigint), 0)::bigint, \
+             coalesce(sum((stats->>'inserted')::bigint), 0)::bigint, \
+             coalesce(sum((stats->>'updated')::bigint), 0)::bigint, \
+             coalesce(sum((stats->>'deleted')::bigint), 0)::bigint, \
+             coalesce(sum((stats->>'rate_limited')::bigint), 0)::bigint, \
+             coalesce(sum((stats->>'limit_waits')::bigint), 0)::bigint, \
+             coalesce(sum((stats->>'limit_wait_ms')::bigint), 0)::bigint, \
+             max(finished_at) \
+             FROM sync_runs GROUP BY source, mode, status ORDER BY source, mode, status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("add up runs"))?;
+        rows.iter()
+            .map(|row| {
+                let get =
+                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "add up runs", source: e };
+                let n = |i: usize| -> StoreResult<u64> { Ok(row.try_get::<i64, _>(i).map_err(get)?.max(0) as u64) };
+                let status: &str = row.try_get(2).map_err(get)?;
+                Ok(RunTotals {
+                    source: row.try_get(0).map_err(get)?,
+                    mode: row.try_get(1).map_err(get)?,
+                    status: RunStatus::parse(status)
+                        .ok_or_else(|| StoreError::Invalid(format!("unknown run status «{status}» in the store")))?,
+                    runs: n(3)?,
+                    requests: n(4)?,
+                    records_read: n(5)?,
+                    inserted: n(6)?,
+                    updated: n(7)?,
+                    deleted: n(8)?,
+                    rate_limited: n(9)?,
+                    limit_waits: n(10)?,
+                    limit_wait_ms: n(11)?,
+                    last_finished_at: row.try_get(12).map_err(get)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn last_finished_runs(&self) -> StoreResult<Vec<SyncRun>> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT ON (source) id, source, mode, started_at, finished_at, status, error, stats, error_kind \
+             FROM sync_runs WHERE status <> 'running' ORDER BY source, id DESC",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read the last runs"))?;
+        rows.iter().map(sync_run).collect()
+    }
+
+    async fn lease_takeovers(&self) -> StoreResult<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, count(*)::bigint FROM lease_takeovers GROUP BY name ORDER BY name")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("count lease takeovers"))?;
+        Ok(rows.into_iter().map(|(name, n)| (name, n.max(0) as u64)).collect())
+    }
+
+    async fn create_api_token(&self, name: &str, hash: &[u8; 32]) -> StoreResult<()> {
+        // One statement: a revoked token of that name is replaced, one in force is not (the
+        // row stays as it was and nothing is returned).
+        let done = sqlx::query(
+            "INSERT INTO api_tokens (name, hash, created_at, revoked_at) VALUES ($1, $2, $3, NULL) \
+             ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at, \
+             revoked_at = NULL WHERE api_tokens.revoked_at IS NOT NULL",
+        )
+        .bind(name)
+        .bind(&hash[..])
+        .bind(now_micros())
+        .execute(&self.pool)
+        .await
+        .map_err(db("create API token"))?;
+        if done.rows_affected() == 0 {
+            return Err(StoreError::Invalid(format!(
+                "an API token named «{name}» is in force: revoke it first (`ejgate token revoke {name}`) or choose \
+                 another name"
+            )));
+        }
+        Ok(())
+    }
+
+    async fn revoke_api_token(&self, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = $1 WHERE name = $2 AND revoked_at IS NULL")
+            .bind(now_micros())
+            .bind(name)
+            .execute(&self.pool)
+            .await
+            .map_err(db("revoke API token"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        let rows: Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>)> =
+            sqlx::query_as("SELECT name, created_at, revoked_at FROM api_tokens ORDER BY name COLLATE \"C\"")
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db("list API tokens"))?;
+        Ok(rows.into_iter().map(|(name, created_at, revoked_at)| ApiToken { name, created_at, revoked_at }).collect())
+    }
+
+    async fn api_token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiToken>> {
+        let row: Option<(String, DateTime<Utc>)> =
+            sqlx::query_as("SELECT name, created_at FROM api_tokens WHERE hash = $1 AND revoked_at IS NULL")
+                .bind(&hash[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(db("look up API token"))?;
+        Ok(row.map(|(name, created_at)| ApiToken { name, created_at, revoked_at: None }))
     }
 }

@@ -45,9 +45,9 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ttl_millis, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow, ChangeSet,
-    CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind,
-    RunId, RunStats, RunStatus, Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
+    check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow,
+    ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError,
+    RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "sqlite";
@@ -661,6 +661,22 @@ impl Store for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(db("acquire lease"))?;
+        if let Some(old) = &current {
+            sqlx::query(
+                "INSERT INTO lease_takeovers (name, at, old_host, old_pid, old_renewed_at, new_host, new_pid) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )
+            .bind(&lease.name)
+            .bind(ts(now))
+            .bind(&old.host)
+            .bind(i64::from(old.pid))
+            .bind(ts(old.renewed_at))
+            .bind(&lease.host)
+            .bind(i64::from(lease.pid))
+            .execute(&mut *tx)
+            .await
+            .map_err(db("acquire lease: record the takeover"))?;
+        }
         tx.commit().await.map_err(db("acquire lease: commit"))?;
         Ok(LeaseOutcome::Acquired { lease, took_over: current })
     }
@@ -1104,6 +1120,140 @@ impl Store for SqliteStore {
                 })
             })
             .collect()
+    }
+
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1 FROM sync_runs LIMIT 1").fetch_optional(&self.reader).await.map_err(db("ping"))?;
+        Ok(())
+    }
+
+    async fn run_totals(&self) -> StoreResult<Vec<RunTotals>> {
+        let rows = sqlx::query(
+            "SELECT source, mode, status, count(*), \
+             coalesce(sum(json_extract(stats, '$.requests')), 0), \
+             coalesce(sum(json_extract(stats, '$.records_read')), 0), \
+             coalesce(sum(json_extract(stats, '$.inserted')), 0), \
+             coalesce(sum(json_extract(stats, '$.updated')), 0), \
+             coalesce(sum(json_extract(stats, '$.deleted')), 0), \
+             coalesce(sum(json_extract(stats, '$.rate_limited')), 0), \
+             coalesce(sum(json_extract(stats, '$.limit_waits')), 0), \
+             coalesce(sum(json_extract(stats, '$.limit_wait_ms')), 0), \
+             max(finished_at) \
+             FROM sync_runs GROUP BY source, mode, status ORDER BY source, mode, status",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db("add up runs"))?;
+        rows.iter()
+            .map(|row| {
+                let get =
+                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "add up runs", source: e };
+                let n = |i: usize| -> StoreResult<u64> { Ok(row.try_get::<i64, _>(i).map_err(get)?.max(0) as u64) };
+                let status: &str = row.try_get(2).map_err(get)?;
+                let last: Option<&str> = row.try_get(12).map_err(get)?;
+                Ok(RunTotals {
+                    source: row.try_get(0).map_err(get)?,
+                    mode: row.try_get(1).map_err(get)?,
+                    status: RunStatus::parse(status)
+                        .ok_or_else(|| StoreError::Invalid(format!("unknown run status «{status}» in the store")))?,
+                    runs: n(3)?,
+                    requests: n(4)?,
+                    records_read: n(5)?,
+                    inserted: n(6)?,
+                    updated: n(7)?,
+                    deleted: n(8)?,
+                    rate_limited: n(9)?,
+                    limit_waits: n(10)?,
+                    limit_wait_ms: n(11)?,
+                    last_finished_at: last.map(parse_ts).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn last_finished_runs(&self) -> StoreResult<Vec<SyncRun>> {
+        let rows = sqlx::query(
+            "SELECT id, source, mode, started_at, finished_at, status, error, stats, error_kind FROM sync_runs \
+             WHERE id IN (SELECT max(id) FROM sync_runs WHERE status <> 'running' GROUP BY source) ORDER BY source",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db("read the last runs"))?;
+        rows.iter().map(sync_run).collect()
+    }
+
+    async fn lease_takeovers(&self) -> StoreResult<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT name, count(*) FROM lease_takeovers GROUP BY name ORDER BY name")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db("count lease takeovers"))?;
+        Ok(rows.into_iter().map(|(name, n)| (name, n.max(0) as u64)).collect())
+    }
+
+    async fn create_api_token(&self, name: &str, hash: &[u8; 32]) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        let in_force: Option<i64> =
+            sqlx::query_scalar("SELECT 1 FROM api_tokens WHERE name = ?1 AND revoked_at IS NULL")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db("create API token: look for its name"))?;
+        if in_force.is_some() {
+            return Err(StoreError::Invalid(format!(
+                "an API token named «{name}» is in force: revoke it first (`ejgate token revoke {name}`) or choose \
+                 another name"
+            )));
+        }
+        sqlx::query(
+            "INSERT INTO api_tokens (name, hash, created_at, revoked_at) VALUES (?1, ?2, ?3, NULL) \
+             ON CONFLICT (name) DO UPDATE SET hash = excluded.hash, created_at = excluded.created_at, \
+             revoked_at = NULL",
+        )
+        .bind(name)
+        .bind(&hash[..])
+        .bind(ts(now_micros()))
+        .execute(&mut *tx)
+        .await
+        .map_err(db("create API token"))?;
+        tx.commit().await.map_err(db("create API token: commit"))
+    }
+
+    async fn revoke_api_token(&self, name: &str) -> StoreResult<bool> {
+        let done = sqlx::query("UPDATE api_tokens SET revoked_at = ?1 WHERE name = ?2 AND revoked_at IS NULL")
+            .bind(ts(now_micros()))
+            .bind(name)
+            .execute(&self.writer)
+            .await
+            .map_err(db("revoke API token"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn api_tokens(&self) -> StoreResult<Vec<ApiToken>> {
+        let rows: Vec<(String, String, Option<String>)> =
+            sqlx::query_as("SELECT name, created_at, revoked_at FROM api_tokens ORDER BY name")
+                .fetch_all(&self.reader)
+                .await
+                .map_err(db("list API tokens"))?;
+        rows.into_iter()
+            .map(|(name, created, revoked)| {
+                Ok(ApiToken {
+                    name,
+                    created_at: parse_ts(&created)?,
+                    revoked_at: revoked.as_deref().map(parse_ts).transpose()?,
+                })
+            })
+            .collect()
+    }
+
+    async fn api_token_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<ApiToken>> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT name, created_at FROM api_tokens WHERE hash = ?1 AND revoked_at IS NULL")
+                .bind(&hash[..])
+                .fetch_optional(&self.reader)
+                .await
+                .map_err(db("look up API token"))?;
+        row.map(|(name, created)| Ok(ApiToken { name, created_at: parse_ts(&created)?, revoked_at: None })).transpose()
     }
 }
 

@@ -280,12 +280,14 @@ async fn run_holding(
     let mut stats = RunStats::default();
     let mut store_time = Duration::ZERO;
     let sent_before = connector.requests_sent();
+    let limits_before = LimitCounters::of(connector.as_ref());
     let outcome = drive(store, connector.clone(), options, mode, run, &mut stats, &mut store_time, lease).await;
     // Every request of the run, planning and retries included, where the connector counts
     // them; else what the batches said.
     if let (Some(before), Some(after)) = (sent_before, connector.requests_sent()) {
         stats.requests = after.saturating_sub(before);
     }
+    LimitCounters::of(connector.as_ref()).since(&limits_before, &mut stats);
     let (status, failure) = match outcome {
         // What was written before the stop is committed with its cursors; the next run goes
         // on from there.
@@ -312,6 +314,31 @@ async fn run_holding(
     store.finish_run(run, status, failure.as_ref(), &stats).await?;
     let (error, error_kind) = failure.map(|e| (e.message, e.kind)).unzip();
     Ok(SyncReport { run, source, status, error, error_kind, stats, elapsed: started.elapsed(), store_time })
+}
+
+/// The request-limit counters of a connector's clients, summed: a run keeps their growth.
+struct LimitCounters {
+    refused: u64,
+    waits: u64,
+    wait_micros: u64,
+}
+
+impl LimitCounters {
+    fn of(connector: &dyn Connector) -> LimitCounters {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stats = connector.client_stats();
+        LimitCounters {
+            refused: stats.iter().map(|s| s.rate_limited.load(Relaxed)).sum(),
+            waits: stats.iter().map(|s| s.rate_limit_waits.load(Relaxed)).sum(),
+            wait_micros: stats.iter().map(|s| s.rate_limit_wait_micros.load(Relaxed)).sum(),
+        }
+    }
+
+    fn since(&self, before: &LimitCounters, stats: &mut RunStats) {
+        stats.rate_limited = self.refused.saturating_sub(before.refused);
+        stats.limit_waits = self.waits.saturating_sub(before.waits);
+        stats.limit_wait_ms = self.wait_micros.saturating_sub(before.wait_micros) / 1000;
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -1632,6 +1632,10 @@ impl Connector for DnevnikConnector {
         Some(self.client.stats().requests.load(std::sync::atomic::Ordering::Relaxed))
     }
 
+    fn client_stats(&self) -> Vec<std::sync::Arc<ejgate_sdk::client::ClientStats>> {
+        vec![self.client.stats().clone()]
+    }
+
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
         let context = self.client.get_json::<api::Context>("reference", "users/me/context", &[]).await?;
         let now_utc: Option<NaiveDateTime> = context.date.map(|d: SystemTime| DateTime::<Utc>::from(d).naive_utc());

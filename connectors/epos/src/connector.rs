@@ -1280,6 +1280,10 @@ impl Connector for EposConnector {
         Some(self.client.stats().requests.load(std::sync::atomic::Ordering::Relaxed))
     }
 
+    fn client_stats(&self) -> Vec<std::sync::Arc<ejgate_sdk::client::ClientStats>> {
+        vec![self.client.stats().clone()]
+    }
+
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
         const SESSIONS: &str = "lms/api/sessions";
         let body = serde_json::json!({ "auth_token": self.config.token.expose_secret() });

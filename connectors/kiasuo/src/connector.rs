@@ -1456,6 +1456,10 @@ impl Connector for KiasuoConnector {
         Some(self.client.stats().requests.load(std::sync::atomic::Ordering::Relaxed) + self.auth.refresh_requests())
     }
 
+    fn client_stats(&self) -> Vec<std::sync::Arc<ejgate_sdk::client::ClientStats>> {
+        vec![self.client.stats().clone()]
+    }
+
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
         self.probes.lock().unwrap_or_else(|e| e.into_inner()).clear();
         let user = self.client.get_json::<api::User>("reference", "diary/api/user", &[("id", "0".to_string())]).await?;

@@ -361,7 +361,7 @@ impl ErrorClassifier for MosregErrors {
 }
 
 /// What planning learned of the school, reused by its chunks.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct SchoolInfo {
     school: String,
     year_id: String,
@@ -374,6 +374,9 @@ struct SchoolInfo {
     pupils: Vec<(String, String)>,
     /// With a family token: the profile's kind and the children it sees.
     family: Option<(String, Vec<api::Child>)>,
+    /// The classes and study periods as the plan read them, handed to the school chunk so
+    /// that it does not ask for them again (taken once; a retried chunk asks).
+    reference: Mutex<Option<(Vec<api::ClassUnit>, Vec<api::PeriodItem>)>>,
 }
 
 /// The source id of a study period a family token knows only by its dates.
@@ -619,18 +622,26 @@ impl MosregConnector {
         let c = &self.school;
         let school: api::School = c.get_json("reference", &format!("core/api/schools/{s}"), &[]).await?.body;
         let sq = [("school_id", s.clone())];
-        let periods: Vec<api::PeriodItem> = c
-            .get_json(
-                "reference",
-                "core/api/periods_schedules",
-                &[("school_id", s.clone()), ("academic_year_id", info.year_id.clone())],
-            )
-            .await?
-            .body;
+        let planned = info.reference.lock().expect("planned reference").take();
+        let (classes, periods) = match planned {
+            Some(read) => read,
+            None => {
+                let periods: Vec<api::PeriodItem> = c
+                    .get_json(
+                        "reference",
+                        "core/api/periods_schedules",
+                        &[("school_id", s.clone()), ("academic_year_id", info.year_id.clone())],
+                    )
+                    .await?
+                    .body;
+                let classes: Vec<api::ClassUnit> = c.get_json("reference", "core/api/class_units", &sq).await?.body;
+                requests += 2;
+                (classes, periods)
+            }
+        };
         let subjects: Vec<api::Subject> = c.get_json("reference", "core/api/subjects", &sq).await?.body;
-        let classes: Vec<api::ClassUnit> = c.get_json("reference", "core/api/class_units", &sq).await?.body;
         let groups: Vec<api::Group> = c.get_json("reference", "core/api/groups", &sq).await?.body;
-        requests += 5;
+        requests += 3;
         let teachers: Vec<api::Profile> = self
             .paged(c, "core/api/profiles", &[("school_id", s.clone()), ("types", "teacher".into())], 200, &mut requests)
             .await?;
@@ -1120,6 +1131,7 @@ impl MosregConnector {
             periods: Vec::new(),
             pupils: pupils.clone(),
             family: Some((kind, children)),
+            reference: Mutex::new(None),
         };
         *self.info.lock().expect("school info") = Some(Arc::new(info));
         let scope = format!("school:{key}");
@@ -1527,6 +1539,10 @@ impl Connector for MosregConnector {
         Some(self.clients().iter().map(|c| c.stats().requests.load(std::sync::atomic::Ordering::Relaxed)).sum())
     }
 
+    fn client_stats(&self) -> Vec<std::sync::Arc<ejgate_sdk::client::ClientStats>> {
+        self.clients().iter().map(|c| c.stats().clone()).collect()
+    }
+
     async fn plan(&self, ctx: &PlanContext) -> Result<Plan, SourceError> {
         const PROFILE_INFO: &str = "acl/api/users/profile_info";
         let profiles: Vec<api::ProfileInfo> = self.school.get_json("auth", PROFILE_INFO, &[]).await?.body;
@@ -1621,7 +1637,7 @@ impl Connector for MosregConnector {
             )
             .await?
             .body;
-        let mut class_ids: Vec<String> = classes.into_iter().map(|c| c.id.0).collect();
+        let mut class_ids: Vec<String> = classes.iter().map(|c| c.id.0.clone()).collect();
         class_ids.sort();
         let mut requests = 0;
         let pupils = self.pupils(&class_ids, &mut requests).await?;
@@ -1644,11 +1660,11 @@ impl Connector for MosregConnector {
             year: DateRange::new(from, to),
             classes: class_ids.into_iter().collect(),
             periods: periods
-                .into_iter()
+                .iter()
                 .filter(|p| !p.kind.as_deref().unwrap_or("").eq_ignore_ascii_case("vacation"))
                 .filter_map(|p| {
                     Some((
-                        p.id.0,
+                        p.id.0.clone(),
                         p.begin_date.as_deref().and_then(parse_date)?,
                         p.end_date.as_deref().and_then(parse_date)?,
                     ))
@@ -1656,6 +1672,7 @@ impl Connector for MosregConnector {
                 .collect(),
             pupils: pupil_ids,
             family: None,
+            reference: Mutex::new(Some((classes, periods))),
         };
         *self.info.lock().expect("school info") = Some(Arc::new(info));
 

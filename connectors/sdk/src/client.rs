@@ -195,6 +195,9 @@ pub struct ClientStats {
     pub requests: AtomicU64,
     pub retries: AtomicU64,
     pub rate_limited: AtomicU64,
+    /// Requests that waited for the request limit (ours or the source's hold-back) before
+    /// they were sent; `rate_limit_wait_micros` is how long they waited in all.
+    pub rate_limit_waits: AtomicU64,
     pub rate_limit_wait_micros: AtomicU64,
 }
 
@@ -420,6 +423,7 @@ impl SourceClient {
     async fn wait_for_limit(&self, class: &str) {
         let paused = *self.paused_until.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(until) = paused.filter(|u| *u > tokio::time::Instant::now()) {
+            self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
             let started = Instant::now();
             tokio::time::sleep_until(until).await;
             self.stats.rate_limit_wait_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
@@ -427,6 +431,7 @@ impl SourceClient {
         let limiter = self.limiters.get(class).or(self.default_limiter.as_ref());
         if let Some(limiter) = limiter {
             if limiter.check().is_err() {
+                self.stats.rate_limit_waits.fetch_add(1, Ordering::Relaxed);
                 let started = Instant::now();
                 limiter.until_ready().await;
                 self.stats.rate_limit_wait_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);

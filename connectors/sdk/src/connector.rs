@@ -148,6 +148,13 @@ pub trait Connector: Send + Sync + 'static {
     fn requests_sent(&self) -> Option<u64> {
         None
     }
+
+    /// The counters of the connector's HTTP clients (request-limit refusals and waits),
+    /// which the engine keeps with each run as it keeps [`Connector::requests_sent`]; none
+    /// for a connector without HTTP.
+    fn client_stats(&self) -> Vec<std::sync::Arc<crate::client::ClientStats>> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]

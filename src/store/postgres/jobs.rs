@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{db, PostgresStore, BACKEND};
 use crate::store::jobs::{parse_error_kind, parse_status, parse_trigger};
 use crate::store::{
-    JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobStore, NewJobRun, RunId, StoreError, StoreResult,
+    JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, NewJobRun, RunId, StoreError, StoreResult,
 };
 
 const COLUMNS: &str = "id, job, scheduled_at, trigger, status, due_at, attempt, resumed, claim, host, pid, \
@@ -176,5 +176,31 @@ impl JobStore for PostgresStore {
         .await
         .map_err(db("list the last job runs"))?;
         rows.iter().map(job_run).collect()
+    }
+
+    async fn job_run_totals(&self) -> StoreResult<Vec<JobRunTotals>> {
+        let rows = sqlx::query(
+            "SELECT job, status, count(*)::bigint, coalesce(sum(attempt - 1), 0)::bigint, coalesce(sum(resumed), 0)::bigint, \
+             max(finished_at) FROM job_runs GROUP BY job, status ORDER BY job, status",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("add up job runs"))?;
+        rows.iter()
+            .map(|row| {
+                let get =
+                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "add up job runs", source: e };
+                let n = |i: usize| -> StoreResult<u64> { Ok(row.try_get::<i64, _>(i).map_err(get)?.max(0) as u64) };
+                let last: Option<DateTime<Utc>> = row.try_get(5).map_err(get)?;
+                Ok(JobRunTotals {
+                    job: row.try_get(0).map_err(get)?,
+                    status: parse_status(row.try_get(1).map_err(get)?)?,
+                    runs: n(2)?,
+                    retries: n(3)?,
+                    resumed: n(4)?,
+                    last_finished_at: last,
+                })
+            })
+            .collect()
     }
 }

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::{db, parse_ts, parse_uuid, ts, SqliteStore, BACKEND};
 use crate::store::jobs::{parse_error_kind, parse_status, parse_sync_runs, parse_trigger};
 use crate::store::{
-    JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobStore, NewJobRun, RunId, StoreError, StoreResult,
+    JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, NewJobRun, RunId, StoreError, StoreResult,
 };
 
 const COLUMNS: &str = "id, job, scheduled_at, trigger, status, due_at, attempt, resumed, claim, host, pid, \
@@ -179,5 +179,31 @@ impl JobStore for SqliteStore {
         .await
         .map_err(db("list the last job runs"))?;
         rows.iter().map(job_run).collect()
+    }
+
+    async fn job_run_totals(&self) -> StoreResult<Vec<JobRunTotals>> {
+        let rows = sqlx::query(
+            "SELECT job, status, count(*), coalesce(sum(attempt - 1), 0), coalesce(sum(resumed), 0), \
+             max(finished_at) FROM job_runs GROUP BY job, status ORDER BY job, status",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db("add up job runs"))?;
+        rows.iter()
+            .map(|row| {
+                let get =
+                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "add up job runs", source: e };
+                let n = |i: usize| -> StoreResult<u64> { Ok(row.try_get::<i64, _>(i).map_err(get)?.max(0) as u64) };
+                let last: Option<&str> = row.try_get(5).map_err(get)?;
+                Ok(JobRunTotals {
+                    job: row.try_get(0).map_err(get)?,
+                    status: parse_status(row.try_get(1).map_err(get)?)?,
+                    runs: n(2)?,
+                    retries: n(3)?,
+                    resumed: n(4)?,
+                    last_finished_at: last.map(parse_ts).transpose()?,
+                })
+            })
+            .collect()
     }
 }

@@ -404,22 +404,21 @@ async fn events(State(st): State<EmulatorState>, Extension(viewer): Extension<Vi
     };
     let expand: BTreeSet<&str> = q.get("expand").map(|e| e.split(',').map(str::trim).collect()).unwrap_or_default();
     let body = st.inner.world.read_indexed(|w, lookup| {
-        let mut events: Vec<Vec<u8>> = Vec::new();
+        // Every event is written straight into the answer: the emulator serves hundreds of
+        // thousands of event copies in a full sync, and its CPU is taken from the connector
+        // it shares the machine with in tests and benchmarks.
+        let mut events = EventsBody::default();
         for guid in person_ids.split(',').map(str::trim).filter(|g| !g.is_empty()) {
             let Some((s, lk, student)) = pupil_by_guid(w, lookup, guid) else { continue };
             if !viewer.sees(student) {
                 // Another family's child: nothing (assumption: the calendar shows none).
                 continue;
             }
-            events.extend(pupil_events(&st, lookup.generation, s, lk, student, from..=to, &expand));
+            pupil_events(&st, lookup.generation, s, lk, student, from..=to, &expand, &mut events);
         }
-        let mut body = format!("{{\"total_count\":{},\"response\":[", events.len()).into_bytes();
-        for (i, ev) in events.iter().enumerate() {
-            if i > 0 {
-                body.push(b',');
-            }
-            body.extend_from_slice(ev);
-        }
+        let mut body = format!("{{\"total_count\":{},\"response\":[", events.count).into_bytes();
+        body.reserve(events.bytes.len() + 24);
+        body.extend_from_slice(&events.bytes);
         body.extend_from_slice(b"],\"errors\":null}");
         body
     });
@@ -436,7 +435,15 @@ pub(crate) struct EventCache {
     events: HashMap<(u64, bool), Arc<[u8]>>,
 }
 
-/// One pupil's events on `days`, each a complete JSON object.
+/// The events of an answer as they are written: complete JSON objects, comma-separated.
+#[derive(Default)]
+struct EventsBody {
+    count: usize,
+    bytes: Vec<u8>,
+}
+
+/// One pupil's events on `days`, each a complete JSON object, appended to `out`.
+#[allow(clippy::too_many_arguments)]
 fn pupil_events(
     st: &EmulatorState,
     generation: u64,
@@ -445,7 +452,8 @@ fn pupil_events(
     student: u64,
     days: RangeInclusive<NaiveDate>,
     expand: &BTreeSet<&str>,
-) -> Vec<Vec<u8>> {
+    out: &mut EventsBody,
+) {
     let (from, to) = (*days.start(), *days.end());
     // Every unit the pupil was ever a member of (assumption: the calendar keeps them).
     let units: BTreeSet<u64> = lk.enrollments_of(student).iter().map(|&i| s.enrollments[i].unit).collect();
@@ -460,49 +468,50 @@ fn pupil_events(
             marks.entry(m.lesson).or_default().push(m);
         }
     }
-    lessons
-        .into_iter()
-        .map(|l| {
-            let mut ev = shared_event(st, generation, s, lk, l, with_homework).to_vec();
-            let (absence_reason_id, is_missed_lesson) = match s.attendance.get(&(l.id, student)) {
-                Some(a) if expand.contains("absence_reason_id") => {
-                    let (reason, missed) = absence_reason(a.status);
-                    (Some(reason), missed)
-                }
-                _ => (None, false),
-            };
-            let marks = expand.contains("marks").then(|| {
-                marks
-                    .get(&l.id)
-                    .map(Vec::as_slice)
-                    .unwrap_or(&[])
-                    .iter()
-                    .map(|m| {
-                        let (form, weight) = mark_form(s, m);
-                        EventMarkOut {
-                            id: m.id,
-                            value: &m.value,
-                            values: grade_values(&m.value),
-                            weight,
-                            comment_exists: m.comment.is_some(),
-                            criteria: None,
-                            is_exam: false,
-                            is_point: m.is_point,
-                            point_date: m.point_date.map(ymd),
-                            control_form_name: form,
-                            homework_entry_id: m.work,
-                        }
-                    })
-                    .collect()
-            });
-            // `{…shared` + `,` + the pupil's object without its `{`.
-            let own = serde_json::to_vec(&PupilPart { absence_reason_id, is_missed_lesson, marks })
-                .expect("a JSON value serializes");
-            ev.push(b',');
-            ev.extend_from_slice(&own[1..]);
-            ev
-        })
-        .collect()
+    for l in lessons {
+        if out.count > 0 {
+            out.bytes.push(b',');
+        }
+        out.count += 1;
+        out.bytes.extend_from_slice(&shared_event(st, generation, s, lk, l, with_homework));
+        let (absence_reason_id, is_missed_lesson) = match s.attendance.get(&(l.id, student)) {
+            Some(a) if expand.contains("absence_reason_id") => {
+                let (reason, missed) = absence_reason(a.status);
+                (Some(reason), missed)
+            }
+            _ => (None, false),
+        };
+        let marks = expand.contains("marks").then(|| {
+            marks
+                .get(&l.id)
+                .map(Vec::as_slice)
+                .unwrap_or(&[])
+                .iter()
+                .map(|m| {
+                    let (form, weight) = mark_form(s, m);
+                    EventMarkOut {
+                        id: m.id,
+                        value: &m.value,
+                        values: grade_values(&m.value),
+                        weight,
+                        comment_exists: m.comment.is_some(),
+                        criteria: None,
+                        is_exam: false,
+                        is_point: m.is_point,
+                        point_date: m.point_date.map(ymd),
+                        control_form_name: form,
+                        homework_entry_id: m.work,
+                    }
+                })
+                .collect()
+        });
+        // `{…shared` + `,` + the pupil's object without its `{`.
+        out.bytes.push(b',');
+        let own_start = out.bytes.len();
+        serde_json::to_writer(&mut out.bytes, &PupilPart { absence_reason_id, is_missed_lesson, marks })
+            .expect("a JSON value serializes");
+        out.bytes.remove(own_start);
+    }
 }
 
 /// What every pupil's event for lesson `l` shares, written once per state of the world.

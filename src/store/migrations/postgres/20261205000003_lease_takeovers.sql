@@ -1,0 +1,14 @@
+-- Every lease taken over from a holder that stopped renewing it (it expired) or whose
+-- process was found gone: `/metrics` counts them (ejgate_lease_takeovers_total), and the
+-- rows say who lost the lease to whom. Written by acquire_lease in the transaction that
+-- takes the lease.
+CREATE TABLE lease_takeovers (
+    id             BIGSERIAL PRIMARY KEY,
+    name           TEXT NOT NULL,
+    at             TIMESTAMPTZ NOT NULL,
+    old_host       TEXT NOT NULL,
+    old_pid        BIGINT NOT NULL,
+    old_renewed_at TIMESTAMPTZ NOT NULL,
+    new_host       TEXT NOT NULL,
+    new_pid        BIGINT NOT NULL
+);
