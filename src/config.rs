@@ -525,6 +525,8 @@ mod tests {
         assert_eq!(c.sources.len(), 1);
         assert_eq!(c.store_url(), "sqlite:///etc/ejgate/ejgate.db");
         assert_eq!(c.sources[0].token_ref(&c).file.unwrap(), Path::new("/etc/ejgate/secrets/dnevnik.token"));
+        assert_eq!(c.serve.listen, std::net::SocketAddr::from(([127, 0, 0, 1], 8089)));
+        assert_eq!(c.sources[0].stale_after(&c), chrono::TimeDelta::hours(36));
     }
 
     #[test]
@@ -553,12 +555,19 @@ mod tests {
             ("utc_offset_hours = 1000", "utc_offset_hours = 1000 is not an offset"),
             ("max_delete_percent = 150", "max_delete_percent = 150 is not a share"),
             ("concurrency = 0", "concurrency = 0 is out of range"),
+            ("stale_after_hours = 0", "stale_after_hours = 0 is out of range: give 1 to 8784"),
             ("extra_root_certificates = [\"/nonexistent/ca.pem\"]", "/nonexistent/ca.pem cannot be read"),
         ];
         for (extra, expected) in cases {
             let e = Config::parse(&source(extra), Path::new("e.toml")).unwrap_err().to_string();
             assert!(e.contains(expected), "{extra}: {e}");
         }
+        let alerts = format!("[alerts]\nstale_after_hours = 100000\n{}", source(""));
+        let e = Config::parse(&alerts, Path::new("e.toml")).unwrap_err().to_string();
+        assert!(e.contains("[alerts] stale_after_hours = 100000 is out of range"), "{e}");
+        let listen = format!("[serve]\nlisten = \"localhost\"\n{}", source(""));
+        let e = Config::parse(&listen, Path::new("e.toml")).unwrap_err().to_string();
+        assert!(e.contains("line 2"), "{e}");
         let ftp = source("").replace("https://x/", "ftp://x/");
         let e = Config::parse(&ftp, Path::new("e.toml")).unwrap_err().to_string();
         assert!(e.contains("not ftp://"), "{e}");

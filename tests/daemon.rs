@@ -152,9 +152,10 @@ async fn every_minute_slots_run_on_time_and_a_kill_neither_repeats_nor_loses_one
     let log = dir.path().join("serve.log");
     let limit = Duration::from_secs(120);
 
-    // The 10:01 slot, two seconds after the start.
-    let mut child = serve(&config, at(10, 0, 58), &log, &[]);
+    // The store made before the daemon starts (two processes migrating a new SQLite file at
+    // once collide). The 10:01 slot comes two seconds after the start.
     let store = SqliteStore::open(&url).await.unwrap();
+    let mut child = serve(&config, at(10, 0, 58), &log, &[]);
     for name in ["once-job", "skip-job"] {
         let run =
             wait_for("the 10:01 runs", limit, &log, || run_at(&store, name, at(10, 1, 0), JobRunStatus::Succeeded))
@@ -260,8 +261,8 @@ async fn sigterm_mid_sync_loses_nothing_and_the_next_start_completes_the_job() {
     let log = dir.path().join("serve.log");
     let limit = Duration::from_secs(120);
 
-    let child = serve(&config, at(10, 0, 59), &log, &[]);
     let store = SqliteStore::open(&url).await.unwrap();
+    let child = serve(&config, at(10, 0, 59), &log, &[]);
     wait_for("a held request and a committed batch", limit, &log, || async {
         let committed = store.changes_since(0, 1).await.map(|c| !c.is_empty()).unwrap_or(false);
         (emulator.stats().held > 0 && committed).then_some(())
@@ -306,8 +307,8 @@ async fn a_second_serve_on_one_sqlite_store_is_refused() {
     let url = format!("sqlite://{}", dir.path().join("ejgate.db").display());
     let config = setup(dir.path(), &url, &[("dn", "http://127.0.0.1:9/".into())], "");
     let log = dir.path().join("serve.log");
-    let first = serve(&config, at(10, 0, 0), &log, &[]);
     let store = SqliteStore::open(&url).await.unwrap();
+    let first = serve(&config, at(10, 0, 0), &log, &[]);
     wait_for("the serve lease", Duration::from_secs(60), &log, || async {
         store.leases().await.unwrap().into_iter().find(|l| l.name == "serve").filter(|l| l.pid == first.id())
     })
@@ -391,7 +392,12 @@ async fn two_workers_on_postgresql_share_the_jobs_and_take_over_a_killed_one() {
         assert_eq!(run.sync_runs, succeeded, "{name}: {run:?}");
         let interrupted = of_source.iter().filter(|r| r.status == RunStatus::Interrupted).count();
         assert_eq!(interrupted + 1, of_source.len(), "{name}: {of_source:?}");
-        assert_eq!(interrupted as u32, run.resumed, "{name}: {run:?}");
+        // A run the killed worker had taken up but not yet begun syncing is resumed without
+        // an interrupted sync run; s1 was killed mid-sync.
+        assert!(interrupted as u32 <= run.resumed, "{name}: {run:?} {of_source:?}");
+        if *name == "s1" {
+            assert_eq!(interrupted, 1, "{of_source:?}");
+        }
         if run.resumed > 0 {
             assert_eq!(run.pid, Some(survivor_pid), "{name}: the survivor took the run over");
         }

@@ -601,3 +601,81 @@ async fn job_runs_are_counted_by_kind_and_outcome_and_a_failed_job_is_an_alert()
     assert!(message.contains("renew the token") && message.contains("ejgate jobs run nightly-refused"), "{message}");
     emulator.shutdown().await;
 }
+
+/// `ejgate serve` answers HTTP beside its scheduler: ready once its schedules are loaded,
+/// the jobs and their runs in the API, and it stops on SIGTERM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_answers_http_beside_the_scheduler() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("schedules")).unwrap();
+    let config = dir.path().join("ejgate.toml");
+    std::fs::write(
+        &config,
+        "[store]\nurl = \"sqlite://ejgate.db\"\n[serve]\nlisten = \"127.0.0.1:0\"\n[[source]]\nname = \"dn\"\n\
+         system = \"dnevnik\"\nbase_url = \"http://127.0.0.1:9/\"\ntoken_env = \"EJGATE_TEST_UNUSED\"\n",
+    )
+    .unwrap();
+    // A slot far from now: nothing runs during the test.
+    std::fs::write(
+        dir.path().join("schedules/jobs.toml"),
+        "time_zone = \"Asia/Krasnoyarsk\"\n[[job]]\nname = \"nightly\"\nkind = \"sync\"\ntarget = \"dn\"\n\
+         cron = \"0 2 29 2 *\"\ncatch_up = \"skip\"\ntime_limit_minutes = 10\n",
+    )
+    .unwrap();
+    let made = ejgate().arg("--config").arg(&config).args(["token", "create", "ops"]).output().unwrap();
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let token = String::from_utf8(made.stdout).unwrap().trim().to_string();
+    let mut server = ejgate()
+        .arg("--config")
+        .arg(&config)
+        .arg("serve")
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let log = collect(server.stderr.take().unwrap());
+    let mut addr = String::new();
+    until("serve's HTTP address in its log", || {
+        let log = log.lock().unwrap();
+        match log.lines().find_map(|l| l.split("HTTP on ").nth(1)) {
+            Some(rest) => {
+                addr = rest.split(':').take(3).collect::<Vec<_>>().join(":");
+                true
+            }
+            None => false,
+        }
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let ready = client.get(format!("{addr}/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let body: Value = ready.json().await.unwrap();
+    assert_eq!(body["schedules"], "loaded: 1 job(s)", "{body}");
+    let jobs: Value =
+        client.get(format!("{addr}/api/v1/jobs")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let nightly = &jobs["jobs"][0];
+    assert_eq!((nightly["name"].as_str(), nightly["time_zone"].as_str()), (Some("nightly"), Some("Asia/Krasnoyarsk")));
+    assert!(nightly["next_utc"].as_str().unwrap().ends_with("T19:00:00Z"), "02:00 in Krasnoyarsk: {nightly}");
+    assert_eq!(nightly["last_run"], Value::Null);
+    let runs = client.get(format!("{addr}/api/v1/jobs/nightly/runs")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(runs.status(), 200);
+    let missing = client.get(format!("{addr}/api/v1/jobs/weekly/runs")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+    let text = client.get(format!("{addr}/metrics")).send().await.unwrap().text().await.unwrap();
+    let samples = parse_metrics(&text, false);
+    let labels = [("job", "nightly"), ("kind", "sync"), ("outcome", "succeeded")];
+    assert_eq!(value(&samples, "ejgate_job_runs_total", &labels), Some(0.0));
+
+    Command::new("kill").args(["-TERM", &server.id().to_string()]).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = server.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert!(status.success(), "{}", log.lock().unwrap());
+    assert!(!log.lock().unwrap().contains(&token));
+}

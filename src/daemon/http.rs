@@ -7,7 +7,8 @@
 //! | `GET /metrics` | the metrics ([`super::metrics`]) |
 //! | `GET /api/v1/runs?limit=N` | the newest sync runs (50 by default, at most 1,000) |
 //! | `GET /api/v1/sources` | each configured source: its newest run, last success, alerts |
-//! | `GET /api/v1/jobs` | the loaded jobs with their next time (503 until they are loaded) |
+//! | `GET /api/v1/jobs` | the loaded jobs with their next time and their newest run (503 until they are loaded) |
+//! | `GET /api/v1/jobs/{name}/runs?limit=N` | the job's runs, newest slot first (50 by default, at most 1,000) |
 //!
 //! `/api/…` needs `Authorization: Bearer <token>` (a token of `ejgate token create`); without
 //! one, or with one that is wrong or revoked, the answer is 401 with a JSON error. The
@@ -20,7 +21,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -81,6 +82,7 @@ pub fn router(state: HttpState) -> Router {
         .route("/api/v1/runs", get(runs))
         .route("/api/v1/sources", get(sources))
         .route("/api/v1/jobs", get(jobs))
+        .route("/api/v1/jobs/{name}/runs", get(job_runs))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), require_token));
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -292,6 +294,8 @@ struct JobView {
     next_local: Option<String>,
     next_utc: Option<chrono::DateTime<Utc>>,
     file: String,
+    /// The newest run (by slot), if the job has one.
+    last_run: Option<crate::store::JobRun>,
 }
 
 async fn jobs(State(state): State<HttpState>) -> Response {
@@ -301,6 +305,10 @@ async fn jobs(State(state): State<HttpState>) -> Response {
             "the schedules are not loaded yet",
             "ask again in a moment; `/readyz` says when they are",
         );
+    };
+    let mut last: std::collections::HashMap<String, crate::store::JobRun> = match state.store.last_job_runs().await {
+        Ok(runs) => runs.into_iter().map(|r| (r.job.clone(), r)).collect(),
+        Err(e) => return store_error(e),
     };
     let now = Utc::now();
     let views: Vec<JobView> = jobs
@@ -316,8 +324,24 @@ async fn jobs(State(state): State<HttpState>) -> Response {
                 next_local: next.map(|t| t.to_rfc3339()),
                 next_utc: next.map(|t| t.with_timezone(&Utc)),
                 file: format!("{}:{}", j.file.display(), j.line),
+                last_run: last.remove(&j.name),
             }
         })
         .collect();
     Json(json!({ "jobs": views })).into_response()
+}
+
+async fn job_runs(
+    State(state): State<HttpState>,
+    Path(name): Path<String>,
+    Query(query): Query<RunsQuery>,
+) -> Response {
+    if state.jobs().is_some_and(|jobs| !jobs.iter().any(|j| j.name == name)) {
+        return error(StatusCode::NOT_FOUND, &format!("there is no job «{name}»"), "`/api/v1/jobs` lists the jobs");
+    }
+    let limit = query.limit.unwrap_or(50).clamp(1, MAX_RUNS);
+    match state.store.job_runs(Some(&name), limit).await {
+        Ok(runs) => Json(json!({ "job": name, "runs": runs })).into_response(),
+        Err(e) => store_error(e),
+    }
 }
