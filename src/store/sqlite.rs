@@ -161,7 +161,9 @@ impl SqliteStore {
         }
         let writer = writer_pool.connect_with(write_options).await.map_err(db("open"))?;
 
+        let migrating = if in_memory { None } else { Some(MigrationLock::take(&base_path).await?) };
         MIGRATOR.run(&writer).await.map_err(|source| StoreError::Migrate { backend: BACKEND, source })?;
+        drop(migrating);
 
         let reader = if in_memory {
             writer.clone()
@@ -247,6 +249,36 @@ fn keep_reserve(db: &std::path::Path) {
 /// most: readable by every user of the machine). The WAL and shared-memory files SQLite
 /// makes beside it take the database file's mode. An existing file keeps its mode (its
 /// owner chose it).
+/// Held while a process migrates the store. Two processes opening a new store at once (two
+/// `ejgate serve`, or `ejgate serve` and a sync started by hand) both ran the migrations —
+/// sqlx takes no migration lock on SQLite — and one failed with «table sync_runs already
+/// exists». The lock is an advisory `flock` on the store's directory: not on the database
+/// file, because closing any other descriptor of that file in this process would drop the
+/// POSIX locks SQLite holds on it; and nothing is left behind in the directory.
+struct MigrationLock(#[allow(dead_code)] std::fs::File);
+
+impl MigrationLock {
+    async fn take(db: &std::path::Path) -> StoreResult<MigrationLock> {
+        let dir = match db.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => dir.to_path_buf(),
+            None => std::path::PathBuf::from("."),
+        };
+        tokio::task::spawn_blocking(move || {
+            let cannot = |e: std::io::Error| {
+                StoreError::Invalid(format!(
+                    "cannot lock the directory {} of the SQLite store while migrating it: {e}",
+                    dir.display()
+                ))
+            };
+            let file = std::fs::File::open(&dir).map_err(cannot)?;
+            file.lock().map_err(cannot)?;
+            Ok(MigrationLock(file))
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("the migration lock's task failed: {e}")))?
+    }
+}
+
 fn create_private(path: &std::path::Path) -> StoreResult<()> {
     if path.as_os_str().is_empty() {
         return Err(StoreError::Invalid(
@@ -1173,6 +1205,28 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Several openers of one new store at once (each its own descriptor of the directory,
+    /// as two processes have): every one opens it, the migrations ran once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_new_store_opened_by_several_at_once_is_migrated_once() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join(format!("new-{round}.db")).display());
+            let opens = (0..6).map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { SqliteStore::open(&url).await })
+            });
+            let stores: Vec<SqliteStore> = futures::future::join_all(opens)
+                .await
+                .into_iter()
+                .map(|joined| joined.unwrap().unwrap_or_else(|e| panic!("round {round}: {e}")))
+                .collect();
+            let applied: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&stores[0].writer).await.unwrap();
+            assert_eq!(applied as usize, MIGRATOR.iter().count(), "round {round}");
+        }
+    }
 
     /// The write path's texts are the ones sqlx writes for the same values (`%F`,
     /// `%F %T%.f`), fractions of a second included, so both paths store the same.
