@@ -31,6 +31,12 @@ pub struct Config {
     /// Schools served by more than one source: their people are linked across the sources.
     #[serde(default, rename = "school")]
     pub schools: Vec<SchoolConfig>,
+    /// Backups (`ejgate backup`): targets, keys, retention.
+    #[serde(default)]
+    pub backup: Option<crate::backup::BackupConfig>,
+    /// Year-end bags (`ejgate archive`): where, and the minisign keys.
+    #[serde(default)]
+    pub archive: Option<crate::archive::ArchiveConfig>,
     /// `ejgate serve`'s HTTP side (health, metrics, the JSON API).
     #[serde(default)]
     pub serve: ServeConfig,
@@ -444,6 +450,9 @@ impl Config {
                     dir.display()
                 )));
             }
+        }
+        if let Some(backup) = &config.backup {
+            crate::backup::check_config(backup, text).map_err(invalid)?;
         }
         for school in &config.schools {
             if school.sources.is_empty() {

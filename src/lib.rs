@@ -7,6 +7,8 @@
 #[cfg(feature = "acceptance")]
 pub mod acceptance;
 pub mod alerts;
+pub mod archive;
+pub mod backup;
 pub mod compare;
 pub mod config;
 pub mod daemon;

@@ -153,6 +153,39 @@ enum Command {
         #[arg(long, default_value_t = 2)]
         jobs: usize,
     },
+    /// Backups of the store: a consistent snapshot, compressed and sealed with age, written to
+    /// every [[backup.target]] and read back; exits 2 when a target was not written (degraded)
+    Backup {
+        #[command(subcommand)]
+        command: Option<BackupCommand>,
+        /// Why (kept in the manifest and the backup-usage log)
+        #[arg(long, global = true)]
+        why: Option<String>,
+        /// Who acts (default: the OS user), for the backup-usage log
+        #[arg(long, global = true)]
+        who: Option<String>,
+    },
+    /// Restore a backup into a fresh store, checked against its manifest (rows per table, the
+    /// store's consistency check)
+    Restore {
+        /// The backup's id (`ejgate backup log` lists them)
+        id: String,
+        /// The new store: sqlite://PATH (the file must not exist)
+        #[arg(long)]
+        into: String,
+        /// An age identity file opening the backup (besides backup.identity_file)
+        #[arg(long)]
+        identity: Option<PathBuf>,
+        #[arg(long)]
+        why: Option<String>,
+        #[arg(long)]
+        who: Option<String>,
+    },
+    /// The year-end electronic archive: BagIt bags signed with minisign
+    Archive {
+        #[command(subcommand)]
+        command: ArchiveCommand,
+    },
     /// КИАСУО exchange files: load (import) and unload (export) the secretary's files
     Kiasuo {
         #[command(subcommand)]
@@ -225,6 +258,50 @@ enum MonitorCommand {
 enum ProfilesCommand {
     /// Check every profile; each refusal is printed as FILE:LINE: reason
     Check,
+}
+
+#[derive(Subcommand)]
+enum ArchiveCommand {
+    /// A school's year as a BagIt 1.0 bag (JSON Lines and CSV per entity, bag-info, SHA-512
+    /// manifests) with a minisign signature of its tag manifest
+    Snapshot {
+        /// A [[school]] of ejgate.toml (its sources), or a source's name
+        #[arg(long)]
+        school: String,
+        /// The school year, 2025/2026
+        #[arg(long)]
+        year: ejgate_sdk::year::SchoolYear,
+        /// Where to write the bag (default: archive.dir, or `archive` beside ejgate.toml)
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Check a bag: the signature and every manifest; each changed, added or missing file is named
+    Verify {
+        bag: PathBuf,
+        /// The minisign public key (default: archive.minisign_public_key)
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum BackupCommand {
+    /// Check every target's copy of a backup (default: the newest) against its manifest; with
+    /// the identity or passphrase, open it and check its content too
+    Verify {
+        id: Option<String>,
+        /// An age identity file opening the backup (besides backup.identity_file)
+        #[arg(long)]
+        identity: Option<PathBuf>,
+    },
+    /// The backup-usage log: every backup, verification, pull, restore and deletion, with
+    /// who, when and why
+    Log {
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -730,6 +807,99 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             };
             http::serve_on(listener, state, async move { stop.wait().await }).await?;
             watching.abort();
+        }
+        Command::Backup { command, why, who } => {
+            use ejgate::backup;
+            let config = Config::load(&cli.config)?;
+            let who = backup::who(who);
+            match command {
+                None => {
+                    let backups = backup::Backups::from_config(&config, None)?;
+                    let store = store::open(&config.store_url()).await?;
+                    let report = backup::backup(store.as_ref(), &backups, &who, why.as_deref()).await?;
+                    print!("{}", report.render());
+                    match report.outcome {
+                        store::BackupOutcome::Ok => {}
+                        store::BackupOutcome::Degraded => {
+                            let down: Vec<_> = report
+                                .targets
+                                .iter()
+                                .filter(|t| t.error.is_some())
+                                .map(|t| t.target.as_str())
+                                .collect();
+                            eprintln!(
+                                "backup {} degraded: not written to {}; bring it back and run `ejgate backup` again \
+                                 (it copies the missing backups there)",
+                                report.id,
+                                down.join(", ")
+                            );
+                            return Ok(std::process::ExitCode::from(2));
+                        }
+                        store::BackupOutcome::Failed => return Ok(std::process::ExitCode::FAILURE),
+                    }
+                }
+                Some(BackupCommand::Verify { id, identity }) => {
+                    let backups = backup::Backups::from_config(&config, identity.as_deref())?;
+                    let store = store::open(&config.store_url()).await.ok();
+                    let report =
+                        backup::verify(store.as_deref(), &backups, id.as_deref(), &who, why.as_deref()).await?;
+                    print!("{}", report.render());
+                    if !report.ok() {
+                        return Ok(std::process::ExitCode::FAILURE);
+                    }
+                }
+                Some(BackupCommand::Log { limit, json }) => {
+                    let store = store::open(&config.store_url()).await?;
+                    let uses = store.backup_uses(limit).await?;
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&uses)?);
+                    } else {
+                        print!("{}", backup::render_log(&uses));
+                    }
+                }
+            }
+        }
+        Command::Restore { id, into, identity, why, who } => {
+            use ejgate::backup;
+            let config = Config::load(&cli.config)?;
+            let backups = backup::Backups::from_config(&config, identity.as_deref())?;
+            let (manifest, inspection) =
+                backup::restore(&backups, &id, &into, &backup::who(who), why.as_deref()).await?;
+            println!(
+                "backup {} restored into {into}: {} rows in {} tables, as the manifest says; the store's consistency check passes",
+                manifest.id,
+                inspection.tables.values().sum::<u64>(),
+                inspection.tables.len()
+            );
+        }
+        Command::Archive { command } => {
+            let config = Config::load(&cli.config)?;
+            match command {
+                ArchiveCommand::Snapshot { school, year, out } => {
+                    let store = store::open(&config.store_url()).await?;
+                    let report = ejgate::archive::snapshot_command(&config, store.as_ref(), &school, year, out).await?;
+                    println!(
+                        "{}: {} records of {} kinds, {} payload files ({} bytes), signed",
+                        report.bag.display(),
+                        report.counts.values().sum::<u64>(),
+                        report.counts.len(),
+                        report.payload_files,
+                        report.payload_bytes
+                    );
+                }
+                ArchiveCommand::Verify { bag, public_key } => {
+                    let problems = ejgate::archive::verify_command(&config, &bag, public_key)?;
+                    if problems.is_empty() {
+                        println!("{}: the signature and every manifest verify", bag.display());
+                    } else {
+                        for p in &problems {
+                            eprintln!("{}: {p}", bag.display());
+                        }
+                        eprintln!("{}: {} problem(s): the bag is not as it was signed", bag.display(), problems.len());
+                        return Ok(std::process::ExitCode::FAILURE);
+                    }
+                }
+            }
         }
         Command::Kiasuo { command } => {
             let config = Config::load(&cli.config)?;

@@ -60,9 +60,9 @@ fn job(name: &str, kind: &str, target: &str, cron: &str, catch_up: &str, extra: 
 
 /// `ejgate serve` with its clock started at `clock`; its log goes to `log` (a pipe nobody
 /// reads would fill and stop it).
-fn serve(config: &Path, clock: DateTime<Utc>, log: &Path, extra: &[&str]) -> Child {
+fn serve(config: &Path, clock: DateTime<Utc>, log: &Path, extra: &[&str]) -> Serving {
     let log = std::fs::OpenOptions::new().create(true).append(true).open(log).unwrap();
-    ejgate()
+    let child = ejgate()
         .arg("--config")
         .arg(config)
         .arg("serve")
@@ -72,7 +72,31 @@ fn serve(config: &Path, clock: DateTime<Utc>, log: &Path, extra: &[&str]) -> Chi
         .stdout(Stdio::null())
         .stderr(log)
         .spawn()
-        .unwrap()
+        .unwrap();
+    Serving(child)
+}
+
+/// A running `ejgate serve`, killed when dropped: a test that fails leaves none behind.
+struct Serving(Child);
+
+impl std::ops::Deref for Serving {
+    type Target = Child;
+    fn deref(&self) -> &Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Serving {
+    fn deref_mut(&mut self) -> &mut Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 fn log_of(path: &Path) -> String {
@@ -112,7 +136,7 @@ fn kill(child: &Child, signal: &str) {
 }
 
 /// SIGTERM, and the exit status within `limit`.
-async fn terminate(mut child: Child, limit: Duration, log: &Path) -> std::process::ExitStatus {
+async fn terminate(mut child: Serving, limit: Duration, log: &Path) -> std::process::ExitStatus {
     kill(&child, "-TERM");
     let deadline = Instant::now() + limit;
     loop {

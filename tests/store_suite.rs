@@ -20,8 +20,9 @@ use tempfile::TempDir;
 use uuid::Uuid;
 
 use ejgate::store::{
-    self, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, JobClaim, JobEnd, JobRunStatus, JobTrigger, KindCount,
-    LeaseOutcome, LeaseRequest, NewJobRun, RunError, RunErrorKind, RunStats, RunStatus, Store, StoreError, Upsert,
+    self, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, JobClaim, JobEnd,
+    JobRunStatus, JobTrigger, KindCount, LeaseOutcome, LeaseRequest, NewJobRun, RunError, RunErrorKind, RunStats,
+    RunStatus, Store, StoreError, Upsert,
 };
 use ejgate_sdk::model::{DateRange, EntityKind, IdSpace};
 
@@ -55,6 +56,21 @@ impl Env {
 
     pub async fn open(&self) -> Box<dyn Store> {
         store::open(&self.url).await.unwrap_or_else(|e| panic!("open {}: {e}", self.url))
+    }
+
+    /// Runs a statement under the trait (to break the store on purpose).
+    pub async fn exec(&self, sql: &str) {
+        let sql = sqlx::AssertSqlSafe(sql.to_string());
+        match &self.kind {
+            EnvKind::Sqlite { .. } => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+            EnvKind::Postgres { .. } => {
+                let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+                sqlx::query(sql).execute(&mut conn).await.unwrap();
+            }
+        }
     }
 
     /// `last_seen` of a record as the database keeps it (not part of the trait).
@@ -1296,6 +1312,50 @@ mod scenarios {
         }
         assert_eq!(a.job_runs(None, 100).await.unwrap().len(), 10);
     }
+
+    /// The store's own inspection (what a backup's manifest keeps and a restore is checked
+    /// against): rows per table, the newest migration, and what the consistency check finds
+    /// once a change-log row has lost its record and a cursor was written outside every run;
+    /// the backup-usage log keeps who, when, why.
+    pub async fn inspect_counts_rows_and_the_consistency_check_finds_breakage(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let batch = vec![mark(ChangeOp::Insert, "1", "5"), mark(ChangeOp::Insert, "2", "4")];
+        store.apply(run, SRC, &inserts(batch), &[cursor("c1")]).await.unwrap();
+        store.finish_run(run, RunStatus::Succeeded, None, &RunStats::default()).await.unwrap();
+        let i = store.inspect().await.unwrap();
+        for (table, n) in [("records", 2), ("changes", 2), ("cursors", 1), ("sync_runs", 1), ("backup_log", 0)] {
+            assert_eq!(i.tables.get(table), Some(&n), "{table}: {:?}", i.tables);
+        }
+        assert!(i.problems.is_empty(), "{:?}", i.problems);
+        // The newest migration: the largest version among the backend's migration files.
+        let dir = format!("{}/src/store/migrations/{}", env!("CARGO_MANIFEST_DIR"), store.backend());
+        let newest = std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().into_string().unwrap().split('_').next()?.parse::<i64>().ok())
+            .max()
+            .unwrap();
+        assert_eq!(i.schema_version, newest);
+
+        env.exec("DELETE FROM records WHERE source_id = '1'").await;
+        env.exec("UPDATE cursors SET updated_at = '2000-01-01T00:00:00.000000Z'").await;
+        let problems = store.inspect().await.unwrap().problems;
+        assert_eq!(problems.len(), 2, "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("(mark 1 of dnevnik-1) has no record")), "{problems:?}");
+        assert!(problems.iter().any(|p| p.contains("outside every run of its source")), "{problems:?}");
+
+        let entry = BackupUse {
+            at: ejgate::store::now_micros(),
+            action: BackupAction::Restore,
+            backup_id: Some("20261205T120000.000Z".into()),
+            who: "директор".into(),
+            why: Some("проверка восстановления".into()),
+            outcome: BackupOutcome::Ok,
+            detail: "restored into /tmp/x.db".into(),
+        };
+        store.log_backup_use(&entry).await.unwrap();
+        assert_eq!(store.backup_uses(10).await.unwrap(), vec![entry]);
+    }
 }
 
 // ---- wiring: every scenario against every backend -----------------------------------
@@ -1351,6 +1411,7 @@ store_suite!(
     job_run_totals_add_up_the_job_runs,
     job_runs_are_recorded_once_and_closed_by_their_claim_holder,
     concurrent_records_of_a_slot_make_one_row,
+    inspect_counts_rows_and_the_consistency_check_finds_breakage,
 );
 
 #[tokio::test]

@@ -22,7 +22,7 @@ mod sqlite;
 
 pub use jobs::{JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, JobTrigger, NewJobRun};
 pub use postgres::PostgresStore;
-pub use sqlite::SqliteStore;
+pub use sqlite::{inspect_file as inspect_sqlite_file, SqliteStore};
 
 /// Errors of the store. Each names the backend and the operation.
 #[derive(Debug, thiserror::Error)]
@@ -487,6 +487,107 @@ pub(crate) fn ttl_millis(ttl: std::time::Duration) -> i64 {
     i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX / 2)
 }
 
+/// What was done with the backups (a row of the backup-usage log, A9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupAction {
+    Backup,
+    Verify,
+    Pull,
+    Restore,
+    /// A backup deleted by the retention rules of a target.
+    Prune,
+}
+
+impl BackupAction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupAction::Backup => "backup",
+            BackupAction::Verify => "verify",
+            BackupAction::Pull => "pull",
+            BackupAction::Restore => "restore",
+            BackupAction::Prune => "prune",
+        }
+    }
+    pub fn parse(s: &str) -> Option<BackupAction> {
+        [BackupAction::Backup, BackupAction::Verify, BackupAction::Pull, BackupAction::Restore, BackupAction::Prune]
+            .into_iter()
+            .find(|a| a.as_str() == s)
+    }
+}
+
+/// How a use of the backups ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackupOutcome {
+    Ok,
+    /// Done, but not everywhere (a backup target was down).
+    Degraded,
+    Failed,
+}
+
+impl BackupOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BackupOutcome::Ok => "ok",
+            BackupOutcome::Degraded => "degraded",
+            BackupOutcome::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<BackupOutcome> {
+        [BackupOutcome::Ok, BackupOutcome::Degraded, BackupOutcome::Failed].into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// Использование резервной копии: one row of the backup-usage log (REGULATIONS A9): who
+/// did what with which backup, when and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupUse {
+    pub at: DateTime<Utc>,
+    pub action: BackupAction,
+    pub backup_id: Option<String>,
+    /// The OS user, or the name given with `--who`.
+    pub who: String,
+    pub why: Option<String>,
+    pub outcome: BackupOutcome,
+    /// What was done where (targets written, problems found); never a secret.
+    pub detail: String,
+}
+
+/// What a store holds, table by table, and what its own consistency check finds: the
+/// figures a backup's manifest keeps and a restore is checked against.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Inspection {
+    /// Rows per table (the migrations' own bookkeeping left out).
+    pub tables: BTreeMap<String, u64>,
+    /// The newest migration applied.
+    pub schema_version: i64,
+    /// Problems found: a change-log row whose record or run is missing, a record without
+    /// its change-log rows, a cursor written outside every run of its source. Empty when
+    /// the store is consistent.
+    pub problems: Vec<String>,
+}
+
+/// The store's own consistency checks (SQL both backends run): each query lists problems
+/// as text, at most 20 rows each.
+pub(crate) const CONSISTENCY_CHECKS: [&str; 4] = [
+    // Records are never deleted (tombstones stay): every change row's record is there.
+    "SELECT 'change-log row ' || c.seq || ' (' || c.kind || ' ' || c.source_id || ' of ' || c.source || \
+     ') has no record' FROM changes c WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.id = c.id) \
+     ORDER BY c.seq LIMIT 20",
+    "SELECT 'change-log row ' || c.seq || ' names run ' || c.run_id || ', which the store does not hold' \
+     FROM changes c WHERE NOT EXISTS (SELECT 1 FROM sync_runs s WHERE s.id = c.run_id) ORDER BY c.seq LIMIT 20",
+    // Every record came in through an upsert, which writes its change row first.
+    "SELECT 'record ' || r.kind || ' ' || r.source_id || ' of ' || r.source || ' has no change-log row' \
+     FROM records r WHERE r.id NOT IN (SELECT id FROM changes) ORDER BY r.source, r.kind, r.source_id LIMIT 20",
+    // A cursor commits with its batch, inside a run of its source: one written outside
+    // every run is ahead of the data the store holds.
+    "SELECT 'cursor ' || c.source || '/' || c.stream || '/' || c.scope || ' was written at ' || c.updated_at || \
+     ', outside every run of its source' FROM cursors c WHERE NOT EXISTS (SELECT 1 FROM sync_runs s \
+     WHERE s.source = c.source AND s.started_at <= c.updated_at \
+     AND (s.finished_at IS NULL OR s.finished_at >= c.updated_at)) ORDER BY 1 LIMIT 20",
+];
+
 /// The store, as the rest of ejgate sees it: operations on data, not SQL. The daemon's job
 /// runs are its part [`JobStore`].
 #[async_trait]
@@ -610,6 +711,18 @@ pub trait Store: JobStore + Send + Sync {
         fixed: &[(String, DateTime<Utc>)],
     ) -> StoreResult<()>;
 
+    /// Rows per table, the schema version and the store's own consistency check.
+    async fn inspect(&self) -> StoreResult<Inspection>;
+
+    /// Writes a consistent copy of the whole store into a new file at `path`, while syncs
+    /// may be writing (SQLite: `VACUUM INTO`, a snapshot of one read transaction).
+    async fn snapshot_into(&self, path: &std::path::Path) -> StoreResult<()>;
+
+    /// Appends a row to the backup-usage log.
+    async fn log_backup_use(&self, entry: &BackupUse) -> StoreResult<()>;
+
+    /// The backup-usage log, newest first.
+    async fn backup_uses(&self, limit: u32) -> StoreResult<Vec<BackupUse>>;
     // ---- what the daemon reads and keeps besides the data: health, metrics, API tokens ----
 
     /// One cheap query: the store answers and its tables are there (`/readyz`).
@@ -673,7 +786,7 @@ pub struct ApiToken {
 
 /// The current time as the store keeps it: UTC, whole microseconds (PostgreSQL's
 /// precision), so that a value written and read back compares equal on both backends.
-pub(crate) fn now_micros() -> DateTime<Utc> {
+pub fn now_micros() -> DateTime<Utc> {
     let now = Utc::now();
     let micros = now.timestamp_micros();
     DateTime::from_timestamp_micros(micros).unwrap_or(now)

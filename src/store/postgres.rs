@@ -34,9 +34,10 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ttl_millis, ApiToken, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing,
-    KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals,
-    Store, StoreError, StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
+    check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow,
+    ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError,
+    RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord,
+    SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
@@ -536,6 +537,99 @@ impl Store for PostgresStore {
             .await
             .map_err(db("release lease"))?;
         Ok(())
+    }
+
+    async fn inspect(&self) -> StoreResult<Inspection> {
+        // One snapshot for every count and check.
+        let mut tx = self.pool.begin().await.map_err(db("inspect: begin"))?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db("inspect: repeatable read"))?;
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
+             AND table_type = 'BASE TABLE' AND table_name NOT LIKE '\\_sqlx%' ORDER BY 1",
+        )
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db("inspect: list the tables"))?;
+        let mut tables = std::collections::BTreeMap::new();
+        for name in names {
+            let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("inspect: count rows"))?;
+            tables.insert(name, n as u64);
+        }
+        let schema_version: i64 =
+            sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(db("inspect: read the schema version"))?;
+        let mut problems = Vec::new();
+        for sql in super::CONSISTENCY_CHECKS {
+            let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db("inspect: consistency check"))?;
+            problems.extend(found);
+        }
+        Ok(Inspection { tables, schema_version, problems })
+    }
+
+    async fn snapshot_into(&self, _path: &std::path::Path) -> StoreResult<()> {
+        Err(StoreError::Invalid(
+            "backups of a PostgreSQL store are not built into ejgate yet: back the schema up with the server's \
+             own tools (pg_dump -n SCHEMA, or the district's database backups) meanwhile"
+                .into(),
+        ))
+    }
+
+    async fn log_backup_use(&self, entry: &BackupUse) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO backup_log (at, action, backup_id, who, why, outcome, detail) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        )
+        .bind(entry.at)
+        .bind(entry.action.as_str())
+        .bind(&entry.backup_id)
+        .bind(&entry.who)
+        .bind(&entry.why)
+        .bind(entry.outcome.as_str())
+        .bind(&entry.detail)
+        .execute(&self.pool)
+        .await
+        .map_err(db("write the backup-usage log"))?;
+        Ok(())
+    }
+
+    async fn backup_uses(&self, limit: u32) -> StoreResult<Vec<BackupUse>> {
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(DateTime<Utc>, String, Option<String>, String, Option<String>, String, String)> =
+            sqlx::query_as(
+                "SELECT at, action, backup_id, who, why, outcome, detail FROM backup_log ORDER BY id DESC LIMIT $1",
+            )
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("read the backup-usage log"))?;
+        rows.into_iter()
+            .map(|(at, action, backup_id, who, why, outcome, detail)| {
+                Ok(BackupUse {
+                    at,
+                    action: BackupAction::parse(&action)
+                        .ok_or_else(|| StoreError::Invalid(format!("unknown backup action «{action}» in the store")))?,
+                    backup_id,
+                    who,
+                    why,
+                    outcome: BackupOutcome::parse(&outcome).ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown backup outcome «{outcome}» in the store"))
+                    })?,
+                    detail,
+                })
+            })
+            .collect()
     }
 
     async fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {

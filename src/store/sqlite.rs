@@ -45,9 +45,10 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ttl_millis, ApiToken, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing,
-    KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals,
-    Store, StoreError, StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
+    check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow,
+    ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError,
+    RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord,
+    SyncRun, Upsert,
 };
 
 const BACKEND: &str = "sqlite";
@@ -161,7 +162,9 @@ impl SqliteStore {
         }
         let writer = writer_pool.connect_with(write_options).await.map_err(db("open"))?;
 
+        let migrating = if in_memory { None } else { Some(MigrationLock::take(&base_path).await?) };
         MIGRATOR.run(&writer).await.map_err(|source| StoreError::Migrate { backend: BACKEND, source })?;
+        drop(migrating);
 
         let reader = if in_memory {
             writer.clone()
@@ -247,6 +250,36 @@ fn keep_reserve(db: &std::path::Path) {
 /// most: readable by every user of the machine). The WAL and shared-memory files SQLite
 /// makes beside it take the database file's mode. An existing file keeps its mode (its
 /// owner chose it).
+/// Held while a process migrates the store. Two processes opening a new store at once (two
+/// `ejgate serve`, or `ejgate serve` and a sync started by hand) both ran the migrations —
+/// sqlx takes no migration lock on SQLite — and one failed with «table sync_runs already
+/// exists». The lock is an advisory `flock` on the store's directory: not on the database
+/// file, because closing any other descriptor of that file in this process would drop the
+/// POSIX locks SQLite holds on it; and nothing is left behind in the directory.
+struct MigrationLock(#[allow(dead_code)] std::fs::File);
+
+impl MigrationLock {
+    async fn take(db: &std::path::Path) -> StoreResult<MigrationLock> {
+        let dir = match db.parent().filter(|d| !d.as_os_str().is_empty()) {
+            Some(dir) => dir.to_path_buf(),
+            None => std::path::PathBuf::from("."),
+        };
+        tokio::task::spawn_blocking(move || {
+            let cannot = |e: std::io::Error| {
+                StoreError::Invalid(format!(
+                    "cannot lock the directory {} of the SQLite store while migrating it: {e}",
+                    dir.display()
+                ))
+            };
+            let file = std::fs::File::open(&dir).map_err(cannot)?;
+            file.lock().map_err(cannot)?;
+            Ok(MigrationLock(file))
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("the migration lock's task failed: {e}")))?
+    }
+}
+
 fn create_private(path: &std::path::Path) -> StoreResult<()> {
     if path.as_os_str().is_empty() {
         return Err(StoreError::Invalid(
@@ -702,6 +735,93 @@ impl Store for SqliteStore {
             .await
             .map_err(db("release lease"))?;
         Ok(())
+    }
+
+    async fn inspect(&self) -> StoreResult<Inspection> {
+        if self.checkpointer.is_none() {
+            return Err(StoreError::Invalid("an in-memory store has no file to inspect".into()));
+        }
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || inspect_file(&path))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("inspecting the store failed: {e}")))?
+    }
+
+    async fn snapshot_into(&self, path: &std::path::Path) -> StoreResult<()> {
+        if self.checkpointer.is_none() {
+            return Err(StoreError::Invalid("an in-memory store cannot be backed up".into()));
+        }
+        let from = self.path.clone();
+        let into = path.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            // A connection of its own, outside the pools: VACUUM INTO reads the whole
+            // database in one read transaction (a consistent snapshot in WAL mode, beside
+            // the writer) and never takes the write lock.
+            let conn = rusqlite::Connection::open_with_flags(
+                &from,
+                rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(|e| db("snapshot: open the store")(raw(e)))?;
+            conn.busy_timeout(BUSY_TIMEOUT).map_err(|e| db("snapshot: busy timeout")(raw(e)))?;
+            let into = into
+                .to_str()
+                .ok_or_else(|| StoreError::Invalid(format!("the snapshot path {} is not UTF-8", into.display())))?;
+            conn.execute("VACUUM INTO ?1", [into]).map_err(|e| db("snapshot: VACUUM INTO")(raw(e)))?;
+            // The copy is one self-contained file (a rollback journal, not WAL): it is read
+            // read-only by its checks and restored as it is.
+            let copy = rusqlite::Connection::open(into).map_err(|e| db("snapshot: open the copy")(raw(e)))?;
+            copy.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
+                .map_err(|e| db("snapshot: journal mode of the copy")(raw(e)))?;
+            Ok(())
+        })
+        .await
+        .map_err(|e| StoreError::Invalid(format!("the snapshot failed: {e}")))?
+    }
+
+    async fn log_backup_use(&self, entry: &BackupUse) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT INTO backup_log (at, action, backup_id, who, why, outcome, detail) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(ts(entry.at))
+        .bind(entry.action.as_str())
+        .bind(&entry.backup_id)
+        .bind(&entry.who)
+        .bind(&entry.why)
+        .bind(entry.outcome.as_str())
+        .bind(&entry.detail)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("write the backup-usage log"))?;
+        tx.commit().await.map_err(db("write the backup-usage log: commit")).map_err(|e| self.disk_full(e))
+    }
+
+    async fn backup_uses(&self, limit: u32) -> StoreResult<Vec<BackupUse>> {
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(String, String, Option<String>, String, Option<String>, String, String)> = sqlx::query_as(
+            "SELECT at, action, backup_id, who, why, outcome, detail FROM backup_log ORDER BY id DESC LIMIT ?1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db("read the backup-usage log"))?;
+        rows.into_iter()
+            .map(|(at, action, backup_id, who, why, outcome, detail)| {
+                Ok(BackupUse {
+                    at: parse_ts(&at)?,
+                    action: BackupAction::parse(&action)
+                        .ok_or_else(|| StoreError::Invalid(format!("unknown backup action «{action}» in the store")))?,
+                    backup_id,
+                    who,
+                    why,
+                    outcome: BackupOutcome::parse(&outcome).ok_or_else(|| {
+                        StoreError::Invalid(format!("unknown backup outcome «{outcome}» in the store"))
+                    })?,
+                    detail,
+                })
+            })
+            .collect()
     }
 
     async fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {
@@ -1266,9 +1386,73 @@ impl Store for SqliteStore {
     }
 }
 
+/// The first column of every row of a query, as text.
+fn strings(conn: &rusqlite::Connection, sql: &str) -> rusqlite::Result<Vec<String>> {
+    let mut st = conn.prepare(sql)?;
+    let rows = st.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>();
+    rows
+}
+
+/// Inspects a SQLite store file without changing it (a backup's snapshot, a restored file):
+/// rows per table, schema version and the consistency checks, in one read transaction.
+pub fn inspect_file(path: &std::path::Path) -> StoreResult<Inspection> {
+    let fail = |what: &'static str| move |e: rusqlite::Error| db(what)(raw(e));
+    let mut conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(fail("inspect: open"))?;
+    conn.busy_timeout(BUSY_TIMEOUT).map_err(fail("inspect: busy timeout"))?;
+    let tx = conn.transaction().map_err(fail("inspect: begin"))?;
+    let names = strings(
+        &tx,
+        "SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' \
+         AND name NOT LIKE '\\_sqlx%' ESCAPE '\\' ORDER BY name",
+    )
+    .map_err(fail("inspect: list the tables"))?;
+    let mut tables = std::collections::BTreeMap::new();
+    for name in names {
+        // Names come from the schema itself; quoted as identifiers.
+        let n: i64 = tx
+            .query_row(&format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\"")), [], |r| r.get(0))
+            .map_err(fail("inspect: count rows"))?;
+        tables.insert(name, n as u64);
+    }
+    let schema_version: i64 = tx
+        .query_row("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success", [], |r| r.get(0))
+        .map_err(fail("inspect: read the schema version"))?;
+    let mut problems = Vec::new();
+    for sql in super::CONSISTENCY_CHECKS {
+        problems.extend(strings(&tx, sql).map_err(fail("inspect: consistency check"))?);
+    }
+    Ok(Inspection { tables, schema_version, problems })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Several openers of one new store at once (each its own descriptor of the directory,
+    /// as two processes have): every one opens it, the migrations ran once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn a_new_store_opened_by_several_at_once_is_migrated_once() {
+        for round in 0..5 {
+            let dir = tempfile::tempdir().unwrap();
+            let url = format!("sqlite://{}", dir.path().join(format!("new-{round}.db")).display());
+            let opens = (0..6).map(|_| {
+                let url = url.clone();
+                tokio::spawn(async move { SqliteStore::open(&url).await })
+            });
+            let stores: Vec<SqliteStore> = futures::future::join_all(opens)
+                .await
+                .into_iter()
+                .map(|joined| joined.unwrap().unwrap_or_else(|e| panic!("round {round}: {e}")))
+                .collect();
+            let applied: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations").fetch_one(&stores[0].writer).await.unwrap();
+            assert_eq!(applied as usize, MIGRATOR.iter().count(), "round {round}");
+        }
+    }
 
     /// The write path's texts are the ones sqlx writes for the same values (`%F`,
     /// `%F %T%.f`), fractions of a second included, so both paths store the same.

@@ -1,0 +1,121 @@
+//! The backup benchmark (`cargo bench --bench backup_vs_restic`): one store (a full sync of
+//! one school year from the Dnevnik emulator; `EJGATE_BENCH_SIZE` small, demo or large,
+//! default large) backed up by `ejgate backup` to two local targets (snapshot, zstd, age,
+//! both copies written and read back) against `restic backup` of the same store file into
+//! two repositories (Debian's restic; `restic init` not timed). Wall time of each, best of
+//! three, their ratio, and the bytes each left on disk.
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Instant;
+
+use ejgate::backup::crypt::{Opening, Sealing};
+use ejgate::backup::retention::Keep;
+use ejgate::backup::target::{Place, Target};
+use ejgate::backup::Backups;
+use ejgate::store::SqliteStore;
+use ejgate::sync::{run_sync, SyncOptions};
+use ejgate_dnevnik::{DnevnikConfig, DnevnikConnector};
+use ejgate_sdk::connector::SyncMode;
+use secrecy::SecretString;
+
+// Only the emulator spawning of the shared bench helpers is used here.
+#[allow(dead_code)]
+mod common;
+
+const TOKEN: &str = "bench-token-0123456789abcdef";
+
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let meta = e.metadata().unwrap();
+        total += if meta.is_dir() { dir_bytes(&e.path()) } else { meta.len() };
+    }
+    total
+}
+
+fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
+    let out = Command::new("restic")
+        .arg("--repo")
+        .arg(repo)
+        .args(args)
+        .env("RESTIC_PASSWORD", "bench-restic-password")
+        .env("RESTIC_CACHE_DIR", repo.with_extension("cache"))
+        .output()
+        .expect("restic runs (apt-get install restic)");
+    assert!(out.status.success(), "restic {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+#[tokio::main]
+async fn main() {
+    let size = std::env::var("EJGATE_BENCH_SIZE").unwrap_or_else(|_| "large".into());
+    let dir = tempfile::tempdir().unwrap();
+    let emulator = common::ready(common::spawn("dnevnik", TOKEN, &["--size", &size, "--seed", "1"]));
+    let db = dir.path().join("store.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    let connector = Arc::new(
+        DnevnikConnector::new(DnevnikConfig::new(
+            "bench",
+            emulator.base_url.parse().unwrap(),
+            SecretString::from(TOKEN),
+        ))
+        .unwrap(),
+    );
+    let report =
+        run_sync(&store, connector, &SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() }).await.unwrap();
+    assert!(report.error.is_none(), "{:?}", report.error);
+    drop(emulator);
+    let store_bytes = std::fs::metadata(&db).unwrap().len();
+
+    let identity = age::x25519::Identity::generate();
+    let mut ours = Vec::new();
+    let mut ours_bytes = 0;
+    for round in 0..3 {
+        let targets: Vec<Target> = ["a", "b"]
+            .iter()
+            .map(|t| {
+                let path = dir.path().join(format!("ours-{round}-{t}"));
+                std::fs::create_dir_all(&path).unwrap();
+                Target::new(t, Place::Local(path), Keep::default()).unwrap()
+            })
+            .collect();
+        let backups =
+            Backups { targets, sealing: Sealing::Recipients(vec![identity.to_public()]), opening: Opening::default() };
+        let started = Instant::now();
+        let r = ejgate::backup::backup(&store, &backups, "bench", Some("benchmark")).await.unwrap();
+        ours.push(started.elapsed().as_secs_f64());
+        assert_eq!(r.outcome, ejgate::store::BackupOutcome::Ok);
+        ours_bytes = dir_bytes(&dir.path().join(format!("ours-{round}-a")));
+    }
+
+    let mut theirs = Vec::new();
+    let mut theirs_bytes = 0;
+    for round in 0..3 {
+        let repos: Vec<_> = ["a", "b"].iter().map(|t| dir.path().join(format!("restic-{round}-{t}"))).collect();
+        for r in &repos {
+            restic(r, &["init", "--quiet"]);
+        }
+        let started = Instant::now();
+        for r in &repos {
+            restic(r, &["backup", "--quiet", db.to_str().unwrap()]);
+        }
+        theirs.push(started.elapsed().as_secs_f64());
+        theirs_bytes = dir_bytes(&repos[0]);
+    }
+    let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    let (o, t) = (best(&ours), best(&theirs));
+    println!("store: {} records, {:.1} MiB ({size} school)", report.stats.records_read, store_bytes as f64 / 1048576.0);
+    println!(
+        "ejgate backup (snapshot, zstd, age, 2 targets written and read back): {o:.2} s best of 3 ({ours:.2?}); \
+         {:.1} MiB per target",
+        ours_bytes as f64 / 1048576.0
+    );
+    println!(
+        "restic backup into 2 repositories: {t:.2} s best of 3 ({theirs:.2?}); {:.1} MiB per repository",
+        theirs_bytes as f64 / 1048576.0
+    );
+    println!("ratio ejgate / restic: {:.2}", o / t);
+}

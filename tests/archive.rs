@@ -1,0 +1,181 @@
+//! The year-end bag, with outside tools as judges: `bagit.py --validate` (PyPI bagit)
+//! accepts it, `minisign -V` (Debian minisign) verifies the signature of its tag manifest,
+//! and `ejgate archive verify` names any flipped byte in a payload file, `bag-info.txt`, a
+//! manifest or the signature, and a file added to the payload.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{start_emulator, TOKEN};
+use ejgate_sdk::synth::{SynthConfig, World};
+
+fn ejgate() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_ejgate"))
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// Flips one bit of the byte at `at` (a negative offset counts from the end).
+fn flip(path: &Path, at: isize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let i = if at < 0 { (bytes.len() as isize + at) as usize } else { at as usize };
+    bytes[i] ^= 0x04;
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_year_end_bag_passes_bagit_py_and_minisign_and_any_flipped_byte_is_named() {
+    let emulator = start_emulator(World::generate(SynthConfig::small(41)), None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path();
+    std::fs::create_dir_all(p.join("secrets")).unwrap();
+    std::fs::write(p.join("secrets/token"), TOKEN).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(p.join("secrets/token"), std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    // A minisign key pair from the outside tool, its secret key encrypted with a password
+    // (minisign reads it twice from standard input).
+    const PASSWORD: &str = "archive-key-password-2718";
+    let mut child = Command::new("minisign")
+        .args(["-G", "-p"])
+        .arg(p.join("archive.pub"))
+        .arg("-s")
+        .arg(p.join("archive.key"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("minisign runs (apt-get install minisign)");
+    std::io::Write::write_all(child.stdin.as_mut().unwrap(), format!("{PASSWORD}\n{PASSWORD}\n").as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let config = p.join("ejgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[store]\nurl = \"sqlite://ejgate.db\"\n\n[[source]]\nname = \"dn\"\nsystem = \"dnevnik\"\n\
+             base_url = \"{}\"\ntoken_file = \"secrets/token\"\n\n[archive]\ndir = \"archive\"\n\
+             minisign_secret_key = \"archive.key\"\nminisign_password_env = \"EJGATE_TEST_MINISIGN_PASSWORD\"\n\
+             minisign_public_key = \"archive.pub\"\n\n\
+             [[school]]\nname = \"МБОУ СОШ № 7\"\nsources = [\"dn\"]\n",
+            emulator.base_url()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        ejgate()
+            .arg("--config")
+            .arg(&config)
+            .args(args)
+            .env("EJGATE_TEST_MINISIGN_PASSWORD", PASSWORD)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["sync", "--full", "--quiet"]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    let out = run(&["archive", "snapshot", "--school", "МБОУ СОШ № 7", "--year", "2025/2026"]);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(!text(&out).contains(PASSWORD));
+    let bag: PathBuf = p.join("archive/ejgate-МБОУ-СОШ-7-2025-2026");
+    assert!(bag.join("data/mark.jsonl").exists(), "{}", text(&out));
+
+    // The payload holds the store's live marks dated in the year, counted here in SQL.
+    let conn = rusqlite::Connection::open(p.join("ejgate.db")).unwrap();
+    let marks: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM records WHERE kind = 'mark' AND deleted_at IS NULL \
+             AND (date IS NULL OR date BETWEEN '2025-09-01' AND '2026-08-31')",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert!(marks > 100);
+    let jsonl = std::fs::read_to_string(bag.join("data/mark.jsonl")).unwrap();
+    assert_eq!(jsonl.lines().count() as i64, marks);
+    let csv = std::fs::read_to_string(bag.join("data/mark.csv")).unwrap();
+    assert_eq!(csv.lines().count() as i64, marks + 1, "a header and one row per mark");
+    let info = std::fs::read_to_string(bag.join("bag-info.txt")).unwrap();
+    assert!(info.contains(&format!("Ejgate-Count: mark {marks}\n")), "{info}");
+    assert!(info.contains("Ejgate-School-Year: 2025/2026") && info.contains("Ejgate-Source: dn (dnevnik)"), "{info}");
+
+    // The outside judges.
+    let out = Command::new("bagit.py").arg("--validate").arg(&bag).output().expect("bagit.py runs (pip install bagit)");
+    assert!(out.status.success(), "bagit.py: {}", text(&out));
+    let out = Command::new("minisign")
+        .arg("-V")
+        .arg("-p")
+        .arg(p.join("archive.pub"))
+        .arg("-m")
+        .arg(bag.join("tagmanifest-sha512.txt"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "minisign -V: {}", text(&out));
+    let out = run(&["archive", "verify", bag.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out));
+
+    // Tampering: a copy per case, one flipped byte each, named by `archive verify`.
+    let sig = "tagmanifest-sha512.txt.minisig";
+    // The signature file's second line is the signature itself (its end: the last byte
+    // before the newline of that line).
+    let sig_text = std::fs::read_to_string(bag.join(sig)).unwrap();
+    let second_line_end = sig_text.lines().take(2).map(|l| l.len() + 1).sum::<usize>() as isize - 2;
+    let second_line_middle = sig_text.lines().next().unwrap().len() as isize + 1 + 40;
+    let last_line_middle = sig_text.len() as isize - 30;
+    let cases: [(&str, isize, &str); 8] = [
+        ("data/mark.jsonl", 10, "data/mark.jsonl"),
+        ("data/person.csv", -3, "data/person.csv"),
+        ("bag-info.txt", 3, "bag-info.txt"),
+        ("manifest-sha512.txt", 5, "manifest-sha512.txt"),
+        (sig, second_line_end, sig),
+        (sig, second_line_middle, sig),
+        (sig, last_line_middle, sig),
+        // The untrusted comment (minisign leaves it unsigned).
+        (sig, 25, sig),
+    ];
+    for (i, (file, at, named)) in cases.iter().enumerate() {
+        let copy = p.join(format!("tampered-{i}"));
+        copy_dir(&bag, &copy);
+        flip(&copy.join(file), *at);
+        let out = run(&["archive", "verify", copy.to_str().unwrap()]);
+        assert!(!out.status.success(), "{file}: not detected: {}", text(&out));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.lines().any(|l| l.contains(&format!(": {named}:"))), "{file}: not named:\n{stderr}");
+    }
+    // The flipped payload byte is caught by bagit.py too.
+    let out = Command::new("bagit.py").arg("--validate").arg(p.join("tampered-0")).output().unwrap();
+    assert!(!out.status.success(), "{}", text(&out));
+    // A file added to the payload is named.
+    let copy = p.join("tampered-added");
+    copy_dir(&bag, &copy);
+    std::fs::write(copy.join("data/extra.csv"), "x\n").unwrap();
+    let out = run(&["archive", "verify", copy.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("data/extra.csv: added"), "{}", text(&out));
+
+    // A bag is never overwritten.
+    let out = run(&["archive", "snapshot", "--school", "МБОУ СОШ № 7", "--year", "2025/2026"]);
+    assert!(!out.status.success() && text(&out).contains("never overwritten"), "{}", text(&out));
+}
