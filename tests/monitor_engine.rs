@@ -13,7 +13,6 @@ use ejgate::store::{ChangeOp, ChangeSet, RunStats, RunStatus, SqliteStore, Store
 use ejgate::sync::canonical;
 use ejgate_sdk::model::*;
 
-#[allow(dead_code)]
 mod common;
 
 const SOURCE: &str = "journal";

@@ -114,11 +114,8 @@ fn a_profile_that_cannot_be_used_is_refused_with_file_line_and_reason() {
     )
     .unwrap();
     std::fs::write(dir.path().join("b.toml"), "name = \"b\"\ntitle = \"Т\"\nfoo = 1\n").unwrap();
-    std::fs::write(
-        dir.path().join("c.toml"),
-        format!("{}", HEAD.replace("\"x\"", "\"c\"")) + "deadline = \"days\"\ndays = 1\n",
-    )
-    .unwrap();
+    std::fs::write(dir.path().join("c.toml"), HEAD.replace("\"x\"", "\"c\"") + "deadline = \"days\"\ndays = 1\n")
+        .unwrap();
     let refused = profile::load_dir(dir.path()).unwrap_err();
     let files: Vec<String> =
         refused.0.iter().map(|r| r.file.file_name().unwrap().to_string_lossy().into_owned()).collect();
