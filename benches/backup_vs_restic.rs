@@ -3,7 +3,10 @@
 //! default large) backed up by `ejgate backup` to two local targets (snapshot, zstd, age,
 //! both copies written and read back) against `restic backup` of the same store file into
 //! two repositories (Debian's restic; `restic init` not timed). Wall time of each, best of
-//! three, their ratio, and the bytes each left on disk.
+//! three, their ratio, and the bytes each left on disk. Then the year-end bag of the same
+//! store (`ejgate archive snapshot`: JSON Lines and CSV per entity, SHA-512 manifests,
+//! minisign signature) against `bagit.py --sha512` bagging the same payload files (PyPI
+//! bagit), best of three each.
 
 use std::path::Path;
 use std::process::Command;
@@ -105,7 +108,45 @@ async fn main() {
         theirs.push(started.elapsed().as_secs_f64());
         theirs_bytes = dir_bytes(&repos[0]);
     }
+    // The year-end bag against bagit.py on the same payload.
+    let key = minisign::KeyPair::generate_unencrypted_keypair().unwrap().sk;
+    let sources = vec![("bench".to_string(), "dnevnik".to_string())];
+    let (mut bag_ours, mut bag_theirs) = (Vec::new(), Vec::new());
+    let mut payload = 0;
+    for round in 0..3 {
+        let out = dir.path().join(format!("bags-{round}"));
+        let started = Instant::now();
+        let r =
+            ejgate::archive::snapshot(&store, "bench", &sources, ejgate_sdk::year::SchoolYear::new(2025), &out, &key)
+                .await
+                .unwrap();
+        bag_ours.push(started.elapsed().as_secs_f64());
+        payload = r.payload_bytes;
+        // bagit.py bags a directory in place: the same payload files, fresh.
+        let theirs_dir = dir.path().join(format!("bagit-{round}"));
+        std::fs::create_dir_all(&theirs_dir).unwrap();
+        for e in std::fs::read_dir(r.bag.join("data")).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), theirs_dir.join(e.file_name())).unwrap();
+        }
+        let started = Instant::now();
+        let out = Command::new("bagit.py")
+            .args(["--sha512", "--quiet"])
+            .arg(&theirs_dir)
+            .output()
+            .expect("bagit.py runs (pip install bagit)");
+        bag_theirs.push(started.elapsed().as_secs_f64());
+        assert!(out.status.success(), "bagit.py: {}", String::from_utf8_lossy(&out.stderr));
+    }
     let best = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
+    println!(
+        "year-end bag: ejgate archive snapshot (export, manifests, signature) {:.2} s best of 3 ({bag_ours:.2?}); \
+         bagit.py --sha512 of the same {:.1} MiB payload {:.2} s best of 3 ({bag_theirs:.2?}); ratio {:.2}",
+        best(&bag_ours),
+        payload as f64 / 1048576.0,
+        best(&bag_theirs),
+        best(&bag_ours) / best(&bag_theirs)
+    );
     let (o, t) = (best(&ours), best(&theirs));
     println!("store: {} records, {:.1} MiB ({size} school)", report.stats.records_read, store_bytes as f64 / 1048576.0);
     println!(
