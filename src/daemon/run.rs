@@ -109,7 +109,34 @@ pub async fn execute(state: &DaemonState, run: JobRun, lease: Lease, stop: &Stop
     let mut failures: Vec<(String, RunErrorKind)> = Vec::new();
     // Whether the run stopped before the end of its sources (time limit, signal).
     let mut stopped = false;
-    for source in sources_of(&state.config, &job.target) {
+    if job.kind == JobKind::Monitor {
+        // Monitoring (мониторинг): the schools of the target that name a regulation, each
+        // judged for yesterday in its own zone, the findings recorded.
+        let schools = state.config.schools.iter().filter(|s| s.regulation.is_some()).filter(|s| match &job.target {
+            Target::All => true,
+            Target::School(name) => &s.name == name,
+            Target::Source(name) => s.sources.contains(name),
+        });
+        let mut any = false;
+        for school in schools {
+            any = true;
+            let now = state.clock.now();
+            let day = crate::monitor::Span::Day;
+            if let Err(e) =
+                crate::monitor::run(&state.config, state.store.as_ref(), &school.name, None, day, now, true).await
+            {
+                failures.push((format!("monitoring of «{}»: {e:#}", school.name), RunErrorKind::Internal));
+            }
+        }
+        if !any {
+            failures.push((
+                format!("no [[school]] of target {} names a regulation: add regulation = \"…\" to it", job.target),
+                RunErrorKind::Config,
+            ));
+        }
+    }
+    let sync_sources = if job.kind == JobKind::Monitor { Vec::new() } else { sources_of(&state.config, &job.target) };
+    for source in sync_sources {
         if run_stop.requested().is_some() {
             stopped = true;
             break;

@@ -48,7 +48,8 @@ pub enum JobKind {
     /// `ejgate sync --full`: the whole academic year (сверка, reconciliation).
     #[serde(rename = "sync --full")]
     FullSync,
-    /// Monitoring of the journal against the regulation (мониторинг); not yet available.
+    /// Monitoring of the journal against the regulation (мониторинг): the target's schools
+    /// that name a regulation, judged for yesterday, findings recorded.
     #[serde(rename = "monitor")]
     Monitor,
     /// Backup of the store (резервная копия); not yet available.
@@ -81,7 +82,7 @@ impl JobKind {
     /// Whether ejgate can run jobs of this kind yet; the others are accepted in the files so
     /// that a schedule written today keeps loading when the workflow arrives.
     pub fn is_available(self) -> bool {
-        matches!(self, JobKind::Sync | JobKind::FullSync)
+        matches!(self, JobKind::Sync | JobKind::FullSync | JobKind::Monitor)
     }
 }
 
