@@ -154,7 +154,6 @@ fn an_unknown_kind_is_refused_with_its_line() {
 #[test]
 fn every_reserved_kind_is_accepted_but_not_available() {
     for (text, kind) in [
-        ("monitor", JobKind::Monitor),
         ("backup", JobKind::Backup),
         ("paper", JobKind::Paper),
         ("snapshot", JobKind::Snapshot),
@@ -167,6 +166,8 @@ fn every_reserved_kind_is_accepted_but_not_available() {
         assert!(!kind.is_available());
     }
     assert!(JobKind::Sync.is_available() && JobKind::FullSync.is_available());
+    let jobs = parse_file(&one_job("\"sync\"", "\"monitor\""), Path::new("x.toml"), &example_config()).unwrap();
+    assert!(jobs[0].kind == JobKind::Monitor && JobKind::Monitor.is_available());
 }
 
 #[test]
