@@ -157,6 +157,44 @@ async fn build(store: &dyn Store) -> World {
         u.push(rec(&id, Some(day), mark(&student, "l1", Some(at))));
         timed.push((id, at));
     }
+    // M10, M12: a quarter that ends on the lesson's day, the students enrolled in 5А, and an
+    // «освобождён» period mark for s0
+    let quarter = Entity::StudyPeriod(StudyPeriod {
+        organization: None,
+        academic_year: None,
+        kind: PeriodKind::Quarter,
+        number: 2,
+        name: "2 четверть".into(),
+        start: day - Days::new(30),
+        end: day,
+    });
+    u.push(rec("q2", None, quarter));
+    for i in 0..ENTERED.len() {
+        u.push(rec(
+            &format!("e{i}"),
+            None,
+            Entity::Enrollment(Enrollment {
+                student: ids().id(EntityKind::Person, &format!("s{i}")),
+                unit: ids().id(EntityKind::Class, "5a"),
+                status: EnrollmentStatus::Active,
+                from: None,
+                to: None,
+                order: None,
+            }),
+        ));
+    }
+    u.push(rec(
+        "f0",
+        None,
+        Entity::FinalMark(FinalMark {
+            student: ids().id(EntityKind::Person, "s0"),
+            subject: ids().id(EntityKind::Subject, "math"),
+            period: Some(ids().id(EntityKind::StudyPeriod, "q2")),
+            value: "осв".into(),
+            numeric: None,
+            special: Some(SpecialFinal::Exempt),
+        }),
+    ));
     // a mark without the source's time, brought by the first sync: nothing before it
     // tells when it was entered
     u.push(rec("early", Some(day), mark("s0", "l2", None)));
@@ -248,6 +286,27 @@ async fn the_same_marks_judged_by_16_00_and_19_00_differ_exactly_between_the_hou
     assert_eq!(keys(&r2, "M22"), BTreeSet::from([format!("M22:class_teacher:{}", ids().id(EntityKind::Class, "6b"))]));
     // S2 3.4.4: one day after the lesson — every mark entered on the lesson's day is on time
     assert_eq!(keys(&r2, "M1"), BTreeSet::from([mark_key("late")]));
+
+    // M10 (S1 5.2): at 4 hours a week «более пяти» marks, that is 6; every student here has
+    // the marks built above: one on lesson 1, and s0 and s1 one more on lesson 2
+    let marks_of = |i: usize| 1 + usize::from(i < 2);
+    let short: BTreeSet<String> = (0..ENTERED.len())
+        .filter(|i| marks_of(*i) < 6)
+        .map(|i| {
+            format!(
+                "M10:{}:{}:{}:{}",
+                ids().id(EntityKind::StudyPeriod, "q2"),
+                ids().id(EntityKind::Person, &format!("s{i}")),
+                ids().id(EntityKind::Subject, "math"),
+                ids().id(EntityKind::Class, "5a")
+            )
+        })
+        .collect();
+    assert_eq!(keys(&r1, "M10"), short);
+    // M12: S1 5.3 forbids «освобождён», S4 2.11 allows ОСВ
+    let exempt = BTreeSet::from([format!("M12:final:{}", ids().id(EntityKind::FinalMark, "f0"))]);
+    assert_eq!(keys(&r1, "M12"), exempt);
+    assert!(keys(&r4, "M12").is_empty());
 
     let board = ejgate::monitor::board::render(&r1);
     assert!(board.contains("Учителева Имя") && board.contains("M1 (п. S1 5.5)"), "{board}");
