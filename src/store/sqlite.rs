@@ -160,9 +160,12 @@ impl SqliteStore {
             // The in-memory database lives as long as a connection to it.
             writer_pool = writer_pool.idle_timeout(None).max_lifetime(None);
         }
+        // Held from the first connection on: switching a new file to WAL takes a lock that
+        // SQLite's busy handler does not wait for, so concurrent openers failed with
+        // «database is locked» before they came to the migrations.
+        let migrating = if in_memory { None } else { Some(MigrationLock::take(&base_path).await?) };
         let writer = writer_pool.connect_with(write_options).await.map_err(db("open"))?;
 
-        let migrating = if in_memory { None } else { Some(MigrationLock::take(&base_path).await?) };
         MIGRATOR.run(&writer).await.map_err(|source| StoreError::Migrate { backend: BACKEND, source })?;
         drop(migrating);
 
@@ -250,7 +253,7 @@ fn keep_reserve(db: &std::path::Path) {
 /// most: readable by every user of the machine). The WAL and shared-memory files SQLite
 /// makes beside it take the database file's mode. An existing file keeps its mode (its
 /// owner chose it).
-/// Held while a process migrates the store. Two processes opening a new store at once (two
+/// Held while a process connects to and migrates the store. Two processes opening a new store at once (two
 /// `ejgate serve`, or `ejgate serve` and a sync started by hand) both ran the migrations —
 /// sqlx takes no migration lock on SQLite — and one failed with «table sync_runs already
 /// exists». The lock is an advisory `flock` on the store's directory: not on the database
