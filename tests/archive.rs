@@ -6,23 +6,10 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{start_emulator, TOKEN};
+use common::{ejgate, output_text, start_emulator, TOKEN};
 use ejgate_sdk::synth::{SynthConfig, World};
-
-fn ejgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ejgate"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -70,7 +57,7 @@ async fn the_year_end_bag_passes_bagit_py_and_minisign_and_any_flipped_byte_is_n
         .expect("minisign runs (apt-get install minisign)");
     std::io::Write::write_all(child.stdin.as_mut().unwrap(), format!("{PASSWORD}\n{PASSWORD}\n").as_bytes()).unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let config = p.join("ejgate.toml");
     std::fs::write(
         &config,
@@ -94,13 +81,13 @@ async fn the_year_end_bag_passes_bagit_py_and_minisign_and_any_flipped_byte_is_n
             .unwrap()
     };
     let out = run(&["sync", "--full", "--quiet"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
 
     let out = run(&["archive", "snapshot", "--school", "МБОУ СОШ № 7", "--year", "2025/2026"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(!text(&out).contains(PASSWORD));
+    assert!(out.status.success(), "{}", output_text(&out));
+    assert!(!output_text(&out).contains(PASSWORD));
     let bag: PathBuf = p.join("archive/ejgate-МБОУ-СОШ-7-2025-2026");
-    assert!(bag.join("data/mark.jsonl").exists(), "{}", text(&out));
+    assert!(bag.join("data/mark.jsonl").exists(), "{}", output_text(&out));
 
     // The payload holds the store's live marks dated in the year, counted here in SQL.
     let conn = rusqlite::Connection::open(p.join("ejgate.db")).unwrap();
@@ -123,7 +110,7 @@ async fn the_year_end_bag_passes_bagit_py_and_minisign_and_any_flipped_byte_is_n
 
     // The outside judges.
     let out = Command::new("bagit.py").arg("--validate").arg(&bag).output().expect("bagit.py runs (pip install bagit)");
-    assert!(out.status.success(), "bagit.py: {}", text(&out));
+    assert!(out.status.success(), "bagit.py: {}", output_text(&out));
     let out = Command::new("minisign")
         .arg("-V")
         .arg("-p")
@@ -132,9 +119,9 @@ async fn the_year_end_bag_passes_bagit_py_and_minisign_and_any_flipped_byte_is_n
         .arg(bag.join("tagmanifest-sha512.txt"))
         .output()
         .unwrap();
-    assert!(out.status.success(), "minisign -V: {}", text(&out));
+    assert!(out.status.success(), "minisign -V: {}", output_text(&out));
     let out = run(&["archive", "verify", bag.to_str().unwrap()]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
 
     // Tampering: a copy per case, one flipped byte each, named by `archive verify`.
     let sig = "tagmanifest-sha512.txt.minisig";
@@ -160,22 +147,22 @@ async fn the_year_end_bag_passes_bagit_py_and_minisign_and_any_flipped_byte_is_n
         copy_dir(&bag, &copy);
         flip(&copy.join(file), *at);
         let out = run(&["archive", "verify", copy.to_str().unwrap()]);
-        assert!(!out.status.success(), "{file}: not detected: {}", text(&out));
+        assert!(!out.status.success(), "{file}: not detected: {}", output_text(&out));
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.lines().any(|l| l.contains(&format!(": {named}:"))), "{file}: not named:\n{stderr}");
     }
     // The flipped payload byte is caught by bagit.py too.
     let out = Command::new("bagit.py").arg("--validate").arg(p.join("tampered-0")).output().unwrap();
-    assert!(!out.status.success(), "{}", text(&out));
+    assert!(!out.status.success(), "{}", output_text(&out));
     // A file added to the payload is named.
     let copy = p.join("tampered-added");
     copy_dir(&bag, &copy);
     std::fs::write(copy.join("data/extra.csv"), "x\n").unwrap();
     let out = run(&["archive", "verify", copy.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("data/extra.csv: added"), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("data/extra.csv: added"), "{}", output_text(&out));
 
     // A bag is never overwritten.
     let out = run(&["archive", "snapshot", "--school", "МБОУ СОШ № 7", "--year", "2025/2026"]);
-    assert!(!out.status.success() && text(&out).contains("never overwritten"), "{}", text(&out));
+    assert!(!out.status.success() && output_text(&out).contains("never overwritten"), "{}", output_text(&out));
 }

@@ -13,22 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{start_emulator, TOKEN};
+use common::{ejgate, output_text, start_emulator, TOKEN};
 use ejgate_sdk::synth::{SynthConfig, World};
 use sha2::{Digest, Sha256};
-
-fn ejgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ejgate"))
-}
-
-fn text(out: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
 
 /// `rclone serve webdav` over a directory, on a loopback port; stopped when dropped.
 struct WebDav {
@@ -129,7 +116,7 @@ impl Setup {
 
     fn sync(&self) {
         let out = self.run(&["sync", "--full", "--quiet"]);
-        assert!(out.status.success(), "{}", text(&out));
+        assert!(out.status.success(), "{}", output_text(&out));
     }
 }
 
@@ -137,7 +124,7 @@ impl Setup {
 fn age_identity(dir: &Path) -> (PathBuf, String) {
     let key = dir.join("director.key");
     let out = Command::new("age-keygen").arg("-o").arg(&key).output().expect("age-keygen runs (apt-get install age)");
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let out = Command::new("age-keygen").arg("-y").arg(&key).output().unwrap();
     (key, String::from_utf8(out.stdout).unwrap().trim().to_string())
 }
@@ -208,11 +195,11 @@ async fn age_opens_a_backup_and_restore_reproduces_the_store_row_by_row() {
     s.sync();
 
     let out = s.run(&["backup", "--why", "monthly backup (A6)", "--who", "archivist"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let usb = s.path("usb");
     let nas = dav.dir.join("backups");
     let ids = backup_ids(&usb);
-    assert_eq!(ids.len(), 1, "{}", text(&out));
+    assert_eq!(ids.len(), 1, "{}", output_text(&out));
     assert_eq!(backup_ids(&nas), ids, "the WebDAV target holds the same backup");
     let id = &ids[0];
     let m = manifest(&usb, id);
@@ -234,10 +221,10 @@ async fn age_opens_a_backup_and_restore_reproduces_the_store_row_by_row() {
     let zst = work.path().join("snapshot.zst");
     let out =
         Command::new("age").arg("-d").arg("-i").arg(&key).arg("-o").arg(&zst).arg(usb.join(&data)).output().unwrap();
-    assert!(out.status.success(), "age -d: {}", text(&out));
+    assert!(out.status.success(), "age -d: {}", output_text(&out));
     let plain = work.path().join("snapshot.sqlite");
     let out = Command::new("zstd").arg("-d").arg("-q").arg(&zst).arg("-o").arg(&plain).output().unwrap();
-    assert!(out.status.success(), "zstd -d: {}", text(&out));
+    assert!(out.status.success(), "zstd -d: {}", output_text(&out));
     assert_eq!(m["plaintext_sha256"], sha256_file(&plain));
 
     // The store as it is now, but for the backup-usage log (its row for this backup was
@@ -257,7 +244,7 @@ async fn age_opens_a_backup_and_restore_reproduces_the_store_row_by_row() {
     let restored = s.path("restored.db");
     let into = format!("sqlite://{}", restored.display());
     let out = s.run(&["restore", id, "--into", &into, "--identity", key.to_str().unwrap(), "--why", "drill"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let back = rows(&restored);
     assert_eq!(without_log(back.clone()), without_log(original.clone()), "the restore reproduces the store");
     // The restored log: the original's rows at the snapshot (none), then the pull and the restore.
@@ -265,13 +252,13 @@ async fn age_opens_a_backup_and_restore_reproduces_the_store_row_by_row() {
     assert_eq!(actions, ["Text(\"pull\")", "Text(\"restore\")"], "{back:?}");
     // A second restore into the same file is refused: a restore makes a fresh store.
     let again = s.run(&["restore", id, "--into", &into, "--identity", key.to_str().unwrap()]);
-    assert!(!again.status.success() && text(&again).contains("the file exists"), "{}", text(&again));
+    assert!(!again.status.success() && output_text(&again).contains("the file exists"), "{}", output_text(&again));
 
     let verify = s.run(&["backup", "verify", id, "--identity", key.to_str().unwrap()]);
-    assert!(verify.status.success(), "{}", text(&verify));
-    assert!(text(&verify).contains("content opened"), "{}", text(&verify));
+    assert!(verify.status.success(), "{}", output_text(&verify));
+    assert!(output_text(&verify).contains("content opened"), "{}", output_text(&verify));
     let log = s.run(&["backup", "log"]);
-    let log_text = text(&log);
+    let log_text = output_text(&log);
     assert!(log.status.success(), "{log_text}");
     assert!(
         log_text.contains("backup ") && log_text.contains("verify ") && log_text.contains("archivist"),
@@ -282,7 +269,7 @@ async fn age_opens_a_backup_and_restore_reproduces_the_store_row_by_row() {
     // The identity's secret never shows: not in output, not in the manifest.
     let secret = std::fs::read_to_string(&key).unwrap();
     let secret = secret.lines().find(|l| l.starts_with("AGE-SECRET-KEY-")).unwrap();
-    for shown in [text(&out), text(&verify), log_text, m.to_string()] {
+    for shown in [output_text(&out), output_text(&verify), log_text, m.to_string()] {
         assert!(!shown.contains(secret));
     }
 }
@@ -303,8 +290,8 @@ async fn a_target_down_degrades_the_run_and_the_next_run_fills_the_gap() {
 
     dav.stop();
     let out = s.run(&["backup"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let shown = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{}", output_text(&out));
+    let shown = output_text(&out);
     assert!(shown.contains("nas") && shown.contains("NOT WRITTEN") && shown.contains("degraded"), "{shown}");
     assert!(shown.contains("run `ejgate backup` again"), "{shown}");
     let first = backup_ids(&usb);
@@ -313,16 +300,16 @@ async fn a_target_down_degrades_the_run_and_the_next_run_fills_the_gap() {
 
     dav.restart();
     let out = s.run(&["backup"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let both = backup_ids(&usb);
     assert_eq!(both.len(), 2);
     assert_eq!(backup_ids(&nas), both, "the gap is filled");
-    assert!(text(&out).contains(&format!("gap filled: {}", first[0])), "{}", text(&out));
+    assert!(output_text(&out).contains(&format!("gap filled: {}", first[0])), "{}", output_text(&out));
     for id in &both {
         let data = format!("ejgate-{id}.sqlite.zst.age");
         assert_eq!(std::fs::read(usb.join(&data)).unwrap(), std::fs::read(nas.join(&data)).unwrap());
         let v = s.run(&["backup", "verify", id, "--identity", key.to_str().unwrap()]);
-        assert!(v.status.success(), "{}", text(&v));
+        assert!(v.status.success(), "{}", output_text(&v));
     }
 
     // A damaged copy is found and named.
@@ -332,8 +319,8 @@ async fn a_target_down_degrades_the_run_and_the_next_run_fills_the_gap() {
     bytes[middle] ^= 0x01;
     std::fs::write(&data, bytes).unwrap();
     let v = s.run(&["backup", "verify", &both[1]]);
-    assert!(!v.status.success(), "{}", text(&v));
-    assert!(text(&v).contains("nas: BAD") && text(&v).contains("damaged"), "{}", text(&v));
+    assert!(!v.status.success(), "{}", output_text(&v));
+    assert!(output_text(&v).contains("nas: BAD") && output_text(&v).contains("damaged"), "{}", output_text(&v));
 
     let log = s.run(&["backup", "log", "--json"]);
     let uses: serde_json::Value = serde_json::from_slice(&log.stdout).unwrap();
@@ -389,7 +376,7 @@ async fn a_backup_taken_while_a_sync_writes_restores_consistently() {
     while sync.try_wait().unwrap().is_none() {
         assert!(Instant::now() < deadline, "the sync did not end");
         let out = s.run(&["backup", "--why", "during a sync"]);
-        assert!(out.status.success(), "{}", text(&out));
+        assert!(out.status.success(), "{}", output_text(&out));
         if sync.try_wait().unwrap().is_none() {
             for id in backup_ids(&s.path("usb")) {
                 if !inside.contains(&id) {
@@ -413,8 +400,8 @@ async fn a_backup_taken_while_a_sync_writes_restores_consistently() {
         let into = format!("sqlite://{}", restored.display());
         // restore checks the rows against the manifest and runs the consistency check.
         let out = s.run(&["restore", id, "--into", &into, "--identity", key.to_str().unwrap()]);
-        assert!(out.status.success(), "{}", text(&out));
-        assert!(text(&out).contains("consistency check passes"), "{}", text(&out));
+        assert!(out.status.success(), "{}", output_text(&out));
+        assert!(output_text(&out).contains("consistency check passes"), "{}", output_text(&out));
         let changes = rows(&restored)["changes"].len();
         if changes < finished {
             smaller += 1;
@@ -444,15 +431,15 @@ async fn a_passphrase_backup_restores_and_the_passphrase_never_shows() {
             .unwrap()
     };
     let out = run(&["backup"]);
-    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.status.success(), "{}", output_text(&out));
     let id = backup_ids(&s.path("usb")).pop().unwrap();
     let m = manifest(&s.path("usb"), &id);
     assert_eq!(m["encryption"], "age-scrypt");
     let restored = s.path("restored.db");
     let restore = run(&["restore", &id, "--into", &format!("sqlite://{}", restored.display())]);
-    assert!(restore.status.success(), "{}", text(&restore));
+    assert!(restore.status.success(), "{}", output_text(&restore));
     let log = run(&["backup", "log"]);
-    for shown in [text(&out), text(&restore), text(&log), m.to_string()] {
+    for shown in [output_text(&out), output_text(&restore), output_text(&log), m.to_string()] {
         assert!(!shown.contains(PASSPHRASE) && !shown.contains("dav-secret-3141"), "{shown}");
     }
     // A wrong passphrase does not open it, and nothing is written.
@@ -464,6 +451,6 @@ async fn a_passphrase_backup_restores_and_the_passphrase_never_shows() {
         .env("EJGATE_TEST_BACKUP_PASSPHRASE", "not the passphrase")
         .output()
         .unwrap();
-    assert!(!out.status.success() && !wrong.exists(), "{}", text(&out));
-    assert!(text(&out).contains("passphrase does not open"), "{}", text(&out));
+    assert!(!out.status.success() && !wrong.exists(), "{}", output_text(&out));
+    assert!(output_text(&out).contains("passphrase does not open"), "{}", output_text(&out));
 }

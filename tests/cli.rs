@@ -7,13 +7,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{start_emulator, TOKEN};
+use common::{ejgate, start_emulator, TOKEN};
 use ejgate::store::{RunStatus, SqliteStore, Store};
 use ejgate_sdk::synth::{SynthConfig, World};
-
-fn ejgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ejgate"))
-}
 
 /// chmod 600: a token file others can read is refused.
 fn private(path: &Path) {

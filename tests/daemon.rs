@@ -15,14 +15,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{start_emulator, PgSchema, TOKEN};
+use common::{ejgate, start_emulator, PgSchema, TOKEN};
 use ejgate::store::{JobRun, JobRunStatus, JobStore, JobTrigger, RunStatus, SqliteStore, Store};
 use ejgate_sdk::model::EntityKind;
 use ejgate_sdk::synth::{SynthConfig, World};
-
-fn ejgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ejgate"))
-}
 
 fn at(h: u32, m: u32, s: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 7, h, m, s).unwrap()

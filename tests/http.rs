@@ -15,17 +15,13 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::{start_emulator, Harness, TOKEN};
+use common::{ejgate, start_emulator, Harness, TOKEN};
 use ejgate::config::Config;
 use ejgate::daemon::http::{self, HttpState};
 use ejgate::store::{ChangeOp, Store};
 use ejgate_sdk::connector::SyncMode;
 use ejgate_sdk::synth::{SynthConfig, World};
 use serde_json::Value;
-
-fn ejgate() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_ejgate"))
-}
 
 /// chmod 600: a token file others can read is refused.
 fn private(path: &Path) {

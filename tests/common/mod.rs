@@ -19,6 +19,21 @@ use secrecy::SecretString;
 
 pub const TOKEN: &str = "test-token-5f0c1e9a7d2b4c68a1e3";
 
+/// The `ejgate` binary of this build, as a user runs it.
+pub fn ejgate() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ejgate"))
+}
+
+/// A finished command's status, stdout and stderr, for an assertion's message.
+pub fn output_text(out: &std::process::Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub struct Harness {
     pub emulator: EmulatorHandle,
     pub store: Box<dyn Store>,
