@@ -28,6 +28,7 @@ use toml::Spanned;
 
 use crate::config::line_of;
 pub use crate::schedule::Refusal;
+use crate::schedule::{parse_files, toml_files};
 
 /// The rules ejgate knows (REGULATIONS.md M1–M22), with the parameters each one takes.
 /// Every rule also takes `id`, `clause`, `text` (required) and `severity`.
@@ -506,22 +507,7 @@ pub fn load_dir(dir: &Path) -> Result<Vec<Profile>, Refused> {
             ),
         }])
     })?;
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    files.sort();
-    let mut profiles = Vec::new();
-    let mut refusals = Vec::new();
-    for file in files {
-        match std::fs::read_to_string(&file) {
-            Err(e) => refusals.push(Refusal { file: file.clone(), line: None, reason: format!("cannot be read: {e}") }),
-            Ok(text) => match parse_profile(&text, &file) {
-                Ok(p) => profiles.push(p),
-                Err(r) => refusals.extend(r),
-            },
-        }
-    }
+    let (profiles, refusals) = parse_files(toml_files(entries), parse_profile);
     if refusals.is_empty() {
         Ok(profiles)
     } else {

@@ -358,6 +358,37 @@ pub fn parse_file(text: &str, file: &Path, config: &Config) -> Result<Vec<Job>, 
     }
 }
 
+/// The `*.toml` files of a listed directory, in name order (schedules and regulation
+/// profiles are both directories of such files).
+pub(crate) fn toml_files(entries: std::fs::ReadDir) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+/// Reads and parses each file: what parsed, and every refusal of every file at once (a file
+/// that cannot be read is one refusal).
+pub(crate) fn parse_files<T>(
+    files: Vec<PathBuf>,
+    mut parse: impl FnMut(&str, &Path) -> Result<T, Vec<Refusal>>,
+) -> (Vec<T>, Vec<Refusal>) {
+    let mut parsed = Vec::new();
+    let mut refusals = Vec::new();
+    for file in files {
+        match std::fs::read_to_string(&file) {
+            Err(e) => refusals.push(Refusal { file, line: None, reason: format!("cannot be read: {e}") }),
+            Ok(text) => match parse(&text, &file) {
+                Ok(found) => parsed.push(found),
+                Err(found) => refusals.extend(found),
+            },
+        }
+    }
+    (parsed, refusals)
+}
+
 /// Loads every `*.toml` file of a schedules directory (in name order) and checks the job
 /// names are unique across them. A directory that does not exist holds no jobs.
 pub fn load_dir(dir: &Path, config: &Config) -> Result<Vec<Job>, Refused> {
@@ -367,26 +398,8 @@ pub fn load_dir(dir: &Path, config: &Config) -> Result<Vec<Job>, Refused> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(whole(format!("cannot read the schedules directory: {e}"))),
     };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
-        .collect();
-    files.sort();
-    let mut jobs: Vec<Job> = Vec::new();
-    let mut refusals = Vec::new();
-    for file in files {
-        let text = match std::fs::read_to_string(&file) {
-            Ok(text) => text,
-            Err(e) => {
-                refusals.push(Refusal { file, line: None, reason: format!("cannot read: {e}") });
-                continue;
-            }
-        };
-        match parse_file(&text, &file, config) {
-            Ok(found) => jobs.extend(found),
-            Err(found) => refusals.extend(found),
-        }
-    }
+    let (found, mut refusals) = parse_files(toml_files(entries), |text, file| parse_file(text, file, config));
+    let jobs: Vec<Job> = found.into_iter().flatten().collect();
     let mut seen: HashMap<&str, &Job> = HashMap::new();
     for job in &jobs {
         if let Some(first) = seen.insert(job.name.as_str(), job) {
