@@ -1628,10 +1628,6 @@ impl Connector for DnevnikConnector {
         "dnevnik"
     }
 
-    fn requests_sent(&self) -> Option<u64> {
-        Some(self.client.stats().requests.load(std::sync::atomic::Ordering::Relaxed))
-    }
-
     fn client_stats(&self) -> Vec<std::sync::Arc<ejgate_sdk::client::ClientStats>> {
         vec![self.client.stats().clone()]
     }

@@ -1535,10 +1535,6 @@ impl Connector for MosregConnector {
         SYSTEM
     }
 
-    fn requests_sent(&self) -> Option<u64> {
-        Some(self.clients().iter().map(|c| c.stats().requests.load(std::sync::atomic::Ordering::Relaxed)).sum())
-    }
-
     fn client_stats(&self) -> Vec<std::sync::Arc<ejgate_sdk::client::ClientStats>> {
         self.clients().iter().map(|c| c.stats().clone()).collect()
     }

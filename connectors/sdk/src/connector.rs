@@ -145,8 +145,13 @@ pub trait Connector: Send + Sync + 'static {
     /// planning's and the fetches', retries, refused ones and credential refreshes. The
     /// engine counts a run's requests as the growth of this number over the run; `None`
     /// (a connector without HTTP) leaves them to the batches' [`Batch::requests`].
+    ///
+    /// By default the requests its clients ([`Connector::client_stats`]) counted; a
+    /// connector that also sends requests outside them (a token refresh of its own) adds
+    /// those.
     fn requests_sent(&self) -> Option<u64> {
-        None
+        let stats = self.client_stats();
+        (!stats.is_empty()).then(|| stats.iter().map(|s| s.requests.load(std::sync::atomic::Ordering::Relaxed)).sum())
     }
 
     /// The counters of the connector's HTTP clients (request-limit refusals and waits),
