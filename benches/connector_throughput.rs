@@ -22,7 +22,6 @@
 
 use std::path::Path;
 use std::process::Child;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ejgate::config::System;
@@ -73,45 +72,29 @@ fn token(system: System) -> &'static str {
     }
 }
 
-/// Reads how many HTTP requests a connector's client(s) made.
-type RequestCounter = Box<dyn Fn() -> u64>;
-
 /// A connector of `system` against its emulator, with its settings' defaults (no request
-/// limit), and its request counter.
-fn connector(system: System, base_url: &str, kiasuo_token_file: &Path) -> (Arc<dyn Connector>, RequestCounter) {
+/// limit). The run's requests are the sync report's (`Connector::requests_sent`).
+fn connector(system: System, base_url: &str, kiasuo_token_file: &Path) -> Arc<dyn Connector> {
     let base: url::Url = base_url.parse().expect("the emulator's URL");
     match system {
         System::Dnevnik => {
             let c = DnevnikConfig::new("bench-dnevnik", base, SecretString::from(DNEVNIK_TOKEN));
-            let conn = Arc::new(DnevnikConnector::new(c).unwrap());
-            let counted = conn.clone();
-            let count: RequestCounter = Box::new(move || counted.client().stats().requests.load(Ordering::Relaxed));
-            (conn as Arc<dyn Connector>, count)
+            Arc::new(DnevnikConnector::new(c).unwrap())
         }
         System::Epos => {
             let c = EposConfig::new("bench-epos", base, SecretString::from(EPOS_TOKEN));
-            let conn = Arc::new(EposConnector::new(c).unwrap());
-            let counted = conn.clone();
-            let count: RequestCounter = Box::new(move || counted.client().stats().requests.load(Ordering::Relaxed));
-            (conn as Arc<dyn Connector>, count)
+            Arc::new(EposConnector::new(c).unwrap())
         }
         System::Kiasuo => {
             // The connector reads the refresh token from the file and rewrites it on every
             // rotation, so the file always holds the one the emulator accepts next.
             let c = KiasuoConfig::new("bench-kiasuo", base, kiasuo_token_file);
-            let conn = Arc::new(KiasuoConnector::new(c).unwrap());
-            let counted = conn.clone();
-            let count: RequestCounter = Box::new(move || counted.client().stats().requests.load(Ordering::Relaxed));
-            (conn as Arc<dyn Connector>, count)
+            Arc::new(KiasuoConnector::new(c).unwrap())
         }
         System::Files => unreachable!("files are not served over HTTP"),
         System::Mosreg => {
             let c = MosregConfig::new("bench-mosreg", MosregBaseUrls::single(base), SecretString::from(MOSREG_TOKEN));
-            let conn = Arc::new(MosregConnector::new(c).unwrap());
-            let counted = conn.clone();
-            let count: RequestCounter =
-                Box::new(move || counted.clients().iter().map(|c| c.stats().requests.load(Ordering::Relaxed)).sum());
-            (conn as Arc<dyn Connector>, count)
+            Arc::new(MosregConnector::new(c).unwrap())
         }
     }
 }
@@ -158,7 +141,7 @@ fn option(args: &[String], name: &str, env: &str, default: &str) -> String {
 async fn sync_once(system: System, emulator: &Emulator, dir: &Path, label: &str, kiasuo_token_file: &Path) -> Sample {
     let db = dir.join(format!("{}-{label}.db", system.as_str()));
     let store = SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
-    let (conn, requests) = connector(system, &emulator.base_url, kiasuo_token_file);
+    let conn = connector(system, &emulator.base_url, kiasuo_token_file);
     let options = SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() };
     let (emulator_before, own_before) = (emulator.cpu_seconds(), common::own_cpu_seconds());
     let report = run_sync(&store, conn, &options).await.unwrap();
@@ -170,7 +153,7 @@ async fn sync_once(system: System, emulator: &Emulator, dir: &Path, label: &str,
     let _ = std::fs::remove_file(&db);
     Sample {
         records: report.stats.records_read,
-        requests: requests(),
+        requests: report.stats.requests,
         wall: report.elapsed.as_secs_f64(),
         emulator_cpu,
         ejgate_cpu,
