@@ -116,10 +116,17 @@ async fn main() {
     for round in 0..3 {
         let out = dir.path().join(format!("bags-{round}"));
         let started = Instant::now();
-        let r =
-            ejgate::archive::snapshot(&store, "bench", &sources, ejgate_sdk::year::SchoolYear::new(2025), &out, &key)
-                .await
-                .unwrap();
+        let r = ejgate::archive::snapshot(
+            &store,
+            "bench",
+            &sources,
+            ejgate_sdk::year::SchoolYear::new(2025),
+            &out,
+            &key,
+            None,
+        )
+        .await
+        .unwrap();
         bag_ours.push(started.elapsed().as_secs_f64());
         payload = r.payload_bytes;
         // bagit.py bags a directory in place: the same payload files, fresh.

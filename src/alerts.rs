@@ -1,7 +1,7 @@
 //! Alerting the person responsible (оповещение ответственного): the configured sources that
 //! need someone — one without a successful sync for longer than its `stale_after_hours`
-//! (or never synced), one whose last run failed — and the daemon's jobs whose last run
-//! failed or ran out of time.
+//! (or never synced), one whose last run failed — the daemon's jobs whose last run
+//! failed or ran out of time, and the backup targets the newest backup run did not write.
 //!
 //! [`check_alerts`] reads them from the store, so every view agrees: `ejgate status` shows
 //! them, `/metrics` exports them (`ejgate_source_stale`, `ejgate_source_last_run_failed`),
@@ -37,6 +37,9 @@ pub enum AlertKind {
     LastRunFailed,
     /// The newest run of a job of the daemon failed or ran out of time (retries spent).
     JobFailed,
+    /// The newest backup run did not write a backup target: the backups are in fewer
+    /// places than configured (REGULATIONS A7) until a run writes it again.
+    BackupTargetDown,
 }
 
 impl AlertKind {
@@ -45,6 +48,7 @@ impl AlertKind {
             AlertKind::Stale => "stale",
             AlertKind::LastRunFailed => "last_run_failed",
             AlertKind::JobFailed => "job_failed",
+            AlertKind::BackupTargetDown => "backup_target_down",
         }
     }
 }
@@ -58,6 +62,9 @@ pub struct Alert {
     /// The job, for `job_failed`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub job: Option<String>,
+    /// The backup target, for `backup_target_down`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     pub kind: AlertKind,
     /// When the source last synced successfully; `None`: never.
     pub last_success: Option<DateTime<Utc>>,
@@ -113,6 +120,7 @@ pub async fn check_alerts_at(store: &dyn Store, config: &Config, now: DateTime<U
             alerts.push(Alert {
                 source: name.clone(),
                 job: None,
+                target: None,
                 kind: AlertKind::Stale,
                 last_success: success,
                 stale_after_hours: hours,
@@ -134,6 +142,7 @@ pub async fn check_alerts_at(store: &dyn Store, config: &Config, now: DateTime<U
             alerts.push(Alert {
                 source: name.clone(),
                 job: None,
+                target: None,
                 kind: AlertKind::LastRunFailed,
                 last_success: success,
                 stale_after_hours: hours,
@@ -164,11 +173,41 @@ pub async fn check_alerts_at(store: &dyn Store, config: &Config, now: DateTime<U
         alerts.push(Alert {
             source: String::new(),
             job: Some(run.job.clone()),
+            target: None,
             kind: AlertKind::JobFailed,
             last_success: None,
             stale_after_hours: 0,
             run: Some(run.id),
             error_kind: run.error_kind,
+            message,
+        });
+    }
+    // The backup targets the newest run did not write (those still configured).
+    let configured: Option<Vec<&str>> =
+        config.backup.as_ref().map(|b| b.targets.iter().map(|t| t.name.get_ref().as_str()).collect());
+    for t in store.backup_targets().await? {
+        let Some(error) = &t.last_error else { continue };
+        if configured.as_ref().is_some_and(|names| !names.contains(&t.target.as_str())) {
+            continue;
+        }
+        let message = format!(
+            "backup target «{}» was not written by backup {} ({}): {error}. Its last backup written: {}. What to do: \
+             bring the target back (mount the drive, start the server, check the network and credentials) and run \
+             `ejgate backup`: it copies the missing backups there",
+            t.target,
+            t.last_backup_id,
+            t.last_attempt_at.format("%Y-%m-%d %H:%M UTC"),
+            t.last_success_at.map_or("never".to_string(), |at| at.format("%Y-%m-%d %H:%M UTC").to_string()),
+        );
+        alerts.push(Alert {
+            source: String::new(),
+            job: None,
+            target: Some(t.target.clone()),
+            kind: AlertKind::BackupTargetDown,
+            last_success: t.last_success_at,
+            stale_after_hours: 0,
+            run: None,
+            error_kind: None,
             message,
         });
     }
@@ -188,7 +227,7 @@ impl AlertLog {
         let now = tokio::time::Instant::now();
         let mut current = std::collections::HashSet::new();
         for a in alerts {
-            let key = (a.job.clone().unwrap_or_else(|| a.source.clone()), a.kind);
+            let key = (a.job.clone().or_else(|| a.target.clone()).unwrap_or_else(|| a.source.clone()), a.kind);
             current.insert(key.clone());
             let due = match self.logged.get(&key) {
                 None => true,

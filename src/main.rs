@@ -170,7 +170,9 @@ enum Command {
     Restore {
         /// The backup's id (`ejgate backup log` lists them)
         id: String,
-        /// The new store: sqlite://PATH (the file must not exist)
+        /// The new store: sqlite://PATH (the file must not exist) for a SQLite backup;
+        /// postgres://… naming a fresh schema (?options=-c%20search_path%3DNAME) or database
+        /// for a PostgreSQL one
         #[arg(long)]
         into: String,
         /// An age identity file opening the backup (besides backup.identity_file)
@@ -278,6 +280,35 @@ enum ArchiveCommand {
     /// Check a bag: the signature and every manifest; each changed, added or missing file is named
     Verify {
         bag: PathBuf,
+        /// The minisign public key (default: archive.minisign_public_key)
+        #[arg(long)]
+        public_key: Option<PathBuf>,
+    },
+    /// Fetch a school's year-end bag from the backup targets (the first whose copy opens and
+    /// verifies, or --from), check its signatures and manifests, unpack it; logged with who
+    /// and why in the backup-usage log
+    Pull {
+        /// A [[school]] of ejgate.toml, or a source's name (as given to `archive snapshot`)
+        #[arg(long)]
+        school: String,
+        /// The school year, 2025/2026
+        #[arg(long)]
+        year: ejgate_sdk::year::SchoolYear,
+        /// Only this [[backup.target]]
+        #[arg(long)]
+        from: Option<String>,
+        /// Where to unpack the bag (default: the current directory)
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Why it is pulled (kept in the backup-usage log, REGULATIONS A9)
+        #[arg(long)]
+        reason: String,
+        /// Who pulls it (default: the OS user)
+        #[arg(long)]
+        who: Option<String>,
+        /// An age identity file opening the copies (besides backup.identity_file)
+        #[arg(long)]
+        identity: Option<PathBuf>,
         /// The minisign public key (default: archive.minisign_public_key)
         #[arg(long)]
         public_key: Option<PathBuf>,
@@ -885,6 +916,58 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                         report.counts.len(),
                         report.payload_files,
                         report.payload_bytes
+                    );
+                    // The second medium (A7): a sealed copy on every backup target.
+                    if config.backup.is_some() {
+                        let backups = ejgate::backup::Backups::from_config(&config, None)?;
+                        let copies = ejgate::archive::copy_to_targets(&backups, &report.bag).await?;
+                        let shown = ejgate::archive::YearEndReport { bag: report.bag.clone(), made: None, copies };
+                        let text = shown.render();
+                        print!("{}", text.split_once('\n').map_or("", |(_, rest)| rest));
+                        if shown.copies.iter().any(|c| c.error.is_some()) {
+                            eprintln!(
+                                "the year-end archive is not on every backup target: bring the target back and run \
+                                 the year-end job again (`ejgate jobs run NAME`; it copies the bag made now)"
+                            );
+                            return Ok(std::process::ExitCode::from(2));
+                        }
+                    } else {
+                        println!(
+                            "  not copied to backup targets: ejgate.toml has no [backup] (REGULATIONS A7 asks for two media)"
+                        );
+                    }
+                }
+                ArchiveCommand::Pull { school, year, from, out, reason, who, identity, public_key } => {
+                    let store = store::open(&config.store_url()).await?;
+                    let backups = ejgate::backup::Backups::from_config(&config, identity.as_deref())?;
+                    let archive = config.archive.clone().unwrap_or_default();
+                    let key_path = public_key
+                        .or_else(|| archive.minisign_public_key.as_deref().map(|p| config.resolve(p)))
+                        .context("give the minisign public key: --public-key FILE or archive.minisign_public_key")?;
+                    let key = minisign::PublicKey::from_file(&key_path)
+                        .map_err(|e| anyhow::anyhow!("{} is not a minisign public key: {e}", key_path.display()))?;
+                    let out = out.unwrap_or_else(|| PathBuf::from("."));
+                    let who = ejgate::backup::who(who);
+                    let report = ejgate::archive::pull(
+                        &config,
+                        store.as_ref(),
+                        &backups,
+                        &school,
+                        year,
+                        from.as_deref(),
+                        &out,
+                        &key,
+                        &who,
+                        &reason,
+                    )
+                    .await?;
+                    for p in &report.passed_over {
+                        println!("  passed over {p}");
+                    }
+                    println!(
+                        "{}: pulled from «{}»; the signature and every manifest verify; logged in the backup-usage log",
+                        report.bag.display(),
+                        report.from
                     );
                 }
                 ArchiveCommand::Verify { bag, public_key } => {

@@ -49,9 +49,28 @@ pub struct ArchiveConfig {
     /// The public key `ejgate archive verify` checks signatures with.
     #[serde(default)]
     pub minisign_public_key: Option<PathBuf>,
+    /// A second signature of the tag manifest by an outside signer, for a qualified
+    /// electronic signature (КЭП) where the school has one (REGULATIONS A5): a command line
+    /// run without a shell, `{in}` standing for the tag manifest and `{out}` for the
+    /// signature file it writes (`tagmanifest-sha512.txt.p7s`); without `{in}` the tag
+    /// manifest is its standard input, without `{out}` its standard output is the signature.
+    /// For example `cryptcp -sign -der -detached -thumbprint … {in} {out}`, or
+    /// `openssl cms -sign -engine gost -binary -outform DER -in {in} -out {out} -signer
+    /// director.crt -inkey director.key -md md_gost12_256`.
+    #[serde(default)]
+    pub external_signer: Option<String>,
+    /// The command checking that signature (`archive verify`, `archive pull`): `{in}` the tag
+    /// manifest, `{sig}` the signature file; exit status 0 when it is valid. For example
+    /// `openssl cms -verify -engine gost -binary -inform DER -in {sig} -content {in} -CAfile
+    /// ca.crt -out /dev/null`.
+    #[serde(default)]
+    pub external_verifier: Option<String>,
 }
 
 const SIGNATURE: &str = "tagmanifest-sha512.txt.minisig";
+/// The outside signer's signature of the tag manifest (CMS/PKCS #7, as `openssl cms` and
+/// `cryptcp` write it).
+pub const EXTERNAL_SIGNATURE: &str = "tagmanifest-sha512.txt.p7s";
 /// The untrusted comment ejgate writes (minisign does not sign it; `verify` checks it is
 /// the one written, so that no byte of the signature file can change unnoticed).
 const UNTRUSTED: &str = "ejgate year-end archive: signature of tagmanifest-sha512.txt";
@@ -155,8 +174,9 @@ pub async fn snapshot(
     year: SchoolYear,
     out_dir: &Path,
     key: &minisign::SecretKey,
+    external_signer: Option<&str>,
 ) -> anyhow::Result<SnapshotReport> {
-    let name = format!("ejgate-{}-{}-{}", slug(school), year.start_year, year.start_year + 1);
+    let name = bag_name(school, year);
     let bag = out_dir.join(&name);
     if bag.exists() {
         anyhow::bail!(
@@ -239,6 +259,13 @@ pub async fn snapshot(
     let mut f = std::fs::File::create(part.join(SIGNATURE))?;
     f.write_all(signature.to_string().as_bytes())?;
     f.sync_all()?;
+    if let Some(command) = external_signer {
+        let made = external_sign(command, &part.join("tagmanifest-sha512.txt"), &part.join(EXTERNAL_SIGNATURE));
+        if let Err(e) = made {
+            std::fs::remove_dir_all(&part).ok();
+            return Err(e);
+        }
+    }
     std::fs::rename(&part, &bag).with_context(|| format!("cannot rename {} to {}", part.display(), bag.display()))?;
     Ok(SnapshotReport { bag, counts, payload_files: files, payload_bytes: bytes })
 }
@@ -288,8 +315,91 @@ pub async fn snapshot_command(
         ),
     };
     let key = load_secret_key(&key_path, password)?;
-    let out = out.unwrap_or_else(|| config.resolve(archive.dir.as_deref().unwrap_or(Path::new("archive"))));
-    snapshot(store, school, &sources, year, &out, &key).await
+    let out = out.unwrap_or_else(|| archive_dir(config));
+    snapshot(store, school, &sources, year, &out, &key, archive.external_signer.as_deref()).await
+}
+
+/// `archive.dir`, or `archive` beside the configuration.
+pub fn archive_dir(config: &Config) -> PathBuf {
+    let archive = config.archive.clone().unwrap_or_default();
+    config.resolve(archive.dir.as_deref().unwrap_or(Path::new("archive")))
+}
+
+/// The bag's name: `ejgate-SCHOOL-YYYY-YYYY`.
+pub fn bag_name(school: &str, year: SchoolYear) -> String {
+    format!("ejgate-{}-{}-{}", slug(school), year.start_year, year.start_year + 1)
+}
+
+/// The words of a command line: split at white space, `'…'` and `"…"` keep spaces.
+fn words(line: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote: Option<char> = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, c) if c.is_whitespace() => out.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    out.extend(word);
+    out
+}
+
+/// Runs an outside signer or verifier: `{in}`, `{out}` and `{sig}` replaced by paths;
+/// `stdin` fed when `{in}` is not in the line. Its standard output, or the error naming the
+/// program (never its arguments, which may hold a key's PIN) with what it wrote to stderr.
+fn run_external(what: &str, line: &str, paths: &[(&str, &Path)], stdin: Option<&[u8]>) -> anyhow::Result<Vec<u8>> {
+    let mut args = words(line);
+    if args.is_empty() {
+        anyhow::bail!("[archive] {what} is empty: give the command line");
+    }
+    for a in &mut args {
+        for (placeholder, path) in paths {
+            if a.contains(placeholder) {
+                *a = a.replace(placeholder, &path.display().to_string());
+            }
+        }
+    }
+    let program = args.remove(0);
+    let mut command = std::process::Command::new(&program);
+    command.args(&args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped());
+    command.stdin(if stdin.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() });
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("[archive] {what}: cannot run «{program}» (is it installed and on PATH?)"))?;
+    if let (Some(bytes), Some(mut input)) = (stdin, child.stdin.take()) {
+        input.write_all(bytes).with_context(|| format!("[archive] {what}: writing to «{program}»"))?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        anyhow::bail!(
+            "[archive] {what}: «{program}» ended with {}: {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(out.stdout)
+}
+
+/// The outside signer's signature of the tag manifest into `signature`.
+fn external_sign(line: &str, tagmanifest: &Path, signature: &Path) -> anyhow::Result<()> {
+    let uses_in = line.contains("{in}");
+    let input = if uses_in { None } else { Some(std::fs::read(tagmanifest)?) };
+    let stdout =
+        run_external("external_signer", line, &[("{in}", tagmanifest), ("{out}", signature)], input.as_deref())?;
+    if !line.contains("{out}") {
+        std::fs::write(signature, stdout)?;
+    }
+    match std::fs::metadata(signature) {
+        Ok(m) if m.len() > 0 => Ok(()),
+        _ => anyhow::bail!("[archive] external_signer wrote no signature into {}", signature.display()),
+    }
 }
 
 /// `ejgate archive verify`: the public key (`--public-key`, or the configured one), then
@@ -301,7 +411,7 @@ pub fn verify_command(config: &Config, bag: &Path, public_key: Option<PathBuf>) 
         .context("give the minisign public key: --public-key FILE or archive.minisign_public_key")?;
     let key = minisign::PublicKey::from_file(&path)
         .map_err(|e| anyhow::anyhow!("{} is not a minisign public key: {e}", path.display()))?;
-    Ok(verify(bag, &key))
+    Ok(verify(bag, &key, archive.external_verifier.as_deref()))
 }
 
 /// Reads `HASH  PATH` lines of a manifest.
@@ -338,9 +448,10 @@ fn files_under(base: &Path, dir: &Path, out: &mut Vec<String>) -> std::io::Resul
     Ok(())
 }
 
-/// `ejgate archive verify BAG`: the signature and every manifest; each problem names the
+/// `ejgate archive verify BAG`: the signature, the outside signer's signature when the bag
+/// has one (checked by `external_verifier`), and every manifest; each problem names the
 /// file. Empty: the bag is as it was signed.
-pub fn verify(bag: &Path, public_key: &minisign::PublicKey) -> Vec<String> {
+pub fn verify(bag: &Path, public_key: &minisign::PublicKey, external_verifier: Option<&str>) -> Vec<String> {
     let mut problems = Vec::new();
     match std::fs::read_to_string(bag.join("bagit.txt")) {
         Ok(t) if t.lines().next() == Some("BagIt-Version: 1.0") => {}
@@ -368,6 +479,25 @@ pub fn verify(bag: &Path, public_key: &minisign::PublicKey) -> Vec<String> {
         },
         (Err(e), _) => problems.push(format!("tagmanifest-sha512.txt: cannot be read: {e}")),
         (_, Err(e)) => problems.push(format!("{SIGNATURE}: cannot be read: {e}")),
+    }
+    let p7s = bag.join(EXTERNAL_SIGNATURE);
+    if p7s.exists() {
+        match external_verifier {
+            None => problems.push(format!(
+                "{EXTERNAL_SIGNATURE}: the bag has a second signature, but no [archive] external_verifier is set to \
+                 check it"
+            )),
+            Some(line) => {
+                let tags = bag.join("tagmanifest-sha512.txt");
+                if let Err(e) =
+                    run_external("external_verifier", line, &[("{in}", tags.as_path()), ("{sig}", p7s.as_path())], None)
+                {
+                    problems.push(format!(
+                        "{EXTERNAL_SIGNATURE}: the second signature of tagmanifest-sha512.txt does not verify: {e:#}"
+                    ));
+                }
+            }
+        }
     }
     let check = |listed: &BTreeMap<String, String>, manifest: &str, problems: &mut Vec<String>| {
         for (path, hash) in listed {
@@ -397,4 +527,255 @@ pub fn verify(bag: &Path, public_key: &minisign::PublicKey) -> Vec<String> {
         }
     }
     problems
+}
+
+// ---- the year-end archive on the backup targets (A7: two media in different rooms) -------
+
+/// The name of a bag's sealed copy on the backup targets: the bag as a tar, zstd, age (to
+/// the backups' recipients or the director's passphrase, A8).
+pub fn sealed_name(bag_name: &str) -> String {
+    format!("{bag_name}.bag.tar.zst.age")
+}
+
+/// The bag as one tar file, its entries under the bag's name in path order, with fixed
+/// times and modes (the same bag gives the same tar).
+fn tar_bag(bag: &Path, out: &Path) -> anyhow::Result<()> {
+    let name = bag.file_name().and_then(|n| n.to_str()).context("the bag's directory has no UTF-8 name")?;
+    let mut files = Vec::new();
+    files_under(bag, bag, &mut files).with_context(|| format!("cannot read the bag {}", bag.display()))?;
+    files.sort();
+    let file = std::fs::File::create(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let mut builder = tar::Builder::new(std::io::BufWriter::with_capacity(1 << 20, file));
+    builder.mode(tar::HeaderMode::Deterministic);
+    for rel in files {
+        builder.append_path_with_name(bag.join(&rel), format!("{name}/{rel}"))?;
+    }
+    let file = builder.into_inner()?.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(())
+}
+
+/// What happened to one target's copy of a bag.
+#[derive(Debug, Clone)]
+pub struct TargetCopy {
+    pub target: String,
+    /// It held the copy already (an earlier run wrote it).
+    pub already: bool,
+    /// `None`: written and read back, or already there.
+    pub error: Option<String>,
+}
+
+/// Copies the bag, sealed, to every backup target that lacks it; a target that is down does
+/// not stop the others.
+pub async fn copy_to_targets(backups: &crate::backup::Backups, bag: &Path) -> anyhow::Result<Vec<TargetCopy>> {
+    let name = bag.file_name().and_then(|n| n.to_str()).context("the bag's directory has no UTF-8 name")?;
+    let file = sealed_name(name);
+    let work = tempfile::Builder::new().prefix("ejgate-bag-").tempdir()?;
+    let (tar_path, sealed_path) = (work.path().join("bag.tar"), work.path().join("sealed"));
+    tokio::task::block_in_place(|| -> anyhow::Result<()> {
+        tar_bag(bag, &tar_path)?;
+        crate::backup::crypt::seal(&tar_path, &sealed_path, &backups.sealing)?;
+        Ok(())
+    })?;
+    let sealed = std::fs::read(&sealed_path)?;
+    let mut copies = Vec::new();
+    for t in &backups.targets {
+        let result = async {
+            t.check().await?;
+            if t.names().await?.contains(&file) {
+                return Ok(true);
+            }
+            t.put(&file, &sealed).await?;
+            Ok::<_, anyhow::Error>(false)
+        }
+        .await;
+        copies.push(match result {
+            Ok(already) => TargetCopy { target: t.name.clone(), already, error: None },
+            Err(e) => TargetCopy { target: t.name.clone(), already: false, error: Some(format!("{e:#}")) },
+        });
+    }
+    Ok(copies)
+}
+
+/// What [`year_end`] did.
+#[derive(Debug, Clone)]
+pub struct YearEndReport {
+    pub bag: PathBuf,
+    /// `None`: the bag was made by an earlier run.
+    pub made: Option<SnapshotReport>,
+    /// Per backup target; empty when the configuration has no `[backup]`.
+    pub copies: Vec<TargetCopy>,
+}
+
+impl YearEndReport {
+    pub fn render(&self) -> String {
+        let mut out = match &self.made {
+            Some(r) => format!(
+                "{}: {} records of {} kinds, {} payload files ({} bytes), signed\n",
+                r.bag.display(),
+                r.counts.values().sum::<u64>(),
+                r.counts.len(),
+                r.payload_files,
+                r.payload_bytes
+            ),
+            None => format!("{}: made by an earlier run\n", self.bag.display()),
+        };
+        if self.copies.is_empty() {
+            out.push_str(
+                "  not copied to backup targets: ejgate.toml has no [backup] (REGULATIONS A7 asks for two media)\n",
+            );
+        }
+        for c in &self.copies {
+            match (&c.error, c.already) {
+                (None, true) => out.push_str(&format!("  {}: holds it already\n", c.target)),
+                (None, false) => out.push_str(&format!("  {}: copied (sealed) and read back\n", c.target)),
+                (Some(e), _) => out.push_str(&format!(
+                    "  {}: NOT COPIED: {e}\n    what to do: bring the target back and run the snapshot again (a bag \
+                     already made is copied, not made again: `ejgate jobs run` of the year-end job, or `ejgate \
+                     archive snapshot`)\n",
+                    c.target
+                )),
+            }
+        }
+        out
+    }
+}
+
+/// The year-end archive of a school: the bag (unless an earlier run made it), copied to
+/// the backup targets that lack it.
+pub async fn year_end(
+    config: &Config,
+    store: &dyn Store,
+    school: &str,
+    year: SchoolYear,
+) -> anyhow::Result<YearEndReport> {
+    let bag = archive_dir(config).join(bag_name(school, year));
+    let made = if bag.is_dir() { None } else { Some(snapshot_command(config, store, school, year, None).await?) };
+    let copies = match &config.backup {
+        Some(_) => {
+            let backups = crate::backup::Backups::from_config(config, None)?;
+            copy_to_targets(&backups, &bag).await?
+        }
+        None => Vec::new(),
+    };
+    Ok(YearEndReport { bag, made, copies })
+}
+
+/// What `ejgate archive pull` did.
+#[derive(Debug, Clone)]
+pub struct PullReport {
+    pub bag: PathBuf,
+    pub from: String,
+    /// Targets tried before, and why each was passed over.
+    pub passed_over: Vec<String>,
+}
+
+/// `ejgate archive pull`: the sealed bag of a school's year from the first backup target
+/// (or `from`) whose copy opens and verifies (signatures and every manifest), unpacked into
+/// `out_dir`; logged in the backup-usage log (A9) with who and why, failed pulls too.
+#[allow(clippy::too_many_arguments)]
+pub async fn pull(
+    config: &Config,
+    store: &dyn Store,
+    backups: &crate::backup::Backups,
+    school: &str,
+    year: SchoolYear,
+    from: Option<&str>,
+    out_dir: &Path,
+    public_key: &minisign::PublicKey,
+    who: &str,
+    why: &str,
+) -> anyhow::Result<PullReport> {
+    use crate::store::{BackupAction, BackupOutcome, BackupUse};
+    let name = bag_name(school, year);
+    let dest = out_dir.join(&name);
+    if dest.exists() {
+        anyhow::bail!("{} exists: pull into another directory (--out DIR)", dest.display());
+    }
+    if let Some(from) = from {
+        if !backups.targets.iter().any(|t| t.name == from) {
+            let names: Vec<&str> = backups.targets.iter().map(|t| t.name.as_str()).collect();
+            anyhow::bail!("--from {from}: no [[backup.target]] of that name (targets: {})", names.join(", "));
+        }
+    }
+    if backups.opening.is_empty() {
+        anyhow::bail!(
+            "the archive copies are sealed like the backups: give the key (--identity FILE or backup.identity_file, \
+             or the passphrase)"
+        );
+    }
+    std::fs::create_dir_all(out_dir).with_context(|| format!("cannot create {}", out_dir.display()))?;
+    let external = config.archive.as_ref().and_then(|a| a.external_verifier.clone());
+    let file = sealed_name(&name);
+    let mut passed_over = Vec::new();
+    let mut pulled = None;
+    for t in backups.targets.iter().filter(|t| from.is_none_or(|f| f == t.name)) {
+        let part = out_dir.join(format!(".{name}.pull-{}", t.name));
+        let result = async {
+            let sealed = t.get(&file).await?;
+            tokio::task::block_in_place(|| -> anyhow::Result<Vec<String>> {
+                if part.exists() {
+                    std::fs::remove_dir_all(&part)?;
+                }
+                std::fs::create_dir_all(&part)?;
+                let tar_path = part.join("bag.tar");
+                crate::backup::crypt::unseal(&sealed, &tar_path, &backups.opening)?;
+                // Entries outside the directory (`..`, absolute paths) are refused by unpack.
+                tar::Archive::new(std::fs::File::open(&tar_path)?)
+                    .unpack(&part)
+                    .context("the copy is not a tar of a bag")?;
+                std::fs::remove_file(&tar_path)?;
+                if !part.join(&name).is_dir() {
+                    anyhow::bail!("the copy does not hold the bag {name}");
+                }
+                Ok(verify(&part.join(&name), public_key, external.as_deref()))
+            })
+        }
+        .await;
+        match result {
+            Ok(problems) if problems.is_empty() => {
+                std::fs::rename(part.join(&name), &dest)
+                    .with_context(|| format!("cannot move the bag into {}", dest.display()))?;
+                std::fs::remove_dir_all(&part).ok();
+                pulled = Some(t.name.clone());
+                break;
+            }
+            Ok(problems) => {
+                std::fs::remove_dir_all(&part).ok();
+                passed_over.push(format!(
+                    "{}: the copy does not verify ({} problem(s): {})",
+                    t.name,
+                    problems.len(),
+                    problems.iter().take(3).cloned().collect::<Vec<_>>().join("; ")
+                ));
+            }
+            Err(e) => {
+                std::fs::remove_dir_all(&part).ok();
+                passed_over.push(format!("{}: {e:#}", t.name));
+            }
+        }
+    }
+    let detail = match &pulled {
+        Some(t) => format!(
+            "year-end archive pulled from «{t}» into {}: the signature and every manifest verify{}",
+            dest.display(),
+            if passed_over.is_empty() { String::new() } else { format!("; passed over: {}", passed_over.join("; ")) }
+        ),
+        None => format!("year-end archive not pulled: {}", passed_over.join("; ")),
+    };
+    store
+        .log_backup_use(&BackupUse {
+            at: crate::store::now_micros(),
+            action: BackupAction::Pull,
+            backup_id: Some(name.clone()),
+            who: who.to_string(),
+            why: Some(why.to_string()),
+            outcome: if pulled.is_some() { BackupOutcome::Ok } else { BackupOutcome::Failed },
+            detail: detail.clone(),
+        })
+        .await?;
+    match pulled {
+        Some(from) => Ok(PullReport { bag: dest, from, passed_over }),
+        None => anyhow::bail!("no backup target gave a copy of {name} that verifies: {}", passed_over.join("; ")),
+    }
 }

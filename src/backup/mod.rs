@@ -3,10 +3,12 @@
 //! media, A8 opened by a code only the director knows, A9 a log of every use, A10 restore
 //! in a trustworthy state).
 //!
-//! A backup is one consistent snapshot of the store (SQLite: `VACUUM INTO`, while syncs
-//! write), compressed with zstd and encrypted with age, written with its manifest to every
+//! A backup is one consistent snapshot of the store taken while syncs write (SQLite:
+//! `VACUUM INTO`, a database file; PostgreSQL: an export of one `REPEATABLE READ`
+//! transaction in `COPY` text format, `store::postgres::export`), compressed with zstd and
+//! encrypted with age, written with its manifest to every
 //! configured target (at least two). Each target holds, per backup `ID`:
-//! - `ejgate-ID.sqlite.zst.age`: the sealed snapshot;
+//! - `ejgate-ID.sqlite.zst.age` (`ejgate-ID.postgres.zst.age`): the sealed snapshot;
 //! - `ejgate-ID.manifest.json`: what it holds (store kind, schema version, rows per table,
 //!   sha256 of the plaintext and of the sealed file, created at, by whom, why). Written
 //!   last: a backup is listed only once its manifest is there.
@@ -189,7 +191,7 @@ pub struct Manifest {
     pub why: Option<String>,
     pub host: String,
     pub ejgate_version: String,
-    /// `sqlite`.
+    /// `sqlite` (the snapshot is a database file) or `postgres` (an export).
     pub store_kind: String,
     pub schema_version: i64,
     /// Rows per table of the snapshot.
@@ -383,13 +385,10 @@ pub async fn backup(
     let id = created_at.format("%Y%m%dT%H%M%S%.3fZ").to_string();
     let work =
         tempfile::Builder::new().prefix("ejgate-backup-").tempdir().context("cannot make a temporary directory")?;
-    let snapshot = work.path().join("snapshot.sqlite");
-    store.snapshot_into(&snapshot).await?;
+    let snapshot = work.path().join("snapshot");
+    // The snapshot and its rows, schema version and consistency check, of one moment.
+    let inspection = store.snapshot_into(&snapshot).await?;
     let kind = store.backend().to_string();
-    let inspection = {
-        let path = snapshot.clone();
-        tokio::task::spawn_blocking(move || store::inspect_sqlite_file(&path)).await??
-    };
     let sealed_path = work.path().join("sealed");
     let sealing = &backups.sealing;
     let plain = {
@@ -474,6 +473,10 @@ pub async fn backup(
         detail,
     };
     store.log_backup_use(&log(BackupAction::Backup, Some(id.clone()), outcome, detail)).await?;
+    // Per target, for `/metrics` and the alerts: a target down stays flagged until a run
+    // writes it (and fills its gap).
+    let states: Vec<(String, Option<String>)> = reports.iter().map(|r| (r.target.clone(), r.error.clone())).collect();
+    store.record_backup_targets(created_at, &id, &states).await?;
     for r in &reports {
         for gone in &r.pruned {
             store
@@ -568,6 +571,8 @@ async fn prune(t: &Target, now: DateTime<Utc>) -> anyhow::Result<Vec<String>> {
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
     pub id: String,
+    /// `sqlite` or `postgres`: what the content is.
+    pub store_kind: String,
     /// Per target: `None` when its copy matches the manifest.
     pub targets: Vec<(String, Option<String>)>,
     /// Whether the content was opened and checked (needs the identity or passphrase), and
@@ -593,8 +598,13 @@ impl VerifyReport {
                 "  content not opened: give the identity file (--identity FILE or backup.identity_file) or the \
                  passphrase to check it as well\n",
             ),
-            Some(Ok(i)) => out.push_str(&format!(
+            Some(Ok(i)) if self.store_kind == "sqlite" => out.push_str(&format!(
                 "  content opened: plaintext sha256, rows of {} tables and the store's consistency check match\n",
+                i.tables.len()
+            )),
+            Some(Ok(i)) => out.push_str(&format!(
+                "  content opened: plaintext sha256 and rows of {} tables match (the consistency check of a PostgreSQL \
+                 export runs when it is restored; the manifest holds the one made when it was taken)\n",
                 i.tables.len()
             )),
             Some(Err(e)) => out.push_str(&format!("  content BAD: {e}\n")),
@@ -644,7 +654,9 @@ async fn find(
     Ok((manifest, per_target))
 }
 
-/// Opens a sealed copy into `plain` and checks it against the manifest.
+/// Opens a sealed copy into `plain` and checks it against the manifest: the plaintext's
+/// sha256, the rows of every table, and (a SQLite file) the store's consistency check; a
+/// PostgreSQL export's consistency check runs when it is restored.
 fn open_and_check(sealed: &[u8], plain: &Path, manifest: &Manifest, opening: &Opening) -> Result<Inspection, String> {
     let digest = crypt::unseal(sealed, plain, opening).map_err(|e| format!("{e:#}"))?;
     if digest.sha256 != manifest.plaintext_sha256 || digest.bytes != manifest.plaintext_bytes {
@@ -653,7 +665,12 @@ fn open_and_check(sealed: &[u8], plain: &Path, manifest: &Manifest, opening: &Op
             digest.sha256, digest.bytes, manifest.plaintext_sha256, manifest.plaintext_bytes
         ));
     }
-    let inspection = store::inspect_sqlite_file(plain).map_err(|e| e.to_string())?;
+    let inspection = match manifest.store_kind.as_str() {
+        "sqlite" => store::inspect_sqlite_file(plain),
+        "postgres" => store::inspect_postgres_export(plain),
+        other => return Err(format!("the manifest names a store kind «{other}» this ejgate does not know")),
+    }
+    .map_err(|e| e.to_string())?;
     compare_inspection(&inspection, manifest)?;
     Ok(inspection)
 }
@@ -719,12 +736,12 @@ pub async fn verify(
     let content = match (&good_copy, backups.opening.is_empty()) {
         (Some(bytes), false) => {
             let work = tempfile::Builder::new().prefix("ejgate-verify-").tempdir()?;
-            let plain = work.path().join("store.sqlite");
+            let plain = work.path().join("content");
             Some(tokio::task::block_in_place(|| open_and_check(bytes, &plain, &manifest, &backups.opening)))
         }
         _ => None,
     };
-    let report = VerifyReport { id: manifest.id.clone(), targets, content };
+    let report = VerifyReport { id: manifest.id.clone(), store_kind: manifest.store_kind.clone(), targets, content };
     if let Some(store) = store {
         let detail = report
             .targets
@@ -753,8 +770,9 @@ pub async fn verify(
 }
 
 /// `ejgate restore ID --into URL`: pulls the backup from the first target whose copy
-/// matches its manifest, opens it into a new store, checks it against the manifest, and
-/// logs the pull and the restore in the restored store.
+/// matches its manifest, opens it into a new store (a SQLite backup into a new file, a
+/// PostgreSQL one into a fresh schema or database), checks it against the manifest and the
+/// store's consistency check, and logs the pull and the restore in the restored store.
 pub async fn restore(
     backups: &Backups,
     id: &str,
@@ -762,19 +780,25 @@ pub async fn restore(
     who: &str,
     why: Option<&str>,
 ) -> anyhow::Result<(Manifest, Inspection)> {
-    let Some(path) = into.strip_prefix("sqlite://") else {
+    let into_kind = if into.starts_with("sqlite://") {
+        "sqlite"
+    } else if into.starts_with("postgres://") || into.starts_with("postgresql://") {
+        "postgres"
+    } else {
         anyhow::bail!(
-            "restore into «{into}»: backups of ejgate are SQLite snapshots and restore into a new SQLite file \
-             (sqlite://PATH)"
+            "restore into «{into}»: give a new store: sqlite://PATH (a new file) or postgres://… (a fresh schema or \
+             database)"
         )
     };
-    let path = PathBuf::from(path);
-    if path.exists() {
-        anyhow::bail!(
-            "restore into {}: the file exists; a restore makes a fresh store: name a new file (the running store \
-             is never overwritten)",
-            path.display()
-        );
+    let sqlite_path = into.strip_prefix("sqlite://").map(PathBuf::from);
+    if let Some(path) = &sqlite_path {
+        if path.exists() {
+            anyhow::bail!(
+                "restore into {}: the file exists; a restore makes a fresh store: name a new file (the running store \
+                 is never overwritten)",
+                path.display()
+            );
+        }
     }
     if backups.opening.is_empty() {
         anyhow::bail!(
@@ -783,6 +807,14 @@ pub async fn restore(
         );
     }
     let (manifest, per_target) = find(&backups.targets, Some(id)).await?;
+    if manifest.store_kind != into_kind {
+        anyhow::bail!(
+            "backup {id} is of a {} store and restores into a {} one ({}), not into «{into}»",
+            manifest.store_kind,
+            manifest.store_kind,
+            if manifest.store_kind == "sqlite" { "sqlite://NEW-FILE" } else { "postgres://…, a fresh schema" }
+        );
+    }
     let mut pulled = None;
     let mut refused = Vec::new();
     for (i, entry) in per_target {
@@ -806,16 +838,48 @@ pub async fn restore(
     let Some((from, sealed)) = pulled else {
         anyhow::bail!("no target holds a sound copy of backup {id}: {}", refused.join("; "))
     };
-    let part = path.with_extension("restoring");
-    let checked = tokio::task::block_in_place(|| open_and_check(&sealed, &part, &manifest, &backups.opening));
-    let inspection = match checked {
-        Ok(i) => i,
-        Err(e) => {
-            std::fs::remove_file(&part).ok();
-            anyhow::bail!("backup {id} from «{from}» does not restore: {e}; nothing was written to {}", path.display());
+    let inspection = match &sqlite_path {
+        Some(path) => {
+            let part = path.with_extension("restoring");
+            let checked = tokio::task::block_in_place(|| open_and_check(&sealed, &part, &manifest, &backups.opening));
+            let inspection = match checked {
+                Ok(i) => i,
+                Err(e) => {
+                    std::fs::remove_file(&part).ok();
+                    anyhow::bail!(
+                        "backup {id} from «{from}» does not restore: {e}; nothing was written to {}",
+                        path.display()
+                    );
+                }
+            };
+            std::fs::rename(&part, path)
+                .with_context(|| format!("cannot rename {} to {}", part.display(), path.display()))?;
+            inspection
+        }
+        None => {
+            let work = tempfile::Builder::new().prefix("ejgate-restore-").tempdir()?;
+            let plain = work.path().join("export");
+            tokio::task::block_in_place(|| open_and_check(&sealed, &plain, &manifest, &backups.opening)).map_err(
+                |e| {
+                    anyhow::anyhow!(
+                        "backup {id} from «{from}» does not restore: {e}; nothing was written to the database"
+                    )
+                },
+            )?;
+            store::restore_postgres_export(into, &plain)
+                .await
+                .with_context(|| format!("restoring backup {id} from «{from}»"))?;
+            let restored = store::open(into).await?;
+            let inspection = restored.inspect().await?;
+            compare_inspection(&inspection, &manifest).map_err(|e| {
+                anyhow::anyhow!(
+                    "backup {id} was loaded but the restored store does not match its manifest: {e}; drop the schema \
+                     it was loaded into before another try"
+                )
+            })?;
+            inspection
         }
     };
-    std::fs::rename(&part, &path).with_context(|| format!("cannot rename {} to {}", part.display(), path.display()))?;
     let restored = store::open(into).await?;
     let entry = |action, detail: String| BackupUse {
         at: store::now_micros(),
@@ -826,6 +890,10 @@ pub async fn restore(
         outcome: BackupOutcome::Ok,
         detail,
     };
+    let place = match &sqlite_path {
+        Some(path) => path.display().to_string(),
+        None => "a fresh PostgreSQL schema".to_string(),
+    };
     restored
         .log_backup_use(&entry(BackupAction::Pull, format!("pulled from «{from}», sha256 matches the manifest")))
         .await?;
@@ -833,8 +901,7 @@ pub async fn restore(
         .log_backup_use(&entry(
             BackupAction::Restore,
             format!(
-                "restored into {}: rows of {} tables and the consistency check match the manifest",
-                path.display(),
+                "restored into {place}: rows of {} tables and the consistency check match the manifest",
                 inspection.tables.len()
             ),
         ))

@@ -32,6 +32,10 @@
 //! | `ejgate_job_runs_resumed_total` | counter | job | job runs taken up again after their worker died or stopped |
 //! | `ejgate_job_last_success_timestamp_seconds` | gauge | job | end of the job's newest successful run (absent: never) |
 //! | `ejgate_job_last_run_failed` | gauge | job | 1 when the job's newest run failed or timed out |
+//! | `ejgate_backup_runs_total` | counter | outcome | backup runs: ok, degraded (a target not written), failed (none written) |
+//! | `ejgate_backup_degraded` | gauge | | 1 when the newest backup run left a configured target unwritten (until a run writes it) |
+//! | `ejgate_backup_target_up` | gauge | target | 1 when the newest backup run wrote and read back the target, 0 when it could not |
+//! | `ejgate_backup_target_last_success_timestamp_seconds` | gauge | target | when a backup run last wrote the target (absent: never) |
 //! | `ejgate_lease_takeovers_total` | counter | lease | leases taken over from a holder that stopped (`source:…`, `job:…`) |
 //! | `ejgate_build_info` | gauge | version | 1 |
 
@@ -47,7 +51,9 @@ use prometheus_client::registry::Registry;
 use crate::alerts::{Alert, AlertKind};
 use crate::config::Config;
 use crate::schedule::Job;
-use crate::store::{JobRunStatus, JobRunTotals, RunStatus, RunTotals, Store, StoreResult};
+use crate::store::{
+    BackupOutcome, BackupTargetState, JobRunStatus, JobRunTotals, RunStatus, RunTotals, Store, StoreResult,
+};
 
 /// The text formats `/metrics` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,6 +92,9 @@ pub struct Snapshot {
     pub job_totals: Vec<JobRunTotals>,
     /// The kind of each loaded job (`sync`, `sync --full`…), by name.
     pub job_kinds: BTreeMap<String, &'static str>,
+    pub backup_totals: Vec<(BackupOutcome, u64)>,
+    /// The targets backup runs tried (only those configured, when `[backup]` is there).
+    pub backup_targets: Vec<BackupTargetState>,
 }
 
 impl Snapshot {
@@ -101,6 +110,14 @@ impl Snapshot {
             alerts: crate::alerts::check_alerts(store, config).await?,
             job_totals: store.job_run_totals().await?,
             job_kinds: jobs.iter().map(|j| (j.name.clone(), j.kind.as_str())).collect(),
+            backup_totals: store.backup_run_totals().await?,
+            backup_targets: {
+                let configured: Option<BTreeSet<&str>> =
+                    config.backup.as_ref().map(|b| b.targets.iter().map(|t| t.name.get_ref().as_str()).collect());
+                let mut all = store.backup_targets().await?;
+                all.retain(|t| configured.as_ref().is_none_or(|c| c.contains(t.target.as_str())));
+                all
+            },
         })
     }
 
@@ -239,6 +256,7 @@ impl Collector for Snapshot {
             flag(AlertKind::LastRunFailed)
         })?;
         self.encode_jobs(e)?;
+        self.encode_backups(e)?;
         counter(
             e,
             "ejgate_lease_takeovers",
@@ -256,6 +274,43 @@ impl Collector for Snapshot {
 }
 
 impl Snapshot {
+    /// The backup families: every outcome appears, with zeros until there are runs.
+    fn encode_backups(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        counter(
+            e,
+            "ejgate_backup_runs",
+            "Backup runs, by outcome (degraded: a target was not written; failed: none was).",
+            [BackupOutcome::Ok, BackupOutcome::Degraded, BackupOutcome::Failed].into_iter().map(|o| {
+                let n = self.backup_totals.iter().filter(|(t, _)| *t == o).map(|(_, n)| n).sum::<u64>();
+                (vec![("outcome", o.as_str())], n)
+            }),
+        )?;
+        let down = self.backup_targets.iter().any(|t| t.last_error.is_some());
+        gauge(
+            e,
+            "ejgate_backup_degraded",
+            "1 when the newest backup run left a target unwritten (until a run writes it and fills its gap).",
+            [(vec![], i64::from(down))],
+        )?;
+        gauge(
+            e,
+            "ejgate_backup_target_up",
+            "1 when the newest backup run wrote and read back the target, 0 when it could not.",
+            self.backup_targets
+                .iter()
+                .map(|t| (vec![("target", t.target.as_str())], i64::from(t.last_error.is_none()))),
+        )?;
+        gauge(
+            e,
+            "ejgate_backup_target_last_success_timestamp_seconds",
+            "When a backup run last wrote the target and read it back (Unix time).",
+            self.backup_targets.iter().filter_map(|t| {
+                t.last_success_at.map(|at| (vec![("target", t.target.as_str())], at.timestamp_micros() as f64 / 1e6))
+            }),
+        )?;
+        Ok(())
+    }
+
     /// The job families: every loaded job appears, with zeros until it has runs.
     fn encode_jobs(&self, e: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let kind = |job: &str| self.job_kinds.get(job).copied().unwrap_or("unknown");

@@ -1,5 +1,6 @@
 //! One job run (запуск задания): taken up under the job's lease, its target's sources
-//! synced one after another, the outcome recorded in its row.
+//! synced one after another (or its schools monitored, the store backed up, the year-end
+//! archive made), the outcome recorded in its row.
 //!
 //! - Time limit: the run's own [`Stop`] is asked when the limit passes, so the sync stops as
 //!   a SIGTERM'd one does (the group being written commits, the sync run is recorded
@@ -135,7 +136,20 @@ pub async fn execute(state: &DaemonState, run: JobRun, lease: Lease, stop: &Stop
             ));
         }
     }
-    let sync_sources = if job.kind == JobKind::Monitor { Vec::new() } else { sources_of(&state.config, &job.target) };
+    match job.kind {
+        JobKind::Backup => {
+            if let Err(failure) = run_backup(state, &job).await {
+                failures.push(failure);
+            }
+        }
+        JobKind::Snapshot => failures.extend(run_snapshots(state, &job).await),
+        _ => {}
+    }
+    let sync_sources = if matches!(job.kind, JobKind::Sync | JobKind::FullSync) {
+        sources_of(&state.config, &job.target)
+    } else {
+        Vec::new()
+    };
     for source in sync_sources {
         if run_stop.requested().is_some() {
             stopped = true;
@@ -308,4 +322,64 @@ async fn sync_source(state: &DaemonState, job: &Job, source: &SourceConfig, stop
             Err(e) => return Synced::Failed(e.to_string(), RunErrorKind::Store),
         }
     }
+}
+
+/// A backup job (резервное копирование по расписанию, REGULATIONS A6): `ejgate backup` of
+/// the whole store (the target is not used). A run that leaves a target unwritten fails, so
+/// that it is retried and alerted; the next run fills the gap.
+async fn run_backup(state: &DaemonState, job: &Job) -> Result<(), (String, RunErrorKind)> {
+    let backups = crate::backup::Backups::from_config(&state.config, None)
+        .map_err(|e| (format!("backup: {e:#}"), RunErrorKind::Config))?;
+    let who = format!("ejgate serve (job {})", job.name);
+    let report = crate::backup::backup(state.store.as_ref(), &backups, &who, Some("scheduled backup (REGULATIONS A6)"))
+        .await
+        .map_err(|e| (format!("backup: {e:#}"), RunErrorKind::Store))?;
+    tracing::info!(job = %job.name, "{}", report.render().trim_end());
+    if report.outcome == crate::store::BackupOutcome::Ok {
+        return Ok(());
+    }
+    let down: Vec<String> =
+        report.targets.iter().filter_map(|t| t.error.as_ref().map(|e| format!("«{}»: {e}", t.target))).collect();
+    Err((
+        format!("backup {} {}: not written to {}", report.id, report.outcome.as_str(), down.join("; ")),
+        RunErrorKind::Transport,
+    ))
+}
+
+/// A year-end snapshot job (архив на конец года, by 30 June): the bag of the school year
+/// the run falls in, for each school of the target (every `[[school]]` for `all`, or each
+/// source when there is none), signed, and copied to the backup targets. A bag made by an
+/// earlier run is not made again; only the targets that lack it get it.
+async fn run_snapshots(state: &DaemonState, job: &Job) -> Vec<(String, RunErrorKind)> {
+    let config = &state.config;
+    let schools: Vec<String> = match &job.target {
+        Target::All if !config.schools.is_empty() => config.schools.iter().map(|s| s.name.clone()).collect(),
+        Target::All => config.sources.iter().map(|s| s.name.clone()).collect(),
+        Target::School(name) | Target::Source(name) => vec![name.clone()],
+    };
+    let year = ejgate_sdk::year::SchoolYear::containing(state.clock.now().date_naive());
+    let mut failures = Vec::new();
+    for school in schools {
+        match crate::archive::year_end(config, state.store.as_ref(), &school, year).await {
+            Ok(report) => {
+                tracing::info!(job = %job.name, "{}", report.render().trim_end());
+                let down: Vec<String> = report
+                    .copies
+                    .iter()
+                    .filter_map(|c| c.error.as_ref().map(|e| format!("«{}»: {e}", c.target)))
+                    .collect();
+                if !down.is_empty() {
+                    failures.push((
+                        format!(
+                            "year-end archive of «{school}» {year}: not copied to {} (the next run copies it)",
+                            down.join("; ")
+                        ),
+                        RunErrorKind::Transport,
+                    ));
+                }
+            }
+            Err(e) => failures.push((format!("year-end archive of «{school}» {year}: {e:#}"), RunErrorKind::Internal)),
+        }
+    }
+    failures
 }

@@ -8,7 +8,7 @@
 //!
 //! [[job]]
 //! name = "nightly-sync"
-//! kind = "sync"                 # sync, "sync --full"; later: monitor, backup, paper, snapshot, report
+//! kind = "sync"                 # sync, "sync --full", monitor, backup, snapshot; later: paper, report
 //! target = "all"                # all, a source name, or a school
 //! cron = "0 2 * * *"            # minute hour day-of-month month day-of-week, in the zone
 //! catch_up = "once"             # after downtime: skip the missed slots, or run once
@@ -52,13 +52,15 @@ pub enum JobKind {
     /// that name a regulation, judged for yesterday, findings recorded.
     #[serde(rename = "monitor")]
     Monitor,
-    /// Backup of the store (резервная копия); not yet available.
+    /// Backup of the store (резервная копия): `ejgate backup` to every target; the target
+    /// is not used (a backup is of the whole store).
     #[serde(rename = "backup")]
     Backup,
     /// Paper copies of the journal (бумажные копии); not yet available.
     #[serde(rename = "paper")]
     Paper,
-    /// Year-end snapshot (архив на конец года); not yet available.
+    /// Year-end snapshot (архив на конец года): the signed bag of the school year the run
+    /// falls in, per school of the target, copied to the backup targets.
     #[serde(rename = "snapshot")]
     Snapshot,
     /// Reports (отчёты); not yet available.
@@ -82,7 +84,7 @@ impl JobKind {
     /// Whether ejgate can run jobs of this kind yet; the others are accepted in the files so
     /// that a schedule written today keeps loading when the workflow arrives.
     pub fn is_available(self) -> bool {
-        matches!(self, JobKind::Sync | JobKind::FullSync | JobKind::Monitor)
+        matches!(self, JobKind::Sync | JobKind::FullSync | JobKind::Monitor | JobKind::Backup | JobKind::Snapshot)
     }
 }
 

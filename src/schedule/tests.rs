@@ -79,7 +79,7 @@ fn job<'a>(jobs: &'a [Job], name: &str) -> &'a Job {
 #[test]
 fn the_school_example_loads() {
     let jobs = parse_file(SCHOOL, Path::new("schedules/school.toml"), &example_config()).unwrap();
-    assert_eq!(jobs.len(), 2);
+    assert_eq!(jobs.len(), 4);
     let nightly = job(&jobs, "nightly-sync");
     assert_eq!(nightly.kind, JobKind::Sync);
     assert_eq!(nightly.target, Target::All);
@@ -92,6 +92,13 @@ fn the_school_example_loads() {
     let full = job(&jobs, "sunday-reconciliation");
     assert_eq!(full.kind, JobKind::FullSync);
     assert_eq!(full.time_limit, Duration::from_secs(21600));
+    // Backups at least monthly (A6); the year-end archive before 30 June (A2, K7).
+    let backup = job(&jobs, "monthly-backup");
+    assert_eq!((backup.kind, backup.cron_line.as_str()), (JobKind::Backup, "30 3 1 * *"));
+    let year_end = job(&jobs, "year-end-archive");
+    assert_eq!(year_end.kind, JobKind::Snapshot);
+    let next = year_end.next_after(utc(2026, 12, 5, 10, 0)).unwrap();
+    assert_eq!(next.format("%Y-%m-%d %H:%M %Z").to_string(), "2027-06-25 05:00 MSK");
 }
 
 #[test]
@@ -105,7 +112,7 @@ fn the_district_example_loads() {
     assert_eq!(job(&jobs, "school-1-reconciliation").target, Target::School("МБОУ СОШ № 1".into()));
     let backup = job(&jobs, "district-backup");
     assert_eq!(backup.kind, JobKind::Backup);
-    assert!(!backup.kind.is_available());
+    assert!(backup.kind.is_available());
     assert!(jobs.iter().all(|j| j.time_zone == chrono_tz::Asia::Krasnoyarsk));
 }
 
@@ -113,7 +120,7 @@ fn the_district_example_loads() {
 fn the_repository_schedules_directory_loads_with_the_district_names() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules");
     let jobs = load_dir(&dir, &district_config()).unwrap();
-    assert_eq!(jobs.len(), 6);
+    assert_eq!(jobs.len(), 8);
 }
 
 #[test]
@@ -153,12 +160,7 @@ fn an_unknown_kind_is_refused_with_its_line() {
 
 #[test]
 fn every_reserved_kind_is_accepted_but_not_available() {
-    for (text, kind) in [
-        ("backup", JobKind::Backup),
-        ("paper", JobKind::Paper),
-        ("snapshot", JobKind::Snapshot),
-        ("report", JobKind::Report),
-    ] {
+    for (text, kind) in [("paper", JobKind::Paper), ("report", JobKind::Report)] {
         let jobs =
             parse_file(&one_job("\"sync\"", &format!("\"{text}\"")), Path::new("x.toml"), &example_config()).unwrap();
         assert_eq!(jobs[0].kind, kind);
@@ -166,8 +168,11 @@ fn every_reserved_kind_is_accepted_but_not_available() {
         assert!(!kind.is_available());
     }
     assert!(JobKind::Sync.is_available() && JobKind::FullSync.is_available());
-    let jobs = parse_file(&one_job("\"sync\"", "\"monitor\""), Path::new("x.toml"), &example_config()).unwrap();
-    assert!(jobs[0].kind == JobKind::Monitor && JobKind::Monitor.is_available());
+    for (text, kind) in [("monitor", JobKind::Monitor), ("backup", JobKind::Backup), ("snapshot", JobKind::Snapshot)] {
+        let jobs =
+            parse_file(&one_job("\"sync\"", &format!("\"{text}\"")), Path::new("x.toml"), &example_config()).unwrap();
+        assert!(jobs[0].kind == kind && kind.is_available(), "{text}");
+    }
 }
 
 #[test]
@@ -306,7 +311,10 @@ fn the_listing_shows_both_zones_and_marks_reserved_kinds() {
     assert_eq!(lines.len(), 5);
     assert!(lines[0].starts_with("NAME"), "{table}");
     assert!(lines[1].contains("2026-12-06 01:30 +07  2026-12-05 18:30  —"), "{table}");
-    assert!(lines[4].contains("backup (not yet available)"), "{table}");
+    assert!(lines[4].contains(" backup ") && !table.contains("not yet available"), "{table}");
+    let paper = parse_file(&one_job("\"sync\"", "\"paper\""), Path::new("x.toml"), &example_config()).unwrap();
+    let listed = render(&paper, utc(2026, 12, 5, 10, 0), Some(&never));
+    assert!(listed.contains("paper (not yet available)"), "{listed}");
 
     // The last run: its slot in the job's zone (18:30 UTC is 01:30 in Krasnoyarsk, the next
     // day) and its outcome; `?` when the store could not be read.

@@ -21,6 +21,7 @@ mod postgres;
 mod sqlite;
 
 pub use jobs::{JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, JobTrigger, NewJobRun};
+pub use postgres::export::{inspect_export_file as inspect_postgres_export, restore_export as restore_postgres_export};
 pub use postgres::PostgresStore;
 pub use sqlite::{inspect_file as inspect_sqlite_file, SqliteStore};
 
@@ -554,6 +555,18 @@ pub struct BackupUse {
     pub detail: String,
 }
 
+/// Место хранения копий: what the newest backup run did on one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupTargetState {
+    pub target: String,
+    pub last_attempt_at: DateTime<Utc>,
+    /// When a run last wrote it and read it back (`None`: never).
+    pub last_success_at: Option<DateTime<Utc>>,
+    /// Why the last try failed (`None`: it wrote it).
+    pub last_error: Option<String>,
+    pub last_backup_id: String,
+}
+
 /// What a store holds, table by table, and what its own consistency check finds: the
 /// figures a backup's manifest keeps and a restore is checked against.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -715,14 +728,31 @@ pub trait Store: JobStore + Send + Sync {
     async fn inspect(&self) -> StoreResult<Inspection>;
 
     /// Writes a consistent copy of the whole store into a new file at `path`, while syncs
-    /// may be writing (SQLite: `VACUUM INTO`, a snapshot of one read transaction).
-    async fn snapshot_into(&self, path: &std::path::Path) -> StoreResult<()>;
+    /// may be writing, and inspects that copy (SQLite: `VACUUM INTO`, a snapshot of one read
+    /// transaction, a database file; PostgreSQL: an export of one `REPEATABLE READ`
+    /// transaction, [`postgres::export`]).
+    async fn snapshot_into(&self, path: &std::path::Path) -> StoreResult<Inspection>;
 
     /// Appends a row to the backup-usage log.
     async fn log_backup_use(&self, entry: &BackupUse) -> StoreResult<()>;
 
     /// The backup-usage log, newest first.
     async fn backup_uses(&self, limit: u32) -> StoreResult<Vec<BackupUse>>;
+
+    /// Records what a backup run did on each target: `(target, None)` written, `(target,
+    /// Some(error))` not; a target's last success stays when it was not written.
+    async fn record_backup_targets(
+        &self,
+        at: DateTime<Utc>,
+        backup_id: &str,
+        targets: &[(String, Option<String>)],
+    ) -> StoreResult<()>;
+
+    /// Every target a backup run has tried, by name.
+    async fn backup_targets(&self) -> StoreResult<Vec<BackupTargetState>>;
+
+    /// Backup runs by outcome, from the backup-usage log.
+    async fn backup_run_totals(&self) -> StoreResult<Vec<(BackupOutcome, u64)>>;
     // ---- what the daemon reads and keeps besides the data: health, metrics, API tokens ----
 
     /// One cheap query: the store answers and its tables are there (`/readyz`).

@@ -34,16 +34,19 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow,
-    ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError,
-    RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord,
-    SyncRun, Upsert,
+    check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
+    ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome,
+    LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult,
+    StoredFinding, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
 
 /// The daemon's job runs (`super::JobStore`).
 mod jobs;
+
+/// Backups: one consistent export, and its restore into a fresh schema.
+pub mod export;
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/postgres");
 
@@ -426,6 +429,41 @@ fn sync_run(row: &PgRow) -> StoreResult<SyncRun> {
     })
 }
 
+/// Rows per table, the schema version and the consistency checks, read in the caller's
+/// transaction (one snapshot).
+async fn inspect_in(conn: &mut PgConnection) -> StoreResult<Inspection> {
+    let names: Vec<String> = sqlx::query_scalar(
+        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
+         AND table_type = 'BASE TABLE' AND table_name NOT LIKE '\\_sqlx%' ORDER BY 1",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(db("inspect: list the tables"))?;
+    let mut tables = std::collections::BTreeMap::new();
+    for name in names {
+        let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db("inspect: count rows"))?;
+        tables.insert(name, n as u64);
+    }
+    let schema_version: i64 =
+        sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db("inspect: read the schema version"))?;
+    let mut problems = Vec::new();
+    for sql in super::CONSISTENCY_CHECKS {
+        let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db("inspect: consistency check"))?;
+        problems.extend(found);
+    }
+    Ok(Inspection { tables, schema_version, problems })
+}
+
 // ---- the trait ----------------------------------------------------------------------------
 
 #[async_trait]
@@ -546,44 +584,11 @@ impl Store for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db("inspect: repeatable read"))?;
-        let names: Vec<String> = sqlx::query_scalar(
-            "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
-             AND table_type = 'BASE TABLE' AND table_name NOT LIKE '\\_sqlx%' ORDER BY 1",
-        )
-        .fetch_all(&mut *tx)
-        .await
-        .map_err(db("inspect: list the tables"))?;
-        let mut tables = std::collections::BTreeMap::new();
-        for name in names {
-            let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
-            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db("inspect: count rows"))?;
-            tables.insert(name, n as u64);
-        }
-        let schema_version: i64 =
-            sqlx::query_scalar("SELECT coalesce(max(version), 0) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db("inspect: read the schema version"))?;
-        let mut problems = Vec::new();
-        for sql in super::CONSISTENCY_CHECKS {
-            let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db("inspect: consistency check"))?;
-            problems.extend(found);
-        }
-        Ok(Inspection { tables, schema_version, problems })
+        inspect_in(&mut tx).await
     }
 
-    async fn snapshot_into(&self, _path: &std::path::Path) -> StoreResult<()> {
-        Err(StoreError::Invalid(
-            "backups of a PostgreSQL store are not built into ejgate yet: back the schema up with the server's \
-             own tools (pg_dump -n SCHEMA, or the district's database backups) meanwhile"
-                .into(),
-        ))
+    async fn snapshot_into(&self, path: &std::path::Path) -> StoreResult<Inspection> {
+        self.export_into(path).await
     }
 
     async fn log_backup_use(&self, entry: &BackupUse) -> StoreResult<()> {
@@ -628,6 +633,68 @@ impl Store for PostgresStore {
                     })?,
                     detail,
                 })
+            })
+            .collect()
+    }
+
+    async fn record_backup_targets(
+        &self,
+        at: DateTime<Utc>,
+        backup_id: &str,
+        targets: &[(String, Option<String>)],
+    ) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await.map_err(db("record the backup targets: begin"))?;
+        for (target, error) in targets {
+            sqlx::query(
+                "INSERT INTO backup_targets (target, last_attempt_at, last_success_at, last_error, last_backup_id) \
+                 VALUES ($1, $2, CASE WHEN $3::text IS NULL THEN $2 END, $3, $4) ON CONFLICT (target) DO UPDATE SET \
+                 last_attempt_at = excluded.last_attempt_at, \
+                 last_success_at = coalesce(excluded.last_success_at, backup_targets.last_success_at), \
+                 last_error = excluded.last_error, last_backup_id = excluded.last_backup_id",
+            )
+            .bind(target)
+            .bind(at)
+            .bind(error)
+            .bind(backup_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("record the backup targets"))?;
+        }
+        tx.commit().await.map_err(db("record the backup targets: commit"))
+    }
+
+    async fn backup_targets(&self) -> StoreResult<Vec<BackupTargetState>> {
+        let rows: Vec<(String, DateTime<Utc>, Option<DateTime<Utc>>, Option<String>, String)> = sqlx::query_as(
+            "SELECT target, last_attempt_at, last_success_at, last_error, last_backup_id FROM backup_targets \
+             ORDER BY target COLLATE \"C\"",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read the backup targets"))?;
+        Ok(rows
+            .into_iter()
+            .map(|(target, last_attempt_at, last_success_at, last_error, last_backup_id)| BackupTargetState {
+                target,
+                last_attempt_at,
+                last_success_at,
+                last_error,
+                last_backup_id,
+            })
+            .collect())
+    }
+
+    async fn backup_run_totals(&self) -> StoreResult<Vec<(BackupOutcome, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT outcome, count(*) FROM backup_log WHERE action = 'backup' GROUP BY outcome ORDER BY outcome",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("count the backup runs"))?;
+        rows.into_iter()
+            .map(|(o, n)| {
+                let outcome = BackupOutcome::parse(&o)
+                    .ok_or_else(|| StoreError::Invalid(format!("unknown backup outcome «{o}» in the store")))?;
+                Ok((outcome, n as u64))
             })
             .collect()
     }

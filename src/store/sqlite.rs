@@ -45,10 +45,10 @@ use uuid::Uuid;
 use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
-    check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow,
-    ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome, LeaseRequest, RunError,
-    RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord,
-    SyncRun, Upsert,
+    check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
+    ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome,
+    LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult,
+    StoredFinding, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "sqlite";
@@ -750,7 +750,7 @@ impl Store for SqliteStore {
             .map_err(|e| StoreError::Invalid(format!("inspecting the store failed: {e}")))?
     }
 
-    async fn snapshot_into(&self, path: &std::path::Path) -> StoreResult<()> {
+    async fn snapshot_into(&self, path: &std::path::Path) -> StoreResult<Inspection> {
         if self.checkpointer.is_none() {
             return Err(StoreError::Invalid("an in-memory store cannot be backed up".into()));
         }
@@ -775,7 +775,8 @@ impl Store for SqliteStore {
             let copy = rusqlite::Connection::open(into).map_err(|e| db("snapshot: open the copy")(raw(e)))?;
             copy.query_row("PRAGMA journal_mode = DELETE", [], |_| Ok(()))
                 .map_err(|e| db("snapshot: journal mode of the copy")(raw(e)))?;
-            Ok(())
+            drop(copy);
+            inspect_file(std::path::Path::new(into))
         })
         .await
         .map_err(|e| StoreError::Invalid(format!("the snapshot failed: {e}")))?
@@ -823,6 +824,69 @@ impl Store for SqliteStore {
                     })?,
                     detail,
                 })
+            })
+            .collect()
+    }
+
+    async fn record_backup_targets(
+        &self,
+        at: DateTime<Utc>,
+        backup_id: &str,
+        targets: &[(String, Option<String>)],
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        for (target, error) in targets {
+            sqlx::query(
+                "INSERT INTO backup_targets (target, last_attempt_at, last_success_at, last_error, last_backup_id) \
+                 VALUES (?1, ?2, CASE WHEN ?3 IS NULL THEN ?2 END, ?3, ?4) ON CONFLICT (target) DO UPDATE SET \
+                 last_attempt_at = excluded.last_attempt_at, \
+                 last_success_at = coalesce(excluded.last_success_at, backup_targets.last_success_at), \
+                 last_error = excluded.last_error, last_backup_id = excluded.last_backup_id",
+            )
+            .bind(target)
+            .bind(ts(at))
+            .bind(error)
+            .bind(backup_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("record the backup targets"))?;
+        }
+        tx.commit().await.map_err(db("record the backup targets: commit")).map_err(|e| self.disk_full(e))
+    }
+
+    async fn backup_targets(&self) -> StoreResult<Vec<BackupTargetState>> {
+        let rows: Vec<(String, String, Option<String>, Option<String>, String)> = sqlx::query_as(
+            "SELECT target, last_attempt_at, last_success_at, last_error, last_backup_id FROM backup_targets \
+             ORDER BY target",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db("read the backup targets"))?;
+        rows.into_iter()
+            .map(|(target, attempt, success, last_error, last_backup_id)| {
+                Ok(BackupTargetState {
+                    target,
+                    last_attempt_at: parse_ts(&attempt)?,
+                    last_success_at: success.as_deref().map(parse_ts).transpose()?,
+                    last_error,
+                    last_backup_id,
+                })
+            })
+            .collect()
+    }
+
+    async fn backup_run_totals(&self) -> StoreResult<Vec<(BackupOutcome, u64)>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT outcome, count(*) FROM backup_log WHERE action = 'backup' GROUP BY outcome ORDER BY outcome",
+        )
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db("count the backup runs"))?;
+        rows.into_iter()
+            .map(|(o, n)| {
+                let outcome = BackupOutcome::parse(&o)
+                    .ok_or_else(|| StoreError::Invalid(format!("unknown backup outcome «{o}» in the store")))?;
+                Ok((outcome, n as u64))
             })
             .collect()
     }
