@@ -112,38 +112,67 @@ fn cell(v: Option<&serde_json::Value>) -> String {
     }
 }
 
+/// One line of the JSON Lines payload (borrowed: the content is written as it is, not
+/// copied).
+#[derive(serde::Serialize)]
+struct Line<'a> {
+    id: &'a uuid::Uuid,
+    source: &'a str,
+    source_id: &'a str,
+    scope: &'a str,
+    date: &'a Option<chrono::NaiveDate>,
+    content: &'a serde_json::Value,
+}
+
 /// The records of one kind in the bag, as JSON Lines and CSV.
 fn payload(records: &[StoredRecord]) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
-    let mut jsonl = Vec::new();
+    let mut jsonl = Vec::with_capacity(records.len() * 512);
     let mut keys = BTreeSet::new();
     for r in records {
-        serde_json::to_writer(
-            &mut jsonl,
-            &serde_json::json!({
-                "id": r.id, "source": r.source, "source_id": r.source_id, "scope": r.scope, "date": r.date,
-                "content": r.content,
-            }),
-        )?;
+        let line = Line {
+            id: &r.id,
+            source: &r.source,
+            source_id: &r.source_id,
+            scope: &r.scope,
+            date: &r.date,
+            content: &r.content,
+        };
+        serde_json::to_writer(&mut jsonl, &line)?;
         jsonl.push(b'\n');
         if let serde_json::Value::Object(m) = &r.content {
-            keys.extend(m.keys().cloned());
+            keys.extend(m.keys().map(String::as_str));
         }
     }
-    let mut csv = csv::Writer::from_writer(Vec::new());
+    let mut csv = csv::Writer::from_writer(Vec::with_capacity(records.len() * 384));
     let fixed = ["id", "source", "source_id", "scope", "date"];
-    csv.write_record(fixed.iter().map(|s| s.to_string()).chain(keys.iter().cloned()))?;
+    csv.write_record(fixed.iter().copied().chain(keys.iter().copied()))?;
+    let mut row: Vec<String> = Vec::new();
     for r in records {
-        let mut row = vec![
+        row.clear();
+        row.extend([
             r.id.to_string(),
             r.source.clone(),
             r.source_id.clone(),
             r.scope.clone(),
             r.date.map(|d| d.to_string()).unwrap_or_default(),
-        ];
-        row.extend(keys.iter().map(|k| cell(r.content.get(k))));
-        csv.write_record(row)?;
+        ]);
+        row.extend(keys.iter().map(|k| cell(r.content.get(*k))));
+        csv.write_record(&row)?;
     }
     Ok((jsonl, csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?))
+}
+
+/// Builds, hashes and writes one kind's two payload files: `(path, sha512, bytes)` each.
+fn write_kind(data: &Path, kind: EntityKind, records: &[StoredRecord]) -> anyhow::Result<Vec<(String, String, u64)>> {
+    let (jsonl, csv) = payload(records)?;
+    let mut out = Vec::new();
+    for (ext, content) in [("jsonl", jsonl), ("csv", csv)] {
+        let name = format!("{}.{ext}", kind.as_str());
+        let path = data.join(&name);
+        std::fs::write(&path, &content).with_context(|| format!("cannot write {}", path.display()))?;
+        out.push((format!("data/{name}"), sha512_hex(&content), content.len() as u64));
+    }
+    Ok(out)
 }
 
 /// Loads a minisign secret key (encrypted with the password, if one is given).
@@ -191,9 +220,13 @@ pub async fn snapshot(
     }
     std::fs::create_dir_all(part.join("data"))?;
     let range = (year.start(), year.end());
-    let mut manifest = String::new();
     let mut counts = BTreeMap::new();
-    let (mut files, mut bytes) = (0usize, 0u64);
+    // Reading the store is one kind at a time; building, hashing and writing a kind's two
+    // files runs on a blocking thread of its own while the next kind is read, at most as
+    // many at once as the machine has cores (which bounds the records held in memory).
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(cores));
+    let mut writing = Vec::new();
     for kind in EntityKind::ALL {
         let mut records = Vec::new();
         for (source, _) in sources {
@@ -209,15 +242,22 @@ pub async fn snapshot(
             continue;
         }
         counts.insert(kind, records.len() as u64);
-        let (jsonl, csv) = payload(&records)?;
-        for (ext, content) in [("jsonl", jsonl), ("csv", csv)] {
-            let rel = format!("data/{}.{ext}", kind.as_str());
-            std::fs::write(part.join(&rel), &content)?;
-            manifest.push_str(&format!("{}  {rel}\n", sha512_hex(&content)));
-            files += 1;
-            bytes += content.len() as u64;
-        }
+        let permit = permits.clone().acquire_owned().await?;
+        let data = part.join("data");
+        writing.push(tokio::task::spawn_blocking(move || {
+            let written = write_kind(&data, kind, &records);
+            drop(permit);
+            written
+        }));
     }
+    let mut lines = Vec::new();
+    for task in writing {
+        lines.extend(task.await.context("writing the payload")??);
+    }
+    // Manifest lines in path order, whatever order the threads finished in.
+    lines.sort();
+    let (files, bytes) = (lines.len(), lines.iter().map(|l| l.2).sum::<u64>());
+    let manifest: String = lines.iter().map(|(rel, hash, _)| format!("{hash}  {rel}\n")).collect();
     let bagit = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n";
     let today = chrono::Utc::now().date_naive();
     let keep_until = |years: i32| year.end().with_year_saturating(year.start_year + 1 + years);
