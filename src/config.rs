@@ -26,6 +26,10 @@ pub struct Config {
     /// beside this file.
     #[serde(default)]
     pub regulations_dir: Option<PathBuf>,
+    /// Where the `report` jobs of `ejgate serve` write their reports; left out, `reports`
+    /// beside this file.
+    #[serde(default)]
+    pub reports_dir: Option<PathBuf>,
     #[serde(default, rename = "source")]
     pub sources: Vec<SourceConfig>,
     /// Schools served by more than one source: their people are linked across the sources.
@@ -496,6 +500,11 @@ impl Config {
     /// The schedules directory: `schedules_dir`, or `schedules` beside the configuration.
     pub fn schedules_dir(&self) -> PathBuf {
         self.resolve(self.schedules_dir.as_deref().unwrap_or(Path::new("schedules")))
+    }
+
+    /// The reports directory of `report` jobs: `reports_dir`, or `reports` beside the file.
+    pub fn reports_dir(&self) -> PathBuf {
+        self.resolve(self.reports_dir.as_deref().unwrap_or(Path::new("reports")))
     }
 
     /// The regulation profiles directory: `regulations_dir`, or `regulations` beside the

@@ -21,6 +21,7 @@ pub mod lease;
 pub mod link;
 pub mod monitor;
 pub mod progress;
+pub mod report;
 pub mod schedule;
 pub mod sources;
 pub mod status;

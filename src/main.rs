@@ -115,11 +115,19 @@ enum Command {
         #[arg(long)]
         date: Option<chrono::NaiveDate>,
         /// The whole week (Monday to Sunday) of the day
-        #[arg(long, conflicts_with = "month")]
+        #[arg(long, conflicts_with_all = ["month", "quarter"])]
         week: bool,
         /// The whole calendar month of the day
-        #[arg(long)]
+        #[arg(long, conflicts_with = "quarter")]
         month: bool,
+        /// The school's quarter (четверть) holding the day
+        #[arg(long)]
+        quarter: bool,
+        /// Instead of the board: the report per teacher (P2) or the deputy's справка of
+        /// findings and fixes (M20), over the span (usually --month)
+        #[arg(long, value_enum)]
+        report: Option<MonitorReport>,
+        /// xlsx needs --out
         #[arg(long, value_enum, default_value_t = BoardFormat::Text)]
         format: BoardFormat,
         /// Write the board to this file instead of the standard output
@@ -128,6 +136,30 @@ enum Command {
         /// Judge without recording the findings in the store
         #[arg(long)]
         dry_run: bool,
+    },
+    /// Exports (выгрузки, P11): the records of one canonical entity as CSV or XLSX, or a
+    /// OneRoster 1.2 CSV bundle of a source
+    Export {
+        /// The entity (organization, person, class, lesson, mark, final_mark, attendance, …)
+        #[arg(long, value_parser = parse_kind, required_unless_present = "oneroster", conflicts_with = "oneroster")]
+        entity: Option<ejgate_sdk::model::EntityKind>,
+        /// Only this source's records (the OneRoster bundle needs it)
+        #[arg(long)]
+        source: Option<String>,
+        /// A OneRoster 1.2 CSV bundle (rostering and gradebook) of --source into the
+        /// directory --out
+        #[arg(long, requires_all = ["source", "out"])]
+        oneroster: bool,
+        #[arg(long, value_enum, default_value_t = ExportFormat::Csv)]
+        format: ExportFormat,
+        /// The file (the directory for --oneroster); CSV goes to the standard output without it
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Reports (отчёты) of the school and the district
+    Report {
+        #[command(subcommand)]
+        command: ReportCommand,
     },
     /// Bearer tokens of `ejgate serve`'s JSON API (/api/v1/…)
     Token {
@@ -236,11 +268,62 @@ enum TokenCommand {
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
 enum BoardFormat {
     Text,
     Json,
     Csv,
+    Xlsx,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum ExportFormat {
+    Csv,
+    Xlsx,
+}
+
+fn parse_kind(s: &str) -> Result<ejgate_sdk::model::EntityKind, String> {
+    use ejgate_sdk::model::EntityKind;
+    EntityKind::parse(s)
+        .ok_or_else(|| format!("unknown entity «{s}»: one of {}", EntityKind::ALL.map(|k| k.as_str()).join(", ")))
+}
+
+#[derive(Subcommand)]
+enum ReportCommand {
+    /// Отчёт о ходе внедрения электронных журналов за четверть (P10): every school of the
+    /// district in the store, aggregates only
+    Rollout {
+        /// The district (муниципалитет) as the sources name it, or «все» for every school
+        #[arg(long)]
+        district: String,
+        /// The quarter's number in the academic year (1–4)
+        #[arg(long, value_parser = clap::value_parser!(u8).range(1..=4))]
+        quarter: u8,
+        /// The academic year, 2025/2026 (default: the latest in the store)
+        #[arg(long)]
+        year: Option<String>,
+        /// xlsx needs --out
+        #[arg(long, value_enum, default_value_t = RolloutFormat::Xlsx)]
+        format: RolloutFormat,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum RolloutFormat {
+    Xlsx,
+    Json,
+    Csv,
+    Text,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MonitorReport {
+    /// Отчёт о работе учителей с журналом (P2)
+    Teachers,
+    /// Справка по итогам мониторинга: нарушения и их устранение (M20)
+    Spravka,
 }
 
 #[derive(Subcommand)]
@@ -712,31 +795,65 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 }
             }
         }
-        Command::Monitor { command: None, school, date, week, month, format, out, dry_run } => {
+        Command::Monitor { command: None, school, date, week, month, quarter, report, format, out, dry_run } => {
+            use ejgate::report::table;
             let Some(school) = school else {
                 bail!("name the school: ejgate monitor --school NAME (a [[school]] of {})", cli.config.display());
             };
+            if format == BoardFormat::Xlsx && out.is_none() {
+                bail!("an XLSX workbook goes into a file: add --out FILE.xlsx");
+            }
             let config = Config::load(&cli.config)?;
             let store = store::open(&config.store_url()).await?;
             let span = if week {
                 ejgate::monitor::Span::Week
             } else if month {
                 ejgate::monitor::Span::Month
+            } else if quarter {
+                ejgate::monitor::Span::Quarter
             } else {
                 ejgate::monitor::Span::Day
             };
-            let (report, changes) =
+            let (board, changes) =
                 ejgate::monitor::run(&config, store.as_ref(), &school, date, span, chrono::Utc::now(), !dry_run)
                     .await?;
-            let bytes = match format {
-                BoardFormat::Text => ejgate::monitor::board::render(&report).into_bytes(),
-                BoardFormat::Json => serde_json::to_vec_pretty(&report)?,
-                BoardFormat::Csv => ejgate::monitor::board::csv(&report)?,
+            let bytes = match report {
+                None => match format {
+                    BoardFormat::Text => ejgate::monitor::board::render(&board).into_bytes(),
+                    BoardFormat::Json => serde_json::to_vec_pretty(&board)?,
+                    BoardFormat::Csv => ejgate::monitor::board::csv(&board)?,
+                    BoardFormat::Xlsx => ejgate::monitor::board::xlsx(&board)?,
+                },
+                Some(kind) => {
+                    let stored = store.findings(&school).await?;
+                    let (title, sheets, json) = match kind {
+                        MonitorReport::Teachers => {
+                            let source = config
+                                .schools
+                                .iter()
+                                .find(|s| s.name == school)
+                                .map(|s| s.journal_source().to_string())
+                                .unwrap_or_default();
+                            let r = ejgate::report::teachers::build(store.as_ref(), &source, &board, &stored).await?;
+                            let title = format!("Работа учителей с электронным журналом: {school}");
+                            (title, ejgate::report::teachers::sheets(&r), serde_json::to_vec_pretty(&r)?)
+                        }
+                        MonitorReport::Spravka => {
+                            let r = ejgate::report::spravka::build(&board, &stored)?;
+                            let title = format!("Справка по итогам мониторинга: {school}");
+                            (title, ejgate::report::spravka::sheets(&r), serde_json::to_vec_pretty(&r)?)
+                        }
+                    };
+                    match format {
+                        BoardFormat::Text => table::text(&title, &sheets).into_bytes(),
+                        BoardFormat::Json => json,
+                        BoardFormat::Csv => sheets[0].csv()?,
+                        BoardFormat::Xlsx => table::xlsx(&title, &sheets)?,
+                    }
+                }
             };
             match &out {
-                Some(path) => {
-                    std::fs::write(path, &bytes).with_context(|| format!("cannot write {}", path.display()))?
-                }
+                Some(path) => table::write_file(path, &bytes)?,
                 None => {
                     use std::io::Write as _;
                     std::io::stdout().write_all(&bytes)?;
@@ -771,6 +888,71 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     }
                     eprintln!("error: {} refused in {}", refused.0.len(), dir.display());
                     return Ok(std::process::ExitCode::FAILURE);
+                }
+            }
+        }
+        Command::Export { entity, source, oneroster, format, out } => {
+            use ejgate::report::{export, oneroster as or, table};
+            let config = Config::load(&cli.config)?;
+            let store = store::open(&config.store_url()).await?;
+            if oneroster {
+                let (source, dir) = (source.expect("clap requires it"), out.expect("clap requires it"));
+                let written = or::bundle(store.as_ref(), &source, &dir, chrono::Utc::now()).await?;
+                println!(
+                    "OneRoster 1.2 CSV: {} ({})",
+                    dir.display(),
+                    written.rows.iter().map(|(f, n)| format!("{f}.csv {n}")).collect::<Vec<_>>().join(", ")
+                );
+            } else {
+                let kind = entity.expect("clap requires it");
+                let sheet = export::entity(store.as_ref(), kind, source.as_deref()).await?;
+                let bytes = match format {
+                    ExportFormat::Csv => sheet.csv()?,
+                    ExportFormat::Xlsx => table::xlsx(&format!("Выгрузка: {kind}"), std::slice::from_ref(&sheet))?,
+                };
+                match &out {
+                    Some(path) => {
+                        table::write_file(path, &bytes)?;
+                        eprintln!("{kind}: {} records written to {}", sheet.rows.len(), path.display());
+                    }
+                    None if format == ExportFormat::Xlsx => {
+                        bail!("an XLSX workbook goes into a file: add --out FILE.xlsx")
+                    }
+                    None => {
+                        use std::io::Write as _;
+                        std::io::stdout().write_all(&bytes)?;
+                    }
+                }
+            }
+        }
+        Command::Report { command: ReportCommand::Rollout { district, quarter, year, format, out } } => {
+            use ejgate::report::{rollout, table};
+            if format == RolloutFormat::Xlsx && out.is_none() {
+                bail!("an XLSX workbook goes into a file: add --out FILE.xlsx");
+            }
+            let config = Config::load(&cli.config)?;
+            let store = store::open(&config.store_url()).await?;
+            let report = rollout::build(
+                store.as_ref(),
+                &config,
+                &district,
+                &rollout::Quarter { number: quarter, year },
+                chrono::Utc::now(),
+            )
+            .await?;
+            let title = format!("О ходе внедрения электронных журналов: {district}, {quarter} четверть");
+            let sheets = rollout::sheets(&report);
+            let bytes = match format {
+                RolloutFormat::Xlsx => table::xlsx(&title, &sheets)?,
+                RolloutFormat::Json => serde_json::to_vec_pretty(&report)?,
+                RolloutFormat::Csv => sheets[0].csv()?,
+                RolloutFormat::Text => table::text(&title, &sheets).into_bytes(),
+            };
+            match &out {
+                Some(path) => table::write_file(path, &bytes)?,
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout().write_all(&bytes)?;
                 }
             }
         }

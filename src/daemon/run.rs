@@ -143,6 +143,18 @@ pub async fn execute(state: &DaemonState, run: JobRun, lease: Lease, stop: &Stop
             }
         }
         JobKind::Snapshot => failures.extend(run_snapshots(state, &job).await),
+        JobKind::Report => {
+            // Reports (отчёты): the target's monthly reports and, for `all`, the district's
+            // quarterly rollout report, written into reports_dir.
+            match crate::report::job(&state.config, state.store.as_ref(), &job.target, state.clock.now()).await {
+                Ok(files) => tracing::info!(
+                    job = %job.name,
+                    "reports written: {}",
+                    files.iter().map(|f| f.display().to_string()).collect::<Vec<_>>().join(", ")
+                ),
+                Err(e) => failures.push((format!("reports: {e:#}"), RunErrorKind::Internal)),
+            }
+        }
         _ => {}
     }
     let sync_sources = if matches!(job.kind, JobKind::Sync | JobKind::FullSync) {

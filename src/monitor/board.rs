@@ -83,3 +83,67 @@ pub fn csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
+
+/// The board as sheets: the findings, what could not be checked, and what was judged.
+pub fn sheets(report: &Report) -> Vec<crate::report::table::Sheet> {
+    use crate::report::table::{Cell, Sheet};
+    let mut findings = Sheet::new(
+        "Нарушения",
+        &[
+            "Правило",
+            "Пункт положения",
+            "Серьёзность",
+            "Учитель",
+            "Класс",
+            "Предмет",
+            "Дата",
+            "Нарушение",
+            "Основание",
+            "Урок",
+            "Отметка",
+            "Ключ",
+        ],
+    );
+    for f in &report.findings {
+        findings.push(vec![
+            Cell::text(&f.rule),
+            Cell::text(&f.clause),
+            Cell::text(f.severity.ru()),
+            Cell::opt(f.teacher.as_deref()),
+            Cell::opt(f.class.as_deref()),
+            Cell::opt(f.subject.as_deref()),
+            f.date.map(Cell::Date).unwrap_or(Cell::Empty),
+            Cell::text(&f.what),
+            Cell::text(&f.evidence),
+            Cell::opt(f.lesson.map(|l| l.to_string()).as_deref()),
+            Cell::opt(f.mark.map(|m| m.to_string()).as_deref()),
+            Cell::text(&f.key),
+        ]);
+    }
+    let mut unchecked = Sheet::new("Не проверено", &["Правило", "Пункт положения", "Причина", "Целиком"]);
+    for u in &report.unchecked {
+        unchecked.push(vec![
+            Cell::text(&u.rule),
+            Cell::text(&u.clause),
+            Cell::text(&u.reason),
+            Cell::text(if u.whole { "да" } else { "частично" }),
+        ]);
+    }
+    let mut about = Sheet::new("Сведения", &["Показатель", "Значение"]);
+    for (k, v) in [
+        ("Школа", report.school.clone()),
+        ("Период", format!("{}–{}", report.from.format("%d.%m.%Y"), report.to.format("%d.%m.%Y"))),
+        ("Источник (журнал)", report.source.clone()),
+        ("Положение", report.profile.clone()),
+        ("Часовой пояс школы", report.time_zone.clone()),
+        ("Нарушений", report.findings.len().to_string()),
+    ] {
+        about.push(vec![Cell::text(k), Cell::text(v)]);
+    }
+    vec![findings, unchecked, about]
+}
+
+/// The board as an XLSX workbook (the findings on the first sheet).
+pub fn xlsx(report: &Report) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
+    crate::report::table::xlsx(&format!("Мониторинг ведения журнала: {}", report.school), &sheets(report))
+}

@@ -8,7 +8,7 @@ pub mod findings;
 pub mod profile;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, Utc};
-use ejgate_sdk::model::DateRange;
+use ejgate_sdk::model::{DateRange, EntityKind, PeriodKind, StudyPeriod};
 
 use crate::config::Config;
 use crate::store::Store;
@@ -22,6 +22,9 @@ pub enum Span {
     Week,
     /// The calendar month of the day.
     Month,
+    /// The school's quarter (четверть) holding the day, as its study periods say; the
+    /// calendar quarter where the source has no quarters.
+    Quarter,
 }
 
 impl Span {
@@ -37,7 +40,28 @@ impl Span {
                 let next = first.checked_add_months(chrono::Months::new(1)).expect("in range");
                 DateRange::new(first, next - Days::new(1))
             }
+            Span::Quarter => {
+                let first = NaiveDate::from_ymd_opt(day.year(), day.month0() / 3 * 3 + 1, 1).expect("a valid month");
+                let next = first.checked_add_months(chrono::Months::new(3)).expect("in range");
+                DateRange::new(first, next - Days::new(1))
+            }
         }
+    }
+
+    /// The range, with a quarter taken from the source's study periods where it has one
+    /// holding the day (a school's quarter is not the calendar's).
+    pub async fn range_in(self, store: &dyn Store, source: &str, day: NaiveDate) -> anyhow::Result<DateRange> {
+        if self != Span::Quarter {
+            return Ok(self.range(day));
+        }
+        let periods: Vec<(uuid::Uuid, StudyPeriod)> =
+            crate::report::load(store, EntityKind::StudyPeriod, Some(source)).await?;
+        Ok(periods
+            .iter()
+            .filter(|(_, p)| p.kind == PeriodKind::Quarter && p.start <= day && day <= p.end)
+            .map(|(_, p)| DateRange::new(p.start, p.end))
+            .next()
+            .unwrap_or_else(|| self.range(day)))
     }
 }
 
@@ -70,7 +94,8 @@ pub async fn run(
     let source = school_config.journal_source();
     let (_, zone) = engine::school_zone(store, source).await?;
     let day = day.unwrap_or_else(|| now.with_timezone(&zone).date_naive() - Days::new(1));
-    let report = engine::evaluate(store, school, source, &profile, span.range(day), now).await?;
+    let range = span.range_in(store, source, day).await?;
+    let report = engine::evaluate(store, school, source, &profile, range, now).await?;
     let changes = if record { findings::record(store, &report, now).await? } else { findings::Changes::default() };
     Ok((report, changes))
 }

@@ -63,7 +63,8 @@ pub enum JobKind {
     /// falls in, per school of the target, copied to the backup targets.
     #[serde(rename = "snapshot")]
     Snapshot,
-    /// Reports (отчёты); not yet available.
+    /// Reports (отчёты): the target's monthly reports per teacher and справки, and for
+    /// `all` the district's quarterly rollout report, into `reports_dir`.
     #[serde(rename = "report")]
     Report,
 }
@@ -84,7 +85,15 @@ impl JobKind {
     /// Whether ejgate can run jobs of this kind yet; the others are accepted in the files so
     /// that a schedule written today keeps loading when the workflow arrives.
     pub fn is_available(self) -> bool {
-        matches!(self, JobKind::Sync | JobKind::FullSync | JobKind::Monitor | JobKind::Backup | JobKind::Snapshot)
+        matches!(
+            self,
+            JobKind::Sync
+                | JobKind::FullSync
+                | JobKind::Monitor
+                | JobKind::Backup
+                | JobKind::Snapshot
+                | JobKind::Report
+        )
     }
 }
 

@@ -160,7 +160,7 @@ fn an_unknown_kind_is_refused_with_its_line() {
 
 #[test]
 fn every_reserved_kind_is_accepted_but_not_available() {
-    for (text, kind) in [("paper", JobKind::Paper), ("report", JobKind::Report)] {
+    for (text, kind) in [("paper", JobKind::Paper)] {
         let jobs =
             parse_file(&one_job("\"sync\"", &format!("\"{text}\"")), Path::new("x.toml"), &example_config()).unwrap();
         assert_eq!(jobs[0].kind, kind);
@@ -168,7 +168,12 @@ fn every_reserved_kind_is_accepted_but_not_available() {
         assert!(!kind.is_available());
     }
     assert!(JobKind::Sync.is_available() && JobKind::FullSync.is_available());
-    for (text, kind) in [("monitor", JobKind::Monitor), ("backup", JobKind::Backup), ("snapshot", JobKind::Snapshot)] {
+    for (text, kind) in [
+        ("monitor", JobKind::Monitor),
+        ("backup", JobKind::Backup),
+        ("snapshot", JobKind::Snapshot),
+        ("report", JobKind::Report),
+    ] {
         let jobs =
             parse_file(&one_job("\"sync\"", &format!("\"{text}\"")), Path::new("x.toml"), &example_config()).unwrap();
         assert!(jobs[0].kind == kind && kind.is_available(), "{text}");

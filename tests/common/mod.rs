@@ -165,3 +165,59 @@ impl Drop for PgSchema {
         .join();
     }
 }
+
+/// An XLSX workbook as openpyxl reads it: per sheet its rows (values; dates as ISO text),
+/// frozen panes, filter range and column widths. Panics with openpyxl's words if it cannot.
+pub fn openpyxl(path: &std::path::Path) -> serde_json::Value {
+    const SCRIPT: &str = r#"
+import json, sys, datetime, openpyxl
+wb = openpyxl.load_workbook(sys.argv[1])
+out = {}
+for ws in wb.worksheets:
+    def value(c):
+        return c.isoformat() if isinstance(c, (datetime.date, datetime.datetime)) else c
+    out[ws.title] = {
+        "rows": [[value(c) for c in row] for row in ws.iter_rows(values_only=True)],
+        "freeze": ws.freeze_panes,
+        "filter": ws.auto_filter.ref,
+        "widths": {k: v.width for k, v in ws.column_dimensions.items()},
+    }
+print(json.dumps({"sheets": [ws.title for ws in wb.worksheets], "data": out}, ensure_ascii=False))
+"#;
+    let out = std::process::Command::new("python3").args(["-c", SCRIPT]).arg(path).output().expect("python3 runs");
+    assert!(out.status.success(), "openpyxl cannot read {}: {}", path.display(), output_text(&out));
+    serde_json::from_slice(&out.stdout).expect("the script prints JSON")
+}
+
+/// Every sheet of an XLSX workbook as LibreOffice converts it to CSV (headless, UTF-8, all
+/// sheets): sheet name → rows. Panics with LibreOffice's words if it cannot.
+pub fn libreoffice_csv(path: &std::path::Path) -> BTreeMap<String, Vec<Vec<String>>> {
+    let dir = tempfile::tempdir().unwrap();
+    // A profile of its own: tests run side by side, and LibreOffice locks its profile.
+    let profile = format!("-env:UserInstallation=file://{}", dir.path().join("profile").display());
+    let out = std::process::Command::new("soffice")
+        .arg(&profile)
+        .args([
+            "--headless",
+            "--convert-to",
+            "csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,false,false,false,-1",
+        ])
+        .arg("--outdir")
+        .arg(dir.path())
+        .arg(path)
+        .output()
+        .expect("soffice runs (Debian: apt-get install libreoffice-calc-nogui)");
+    assert!(out.status.success(), "LibreOffice cannot convert {}: {}", path.display(), output_text(&out));
+    let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+    let mut sheets = BTreeMap::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let p = entry.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        let Some(sheet) = name.strip_prefix(&format!("{stem}-")).and_then(|n| n.strip_suffix(".csv")) else { continue };
+        let mut r = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_path(&p).unwrap();
+        let rows: Vec<Vec<String>> = r.records().map(|x| x.unwrap().iter().map(str::to_string).collect()).collect();
+        sheets.insert(sheet.to_string(), rows);
+    }
+    assert!(!sheets.is_empty(), "LibreOffice wrote no CSV for {}: {}", path.display(), output_text(&out));
+    sheets
+}

@@ -1,0 +1,156 @@
+//! Reports (отчёты) over the store, in Russian: the deputy's monthly report per teacher
+//! (P2) and справка of findings and fixes (M20), exports of canonical entities (P11, CSV,
+//! XLSX and a OneRoster 1.2 bundle), the district's quarterly rollout report (P10).
+//! Each report builds [`table::Sheet`]s; [`table`] writes them as XLSX or CSV.
+
+pub mod export;
+pub mod oneroster;
+pub mod rollout;
+pub mod spravka;
+#[cfg(feature = "acceptance")]
+pub mod synthetic;
+pub mod table;
+pub mod teachers;
+
+use std::collections::HashMap;
+
+use ejgate_sdk::model::{EntityKind, Person};
+use serde::de::DeserializeOwned;
+use uuid::Uuid;
+
+use crate::store::Store;
+
+/// The records of a kind from a source (or every source), read into their entity type.
+pub async fn load<T: DeserializeOwned>(
+    store: &dyn Store,
+    kind: EntityKind,
+    source: Option<&str>,
+) -> anyhow::Result<Vec<(Uuid, T)>> {
+    store
+        .records(kind, source, false)
+        .await?
+        .into_iter()
+        .map(|r| {
+            serde_json::from_value(r.content)
+                .map(|v| (r.id, v))
+                .map_err(|e| anyhow::anyhow!("{kind} {} of source «{}» cannot be read: {e}", r.source_id, r.source))
+        })
+        .collect()
+}
+
+/// «Фамилия Имя Отчество», as monitoring names people.
+pub fn full_name(p: &Person) -> String {
+    [Some(p.last_name.as_str()), Some(p.first_name.as_str()), p.middle_name.as_deref()]
+        .into_iter()
+        .flatten()
+        .filter(|s| !s.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// People by id, named.
+pub fn names(people: &[(Uuid, Person)]) -> HashMap<Uuid, String> {
+    people.iter().map(|(id, p)| (*id, full_name(p))).collect()
+}
+
+/// The Russian name of a month: «ноябрь 2026».
+pub fn month_name(d: chrono::NaiveDate) -> String {
+    use chrono::Datelike;
+    const MONTHS: [&str; 12] = [
+        "январь",
+        "февраль",
+        "март",
+        "апрель",
+        "май",
+        "июнь",
+        "июль",
+        "август",
+        "сентябрь",
+        "октябрь",
+        "ноябрь",
+        "декабрь",
+    ];
+    format!("{} {}", MONTHS[d.month0() as usize], d.year())
+}
+
+/// What a `report` job of `ejgate serve` writes (into [`Config::reports_dir`], a folder per
+/// day): for each school of the target that names a regulation, the report per teacher
+/// (P2) and the справка (M20) of the last whole month, after monitoring that month; and,
+/// for the target `all`, the district's rollout report (P10) of every school in the store
+/// for the last quarter that has ended (the current one before the first ends). Returns
+/// the files written.
+pub async fn job(
+    config: &crate::config::Config,
+    store: &dyn Store,
+    target: &crate::schedule::Target,
+    now: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<Vec<std::path::PathBuf>> {
+    use crate::schedule::Target;
+    use chrono::{Datelike, Days};
+    let dir = config.reports_dir().join(now.format("%Y-%m-%d").to_string());
+    std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
+    let mut written = Vec::new();
+    let safe = |s: &str| s.chars().map(|c| if c.is_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
+    let schools = config.schools.iter().filter(|s| s.regulation.is_some()).filter(|s| match target {
+        Target::All => true,
+        Target::School(name) => &s.name == name,
+        Target::Source(name) => s.sources.contains(name),
+    });
+    for school in schools {
+        // the last whole month in the school's zone
+        let (_, zone) = crate::monitor::engine::school_zone(store, school.journal_source()).await?;
+        let today = now.with_timezone(&zone).date_naive();
+        let last_month = today.with_day(1).expect("a first day") - Days::new(1);
+        let (board, _) =
+            crate::monitor::run(config, store, &school.name, Some(last_month), crate::monitor::Span::Month, now, true)
+                .await?;
+        let stored = store.findings(&school.name).await?;
+        let month = last_month.format("%Y-%m");
+        let teachers = teachers::build(store, school.journal_source(), &board, &stored).await?;
+        let path = dir.join(format!("{}-учителя-{month}.xlsx", safe(&school.name)));
+        table::write_file(
+            &path,
+            &table::xlsx(
+                &format!("Работа учителей с электронным журналом: {}", school.name),
+                &teachers::sheets(&teachers),
+            )?,
+        )?;
+        written.push(path);
+        let spravka = spravka::build(&board, &stored)?;
+        let path = dir.join(format!("{}-справка-{month}.xlsx", safe(&school.name)));
+        table::write_file(
+            &path,
+            &table::xlsx(&format!("Справка по итогам мониторинга: {}", school.name), &spravka::sheets(&spravka))?,
+        )?;
+        written.push(path);
+    }
+    if *target == Target::All {
+        // the quarter: the last one ended before today in the store's latest year
+        let periods: Vec<(uuid::Uuid, ejgate_sdk::model::StudyPeriod)> =
+            load(store, EntityKind::StudyPeriod, None).await?;
+        let today = now.date_naive();
+        let quarters = periods.iter().map(|(_, p)| p).filter(|p| p.kind == ejgate_sdk::model::PeriodKind::Quarter);
+        let ended = quarters.clone().filter(|p| p.end < today).max_by_key(|p| p.end);
+        let current = quarters.clone().find(|p| p.start <= today && today <= p.end);
+        if let Some(q) = ended.or(current) {
+            let quarter = rollout::Quarter { number: q.number, year: None };
+            let report = rollout::build(store, config, "все", &quarter, now).await?;
+            let path = dir.join(format!("внедрение-{}-четверть-{}.xlsx", safe(&report.year), q.number));
+            table::write_file(
+                &path,
+                &table::xlsx(
+                    &format!("О ходе внедрения электронных журналов: {} четверть", q.number),
+                    &rollout::sheets(&report),
+                )?,
+            )?;
+            written.push(path);
+        }
+    }
+    if written.is_empty() {
+        anyhow::bail!(
+            "target {target}: no [[school]] names a regulation and the target is not `all`: nothing to report \
+             (add regulation = \"…\" to a school, or use target = \"all\" for the district's report)"
+        );
+    }
+    Ok(written)
+}

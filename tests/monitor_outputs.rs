@@ -1,0 +1,277 @@
+//! The deputy's outputs of monitoring, through the command line, on a synthetic school
+//! written into the store: the board as XLSX holds the same findings as the JSON (read back
+//! by openpyxl and by LibreOffice's headless conversion), with its header frozen, a filter
+//! and readable widths; the monthly report per teacher (P2) counts what the generator made;
+//! the справка (M20) counts the findings found and fixed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use chrono::{Datelike, NaiveDate};
+use ejgate::store::{ChangeOp, ChangeSet, RunStats, RunStatus, SqliteStore, Store};
+use ejgate_sdk::model::{Entity, EntityKind, IdSpace};
+use ejgate_sdk::synth::expected::ExpectedRecords;
+use ejgate_sdk::synth::{SynthConfig, World};
+use serde_json::Value;
+
+mod common;
+
+const SOURCE: &str = "journal";
+const SCHOOL: &str = "Школа № 1";
+/// February 2026: the small world is simulated into March, so the month is whole.
+const DAY: &str = "2026-02-10";
+
+struct Setup {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    world: World,
+    store: SqliteStore,
+}
+
+async fn setup(profile: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("ejgate.db");
+    let store = SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
+    let world = World::generate(SynthConfig::small(11));
+    ejgate::report::synthetic::store_world(&store, SOURCE, &world).await.unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "unused").unwrap();
+    std::fs::set_permissions(&token, std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    let regulations = Path::new(env!("CARGO_MANIFEST_DIR")).join("regulations");
+    let config = dir.path().join("ejgate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "regulations_dir = \"{}\"\n[store]\nurl = \"sqlite://{}\"\n\n[[source]]\nname = \"{SOURCE}\"\nsystem = \"dnevnik\"\n\
+             base_url = \"http://127.0.0.1:9\"\ntoken_file = \"token\"\n\n[[school]]\nname = \"{SCHOOL}\"\nsources = [\"{SOURCE}\"]\n\
+             regulation = \"{profile}\"\n",
+            regulations.display(),
+            db.display()
+        ),
+    )
+    .unwrap();
+    Setup { dir, config, world, store }
+}
+
+fn monitor(s: &Setup, args: &[&str]) -> Vec<u8> {
+    let out = common::ejgate()
+        .arg("--config")
+        .arg(&s.config)
+        .args(["monitor", "--school", SCHOOL, "--date", DAY])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::output_text(&out));
+    out.stdout
+}
+
+fn day() -> NaiveDate {
+    DAY.parse().unwrap()
+}
+
+/// (key → rule, clause, teacher, what) of the board's JSON findings.
+fn json_findings(board: &Value) -> BTreeMap<String, (String, String, String, String)> {
+    board["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["key"].as_str().unwrap().to_string(),
+                (
+                    f["rule"].as_str().unwrap().to_string(),
+                    f["clause"].as_str().unwrap().to_string(),
+                    f["teacher"].as_str().unwrap_or("").to_string(),
+                    f["what"].as_str().unwrap().to_string(),
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The same from a sheet's rows (header first), by heading.
+fn sheet_findings(rows: &[Vec<String>]) -> BTreeMap<String, (String, String, String, String)> {
+    let col = |name: &str| rows[0].iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"));
+    let (key, rule, clause, teacher, what) =
+        (col("Ключ"), col("Правило"), col("Пункт положения"), col("Учитель"), col("Нарушение"));
+    rows[1..]
+        .iter()
+        .map(|r| (r[key].clone(), (r[rule].clone(), r[clause].clone(), r[teacher].clone(), r[what].clone())))
+        .collect()
+}
+
+fn openpyxl_rows(book: &Value, sheet: &str) -> Vec<Vec<String>> {
+    book["data"][sheet]["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no sheet {sheet}: {}", book["sheets"]))
+        .iter()
+        .map(|r| {
+            r.as_array()
+                .unwrap()
+                .iter()
+                .map(|c| match c {
+                    Value::Null => String::new(),
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_board_as_xlsx_holds_the_findings_of_the_json_for_openpyxl_and_libreoffice() {
+    let s = setup("s3-molodechno").await;
+    let board: Value = serde_json::from_slice(&monitor(&s, &["--month", "--format", "json", "--dry-run"])).unwrap();
+    let expected = json_findings(&board);
+    let rules: BTreeSet<&str> = expected.values().map(|v| v.0.as_str()).collect();
+    // the world's late marks and lessons without a topic break S3 3.4.2 in February
+    assert!(rules.contains("M1") && rules.contains("M3"), "{rules:?}");
+    let xlsx = s.dir.path().join("board.xlsx");
+    monitor(&s, &["--month", "--format", "xlsx", "--out", xlsx.to_str().unwrap(), "--dry-run"]);
+
+    let book = common::openpyxl(&xlsx);
+    assert_eq!(book["sheets"][0], "Нарушения");
+    let rows = openpyxl_rows(&book, "Нарушения");
+    assert_eq!(sheet_findings(&rows), expected);
+    let sheet = &book["data"]["Нарушения"];
+    assert_eq!(sheet["freeze"], "A2", "the header row stays in view");
+    assert_eq!(sheet["filter"], format!("A1:L{}", expected.len() + 1), "a filter over every row and column");
+    // widths a person can read: the violation's text column is wide, none is left at the default
+    // (openpyxl keys a run of columns of one width by its first column)
+    let widths = sheet["widths"].as_object().unwrap();
+    assert!(widths.len() >= 8, "{widths:?}");
+    assert!(widths["H"].as_f64().unwrap() >= 40.0, "{widths:?}");
+    assert!(widths.values().all(|w| w.as_f64().unwrap() >= 8.0), "{widths:?}");
+    // the clause of every finding is there, as the profile writes it
+    assert!(rows[1..].iter().all(|r| r[1].starts_with("S3 ")), "{:?}", &rows[1]);
+    let unchecked = openpyxl_rows(&book, "Не проверено");
+    assert_eq!(unchecked.len() - 1, board["unchecked"].as_array().unwrap().len());
+
+    let lo = common::libreoffice_csv(&xlsx);
+    assert_eq!(sheet_findings(&lo["Нарушения"]), expected, "LibreOffice reads the same findings");
+    // the lesson day is a date cell: LibreOffice shows it as a date, openpyxl reads a date
+    let date_col = rows[0].iter().position(|h| h == "Дата").unwrap();
+    let first_date = board["findings"][0]["date"].as_str().unwrap();
+    assert_eq!(rows[1][date_col], format!("{first_date}T00:00:00"));
+}
+
+#[tokio::test]
+async fn the_teachers_report_counts_what_the_generator_made() {
+    let s = setup("s3-molodechno").await;
+    let school = &s.world.schools[0];
+    let month = |d: NaiveDate| d.year() == day().year() && d.month() == day().month();
+    let name = |id: u64| {
+        let p = school.teachers.iter().find(|t| t.id == id).unwrap();
+        format!("{} {} {}", p.last_name, p.first_name, p.middle_name)
+    };
+    // (lessons, with topic, with homework, marks) per teacher, from the world
+    let mut truth: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
+    for l in school.lessons.values().filter(|l| !l.cancelled && month(l.date)) {
+        let e = truth.entry(name(l.substitute.unwrap_or(l.teacher))).or_default();
+        e.0 += 1;
+        e.1 += u64::from(l.topic.as_deref().is_some_and(|t| !t.trim().is_empty()));
+        e.2 += u64::from(school.works.values().any(|w| w.is_homework && w.lesson == l.id));
+        e.3 += school.marks.values().filter(|m| m.lesson == l.id).count() as u64;
+    }
+    assert!(truth.len() > 5);
+
+    let board: Value = serde_json::from_slice(&monitor(&s, &["--month", "--format", "json", "--dry-run"])).unwrap();
+    let mut findings_of: BTreeMap<String, u64> = BTreeMap::new();
+    for f in board["findings"].as_array().unwrap() {
+        *findings_of.entry(f["teacher"].as_str().unwrap_or("Учитель не указан").to_string()).or_default() += 1;
+    }
+    let report: Value =
+        serde_json::from_slice(&monitor(&s, &["--month", "--report", "teachers", "--format", "json", "--dry-run"]))
+            .unwrap();
+    assert_eq!(report["from"], "2026-02-01");
+    assert_eq!(report["to"], "2026-02-28");
+    let mut got: BTreeMap<String, (u64, u64, u64, u64)> = BTreeMap::new();
+    for r in report["rows"].as_array().unwrap() {
+        let teacher = r["teacher"].as_str().unwrap().to_string();
+        assert_eq!(r["findings_total"].as_u64().unwrap(), findings_of.get(&teacher).copied().unwrap_or(0), "{teacher}");
+        let n = |k: &str| r[k].as_u64().unwrap();
+        if n("lessons") > 0 {
+            got.insert(teacher, (n("lessons"), n("with_topic"), n("with_homework"), n("marks")));
+        }
+    }
+    assert_eq!(got, truth);
+
+    // the same report as XLSX: the teachers' rows with their numbers, Russian headings
+    let xlsx = s.dir.path().join("teachers.xlsx");
+    monitor(&s, &["--month", "--report", "teachers", "--format", "xlsx", "--out", xlsx.to_str().unwrap(), "--dry-run"]);
+    let book = common::openpyxl(&xlsx);
+    let rows = openpyxl_rows(&book, "Учителя");
+    assert_eq!(&rows[0][..3], ["Учитель", "Уроков проведено", "С темой"]);
+    for r in &rows[1..] {
+        if let Some(t) = truth.get(&r[0]) {
+            assert_eq!(
+                (r[1].as_str(), r[2].as_str()),
+                (t.0.to_string().as_str(), t.1.to_string().as_str()),
+                "{}",
+                r[0]
+            );
+        }
+    }
+    let lo = common::libreoffice_csv(&xlsx);
+    assert_eq!(lo["Учителя"].len(), rows.len());
+}
+
+#[tokio::test]
+async fn the_spravka_counts_the_findings_found_and_the_one_fixed() {
+    let s = setup("s3-molodechno").await;
+    // monitoring records the month's findings
+    let board: Value = serde_json::from_slice(&monitor(&s, &["--month", "--format", "json"])).unwrap();
+    let found = json_findings(&board);
+    // the teacher enters the topic of one lesson that had none: a new sync brings it
+    let missing = board["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "M3").expect("an M3 finding");
+    let lesson: uuid::Uuid = missing["lesson"].as_str().unwrap().parse().unwrap();
+    let expected_records = ExpectedRecords::of(&s.world, &IdSpace::new(SOURCE));
+    let mut record =
+        expected_records.of_kind(EntityKind::Lesson).find(|r| r.id == lesson).expect("the lesson in the world").clone();
+    let Entity::Lesson(l) = &mut record.entity else { panic!() };
+    l.topic = Some("Тема, записанная позже".into());
+    let mut upsert = ejgate::sync::canonical(record);
+    upsert.op = ChangeOp::Update;
+    let run = s.store.begin_run(SOURCE, "window").await.unwrap();
+    s.store.apply(run, SOURCE, &ChangeSet { upserts: vec![upsert], deletes: vec![], seen: vec![] }, &[]).await.unwrap();
+    s.store.finish_run(run, RunStatus::Succeeded, None, &RunStats::default()).await.unwrap();
+
+    let spravka: Value =
+        serde_json::from_slice(&monitor(&s, &["--month", "--report", "spravka", "--format", "json"])).unwrap();
+    let mut per_rule: BTreeMap<String, u64> = BTreeMap::new();
+    for (rule, ..) in found.values() {
+        *per_rule.entry(rule.clone()).or_default() += 1;
+    }
+    let lines = spravka["rules"].as_array().unwrap();
+    let got: BTreeMap<String, u64> =
+        lines.iter().map(|l| (l["rule"].as_str().unwrap().to_string(), l["found"].as_u64().unwrap())).collect();
+    assert_eq!(got, per_rule);
+    for l in lines {
+        let fixed = u64::from(l["rule"] == "M3");
+        assert_eq!(l["fixed"].as_u64().unwrap(), fixed, "{l}");
+        // fixed seconds after it was found: within the day of S3 3.5.5
+        assert_eq!(l["fixed_within_day"].as_u64().unwrap(), fixed, "{l}");
+        assert_eq!(l["open"].as_u64().unwrap(), l["found"].as_u64().unwrap() - fixed, "{l}");
+    }
+    let fixed: Vec<&Value> =
+        spravka["findings"].as_array().unwrap().iter().filter(|f| !f["fixed_at"].is_null()).collect();
+    assert_eq!(fixed.len(), 1);
+    assert_eq!(fixed[0]["key"], missing["key"]);
+
+    let xlsx = s.dir.path().join("spravka.xlsx");
+    monitor(&s, &["--month", "--report", "spravka", "--format", "xlsx", "--out", xlsx.to_str().unwrap(), "--dry-run"]);
+    let book = common::openpyxl(&xlsx);
+    let totals = openpyxl_rows(&book, "Итоги");
+    assert_eq!(
+        totals[0],
+        ["Правило", "Пункт положения", "Выявлено", "Устранено", "Из них в течение суток", "Не устранено"]
+    );
+    let last = totals.last().unwrap();
+    assert_eq!(
+        (last[0].as_str(), last[2].as_str(), last[3].as_str()),
+        ("Всего", found.len().to_string().as_str(), "1")
+    );
+    let lo = common::libreoffice_csv(&xlsx);
+    assert_eq!(lo["Нарушения"].len(), found.len() + 1);
+}
