@@ -144,6 +144,31 @@ async fn assert_matches_truth(system: &dyn EmulatedSystem, store: &dyn Store, wh
     }
 }
 
+/// The requests `ejgate status` shows for a run (its stored statistics) are the requests
+/// the emulated source answered during it: planning's, retries and refreshes included
+/// (issue #16).
+async fn status_counts_what_the_source_answered(
+    system: &dyn EmulatedSystem,
+    store: &dyn Store,
+    run: crate::store::RunId,
+    answered: u64,
+    what: &str,
+) {
+    // A system without requests (files) has nothing to compare.
+    if system.requests() == 0 {
+        return;
+    }
+    assert!(answered > 0, "{}: {what}: the source answered requests", system.system());
+    let status = crate::status::status(store, &[], 50).await.expect("the status");
+    let shown = status.runs.iter().find(|r| r.run.id == run).expect("the run is in the status");
+    assert_eq!(
+        shown.run.stats.requests,
+        answered,
+        "{}: {what}: `ejgate status` shows the requests the source answered",
+        system.system()
+    );
+}
+
 /// (a) A sync into an empty store reproduces the ground truth for every exposed kind.
 async fn ground_truth(system: &dyn EmulatedSystem, store: &dyn Store, report: &mut KitReport) {
     let name = system.system();
@@ -154,7 +179,9 @@ async fn ground_truth(system: &dyn EmulatedSystem, store: &dyn Store, report: &m
     assert!(!claimed.is_empty(), "{name}: the connector fills no kind");
     assert_eq!(with_records, claimed, "{name}: every kind the connector fills has records in the school");
 
+    let asked = system.requests();
     let first = sync_ok(system, store, SyncMode::Full, "(a) the first full sync").await;
+    status_counts_what_the_source_answered(system, store, first.run, system.requests() - asked, "(a)").await;
     if !system.warnings_expected() {
         assert!(first.stats.warnings.is_empty(), "{name}: the code tables know every code: {:?}", first.stats.warnings);
     }
@@ -350,7 +377,9 @@ async fn changes(system: &dyn EmulatedSystem, store: &dyn Store, report: &mut Ki
         assert!(expected.iter().any(|c| c.2 == op), "{name}: the generator's changes include a {op}");
     }
 
+    let asked = system.requests();
     let run = sync_ok(system, store, SyncMode::Incremental, "(c) the sync after the school lived on").await;
+    status_counts_what_the_source_answered(system, store, run.run, system.requests() - asked, "(c)").await;
     let logged: BTreeSet<(EntityKind, String, &str)> = store
         .changes_of_run(run.run)
         .await

@@ -192,10 +192,18 @@ pub struct SourceConfig {
     pub allow_readable_token_file: bool,
     #[serde(default)]
     pub requests_per_second: Option<NonZeroU32>,
+    /// The most requests one run of this source may make (a night's budget): a plan that
+    /// needs more keeps the reference lists and the most recent journal and names what it
+    /// leaves for a later run (`sync::fit_budget`). Left out: no budget.
+    #[serde(default)]
+    pub max_requests: Option<u64>,
     #[serde(default = "default_window")]
     pub window_days: u32,
-    #[serde(default = "default_chunk")]
-    pub chunk_days: u32,
+    /// Days of journal one request asks for in a full run (Dnevnik, ЭПОС.Школа, «Моя
+    /// школа»); left out, the system's default (its README: the whole year for Dnevnik, 31
+    /// days for the others). A range the source refuses is asked again in halves.
+    #[serde(default)]
+    pub chunk_days: Option<u32>,
     #[serde(default)]
     pub schools: Vec<String>,
     #[serde(default)]
@@ -239,9 +247,6 @@ const MAX_DAYS: u32 = 366;
 
 fn default_window() -> u32 {
     35
-}
-fn default_chunk() -> u32 {
-    31
 }
 fn default_timeout() -> u64 {
     60
@@ -399,12 +404,11 @@ impl Config {
             }
             // A year at most: `chunk_days = 100000000` passed and then panicked on a date out
             // of range in the model.
-            if !(1..=MAX_DAYS).contains(&source.chunk_days) {
+            if let Some(days) = source.chunk_days.filter(|d| !(1..=MAX_DAYS).contains(d)) {
                 return Err(invalid(format!(
-                    "source «{}»: chunk_days = {} is out of range: give 1 to {MAX_DAYS} (default {})",
+                    "source «{}»: chunk_days = {days} is out of range: give 1 to {MAX_DAYS} (left out: the \
+                     system's default)",
                     source.name,
-                    source.chunk_days,
-                    default_chunk()
                 )));
             }
             if !(1..=MAX_DAYS).contains(&source.window_days) {

@@ -563,6 +563,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     year,
                     deletes: s.delete_limit(allow_deletes),
                     stop: stop.clone(),
+                    max_requests: s.max_requests,
+                    requests_per_second: s.requests_per_second,
                 };
                 let report = match run_sync(store.as_ref(), connector, &options).await {
                     Ok(report) => report,

@@ -25,6 +25,11 @@ impl Bars {
 }
 
 impl Progress for Bars {
+    /// Said before the run fetches, whether or not the bars are shown.
+    fn estimated(&self, estimate: &crate::sync::Estimate) {
+        println!("{}: {}", self.source, estimate.describe());
+    }
+
     fn planned(&self, chunks: &[Chunk]) {
         let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
         for c in chunks {

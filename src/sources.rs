@@ -102,7 +102,9 @@ pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<d
             c.token_origin = api.origin;
             c.requests_per_second = source.requests_per_second;
             c.window_days = source.window_days;
-            c.chunk_days = source.chunk_days;
+            if let Some(days) = source.chunk_days {
+                c.chunk_days = days;
+            }
             c.school_ids = source.schools.clone();
             c.mappings_dir = api.mappings_dir;
             c.timeout = source.timeout();
@@ -116,7 +118,9 @@ pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<d
             c.token_origin = api.origin;
             c.requests_per_second = source.requests_per_second;
             c.window_days = source.window_days;
-            c.chunk_days = source.chunk_days;
+            if let Some(days) = source.chunk_days {
+                c.chunk_days = days;
+            }
             if let Some(hours) = source.utc_offset_hours {
                 c.utc_offset_hours = hours;
             }
@@ -161,7 +165,9 @@ pub fn connector(config: &Config, source: &SourceConfig) -> anyhow::Result<Arc<d
             c.token_file = api.token_ref.file.clone();
             c.requests_per_second = source.requests_per_second;
             c.window_days = source.window_days;
-            c.chunk_days = source.chunk_days;
+            if let Some(days) = source.chunk_days {
+                c.chunk_days = days;
+            }
             if let Some(hours) = source.utc_offset_hours {
                 c.utc_offset_hours = hours;
             }

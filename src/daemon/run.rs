@@ -310,6 +310,8 @@ async fn sync_source(state: &DaemonState, job: &Job, source: &SourceConfig, stop
         year: source.year,
         deletes: source.delete_limit(false),
         stop: stop.clone(),
+        max_requests: source.max_requests,
+        requests_per_second: source.requests_per_second,
     };
     let mut said = false;
     loop {

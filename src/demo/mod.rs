@@ -143,7 +143,7 @@ pub async fn run(options: DemoOptions) -> anyhow::Result<DemoReport> {
             Emulator::start(system, world.clone(), &token, None, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
         config_text.push_str(&format!(
             "\n[[source]]\nname = \"{name}\"\nsystem = \"{system}\"\nbase_url = \"{url}\"\n\
-             token_file = \"{token_file}\"\nwindow_days = 35\nchunk_days = 31\nconcurrency = 4\n",
+             token_file = \"{token_file}\"\nwindow_days = 35\nconcurrency = 4\n",
             name = demo_source_name(system),
             system = system.as_str(),
             url = emulator.base_url(),

@@ -345,6 +345,12 @@ pub struct RunStats {
     /// they waited in all (milliseconds).
     pub limit_waits: u64,
     pub limit_wait_ms: u64,
+    /// The requests the run planned before it fetched (planning's own and the chunks'
+    /// estimates, `Connector::estimate_requests`), after fitting the plan into
+    /// `max_requests`.
+    pub planned_requests: u64,
+    /// Chunks the plan left for a later run to stay within `max_requests`.
+    pub deferred_chunks: u64,
 }
 
 /// One sync run as the store keeps it.

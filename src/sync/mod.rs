@@ -60,6 +60,10 @@ const TRACKED_IDS: usize = 2_000_000;
 
 /// What a sync run reports to whoever shows progress (the CLI's bars, the daemon's log).
 pub trait Progress: Send + Sync {
+    /// What the run will take, said before it fetches: the requests it plans (planning's
+    /// included) and, at `requests_per_second`, how long they take; and what it leaves
+    /// for a later run to stay within its budget.
+    fn estimated(&self, _estimate: &Estimate) {}
     fn planned(&self, _chunks: &[Chunk]) {}
     fn chunk_written(&self, _chunk: &Chunk, _records: usize, _changes: usize) {}
 }
@@ -117,6 +121,95 @@ pub struct SyncOptions {
     /// Asked, the run lets the group being written commit, stops fetching and ends as
     /// `interrupted` with its statistics (`crate::stop`).
     pub stop: crate::stop::Stop,
+    /// The most requests the run may make (`max_requests` of the source): a plan that needs
+    /// more keeps the reference lists and the most recent journal and leaves the rest for
+    /// a later run, saying which ([`fit_budget`]).
+    pub max_requests: Option<u64>,
+    /// The source's request limit, for the up-front estimate of the run's duration.
+    pub requests_per_second: Option<std::num::NonZeroU32>,
+}
+
+/// What a run will take, said before it fetches.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Estimate {
+    /// Requests planning made.
+    pub planning: u64,
+    /// Requests the chunks kept will take (estimated by the connector).
+    pub fetching: u64,
+    /// At the source's request limit, how long they take.
+    pub duration: Option<Duration>,
+    /// The budget, when one was given.
+    pub budget: Option<u64>,
+    /// What the plan leaves for a later run: (stream, chunks, estimated requests, the
+    /// latest date of them when they are dated).
+    pub deferred: Vec<(String, u64, u64, Option<chrono::NaiveDate>)>,
+}
+
+impl Estimate {
+    pub fn requests(&self) -> u64 {
+        self.planning + self.fetching
+    }
+
+    /// One line for a person: `the plan takes about 313 requests (5 of them planning), 0 h 01
+    /// min at the source's request limit; budget …; left for a later run …`.
+    pub fn describe(&self) -> String {
+        let mut text =
+            format!("the plan takes about {} requests ({} of them planning)", self.requests(), self.planning);
+        if let Some(d) = self.duration {
+            let secs = d.as_secs();
+            text.push_str(&format!(", {} h {:02} min at the source's request limit", secs / 3600, secs % 3600 / 60));
+        }
+        if let Some(budget) = self.budget {
+            text.push_str(&format!("; budget {budget} requests"));
+        }
+        if !self.deferred.is_empty() {
+            let parts: Vec<String> = self
+                .deferred
+                .iter()
+                .map(|(stream, chunks, requests, to)| {
+                    format!(
+                        "{stream}: {chunks} chunk(s), about {requests} requests{}",
+                        to.map(|d| format!(", dated up to {d}")).unwrap_or_default()
+                    )
+                })
+                .collect();
+            text.push_str(&format!(
+                "; left for a later run (a larger budget: the weekly full run reads them): {}",
+                parts.join("; ")
+            ));
+        }
+        text
+    }
+}
+
+/// Fits a plan into `budget` requests (planning's already spent): the chunks are taken in
+/// the order reference lists first (chunks without a date cursor), then the dated ones
+/// from the most recent (their cursor's date) back, while their estimates fit; the rest is
+/// left. The kept chunks stay in the plan's order. Returns (kept, left), each chunk with
+/// its estimate.
+pub fn fit_budget(chunks: Vec<(Chunk, u64)>, budget: u64) -> (Vec<(Chunk, u64)>, Vec<(Chunk, u64)>) {
+    let date = |c: &Chunk| c.cursor_after.as_deref().and_then(ejgate_sdk::time::parse_date);
+    let mut order: Vec<usize> = (0..chunks.len()).collect();
+    order.sort_by_key(|i| (date(&chunks[*i].0).is_some(), std::cmp::Reverse(date(&chunks[*i].0))));
+    let mut keep = vec![false; chunks.len()];
+    let mut spent = 0u64;
+    for i in order {
+        let cost = chunks[i].1;
+        if spent + cost > budget {
+            break;
+        }
+        spent += cost;
+        keep[i] = true;
+    }
+    let (mut kept, mut left) = (Vec::new(), Vec::new());
+    for (chunk, k) in chunks.into_iter().zip(keep) {
+        if k {
+            kept.push(chunk);
+        } else {
+            left.push(chunk);
+        }
+    }
+    (kept, left)
 }
 
 impl Default for SyncOptions {
@@ -129,6 +222,8 @@ impl Default for SyncOptions {
             year: None,
             deletes: DeleteLimit::default(),
             stop: crate::stop::Stop::default(),
+            max_requests: None,
+            requests_per_second: None,
         }
     }
 }
@@ -357,6 +452,7 @@ async fn drive(
     let mut deletes = DeleteTally::default();
     let mut known = KnownIds::at_start(store.holds_source(&source).await?);
     let ctx = PlanContext { mode, cursors, year: options.year };
+    let sent_at_start = connector.requests_sent();
     let planned = tokio::select! {
         planned = AssertUnwindSafe(connector.plan(&ctx)).catch_unwind() => planned,
         () = options.stop.wait() => {
@@ -373,6 +469,52 @@ async fn drive(
             ))
         }
     };
+    let mut plan = plan;
+    let planning = match (sent_at_start, connector.requests_sent()) {
+        (Some(a), Some(b)) => b.saturating_sub(a),
+        _ => 0,
+    };
+    let estimated: Vec<(Chunk, u64)> = std::mem::take(&mut plan.chunks)
+        .into_iter()
+        .map(|c| {
+            let n = connector.estimate_requests(&c);
+            (c, n)
+        })
+        .collect();
+    let (kept, left) = match options.max_requests {
+        Some(max) if planning + estimated.iter().map(|(_, n)| n).sum::<u64>() > max => {
+            fit_budget(estimated, max.saturating_sub(planning))
+        }
+        _ => (estimated, Vec::new()),
+    };
+    let mut estimate = Estimate {
+        planning,
+        fetching: kept.iter().map(|(_, n)| n).sum(),
+        budget: options.max_requests,
+        ..Estimate::default()
+    };
+    for (chunk, n) in &left {
+        let date = chunk.cursor_after.as_deref().and_then(ejgate_sdk::time::parse_date);
+        match estimate.deferred.iter_mut().find(|d| d.0 == chunk.stream) {
+            Some(d) => {
+                d.1 += 1;
+                d.2 += n;
+                d.3 = d.3.max(date);
+            }
+            None => estimate.deferred.push((chunk.stream.clone(), 1, *n, date)),
+        }
+    }
+    estimate.duration = options
+        .requests_per_second
+        .map(|rps| Duration::from_secs_f64(estimate.requests() as f64 / f64::from(rps.get())));
+    stats.planned_requests = estimate.requests();
+    stats.deferred_chunks = left.len() as u64;
+    tracing::info!(%source, requests = estimate.requests(), deferred = left.len(), "{}", estimate.describe());
+    if !left.is_empty() {
+        warn(stats, &source, &format!("over the request budget: {}", estimate.describe()));
+    }
+    options.progress.estimated(&estimate);
+    plan.chunks = kept.into_iter().map(|(c, _)| c).collect();
     options.progress.planned(&plan.chunks);
     let planned = plan.chunks.len() as u64;
 

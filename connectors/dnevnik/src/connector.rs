@@ -36,10 +36,14 @@ use ejgate_sdk::client::{
 use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext};
 use ejgate_sdk::mapping::CodeTable;
 use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
+use ejgate_sdk::ranges::RangeLimit;
 use ejgate_sdk::read::{self, Skipped};
 use ejgate_sdk::time::{parse_date, parse_local_datetime};
 
 use crate::api;
+
+/// Days of journal a request asks for by default: the whole year (README).
+pub const DEFAULT_REQUEST_DAYS: u32 = 366;
 
 /// The settings of one Dnevnik source instance.
 #[derive(Debug, Clone)]
@@ -56,7 +60,10 @@ pub struct DnevnikConfig {
     pub requests_per_second: Option<NonZeroU32>,
     /// How far back an incremental run re-reads dated lists.
     pub window_days: u32,
-    /// Size of one journal chunk (one transaction) in days.
+    /// Days of journal one request asks for (and one chunk holds) in a full run: by
+    /// default the whole year (366), one request per class or group and list, since no
+    /// public material limits the range; a range the source refuses is halved
+    /// (`ejgate_sdk::ranges`). The source's `chunk_days` setting.
     pub chunk_days: u32,
     /// Schools to read; empty = every school the token sees.
     pub school_ids: Vec<String>,
@@ -78,7 +85,7 @@ impl DnevnikConfig {
             token_origin: "the token file".into(),
             requests_per_second: None,
             window_days: 35,
-            chunk_days: 31,
+            chunk_days: DEFAULT_REQUEST_DAYS,
             school_ids: Vec::new(),
             mappings_dir: None,
             timeout: Duration::from_secs(60),
@@ -208,6 +215,11 @@ struct JournalParams {
     /// A family token's chunk of one pupil (marks and attendance), `group` unused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     person: Option<String>,
+    /// The last day of the marks read, when it is past `to`: the piece that ends with the
+    /// year's last lesson reads the marks entered after it too (late marks, listed by the
+    /// day they were entered), in the same request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    marks_to: Option<NaiveDate>,
 }
 
 /// Classifies Dnevnik's `{type, description}` error bodies; both families of spellings.
@@ -243,6 +255,8 @@ pub struct DnevnikConnector {
     ids: IdSpace,
     tables: Tables,
     schools: Mutex<HashMap<String, Arc<SchoolInfo>>>,
+    /// The longest request range the source takes (halved when it refuses one).
+    ranges: RangeLimit,
 }
 
 impl DnevnikConnector {
@@ -287,8 +301,9 @@ impl DnevnikConnector {
         let client = SourceClient::new(client_config, auth, Arc::new(DnevnikErrors))?;
         Ok(DnevnikConnector {
             ids: IdSpace::new(config.instance.clone()),
-            config,
             client,
+            ranges: RangeLimit::new(config.chunk_days),
+            config,
             tables,
             schools: Mutex::new(HashMap::new()),
         })
@@ -340,6 +355,34 @@ impl DnevnikConnector {
         let raw = self.client.send(Method::GET, class, path, query, None).await?;
         let body = self.read_list(&Method::GET, path, &raw.body, skipped)?;
         Ok(Response { body, date: raw.date })
+    }
+
+    /// GET a dated list over `range` as [`Self::get_list`] does, one request per range the
+    /// source takes (`path` and `query` of each); a range it refuses is halved.
+    async fn get_dated<T: DeserializeOwned>(
+        &self,
+        range: DateRange,
+        path: impl Fn(DateRange) -> String,
+        query: impl Fn(DateRange) -> Vec<(&'static str, String)>,
+        skipped: &mut Vec<Skipped>,
+    ) -> Result<Vec<T>, SourceError> {
+        let parts = self
+            .ranges
+            .read(range, |r| {
+                let (path, query) = (path(r), query(r));
+                async move {
+                    let mut left_out = Vec::new();
+                    let body = self.get_list::<T>("data", &path, &query, &mut left_out).await?.body;
+                    Ok(vec![(body, left_out)])
+                }
+            })
+            .await?;
+        let mut out = Vec::new();
+        for (body, left_out) in parts {
+            out.extend(body);
+            skipped.extend(left_out);
+        }
+        Ok(out)
     }
 
     /// POST a JSON body and read the array answer as [`Self::get_list`] does.
@@ -1171,11 +1214,17 @@ impl DnevnikConnector {
         }
         let family = !info.pupils.is_empty();
         let scope = format!("group:{}", p.group);
-        let (from, to) = (p.from.format("%Y-%m-%d").to_string(), p.to.format("%Y-%m-%d").to_string());
         let mut skipped = Vec::new();
         let mut warnings = Vec::new();
-        let lessons_path = format!("edu-groups/{}/lessons/{from}/{to}", p.group);
-        let lessons: Vec<api::Lesson> = self.get_list("data", &lessons_path, &[], &mut skipped).await?.body;
+        let ymd = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
+        let lessons: Vec<api::Lesson> = self
+            .get_dated(
+                DateRange::new(p.from, p.to),
+                |r| format!("edu-groups/{}/lessons/{}/{}", p.group, ymd(r.from), ymd(r.to)),
+                |_| Vec::new(),
+                &mut skipped,
+            )
+            .await?;
         let unit = self.unit_id(&p.group, p.is_class);
         let mut records = Vec::with_capacity(lessons.len() * 3);
         let lesson_dates = self.lesson_records(
@@ -1204,17 +1253,23 @@ impl DnevnikConnector {
                 requests: 1,
             });
         }
-        let marks: Vec<api::Mark> =
-            self.get_list("data", &format!("edu-groups/{}/marks/{from}/{to}", p.group), &[], &mut skipped).await?.body;
-        let entries: Vec<api::LogEntry> = self
-            .get_list(
-                "data",
-                &format!("lesson-log-entries/group/{}", p.group),
-                &[("from", from.clone()), ("to", to.clone())],
+        let marks_to = p.marks_to.unwrap_or(p.to).max(p.to);
+        let marks: Vec<api::Mark> = self
+            .get_dated(
+                DateRange::new(p.from, marks_to),
+                |r| format!("edu-groups/{}/marks/{}/{}", p.group, ymd(r.from), ymd(r.to)),
+                |_| Vec::new(),
                 &mut skipped,
             )
-            .await?
-            .body;
+            .await?;
+        let entries: Vec<api::LogEntry> = self
+            .get_dated(
+                DateRange::new(p.from, p.to),
+                |_| format!("lesson-log-entries/group/{}", p.group),
+                |r| vec![("from", ymd(r.from)), ("to", ymd(r.to))],
+                &mut skipped,
+            )
+            .await?;
         records.reserve(marks.len() + entries.len());
         records.extend(self.mark_records(marks, &info, &scope, &mut warnings, &mut skipped));
         self.attendance_records(
@@ -1230,17 +1285,14 @@ impl DnevnikConnector {
         Ok(Batch {
             skipped,
             records,
-            coverage: vec![Coverage {
-                kinds: vec![
-                    EntityKind::Lesson,
-                    EntityKind::Work,
-                    EntityKind::Homework,
-                    EntityKind::Mark,
-                    EntityKind::Attendance,
-                ],
-                scope,
-                range,
-            }],
+            coverage: vec![
+                Coverage {
+                    kinds: vec![EntityKind::Lesson, EntityKind::Work, EntityKind::Homework, EntityKind::Attendance],
+                    scope: scope.clone(),
+                    range,
+                },
+                Coverage { kinds: vec![EntityKind::Mark], scope, range: Some(DateRange::new(p.from, marks_to)) },
+            ],
             warnings,
             requests: 3,
         })
@@ -1260,10 +1312,16 @@ impl DnevnikConnector {
         let (from, to) = (p.from.format("%Y-%m-%d").to_string(), p.to.format("%Y-%m-%d").to_string());
         let mut skipped = Vec::new();
         let mut warnings = Vec::new();
+        let marks_to = p.marks_to.unwrap_or(p.to).max(p.to);
+        let ymd = |d: NaiveDate| d.format("%Y-%m-%d").to_string();
         let marks: Vec<api::Mark> = self
-            .get_list("data", &format!("persons/{pupil}/schools/{}/marks/{from}/{to}", p.school), &[], &mut skipped)
-            .await?
-            .body;
+            .get_dated(
+                DateRange::new(p.from, marks_to),
+                |r| format!("persons/{pupil}/schools/{}/marks/{}/{}", p.school, ymd(r.from), ymd(r.to)),
+                |_| Vec::new(),
+                &mut skipped,
+            )
+            .await?;
         let log_path = format!("persons/{pupil}/lesson-log-entries");
         let raw = self
             .client
@@ -1292,11 +1350,14 @@ impl DnevnikConnector {
         Ok(Batch {
             skipped,
             records,
-            coverage: vec![Coverage {
-                kinds: vec![EntityKind::Mark, EntityKind::Attendance],
-                scope,
-                range: Some(DateRange::new(p.from, p.to)),
-            }],
+            coverage: vec![
+                Coverage {
+                    kinds: vec![EntityKind::Attendance],
+                    scope: scope.clone(),
+                    range: Some(DateRange::new(p.from, p.to)),
+                },
+                Coverage { kinds: vec![EntityKind::Mark], scope, range: Some(DateRange::new(p.from, marks_to)) },
+            ],
             warnings,
             requests: 2,
         })
@@ -1519,33 +1580,40 @@ impl DnevnikConnector {
                 info.pupils.iter().map(|(p, _)| (format!("person:{p}"), String::new(), false, Some(p.clone()))),
             );
         }
+        // Marks are listed by the day they were entered, and they are still entered after
+        // the last lesson: those days are read too, every run, by the marks request of the
+        // piece that ends with the year (no request of their own). A family token's group
+        // chunks read no marks.
+        let late = DateRange::new(year.to + chrono::Days::new(1), year.entries_close().min(today));
         for (scope, group, is_class, person) in units {
-            let chunk = |stream: &str, range: DateRange, cursor_after: Option<String>| Chunk {
-                stream: stream.into(),
-                scope: scope.clone(),
-                params: serde_json::to_value(JournalParams {
-                    school: school.to_string(),
-                    group: group.clone(),
-                    is_class,
-                    from: range.from,
-                    to: range.to,
-                    person: person.clone(),
-                })
-                .expect("params serialize"),
-                cursor_after,
-            };
+            let reads_marks = !family || person.is_some();
+            let chunk =
+                |stream: &str, range: DateRange, marks_to: Option<NaiveDate>, cursor_after: Option<String>| Chunk {
+                    stream: stream.into(),
+                    scope: scope.clone(),
+                    params: serde_json::to_value(JournalParams {
+                        school: school.to_string(),
+                        group: group.clone(),
+                        is_class,
+                        from: range.from,
+                        to: range.to,
+                        person: person.clone(),
+                        marks_to,
+                    })
+                    .expect("params serialize"),
+                    cursor_after,
+                };
             let pieces =
                 ctx.dated_pieces("journal", &scope, year.from, end, self.config.window_days, self.config.chunk_days);
+            let mut late_read = false;
             for piece in pieces {
-                chunks.push(chunk("journal", piece, Some(piece.to.format("%Y-%m-%d").to_string())));
+                let marks_to = (reads_marks && late.from <= late.to && piece.to == year.to).then_some(late.to);
+                late_read |= marks_to.is_some();
+                chunks.push(chunk("journal", piece, marks_to, Some(piece.to.format("%Y-%m-%d").to_string())));
             }
-            // Marks are listed by the day they were entered, and they are still entered
-            // after the last lesson: read those days too, every run (one request per group
-            // or pupil; no cursor, the range is short). A family token's group chunks read
-            // no marks.
-            let late = DateRange::new(year.to + chrono::Days::new(1), year.entries_close().min(today));
-            if late.from <= late.to && (!family || person.is_some()) {
-                chunks.push(chunk("late_marks", late, None));
+            // No piece ends with the year (its cursor is past the window): the late days alone.
+            if reads_marks && late.from <= late.to && !late_read {
+                chunks.push(chunk("late_marks", late, None, None));
             }
         }
     }
@@ -1706,6 +1774,25 @@ impl Connector for DnevnikConnector {
             self.schools.lock().expect("school cache").insert(school.clone(), Arc::new(info));
         }
         Ok(Plan { source_now, chunks })
+    }
+
+    fn estimate_requests(&self, chunk: &Chunk) -> u64 {
+        let ranges = |from: NaiveDate, to: NaiveDate| {
+            ((to - from).num_days().max(0) as u64 + 1).div_ceil(u64::from(self.ranges.days()))
+        };
+        let journal = serde_json::from_value::<JournalParams>(chunk.params.clone()).ok();
+        match (chunk.stream.as_str(), journal) {
+            ("school", _) => 2,
+            // The memberships batch and each class's persons.
+            ("roster", _) => {
+                let school = chunk.params.get("school").and_then(|v| v.as_str()).unwrap_or_default();
+                let classes = self.school(school).map(|i| i.groups.iter().filter(|g| g.is_class).count()).unwrap_or(0);
+                1 + classes as u64
+            }
+            ("journal", Some(p)) if p.person.is_some() => ranges(p.from, p.marks_to.unwrap_or(p.to).max(p.to)) + 1,
+            ("journal", Some(p)) => 2 * ranges(p.from, p.to) + ranges(p.from, p.marks_to.unwrap_or(p.to).max(p.to)),
+            _ => 1,
+        }
     }
 
     async fn fetch(&self, chunk: &Chunk) -> Result<Batch, SourceError> {

@@ -33,10 +33,11 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use ejgate_sdk::cadence::FinalMarksCadence;
 use ejgate_sdk::client::{
     Authenticator, Classified, ClientConfig, ErrorClassifier, ErrorKind, RetryPolicy, SourceClient, SourceError,
 };
-use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext};
+use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
 use ejgate_sdk::mapping::CodeTable;
 use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
 use ejgate_sdk::read::{self, Skipped};
@@ -68,6 +69,10 @@ pub struct EposConfig {
     pub window_days: u32,
     /// Size of one journal or marks chunk (one transaction) in days.
     pub chunk_days: u32,
+    /// When incremental runs read a pupil's final marks (the progress report): every
+    /// `every` nights within `days` of a study period's end, and a pupil's first run; full
+    /// runs always (README, `ejgate_sdk::cadence`).
+    pub final_marks: FinalMarksCadence,
     /// A directory with code tables replacing the built-in ones (`<dir>/epos/*.toml`).
     pub mappings_dir: Option<PathBuf>,
     /// The schools the configuration asks for (the source's `schools` setting). Set, the
@@ -91,6 +96,7 @@ impl EposConfig {
             requests_per_second: None,
             window_days: 35,
             chunk_days: 31,
+            final_marks: FinalMarksCadence::default(),
             mappings_dir: None,
             school_ids: Vec::new(),
             timeout: Duration::from_secs(60),
@@ -206,7 +212,7 @@ impl ErrorClassifier for EposErrors {
 }
 
 /// What planning learned of the school (or the family), reused by its chunks.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 struct SchoolInfo {
     /// The part of every scope: the school id (staff) or `family-<profile>`.
     key: String,
@@ -226,6 +232,19 @@ struct SchoolInfo {
     periods: Vec<(String, String, NaiveDate, NaiveDate)>,
     /// With a family token: the profile and the children it sees.
     family: Option<Family>,
+    /// The lists planning read, handed to the school and students chunks so that a run
+    /// reads each once (taken once; a retried chunk asks again).
+    planned: Mutex<Option<PlannedLists>>,
+    planned_students: Mutex<Option<Vec<api::PersonItem>>>,
+}
+
+/// A staff profile's reference lists as planning read them.
+#[derive(Debug)]
+struct PlannedLists {
+    periods: Vec<api::PeriodItem>,
+    subjects: Vec<api::Subject>,
+    classes: Vec<api::ClassUnit>,
+    groups: Vec<api::Group>,
 }
 
 /// A pupil's or parent's session: it reads the children its profile sees, nothing more.
@@ -430,19 +449,28 @@ impl EposConnector {
         let mut requests = 0;
         let school: api::School = self.client.get_json("data", &format!("core/api/schools/{s}"), &[]).await?.body;
         let sq = [("school_id", s.clone())];
-        let periods: Vec<api::PeriodItem> = self
-            .client
-            .get_json(
-                "data",
-                "core/api/periods_schedules",
-                &[("school_id", s.clone()), ("academic_year_id", info.year_id.clone())],
-            )
-            .await?
-            .body;
-        let subjects: Vec<api::Subject> = self.client.get_json("data", "core/api/subjects", &sq).await?.body;
-        let classes: Vec<api::ClassUnit> = self.client.get_json("data", "core/api/class_units", &sq).await?.body;
-        let groups: Vec<api::Group> = self.client.get_json("data", "core/api/groups", &sq).await?.body;
-        requests += 5;
+        requests += 1;
+        let planned = info.planned.lock().expect("planned lists").take();
+        let PlannedLists { periods, subjects, classes, groups } = match planned {
+            Some(lists) => lists,
+            None => {
+                requests += 4;
+                PlannedLists {
+                    periods: self
+                        .client
+                        .get_json(
+                            "data",
+                            "core/api/periods_schedules",
+                            &[("school_id", s.clone()), ("academic_year_id", info.year_id.clone())],
+                        )
+                        .await?
+                        .body,
+                    subjects: self.client.get_json("data", "core/api/subjects", &sq).await?.body,
+                    classes: self.client.get_json("data", "core/api/class_units", &sq).await?.body,
+                    groups: self.client.get_json("data", "core/api/groups", &sq).await?.body,
+                }
+            }
+        };
         let teachers: Vec<api::PersonItem> =
             self.paged("core/api/teacher_profiles", &sq, 200, &mut requests, &mut skipped).await?;
 
@@ -595,9 +623,20 @@ impl EposConnector {
         let scope = format!("school:{school}:students");
         let mut requests = 0;
         let mut skipped = Vec::new();
-        let students: Vec<api::PersonItem> = self
-            .paged("core/api/student_profiles", &[("school_id", school.clone())], 200, &mut requests, &mut skipped)
-            .await?;
+        let planned = info.planned_students.lock().expect("planned students").take();
+        let students: Vec<api::PersonItem> = match planned {
+            Some(students) => students,
+            None => {
+                self.paged(
+                    "core/api/student_profiles",
+                    &[("school_id", school.clone())],
+                    200,
+                    &mut requests,
+                    &mut skipped,
+                )
+                .await?
+            }
+        };
         let mut records = Vec::new();
         for mut st in students {
             let id = st.id.0.clone();
@@ -1082,7 +1121,7 @@ impl EposConnector {
             .body)
     }
 
-    async fn fetch_student(&self, student: &str) -> Result<Batch, SourceError> {
+    async fn fetch_student(&self, student: &str, finals: bool) -> Result<Batch, SourceError> {
         let info = self.info()?;
         let scope = format!("student:{student}");
         let mut warnings = Vec::new();
@@ -1091,7 +1130,7 @@ impl EposConnector {
             .get_json("data", &format!("core/api/student_profiles/{student}"), &[("with_attendance", "true".into())])
             .await?
             .body;
-        let progress = self.progress(student, &info).await?;
+        let progress = if finals { self.progress(student, &info).await? } else { Vec::new() };
         let student_id = self.id(EntityKind::Person, student);
         let mut records = Vec::new();
         for a in profile.attendances {
@@ -1192,9 +1231,17 @@ impl EposConnector {
         Ok(Batch {
             skipped: Vec::new(),
             records,
-            coverage: vec![Coverage { kinds: vec![EntityKind::Attendance, EntityKind::FinalMark], scope, range: None }],
+            coverage: vec![Coverage {
+                kinds: if finals {
+                    vec![EntityKind::Attendance, EntityKind::FinalMark]
+                } else {
+                    vec![EntityKind::Attendance]
+                },
+                scope,
+                range: None,
+            }],
             warnings,
-            requests: 2,
+            requests: 1 + u32::from(finals),
         })
     }
 }
@@ -1358,6 +1405,8 @@ impl Connector for EposConnector {
             subject_names: HashMap::new(),
             periods: Vec::new(),
             family: None,
+            planned: Mutex::new(None),
+            planned_students: Mutex::new(None),
         };
         let pupils: Vec<String> = if is_family {
             // A pupil's profile is his own student profile; a parent's lists the children
@@ -1414,27 +1463,30 @@ impl Connector for EposConnector {
                 .body;
             let students: Vec<api::PersonItem> =
                 self.paged("core/api/student_profiles", &sq, 200, &mut requests, &mut skipped).await?;
-            info.classes = classes.into_iter().map(|c| c.id.0).collect();
-            info.groups = groups.into_iter().map(|g| g.id.0).collect();
-            for x in subjects {
-                if let Some(name) = x.name {
-                    info.subjects.insert(m::normalize_name(&name), x.id.0.clone());
-                    info.subject_names.insert(x.id.0, name);
+            info.classes = classes.iter().map(|c| c.id.0.clone()).collect();
+            info.groups = groups.iter().map(|g| g.id.0.clone()).collect();
+            for x in &subjects {
+                if let Some(name) = &x.name {
+                    info.subjects.insert(m::normalize_name(name), x.id.0.clone());
+                    info.subject_names.insert(x.id.0.clone(), name.clone());
                 }
             }
             info.periods = periods
-                .into_iter()
+                .iter()
                 .filter(|p| !p.kind.as_deref().unwrap_or("").eq_ignore_ascii_case("vacation"))
                 .filter_map(|p| {
                     Some((
-                        p.id.0,
-                        p.name.unwrap_or_default(),
+                        p.id.0.clone(),
+                        p.name.clone().unwrap_or_default(),
                         p.begin_date.as_deref().and_then(parse_date)?,
                         p.end_date.as_deref().and_then(parse_date)?,
                     ))
                 })
                 .collect();
-            students.into_iter().map(|s| s.id.0).collect()
+            let ids = students.iter().map(|s| s.id.0.clone()).collect();
+            info.planned = Mutex::new(Some(PlannedLists { periods, subjects, classes, groups }));
+            info.planned_students = Mutex::new(Some(students));
+            ids
         };
         if !skipped.is_empty() {
             // A pupil whose profile cannot be read cannot be planned: the run must not look
@@ -1483,15 +1535,42 @@ impl Connector for EposConnector {
                 });
             }
         }
+        // Final marks on the calendar's cadence (a family token's study periods come from
+        // the progress report itself: its few pupils are read every run).
+        let period_ends: Vec<NaiveDate> = self.info()?.periods.iter().map(|(_, _, _, end)| *end).collect();
         for st in pupils {
+            let scope = format!("student:{st}");
+            let finals = ctx.mode == SyncMode::Full
+                || family
+                || period_ends.is_empty()
+                || ctx.cursor("student", &scope).is_none()
+                || self.config.final_marks.due(&period_ends, today, &st);
             chunks.push(Chunk {
                 stream: "student".into(),
-                scope: format!("student:{st}"),
-                params: serde_json::json!({ "student": st }),
-                cursor_after: None,
+                scope,
+                params: serde_json::json!({ "student": st, "finals": finals }),
+                // Kept once final marks were read: a pupil without one is read in full.
+                cursor_after: finals.then(|| today.format("%Y-%m-%d").to_string()),
             });
         }
         Ok(Plan { source_now, chunks })
+    }
+
+    fn estimate_requests(&self, chunk: &Chunk) -> u64 {
+        let classes = self.info().map(|i| i.classes.len().max(1) as u64).unwrap_or(1);
+        let weeks = serde_json::from_value::<RangeParams>(chunk.params.clone())
+            .map(|r| ((r.to - r.from).num_days().max(0) as u64 + 1).div_ceil(7))
+            .unwrap_or(1);
+        match chunk.stream.as_str() {
+            // Its profile and the teachers' pages.
+            "school" => 3,
+            // Pages of about 30 lessons a class a week (100 a page) and their homework (200).
+            "journal" => 2 + (weeks * classes * 30).div_ceil(100) + (weeks * classes * 30).div_ceil(200),
+            // About 100 marks a class a week, 1,000 a page.
+            "marks" => 1 + (weeks * classes * 100).div_ceil(1000),
+            "student" => 1 + u64::from(chunk.params.get("finals").and_then(|v| v.as_bool()).unwrap_or(true)),
+            _ => 1,
+        }
     }
 
     async fn fetch(&self, chunk: &Chunk) -> Result<Batch, SourceError> {
@@ -1508,7 +1587,9 @@ impl Connector for EposConnector {
             "marks" => self.fetch_marks(&range()?).await,
             "student" => {
                 let student = chunk.params.get("student").and_then(|v| v.as_str()).unwrap_or_default().to_string();
-                self.fetch_student(&student).await
+                // Chunks planned before the cadence carry no `finals`: read them.
+                let finals = chunk.params.get("finals").and_then(|v| v.as_bool()).unwrap_or(true);
+                self.fetch_student(&student, finals).await
             }
             other => Err(SourceError::config(&self.config.instance, SYSTEM, format!("unknown stream {other}"))),
         }

@@ -136,8 +136,10 @@ impl EmulatedSystem for KiasuoSystem {
         std::fs::write(self.refresh_file(), fresh).expect("the refresh-token file is writable");
     }
 
+    /// Data requests and token refreshes alike (the run counts both).
     fn requests(&self) -> u64 {
-        self.emulator.stats().requests
+        let s = self.emulator.stats();
+        s.requests + s.refresh_requests
     }
 
     fn limited(&self) -> u64 {

@@ -32,6 +32,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use ejgate_sdk::cadence::FinalMarksCadence;
 use ejgate_sdk::client::{
     Authenticator, Classified, ClientConfig, ErrorClassifier, ErrorKind, RetryPolicy, SourceClient, SourceError,
 };
@@ -63,9 +64,10 @@ pub struct KiasuoConfig {
     pub requests_per_second: Option<NonZeroU32>,
     /// How far back an incremental run re-reads the schedule.
     pub window_days: u32,
-    /// Incremental runs read final marks within this many days of a study period's end
-    /// (before and after it); full runs always read them (README).
-    pub final_marks_days: u32,
+    /// When incremental runs read final marks (`student_marks`): a class's every
+    /// `every` nights within `days` of a study period's end (before and after it); full
+    /// runs and a class's first run always read them (README, `ejgate_sdk::cadence`).
+    pub final_marks: FinalMarksCadence,
     /// Refresh the access token this long before its `exp` (capped at a quarter of its life).
     pub refresh_early: Duration,
     /// How long the answer of a refresh is waited for (at least `timeout`). It holds the only
@@ -93,7 +95,7 @@ impl KiasuoConfig {
             refresh_token_file: refresh_token_file.into(),
             requests_per_second: None,
             window_days: 35,
-            final_marks_days: 14,
+            final_marks: FinalMarksCadence::default(),
             refresh_early: Duration::from_secs(60),
             refresh_timeout: Duration::from_secs(300),
             mappings_dir: None,
@@ -612,12 +614,6 @@ fn probe_weeks(periods: &[api::StudyPeriod], year_from: NaiveDate, end: NaiveDat
         full.push(monday_of(end));
     }
     full
-}
-
-/// Whether final marks are due for reading on `today`: within `days` of a study period's
-/// end (before or after it; the year's marks come with the last period's end).
-fn final_marks_due(periods: &[api::StudyPeriod], today: NaiveDate, days: u32) -> bool {
-    periods.iter().filter_map(|p| parse_date(&p.to)).any(|end| (today - end).num_days().unsigned_abs() <= days as u64)
 }
 
 /// What the token is, as `user` tells it.
@@ -1630,7 +1626,7 @@ impl Connector for KiasuoConnector {
             if let Some(year) = year {
                 let end = year.to.min(today);
                 let probe = probe_weeks(&periods, year.from, end);
-                let finals_due = final_marks_due(&periods, today, self.config.final_marks_days);
+                let period_ends: Vec<NaiveDate> = periods.iter().filter_map(|p| parse_date(&p.to)).collect();
                 // (class, scope, from, groups known from the last run, whether final marks are read)
                 let mut planned: Vec<(String, String, NaiveDate, Vec<Vec<String>>, bool)> = Vec::new();
                 let mut to_probe: Vec<(String, NaiveDate)> = Vec::new();
@@ -1652,7 +1648,7 @@ impl Connector for KiasuoConnector {
                     if from > end {
                         continue;
                     }
-                    let finals = cursor.is_none() || finals_due;
+                    let finals = cursor.is_none() || self.config.final_marks.due(&period_ends, today, &class.id.0);
                     let groups: Vec<Vec<String>> = cursor
                         .map(|c| c.groups)
                         .unwrap_or_default()
@@ -1710,6 +1706,16 @@ impl Connector for KiasuoConnector {
         }
         tracing::debug!(source = %self.config.instance, %account, schools = school_count, "planned");
         Ok(Plan { source_now: Some(source_now), chunks })
+    }
+
+    fn estimate_requests(&self, chunk: &Chunk) -> u64 {
+        let Ok(p) = serde_json::from_value::<DiaryParams>(chunk.params.clone()) else { return 1 };
+        let days = (p.to - p.from).num_days().max(0) as u64 + 1;
+        let weeks = days.div_ceil(7);
+        let pupils = p.groups.iter().map(|g| g.len() as u64).sum::<u64>();
+        // One schedule per group set and week; `lesson_marks` per pupil and period (a
+        // quarter is about 60 days); final marks per pupil when due.
+        p.groups.len() as u64 * weeks + pupils * days.div_ceil(60) + if p.finals { pupils } else { 0 }
     }
 
     async fn fetch(&self, chunk: &Chunk) -> Result<Batch, SourceError> {

@@ -41,12 +41,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use url::Url;
 
+use ejgate_sdk::cadence::FinalMarksCadence;
 use ejgate_sdk::client::{
     Authenticator, Classified, ClientConfig, ErrorClassifier, ErrorKind, RetryPolicy, SourceClient, SourceError,
 };
-use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext};
+use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode};
 use ejgate_sdk::mapping::CodeTable;
 use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
+use ejgate_sdk::ranges::RangeLimit;
 use ejgate_sdk::time::{parse_date, parse_datetime, SourceId};
 
 use crate::api;
@@ -116,6 +118,9 @@ pub fn api_root(mut url: Url) -> Url {
     url
 }
 
+/// Days of journal a request asks for by default in a full run (README).
+pub const DEFAULT_REQUEST_DAYS: u32 = 92;
+
 /// The settings of one «Моя школа» source instance.
 #[derive(Debug, Clone)]
 pub struct MosregConfig {
@@ -143,10 +148,17 @@ pub struct MosregConfig {
     pub requests_per_second: Option<NonZeroU32>,
     /// How far back an incremental run re-reads the journal.
     pub window_days: u32,
-    /// Size of one journal chunk (one transaction) in days.
+    /// Days of journal one request (and one chunk) asks for in a full run: 92 by default,
+    /// about a quarter — one range of the whole year would be one batch of the whole
+    /// school's year (README); a range the source refuses is asked again in halves
+    /// (`ejgate_sdk::ranges`). The source's `chunk_days` setting.
     pub chunk_days: u32,
     /// Pupils whose events are read at the same time inside one journal chunk.
     pub pupils_in_parallel: usize,
+    /// When incremental runs read a pupil's final marks (`subject_marks`): every `every`
+    /// nights within `days` of a study period's end, and a pupil's first run; full runs
+    /// always (README, `ejgate_sdk::cadence`).
+    pub final_marks: FinalMarksCadence,
     /// A directory with code tables replacing the built-in ones (`<dir>/mosreg/*.toml`).
     pub mappings_dir: Option<PathBuf>,
     /// The schools the configuration asks for (the source's `schools` setting). Set, the
@@ -172,8 +184,9 @@ impl MosregConfig {
             utc_offset_hours: 3,
             requests_per_second: None,
             window_days: 35,
-            chunk_days: 31,
+            chunk_days: DEFAULT_REQUEST_DAYS,
             pupils_in_parallel: 4,
+            final_marks: FinalMarksCadence::default(),
             mappings_dir: None,
             school_ids: Vec::new(),
             timeout: Duration::from_secs(60),
@@ -377,6 +390,9 @@ struct SchoolInfo {
     /// The classes and study periods as the plan read them, handed to the school chunk so
     /// that it does not ask for them again (taken once; a retried chunk asks).
     reference: Mutex<Option<(Vec<api::ClassUnit>, Vec<api::PeriodItem>)>>,
+    /// The class lists as the plan read them, handed to the students chunk likewise: a
+    /// run reads each class list once.
+    roster: Mutex<Option<Vec<api::Profile>>>,
 }
 
 /// The source id of a study period a family token knows only by its dates.
@@ -427,6 +443,8 @@ pub struct MosregConnector {
     ids: IdSpace,
     tables: Tables,
     info: Mutex<Option<Arc<SchoolInfo>>>,
+    /// The longest request range the source takes (halved when it refuses one).
+    ranges: RangeLimit,
 }
 
 fn sid(id: &Option<SourceId>) -> Option<String> {
@@ -500,6 +518,7 @@ impl MosregConnector {
         let school = client(&config.base_urls.school, None, &[("partner-source-id", "MOBILE")])?;
         Ok(MosregConnector {
             ids: IdSpace::new(config.instance.clone()),
+            ranges: RangeLimit::new(config.chunk_days),
             config,
             web,
             mobile,
@@ -782,9 +801,15 @@ impl MosregConnector {
         let info = self.info()?;
         let scope = format!("school:{}:students", info.school);
         let mut requests = 0;
-        let mut classes: Vec<String> = info.classes.iter().cloned().collect();
-        classes.sort();
-        let pupils = self.pupils(&classes, &mut requests).await?;
+        let planned = info.roster.lock().expect("planned roster").take();
+        let pupils = match planned {
+            Some(pupils) => pupils,
+            None => {
+                let mut classes: Vec<String> = info.classes.iter().cloned().collect();
+                classes.sort();
+                self.pupils(&classes, &mut requests).await?
+            }
+        };
         let mut records = Vec::new();
         for mut p in pupils {
             let id = p.id.0.clone();
@@ -817,40 +842,54 @@ impl MosregConnector {
         })
     }
 
-    /// One pupil's events (the raw body, read in steps by [`Self::fetch_journal`]) and family
-    /// marks over the range.
+    /// One pupil's events (the raw bodies, one per request range, read in steps by
+    /// [`Self::fetch_journal`]) and family marks over the range; a range the source refuses
+    /// is asked again in halves.
     async fn pupil_journal(
         &self,
         pupil: &str,
         guid: &str,
         p: &RangeParams,
-    ) -> Result<(Bytes, Vec<api::FamilyMark>), SourceError> {
+    ) -> Result<(Vec<Bytes>, Vec<api::FamilyMark>), SourceError> {
+        let range = DateRange::new(p.from, p.to);
         let events = self
-            .web
-            .send(
-                Method::GET,
-                "data",
-                EVENTS,
-                &[
-                    ("person_ids", guid.to_string()),
-                    ("begin_date", ymd(p.from)),
-                    ("end_date", ymd(p.to)),
-                    ("expand", "marks,homework,absence_reason_id,health_status,nonattendance_reason_id".into()),
-                ],
-                None,
-            )
-            .await?
-            .body;
-        let marks: api::Payload<api::FamilyMark> = self
-            .web
-            .get_json(
-                "data",
-                "api/family/web/v1/marks",
-                &[("student_id", pupil.to_string()), ("from", ymd(p.from)), ("to", ymd(p.to))],
-            )
-            .await?
-            .body;
-        Ok((events, marks.payload))
+            .ranges
+            .read(range, |r| async move {
+                let body = self
+                    .web
+                    .send(
+                        Method::GET,
+                        "data",
+                        EVENTS,
+                        &[
+                            ("person_ids", guid.to_string()),
+                            ("begin_date", ymd(r.from)),
+                            ("end_date", ymd(r.to)),
+                            ("expand", "marks,homework,absence_reason_id,health_status,nonattendance_reason_id".into()),
+                        ],
+                        None,
+                    )
+                    .await?
+                    .body;
+                Ok(vec![body])
+            })
+            .await?;
+        let marks = self
+            .ranges
+            .read(range, |r| async move {
+                let marks: api::Payload<api::FamilyMark> = self
+                    .web
+                    .get_json(
+                        "data",
+                        "api/family/web/v1/marks",
+                        &[("student_id", pupil.to_string()), ("from", ymd(r.from)), ("to", ymd(r.to))],
+                    )
+                    .await?
+                    .body;
+                Ok(marks.payload)
+            })
+            .await?;
+        Ok((events, marks))
     }
 
     /// One event's part as `T`; an event that is JSON but not an event is named by its place.
@@ -961,95 +1000,100 @@ impl MosregConnector {
         };
         // Lessons by source id as their first copy placed them (`None`: left out).
         let mut seen: HashMap<String, Option<SeenLesson>> = HashMap::new();
-        while let Some((pupil, body, family)) = answers.try_next().await? {
-            requests += 2;
+        while let Some((pupil, bodies, family)) = answers.try_next().await? {
+            requests += 1 + bodies.len() as u32;
             let pupil = pupil.as_str();
             let student = self.id(EntityKind::Person, pupil);
             let created: HashMap<&str, &api::FamilyMark> = family.iter().map(|f| (f.id.0.as_str(), f)).collect();
-            let events: api::Events = self.web.parse_body(&Method::GET, EVENTS, &body)?;
-            for (n, raw) in events.response.unwrap_or_default().into_iter().enumerate() {
-                let ev: api::PupilEvent = self.event_part(raw, pupil, n)?;
-                let lesson_id = ev.id.0;
-                if !seen.contains_key(&lesson_id) {
-                    let first: api::LessonEvent = self.event_part(raw, pupil, n)?;
-                    let placed = self.first_copy(&info, &lesson_id, first, ev.homework, &mut out);
-                    seen.insert(lesson_id.clone(), placed);
-                }
-                let Some(Some(lesson)) = seen.get(&lesson_id) else { continue };
-                if ev.homework.map(RawValue::get) != lesson.homework.as_deref() {
-                    // This pupil's homework differs from the first copy's: read it too.
-                    let homework: Option<api::EventHomework> = match ev.homework {
-                        Some(raw) => self.event_part(raw, pupil, n)?,
-                        None => None,
-                    };
-                    self.add_tasks(homework, lesson, &mut out);
-                }
-                for mk in ev.marks {
-                    let value = mk.value.clone().unwrap_or_default();
-                    let system =
-                        mk.values.first().and_then(|v| v.grade_system_type.clone()).unwrap_or_else(|| "five".into());
-                    let table = self.tables.marks.lookup(&system, &mut out.warnings);
-                    let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).copied());
-                    if table.is_some() && numeric.is_none() {
-                        out.warnings.push(format!("mark {}: value «{value}» is not on the {system} scale", mk.id));
+            for body in &bodies {
+                let events: api::Events = self.web.parse_body(&Method::GET, EVENTS, body)?;
+                for (n, raw) in events.response.unwrap_or_default().into_iter().enumerate() {
+                    let ev: api::PupilEvent = self.event_part(raw, pupil, n)?;
+                    let lesson_id = ev.id.0;
+                    if !seen.contains_key(&lesson_id) {
+                        let first: api::LessonEvent = self.event_part(raw, pupil, n)?;
+                        let placed = self.first_copy(&info, &lesson_id, first, ev.homework, &mut out);
+                        seen.insert(lesson_id.clone(), placed);
                     }
-                    let family = created.get(mk.id.0.as_str());
-                    if family.is_none() {
-                        out.warnings.push(format!(
-                            "mark {}: not in the family marks of pupil {pupil}; kept without its entry time",
-                            mk.id
-                        ));
+                    let Some(Some(lesson)) = seen.get(&lesson_id) else { continue };
+                    if ev.homework.map(RawValue::get) != lesson.homework.as_deref() {
+                        // This pupil's homework differs from the first copy's: read it too.
+                        let homework: Option<api::EventHomework> = match ev.homework {
+                            Some(raw) => self.event_part(raw, pupil, n)?,
+                            None => None,
+                        };
+                        self.add_tasks(homework, lesson, &mut out);
                     }
-                    let mut record = self.record(
-                        Entity::Mark(m::Mark {
-                            comment: family.and_then(|f| f.comment.clone()).filter(|c| !c.trim().is_empty()),
-                            is_point: mk.is_point,
-                            point_date: mk.point_date.as_deref().and_then(parse_date),
-                            student,
-                            lesson: Some(lesson.id),
-                            work: sid(&mk.homework_entry_id).map(|w| self.id(EntityKind::Work, &w)),
-                            subject: lesson.subject,
-                            value,
-                            numeric,
-                            scale: table.map(|t| t.scale).unwrap_or(m::MarkScale::Other),
-                            weight: mk.weight,
-                            entered_at: family.and_then(|f| local_dt(f.created_at.as_deref())),
-                            entered_by: None,
-                        }),
-                        mk.id.0.clone(),
-                        &out.scope,
-                        Some(lesson.date),
-                    );
-                    record.source_updated_at = family.and_then(|f| local_dt(f.updated_at.as_deref()));
-                    out.marks.insert(mk.id.0, record);
-                }
-                if let Some(reason) = sid(&ev.absence_reason_id) {
-                    let (status, reason_kind) = match self.tables.attendance.lookup(&reason, &mut out.warnings) {
-                        Some(c) if c.status == "late" => (m::AttendanceStatus::Late, None),
-                        Some(c) => (m::AttendanceStatus::Absent, c.reason),
-                        None => (m::AttendanceStatus::Absent, None),
-                    };
-                    let key = format!("{lesson_id}:{pupil}");
-                    out.attendance.insert(
-                        key.clone(),
-                        self.record(
-                            Entity::Attendance(m::Attendance {
+                    for mk in ev.marks {
+                        let value = mk.value.clone().unwrap_or_default();
+                        let system = mk
+                            .values
+                            .first()
+                            .and_then(|v| v.grade_system_type.clone())
+                            .unwrap_or_else(|| "five".into());
+                        let table = self.tables.marks.lookup(&system, &mut out.warnings);
+                        let numeric = table.and_then(|t| t.values.get(&value.to_lowercase()).copied());
+                        if table.is_some() && numeric.is_none() {
+                            out.warnings.push(format!("mark {}: value «{value}» is not on the {system} scale", mk.id));
+                        }
+                        let family = created.get(mk.id.0.as_str());
+                        if family.is_none() {
+                            out.warnings.push(format!(
+                                "mark {}: not in the family marks of pupil {pupil}; kept without its entry time",
+                                mk.id
+                            ));
+                        }
+                        let mut record = self.record(
+                            Entity::Mark(m::Mark {
+                                comment: family.and_then(|f| f.comment.clone()).filter(|c| !c.trim().is_empty()),
+                                is_point: mk.is_point,
+                                point_date: mk.point_date.as_deref().and_then(parse_date),
                                 student,
-                                lesson: lesson.id,
-                                status,
-                                reason: reason_kind,
-                                source_status: reason,
-                                comment: None,
-                                entered_at: None,
+                                lesson: Some(lesson.id),
+                                work: sid(&mk.homework_entry_id).map(|w| self.id(EntityKind::Work, &w)),
+                                subject: lesson.subject,
+                                value,
+                                numeric,
+                                scale: table.map(|t| t.scale).unwrap_or(m::MarkScale::Other),
+                                weight: mk.weight,
+                                entered_at: family.and_then(|f| local_dt(f.created_at.as_deref())),
+                                entered_by: None,
                             }),
-                            key,
+                            mk.id.0.clone(),
                             &out.scope,
                             Some(lesson.date),
-                        ),
-                    );
-                } else if ev.is_missed_lesson {
-                    out.warnings
-                        .push(format!("event {lesson_id}: pupil {pupil} missed it without a reason id; left out"));
+                        );
+                        record.source_updated_at = family.and_then(|f| local_dt(f.updated_at.as_deref()));
+                        out.marks.insert(mk.id.0, record);
+                    }
+                    if let Some(reason) = sid(&ev.absence_reason_id) {
+                        let (status, reason_kind) = match self.tables.attendance.lookup(&reason, &mut out.warnings) {
+                            Some(c) if c.status == "late" => (m::AttendanceStatus::Late, None),
+                            Some(c) => (m::AttendanceStatus::Absent, c.reason),
+                            None => (m::AttendanceStatus::Absent, None),
+                        };
+                        let key = format!("{lesson_id}:{pupil}");
+                        out.attendance.insert(
+                            key.clone(),
+                            self.record(
+                                Entity::Attendance(m::Attendance {
+                                    student,
+                                    lesson: lesson.id,
+                                    status,
+                                    reason: reason_kind,
+                                    source_status: reason,
+                                    comment: None,
+                                    entered_at: None,
+                                }),
+                                key,
+                                &out.scope,
+                                Some(lesson.date),
+                            ),
+                        );
+                    } else if ev.is_missed_lesson {
+                        out.warnings
+                            .push(format!("event {lesson_id}: pupil {pupil} missed it without a reason id; left out"));
+                    }
                 }
             }
         }
@@ -1132,6 +1176,7 @@ impl MosregConnector {
             pupils: pupils.clone(),
             family: Some((kind, children)),
             reference: Mutex::new(None),
+            roster: Mutex::new(None),
         };
         *self.info.lock().expect("school info") = Some(Arc::new(info));
         let scope = format!("school:{key}");
@@ -1669,6 +1714,7 @@ impl Connector for MosregConnector {
             pupils: pupil_ids,
             family: None,
             reference: Mutex::new(Some((classes, periods))),
+            roster: Mutex::new(Some(pupils)),
         };
         *self.info.lock().expect("school info") = Some(Arc::new(info));
 
@@ -1691,15 +1737,39 @@ impl Connector for MosregConnector {
                 cursor_after: Some(ymd(piece.to)),
             });
         }
-        for p in pupils {
-            chunks.push(Chunk {
-                stream: "student".into(),
-                scope: format!("student:{}", p.id),
-                params: serde_json::json!({ "student": p.id.0 }),
-                cursor_after: None,
-            });
+        // Final marks on the calendar's cadence: a pupil's chunk is planned when they are due.
+        let info = self.info()?;
+        let period_ends: Vec<NaiveDate> = info.periods.iter().map(|(_, _, end)| *end).collect();
+        for (p, _) in &info.pupils {
+            let scope = format!("student:{p}");
+            let due = ctx.mode == SyncMode::Full
+                || period_ends.is_empty()
+                || ctx.cursor("student", &scope).is_none()
+                || self.config.final_marks.due(&period_ends, today, p);
+            if due {
+                chunks.push(Chunk {
+                    stream: "student".into(),
+                    scope,
+                    params: serde_json::json!({ "student": p }),
+                    // The day they were last read: a pupil without one is read in the next run.
+                    cursor_after: Some(ymd(today)),
+                });
+            }
         }
         Ok(Plan { source_now, chunks })
+    }
+
+    fn estimate_requests(&self, chunk: &Chunk) -> u64 {
+        let pupils = self.info().map(|i| i.pupils.len() as u64).unwrap_or(0);
+        match (chunk.stream.as_str(), serde_json::from_value::<RangeParams>(chunk.params.clone())) {
+            // Per pupil and request range: events and family marks.
+            ("journal", Ok(r)) => {
+                2 * pupils * ((r.to - r.from).num_days().max(0) as u64 + 1).div_ceil(u64::from(self.ranges.days()))
+            }
+            // Its profile, subjects, groups and the teachers' pages.
+            ("school", _) => 5,
+            _ => 1,
+        }
     }
 
     async fn fetch(&self, chunk: &Chunk) -> Result<Batch, SourceError> {

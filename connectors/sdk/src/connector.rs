@@ -154,6 +154,14 @@ pub trait Connector: Send + Sync + 'static {
         (!stats.is_empty()).then(|| stats.iter().map(|s| s.requests.load(std::sync::atomic::Ordering::Relaxed)).sum())
     }
 
+    /// About how many requests fetching `chunk` takes (pages and the source's refusals are
+    /// not known before): the engine adds them up to say before a run how many requests it
+    /// plans and how long they take, and to fit a run into a request budget. By default
+    /// one.
+    fn estimate_requests(&self, _chunk: &Chunk) -> u64 {
+        1
+    }
+
     /// The counters of the connector's HTTP clients (request-limit refusals and waits),
     /// which the engine keeps with each run as it keeps [`Connector::requests_sent`]; none
     /// for a connector without HTTP.

@@ -8,6 +8,7 @@
 
 #[cfg(feature = "acceptance")]
 pub mod acceptance;
+pub mod cadence;
 pub mod client;
 pub mod connector;
 #[cfg(feature = "emulator")]
@@ -16,6 +17,7 @@ pub mod fuzz;
 pub mod limits;
 pub mod mapping;
 pub mod model;
+pub mod ranges;
 pub mod read;
 pub mod secret;
 pub mod synth;

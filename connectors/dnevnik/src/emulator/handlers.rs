@@ -78,6 +78,14 @@ impl EmulatorState {
     fn forms(&self) -> Forms {
         self.inner.forms
     }
+
+    /// Refuses a date range longer than `max_range_days` (an emulator option).
+    fn check_range(&self, from: NaiveDate, to: NaiveDate) -> Result<(), ApiError> {
+        match self.inner.max_range_days {
+            Some(max) if (to - from).num_days() + 1 > i64::from(max) => Err(ApiError::parameter("endDate")),
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Every value of a query parameter (`eduGroups=1&eduGroups=2`, `lessons[]=1`, or one
@@ -432,6 +440,7 @@ async fn lessons(
     Path((g, from, to)): Path<(String, String, String)>,
 ) -> ApiResult {
     let (g, from, to) = (id(&g, "eduGroup")?, date(&from, "startDate")?, date(&to, "endDate")?);
+    st.check_range(from, to)?;
     Ok(json_ok(st.seen(c, |w, v| {
         v.unit(g)?;
         wire::lessons(w, g, None, from, to)
@@ -444,6 +453,7 @@ async fn marks(
     Path((g, from, to)): Path<(String, String, String)>,
 ) -> ApiResult {
     let (g, from, to) = (id(&g, "eduGroup")?, date(&from, "startDate")?, date(&to, "endDate")?);
+    st.check_range(from, to)?;
     Ok(json_ok(st.seen(c, |w, v| {
         v.school_wide()?;
         wire::marks(w, g, None, from, to)
@@ -469,6 +479,7 @@ async fn log_entries(
     let q = query(&raw);
     let from = date(q.get("from").map(String::as_str).unwrap_or(""), "from")?;
     let to = date(q.get("to").map(String::as_str).unwrap_or(""), "to")?;
+    st.check_range(from, to)?;
     let subject = match q.get("subject").filter(|v| !v.is_empty()) {
         Some(v) => Some(id(v, "subject")?),
         None => None,

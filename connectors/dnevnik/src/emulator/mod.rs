@@ -159,6 +159,10 @@ pub struct EmulatorOptions {
     /// clients know).
     pub limit_status: u16,
     pub forms: Forms,
+    /// The longest date range (days, both ends included) the dated lists take: a longer one
+    /// is answered 400 `parameterInvalid` (`None`: any range). No public material states
+    /// a limit; tests use it to show that a connector halves a range the source refuses.
+    pub max_range_days: Option<u32>,
 }
 
 impl EmulatorOptions {
@@ -170,6 +174,7 @@ impl EmulatorOptions {
             request_limit: None,
             limit_status: 429,
             forms: Forms::default(),
+            max_range_days: None,
         }
     }
 
@@ -210,6 +215,7 @@ pub(crate) struct Inner {
     /// Every token with its account, the main one first.
     pub(crate) accounts: Vec<(String, Account)>,
     pub(crate) forms: Forms,
+    pub(crate) max_range_days: Option<u32>,
     pub(crate) limit_status: StatusCode,
     pub(crate) gate: Gate,
     /// Requests let through the token and the request limit, the number `hold` counts by
@@ -251,6 +257,7 @@ impl EmulatorState {
                     .chain(options.accounts.iter().cloned())
                     .collect(),
                 forms: options.forms,
+                max_range_days: options.max_range_days,
                 limit_status,
                 gate: Gate::new(options.request_limit),
                 admitted: AtomicU64::new(0),
