@@ -48,7 +48,7 @@ impl FinalMarksCadence {
         }
         let every = u64::from(self.every.max(1));
         let day = u64::try_from(today.num_days_from_ce()).unwrap_or_default();
-        (day + stable_hash(unit)) % every == 0
+        (day + stable_hash(unit)).is_multiple_of(every)
     }
 
     /// The share of units an incremental run on `today` reads (for estimates: 0 outside the
