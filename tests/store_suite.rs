@@ -869,6 +869,8 @@ mod scenarios {
             rate_limited: 4,
             limit_waits: 9,
             limit_wait_ms: 2500,
+            planned_requests: 21,
+            deferred_chunks: 2,
         };
         let failure = RunError::new(RunErrorKind::Server, "источник ответил 503");
         store.finish_run(b, RunStatus::Failed, Some(&failure), &stats).await.unwrap();

@@ -288,7 +288,7 @@ fn log_end(
 }
 
 enum Synced {
-    Run(crate::sync::SyncReport),
+    Run(Box<crate::sync::SyncReport>),
     /// Stopped while waiting for the source's lease.
     Stopped,
     Failed(String, RunErrorKind),
@@ -316,7 +316,7 @@ async fn sync_source(state: &DaemonState, job: &Job, source: &SourceConfig, stop
     let mut said = false;
     loop {
         match run_sync(state.store.as_ref(), connector.clone(), &options).await {
-            Ok(report) => return Synced::Run(report),
+            Ok(report) => return Synced::Run(Box::new(report)),
             Err(StoreError::LeaseHeld(held)) => {
                 if !said {
                     tracing::info!(

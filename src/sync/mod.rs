@@ -182,12 +182,15 @@ impl Estimate {
     }
 }
 
+/// Chunks with the requests each is estimated to take.
+pub type Estimated = Vec<(Chunk, u64)>;
+
 /// Fits a plan into `budget` requests (planning's already spent): the chunks are taken in
 /// the order reference lists first (chunks without a date cursor), then the dated ones
 /// from the most recent (their cursor's date) back, while their estimates fit; the rest is
 /// left. The kept chunks stay in the plan's order. Returns (kept, left), each chunk with
 /// its estimate.
-pub fn fit_budget(chunks: Vec<(Chunk, u64)>, budget: u64) -> (Vec<(Chunk, u64)>, Vec<(Chunk, u64)>) {
+pub fn fit_budget(chunks: Estimated, budget: u64) -> (Estimated, Estimated) {
     let date = |c: &Chunk| c.cursor_after.as_deref().and_then(ejgate_sdk::time::parse_date);
     let mut order: Vec<usize> = (0..chunks.len()).collect();
     order.sort_by_key(|i| (date(&chunks[*i].0).is_some(), std::cmp::Reverse(date(&chunks[*i].0))));

@@ -141,7 +141,7 @@ mod tests {
             .await
             .unwrap();
         assert!(asked.lock().unwrap().iter().all(|r| days(*r) <= 34));
-        assert_eq!(asked.lock().unwrap().len() as i64, days(year).div_ceil(34));
+        assert_eq!(asked.lock().unwrap().len() as u64, (days(year) as u64).div_ceil(34));
     }
 
     #[tokio::test]
