@@ -232,16 +232,7 @@ pub async fn evaluate(
     let works: HashMap<Uuid, Work> =
         load(store, EntityKind::Work, source).await?.into_iter().map(|r| (r.id, r.v)).collect();
 
-    let person_name = |id: Option<Uuid>| {
-        id.and_then(|id| people.get(&id)).map(|p| {
-            [Some(p.last_name.as_str()), Some(p.first_name.as_str()), p.middle_name.as_deref()]
-                .into_iter()
-                .flatten()
-                .filter(|s| !s.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ")
-        })
-    };
+    let person_name = |id: Option<Uuid>| id.and_then(|id| people.get(&id)).map(crate::report::full_name);
     let unit_names: HashMap<Uuid, String> = classes
         .iter()
         .map(|c| (c.id, c.v.name.clone()))
