@@ -544,6 +544,10 @@ impl BackupOutcome {
     pub fn parse(s: &str) -> Option<BackupOutcome> {
         [BackupOutcome::Ok, BackupOutcome::Degraded, BackupOutcome::Failed].into_iter().find(|o| o.as_str() == s)
     }
+    /// An outcome read back from the store (both backends): an unknown word is named.
+    pub(crate) fn from_store(s: &str) -> StoreResult<BackupOutcome> {
+        Self::parse(s).ok_or_else(|| StoreError::Invalid(format!("unknown backup outcome «{s}» in the store")))
+    }
 }
 
 /// Использование резервной копии: one row of the backup-usage log (REGULATIONS A9): who

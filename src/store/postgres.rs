@@ -429,16 +429,22 @@ fn sync_run(row: &PgRow) -> StoreResult<SyncRun> {
     })
 }
 
-/// Rows per table, the schema version and the consistency checks, read in the caller's
-/// transaction (one snapshot).
-async fn inspect_in(conn: &mut PgConnection) -> StoreResult<Inspection> {
-    let names: Vec<String> = sqlx::query_scalar(
+/// The store's tables in the connection's schema, by name; the migrations' bookkeeping
+/// (`_sqlx_migrations`) left out. Shared by the inspection and the backup export.
+async fn tables_of_schema(conn: &mut PgConnection, operation: &'static str) -> StoreResult<Vec<String>> {
+    sqlx::query_scalar(
         "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
          AND table_type = 'BASE TABLE' AND table_name NOT LIKE '\\_sqlx%' ORDER BY 1",
     )
     .fetch_all(&mut *conn)
     .await
-    .map_err(db("inspect: list the tables"))?;
+    .map_err(db(operation))
+}
+
+/// Rows per table, the schema version and the consistency checks, read in the caller's
+/// transaction (one snapshot).
+async fn inspect_in(conn: &mut PgConnection) -> StoreResult<Inspection> {
+    let names = tables_of_schema(conn, "inspect: list the tables").await?;
     let mut tables = std::collections::BTreeMap::new();
     for name in names {
         let sql = format!("SELECT count(*) FROM \"{}\"", name.replace('"', "\"\""));
@@ -628,9 +634,7 @@ impl Store for PostgresStore {
                     backup_id,
                     who,
                     why,
-                    outcome: BackupOutcome::parse(&outcome).ok_or_else(|| {
-                        StoreError::Invalid(format!("unknown backup outcome «{outcome}» in the store"))
-                    })?,
+                    outcome: BackupOutcome::from_store(&outcome)?,
                     detail,
                 })
             })
@@ -690,13 +694,7 @@ impl Store for PostgresStore {
         .fetch_all(&self.pool)
         .await
         .map_err(db("count the backup runs"))?;
-        rows.into_iter()
-            .map(|(o, n)| {
-                let outcome = BackupOutcome::parse(&o)
-                    .ok_or_else(|| StoreError::Invalid(format!("unknown backup outcome «{o}» in the store")))?;
-                Ok((outcome, n as u64))
-            })
-            .collect()
+        rows.into_iter().map(|(o, n)| BackupOutcome::from_store(&o).map(|outcome| (outcome, n as u64))).collect()
     }
 
     async fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {

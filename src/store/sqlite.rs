@@ -819,9 +819,7 @@ impl Store for SqliteStore {
                     backup_id,
                     who,
                     why,
-                    outcome: BackupOutcome::parse(&outcome).ok_or_else(|| {
-                        StoreError::Invalid(format!("unknown backup outcome «{outcome}» in the store"))
-                    })?,
+                    outcome: BackupOutcome::from_store(&outcome)?,
                     detail,
                 })
             })
@@ -882,13 +880,7 @@ impl Store for SqliteStore {
         .fetch_all(&self.reader)
         .await
         .map_err(db("count the backup runs"))?;
-        rows.into_iter()
-            .map(|(o, n)| {
-                let outcome = BackupOutcome::parse(&o)
-                    .ok_or_else(|| StoreError::Invalid(format!("unknown backup outcome «{o}» in the store")))?;
-                Ok((outcome, n as u64))
-            })
-            .collect()
+        rows.into_iter().map(|(o, n)| BackupOutcome::from_store(&o).map(|outcome| (outcome, n as u64))).collect()
     }
 
     async fn leases(&self) -> StoreResult<Vec<LeaseInfo>> {

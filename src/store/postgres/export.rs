@@ -28,7 +28,7 @@ use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
 
-use super::{db, PostgresStore, BACKEND, MIGRATOR};
+use super::{db, tables_of_schema, PostgresStore, BACKEND, MIGRATOR};
 use crate::store::{Inspection, StoreError, StoreResult};
 
 /// The first line of an export.
@@ -72,13 +72,7 @@ fn io<'a>(what: &str, path: &'a Path) -> impl FnOnce(std::io::Error) -> StoreErr
 /// The store's tables (the migrations' bookkeeping left out) in an order that loads: each
 /// after the tables its foreign keys name, otherwise by name.
 async fn load_order(conn: &mut PgConnection) -> StoreResult<Vec<String>> {
-    let names: Vec<String> = sqlx::query_scalar(
-        "SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() \
-         AND table_type = 'BASE TABLE' AND table_name NOT LIKE '\\_sqlx%' ORDER BY 1",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .map_err(db("export: list the tables"))?;
+    let names = tables_of_schema(conn, "export: list the tables").await?;
     let edges: Vec<(String, String)> = sqlx::query_as(
         "SELECT a.relname::text, b.relname::text FROM pg_constraint c JOIN pg_class a ON a.oid = c.conrelid \
          JOIN pg_class b ON b.oid = c.confrelid JOIN pg_namespace n ON n.oid = a.relnamespace \
