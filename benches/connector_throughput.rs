@@ -34,6 +34,7 @@ use ejgate_mosreg::{MosregBaseUrls, MosregConfig, MosregConnector};
 use ejgate_sdk::connector::{Connector, SyncMode};
 use secrecy::SecretString;
 
+#[allow(dead_code)]
 mod common;
 use common::Emulator;
 

@@ -36,16 +36,6 @@ use ejgate::store::{JobRunStatus, JobStore, PostgresStore, RunStatus, Store};
 
 const TOKEN: &str = "bench-token-district-7c1d";
 
-fn option(name: &str, env: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| std::env::var(env).ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 struct Schema {
     admin: String,
     name: String,
@@ -107,16 +97,11 @@ fn seconds(d: TimeDelta) -> f64 {
     d.num_microseconds().unwrap_or(0) as f64 / 1e6
 }
 
-fn median(mut values: Vec<f64>) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 #[tokio::main]
 async fn main() {
-    let schools = option("--schools", "EJGATE_BENCH_SCHOOLS", 200).max(1);
-    let workers = option("--workers", "EJGATE_BENCH_WORKERS", 4).max(1);
-    let singles = option("--singles", "EJGATE_BENCH_SINGLES", 5).clamp(1, schools);
+    let schools = common::option("--schools", "EJGATE_BENCH_SCHOOLS", 200).max(1);
+    let workers = common::option("--workers", "EJGATE_BENCH_WORKERS", 4).max(1);
+    let singles = common::option("--singles", "EJGATE_BENCH_SINGLES", 5).clamp(1, schools);
     let admin =
         std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let emulator = common::ready(common::spawn("dnevnik", TOKEN, &["--size", "small", "--seed", "7"]));
@@ -139,7 +124,7 @@ async fn main() {
         store.close().await;
     }
     alone.drop().await;
-    let single = median(single);
+    let single = common::median(single);
 
     // The district: every worker's clock starts five seconds before 03:00 in Krasnoyarsk.
     let district = Schema::create(&admin, &format!("ejgate_bench_district_{}", std::process::id())).await;
@@ -199,7 +184,7 @@ async fn main() {
     );
     println!("  single job alone: {single:.2} s (median of {singles}); × {schools} ÷ {workers} = {ideal:.1} s");
     println!("  makespan (slot → last run finished): {makespan:.1} s; efficiency {:.2}", ideal / makespan);
-    println!("  delay slot → start: worst {worst:.1} s, median {:.1} s", median(delays.clone()));
+    println!("  delay slot → start: worst {worst:.1} s, median {:.1} s", common::median(delays.clone()));
     println!(
         "  run time side by side: mean {:.2} s ({:.1} × alone); workers busy {:.0} % of the makespan",
         busy / runs.len() as f64,

@@ -28,29 +28,14 @@ use ejgate_sdk::model::EntityKind;
 use ejgate_sdk::synth::{SynthConfig, World};
 use sqlx::{AssertSqlSafe, Connection};
 
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-fn option(name: &str, env: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1).cloned())
-        .or_else(|| std::env::var(env).ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
+#[allow(dead_code)]
+mod common;
 
 #[tokio::main]
 async fn main() {
-    let schools = option("--schools", "EJGATE_BENCH_SCHOOLS", 20).max(1);
-    let classes = option("--classes", "EJGATE_BENCH_CLASSES", 22).max(11) as u32;
-    let runs = option("--runs", "EJGATE_BENCH_RUNS", 3).max(1);
+    let schools = common::option("--schools", "EJGATE_BENCH_SCHOOLS", 20).max(1);
+    let classes = common::option("--classes", "EJGATE_BENCH_CLASSES", 22).max(11) as u32;
+    let runs = common::option("--runs", "EJGATE_BENCH_RUNS", 3).max(1);
     let admin =
         std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
     let schema = format!("ejgate_bench_rollout_{}", std::process::id());
@@ -123,7 +108,7 @@ async fn main() {
         peer_times.push(t.elapsed().as_secs_f64());
         assert!(read > 0);
     }
-    let (report, peer) = (median(report_times), median(peer_times));
+    let (report, peer) = (common::median(report_times), common::median(peer_times));
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     println!(
         "rollout report: {schools} schools × {classes} classes, the whole year ({} marks, {} lessons, {records} records) \

@@ -22,6 +22,7 @@ use ejgate_dnevnik::{DnevnikConfig, DnevnikConnector};
 use ejgate_sdk::connector::SyncMode;
 use secrecy::SecretString;
 
+#[allow(dead_code)]
 mod common;
 use common::Emulator;
 

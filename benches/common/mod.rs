@@ -65,3 +65,21 @@ pub fn ready(mut child: Child) -> Emulator {
     let base_url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("a URL").to_string();
     Emulator { child, base_url }
 }
+
+/// A whole-number option of a benchmark: `--name N` after `--`, else the environment
+/// variable, else the default.
+pub fn option(name: &str, env: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| std::env::var(env).ok())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// The middle value of the runs (the upper one of the two middles for an even count).
+pub fn median(mut values: Vec<f64>) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
+}
