@@ -328,6 +328,21 @@ enum MonitorReport {
 
 #[derive(Subcommand)]
 enum MonitorCommand {
+    /// Report a login as compromised (M19, S4 4.3–4.4): the operations under it from --at on
+    /// are invalid and reported as findings. The sources model no logins: give the person's
+    /// id in the source or the full name («Фамилия Имя Отчество»)
+    Compromised {
+        /// The school (a [[school]] name in ejgate.toml)
+        #[arg(long)]
+        school: String,
+        /// The person's source id or full name
+        #[arg(long)]
+        login: String,
+        /// When the school learned of it: local time of the school («2026-02-10T09:30») or
+        /// RFC 3339 with an offset
+        #[arg(long)]
+        at: String,
+    },
     /// The regulation profiles (regulations/*.toml)
     Profiles {
         #[command(subcommand)]
@@ -867,6 +882,38 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     changes.new, changes.changed, changes.reopened, changes.fixed
                 );
             }
+        }
+        Command::Monitor { command: Some(MonitorCommand::Compromised { school, login, at }), .. } => {
+            let config = Config::load(&cli.config)?;
+            let Some(school_config) = config.schools.iter().find(|s| s.name == school) else {
+                bail!("there is no [[school]] named «{school}» in {}", cli.config.display());
+            };
+            let store = store::open(&config.store_url()).await?;
+            let (_, zone) =
+                ejgate::monitor::engine::school_zone(store.as_ref(), school_config.journal_source()).await?;
+            let at_utc = match chrono::DateTime::parse_from_rfc3339(&at) {
+                Ok(t) => t.with_timezone(&chrono::Utc),
+                Err(_) => {
+                    let local = chrono::NaiveDateTime::parse_from_str(&at, "%Y-%m-%dT%H:%M")
+                        .or_else(|_| chrono::NaiveDateTime::parse_from_str(&at, "%Y-%m-%dT%H:%M:%S"))
+                        .map_err(|_| {
+                            anyhow::anyhow!(
+                                "--at «{at}»: give the school's local time as 2026-02-10T09:30, or RFC 3339"
+                            )
+                        })?;
+                    use chrono::TimeZone as _;
+                    zone.from_local_datetime(&local)
+                        .earliest()
+                        .ok_or_else(|| anyhow::anyhow!("--at «{at}» does not exist in the school's time zone"))?
+                        .with_timezone(&chrono::Utc)
+                }
+            };
+            store.report_compromised(&school, login.trim(), at_utc, chrono::Utc::now()).await?;
+            println!(
+                "login «{}» of «{school}» recorded as compromised from {}: the next monitoring reports the operations under it (M19)",
+                login.trim(),
+                at_utc.with_timezone(&zone).format("%d.%m.%Y %H:%M")
+            );
         }
         Command::Monitor {
             command: Some(MonitorCommand::Profiles { command: ProfilesCommand::Check, dir }), ..

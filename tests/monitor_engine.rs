@@ -288,10 +288,11 @@ async fn the_same_marks_judged_by_16_00_and_19_00_differ_exactly_between_the_hou
     assert_eq!(keys(&r2, "M1"), BTreeSet::from([mark_key("late")]));
 
     // M10 (S1 5.2): at 4 hours a week «более пяти» marks, that is 6; every student here has
-    // the marks built above: one on lesson 1, and s0 and s1 one more on lesson 2
+    // the marks built above: one on lesson 1, and s0 and s1 one more on lesson 2; s0 is
+    // «освобождён» in the quarter (f0) and needs no marks
     let marks_of = |i: usize| 1 + usize::from(i < 2);
     let short: BTreeSet<String> = (0..ENTERED.len())
-        .filter(|i| marks_of(*i) < 6)
+        .filter(|i| *i != 0 && marks_of(*i) < 6)
         .map(|i| {
             format!(
                 "M10:{}:{}:{}:{}",
@@ -365,4 +366,83 @@ async fn findings_live(store: &dyn Store) {
     let other = DateRange::new(w.day - Days::new(3), w.day - Days::new(3));
     let elsewhere = engine::evaluate(store, "Школа", SOURCE, &s1, other, t2).await.unwrap();
     assert!(findings::record(store, &elsewhere, t2).await.unwrap().is_empty());
+}
+
+/// M21 (S4 учитель 12): outages of the journal from the sync runs. Literal runs in the
+/// school's time (Krasnoyarsk, UTC+7) on Tuesday 1 December 2026: a sync at 07:00 succeeds;
+/// syncs at 09:00 and 10:00 fail with a server error, one at 10:30 for the credentials (not
+/// an outage: it neither ends nor extends one), 11:00 times out; 12:00 succeeds. An outage
+/// at night (Wednesday 02:00 failed, 03:00 succeeded) is outside school hours; one from
+/// Saturday 17:00 to Sunday 10:00 touches Saturday's hours only.
+#[test]
+fn outages_during_school_hours_are_findings_with_a_drafted_notice() {
+    use ejgate::store::{RunErrorKind, SyncRun};
+    let local = |d: u32, h: u32, m: u32| NaiveDate::from_ymd_opt(2026, 12, d).unwrap().and_hms_opt(h, m, 0).unwrap();
+    let utc = |t: NaiveDateTime| t.and_local_timezone(ZONE).single().unwrap().with_timezone(&Utc);
+    let mut id = 0;
+    let mut run = |t: NaiveDateTime, status: RunStatus, kind: Option<RunErrorKind>| {
+        id += 1;
+        SyncRun {
+            id,
+            source: SOURCE.into(),
+            mode: "window".into(),
+            started_at: utc(t),
+            finished_at: Some(utc(t) + chrono::TimeDelta::minutes(1)),
+            status,
+            error: kind.map(|k| format!("{k:?}: the source did not answer")),
+            error_kind: kind,
+            stats: RunStats::default(),
+        }
+    };
+    let runs = vec![
+        run(local(1, 7, 0), RunStatus::Succeeded, None),
+        run(local(1, 9, 0), RunStatus::Failed, Some(RunErrorKind::Server)),
+        run(local(1, 10, 0), RunStatus::Failed, Some(RunErrorKind::Server)),
+        run(local(1, 10, 30), RunStatus::Failed, Some(RunErrorKind::Unauthorized)),
+        run(local(1, 11, 0), RunStatus::Failed, Some(RunErrorKind::Timeout)),
+        run(local(1, 12, 0), RunStatus::Succeeded, None),
+        run(local(2, 2, 0), RunStatus::Failed, Some(RunErrorKind::Transport)),
+        run(local(2, 3, 0), RunStatus::Succeeded, None),
+        run(local(5, 17, 0), RunStatus::Failed, Some(RunErrorKind::Server)),
+        run(local(6, 10, 0), RunStatus::Succeeded, None),
+    ];
+    let outages = engine::outages(&runs, SOURCE, ZONE);
+    let spans: Vec<(NaiveDateTime, Option<NaiveDateTime>, usize)> =
+        outages.iter().map(|o| (o.from, o.to, o.failed.len())).collect();
+    assert_eq!(
+        spans,
+        vec![
+            (local(1, 9, 0), Some(local(1, 12, 0)), 3),
+            (local(2, 2, 0), Some(local(2, 3, 0)), 1),
+            (local(5, 17, 0), Some(local(6, 10, 0)), 1),
+        ]
+    );
+    assert_eq!(outages[0].last_good, Some(local(1, 7, 0)));
+
+    let s4 = profile::load(&shipped(), "s4-korolev").unwrap();
+    let rule = s4.rule("M21").expect("S4 has M21");
+    let week =
+        DateRange::new(NaiveDate::from_ymd_opt(2026, 11, 30).unwrap(), NaiveDate::from_ymd_opt(2026, 12, 6).unwrap());
+    let (found, notices) =
+        engine::outage_findings(&runs, SOURCE, ZONE, ZONE.name(), "Школа", rule, week, local(7, 8, 0));
+    let days: Vec<Option<NaiveDate>> = found.iter().map(|f| f.date).collect();
+    assert_eq!(days, vec![Some(local(1, 0, 0).date()), Some(local(5, 0, 0).date())], "the night outage is not one");
+    assert!(found.iter().all(|f| f.rule == "M21" && f.clause == "S4 учитель 12"));
+    assert!(
+        found[0].what.contains("01.12.2026 09:00") && found[0].what.contains("01.12.2026 12:00"),
+        "{}",
+        found[0].what
+    );
+    assert_eq!(notices.len(), 2);
+    let text = &notices[0].text;
+    assert!(text.contains("СЛУЖЕБНАЯ ЗАПИСКА") && text.contains("Системному администратору Школа"), "{text}");
+    assert!(text.contains("01.12.2026 с 09:00 по 12:00"), "{text}");
+    assert!(text.contains("3 попыток"), "{text}");
+    assert!(notices[1].text.contains("05.12.2026 с 17:00 по 18:00"), "{}", notices[1].text);
+    // outside the range: nothing
+    let later =
+        DateRange::new(NaiveDate::from_ymd_opt(2026, 12, 7).unwrap(), NaiveDate::from_ymd_opt(2026, 12, 13).unwrap());
+    assert!(engine::outage_findings(&runs, SOURCE, ZONE, ZONE.name(), "Школа", rule, later, local(14, 8, 0))
+        .0
+        .is_empty());
 }

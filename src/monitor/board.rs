@@ -45,6 +45,9 @@ pub fn render(report: &Report) -> String {
             let _ = writeln!(out, "  {} (п. {}): {}", u.rule, u.clause, u.reason);
         }
     }
+    for n in &report.notices {
+        let _ = writeln!(out, "\nПроект служебной записки ({}):\n{}", n.key, n.text);
+    }
     out
 }
 

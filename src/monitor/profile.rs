@@ -39,7 +39,7 @@ const RULES: &[(&str, &[&str])] = &[
     ("M4", &["deadline", "by", "days", "hours", "reading"]),
     ("M5", &["days", "kinds"]),
     ("M6", &["days", "kinds"]),
-    ("M7", &["back_dating", "corrections", "makeup_allowed"]),
+    ("M7", &["back_dating", "corrections", "makeup_allowed", "long_checking"]),
     ("M8", &["days"]),
     ("M9", &[]),
     ("M10", &["min_marks"]),

@@ -369,6 +369,15 @@ pub struct SyncRun {
     pub stats: RunStats,
 }
 
+/// A login reported compromised (M19): operations under it from `at` on are invalid.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CompromisedLogin {
+    /// The source's person id or the person's full name (the sources model no logins).
+    pub login: String,
+    pub at: DateTime<Utc>,
+    pub reported_at: DateTime<Utc>,
+}
+
 /// One change-log row.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChangeRow {
@@ -709,6 +718,11 @@ pub trait Store: JobStore + Send + Sync {
     /// The change-log rows written by one run, oldest first.
     async fn changes_of_run(&self, run: RunId) -> StoreResult<Vec<ChangeRow>>;
 
+    /// The change-log rows of one source and kind that are not inserts (updates, key
+    /// changes, deletes), oldest first: monitoring's evidence of corrected and deleted
+    /// records (M7–M9). One query, on a partial index of those rows.
+    async fn edits(&self, source: &str, kind: EntityKind) -> StoreResult<Vec<ChangeRow>>;
+
     /// Current records of a kind (tombstones included when asked), ordered by source id.
     async fn records(
         &self,
@@ -733,6 +747,18 @@ pub trait Store: JobStore + Send + Sync {
         upserts: &[StoredFinding],
         fixed: &[(String, DateTime<Utc>)],
     ) -> StoreResult<()>;
+
+    /// Records a login reported compromised at `at` (M19); the same report again changes nothing.
+    async fn report_compromised(
+        &self,
+        school: &str,
+        login: &str,
+        at: DateTime<Utc>,
+        reported_at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// The school's compromised-login reports, oldest first.
+    async fn compromised(&self, school: &str) -> StoreResult<Vec<CompromisedLogin>>;
 
     /// Rows per table, the schema version and the store's own consistency check.
     async fn inspect(&self) -> StoreResult<Inspection>;

@@ -35,9 +35,9 @@ use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
-    ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome,
-    LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult,
-    StoredFinding, StoredRecord, SyncRun, Upsert,
+    ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo,
+    LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError,
+    StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
@@ -925,6 +925,18 @@ impl Store for PostgresStore {
         rows.iter().map(change_row).collect()
     }
 
+    async fn edits(&self, source: &str, kind: EntityKind) -> StoreResult<Vec<ChangeRow>> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE source = $1 AND kind = $2 AND op <> 'insert' ORDER BY seq"
+        )))
+        .bind(source)
+        .bind(kind.as_str())
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read the edits of a source"))?;
+        rows.iter().map(change_row).collect()
+    }
+
     async fn first_seen(&self, kind: EntityKind, source: &str) -> StoreResult<HashMap<Uuid, DateTime<Utc>>> {
         let rows: Vec<(Uuid, DateTime<Utc>)> =
             sqlx::query_as("SELECT id, first_seen FROM records WHERE kind = $1 AND source = $2 AND deleted_at IS NULL")
@@ -965,6 +977,38 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn report_compromised(
+        &self,
+        school: &str,
+        login: &str,
+        at: DateTime<Utc>,
+        reported_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO compromised_logins (school, login, at, reported_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (school, login, at) DO NOTHING",
+        )
+        .bind(school)
+        .bind(login)
+        .bind(at)
+        .bind(reported_at)
+        .execute(&self.pool)
+        .await
+        .map_err(db("record a compromised login"))?;
+        Ok(())
+    }
+
+    async fn compromised(&self, school: &str) -> StoreResult<Vec<CompromisedLogin>> {
+        let rows: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+            "SELECT login, at, reported_at FROM compromised_logins WHERE school = $1 ORDER BY at, login",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read compromised logins"))?;
+        Ok(rows.into_iter().map(|(login, at, reported_at)| CompromisedLogin { login, at, reported_at }).collect())
     }
 
     async fn write_findings(

@@ -46,9 +46,9 @@ use ejgate_sdk::model::{DateRange, EntityKind};
 
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
-    ChangeOp, ChangeRow, ChangeSet, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo, LeaseOutcome,
-    LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult,
-    StoredFinding, StoredRecord, SyncRun, Upsert,
+    ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo,
+    LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError,
+    StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "sqlite";
@@ -1242,6 +1242,18 @@ impl Store for SqliteStore {
         rows.iter().map(change_row).collect()
     }
 
+    async fn edits(&self, source: &str, kind: EntityKind) -> StoreResult<Vec<ChangeRow>> {
+        let rows = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {CHANGE_COLUMNS} FROM changes WHERE source = ?1 AND kind = ?2 AND op <> 'insert' ORDER BY seq"
+        )))
+        .bind(source)
+        .bind(kind.as_str())
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db("read the edits of a source"))?;
+        rows.iter().map(change_row).collect()
+    }
+
     async fn first_seen(&self, kind: EntityKind, source: &str) -> StoreResult<HashMap<Uuid, DateTime<Utc>>> {
         let rows: Vec<(Vec<u8>, String)> =
             sqlx::query_as("SELECT id, first_seen FROM records WHERE kind = ?1 AND source = ?2 AND deleted_at IS NULL")
@@ -1285,6 +1297,43 @@ impl Store for SqliteStore {
                     last_detected: parse_ts(row.try_get(13).map_err(get)?)?,
                     fixed_at: fixed.as_deref().map(parse_ts).transpose()?,
                 })
+            })
+            .collect()
+    }
+
+    async fn report_compromised(
+        &self,
+        school: &str,
+        login: &str,
+        at: DateTime<Utc>,
+        reported_at: DateTime<Utc>,
+    ) -> StoreResult<()> {
+        let mut tx = self.write_tx().await?;
+        sqlx::query(
+            "INSERT OR IGNORE INTO compromised_logins (school, login, at, reported_at) VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(school)
+        .bind(login)
+        .bind(ts(at))
+        .bind(ts(reported_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db("record a compromised login"))?;
+        tx.commit().await.map_err(db("record a compromised login"))?;
+        Ok(())
+    }
+
+    async fn compromised(&self, school: &str) -> StoreResult<Vec<CompromisedLogin>> {
+        let rows: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT login, at, reported_at FROM compromised_logins WHERE school = ?1 ORDER BY at, login",
+        )
+        .bind(school)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db("read compromised logins"))?;
+        rows.into_iter()
+            .map(|(login, at, reported_at)| {
+                Ok(CompromisedLogin { login, at: parse_ts(&at)?, reported_at: parse_ts(&reported_at)? })
             })
             .collect()
     }

@@ -220,7 +220,7 @@ fn rows(s: &School, block: &Block) -> Vec<Row> {
                     ("academic_year", id(s.year.id)),
                     ("name", c.name.as_str().into()),
                     ("grade", W::Int(c.grade as i64)),
-                    ("homeroom_teacher", id(c.homeroom_teacher)),
+                    ("homeroom_teacher", opt_id(c.homeroom_teacher)),
                 ])
             })
             .collect(),

@@ -179,7 +179,7 @@ fn tiny_world() -> World {
         ],
         guardians: vec![person(44, Some(144), "Иванова", "Ольга", "Петровна", Sex::Female)],
         guardianships: vec![(id(44), id(40)), (id(44), id(41))],
-        classes: vec![SynthClass { id: id(50), name: "5А".into(), grade: 5, homeroom_teacher: id(30) }],
+        classes: vec![SynthClass { id: id(50), name: "5А".into(), grade: 5, homeroom_teacher: Some(id(30)) }],
         groups: vec![
             SynthGroup {
                 id: id(51),

@@ -190,7 +190,7 @@ impl Builder<'_> {
                 academic_year: year,
                 name: c.name.clone(),
                 grade: Some(c.grade),
-                homeroom_teacher: Some(self.id(EntityKind::Person, c.homeroom_teacher)),
+                homeroom_teacher: c.homeroom_teacher.map(|t| self.id(EntityKind::Person, t)),
             });
             self.put(key::id(c.id), None, entity);
         }

@@ -49,12 +49,65 @@ pub(super) fn build(config: SynthConfig) -> World {
         let mut ids = Ids(&mut next_id);
         schools.push(build_school(&config, &mut rng, &mut ids, number, municipality, city));
     }
+    if config.monitor {
+        for school in &mut schools {
+            break_reference_data(school);
+        }
+    }
     let mut truth = Vec::new();
     let at = config.year_start.and_time(NaiveTime::from_hms_opt(7, 0, 0).expect("valid time"));
     for school in &schools {
+        let from = truth.len();
         log_structure(&mut truth, school, config.year_start, at);
+        if config.monitor {
+            tag_reference_data(&mut truth[from..], school);
+        }
     }
     World { today: config.year_start, config, schools, truth, next_id, sim: SimState::default() }
+}
+
+/// The classes left without a class teacher when the world makes monitoring cases (M22):
+/// every fifth class, the first included.
+fn without_class_teacher(index: usize) -> bool {
+    index.is_multiple_of(5)
+}
+
+/// M22 cases (`SynthConfig::monitor`): every fifth class without its class teacher, and the
+/// first pupil of the last class enrolled in the class before it as well (a pupil in two
+/// classes).
+fn break_reference_data(s: &mut School) {
+    for (i, c) in s.classes.iter_mut().enumerate() {
+        if without_class_teacher(i) {
+            c.homeroom_teacher = None;
+        }
+    }
+    let n = s.classes.len();
+    if n < 2 {
+        return;
+    }
+    let (last, before) = (s.classes[n - 1].id, s.classes[n - 2].id);
+    let Some(pupil) = s.enrollments.iter().find(|e| e.unit == last && e.active).map(|e| e.student) else {
+        return;
+    };
+    let from = s.year.start;
+    s.enrollments.push(SynthEnrollment { student: pupil, unit: before, active: true, from, to: None });
+}
+
+/// Tags the structural inserts that [`break_reference_data`] made.
+fn tag_reference_data(truth: &mut [TruthChange], s: &School) {
+    let n = s.classes.len();
+    let mut keys: Vec<(EntityKind, String)> =
+        s.classes.iter().filter(|c| c.homeroom_teacher.is_none()).map(|c| (EntityKind::Class, key::id(c.id))).collect();
+    if n >= 2 {
+        if let Some(e) = s.enrollments.last() {
+            keys.push((EntityKind::Enrollment, key::enrollment(e.unit, e.student)));
+        }
+    }
+    for c in truth.iter_mut() {
+        if keys.iter().any(|(k, key)| *k == c.kind && *key == c.key) {
+            c.injection = Some(Injection::Monitor { rule: MonitorRule::M22 });
+        }
+    }
 }
 
 fn log_structure(truth: &mut Vec<TruthChange>, s: &School, day: NaiveDate, at: chrono::NaiveDateTime) {
@@ -387,7 +440,7 @@ fn build_school(
             id: ids.next(),
             name: class_name(c),
             grade: grades[c],
-            homeroom_teacher: tid(homeroom[c]),
+            homeroom_teacher: Some(tid(homeroom[c])),
         })
         .collect();
 

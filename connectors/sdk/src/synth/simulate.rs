@@ -49,6 +49,10 @@ fn normal(rng: &mut ChaCha8Rng) -> f64 {
     (s - 2.0) * 3f64.sqrt()
 }
 
+/// About one lesson in this many gets a monitoring case of each kind (one written or control
+/// work in five: they are rarer).
+const MONITOR_EVERY: u64 = 25;
+
 fn hm(h: u32, m: u32) -> NaiveTime {
     NaiveTime::from_hms_opt(h, m, 0).expect("valid time")
 }
@@ -464,11 +468,47 @@ impl Day<'_> {
         if self.x.cur_period.is_some() && self.x.cal.period_of(date) == self.x.cur_period {
             self.x.count_mark(student, subject, 1);
         }
+        if unsatisfactory && self.cfg.monitor && mix(self.cfg.seed, id, 0x4D38).is_multiple_of(MONITOR_EVERY / 5) {
+            let days = MONITOR_CORRECTION_DAYS[(mix(self.cfg.seed, id, 0x4D39) % 2) as usize];
+            let when = (date + Duration::days(i64::from(days))).max(self.day + Duration::days(1));
+            let school = self.s.id;
+            self.schedule(when, Pending::CorrectMark { school, mark: id });
+            return;
+        }
         if unsatisfactory && self.rng.random_bool(self.cfg.rates.deleted_unsatisfactory) {
             let when = self.day + Duration::days(self.rng.random_range(1..=20));
             let school = self.s.id;
             self.schedule(when, Pending::DeleteMark { school, mark: id });
         }
+    }
+
+    /// An attendance entry made at its own moment, a monitoring case (M2).
+    fn insert_attendance(&mut self, lesson: u64, student: u64, a: SynthAttendance) {
+        let at = a.entered_at;
+        self.s.attendance.insert((lesson, student), a);
+        let injection = Some(Injection::Monitor { rule: MonitorRule::M2 });
+        self.log(EntityKind::Attendance, TruthOp::Insert, key::attendance(lesson, student), at, injection);
+    }
+
+    fn insert_homework(&mut self, work: SynthWork, injection: Option<Injection>) {
+        let (wid, at) = (work.id, work.created_at);
+        self.s.works.insert(wid, work);
+        self.log(EntityKind::Homework, TruthOp::Insert, key::id(wid), at, injection);
+    }
+
+    /// Where the world makes monitoring cases (`SynthConfig::monitor`): for about one lesson
+    /// in `every` (chosen by a hash of the lesson and `salt`, not by the day's random stream),
+    /// the moment among `moments` (days after the lesson, hour, minute) its entries are made at.
+    fn monitor_moment(&self, lesson: u64, salt: u64, every: u64, moments: &[(u32, u32, u32)]) -> Option<NaiveDateTime> {
+        if !self.cfg.monitor {
+            return None;
+        }
+        let h = mix(self.cfg.seed, lesson, salt);
+        if !h.is_multiple_of(every) {
+            return None;
+        }
+        let (days, hour, minute) = moments[((h >> 20) % moments.len() as u64) as usize];
+        Some((self.day + Duration::days(i64::from(days))).and_time(hm(hour, minute)))
     }
 
     // ----- pending changes -----
@@ -484,6 +524,38 @@ impl Day<'_> {
                     let at = at + Duration::seconds(i as i64 * 7);
                     self.insert_mark(lesson, m, at, by, Some(Injection::LateMark));
                 }
+            }
+            Pending::MarksAt { lesson, marks, at, rule, .. } => {
+                let Some(by) = self.s.lessons.get(&lesson).map(|l| l.substitute.unwrap_or(l.teacher)) else {
+                    return;
+                };
+                for m in marks {
+                    self.insert_mark(lesson, m, at, by, Some(Injection::Monitor { rule }));
+                }
+            }
+            Pending::CorrectMark { mark, .. } => {
+                let Some(m) = self.s.marks.get_mut(&mark) else { return };
+                if !(m.value.starts_with('1') || m.value.starts_with('2')) {
+                    return;
+                }
+                m.value = "3".into();
+                let at = self.time(hm(9, 0), hm(20, 0));
+                self.x.final_cache = None;
+                self.log(
+                    EntityKind::Mark,
+                    TruthOp::Update,
+                    key::id(mark),
+                    at,
+                    Some(Injection::Monitor { rule: MonitorRule::M8 }),
+                );
+            }
+            Pending::AttendanceAt { lesson, entries, .. } => {
+                for (student, a) in entries {
+                    self.insert_attendance(lesson, student, a);
+                }
+            }
+            Pending::HomeworkAt { work, .. } => {
+                self.insert_homework(work, Some(Injection::Monitor { rule: MonitorRule::M4 }))
             }
             Pending::AttendanceReason { student, lessons, status, comment, .. } => {
                 let at = self.time(hm(9, 0), hm(18, 0));
@@ -894,23 +966,32 @@ impl Day<'_> {
                     self.time(end, hm(20, 0).max(end + Duration::minutes(1)))
                 };
                 let due = self.due_date(slot.unit, slot.subject);
-                self.s.works.insert(
-                    wid,
-                    SynthWork {
-                        id: wid,
-                        lesson: id,
-                        work_type: self.x.code("homework"),
-                        is_homework: true,
-                        text,
-                        created_at,
-                        target_date: due,
-                        attachments: homework_attachments(mix(self.cfg.seed, wid, 0xA77A), wid),
-                    },
-                );
-                self.log(EntityKind::Homework, TruthOp::Insert, key::id(wid), created_at, None);
+                let mut work = SynthWork {
+                    id: wid,
+                    lesson: id,
+                    work_type: self.x.code("homework"),
+                    is_homework: true,
+                    text,
+                    created_at,
+                    target_date: due,
+                    attachments: homework_attachments(mix(self.cfg.seed, wid, 0xA77A), wid),
+                };
+                match self.monitor_moment(id, 0x4D34, MONITOR_EVERY, &MONITOR_HOMEWORK_MOMENTS) {
+                    Some(at) if at.date() > day => {
+                        work.created_at = at;
+                        self.schedule(at.date(), Pending::HomeworkAt { school, work });
+                    }
+                    Some(at) => {
+                        work.created_at = at;
+                        self.insert_homework(work, Some(Injection::Monitor { rule: MonitorRule::M4 }));
+                    }
+                    None => self.insert_homework(work, None),
+                }
             }
 
             // Attendance.
+            let attendance_case = self.monitor_moment(id, 0x4D32, MONITOR_EVERY, &MONITOR_ATTENDANCE_MOMENTS);
+            let mut deferred = Vec::new();
             let mut eligible = Vec::new();
             for &m in &members {
                 let st_id = self.x.students[m].id;
@@ -932,14 +1013,27 @@ impl Day<'_> {
                         SynthAttendanceStatus::AbsentExcused => Some("заявление родителей".to_string()),
                         _ => None,
                     };
-                    self.s.attendance.insert((id, st_id), SynthAttendance { status, comment, entered_at: at });
-                    self.log(EntityKind::Attendance, TruthOp::Insert, key::attendance(id, st_id), at, None);
+                    match attendance_case {
+                        Some(at) if at.date() > day => {
+                            deferred.push((st_id, SynthAttendance { status, comment, entered_at: at }))
+                        }
+                        Some(at) => {
+                            self.insert_attendance(id, st_id, SynthAttendance { status, comment, entered_at: at })
+                        }
+                        None => {
+                            self.s.attendance.insert((id, st_id), SynthAttendance { status, comment, entered_at: at });
+                            self.log(EntityKind::Attendance, TruthOp::Insert, key::attendance(id, st_id), at, None);
+                        }
+                    }
                 }
                 let away = matches!(today[m], Today::Absent(..) | Today::Skips(_));
                 let exempt = subj == Subj::Pe && self.x.students[m].pe_exempt;
                 if !away && !exempt {
                     eligible.push(m);
                 }
+            }
+            if let Some(at) = attendance_case.filter(|_| !deferred.is_empty()) {
+                self.schedule(at.date(), Pending::AttendanceAt { school, lesson: id, entries: deferred });
             }
             if !graded || eligible.is_empty() {
                 continue;
@@ -988,6 +1082,31 @@ impl Day<'_> {
                     value: self.mark_value(m, subj, harder),
                 })
                 .collect();
+            // Monitoring cases: a written or control work's marks around the 3rd or 7th day,
+            // other lessons' marks around 16:00, 19:00 or midnight.
+            let case = match extra_work {
+                Some((_, code @ ("written" | "control" | "test" | "internal_control" | "independent"))) => {
+                    // ВШК works are rare (a few a term): every other one is a case
+                    let (rule, every) = match code {
+                        "internal_control" => (MonitorRule::M6, 2),
+                        _ => (MonitorRule::M5, MONITOR_EVERY / 5),
+                    };
+                    self.monitor_moment(id, 0x4D35, every, &MONITOR_WORK_MOMENTS).map(|at| (at, rule))
+                }
+                _ => self
+                    .monitor_moment(id, 0x4D31, MONITOR_EVERY, &MONITOR_MARK_MOMENTS)
+                    .map(|at| (at, MonitorRule::M1)),
+            };
+            if let Some((at, rule)) = case {
+                if at.date() > day {
+                    self.schedule(at.date(), Pending::MarksAt { school, lesson: id, marks, at, rule });
+                } else {
+                    for m in marks {
+                        self.insert_mark(id, m, at, by, Some(Injection::Monitor { rule }));
+                    }
+                }
+                continue;
+            }
             if self.rng.random_bool(self.cfg.rates.late_mark) {
                 let later = self.x.cal.school_days_after(day, self.rng.random_range(1..=5));
                 self.schedule(later, Pending::LateMarks { school, lesson: id, marks });

@@ -31,6 +31,11 @@ pub struct SynthConfig {
     pub simulate_until: NaiveDate,
     pub time_zone: String,
     pub rates: InjectionRates,
+    /// Make the school break every rule the monitoring engine checks, with the moments on
+    /// both sides of each deadline (see [`MonitorRule`]); off by default, so that worlds
+    /// made before it existed stay what they were.
+    #[serde(default)]
+    pub monitor: bool,
 }
 
 impl SynthConfig {
@@ -45,6 +50,7 @@ impl SynthConfig {
             simulate_until: NaiveDate::from_ymd_opt(2026, 3, 6).unwrap(),
             time_zone: "Europe/Moscow".into(),
             rates: InjectionRates::default(),
+            monitor: false,
         }
     }
 
@@ -139,6 +145,16 @@ pub enum Pending {
     },
     /// A topic entered after the lesson.
     LessonTopic { school: u64, lesson: u64, topic: String },
+    /// Marks entered at an exact moment of a later day, on one side of a deadline
+    /// (`SynthConfig::monitor`).
+    MarksAt { school: u64, lesson: u64, marks: Vec<PlannedMark>, at: NaiveDateTime, rule: MonitorRule },
+    /// A lesson's attendance entered at an exact moment of a later day (`SynthConfig::monitor`).
+    AttendanceAt { school: u64, lesson: u64, entries: Vec<(u64, SynthAttendance)> },
+    /// An unsatisfactory mark corrected (to «3») on a set day (`SynthConfig::monitor`: M8's
+    /// 21 days, 14 or 30 days after the lesson).
+    CorrectMark { school: u64, mark: u64 },
+    /// A homework entered at an exact moment of a later day (`SynthConfig::monitor`).
+    HomeworkAt { school: u64, work: SynthWork },
     /// An unsatisfactory mark deleted (injection `DeletedUnsatisfactoryMark`).
     DeleteMark { school: u64, mark: u64 },
     /// A class's final marks of a period (and the year marks after the last one).
@@ -153,6 +169,10 @@ impl Pending {
             Pending::LateMarks { school, .. }
             | Pending::AttendanceReason { school, .. }
             | Pending::LessonTopic { school, .. }
+            | Pending::MarksAt { school, .. }
+            | Pending::HomeworkAt { school, .. }
+            | Pending::AttendanceAt { school, .. }
+            | Pending::CorrectMark { school, .. }
             | Pending::DeleteMark { school, .. }
             | Pending::FinalMarks { school, .. }
             | Pending::EditAfterFinal { school, .. } => *school,
@@ -307,7 +327,8 @@ pub struct SynthClass {
     /// «5А»
     pub name: String,
     pub grade: u8,
-    pub homeroom_teacher: u64,
+    /// Классный руководитель; `None` only where the world breaks M22 on purpose
+    pub homeroom_teacher: Option<u64>,
 }
 
 /// Подгруппа, elective, extracurricular or ГПД group
@@ -471,7 +492,70 @@ pub enum Injection {
     EditAfterFinal,
     MissingTopic,
     MissingHomework,
+    /// A case made for the monitoring engine (`SynthConfig::monitor`): an entry at a moment
+    /// on one side of a deadline (late or a near miss, depending on the profile), or a
+    /// reference-data breach; tagged with the rule it was made for.
+    Monitor {
+        rule: MonitorRule,
+    },
 }
+
+/// The rule (REGULATIONS.md) a monitoring case was made for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum MonitorRule {
+    /// Marks of a lesson entered at an exact moment around 16:00, 19:00 or midnight of the
+    /// lesson's day or of the next two days.
+    M1,
+    /// A lesson's attendance entered at an exact moment around midnight after the lesson's
+    /// day or the next two days.
+    M2,
+    /// A homework entered at an exact moment around 19:00 or the lesson day's midnight.
+    M4,
+    /// Marks of a written work entered around midnight after the 3rd or the 7th day.
+    M5,
+    /// Marks of a ВШК control work entered around midnight after the 3rd or the 7th day.
+    M6,
+    /// An unsatisfactory mark corrected 14 or 30 days after its lesson (S2 3.4.8: within 21 days).
+    M8,
+    /// A class without a class teacher, or a pupil in two classes.
+    M22,
+}
+
+/// The moments a lesson's marks are entered at, as (days after the lesson, hour, minute),
+/// when the world makes monitoring cases: both sides of 16:00 (S1 5.5) and 19:00 (S3 3.4.2)
+/// of the lesson's day, and of midnight after the lesson's day (same day: S2 3.4.5, S4 2.8)
+/// and after the next two days (one day: S2 3.4.4; two days: S0 4.2а).
+pub const MONITOR_MARK_MOMENTS: [(u32, u32, u32); 12] = [
+    (0, 15, 59),
+    (0, 16, 0),
+    (0, 16, 1),
+    (0, 18, 59),
+    (0, 19, 0),
+    (0, 19, 1),
+    (0, 23, 59),
+    (1, 0, 1),
+    (1, 23, 59),
+    (2, 0, 1),
+    (2, 23, 59),
+    (3, 0, 1),
+];
+
+/// The moments a lesson's attendance is entered at: both sides of midnight after the
+/// lesson's day (S4 2.8) and after the next two days (S2 3.4.4: one day; S0 4.2а: two).
+pub const MONITOR_ATTENDANCE_MOMENTS: [(u32, u32, u32); 6] =
+    [(0, 23, 59), (1, 0, 1), (1, 23, 59), (2, 0, 1), (2, 23, 59), (3, 0, 1)];
+
+/// Days after the lesson an unsatisfactory mark is corrected on: inside and outside S2 3.4.8's
+/// 21 days, far enough from the limit that weekly syncs tell them apart.
+pub const MONITOR_CORRECTION_DAYS: [u32; 2] = [14, 30];
+
+/// The moments marks of a written or control work are entered at: both sides of midnight
+/// after the 3rd day (ВШК: S4 учитель 9) and after the 7th (S2 3.4.6, S3 3.4.3, S4 учитель 10).
+pub const MONITOR_WORK_MOMENTS: [(u32, u32, u32); 4] = [(3, 23, 59), (4, 0, 1), (7, 23, 59), (8, 0, 1)];
+
+/// The moments a homework is entered at: both sides of 19:00 and of midnight.
+pub const MONITOR_HOMEWORK_MOMENTS: [(u32, u32, u32); 5] =
+    [(0, 18, 59), (0, 19, 0), (0, 19, 1), (0, 23, 59), (1, 0, 1)];
 
 /// One change of the world, keyed as a connector must key it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
