@@ -1315,6 +1315,232 @@ mod scenarios {
         assert_eq!(a.job_runs(None, 100).await.unwrap().len(), 10);
     }
 
+    /// Сводные показатели журнала (P10): a small journal written by hand, each figure
+    /// counted here from the records the test wrote. SRC is the school's journal (people,
+    /// lessons, homework, marks, enrollments, an acknowledgement), OTHER lists its guardians
+    /// and their activity. Spans: the second quarter first, then the first (a day counts in
+    /// the first span that holds it; a finding without a day counts in the first span it was
+    /// open in).
+    pub async fn journal_aggregates_count_the_journal_in_the_store(env: &Env) {
+        use ejgate::store::{AggregateRequest, SchoolAggregates, SpanAggregates, StoredFinding};
+        let store = env.open().await;
+        let person = |source: &str, key: &str, roles: &[&str]| {
+            upsert(
+                source,
+                ChangeOp::Insert,
+                EntityKind::Person,
+                key,
+                "",
+                None,
+                json!({"last_name": key, "roles": roles}),
+            )
+        };
+        let pid = |source: &str, key: &str| id_of(source, EntityKind::Person, key).to_string();
+        let unit = |key: &str| id_of(SRC, EntityKind::Class, key).to_string();
+        let subject = |key: &str| id_of(SRC, EntityKind::Subject, key).to_string();
+        let lid = |key: &str| id_of(SRC, EntityKind::Lesson, key).to_string();
+        let lesson = |key: &str, u: &str, subj: Option<&str>, day: &str, topic: Value, status: &str| {
+            upsert(
+                SRC,
+                ChangeOp::Insert,
+                EntityKind::Lesson,
+                key,
+                "",
+                Some(day),
+                json!({"unit": unit(u), "subject": subj.map(subject), "date": day, "topic": topic, "status": status}),
+            )
+        };
+        let homework = |key: &str, l: &str| {
+            upsert(SRC, ChangeOp::Insert, EntityKind::Homework, key, "", None, json!({"lesson": lid(l), "text": "§1"}))
+        };
+        let mark = |key: &str, st: &str, l: &str, at: Option<&str>| {
+            upsert(
+                SRC,
+                ChangeOp::Insert,
+                EntityKind::Mark,
+                key,
+                "",
+                None,
+                json!({"student": pid(SRC, st), "lesson": lid(l), "value": "5", "entered_at": at}),
+            )
+        };
+        let enrol = |key: &str, st: &str, u: &str, status: &str| {
+            upsert(
+                SRC,
+                ChangeOp::Insert,
+                EntityKind::Enrollment,
+                key,
+                "",
+                None,
+                json!({"student": pid(SRC, st), "unit": unit(u), "status": status}),
+            )
+        };
+        let journal = vec![
+            person(SRC, "s1", &["student"]),
+            person(SRC, "s2", &["student"]),
+            person(SRC, "s3", &["student"]),
+            person(SRC, "s4", &["student"]),
+            person(SRC, "t1", &["staff"]),
+            person(SRC, "g1", &["guardian"]),
+            enrol("e1", "s1", "u1", "active"),
+            enrol("e2", "s2", "u1", "active"),
+            enrol("e3", "s3", "u1", "archived"),
+            enrol("e4", "s3", "u2", "active"),
+            enrol("e5", "s1", "u2", "active"),
+            lesson("L1", "u1", Some("a"), "2025-11-10", json!("Дроби"), "held"),
+            lesson("L2", "u1", Some("b"), "2025-11-11", json!("  "), "held"),
+            lesson("L3", "u2", Some("a"), "2025-12-01", Value::Null, "held"),
+            lesson("L4", "u1", Some("a"), "2025-11-12", json!("Отменённый"), "cancelled"),
+            lesson("L5", "u1", Some("a"), "2025-09-15", json!("Натуральные числа"), "held"),
+            lesson("L6", "u1", Some("b"), "2026-01-20", json!("После четверти"), "held"),
+            lesson("L7", "u2", None, "2025-12-02", json!("\u{a0}\t"), "held"),
+            homework("H1", "L1"),
+            homework("H2", "L1"),
+            homework("H3", "L3"),
+            homework("H4", "L4"),
+            homework("H5", "L5"),
+            mark("M1", "s1", "L1", Some("2025-11-10T15:59:59")),
+            mark("M2", "s2", "L1", Some("2025-11-10T16:00:00")),
+            mark("M3", "s1", "L2", Some("2025-11-11T16:00:00.500")),
+            mark("M4", "s3", "L3", Some("2025-12-02T09:00:00")),
+            mark("M5", "s1", "L3", None),
+            mark("M6", "s1", "L4", Some("2025-11-12T10:00:00")),
+            mark("M7", "s2", "L5", Some("2025-09-15T10:00:00")),
+            mark("M8", "s2", "L1", Some("2025-11-10T10:00:00")),
+            upsert(
+                SRC,
+                ChangeOp::Insert,
+                EntityKind::Acknowledgement,
+                "A1",
+                "",
+                None,
+                json!({"guardian": pid(SRC, "g1"), "student": pid(SRC, "s1"), "at": "2025-10-01T20:00:00"}),
+            ),
+        ];
+        let gone: Vec<(Uuid, EntityKind)> =
+            journal.iter().filter(|u| u.source_id == "s4" || u.source_id == "M8").map(|u| (u.id, u.kind)).collect();
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        store.apply(run, SRC, &inserts(journal), &[]).await.unwrap();
+        store.apply(run, SRC, &ChangeSet { deletes: gone, ..Default::default() }, &[]).await.unwrap();
+        let activity = |key: &str, who: &str, day: &str| {
+            upsert(
+                OTHER,
+                ChangeOp::Insert,
+                EntityKind::UserActivity,
+                key,
+                "",
+                None,
+                json!({"person": pid(OTHER, who), "date": day, "action": "login", "count": 1}),
+            )
+        };
+        let other = vec![
+            person(OTHER, "g2", &["guardian"]),
+            person(OTHER, "g3", &["guardian"]),
+            person(OTHER, "t2", &["staff"]),
+            activity("U1", "g2", "2025-11-20"),
+            activity("U2", "g2", "2025-11-21"),
+            activity("U3", "t2", "2025-11-20"),
+        ];
+        let run = store.begin_run(OTHER, "full").await.unwrap();
+        store.apply(run, OTHER, &inserts(other), &[]).await.unwrap();
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let finding = |key: &str, rule: &str, day: Option<&str>, first: &str, fixed: Option<&str>| StoredFinding {
+            key: key.into(),
+            rule: rule.into(),
+            clause: "S1 5.5".into(),
+            severity: "medium".into(),
+            teacher: None,
+            class: None,
+            subject: None,
+            date: day.map(date),
+            lesson: None,
+            mark: None,
+            what: "что".into(),
+            evidence: "чем".into(),
+            first_detected: at(first),
+            last_detected: at(first),
+            fixed_at: fixed.map(at),
+        };
+        let findings = [
+            finding("f1", "M1", Some("2025-11-10"), "2025-11-11T08:00:00Z", None),
+            finding("f2", "M1", Some("2025-09-20"), "2025-09-21T08:00:00Z", Some("2025-09-22T08:00:00Z")),
+            finding("f3", "M3", Some("2025-11-11"), "2025-11-12T08:00:00Z", None),
+            finding("f4", "M22", None, "2025-09-05T08:00:00Z", None),
+            finding("f5", "M22", None, "2025-09-02T08:00:00Z", Some("2025-10-01T08:00:00Z")),
+            finding("f6", "M1", Some("2026-02-01"), "2026-02-02T08:00:00Z", None),
+        ];
+        store.write_findings("Школа 1", &findings, &[]).await.unwrap();
+        store.write_findings("Школа 2", &findings[..1], &[]).await.unwrap();
+
+        let q2 = DateRange::new(date("2025-11-05"), date("2025-12-28"));
+        let q1 = DateRange::new(date("2025-09-01"), date("2025-10-26"));
+        let requests = [
+            AggregateRequest {
+                sources: vec![SRC.into(), OTHER.into()],
+                spans: vec![q2, q1],
+                mark_due_seconds: Some(16 * 3600),
+                findings_school: Some("Школа 1".into()),
+            },
+            AggregateRequest {
+                sources: vec![OTHER.into()],
+                spans: vec![],
+                mark_due_seconds: None,
+                findings_school: None,
+            },
+            AggregateRequest {
+                sources: vec!["nobody".into()],
+                spans: vec![q1],
+                mark_due_seconds: None,
+                findings_school: Some("Школа 3".into()),
+            },
+        ];
+        let got = store.journal_aggregates(&requests).await.unwrap();
+        let rules = |r: &[(&str, u64)]| r.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        // Q2: held L1, L2, L3, L7; topic only L1 (L2 and L7 blank); homework at L1 and L3;
+        // marks M1–M5 (M6 of a cancelled lesson, M8 deleted), M5 without a time, on time M1
+        // and M2 (16:00:00 is on time, 16:00:00.5 is not); pairs (s1,a) (s2,a) (s1,b) (s2,b)
+        // (s3,a) — s3 left u1, L7 has no subject; g2 read (t2 is staff).
+        let second = SpanAggregates {
+            lessons: 4,
+            with_topic: 1,
+            with_homework: 2,
+            marks: 5,
+            marks_judged: 4,
+            marks_on_time: 2,
+            student_subjects: 5,
+            guardians_reading: 1,
+            findings: rules(&[("M1", 1), ("M3", 1), ("M22", 1)]),
+        };
+        let first = SpanAggregates {
+            lessons: 1,
+            with_topic: 1,
+            with_homework: 1,
+            marks: 1,
+            marks_judged: 1,
+            marks_on_time: 1,
+            student_subjects: 2,
+            guardians_reading: 1,
+            findings: rules(&[("M1", 1), ("M22", 1)]),
+        };
+        assert_eq!(
+            got[0],
+            SchoolAggregates {
+                students: 3,
+                staff: 1,
+                guardians: Some(2),
+                reading_told: true,
+                spans: vec![second, first]
+            }
+        );
+        assert_eq!(
+            got[1],
+            SchoolAggregates { students: 0, staff: 1, guardians: Some(2), reading_told: true, spans: vec![] }
+        );
+        assert_eq!(got[2], SchoolAggregates { spans: vec![SpanAggregates::default()], ..Default::default() });
+        assert_eq!(got.len(), 3);
+        assert!(store.journal_aggregates(&[]).await.unwrap().is_empty());
+    }
+
     /// The store's own inspection (what a backup's manifest keeps and a restore is checked
     /// against): rows per table, the newest migration, and what the consistency check finds
     /// once a change-log row has lost its record and a cursor was written outside every run;
@@ -1414,6 +1640,7 @@ store_suite!(
     job_runs_are_recorded_once_and_closed_by_their_claim_holder,
     concurrent_records_of_a_slot_make_one_row,
     inspect_counts_rows_and_the_consistency_check_finds_breakage,
+    journal_aggregates_count_the_journal_in_the_store,
 );
 
 #[tokio::test]

@@ -6,23 +6,21 @@
 //! student per subject, findings per rule; the district's totals, the change from the
 //! previous quarter, and native charts in the XLSX.
 //!
-//! **Aggregates only** (K5): the municipal level sees no personal data. The report reads
-//! people to count them and never writes a name, an id or a finding's text.
+//! **Aggregates only** (K5): the municipal level sees no personal data. The store counts
+//! ([`Store::journal_aggregates`], one statement for every school): no person's record, name,
+//! id or finding's text is read out, let alone written.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, Utc};
-use ejgate_sdk::model::{
-    AcademicYear, EnrollmentStatus, EntityKind, LessonStatus, Organization, OrganizationKind, PeriodKind, Role,
-    StudyPeriod,
-};
-use serde::{Deserialize, Serialize};
+use chrono::{DateTime, NaiveDate, Utc};
+use ejgate_sdk::model::{AcademicYear, DateRange, EntityKind, Organization, OrganizationKind, PeriodKind, StudyPeriod};
+use serde::Serialize;
 use uuid::Uuid;
 
 use super::table::{Cell, ChartSpec, Sheet};
 use crate::config::Config;
 use crate::monitor::profile::Deadline;
-use crate::store::{RunStatus, Store, StoredFinding};
+use crate::store::{AggregateRequest, RunStatus, Store};
 
 /// Which quarter: its number in the academic year, and the year («2025/2026»; the latest
 /// the store holds when not given).
@@ -100,63 +98,28 @@ pub struct Rollout {
     pub rules: Vec<String>,
 }
 
-#[derive(Deserialize)]
-struct LessonLite {
-    unit: Uuid,
-    subject: Option<Uuid>,
-    date: NaiveDate,
-    topic: Option<String>,
-    status: LessonStatus,
-}
-
-#[derive(Deserialize)]
-struct MarkLite {
-    lesson: Option<Uuid>,
-    entered_at: Option<NaiveDateTime>,
-}
-
-#[derive(Deserialize)]
-struct HomeworkLite {
-    lesson: Option<Uuid>,
-}
-
-#[derive(Deserialize)]
-struct EnrollmentLite {
-    student: Uuid,
-    unit: Uuid,
-    status: EnrollmentStatus,
-}
-
-#[derive(Deserialize)]
-struct PersonLite {
-    roles: Vec<Role>,
-}
-
-#[derive(Deserialize)]
-struct ActivityLite {
-    person: Uuid,
-    date: NaiveDate,
-}
-
-#[derive(Deserialize)]
-struct AcknowledgementLite {
-    guardian: Uuid,
-    at: NaiveDateTime,
-}
-
-async fn lite<T: serde::de::DeserializeOwned>(
+/// The records of a kind of every source, read into their entity type, by source: the
+/// small reference kinds (periods, years) the report needs for every school, in one query.
+async fn by_source<T: serde::de::DeserializeOwned>(
     store: &dyn Store,
     kind: EntityKind,
-    source: &str,
-) -> anyhow::Result<Vec<(Uuid, T)>> {
-    super::load(store, kind, Some(source)).await
+) -> anyhow::Result<HashMap<String, Vec<(Uuid, T)>>> {
+    let mut out: HashMap<String, Vec<(Uuid, T)>> = HashMap::new();
+    for r in store.records(kind, None, false).await? {
+        let v = serde_json::from_value(r.content)
+            .map_err(|e| anyhow::anyhow!("{kind} {} of source «{}» cannot be read: {e}", r.source_id, r.source))?;
+        out.entry(r.source).or_default().push((r.id, v));
+    }
+    Ok(out)
 }
 
-/// The local instant a mark of a lesson on `day` is due by, under the profile's M1.
-fn due(deadline: &Deadline, day: NaiveDate) -> Option<NaiveDateTime> {
+/// When a mark of a lesson is due under the profile's M1, in seconds after the start of
+/// the lesson's day; `None` when the deadline depends on the day's timetable.
+fn due_seconds(deadline: &Deadline) -> Option<i64> {
+    use chrono::Timelike;
     match deadline {
-        Deadline::SameDay { by } => Some(day.and_time(*by)),
-        Deadline::Days { days } => day.checked_add_days(Days::new(u64::from(*days)))?.and_hms_opt(23, 59, 59),
+        Deadline::SameDay { by } => Some(i64::from(by.num_seconds_from_midnight())),
+        Deadline::Days { days } => Some(i64::from(*days) * 86_400 + 86_399),
         Deadline::AfterLessons { .. } => None,
     }
 }
@@ -253,9 +216,20 @@ pub async fn build(
     found.sort_by(|a, b| a.name.cmp(&b.name));
 
     let runs = store.runs(u32::MAX / 2).await?;
-    let mut lines = Vec::new();
+    let periods: HashMap<String, Vec<(Uuid, StudyPeriod)>> = by_source(store, EntityKind::StudyPeriod).await?;
+    let years: HashMap<String, Vec<(Uuid, AcademicYear)>> = by_source(store, EntityKind::AcademicYear).await?;
     let mut year_name: Option<String> = quarter.year.clone();
-    let mut rules: BTreeSet<String> = BTreeSet::new();
+    // What each school is, and what the store is to count for it.
+    struct Plan {
+        found: Found,
+        profile: Option<String>,
+        systems: Vec<String>,
+        last_sync: Option<DateTime<Utc>>,
+        this: Option<StudyPeriod>,
+        previous: Option<StudyPeriod>,
+    }
+    let mut plans = Vec::new();
+    let mut requests = Vec::new();
     for f in found {
         let journal = f.sources[0].as_str();
         let profile = f
@@ -289,54 +263,63 @@ pub async fn build(
             .filter(|r| f.sources.contains(&r.source) && r.status == RunStatus::Succeeded)
             .filter_map(|r| r.finished_at)
             .max();
-
-        // People: counted in the journal; parents from whichever source lists them.
-        let mut students = 0;
-        let mut teachers = 0;
-        let mut parents: Option<u64> = None;
-        for (i, source) in f.sources.iter().enumerate() {
-            let people: Vec<(Uuid, PersonLite)> = lite(store, EntityKind::Person, source).await?;
-            let guardians = people.iter().filter(|(_, p)| p.roles.contains(&Role::Guardian)).count() as u64;
-            if i == 0 {
-                students = people.iter().filter(|(_, p)| p.roles.contains(&Role::Student)).count() as u64;
-                teachers = people.iter().filter(|(_, p)| p.roles.contains(&Role::Staff)).count() as u64;
-            }
-            if guardians > 0 {
-                parents = Some(parents.unwrap_or(0).max(guardians));
-            }
-        }
-
-        let periods: Vec<(Uuid, StudyPeriod)> = lite(store, EntityKind::StudyPeriod, journal).await?;
-        let years: Vec<(Uuid, AcademicYear)> = lite(store, EntityKind::AcademicYear, journal).await?;
-        let (this, previous, year) = quarters(&periods, &years, quarter);
+        let none = Vec::new();
+        let (this, previous, year) = quarters(
+            periods.get(journal).unwrap_or(&none),
+            years.get(journal).map(Vec::as_slice).unwrap_or(&[]),
+            quarter,
+        );
         if year_name.is_none() {
             year_name = year;
         }
-        let stored: Vec<StoredFinding> = match &f.config_name {
-            Some(n) => store.findings(n).await?,
-            None => Vec::new(),
-        };
-        let spans: Vec<StudyPeriod> = this.iter().chain(previous.iter()).cloned().collect();
-        let mut figures = if spans.is_empty() {
-            Vec::new()
-        } else {
-            figures_of(store, &f.sources, &spans, deadline.as_ref(), &stored).await?
-        };
+        requests.push(AggregateRequest {
+            sources: f.sources.clone(),
+            spans: this.iter().chain(previous.iter()).map(|p| DateRange::new(p.start, p.end)).collect(),
+            mark_due_seconds: deadline.as_ref().and_then(due_seconds),
+            findings_school: f.config_name.clone(),
+        });
+        plans.push(Plan { found: f, profile, systems, last_sync, this, previous });
+    }
+
+    // Everything counted by the store, for every school in one statement.
+    let counted = store.journal_aggregates(&requests).await?;
+    let mut lines = Vec::new();
+    let mut rules: BTreeSet<String> = BTreeSet::new();
+    for (plan, counts) in plans.into_iter().zip(counted) {
+        let spans: Vec<&StudyPeriod> = plan.this.iter().chain(plan.previous.iter()).collect();
+        let mut figures: Vec<Figures> = spans
+            .iter()
+            .zip(&counts.spans)
+            .map(|(p, a)| Figures {
+                period: p.name.clone(),
+                from: p.start,
+                to: p.end,
+                lessons: a.lessons,
+                with_topic: a.with_topic,
+                with_homework: a.with_homework,
+                marks: a.marks,
+                marks_judged: a.marks_judged,
+                marks_on_time: a.marks_on_time,
+                student_subjects: a.student_subjects,
+                parents_reading: counts.reading_told.then_some(a.guardians_reading),
+                findings: a.findings.clone(),
+            })
+            .collect();
         for fig in &figures {
             rules.extend(fig.findings.keys().cloned());
         }
-        let previous = if previous.is_some() && figures.len() == 2 { figures.pop() } else { None };
-        let quarter_figures = if this.is_some() { figures.pop() } else { None };
+        let previous = if plan.previous.is_some() && figures.len() == 2 { figures.pop() } else { None };
+        let quarter_figures = if plan.this.is_some() { figures.pop() } else { None };
         lines.push(SchoolLine {
-            school: f.name,
-            municipality: f.org.municipality.clone(),
-            sources: f.sources.clone(),
-            systems,
-            profile,
-            last_sync,
-            students,
-            teachers,
-            parents,
+            school: plan.found.name,
+            municipality: plan.found.org.municipality.clone(),
+            sources: plan.found.sources.clone(),
+            systems: plan.systems,
+            profile: plan.profile,
+            last_sync: plan.last_sync,
+            students: counts.students,
+            teachers: counts.staff,
+            parents: counts.guardians,
             quarter: quarter_figures,
             previous,
         });
@@ -351,118 +334,6 @@ pub async fn build(
         schools: lines,
         rules,
     })
-}
-
-/// The figures of a school over each of `spans`, reading each kind once.
-async fn figures_of(
-    store: &dyn Store,
-    sources: &[String],
-    spans: &[StudyPeriod],
-    deadline: Option<&Deadline>,
-    stored: &[StoredFinding],
-) -> anyhow::Result<Vec<Figures>> {
-    let journal = sources[0].as_str();
-    let span_of = |d: NaiveDate| spans.iter().position(|p| p.start <= d && d <= p.end);
-    let mut out: Vec<Figures> = spans
-        .iter()
-        .map(|p| Figures { period: p.name.clone(), from: p.start, to: p.end, ..Figures::default() })
-        .collect();
-
-    // Lessons of the spans: held ones counted, each with its span.
-    let lessons: Vec<(Uuid, LessonLite)> = lite(store, EntityKind::Lesson, journal).await?;
-    let mut lesson_span: HashMap<Uuid, (usize, NaiveDate)> = HashMap::new();
-    let mut taught: Vec<HashSet<(Uuid, Uuid)>> = vec![HashSet::new(); spans.len()];
-    let mut with_topic: Vec<HashSet<Uuid>> = vec![HashSet::new(); spans.len()];
-    for (id, l) in &lessons {
-        if l.status != LessonStatus::Held {
-            continue;
-        }
-        let Some(i) = span_of(l.date) else { continue };
-        lesson_span.insert(*id, (i, l.date));
-        out[i].lessons += 1;
-        if l.topic.as_deref().is_some_and(|t| !t.trim().is_empty()) {
-            with_topic[i].insert(*id);
-        }
-        if let Some(s) = l.subject {
-            taught[i].insert((l.unit, s));
-        }
-    }
-    for (i, set) in with_topic.iter().enumerate() {
-        out[i].with_topic = set.len() as u64;
-    }
-    drop(lessons);
-    let homework: Vec<(Uuid, HomeworkLite)> = lite(store, EntityKind::Homework, journal).await?;
-    let mut with_homework: Vec<HashSet<Uuid>> = vec![HashSet::new(); spans.len()];
-    for (_, h) in &homework {
-        if let Some((i, _)) = h.lesson.and_then(|l| lesson_span.get(&l)) {
-            with_homework[*i].insert(h.lesson.expect("matched"));
-        }
-    }
-    for (i, set) in with_homework.iter().enumerate() {
-        out[i].with_homework = set.len() as u64;
-    }
-    let marks: Vec<(Uuid, MarkLite)> = lite(store, EntityKind::Mark, journal).await?;
-    for (_, m) in &marks {
-        let Some((i, day)) = m.lesson.and_then(|l| lesson_span.get(&l)) else { continue };
-        out[*i].marks += 1;
-        if let (Some(at), Some(due)) = (m.entered_at, deadline.and_then(|d| due(d, *day))) {
-            out[*i].marks_judged += 1;
-            out[*i].marks_on_time += u64::from(at <= due);
-        }
-    }
-    drop(marks);
-    // (student, subject) pairs: the active students of each class or group taught a subject.
-    let enrollments: Vec<(Uuid, EnrollmentLite)> = lite(store, EntityKind::Enrollment, journal).await?;
-    let mut students_of: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
-    for (_, e) in enrollments.iter().filter(|(_, e)| e.status == EnrollmentStatus::Active) {
-        students_of.entry(e.unit).or_default().push(e.student);
-    }
-    for (i, pairs) in taught.iter().enumerate() {
-        let mut seen: HashSet<(Uuid, Uuid)> = HashSet::new();
-        for (unit, subject) in pairs {
-            for s in students_of.get(unit).into_iter().flatten() {
-                seen.insert((*s, *subject));
-            }
-        }
-        out[i].student_subjects = seen.len() as u64;
-    }
-    // Parents reading: activity or acknowledgements of guardians, where a source has them.
-    let mut told = false;
-    let mut reading: Vec<HashSet<Uuid>> = vec![HashSet::new(); spans.len()];
-    for source in sources {
-        let people: Vec<(Uuid, PersonLite)> = lite(store, EntityKind::Person, source).await?;
-        let guardians: HashSet<Uuid> =
-            people.iter().filter(|(_, p)| p.roles.contains(&Role::Guardian)).map(|(id, _)| *id).collect();
-        let activity: Vec<(Uuid, ActivityLite)> = lite(store, EntityKind::UserActivity, source).await?;
-        let acks: Vec<(Uuid, AcknowledgementLite)> = lite(store, EntityKind::Acknowledgement, source).await?;
-        told |= !activity.is_empty() || !acks.is_empty();
-        let days =
-            activity.iter().map(|(_, a)| (a.person, a.date)).chain(acks.iter().map(|(_, a)| (a.guardian, a.at.date())));
-        for (person, day) in days {
-            if let Some(i) = span_of(day) {
-                if guardians.contains(&person) {
-                    reading[i].insert(person);
-                }
-            }
-        }
-    }
-    for (i, set) in reading.iter().enumerate() {
-        out[i].parents_reading = told.then_some(set.len() as u64);
-    }
-    // Findings about each span: a lesson or period day inside it; reference data (no day)
-    // open at some time of it.
-    for f in stored {
-        let i = match f.date {
-            Some(d) => span_of(d),
-            None => spans.iter().position(|p| {
-                f.first_detected.date_naive() <= p.end && f.fixed_at.is_none_or(|x| x.date_naive() >= p.start)
-            }),
-        };
-        if let Some(i) = i {
-            *out[i].findings.entry(f.rule.clone()).or_default() += 1;
-        }
-    }
-    Ok(out)
 }
 
 fn share(part: u64, whole: u64) -> Cell {

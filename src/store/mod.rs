@@ -16,10 +16,12 @@ use uuid::Uuid;
 
 use ejgate_sdk::model::{DateRange, EntityKind};
 
+mod aggregates;
 mod jobs;
 mod postgres;
 mod sqlite;
 
+pub use aggregates::{AggregateRequest, SchoolAggregates, SpanAggregates};
 pub use jobs::{JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, JobTrigger, NewJobRun};
 pub use postgres::export::{inspect_export_file as inspect_postgres_export, restore_export as restore_postgres_export};
 pub use postgres::PostgresStore;
@@ -730,6 +732,13 @@ pub trait Store: JobStore + Send + Sync {
         source: Option<&str>,
         include_deleted: bool,
     ) -> StoreResult<Vec<StoredRecord>>;
+
+    /// Сводные показатели журнала: for each school of `requests`, the people, lessons, topics,
+    /// homework, marks (and how many were entered by the deadline), student-subject pairs,
+    /// guardians reading and findings that the district's rollout report (P10) shows,
+    /// counted by the database over live records in one statement for all the schools
+    /// (no record is read out). One [`SchoolAggregates`] per request, in its order.
+    async fn journal_aggregates(&self, requests: &[AggregateRequest]) -> StoreResult<Vec<SchoolAggregates>>;
 
     /// When the store first saw each current record of a kind from a source (the write time
     /// of the sync batch that brought it): monitoring's evidence of when something was

@@ -33,6 +33,7 @@ use uuid::Uuid;
 
 use ejgate_sdk::model::{DateRange, EntityKind};
 
+use super::aggregates::{self, AggregateRequest, SchoolAggregates};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
     ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo,
@@ -55,6 +56,95 @@ static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/postgres");
 const CHANGE_LOG_LOCK: i64 = 0x656a_6761_7465_0001;
 
 const MAX_CONNECTIONS: u32 = 10;
+
+/// The statement of [`Store::journal_aggregates`] (see `super::aggregates`): $1 schools,
+/// $2 spans (disjoint pieces), $3 sources, as JSON; $4 the characters of a blank topic.
+const JOURNAL_AGGREGATES: &str = "
+WITH schools AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(school bigint, journal text, due bigint, findings text)
+), spans AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset($2::jsonb) AS x(school bigint, span bigint, day_from date, day_to date)
+), sources AS MATERIALIZED (
+    SELECT * FROM jsonb_to_recordset($3::jsonb) AS x(school bigint, source text)
+), lessons AS MATERIALIZED (
+    SELECT k.school, s.span, k.journal AS source, r.id::text AS key, (r.content->>'date')::date AS day,
+           r.content->>'unit' AS unit, r.content->>'subject' AS subject,
+           btrim(coalesce(r.content->>'topic', ''), $4) <> '' AS topic, k.due
+    FROM schools k
+    JOIN records r ON r.source = k.journal AND r.kind = 'lesson' AND r.deleted_at IS NULL
+    JOIN spans s ON s.school = k.school AND (r.content->>'date')::date BETWEEN s.day_from AND s.day_to
+    WHERE r.content->>'status' = 'held'
+), marks AS (
+    SELECT l.school, l.span, count(*) AS marks,
+           count(*) FILTER (WHERE l.due IS NOT NULL AND m.content->>'entered_at' IS NOT NULL) AS judged,
+           count(*) FILTER (WHERE (m.content->>'entered_at')::timestamp
+                                  <= l.day + make_interval(secs => l.due::double precision)) AS on_time
+    FROM lessons l
+    JOIN records m ON m.source = l.source AND m.kind = 'mark' AND m.deleted_at IS NULL
+     AND m.content->>'lesson' = l.key
+    WHERE m.source IN (SELECT journal FROM schools)
+    GROUP BY l.school, l.span
+), homework AS (
+    SELECT l.school, l.span, count(*) AS n FROM lessons l
+    WHERE EXISTS (SELECT 1 FROM records h WHERE h.source = l.source AND h.kind = 'homework'
+                  AND h.deleted_at IS NULL AND h.content->>'lesson' = l.key)
+    GROUP BY l.school, l.span
+), pairs AS (
+    SELECT school, span, count(*) AS n FROM (
+        SELECT DISTINCT t.school, t.span, e.content->>'student' AS student, t.subject
+        FROM (SELECT DISTINCT school, span, source, unit, subject FROM lessons WHERE subject IS NOT NULL) t
+        JOIN records e ON e.source = t.source AND e.kind = 'enrollment' AND e.deleted_at IS NULL
+         AND e.content->>'status' = 'active' AND e.content->>'unit' = t.unit
+    ) p GROUP BY school, span
+), events AS (
+    SELECT r.source, r.content->>'person' AS person, (r.content->>'date')::date AS day FROM records r
+    WHERE r.kind = 'user_activity' AND r.deleted_at IS NULL AND r.source IN (SELECT source FROM sources)
+    UNION ALL
+    SELECT r.source, r.content->>'guardian', (r.content->>'at')::timestamp::date FROM records r
+    WHERE r.kind = 'acknowledgement' AND r.deleted_at IS NULL AND r.source IN (SELECT source FROM sources)
+), reading AS (
+    SELECT x.school, s.span, count(DISTINCT e.person) AS n
+    FROM sources x
+    JOIN events e ON e.source = x.source
+    JOIN spans s ON s.school = x.school AND e.day BETWEEN s.day_from AND s.day_to
+    WHERE EXISTS (SELECT 1 FROM records p WHERE p.id = e.person::uuid AND p.source = e.source
+                  AND p.kind = 'person' AND p.deleted_at IS NULL AND p.content->'roles' ? 'guardian')
+    GROUP BY x.school, s.span
+), people AS (
+    SELECT x.school, x.source,
+           count(*) FILTER (WHERE p.content->'roles' ? 'student') AS students,
+           count(*) FILTER (WHERE p.content->'roles' ? 'staff') AS staff,
+           count(*) FILTER (WHERE p.content->'roles' ? 'guardian') AS guardians
+    FROM sources x JOIN records p ON p.source = x.source AND p.kind = 'person' AND p.deleted_at IS NULL
+    GROUP BY x.school, x.source
+), found AS (
+    SELECT k.school, f.rule,
+           (SELECT min(s.span) FROM spans s WHERE s.school = k.school AND CASE WHEN f.date IS NOT NULL
+                THEN f.date BETWEEN s.day_from AND s.day_to
+                ELSE (f.first_detected AT TIME ZONE 'UTC')::date <= s.day_to
+                     AND (f.fixed_at IS NULL OR (f.fixed_at AT TIME ZONE 'UTC')::date >= s.day_from) END) AS span
+    FROM schools k JOIN findings f ON f.school = k.findings
+)
+SELECT 'lessons', school, span, NULL::text, count(*) FROM lessons GROUP BY school, span
+UNION ALL SELECT 'with_topic', school, span, NULL, count(*) FILTER (WHERE topic) FROM lessons GROUP BY school, span
+UNION ALL SELECT 'marks', school, span, NULL, marks FROM marks
+UNION ALL SELECT 'marks_judged', school, span, NULL, judged FROM marks
+UNION ALL SELECT 'marks_on_time', school, span, NULL, on_time FROM marks
+UNION ALL SELECT 'with_homework', school, span, NULL, n FROM homework
+UNION ALL SELECT 'student_subjects', school, span, NULL, n FROM pairs
+UNION ALL SELECT 'guardians_reading', school, span, NULL, n FROM reading
+UNION ALL SELECT 'reading_told', x.school, NULL, NULL, count(*) FROM sources x
+    WHERE EXISTS (SELECT 1 FROM records r WHERE r.source = x.source
+                  AND r.kind IN ('user_activity', 'acknowledgement') AND r.deleted_at IS NULL)
+    GROUP BY x.school
+UNION ALL SELECT 'students', p.school, NULL, NULL, p.students FROM people p
+    JOIN schools k ON k.school = p.school AND k.journal = p.source
+UNION ALL SELECT 'staff', p.school, NULL, NULL, p.staff FROM people p
+    JOIN schools k ON k.school = p.school AND k.journal = p.source
+UNION ALL SELECT 'guardians', school, NULL, source, guardians FROM people WHERE guardians > 0
+UNION ALL SELECT 'findings', school, span, rule, count(*) FROM found WHERE span IS NOT NULL
+    GROUP BY school, span, rule
+";
 
 /// The PostgreSQL store. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]
@@ -935,6 +1025,22 @@ impl Store for PostgresStore {
         .await
         .map_err(db("read the edits of a source"))?;
         rows.iter().map(change_row).collect()
+    }
+
+    async fn journal_aggregates(&self, requests: &[AggregateRequest]) -> StoreResult<Vec<SchoolAggregates>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let p = aggregates::params(requests)?;
+        let rows: Vec<aggregates::Row> = sqlx::query_as(JOURNAL_AGGREGATES)
+            .bind(p.schools)
+            .bind(p.spans)
+            .bind(p.sources)
+            .bind(aggregates::BLANK)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db("count the journal"))?;
+        aggregates::assemble(requests, rows)
     }
 
     async fn first_seen(&self, kind: EntityKind, source: &str) -> StoreResult<HashMap<Uuid, DateTime<Utc>>> {

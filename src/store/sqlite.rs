@@ -44,6 +44,7 @@ use uuid::Uuid;
 
 use ejgate_sdk::model::{DateRange, EntityKind};
 
+use super::aggregates::{self, AggregateRequest, SchoolAggregates};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
     ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo,
@@ -57,6 +58,111 @@ const BACKEND: &str = "sqlite";
 mod jobs;
 
 static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
+
+/// The statement of [`Store::journal_aggregates`] (see `super::aggregates`): ?1 schools,
+/// ?2 spans (disjoint pieces), ?3 sources, as JSON; ?4 the characters of a blank topic.
+/// Ids are 16-byte BLOBs, references in the content hyphenated text: a lesson is joined by
+/// the hex of its id.
+const JOURNAL_AGGREGATES: &str = "
+WITH schools AS MATERIALIZED (
+    SELECT json_extract(value, '$.school') AS school, json_extract(value, '$.journal') AS journal,
+           json_extract(value, '$.due') AS due, json_extract(value, '$.findings') AS findings
+    FROM json_each(?1)
+), spans AS MATERIALIZED (
+    SELECT json_extract(value, '$.school') AS school, json_extract(value, '$.span') AS span,
+           json_extract(value, '$.day_from') AS day_from, json_extract(value, '$.day_to') AS day_to
+    FROM json_each(?2)
+), sources AS MATERIALIZED (
+    SELECT json_extract(value, '$.school') AS school, json_extract(value, '$.source') AS source FROM json_each(?3)
+), lessons AS MATERIALIZED (
+    SELECT k.school, s.span, k.journal AS source, lower(hex(r.id)) AS key, json_extract(r.content, '$.date') AS day,
+           json_extract(r.content, '$.unit') AS unit, json_extract(r.content, '$.subject') AS subject,
+           trim(coalesce(json_extract(r.content, '$.topic'), ''), ?4) <> '' AS topic, k.due
+    FROM schools k
+    JOIN records r ON r.source = k.journal AND r.kind = 'lesson' AND r.deleted_at IS NULL
+    JOIN spans s ON s.school = k.school AND json_extract(r.content, '$.date') BETWEEN s.day_from AND s.day_to
+    WHERE json_extract(r.content, '$.status') = 'held'
+), marks AS (
+    SELECT l.school, l.span, count(*) AS marks,
+           count(*) FILTER (WHERE l.due IS NOT NULL AND json_extract(m.content, '$.entered_at') IS NOT NULL) AS judged,
+           count(*) FILTER (WHERE json_extract(m.content, '$.entered_at')
+                                  <= strftime('%Y-%m-%dT%H:%M:%S', l.day, '+' || l.due || ' seconds')) AS on_time
+    FROM records m
+    JOIN lessons l ON l.source = m.source AND l.key = replace(json_extract(m.content, '$.lesson'), '-', '')
+    WHERE m.kind = 'mark' AND m.deleted_at IS NULL AND m.source IN (SELECT journal FROM schools)
+    GROUP BY l.school, l.span
+), homework AS (
+    SELECT l.school, l.span, count(DISTINCT l.key) AS n
+    FROM records h
+    JOIN lessons l ON l.source = h.source AND l.key = replace(json_extract(h.content, '$.lesson'), '-', '')
+    WHERE h.kind = 'homework' AND h.deleted_at IS NULL AND h.source IN (SELECT journal FROM schools)
+    GROUP BY l.school, l.span
+), enrolled AS MATERIALIZED (
+    SELECT e.source, json_extract(e.content, '$.unit') AS unit, json_extract(e.content, '$.student') AS student
+    FROM records e
+    WHERE e.kind = 'enrollment' AND e.deleted_at IS NULL AND e.source IN (SELECT journal FROM schools)
+      AND json_extract(e.content, '$.status') = 'active'
+), pairs AS (
+    SELECT school, span, count(*) AS n FROM (
+        SELECT DISTINCT t.school, t.span, e.student, t.subject
+        FROM (SELECT DISTINCT school, span, source, unit, subject FROM lessons WHERE subject IS NOT NULL) t
+        JOIN enrolled e ON e.source = t.source AND e.unit = t.unit
+    ) GROUP BY school, span
+), events AS (
+    SELECT r.source, json_extract(r.content, '$.person') AS person, json_extract(r.content, '$.date') AS day
+    FROM records r
+    WHERE r.kind = 'user_activity' AND r.deleted_at IS NULL AND r.source IN (SELECT source FROM sources)
+    UNION ALL
+    SELECT r.source, json_extract(r.content, '$.guardian'), substr(json_extract(r.content, '$.at'), 1, 10)
+    FROM records r
+    WHERE r.kind = 'acknowledgement' AND r.deleted_at IS NULL AND r.source IN (SELECT source FROM sources)
+), reading AS (
+    SELECT x.school, s.span, count(DISTINCT e.person) AS n
+    FROM sources x
+    JOIN events e ON e.source = x.source
+    JOIN spans s ON s.school = x.school AND e.day BETWEEN s.day_from AND s.day_to
+    WHERE EXISTS (SELECT 1 FROM records p WHERE p.id = unhex(replace(e.person, '-', '')) AND p.source = e.source
+                  AND p.kind = 'person' AND p.deleted_at IS NULL
+                  AND EXISTS (SELECT 1 FROM json_each(p.content, '$.roles') WHERE value = 'guardian'))
+    GROUP BY x.school, s.span
+), people AS (
+    SELECT x.school, x.source,
+           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM json_each(p.content, '$.roles') WHERE value = 'student'))
+               AS students,
+           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM json_each(p.content, '$.roles') WHERE value = 'staff'))
+               AS staff,
+           count(*) FILTER (WHERE EXISTS (SELECT 1 FROM json_each(p.content, '$.roles') WHERE value = 'guardian'))
+               AS guardians
+    FROM sources x JOIN records p ON p.source = x.source AND p.kind = 'person' AND p.deleted_at IS NULL
+    GROUP BY x.school, x.source
+), found AS (
+    SELECT k.school, f.rule,
+           (SELECT min(s.span) FROM spans s WHERE s.school = k.school AND CASE WHEN f.date IS NOT NULL
+                THEN f.date BETWEEN s.day_from AND s.day_to
+                ELSE substr(f.first_detected, 1, 10) <= s.day_to
+                     AND (f.fixed_at IS NULL OR substr(f.fixed_at, 1, 10) >= s.day_from) END) AS span
+    FROM schools k JOIN findings f ON f.school = k.findings
+)
+SELECT 'lessons', school, span, NULL, count(*) FROM lessons GROUP BY school, span
+UNION ALL SELECT 'with_topic', school, span, NULL, count(*) FILTER (WHERE topic) FROM lessons GROUP BY school, span
+UNION ALL SELECT 'marks', school, span, NULL, marks FROM marks
+UNION ALL SELECT 'marks_judged', school, span, NULL, judged FROM marks
+UNION ALL SELECT 'marks_on_time', school, span, NULL, on_time FROM marks
+UNION ALL SELECT 'with_homework', school, span, NULL, n FROM homework
+UNION ALL SELECT 'student_subjects', school, span, NULL, n FROM pairs
+UNION ALL SELECT 'guardians_reading', school, span, NULL, n FROM reading
+UNION ALL SELECT 'reading_told', x.school, NULL, NULL, count(*) FROM sources x
+    WHERE EXISTS (SELECT 1 FROM records r WHERE r.source = x.source
+                  AND r.kind IN ('user_activity', 'acknowledgement') AND r.deleted_at IS NULL)
+    GROUP BY x.school
+UNION ALL SELECT 'students', p.school, NULL, NULL, p.students FROM people p
+    JOIN schools k ON k.school = p.school AND k.journal = p.source
+UNION ALL SELECT 'staff', p.school, NULL, NULL, p.staff FROM people p
+    JOIN schools k ON k.school = p.school AND k.journal = p.source
+UNION ALL SELECT 'guardians', school, NULL, source, guardians FROM people WHERE guardians > 0
+UNION ALL SELECT 'findings', school, span, rule, count(*) FROM found WHERE span IS NOT NULL
+    GROUP BY school, span, rule
+";
 
 /// SQLite's result code for a full disk (SQLITE_FULL).
 const SQLITE_FULL: i32 = 13;
@@ -1252,6 +1358,22 @@ impl Store for SqliteStore {
         .await
         .map_err(db("read the edits of a source"))?;
         rows.iter().map(change_row).collect()
+    }
+
+    async fn journal_aggregates(&self, requests: &[AggregateRequest]) -> StoreResult<Vec<SchoolAggregates>> {
+        if requests.is_empty() {
+            return Ok(Vec::new());
+        }
+        let p = aggregates::params(requests)?;
+        let rows: Vec<aggregates::Row> = sqlx::query_as(JOURNAL_AGGREGATES)
+            .bind(p.schools)
+            .bind(p.spans)
+            .bind(p.sources)
+            .bind(aggregates::BLANK)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(db("count the journal"))?;
+        aggregates::assemble(requests, rows)
     }
 
     async fn first_seen(&self, kind: EntityKind, source: &str) -> StoreResult<HashMap<Uuid, DateTime<Utc>>> {
