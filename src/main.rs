@@ -308,6 +308,62 @@ enum ReportCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Итоги успеваемости и посещаемости по классам за период или год (P1)
+    Progress(SchoolReportArgs),
+    /// Активность пользователей (P3): where the sources tell it, and the work in the journal
+    Activity(SchoolReportArgs),
+    /// Пропущенные уроки и неудовлетворительные отметки с темами, по ученикам (P5)
+    Missed(SchoolReportArgs),
+    /// Заполнение журнала и выполнение учебного плана: часы по нагрузке и проведённые (P6)
+    Completeness(SchoolReportArgs),
+    /// Результаты контрольных работ и ВШК (P7)
+    Control(SchoolReportArgs),
+    /// Прогноз итоговых отметок, группа риска и точность прогноза (P8)
+    Forecast {
+        #[command(flatten)]
+        args: SchoolReportArgs,
+        /// The day of the forecast (default: today, or the period's last day once it is over)
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+    },
+    /// Выписка из дневника ученика за неделю для родителя (P9)
+    Diary {
+        #[arg(long)]
+        school: String,
+        /// «Фамилия Имя» as the journal has it
+        #[arg(long)]
+        student: String,
+        /// A day of the week (default: today)
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
+        #[arg(long, value_enum, default_value_t = SchoolFormat::Xlsx)]
+        format: SchoolFormat,
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+}
+
+/// What every school report (P1, P3, P5–P8) is asked with.
+#[derive(clap::Args)]
+struct SchoolReportArgs {
+    /// The school (a [[school]] of the configuration)
+    #[arg(long)]
+    school: String,
+    /// The period: its number in the latest academic year (2: the second quarter), or «год»
+    #[arg(long)]
+    period: String,
+    /// xlsx needs --out; csv writes the first sheet
+    #[arg(long, value_enum, default_value_t = SchoolFormat::Xlsx)]
+    format: SchoolFormat,
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, PartialEq, ValueEnum)]
+enum SchoolFormat {
+    Xlsx,
+    Csv,
+    Text,
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -996,6 +1052,92 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 RolloutFormat::Json => serde_json::to_vec_pretty(&report)?,
                 RolloutFormat::Csv => sheets[0].csv()?,
                 RolloutFormat::Text => table::text(&title, &sheets).into_bytes(),
+            };
+            match &out {
+                Some(path) => table::write_file(path, &bytes)?,
+                None => {
+                    use std::io::Write as _;
+                    std::io::stdout().write_all(&bytes)?;
+                }
+            }
+        }
+        Command::Report { command } => {
+            use ejgate::report::{school as sr, table};
+            let (school, format, out) = match &command {
+                ReportCommand::Progress(a)
+                | ReportCommand::Activity(a)
+                | ReportCommand::Missed(a)
+                | ReportCommand::Completeness(a)
+                | ReportCommand::Control(a)
+                | ReportCommand::Forecast { args: a, .. } => (a.school.clone(), a.format, a.out.clone()),
+                ReportCommand::Diary { school, format, out, .. } => (school.clone(), *format, out.clone()),
+                ReportCommand::Rollout { .. } => unreachable!("matched above"),
+            };
+            if format == SchoolFormat::Xlsx && out.is_none() {
+                bail!("an XLSX workbook goes into a file: add --out FILE.xlsx");
+            }
+            let config = Config::load(&cli.config)?;
+            let Some(s) = config.schools.iter().find(|s| s.name == school) else {
+                bail!(
+                    "no [[school]] «{school}» in {}: the schools are {}",
+                    cli.config.display(),
+                    config.schools.iter().map(|s| format!("«{}»", s.name)).collect::<Vec<_>>().join(", ")
+                );
+            };
+            let journal = s.journal_source().to_string();
+            let mut sources = vec![journal.clone()];
+            sources.extend(s.sources.iter().filter(|x| **x != journal).cloned());
+            let store = store::open(&config.store_url()).await?;
+            let j = sr::Journal::load(store.as_ref(), &sources).await?;
+            let today = chrono::Local::now().date_naive();
+            let (title, sheets) = match &command {
+                ReportCommand::Diary { student, date, .. } => {
+                    let who = sr::find_student(&j, student)?;
+                    (format!("Выписка из дневника: {student}"), sr::diary(&j, who, date.unwrap_or(today), &school))
+                }
+                ReportCommand::Progress(a) => {
+                    let span = sr::span(&j, &a.period)?;
+                    (
+                        format!("Итоги успеваемости и посещаемости: {school}, {}", span.name),
+                        sr::progress(&j, &span, &school),
+                    )
+                }
+                ReportCommand::Activity(a) => {
+                    let span = sr::span(&j, &a.period)?;
+                    (format!("Активность пользователей: {school}, {}", span.name), sr::activity(&j, &span, &school))
+                }
+                ReportCommand::Missed(a) => {
+                    let span = sr::span(&j, &a.period)?;
+                    (
+                        format!("Пропуски и неудовлетворительные отметки: {school}, {}", span.name),
+                        sr::missed(&j, &span, &school),
+                    )
+                }
+                ReportCommand::Completeness(a) => {
+                    let span = sr::span(&j, &a.period)?;
+                    (
+                        format!("Выполнение учебного плана: {school}, {}", span.name),
+                        sr::completeness(&j, &span, &school),
+                    )
+                }
+                ReportCommand::Control(a) => {
+                    let span = sr::span(&j, &a.period)?;
+                    (format!("Результаты контрольных работ: {school}, {}", span.name), sr::control(&j, &span, &school))
+                }
+                ReportCommand::Forecast { args, date } => {
+                    let span = sr::span(&j, &args.period)?;
+                    let as_of = date.unwrap_or(today).clamp(span.from, span.to);
+                    (
+                        format!("Прогноз итоговых отметок: {school}, {}", span.name),
+                        sr::forecast(&j, &span, as_of, &school),
+                    )
+                }
+                ReportCommand::Rollout { .. } => unreachable!("matched above"),
+            };
+            let bytes = match format {
+                SchoolFormat::Xlsx => table::xlsx(&title, &sheets)?,
+                SchoolFormat::Csv => sheets[0].csv()?,
+                SchoolFormat::Text => table::text(&title, &sheets).into_bytes(),
             };
             match &out {
                 Some(path) => table::write_file(path, &bytes)?,

@@ -60,3 +60,17 @@ impl Progress for Bars {
         }
     }
 }
+
+/// A bar over the steps of a long piece of work that is not a sync (a report reading the
+/// kinds of a school's journal): `what` on the left, one step per [`ProgressBar::inc`].
+/// Hidden when standard error is not a terminal.
+pub fn steps(what: &str, total: u64) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>28} [{bar:30}] {pos}/{len} {msg}")
+            .expect("template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(what.to_string());
+    bar
+}

@@ -1,11 +1,13 @@
 //! Reports (отчёты) over the store, in Russian: the deputy's monthly report per teacher
 //! (P2) and справка of findings and fixes (M20), exports of canonical entities (P11, CSV,
-//! XLSX and a OneRoster 1.2 bundle), the district's quarterly rollout report (P10).
+//! XLSX and a OneRoster 1.2 bundle), the district's quarterly rollout report (P10), and the
+//! school's own reports ([`school`]: P1, P3, P5–P9).
 //! Each report builds [`table::Sheet`]s; [`table`] writes them as XLSX or CSV.
 
 pub mod export;
 pub mod oneroster;
 pub mod rollout;
+pub mod school;
 pub mod spravka;
 #[cfg(feature = "acceptance")]
 pub mod synthetic;
