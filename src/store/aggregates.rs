@@ -77,6 +77,8 @@ pub(crate) struct Params {
     pub schools: String,
     pub spans: String,
     pub sources: String,
+    /// Each school's journal, once
+    pub journals: Vec<String>,
 }
 
 pub(crate) fn params(requests: &[AggregateRequest]) -> StoreResult<Params> {
@@ -96,7 +98,11 @@ pub(crate) fn params(requests: &[AggregateRequest]) -> StoreResult<Params> {
             spans.push(json!({"school": i, "span": n, "day_from": piece.from, "day_to": piece.to}));
         }
     }
+    let mut journals: Vec<String> = requests.iter().filter_map(|r| r.sources.first().cloned()).collect();
+    journals.sort();
+    journals.dedup();
     Ok(Params {
+        journals,
         schools: serde_json::Value::Array(schools).to_string(),
         spans: serde_json::Value::Array(spans).to_string(),
         sources: serde_json::Value::Array(sources).to_string(),

@@ -58,7 +58,8 @@ const CHANGE_LOG_LOCK: i64 = 0x656a_6761_7465_0001;
 const MAX_CONNECTIONS: u32 = 10;
 
 /// The statement of [`Store::journal_aggregates`] (see `super::aggregates`): $1 schools,
-/// $2 spans (disjoint pieces), $3 sources, as JSON; $4 the characters of a blank topic.
+/// $2 spans (disjoint pieces), $3 sources, as JSON; $4 the characters of a blank topic; $5
+/// the journals (an array the planner reads the `records_coverage` index by).
 const JOURNAL_AGGREGATES: &str = "
 WITH schools AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(school bigint, journal text, due bigint, findings text)
@@ -73,28 +74,40 @@ WITH schools AS MATERIALIZED (
     FROM schools k
     JOIN records r ON r.source = k.journal AND r.kind = 'lesson' AND r.deleted_at IS NULL
     JOIN spans s ON s.school = k.school AND (r.content->>'date')::date BETWEEN s.day_from AND s.day_to
-    WHERE r.content->>'status' = 'held'
+    WHERE r.content->>'status' = 'held' AND r.source = ANY($5)
 ), marks AS (
-    SELECT l.school, l.span, count(*) AS marks,
-           count(*) FILTER (WHERE l.due IS NOT NULL AND m.content->>'entered_at' IS NOT NULL) AS judged,
-           count(*) FILTER (WHERE (m.content->>'entered_at')::timestamp
-                                  <= l.day + make_interval(secs => l.due::double precision)) AS on_time
-    FROM lessons l
-    JOIN records m ON m.source = l.source AND m.kind = 'mark' AND m.deleted_at IS NULL
-     AND m.content->>'lesson' = l.key
-    WHERE m.source IN (SELECT journal FROM schools)
-    GROUP BY l.school, l.span
+    -- The lessons again, not the CTE: a plan over base tables only can run in parallel.
+    SELECT school, span, count(*) AS marks, count(*) FILTER (WHERE judged) AS judged,
+           count(*) FILTER (WHERE on_time) AS on_time
+    FROM (
+        SELECT s.school, s.span, k.due IS NOT NULL AND m.content->>'entered_at' IS NOT NULL AS judged,
+               (m.content->>'entered_at')::timestamp
+                   <= (r.content->>'date')::date + make_interval(secs => k.due::double precision) AS on_time
+        FROM jsonb_to_recordset($1::jsonb) AS k(school bigint, journal text, due bigint, findings text)
+        JOIN jsonb_to_recordset($2::jsonb) AS s(school bigint, span bigint, day_from date, day_to date)
+          ON s.school = k.school
+        JOIN records r ON r.source = k.journal AND r.kind = 'lesson' AND r.deleted_at IS NULL
+         AND r.content->>'status' = 'held' AND (r.content->>'date')::date BETWEEN s.day_from AND s.day_to
+        JOIN records m ON m.source = r.source AND m.kind = 'mark' AND m.deleted_at IS NULL
+         AND m.content->>'lesson' = r.id::text
+        WHERE r.source = ANY($5) AND m.source = ANY($5)
+    ) x
+    GROUP BY school, span
 ), homework AS (
     SELECT l.school, l.span, count(*) AS n FROM lessons l
     WHERE EXISTS (SELECT 1 FROM records h WHERE h.source = l.source AND h.kind = 'homework'
-                  AND h.deleted_at IS NULL AND h.content->>'lesson' = l.key)
+                  AND h.deleted_at IS NULL AND h.content->>'lesson' = l.key AND h.source = ANY($5))
     GROUP BY l.school, l.span
+), enrolled AS MATERIALIZED (
+    SELECT e.source, e.content->>'unit' AS unit, e.content->>'student' AS student FROM records e
+    WHERE e.kind = 'enrollment' AND e.deleted_at IS NULL AND e.source IN (SELECT journal FROM schools)
+      AND e.content->>'status' = 'active'
+), taught AS MATERIALIZED (
+    SELECT DISTINCT school, span, source, unit, subject FROM lessons WHERE subject IS NOT NULL
 ), pairs AS (
     SELECT school, span, count(*) AS n FROM (
-        SELECT DISTINCT t.school, t.span, e.content->>'student' AS student, t.subject
-        FROM (SELECT DISTINCT school, span, source, unit, subject FROM lessons WHERE subject IS NOT NULL) t
-        JOIN records e ON e.source = t.source AND e.kind = 'enrollment' AND e.deleted_at IS NULL
-         AND e.content->>'status' = 'active' AND e.content->>'unit' = t.unit
+        SELECT DISTINCT t.school, t.span, e.student, t.subject
+        FROM taught t JOIN enrolled e ON e.source = t.source AND e.unit = t.unit
     ) p GROUP BY school, span
 ), events AS (
     SELECT r.source, r.content->>'person' AS person, (r.content->>'date')::date AS day FROM records r
@@ -1037,6 +1050,7 @@ impl Store for PostgresStore {
             .bind(p.spans)
             .bind(p.sources)
             .bind(aggregates::BLANK)
+            .bind(&p.journals)
             .fetch_all(&self.pool)
             .await
             .map_err(db("count the journal"))?;
