@@ -1045,15 +1045,25 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let p = aggregates::params(requests)?;
+        // Every join of the statement is over thousands of rows or more: hash joins. Without
+        // statistics (a store just loaded or restored, before autovacuum's ANALYZE) the
+        // planner takes each scan for one row and chose nested loops of marks × lessons,
+        // which ran for more than a quarter of an hour on a 20-school district (2026-12-06).
+        let mut tx = self.pool.begin().await.map_err(db("count the journal: begin"))?;
+        sqlx::query("SET LOCAL enable_nestloop = off")
+            .execute(&mut *tx)
+            .await
+            .map_err(db("count the journal: plan settings"))?;
         let rows: Vec<aggregates::Row> = sqlx::query_as(JOURNAL_AGGREGATES)
             .bind(p.schools)
             .bind(p.spans)
             .bind(p.sources)
             .bind(aggregates::BLANK)
             .bind(&p.journals)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(db("count the journal"))?;
+        tx.commit().await.map_err(db("count the journal: end"))?;
         aggregates::assemble(requests, rows)
     }
 
