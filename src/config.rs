@@ -124,6 +124,10 @@ pub struct SchoolConfig {
     /// left out, the first of `sources`.
     #[serde(default)]
     pub journal: Option<String>,
+    /// The school's template of the paper copies (шаблон бумажных копий), laid over
+    /// `templates/paper.toml`: only the keys it changes need be in it.
+    #[serde(default)]
+    pub paper_template: Option<PathBuf>,
 }
 
 impl SchoolConfig {

@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 #[cfg(feature = "emulators")]
 pub mod demo;
+pub mod documents;
 #[cfg(feature = "emulators")]
 pub mod emulators;
 pub mod kiasuo;

@@ -431,6 +431,28 @@ enum ArchiveCommand {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Paper copies as PDF/A-2u, laid out for two-sided printing: with --period, each
+    /// class's copy of the journal for the period; with --year, each class's year-end book
+    /// (title page with the contents and the number of sheets) and сводная ведомость
+    Paper {
+        /// A [[school]] of ejgate.toml (its journal source), or a source's name
+        #[arg(long)]
+        school: String,
+        /// A study period: its number (2) or name («2 четверть»); with --year, of that year
+        #[arg(long, required_unless_present = "year")]
+        period: Option<String>,
+        /// The school year, 2025/2026
+        #[arg(long)]
+        year: Option<ejgate_sdk::year::SchoolYear>,
+        /// Where to write the PDFs (default: archive.dir/paper/SCHOOL)
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// The register of paper copies (реестр бумажных копий, REGULATIONS A4, R4)
+    Register {
+        #[command(subcommand)]
+        command: RegisterCommand,
+    },
     /// Check a bag: the signature and every manifest; each changed, added or missing file is named
     Verify {
         bag: PathBuf,
@@ -467,6 +489,85 @@ enum ArchiveCommand {
         #[arg(long)]
         public_key: Option<PathBuf>,
     },
+}
+
+#[derive(Subcommand)]
+enum RegisterCommand {
+    /// Enter a printed copy under the school's next number (printed)
+    Add {
+        /// A [[school]] of ejgate.toml, or a source's name
+        #[arg(long)]
+        school: String,
+        /// The class («5А»)
+        #[arg(long)]
+        class: String,
+        /// The school year, 2025/2026
+        #[arg(long)]
+        year: ejgate_sdk::year::SchoolYear,
+        /// What the copy is («копия журнала, 1 четверть», «книга за год», «сводная ведомость»)
+        #[arg(long)]
+        title: String,
+        /// Its sheets (листов)
+        #[arg(long)]
+        sheets: u32,
+        #[command(flatten)]
+        details: RegisterDetails,
+        /// Who enters it (default: the OS user)
+        #[arg(long)]
+        who: Option<String>,
+    },
+    /// Change an entry: who signed it, where it is kept, when it was handed to the secretary
+    Set {
+        #[arg(long)]
+        school: String,
+        /// The entry's number in the school's register
+        number: u32,
+        /// Its sheets (листов)
+        #[arg(long)]
+        sheets: Option<u32>,
+        #[command(flatten)]
+        details: RegisterDetails,
+    },
+    /// The register, by school and number
+    List {
+        #[arg(long)]
+        school: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The register as CSV, XLSX or PDF
+    Export {
+        #[arg(long)]
+        school: Option<String>,
+        #[arg(long, value_enum, default_value = "xlsx")]
+        format: RegisterFormat,
+        /// The file to write
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(clap::Args)]
+struct RegisterDetails {
+    /// Who signed (certified) the copy
+    #[arg(long)]
+    signed_by: Option<String>,
+    /// Where it is kept
+    #[arg(long)]
+    kept_at: Option<String>,
+    /// The day it was handed to the secretary (YYYY-MM-DD)
+    #[arg(long)]
+    handed_on: Option<chrono::NaiveDate>,
+    /// To whom it was handed
+    #[arg(long)]
+    handed_to: Option<String>,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RegisterFormat {
+    Csv,
+    Xlsx,
+    Pdf,
 }
 
 #[derive(Subcommand)]
@@ -1309,6 +1410,70 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                             "  not copied to backup targets: ejgate.toml has no [backup] (REGULATIONS A7 asks for two media)"
                         );
                     }
+                }
+                ArchiveCommand::Register { command } => {
+                    let store = store::open(&config.store_url()).await?;
+                    match command {
+                        RegisterCommand::Add { school, class, year, title, sheets, details, who } => {
+                            anyhow::ensure!(sheets > 0, "--sheets: a copy has at least one sheet");
+                            let copy = ejgate::store::PaperCopy {
+                                school: school.clone(),
+                                number: 0,
+                                class,
+                                school_year: year.to_string(),
+                                title,
+                                sheets,
+                                signed_by: details.signed_by,
+                                kept_at: details.kept_at,
+                                handed_on: details.handed_on,
+                                handed_to: details.handed_to,
+                                recorded_at: chrono::Utc::now(),
+                                recorded_by: ejgate::backup::who(who),
+                            };
+                            let number = store.add_paper_copy(&copy).await?;
+                            println!("{number}");
+                        }
+                        RegisterCommand::Set { school, number, sheets, details } => {
+                            let change = ejgate::store::PaperCopyChange {
+                                sheets,
+                                signed_by: details.signed_by,
+                                kept_at: details.kept_at,
+                                handed_on: details.handed_on,
+                                handed_to: details.handed_to,
+                            };
+                            if !store.set_paper_copy(&school, number, &change).await? {
+                                anyhow::bail!("the register of «{school}» has no entry № {number} (`ejgate archive register list`)");
+                            }
+                        }
+                        RegisterCommand::List { school, json } => {
+                            let copies = store.paper_copies(school.as_deref()).await?;
+                            if json {
+                                println!("{}", serde_json::to_string_pretty(&copies)?);
+                            } else {
+                                print!("{}", ejgate::archive::register::render(&copies));
+                            }
+                        }
+                        RegisterCommand::Export { school, format, out } => {
+                            let copies = store.paper_copies(school.as_deref()).await?;
+                            let sheet = ejgate::archive::register::sheet(&copies);
+                            let title = "Реестр бумажных копий";
+                            let bytes = match format {
+                                RegisterFormat::Csv => sheet.csv()?,
+                                RegisterFormat::Xlsx => ejgate::report::table::xlsx(title, &[sheet])?,
+                                RegisterFormat::Pdf => ejgate::report::table::pdf(title, &[sheet])?,
+                            };
+                            ejgate::report::table::write_file(&out, &bytes)?;
+                        }
+                    }
+                }
+                ArchiveCommand::Paper { school, period, year, out } => {
+                    let store = store::open(&config.store_url()).await?;
+                    let span = match period {
+                        Some(period) => ejgate::archive::paper::PaperSpan::Period { period, year },
+                        None => ejgate::archive::paper::PaperSpan::Year(year.context("give --period or --year")?),
+                    };
+                    let report = ejgate::archive::paper::command(&config, store.as_ref(), &school, &span, out).await?;
+                    print!("{}", report.render());
                 }
                 ArchiveCommand::Pull { school, year, from, out, reason, who, identity, public_key } => {
                     let store = store::open(&config.store_url()).await?;

@@ -21,7 +21,7 @@ use uuid::Uuid;
 
 use ejgate::store::{
     self, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, JobClaim, JobEnd,
-    JobRunStatus, JobTrigger, KindCount, LeaseOutcome, LeaseRequest, NewJobRun, RunError, RunErrorKind, RunStats,
+    JobRunStatus, JobTrigger, KindCount, LeaseOutcome, LeaseRequest, NewJobRun, PaperCopy, PaperCopyChange, RunError, RunErrorKind, RunStats,
     RunStatus, Store, StoreError, Upsert,
 };
 use ejgate_sdk::model::{DateRange, EntityKind, IdSpace};
@@ -1584,6 +1584,65 @@ mod scenarios {
         store.log_backup_use(&entry).await.unwrap();
         assert_eq!(store.backup_uses(10).await.unwrap(), vec![entry]);
     }
+
+    /// The register of paper copies (A4, R4): numbers per school from 1, in the order the
+    /// copies were entered (two writers at once get different numbers), changes of who
+    /// signed, where kept and the hand-over to the secretary, a missing number refused.
+    pub async fn the_register_of_paper_copies_numbers_per_school(env: &Env) {
+        let (a, b) = (env.open().await, env.open().await);
+        let copy = |school: &str, class: &str, sheets: u32| PaperCopy {
+            school: school.into(),
+            number: 99,
+            class: class.into(),
+            school_year: "2025/2026".into(),
+            title: "копия журнала, 1 четверть".into(),
+            sheets,
+            signed_by: None,
+            kept_at: Some("кабинет 12, шкаф 3".into()),
+            handed_on: None,
+            handed_to: None,
+            recorded_at: ejgate::store::now_micros(),
+            recorded_by: "секретарь".into(),
+        };
+        assert_eq!(a.add_paper_copy(&copy("МБОУ СОШ № 7", "5А", 12)).await.unwrap(), 1);
+        assert_eq!(a.add_paper_copy(&copy("МБОУ СОШ № 7", "5Б", 10)).await.unwrap(), 2);
+        assert_eq!(a.add_paper_copy(&copy("Школа 2", "1А", 4)).await.unwrap(), 1);
+        // Two writers at once: two numbers, no refusal.
+        let (x, y) = tokio::join!(
+            a.add_paper_copy(&copy("МБОУ СОШ № 7", "6А", 8)),
+            b.add_paper_copy(&copy("МБОУ СОШ № 7", "6Б", 9))
+        );
+        let mut numbers = vec![x.unwrap(), y.unwrap()];
+        numbers.sort();
+        assert_eq!(numbers, [3, 4]);
+        let handed = date("2026-11-06");
+        let change = PaperCopyChange {
+            signed_by: Some("И. П. Сидорова".into()),
+            handed_on: Some(handed),
+            handed_to: Some("О. В. Петрова".into()),
+            ..Default::default()
+        };
+        assert!(a.set_paper_copy("МБОУ СОШ № 7", 2, &change).await.unwrap());
+        assert!(!a.set_paper_copy("МБОУ СОШ № 7", 40, &change).await.unwrap());
+        assert!(!a.set_paper_copy("Школа 3", 2, &change).await.unwrap());
+        let school = b.paper_copies(Some("МБОУ СОШ № 7")).await.unwrap();
+        assert_eq!(school.iter().map(|c| c.number).collect::<Vec<_>>(), [1, 2, 3, 4]);
+        let second = &school[1];
+        assert_eq!((second.class.as_str(), second.sheets), ("5Б", 10));
+        assert_eq!(second.signed_by.as_deref(), Some("И. П. Сидорова"));
+        assert_eq!(second.handed_on, Some(handed));
+        assert_eq!(second.handed_to.as_deref(), Some("О. В. Петрова"));
+        // what was not changed stays
+        assert_eq!(second.kept_at.as_deref(), Some("кабинет 12, шкаф 3"));
+        assert_eq!(school[0].signed_by, None);
+        assert_eq!(school[0].recorded_by, "секретарь");
+        // the time it was entered, to the microsecond
+        let entered = copy("Школа 4", "2А", 3);
+        a.add_paper_copy(&entered).await.unwrap();
+        assert_eq!(b.paper_copies(Some("Школа 4")).await.unwrap()[0].recorded_at, entered.recorded_at);
+        assert_eq!(b.paper_copies(None).await.unwrap().len(), 6);
+        assert_eq!(b.paper_copies(Some("Школа 2")).await.unwrap()[0].class, "1А");
+    }
 }
 
 // ---- wiring: every scenario against every backend -----------------------------------
@@ -1641,6 +1700,7 @@ store_suite!(
     concurrent_records_of_a_slot_make_one_row,
     inspect_counts_rows_and_the_consistency_check_finds_breakage,
     journal_aggregates_count_the_journal_in_the_store,
+    the_register_of_paper_copies_numbers_per_school,
 );
 
 #[tokio::test]

@@ -5,7 +5,9 @@
 //! A bag `ejgate-SCHOOL-YYYY-YYYY/`:
 //! - `bagit.txt`; `data/KIND.jsonl` and `data/KIND.csv` per entity kind: the live canonical
 //!   records of the school's sources dated inside the school year, and the undated ones
-//!   (people, classes, subjects…) as the store holds them now;
+//!   (people, classes, subjects…) as the store holds them now; and `data/paper/`, the
+//!   year's journal as PDF/A (each class's year-end book) and the сводные ведомости
+//!   (K7), when the bag is made by `archive snapshot` (see [`paper`]);
 //! - `bag-info.txt`: school, school year, source systems, counts per kind, retention class
 //!   (A3: journals 5 years, сводные ведомости 25 years), Payload-Oxum;
 //! - `manifest-sha512.txt` (every payload file), `tagmanifest-sha512.txt` (the three tag
@@ -17,6 +19,9 @@
 //!
 //! *Assumption*: `--school` names a `[[school]]` (its sources) or one source; a source
 //! serving several schools (a district's) is bagged whole.
+
+pub mod paper;
+pub mod register;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
@@ -65,6 +70,10 @@ pub struct ArchiveConfig {
     /// ca.crt -out /dev/null`.
     #[serde(default)]
     pub external_verifier: Option<String>,
+    /// The paper copies' template for every school (`templates/paper.toml` is the default;
+    /// a school's `paper_template` wins over this one).
+    #[serde(default)]
+    pub paper_template: Option<PathBuf>,
 }
 
 const SIGNATURE: &str = "tagmanifest-sha512.txt.minisig";
@@ -195,7 +204,8 @@ pub fn load_secret_key(path: &Path, password: Option<secrecy::SecretString>) -> 
     })
 }
 
-/// `ejgate archive snapshot`: the bag of a school's year, signed.
+/// `ejgate archive snapshot`: the bag of a school's year, signed (its canonical data only;
+/// [`snapshot_with`] adds the paper copies).
 pub async fn snapshot(
     store: &dyn Store,
     school: &str,
@@ -204,6 +214,29 @@ pub async fn snapshot(
     out_dir: &Path,
     key: &minisign::SecretKey,
     external_signer: Option<&str>,
+) -> anyhow::Result<SnapshotReport> {
+    snapshot_with(store, school, sources, year, out_dir, key, external_signer, None).await
+}
+
+/// The PDFs a year-end bag holds (K7): the journal source's year-end books and сводные
+/// ведомости, laid out with this template.
+pub struct BagPaper<'a> {
+    pub journal_source: &'a str,
+    pub template: &'a crate::documents::template::Template,
+}
+
+/// [`snapshot`], with the year's paper copies as PDF/A in `data/paper/` when `paper` is
+/// given (the journal of the year and the сводные ведомости, REGULATIONS K7).
+#[allow(clippy::too_many_arguments)]
+pub async fn snapshot_with(
+    store: &dyn Store,
+    school: &str,
+    sources: &[(String, String)],
+    year: SchoolYear,
+    out_dir: &Path,
+    key: &minisign::SecretKey,
+    external_signer: Option<&str>,
+    paper: Option<BagPaper<'_>>,
 ) -> anyhow::Result<SnapshotReport> {
     let name = bag_name(school, year);
     let bag = out_dir.join(&name);
@@ -254,6 +287,20 @@ pub async fn snapshot(
     for task in writing {
         lines.extend(task.await.context("writing the payload")??);
     }
+    let mut pdfs = 0;
+    if let Some(paper) = paper {
+        let journal = paper::Journal::load(store, school, paper.journal_source).await?;
+        let dir = part.join("data").join("paper");
+        let written = tokio::task::block_in_place(|| {
+            paper::write(&journal, paper.template, &paper::PaperSpan::Year(year), &dir)
+        })?;
+        for f in &written.files {
+            let bytes = std::fs::read(&f.path)?;
+            let name = f.path.file_name().and_then(|n| n.to_str()).context("a PDF without a UTF-8 name")?;
+            lines.push((format!("data/paper/{name}"), sha512_hex(&bytes), bytes.len() as u64));
+        }
+        pdfs = written.files.len();
+    }
     // Manifest lines in path order, whatever order the threads finished in.
     lines.sort();
     let (files, bytes) = (lines.len(), lines.iter().map(|l| l.2).sum::<u64>());
@@ -275,6 +322,11 @@ pub async fn snapshot(
     }
     for (kind, n) in &counts {
         info.push_str(&format!("Ejgate-Count: {} {n}\n", kind.as_str()));
+    }
+    if pdfs > 0 {
+        info.push_str(&format!(
+            "Ejgate-Paper-Copies: {pdfs} PDF/A-2u files in data/paper (year-end books and svodnye vedomosti)\n"
+        ));
     }
     info.push_str(&format!(
         "Ejgate-Retention-Class: journal 5 years (until {}); final marks (svodnaya vedomost) 25 years (until {})\n",
@@ -356,7 +408,10 @@ pub async fn snapshot_command(
     };
     let key = load_secret_key(&key_path, password)?;
     let out = out.unwrap_or_else(|| archive_dir(config));
-    snapshot(store, school, &sources, year, &out, &key, archive.external_signer.as_deref()).await
+    let template = paper::school_template(config, school)?;
+    let journal_source = paper::journal_source(config, school)?;
+    let paper = BagPaper { journal_source: &journal_source, template: &template };
+    snapshot_with(store, school, &sources, year, &out, &key, archive.external_signer.as_deref(), Some(paper)).await
 }
 
 /// `archive.dir`, or `archive` beside the configuration.

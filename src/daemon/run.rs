@@ -143,6 +143,7 @@ pub async fn execute(state: &DaemonState, run: JobRun, lease: Lease, stop: &Stop
             }
         }
         JobKind::Snapshot => failures.extend(run_snapshots(state, &job).await),
+        JobKind::Paper => failures.extend(run_paper(state, &job).await),
         JobKind::Report => {
             // Reports (отчёты): the target's monthly reports and, for `all`, the district's
             // quarterly rollout report, written into reports_dir.
@@ -364,6 +365,26 @@ async fn run_backup(state: &DaemonState, job: &Job) -> Result<(), (String, RunEr
 /// the run falls in, for each school of the target (every `[[school]]` for `all`, or each
 /// source when there is none), signed, and copied to the backup targets. A bag made by an
 /// earlier run is not made again; only the targets that lack it get it.
+/// A `paper` job: per school of the target, the copies of the journal for the study period
+/// that ended last (A1), into `archive/paper/SCHOOL/`.
+async fn run_paper(state: &DaemonState, job: &Job) -> Vec<(String, RunErrorKind)> {
+    let config = &state.config;
+    let schools: Vec<String> = match &job.target {
+        Target::All if !config.schools.is_empty() => config.schools.iter().map(|s| s.name.clone()).collect(),
+        Target::All => config.sources.iter().map(|s| s.name.clone()).collect(),
+        Target::School(name) | Target::Source(name) => vec![name.clone()],
+    };
+    let today = state.clock.now().date_naive();
+    let mut failures = Vec::new();
+    for school in schools {
+        match crate::archive::paper::last_period_job(config, state.store.as_ref(), &school, today).await {
+            Ok(report) => tracing::info!(job = %job.name, "{}", report.render().trim_end()),
+            Err(e) => failures.push((format!("paper copies of «{school}»: {e:#}"), RunErrorKind::Internal)),
+        }
+    }
+    failures
+}
+
 async fn run_snapshots(state: &DaemonState, job: &Job) -> Vec<(String, RunErrorKind)> {
     let config = &state.config;
     let schools: Vec<String> = match &job.target {

@@ -264,6 +264,14 @@ pub fn text(title: &str, sheets: &[Sheet]) -> String {
     out
 }
 
+/// Writes the sheets as one PDF/A-2u document (fonts embedded, text extractable): the
+/// title, then each sheet as a heading and a table whose header repeats on each page, laid
+/// out with the default template of the paper copies (`templates/paper.toml`).
+pub fn pdf(title: &str, sheets: &[Sheet]) -> anyhow::Result<Vec<u8>> {
+    let template = crate::documents::template::Template::builtin();
+    crate::documents::sheets_pdf(title, sheets, &template, chrono::Utc::now().date_naive())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

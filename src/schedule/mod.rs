@@ -8,7 +8,7 @@
 //!
 //! [[job]]
 //! name = "nightly-sync"
-//! kind = "sync"                 # sync, "sync --full", monitor, backup, snapshot; later: paper, report
+//! kind = "sync"                 # sync, "sync --full", monitor, backup, paper, snapshot, report
 //! target = "all"                # all, a source name, or a school
 //! cron = "0 2 * * *"            # minute hour day-of-month month day-of-week, in the zone
 //! catch_up = "once"             # after downtime: skip the missed slots, or run once
@@ -56,7 +56,8 @@ pub enum JobKind {
     /// is not used (a backup is of the whole store).
     #[serde(rename = "backup")]
     Backup,
-    /// Paper copies of the journal (бумажные копии); not yet available.
+    /// Paper copies of the journal (бумажные копии, A1): per school of the target, the PDF
+    /// copies of the study period that ended last, into `archive/paper/SCHOOL/`.
     #[serde(rename = "paper")]
     Paper,
     /// Year-end snapshot (архив на конец года): the signed bag of the school year the run
@@ -91,6 +92,7 @@ impl JobKind {
                 | JobKind::FullSync
                 | JobKind::Monitor
                 | JobKind::Backup
+                | JobKind::Paper
                 | JobKind::Snapshot
                 | JobKind::Report
         )

@@ -79,7 +79,7 @@ fn job<'a>(jobs: &'a [Job], name: &str) -> &'a Job {
 #[test]
 fn the_school_example_loads() {
     let jobs = parse_file(SCHOOL, Path::new("schedules/school.toml"), &example_config()).unwrap();
-    assert_eq!(jobs.len(), 4);
+    assert_eq!(jobs.len(), 5);
     let nightly = job(&jobs, "nightly-sync");
     assert_eq!(nightly.kind, JobKind::Sync);
     assert_eq!(nightly.target, Target::All);
@@ -99,6 +99,16 @@ fn the_school_example_loads() {
     assert_eq!(year_end.kind, JobKind::Snapshot);
     let next = year_end.next_after(utc(2026, 12, 5, 10, 0)).unwrap();
     assert_eq!(next.format("%Y-%m-%d %H:%M %Z").to_string(), "2027-06-25 05:00 MSK");
+    // Paper copies every quarter (A1): after each quarter's end, four times a year.
+    let paper = job(&jobs, "quarterly-paper-copies");
+    assert_eq!(paper.kind, JobKind::Paper);
+    let mut at = utc(2026, 9, 1, 0, 0);
+    let mut runs = Vec::new();
+    for _ in 0..4 {
+        at = paper.next_after(at).unwrap().with_timezone(&Utc);
+        runs.push(at.format("%m-%d").to_string());
+    }
+    assert_eq!(runs, ["11-05", "01-05", "04-05", "06-05"]);
 }
 
 #[test]
@@ -159,13 +169,11 @@ fn an_unknown_kind_is_refused_with_its_line() {
 }
 
 #[test]
-fn every_reserved_kind_is_accepted_but_not_available() {
-    let jobs = parse_file(&one_job("\"sync\"", "\"paper\""), Path::new("x.toml"), &example_config()).unwrap();
-    assert_eq!(jobs[0].kind, JobKind::Paper);
+fn every_kind_is_accepted_and_available() {
     assert_eq!(JobKind::Paper.as_str(), "paper");
-    assert!(!JobKind::Paper.is_available());
     assert!(JobKind::Sync.is_available() && JobKind::FullSync.is_available());
     for (text, kind) in [
+        ("paper", JobKind::Paper),
         ("monitor", JobKind::Monitor),
         ("backup", JobKind::Backup),
         ("snapshot", JobKind::Snapshot),
@@ -316,7 +324,7 @@ fn the_listing_shows_both_zones_and_marks_reserved_kinds() {
     assert!(lines[4].contains(" backup ") && !table.contains("not yet available"), "{table}");
     let paper = parse_file(&one_job("\"sync\"", "\"paper\""), Path::new("x.toml"), &example_config()).unwrap();
     let listed = render(&paper, utc(2026, 12, 5, 10, 0), Some(&never));
-    assert!(listed.contains("paper (not yet available)"), "{listed}");
+    assert!(listed.contains(" paper ") && !listed.contains("not yet available"), "{listed}");
 
     // The last run: its slot in the job's zone (18:30 UTC is 01:30 in Krasnoyarsk, the next
     // day) and its outcome; `?` when the store could not be read.

@@ -576,6 +576,41 @@ pub struct BackupUse {
     pub detail: String,
 }
 
+/// Запись реестра бумажных копий (REGULATIONS A4, R4): one printed and signed copy, numbered
+/// per school.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaperCopy {
+    pub school: String,
+    /// Номер по реестру, per school from 1; given by the store when the copy is added.
+    pub number: u32,
+    pub class: String,
+    /// «2025/2026»
+    pub school_year: String,
+    /// What the copy is: «копия журнала, 1 четверть», «книга за год», «сводная ведомость».
+    pub title: String,
+    /// Листов
+    pub sheets: u32,
+    /// Кем подписана (заверена)
+    pub signed_by: Option<String>,
+    /// Место хранения
+    pub kept_at: Option<String>,
+    /// Передана секретарю (R4): the day, and to whom.
+    pub handed_on: Option<chrono::NaiveDate>,
+    pub handed_to: Option<String>,
+    pub recorded_at: DateTime<Utc>,
+    pub recorded_by: String,
+}
+
+/// A change of a register entry: each field that is `Some` is set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PaperCopyChange {
+    pub sheets: Option<u32>,
+    pub signed_by: Option<String>,
+    pub kept_at: Option<String>,
+    pub handed_on: Option<chrono::NaiveDate>,
+    pub handed_to: Option<String>,
+}
+
 /// Место хранения копий: what the newest backup run did on one target.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BackupTargetState {
@@ -798,6 +833,16 @@ pub trait Store: JobStore + Send + Sync {
 
     /// Backup runs by outcome, from the backup-usage log.
     async fn backup_run_totals(&self) -> StoreResult<Vec<(BackupOutcome, u64)>>;
+
+    /// Enters a paper copy in the register under the school's next number (the `number`
+    /// given is ignored) and returns that number.
+    async fn add_paper_copy(&self, copy: &PaperCopy) -> StoreResult<u32>;
+
+    /// Changes an entry of the register; `false` when the school has no entry of that number.
+    async fn set_paper_copy(&self, school: &str, number: u32, change: &PaperCopyChange) -> StoreResult<bool>;
+
+    /// The register of one school (or of all), by school and number.
+    async fn paper_copies(&self, school: Option<&str>) -> StoreResult<Vec<PaperCopy>>;
     // ---- what the daemon reads and keeps besides the data: health, metrics, API tokens ----
 
     /// One cheap query: the store answers and its tables are there (`/readyz`).

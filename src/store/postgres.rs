@@ -37,7 +37,7 @@ use super::aggregates::{self, AggregateRequest, SchoolAggregates};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
     ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo,
-    LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError,
+    LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError,
     StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
 };
 
@@ -716,6 +716,101 @@ impl Store for PostgresStore {
         .await
         .map_err(db("write the backup-usage log"))?;
         Ok(())
+    }
+
+    async fn add_paper_copy(&self, copy: &PaperCopy) -> StoreResult<u32> {
+        // The school's next number: two writers at once serialise on the school's advisory
+        // lock (the primary key would refuse the second otherwise).
+        let mut tx = self.pool.begin().await.map_err(db("enter a paper copy in the register: begin"))?;
+        sqlx::query("SELECT pg_advisory_xact_lock(hashtext('paper_register:' || $1))")
+            .bind(&copy.school)
+            .execute(&mut *tx)
+            .await
+            .map_err(db("enter a paper copy in the register: lock"))?;
+        let (number,): (i32,) = sqlx::query_as(
+            "INSERT INTO paper_register (school, number, class, school_year, title, sheets, signed_by, kept_at, \
+             handed_on, handed_to, recorded_at, recorded_by) \
+             SELECT $1, COALESCE(MAX(number), 0) + 1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 \
+             FROM paper_register WHERE school = $1 RETURNING number",
+        )
+        .bind(&copy.school)
+        .bind(&copy.class)
+        .bind(&copy.school_year)
+        .bind(&copy.title)
+        .bind(copy.sheets as i32)
+        .bind(&copy.signed_by)
+        .bind(&copy.kept_at)
+        .bind(copy.handed_on)
+        .bind(&copy.handed_to)
+        .bind(copy.recorded_at)
+        .bind(&copy.recorded_by)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db("enter a paper copy in the register"))?;
+        tx.commit().await.map_err(db("enter a paper copy in the register: commit"))?;
+        Ok(number as u32)
+    }
+
+    async fn set_paper_copy(&self, school: &str, number: u32, change: &PaperCopyChange) -> StoreResult<bool> {
+        let done = sqlx::query(
+            "UPDATE paper_register SET sheets = COALESCE($3, sheets), signed_by = COALESCE($4, signed_by), \
+             kept_at = COALESCE($5, kept_at), handed_on = COALESCE($6, handed_on), \
+             handed_to = COALESCE($7, handed_to) WHERE school = $1 AND number = $2",
+        )
+        .bind(school)
+        .bind(number as i32)
+        .bind(change.sheets.map(|n| n as i32))
+        .bind(&change.signed_by)
+        .bind(&change.kept_at)
+        .bind(change.handed_on)
+        .bind(&change.handed_to)
+        .execute(&self.pool)
+        .await
+        .map_err(db("change the register of paper copies"))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn paper_copies(&self, school: Option<&str>) -> StoreResult<Vec<PaperCopy>> {
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(
+            String,
+            i32,
+            String,
+            String,
+            String,
+            i32,
+            Option<String>,
+            Option<String>,
+            Option<chrono::NaiveDate>,
+            Option<String>,
+            DateTime<Utc>,
+            String,
+        )> = sqlx::query_as(
+            "SELECT school, number, class, school_year, title, sheets, signed_by, kept_at, handed_on, handed_to, \
+             recorded_at, recorded_by FROM paper_register WHERE $1::text IS NULL OR school = $1 \
+             ORDER BY school, number",
+        )
+        .bind(school)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db("read the register of paper copies"))?;
+        Ok(rows
+            .into_iter()
+            .map(|r| PaperCopy {
+                school: r.0,
+                number: r.1 as u32,
+                class: r.2,
+                school_year: r.3,
+                title: r.4,
+                sheets: r.5 as u32,
+                signed_by: r.6,
+                kept_at: r.7,
+                handed_on: r.8,
+                handed_to: r.9,
+                recorded_at: r.10,
+                recorded_by: r.11,
+            })
+            .collect())
     }
 
     async fn backup_uses(&self, limit: u32) -> StoreResult<Vec<BackupUse>> {

@@ -48,7 +48,7 @@ use super::aggregates::{self, AggregateRequest, SchoolAggregates};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
     ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo,
-    LeaseOutcome, LeaseRequest, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError,
+    LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError,
     StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
 };
 
@@ -971,6 +971,102 @@ impl Store for SqliteStore {
         .await
         .map_err(db("write the backup-usage log"))?;
         tx.commit().await.map_err(db("write the backup-usage log: commit")).map_err(|e| self.disk_full(e))
+    }
+
+    async fn add_paper_copy(&self, copy: &PaperCopy) -> StoreResult<u32> {
+        let mut tx = self.write_tx().await?;
+        let (number,): (i64,) = sqlx::query_as(
+            "INSERT INTO paper_register (school, number, class, school_year, title, sheets, signed_by, kept_at, \
+             handed_on, handed_to, recorded_at, recorded_by) \
+             SELECT ?1, COALESCE(MAX(number), 0) + 1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11 \
+             FROM paper_register WHERE school = ?1 RETURNING number",
+        )
+        .bind(&copy.school)
+        .bind(&copy.class)
+        .bind(&copy.school_year)
+        .bind(&copy.title)
+        .bind(i64::from(copy.sheets))
+        .bind(&copy.signed_by)
+        .bind(&copy.kept_at)
+        .bind(copy.handed_on.map(|d| d.to_string()))
+        .bind(&copy.handed_to)
+        .bind(ts(copy.recorded_at))
+        .bind(&copy.recorded_by)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(db("enter a paper copy in the register"))?;
+        tx.commit().await.map_err(db("enter a paper copy in the register: commit")).map_err(|e| self.disk_full(e))?;
+        Ok(number as u32)
+    }
+
+    async fn set_paper_copy(&self, school: &str, number: u32, change: &PaperCopyChange) -> StoreResult<bool> {
+        let mut tx = self.write_tx().await?;
+        let done = sqlx::query(
+            "UPDATE paper_register SET sheets = COALESCE(?3, sheets), signed_by = COALESCE(?4, signed_by), \
+             kept_at = COALESCE(?5, kept_at), handed_on = COALESCE(?6, handed_on), \
+             handed_to = COALESCE(?7, handed_to) WHERE school = ?1 AND number = ?2",
+        )
+        .bind(school)
+        .bind(i64::from(number))
+        .bind(change.sheets.map(i64::from))
+        .bind(&change.signed_by)
+        .bind(&change.kept_at)
+        .bind(change.handed_on.map(|d| d.to_string()))
+        .bind(&change.handed_to)
+        .execute(&mut *tx)
+        .await
+        .map_err(db("change the register of paper copies"))?;
+        tx.commit().await.map_err(db("change the register of paper copies: commit")).map_err(|e| self.disk_full(e))?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn paper_copies(&self, school: Option<&str>) -> StoreResult<Vec<PaperCopy>> {
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(
+            String,
+            i64,
+            String,
+            String,
+            String,
+            i64,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            String,
+        )> = sqlx::query_as(
+            "SELECT school, number, class, school_year, title, sheets, signed_by, kept_at, handed_on, handed_to, \
+             recorded_at, recorded_by FROM paper_register WHERE ?1 IS NULL OR school = ?1 ORDER BY school, number",
+        )
+        .bind(school)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(db("read the register of paper copies"))?;
+        rows.into_iter()
+            .map(|r| {
+                let handed_on = match r.8 {
+                    None => None,
+                    Some(d) => Some(d.parse().map_err(|e| {
+                        StoreError::Invalid(format!("bad date «{d}» in the register of paper copies: {e}"))
+                    })?),
+                };
+                Ok(PaperCopy {
+                    school: r.0,
+                    number: r.1 as u32,
+                    class: r.2,
+                    school_year: r.3,
+                    title: r.4,
+                    sheets: r.5 as u32,
+                    signed_by: r.6,
+                    kept_at: r.7,
+                    handed_on,
+                    handed_to: r.9,
+                    recorded_at: parse_ts(&r.10)?,
+                    recorded_by: r.11,
+                })
+            })
+            .collect()
     }
 
     async fn backup_uses(&self, limit: u32) -> StoreResult<Vec<BackupUse>> {

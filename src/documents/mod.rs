@@ -1,0 +1,68 @@
+//! Документы для печати: the PDF engine of ejgate's paper copies (REGULATIONS A1, A2, P4)
+//! and of any report that offers `--format pdf`.
+//!
+//! Every PDF is PDF/A-2u (archival, every glyph mapped to Unicode so that the Cyrillic
+//! text can be searched and extracted), with its fonts embedded (subsets of DejaVu Sans
+//! Condensed, compiled into the binary, see [`fonts`]). The PDF is written by
+//! [krilla](https://docs.rs/krilla) 0.7 without its default features (no shaping, no
+//! raster images), whose validator refuses to write a file that breaks PDF/A-2u; it adds
+//! 20 crates to the build, and the glyph metrics come from skrifa, which krilla uses
+//! anyway. The layout ([`layout`]: pages with mirrored margins, headings, wrapped
+//! paragraphs, tables whose header repeats on each page, page and sheet numbers) is our
+//! own small layer.
+//!
+//! *Not the typst compiler*: typst would have given templates in its markup, but an
+//! earlier attempt with it added 187 crates and about 100 minutes of build on the project's
+//! two cores, which does not fit CI's hour. The school's part of the layout (margins, type
+//! sizes, column widths) and every fixed Russian text are in a TOML template instead
+//! ([`template`], default `templates/paper.toml`).
+
+pub mod fonts;
+pub mod layout;
+pub mod template;
+
+use crate::report::table::{Cell, Sheet};
+use layout::{Align, Column, Layout, Table};
+use template::Template;
+
+/// A cell's text as printed (dates `dd.mm.yyyy`, shares in per cent).
+fn printed(cell: &Cell) -> String {
+    match cell {
+        Cell::Share(s) => format!("{:.1} %", s * 100.0),
+        Cell::Date(d) => d.format("%d.%m.%Y").to_string(),
+        Cell::DateTime(t) => t.format("%d.%m.%Y %H:%M").to_string(),
+        other => other.plain(),
+    }
+}
+
+/// Report sheets as one PDF/A-2u document: the title, then each sheet as a heading and a
+/// table (columns as wide as their longest value allows, header repeated on each page).
+pub fn sheets_pdf(title: &str, sheets: &[Sheet], template: &Template, date: chrono::NaiveDate) -> anyhow::Result<Vec<u8>> {
+    let mut doc = Layout::new(&template.page);
+    doc.set_header(title);
+    doc.title(title);
+    for sheet in sheets {
+        doc.heading(&sheet.name, 1);
+        let rows: Vec<Vec<String>> = sheet.rows.iter().map(|r| r.iter().map(printed).collect()).collect();
+        // Widths by the longest value of each column (4 to 40 characters), scaled to the page.
+        let longest: Vec<f32> = (0..sheet.headings.len())
+            .map(|c| {
+                rows.iter()
+                    .filter_map(|r| r.get(c))
+                    .chain([&sheet.headings[c]])
+                    .map(|t| t.chars().count())
+                    .max()
+                    .unwrap_or(0)
+                    .clamp(4, 40) as f32
+            })
+            .collect();
+        let total: f32 = longest.iter().sum::<f32>().max(1.0);
+        let width = doc.width();
+        let columns = longest.iter().map(|l| Column { width: width * l / total, align: Align::Left }).collect();
+        if rows.is_empty() {
+            doc.paragraph("(нет строк)");
+        }
+        doc.table(&Table { columns, header: sheet.headings.clone(), rows });
+    }
+    doc.finish(title, &template.texts.footer, date)
+}
