@@ -56,9 +56,10 @@ async fn main() {
         quarter.push(started.elapsed().as_secs_f64());
         quarter_pages = report.pages();
         let started = Instant::now();
-        let report =
-            tokio::task::block_in_place(|| paper::write(&journal, &template, &PaperSpan::Year(year), &out.join("year")))
-                .unwrap();
+        let report = tokio::task::block_in_place(|| {
+            paper::write(&journal, &template, &PaperSpan::Year(year), &out.join("year"))
+        })
+        .unwrap();
         yearly.push(started.elapsed().as_secs_f64());
         year_pages = report.pages();
         std::fs::remove_dir_all(&out).unwrap();

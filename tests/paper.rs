@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{ejgate, output_text};
+use ejgate::store::Store;
 use ejgate_sdk::model::PeriodKind;
 use ejgate_sdk::synth::{School, SynthConfig, SynthPeriod, World};
 
@@ -47,7 +48,7 @@ async fn setup(seed: u64) -> Setup {
     let store = ejgate::store::SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
     let world = World::generate(SynthConfig::small(seed));
     ejgate::report::synthetic::store_world(&store, SOURCE, &world).await.unwrap();
-    ejgate::store::Store::close(&store).await;
+    store.close().await;
     std::fs::write(p.join("token"), "unused").unwrap();
     std::fs::set_permissions(p.join("token"), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
     let pair = minisign::KeyPair::generate_unencrypted_keypair().unwrap();
@@ -74,11 +75,14 @@ async fn setup(seed: u64) -> Setup {
 }
 
 fn tool(name: &str, args: &[&str], file: &Path) -> String {
-    let out = Command::new(name)
-        .args(args)
-        .arg(file)
-        .output()
-        .unwrap_or_else(|e| panic!("{name} runs (Debian: apt-get install qpdf poppler-utils): {e}"));
+    let mut command = Command::new(name);
+    command.args(args).arg(file);
+    if name == "pdftotext" {
+        // to standard output
+        command.arg("-");
+    }
+    let out =
+        command.output().unwrap_or_else(|e| panic!("{name} runs (Debian: apt-get install qpdf poppler-utils): {e}"));
     assert!(out.status.success(), "{name} {args:?} {}: {}", file.display(), output_text(&out));
     String::from_utf8_lossy(&out.stdout).to_string()
 }
@@ -105,7 +109,7 @@ fn judge(pdf: &Path) -> usize {
     let info = tool("pdfinfo", &[], pdf);
     let pages = info.lines().find_map(|l| l.strip_prefix("Pages:")).expect("pdfinfo names the pages");
     let size = info.lines().find(|l| l.starts_with("Page size:")).unwrap();
-    assert!(size.contains("595.28 x 841.89"), "{}: not A4: {size}", pdf.display());
+    assert!(size.contains("(A4)") || size.contains("841.89 x 595.276"), "{}: not A4: {size}", pdf.display());
     pages.trim().parse().unwrap()
 }
 
@@ -222,7 +226,9 @@ async fn the_copies_of_a_period_pass_the_pdf_judges_and_hold_every_name_and_the_
         assert!(text.contains("Копия верна"), "{}", class.name);
         let unique = |id: &u64| {
             let p = person(*id);
-            ids.iter().filter(|o| person(**o).last_name == p.last_name && person(**o).first_name == p.first_name).count()
+            ids.iter()
+                .filter(|o| person(**o).last_name == p.last_name && person(**o).first_name == p.first_name)
+                .count()
                 == 1
         };
         for id in ids.iter().filter(|id| unique(id)) {
@@ -261,6 +267,7 @@ async fn the_year_book_counts_its_sheets_and_the_svodnaya_vedomost_holds_the_fin
     let files = pdf_files(&out);
     assert_eq!(files.len(), 2 * school.classes.len());
     let q1 = quarter(school, 1);
+    let mut checked = 0;
     for class in &school.classes {
         let book = out.join(format!("{}-книга-2025-2026.pdf", class.name));
         let pages = judge(&book);
@@ -292,7 +299,9 @@ async fn the_year_book_counts_its_sheets_and_the_svodnaya_vedomost_holds_the_fin
             v.sort();
             v
         };
-        let id = *ids.iter().find(|id| !q1_finals(**id).is_empty()).expect("a pupil with Q1 final marks");
+        // (first grades get no marks)
+        let Some(&id) = ids.iter().find(|id| !q1_finals(**id).is_empty()) else { continue };
+        checked += 1;
         let expected = q1_finals(id);
         let p = school.students.iter().find(|x| x.id == id).unwrap();
         // The section of Q1: from its heading to the next period's.
@@ -320,6 +329,7 @@ async fn the_year_book_counts_its_sheets_and_the_svodnaya_vedomost_holds_the_fin
         found.sort();
         assert_eq!(found, expected, "{}: {} {}", class.name, p.last_name, p.first_name);
     }
+    assert!(checked >= 5, "final marks checked in {checked} classes");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,7 +355,8 @@ async fn the_year_end_bag_holds_the_pdfs_and_passes_bagit_py() {
     let at = bytes.len() / 2;
     bytes[at] ^= 0x01;
     std::fs::write(&pdfs[0], bytes).unwrap();
-    let out = ejgate().arg("--config").arg(&s.config).args(["archive", "verify", bag.to_str().unwrap()]).output().unwrap();
+    let out =
+        ejgate().arg("--config").arg(&s.config).args(["archive", "verify", bag.to_str().unwrap()]).output().unwrap();
     assert!(!out.status.success());
     let name = pdfs[0].file_name().unwrap().to_string_lossy().to_string();
     assert!(String::from_utf8_lossy(&out.stderr).contains(&format!("data/paper/{name}: its sha512 differs")));
@@ -398,7 +409,10 @@ async fn the_register_numbers_copies_records_the_hand_over_and_exports_as_pdf() 
     assert_eq!(list[0]["handed_on"], serde_json::Value::Null);
     assert_eq!(list[0]["sheets"], 14);
     let text = s.run(&["archive", "register", "list"]);
-    assert!(text.contains("№ 1") && text.contains("не передан") && text.contains("12.01.2026 (О. В. Петрова)"), "{text}");
+    assert!(
+        text.contains("№ 1") && text.contains("не передан") && text.contains("12.01.2026 (О. В. Петрова)"),
+        "{text}"
+    );
     // A number the register does not have is refused.
     let out = ejgate()
         .arg("--config")
@@ -421,7 +435,8 @@ async fn the_register_numbers_copies_records_the_hand_over_and_exports_as_pdf() 
     s.run(&["archive", "register", "export", "--format", "pdf", "--out", pdf.to_str().unwrap()]);
     judge(&pdf);
     let text = tool("pdftotext", &[], &pdf);
-    for expected in ["Реестр бумажных копий", "О. В. Петрова", "архив, шкаф 2", "12.01.2026"] {
+    for expected in ["Реестр бумажных копий", "О. В. Петрова", "архив, шкаф 2", "12.01.2026"]
+    {
         assert!(text.contains(expected), "{expected}: {text}");
     }
 }

@@ -21,8 +21,8 @@ use uuid::Uuid;
 
 use ejgate::store::{
     self, BackupAction, BackupOutcome, BackupUse, ChangeOp, ChangeRow, ChangeSet, CursorUpdate, JobClaim, JobEnd,
-    JobRunStatus, JobTrigger, KindCount, LeaseOutcome, LeaseRequest, NewJobRun, PaperCopy, PaperCopyChange, RunError, RunErrorKind, RunStats,
-    RunStatus, Store, StoreError, Upsert,
+    JobRunStatus, JobTrigger, KindCount, LeaseOutcome, LeaseRequest, NewJobRun, PaperCopy, PaperCopyChange, RunError,
+    RunErrorKind, RunStats, RunStatus, Store, StoreError, Upsert,
 };
 use ejgate_sdk::model::{DateRange, EntityKind, IdSpace};
 

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use ejgate_sdk::model::{
-    AbsenceReason, AttendanceStatus, Class, EntityKind, Enrollment, FinalMark, Group, Lesson, LessonStatus, Mark,
+    AbsenceReason, AttendanceStatus, Class, Enrollment, EntityKind, FinalMark, Group, Lesson, LessonStatus, Mark,
     PeriodKind, Person, StudyPeriod, Subject, Work,
 };
 use ejgate_sdk::year::SchoolYear;
@@ -34,7 +34,10 @@ use crate::store::Store;
 pub enum PaperSpan {
     /// A study period by its number («2») or its name («2 четверть»), in `year` or the
     /// latest year that has it.
-    Period { period: String, year: Option<SchoolYear> },
+    Period {
+        period: String,
+        year: Option<SchoolYear>,
+    },
     Year(SchoolYear),
 }
 
@@ -209,13 +212,18 @@ impl Journal {
 
     /// The class and its groups (подгруппы): the units whose lessons are the class's.
     fn units(&self, class: Uuid) -> HashSet<Uuid> {
-        let mut units: HashSet<Uuid> = self.groups.iter().filter(|(_, g)| g.class == Some(class)).map(|(id, _)| *id).collect();
+        let mut units: HashSet<Uuid> =
+            self.groups.iter().filter(|(_, g)| g.class == Some(class)).map(|(id, _)| *id).collect();
         units.insert(class);
         units
     }
 
     /// The class's lessons in `range` (not the cancelled ones), by subject, in time order.
-    fn lessons_by_subject(&self, class: Uuid, range: (NaiveDate, NaiveDate)) -> BTreeMap<String, (Uuid, Vec<(Uuid, &Lesson)>)> {
+    fn lessons_by_subject(
+        &self,
+        class: Uuid,
+        range: (NaiveDate, NaiveDate),
+    ) -> BTreeMap<String, (Uuid, Vec<(Uuid, &Lesson)>)> {
         let units = self.units(class);
         let mut out: BTreeMap<String, (Uuid, Vec<(Uuid, &Lesson)>)> = BTreeMap::new();
         for (id, l) in &self.lessons {
@@ -269,10 +277,7 @@ impl Writer<'_> {
             ("school", self.journal.school.clone()),
             ("class", self.class.1.name.clone()),
             ("director", self.template.texts.director.clone()),
-            (
-                "teacher",
-                self.class.1.homeroom_teacher.map(|t| self.journal.full_name(&t)).unwrap_or_default(),
-            ),
+            ("teacher", self.class.1.homeroom_teacher.map(|t| self.journal.full_name(&t)).unwrap_or_default()),
         ];
         v.extend(extra.iter().map(|(k, val)| (*k, val.to_string())));
         v
@@ -360,7 +365,13 @@ impl Writer<'_> {
 
     /// One period of the journal: per subject the marks grid and the lessons, attendance,
     /// the period marks.
-    fn period(&self, doc: &mut Layout, pupils: &[Pupil], range: (NaiveDate, NaiveDate), period: Option<(Uuid, &StudyPeriod)>) {
+    fn period(
+        &self,
+        doc: &mut Layout,
+        pupils: &[Pupil],
+        range: (NaiveDate, NaiveDate),
+        period: Option<(Uuid, &StudyPeriod)>,
+    ) {
         let t = &self.template.texts;
         let p = &self.template.page;
         let j = self.journal;
@@ -380,7 +391,8 @@ impl Writer<'_> {
                 doc.paragraph(&fill(&t.subject_teacher, &[("teacher", j.full_name(teacher).as_str())]));
             }
             // The marks grid: a column per day with lessons.
-            let days: Vec<NaiveDate> = lessons.iter().map(|(_, l)| l.date).collect::<BTreeSet<_>>().into_iter().collect();
+            let days: Vec<NaiveDate> =
+                lessons.iter().map(|(_, l)| l.date).collect::<BTreeSet<_>>().into_iter().collect();
             let mut cell: HashMap<(Uuid, NaiveDate), Vec<&str>> = HashMap::new();
             for (id, l) in lessons {
                 for m in j.marks.get(id).into_iter().flatten() {
@@ -438,7 +450,8 @@ impl Writer<'_> {
                 }
             }
         }
-        let mut columns = vec![Column::mm(p.number_column_mm, Align::Center), Column::mm(p.name_column_mm, Align::Left)];
+        let mut columns =
+            vec![Column::mm(p.number_column_mm, Align::Center), Column::mm(p.name_column_mm, Align::Left)];
         columns.extend((0..6).map(|_| Column { width: 0.0, align: Align::Center }));
         let columns = Table::fit(columns, doc.width());
         let rows = pupils
@@ -486,7 +499,12 @@ impl Writer<'_> {
 }
 
 /// A class's copy of the journal for a period (A1).
-pub fn journal_copy(journal: &Journal, template: &Template, class: (Uuid, &Class), period: (Uuid, &StudyPeriod)) -> anyhow::Result<(Vec<u8>, usize)> {
+pub fn journal_copy(
+    journal: &Journal,
+    template: &Template,
+    class: (Uuid, &Class),
+    period: (Uuid, &StudyPeriod),
+) -> anyhow::Result<(Vec<u8>, usize)> {
     let w = Writer { journal, template, class };
     let t = &template.texts;
     let range = (period.1.start, period.1.end);
@@ -519,7 +537,12 @@ pub fn journal_copy(journal: &Journal, template: &Template, class: (Uuid, &Class
 /// A class's year-end book (A2): the title page with the contents and the number of
 /// sheets and the signature and seal, its blank back, then the class list, every period
 /// and the year marks.
-pub fn year_book(journal: &Journal, template: &Template, class: (Uuid, &Class), year: SchoolYear) -> anyhow::Result<(Vec<u8>, usize)> {
+pub fn year_book(
+    journal: &Journal,
+    template: &Template,
+    class: (Uuid, &Class),
+    year: SchoolYear,
+) -> anyhow::Result<(Vec<u8>, usize)> {
     let w = Writer { journal, template, class };
     let t = &template.texts;
     let year_text = year.to_string();
@@ -553,12 +576,16 @@ pub fn year_book(journal: &Journal, template: &Template, class: (Uuid, &Class), 
     book.paragraph(&journal.school);
     book.paragraph(&w.fill(&t.book_subtitle, &base));
     book.heading(&t.book_contents, 1);
-    let columns = Table::fit(vec![Column { width: 0.0, align: Align::Left }, Column::mm(22.0, Align::Center)], book.width());
+    let columns =
+        Table::fit(vec![Column { width: 0.0, align: Align::Left }, Column::mm(22.0, Align::Center)], book.width());
     let rows = contents.iter().map(|(name, page)| vec![name.clone(), page.to_string()]).collect();
     book.table(&Table { columns, header: t.book_contents_columns.clone(), rows });
     book.paragraph(&w.fill(&t.book_sheets, &[("sheets", sheets.as_str())]));
     w.signature(&mut book, &t.book_signature, &base);
-    anyhow::ensure!(book.page_count() == 1, "the title page of the book does not fit one page: shorten the template's texts");
+    anyhow::ensure!(
+        book.page_count() == 1,
+        "the title page of the book does not fit one page: shorten the template's texts"
+    );
     // The back of the title page, then the contents from page 3 (a recto).
     book.page_break();
     book.paragraph(&t.book_blank);
@@ -571,7 +598,12 @@ pub fn year_book(journal: &Journal, template: &Template, class: (Uuid, &Class), 
 
 /// A class's сводная ведомость итоговых отметок of the year (P4): the marks of every
 /// period and the year marks, pupils by subjects, and the signatures.
-pub fn summary(journal: &Journal, template: &Template, class: (Uuid, &Class), year: SchoolYear) -> anyhow::Result<(Vec<u8>, usize)> {
+pub fn summary(
+    journal: &Journal,
+    template: &Template,
+    class: (Uuid, &Class),
+    year: SchoolYear,
+) -> anyhow::Result<(Vec<u8>, usize)> {
     let w = Writer { journal, template, class };
     let t = &template.texts;
     let year_text = year.to_string();

@@ -92,7 +92,8 @@ mod tests {
     #[test]
     fn cyrillic_is_mapped_and_measured() {
         let f = fonts();
-        for c in "АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯабвгдеёжзийклмнопрстуфхцчшщъыьэюя№«»—".chars() {
+        for c in "АБВГДЕЁЖЗИЙКЛМНОПРСТУФХЦЧШЩЪЫЬЭЮЯабвгдеёжзийклмнопрстуфхцчшщъыьэюя№«»—".chars()
+        {
             assert!(f.regular.glyphs.contains_key(&c) && f.bold.glyphs.contains_key(&c), "{c}");
         }
         // A wider letter is measured wider; bold is wider than regular.

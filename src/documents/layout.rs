@@ -285,7 +285,8 @@ impl Layout {
                 })
                 .collect()
         };
-        let height = |cells: &[Vec<String>]| cells.iter().map(Vec::len).max().unwrap_or(1).max(1) as f32 * lh + 2.0 * pad;
+        let height =
+            |cells: &[Vec<String>]| cells.iter().map(Vec::len).max().unwrap_or(1).max(1) as f32 * lh + 2.0 * pad;
         let header = wrap_row(&table.header, true);
         let header_height = if table.header.is_empty() { 0.0 } else { height(&header) };
         let first = table.rows.first().map(|r| height(&wrap_row(r, false))).unwrap_or(0.0);
@@ -390,15 +391,23 @@ impl Layout {
         );
         let (w, h) = (self.style.width_mm * MM, self.style.height_mm * MM);
         for page in &self.pages {
-            let mut p = document
-                .start_page_with(PageSettings::from_wh(w, h).ok_or_else(|| anyhow::anyhow!("the page size is not valid"))?);
+            let mut p = document.start_page_with(
+                PageSettings::from_wh(w, h).ok_or_else(|| anyhow::anyhow!("the page size is not valid"))?,
+            );
             let mut surface = p.surface();
             surface.set_fill(Some(Fill::default()));
             surface.set_stroke(None);
             for op in &page.ops {
                 if let Op::Text { x, y, size, bold, text } = op {
                     let face = fonts().face(*bold);
-                    surface.draw_glyphs(Point::from_xy(*x, *y), face.glyphs(text).as_slice(), face.font.clone(), text, *size, false);
+                    surface.draw_glyphs(
+                        Point::from_xy(*x, *y),
+                        face.glyphs(text).as_slice(),
+                        face.font.clone(),
+                        text,
+                        *size,
+                        false,
+                    );
                 }
             }
             // The rules, one path per thickness.
@@ -460,7 +469,8 @@ mod tests {
         l.table(&Table { columns, header, rows });
         assert!(l.page_count() >= 3);
         for (i, page) in l.pages.iter().enumerate() {
-            let headers = page.ops.iter().filter(|o| matches!(o, Op::Text { bold: true, text, .. } if text == "Фамилия"));
+            let headers =
+                page.ops.iter().filter(|o| matches!(o, Op::Text { bold: true, text, .. } if text == "Фамилия"));
             assert_eq!(headers.count(), 1, "page {}", i + 1);
             let left = page.ops.iter().filter_map(|o| if let Op::Line { x0, .. } = o { Some(*x0) } else { None });
             let left = left.fold(f32::MAX, f32::min);

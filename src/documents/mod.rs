@@ -36,9 +36,20 @@ fn printed(cell: &Cell) -> String {
 }
 
 /// Report sheets as one PDF/A-2u document: the title, then each sheet as a heading and a
-/// table (columns as wide as their longest value allows, header repeated on each page).
-pub fn sheets_pdf(title: &str, sheets: &[Sheet], template: &Template, date: chrono::NaiveDate) -> anyhow::Result<Vec<u8>> {
-    let mut doc = Layout::new(&template.page);
+/// table (columns as wide as their longest value allows, header repeated on each page;
+/// landscape when a sheet has more than six columns).
+pub fn sheets_pdf(
+    title: &str,
+    sheets: &[Sheet],
+    template: &Template,
+    date: chrono::NaiveDate,
+) -> anyhow::Result<Vec<u8>> {
+    // A table of more than six columns is printed across the page (landscape).
+    let mut page = template.page.clone();
+    if sheets.iter().any(|s| s.headings.len() > 6) && page.width_mm < page.height_mm {
+        std::mem::swap(&mut page.width_mm, &mut page.height_mm);
+    }
+    let mut doc = Layout::new(&page);
     doc.set_header(title);
     doc.title(title);
     for sheet in sheets {
