@@ -37,8 +37,8 @@ use super::aggregates::{self, AggregateRequest, SchoolAggregates};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
     ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo,
-    LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError,
-    StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
+    LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RunError, RunErrorKind, RunId, RunStats, RunStatus,
+    RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
