@@ -219,13 +219,9 @@ impl Journal {
     }
 
     /// The class's lessons in `range` (not the cancelled ones), by subject, in time order.
-    fn lessons_by_subject(
-        &self,
-        class: Uuid,
-        range: (NaiveDate, NaiveDate),
-    ) -> BTreeMap<String, (Uuid, Vec<(Uuid, &Lesson)>)> {
+    fn lessons_by_subject(&self, class: Uuid, range: (NaiveDate, NaiveDate)) -> BTreeMap<String, SubjectLessons<'_>> {
         let units = self.units(class);
-        let mut out: BTreeMap<String, (Uuid, Vec<(Uuid, &Lesson)>)> = BTreeMap::new();
+        let mut out: BTreeMap<String, SubjectLessons<'_>> = BTreeMap::new();
         for (id, l) in &self.lessons {
             let Some(subject) = l.subject else { continue };
             if !units.contains(&l.unit) || l.date < range.0 || l.date > range.1 || l.status == LessonStatus::Cancelled {
@@ -240,6 +236,9 @@ impl Journal {
         out
     }
 }
+
+/// A subject's id and its lessons (id, lesson), by the subject's name.
+type SubjectLessons<'a> = (Uuid, Vec<(Uuid, &'a Lesson)>);
 
 struct Pupil {
     id: Uuid,

@@ -143,7 +143,7 @@ impl Layout {
     /// The left edge of the text on page `index` (0-based): odd pages (index 0, 2, …) are
     /// rectos with the binding on the left.
     fn left_of(&self, index: usize) -> f32 {
-        if index % 2 == 0 {
+        if index.is_multiple_of(2) {
             self.style.inner_mm * MM
         } else {
             self.style.outer_mm * MM
@@ -191,7 +191,7 @@ impl Layout {
     /// sheet blank when needed.
     pub fn recto_break(&mut self) {
         self.page_break();
-        if self.pages.len() % 2 == 0 {
+        if self.pages.len().is_multiple_of(2) {
             self.new_page();
         }
     }
@@ -365,7 +365,7 @@ impl Layout {
             );
             // The footer at the outer edge (right on odd pages, left on even ones).
             let face = &fonts().regular;
-            let fx = if index % 2 == 0 { left + width - face.width(&footer, small) } else { left };
+            let fx = if index.is_multiple_of(2) { left + width - face.width(&footer, small) } else { left };
             let fy = (self.style.height_mm - self.style.bottom_mm) * MM + 5.0 * MM + small;
             let header = self.pages[index].header.clone();
             let page = &mut self.pages[index];
@@ -377,9 +377,11 @@ impl Layout {
                 page.ops.push(Op::Line { x0: left, y0: ry, x1: left + width, y1: ry, width: 0.3 });
             }
         }
-        let mut settings = SerializeSettings::default();
-        settings.configuration = Configuration::new_with_validator(Validator::A2_U);
-        settings.enable_tagging = false;
+        let settings = SerializeSettings {
+            configuration: Configuration::new_with_validator(Validator::A2_U),
+            enable_tagging: false,
+            ..SerializeSettings::default()
+        };
         let mut document = Document::new_with(settings);
         document.set_metadata(
             Metadata::new()
@@ -474,7 +476,7 @@ mod tests {
             assert_eq!(headers.count(), 1, "page {}", i + 1);
             let left = page.ops.iter().filter_map(|o| if let Op::Line { x0, .. } = o { Some(*x0) } else { None });
             let left = left.fold(f32::MAX, f32::min);
-            let expected = if i % 2 == 0 { style.inner_mm } else { style.outer_mm } * MM;
+            let expected = if i.is_multiple_of(2) { style.inner_mm } else { style.outer_mm } * MM;
             assert!((left - expected).abs() < 0.01, "page {}: {left} vs {expected}", i + 1);
         }
         // every row once, in order
