@@ -14,7 +14,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{ejgate, output_text};
-use ejgate::store::Store;
 use ejgate_sdk::model::PeriodKind;
 use ejgate_sdk::synth::{School, SynthConfig, SynthPeriod, World};
 

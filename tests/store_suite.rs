@@ -1608,10 +1608,8 @@ mod scenarios {
         assert_eq!(a.add_paper_copy(&copy("МБОУ СОШ № 7", "5Б", 10)).await.unwrap(), 2);
         assert_eq!(a.add_paper_copy(&copy("Школа 2", "1А", 4)).await.unwrap(), 1);
         // Two writers at once: two numbers, no refusal.
-        let (x, y) = tokio::join!(
-            a.add_paper_copy(&copy("МБОУ СОШ № 7", "6А", 8)),
-            b.add_paper_copy(&copy("МБОУ СОШ № 7", "6Б", 9))
-        );
+        let (six_a, six_b) = (copy("МБОУ СОШ № 7", "6А", 8), copy("МБОУ СОШ № 7", "6Б", 9));
+        let (x, y) = tokio::join!(a.add_paper_copy(&six_a), b.add_paper_copy(&six_b));
         let mut numbers = vec![x.unwrap(), y.unwrap()];
         numbers.sort();
         assert_eq!(numbers, [3, 4]);
