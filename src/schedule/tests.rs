@@ -130,7 +130,9 @@ fn the_district_example_loads() {
 fn the_repository_schedules_directory_loads_with_the_district_names() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules");
     let jobs = load_dir(&dir, &district_config()).unwrap();
-    assert_eq!(jobs.len(), 8);
+    // school.toml's five jobs (the quarterly paper copies among them) and district.toml's four.
+    assert_eq!(jobs.len(), 9);
+    assert_eq!(job(&jobs, "quarterly-paper-copies").kind, JobKind::Paper);
 }
 
 #[test]
