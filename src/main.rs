@@ -274,6 +274,8 @@ enum BoardFormat {
     Json,
     Csv,
     Xlsx,
+    /// PDF/A-2u, laid out as the paper copies are (`templates/paper.toml`)
+    Pdf,
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -364,6 +366,8 @@ enum SchoolFormat {
     Xlsx,
     Csv,
     Text,
+    /// PDF/A-2u, laid out as the paper copies are (`templates/paper.toml`)
+    Pdf,
 }
 
 #[derive(Clone, Copy, PartialEq, ValueEnum)]
@@ -372,6 +376,9 @@ enum RolloutFormat {
     Json,
     Csv,
     Text,
+    /// PDF/A-2u, laid out as the paper copies are (`templates/paper.toml`); the charts are
+    /// the XLSX's only
+    Pdf,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -974,8 +981,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let Some(school) = school else {
                 bail!("name the school: ejgate monitor --school NAME (a [[school]] of {})", cli.config.display());
             };
-            if format == BoardFormat::Xlsx && out.is_none() {
-                bail!("an XLSX workbook goes into a file: add --out FILE.xlsx");
+            if matches!(format, BoardFormat::Xlsx | BoardFormat::Pdf) && out.is_none() {
+                bail!("an XLSX workbook or a PDF goes into a file: add --out FILE.xlsx (or .pdf)");
             }
             let config = Config::load(&cli.config)?;
             let store = store::open(&config.store_url()).await?;
@@ -997,6 +1004,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     BoardFormat::Json => serde_json::to_vec_pretty(&board)?,
                     BoardFormat::Csv => ejgate::monitor::board::csv(&board)?,
                     BoardFormat::Xlsx => ejgate::monitor::board::xlsx(&board)?,
+                    BoardFormat::Pdf => ejgate::monitor::board::pdf(&board)?,
                 },
                 Some(kind) => {
                     let stored = store.findings(&school).await?;
@@ -1023,6 +1031,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                         BoardFormat::Json => json,
                         BoardFormat::Csv => sheets[0].csv()?,
                         BoardFormat::Xlsx => table::xlsx(&title, &sheets)?,
+                        BoardFormat::Pdf => table::pdf(&title, &sheets)?,
                     }
                 }
             };
@@ -1133,8 +1142,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Report { command: ReportCommand::Rollout { district, quarter, year, format, out } } => {
             use ejgate::report::{rollout, table};
-            if format == RolloutFormat::Xlsx && out.is_none() {
-                bail!("an XLSX workbook goes into a file: add --out FILE.xlsx");
+            if matches!(format, RolloutFormat::Xlsx | RolloutFormat::Pdf) && out.is_none() {
+                bail!("an XLSX workbook or a PDF goes into a file: add --out FILE.xlsx (or .pdf)");
             }
             let config = Config::load(&cli.config)?;
             let store = store::open(&config.store_url()).await?;
@@ -1153,6 +1162,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 RolloutFormat::Json => serde_json::to_vec_pretty(&report)?,
                 RolloutFormat::Csv => sheets[0].csv()?,
                 RolloutFormat::Text => table::text(&title, &sheets).into_bytes(),
+                RolloutFormat::Pdf => table::pdf(&title, &sheets)?,
             };
             match &out {
                 Some(path) => table::write_file(path, &bytes)?,
@@ -1174,8 +1184,8 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 ReportCommand::Diary { school, format, out, .. } => (school.clone(), *format, out.clone()),
                 ReportCommand::Rollout { .. } => unreachable!("matched above"),
             };
-            if format == SchoolFormat::Xlsx && out.is_none() {
-                bail!("an XLSX workbook goes into a file: add --out FILE.xlsx");
+            if matches!(format, SchoolFormat::Xlsx | SchoolFormat::Pdf) && out.is_none() {
+                bail!("an XLSX workbook or a PDF goes into a file: add --out FILE.xlsx (or .pdf)");
             }
             let config = Config::load(&cli.config)?;
             let Some(s) = config.schools.iter().find(|s| s.name == school) else {
@@ -1239,6 +1249,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 SchoolFormat::Xlsx => table::xlsx(&title, &sheets)?,
                 SchoolFormat::Csv => sheets[0].csv()?,
                 SchoolFormat::Text => table::text(&title, &sheets).into_bytes(),
+                SchoolFormat::Pdf => table::pdf(&title, &sheets)?,
             };
             match &out {
                 Some(path) => table::write_file(path, &bytes)?,

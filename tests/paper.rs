@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{ejgate, output_text};
+use common::{ejgate, output_text, tool};
 use ejgate_sdk::model::PeriodKind;
 use ejgate_sdk::synth::{School, SynthConfig, SynthPeriod, World};
 
@@ -71,19 +71,6 @@ async fn setup(seed: u64) -> Setup {
     )
     .unwrap();
     Setup { dir, config, world }
-}
-
-fn tool(name: &str, args: &[&str], file: &Path) -> String {
-    let mut command = Command::new(name);
-    command.args(args).arg(file);
-    if name == "pdftotext" {
-        // to standard output
-        command.arg("-");
-    }
-    let out =
-        command.output().unwrap_or_else(|e| panic!("{name} runs (Debian: apt-get install qpdf poppler-utils): {e}"));
-    assert!(out.status.success(), "{name} {args:?} {}: {}", file.display(), output_text(&out));
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 /// The outside judges of one PDF: qpdf's structure check, every font embedded, PDF/A-2u.

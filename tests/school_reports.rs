@@ -199,6 +199,29 @@ async fn progress_counts_each_class_from_the_worlds_final_marks_and_attendance()
     let total = marks.last().unwrap();
     assert_eq!(total[0], "Итого по школе");
     assert_eq!(int(&total[1]), class_of.len() as u64);
+    // PDF: qpdf finds it sound; the text holds every class and the school's total of
+    // students, as the world has them
+    let pdf = d.dir.path().join("progress.pdf");
+    let out = common::ejgate()
+        .arg("--config")
+        .arg(&d.config)
+        .args(["report", "progress", "--school", SCHOOL, "--period", "2", "--format", "pdf", "--out"])
+        .arg(&pdf)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", common::output_text(&out));
+    let check = common::tool("qpdf", &["--check"], &pdf);
+    assert!(check.contains("No syntax or stream encoding errors found"), "{check}");
+    let text = common::tool("pdftotext", &["-layout"], &pdf);
+    for c in &s.classes {
+        assert!(text.contains(&names[&c.id]), "class {} not in the PDF", names[&c.id]);
+    }
+    let total_line = text.lines().find(|l| l.contains("Итого по школе")).expect("the school's total row");
+    assert!(
+        total_line.split_whitespace().any(|w| w == class_of.len().to_string()),
+        "{} students in: {total_line}",
+        class_of.len()
+    );
     // CSV: the first sheet, the same headings
     let csv = d.csv("progress", &["--period", "2"]);
     assert_eq!(csv[0], headings(&book, "Успеваемость"));

@@ -148,5 +148,14 @@ pub fn sheets(report: &Report) -> Vec<crate::report::table::Sheet> {
 
 /// The board as an XLSX workbook (the findings on the first sheet).
 pub fn xlsx(report: &Report) -> Result<Vec<u8>, rust_xlsxwriter::XlsxError> {
-    crate::report::table::xlsx(&format!("Мониторинг ведения журнала: {}", report.school), &sheets(report))
+    crate::report::table::xlsx(&title(report), &sheets(report))
+}
+
+/// The board as a PDF/A-2u document, the same sheets as the workbook.
+pub fn pdf(report: &Report) -> anyhow::Result<Vec<u8>> {
+    crate::report::table::pdf(&title(report), &sheets(report))
+}
+
+fn title(report: &Report) -> String {
+    format!("Мониторинг ведения журнала: {}", report.school)
 }

@@ -221,3 +221,18 @@ pub fn libreoffice_csv(path: &std::path::Path) -> BTreeMap<String, Vec<Vec<Strin
     assert!(!sheets.is_empty(), "LibreOffice wrote no CSV for {}: {}", path.display(), output_text(&out));
     sheets
 }
+
+/// Runs an outside judge of a file (`qpdf --check`, `pdftotext`, `pdffonts`, `pdfinfo`) and
+/// returns what it printed; panics with its words when it fails. `pdftotext` writes to
+/// standard output.
+pub fn tool(name: &str, args: &[&str], file: &std::path::Path) -> String {
+    let mut command = std::process::Command::new(name);
+    command.args(args).arg(file);
+    if name == "pdftotext" {
+        command.arg("-");
+    }
+    let out =
+        command.output().unwrap_or_else(|e| panic!("{name} runs (Debian: apt-get install qpdf poppler-utils): {e}"));
+    assert!(out.status.success(), "{name} {args:?} {}: {}", file.display(), output_text(&out));
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
