@@ -96,7 +96,7 @@ pub struct SnapshotReport {
 
 /// A file name part from a school's name: letters and digits kept (Cyrillic too), the
 /// rest one `-`.
-fn slug(name: &str) -> String {
+pub(crate) fn slug(name: &str) -> String {
     let mut out = String::new();
     for c in name.chars() {
         if c.is_alphanumeric() {

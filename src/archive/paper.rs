@@ -24,6 +24,7 @@ use ejgate_sdk::model::{
 use ejgate_sdk::year::SchoolYear;
 use uuid::Uuid;
 
+use super::slug;
 use crate::documents::layout::{Align, Column, Layout, Table};
 use crate::documents::template::{fill, Template, MM};
 use crate::report::load;
@@ -248,19 +249,6 @@ struct Pupil {
 
 fn date(d: NaiveDate) -> String {
     d.format("%d.%m.%Y").to_string()
-}
-
-/// A file name part: letters and digits kept (Cyrillic too), the rest one `-`.
-fn slug(name: &str) -> String {
-    let mut out = String::new();
-    for c in name.chars() {
-        if c.is_alphanumeric() {
-            out.push(c);
-        } else if !out.ends_with('-') {
-            out.push('-');
-        }
-    }
-    out.trim_matches('-').to_string()
 }
 
 /// Lays out one document of a class.

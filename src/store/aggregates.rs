@@ -13,6 +13,35 @@ use serde_json::json;
 
 use super::{StoreError, StoreResult};
 
+/// The last part of both backends' journal-aggregates statement: one row per figure
+/// (`figure, school, span, key, n`) from the CTEs each dialect writes its own way. The key
+/// column's type is set by its first row (a text NULL, which both dialects read).
+macro_rules! counted_rows {
+    () => {
+        "SELECT 'lessons', school, span, CAST(NULL AS TEXT), count(*) FROM lessons GROUP BY school, span
+UNION ALL SELECT 'with_topic', school, span, NULL, count(*) FILTER (WHERE topic) FROM lessons GROUP BY school, span
+UNION ALL SELECT 'marks', school, span, NULL, marks FROM marks
+UNION ALL SELECT 'marks_judged', school, span, NULL, judged FROM marks
+UNION ALL SELECT 'marks_on_time', school, span, NULL, on_time FROM marks
+UNION ALL SELECT 'with_homework', school, span, NULL, n FROM homework
+UNION ALL SELECT 'student_subjects', school, span, NULL, n FROM pairs
+UNION ALL SELECT 'guardians_reading', school, span, NULL, n FROM reading
+UNION ALL SELECT 'reading_told', x.school, NULL, NULL, count(*) FROM sources x
+    WHERE EXISTS (SELECT 1 FROM records r WHERE r.source = x.source
+                  AND r.kind IN ('user_activity', 'acknowledgement') AND r.deleted_at IS NULL)
+    GROUP BY x.school
+UNION ALL SELECT 'students', p.school, NULL, NULL, p.students FROM people p
+    JOIN schools k ON k.school = p.school AND k.journal = p.source
+UNION ALL SELECT 'staff', p.school, NULL, NULL, p.staff FROM people p
+    JOIN schools k ON k.school = p.school AND k.journal = p.source
+UNION ALL SELECT 'guardians', school, NULL, source, guardians FROM people WHERE guardians > 0
+UNION ALL SELECT 'findings', school, span, rule, count(*) FROM found WHERE span IS NOT NULL
+    GROUP BY school, span, rule
+"
+    };
+}
+pub(crate) use counted_rows;
+
 /// What to count for one school (школа): its sources, the date spans (четверти) and the
 /// deadline of its marks.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -60,7 +60,8 @@ const MAX_CONNECTIONS: u32 = 10;
 /// The statement of [`Store::journal_aggregates`] (see `super::aggregates`): $1 schools,
 /// $2 spans (disjoint pieces), $3 sources, as JSON; $4 the characters of a blank topic; $5
 /// the journals (an array the planner reads the `records_coverage` index by).
-const JOURNAL_AGGREGATES: &str = "
+const JOURNAL_AGGREGATES: &str = concat!(
+    "
 WITH schools AS MATERIALIZED (
     SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(school bigint, journal text, due bigint, findings text)
 ), spans AS MATERIALIZED (
@@ -138,26 +139,9 @@ WITH schools AS MATERIALIZED (
                      AND (f.fixed_at IS NULL OR (f.fixed_at AT TIME ZONE 'UTC')::date >= s.day_from) END) AS span
     FROM schools k JOIN findings f ON f.school = k.findings
 )
-SELECT 'lessons', school, span, NULL::text, count(*) FROM lessons GROUP BY school, span
-UNION ALL SELECT 'with_topic', school, span, NULL, count(*) FILTER (WHERE topic) FROM lessons GROUP BY school, span
-UNION ALL SELECT 'marks', school, span, NULL, marks FROM marks
-UNION ALL SELECT 'marks_judged', school, span, NULL, judged FROM marks
-UNION ALL SELECT 'marks_on_time', school, span, NULL, on_time FROM marks
-UNION ALL SELECT 'with_homework', school, span, NULL, n FROM homework
-UNION ALL SELECT 'student_subjects', school, span, NULL, n FROM pairs
-UNION ALL SELECT 'guardians_reading', school, span, NULL, n FROM reading
-UNION ALL SELECT 'reading_told', x.school, NULL, NULL, count(*) FROM sources x
-    WHERE EXISTS (SELECT 1 FROM records r WHERE r.source = x.source
-                  AND r.kind IN ('user_activity', 'acknowledgement') AND r.deleted_at IS NULL)
-    GROUP BY x.school
-UNION ALL SELECT 'students', p.school, NULL, NULL, p.students FROM people p
-    JOIN schools k ON k.school = p.school AND k.journal = p.source
-UNION ALL SELECT 'staff', p.school, NULL, NULL, p.staff FROM people p
-    JOIN schools k ON k.school = p.school AND k.journal = p.source
-UNION ALL SELECT 'guardians', school, NULL, source, guardians FROM people WHERE guardians > 0
-UNION ALL SELECT 'findings', school, span, rule, count(*) FROM found WHERE span IS NOT NULL
-    GROUP BY school, span, rule
-";
+",
+    super::aggregates::counted_rows!()
+);
 
 /// The PostgreSQL store. Cheap to clone (the pool is shared).
 #[derive(Debug, Clone)]

@@ -63,7 +63,8 @@ static MIGRATOR: Migrator = sqlx::migrate!("src/store/migrations/sqlite");
 /// ?2 spans (disjoint pieces), ?3 sources, as JSON; ?4 the characters of a blank topic.
 /// Ids are 16-byte BLOBs, references in the content hyphenated text: a lesson is joined by
 /// the hex of its id.
-const JOURNAL_AGGREGATES: &str = "
+const JOURNAL_AGGREGATES: &str = concat!(
+    "
 WITH schools AS MATERIALIZED (
     SELECT json_extract(value, '$.school') AS school, json_extract(value, '$.journal') AS journal,
            json_extract(value, '$.due') AS due, json_extract(value, '$.findings') AS findings
@@ -143,26 +144,9 @@ WITH schools AS MATERIALIZED (
                      AND (f.fixed_at IS NULL OR substr(f.fixed_at, 1, 10) >= s.day_from) END) AS span
     FROM schools k JOIN findings f ON f.school = k.findings
 )
-SELECT 'lessons', school, span, NULL, count(*) FROM lessons GROUP BY school, span
-UNION ALL SELECT 'with_topic', school, span, NULL, count(*) FILTER (WHERE topic) FROM lessons GROUP BY school, span
-UNION ALL SELECT 'marks', school, span, NULL, marks FROM marks
-UNION ALL SELECT 'marks_judged', school, span, NULL, judged FROM marks
-UNION ALL SELECT 'marks_on_time', school, span, NULL, on_time FROM marks
-UNION ALL SELECT 'with_homework', school, span, NULL, n FROM homework
-UNION ALL SELECT 'student_subjects', school, span, NULL, n FROM pairs
-UNION ALL SELECT 'guardians_reading', school, span, NULL, n FROM reading
-UNION ALL SELECT 'reading_told', x.school, NULL, NULL, count(*) FROM sources x
-    WHERE EXISTS (SELECT 1 FROM records r WHERE r.source = x.source
-                  AND r.kind IN ('user_activity', 'acknowledgement') AND r.deleted_at IS NULL)
-    GROUP BY x.school
-UNION ALL SELECT 'students', p.school, NULL, NULL, p.students FROM people p
-    JOIN schools k ON k.school = p.school AND k.journal = p.source
-UNION ALL SELECT 'staff', p.school, NULL, NULL, p.staff FROM people p
-    JOIN schools k ON k.school = p.school AND k.journal = p.source
-UNION ALL SELECT 'guardians', school, NULL, source, guardians FROM people WHERE guardians > 0
-UNION ALL SELECT 'findings', school, span, rule, count(*) FROM found WHERE span IS NOT NULL
-    GROUP BY school, span, rule
-";
+",
+    super::aggregates::counted_rows!()
+);
 
 /// SQLite's result code for a full disk (SQLITE_FULL).
 const SQLITE_FULL: i32 = 13;
