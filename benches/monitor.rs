@@ -28,7 +28,7 @@ use ejgate::monitor::{engine, profile};
 use ejgate::store::{PostgresStore, SqliteStore, Store};
 use ejgate_sdk::model::{DateRange, EntityKind};
 use ejgate_sdk::synth::{SynthConfig, World};
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::AssertSqlSafe;
 
 #[allow(dead_code)]
 mod common;
@@ -125,13 +125,7 @@ async fn main() {
         return;
     }
     // The district on PostgreSQL.
-    let admin =
-        std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("ejgate_bench_monitor_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at EJGATE_TEST_PG_URL");
-    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
-    let sep = if admin.contains('?') { '&' } else { '?' };
-    let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+    let (mut conn, schema, url) = common::pg_schema("ejgate_bench_monitor").await;
     let started = Instant::now();
     let world = World::generate(SynthConfig {
         schools: schools as u32,

@@ -28,7 +28,7 @@ use ejgate::report::{rollout, table};
 use ejgate::store::{PostgresStore, Store};
 use ejgate_sdk::model::EntityKind;
 use ejgate_sdk::synth::{SynthConfig, World};
-use sqlx::{AssertSqlSafe, Connection};
+use sqlx::AssertSqlSafe;
 
 #[allow(dead_code)]
 mod common;
@@ -38,13 +38,7 @@ async fn main() {
     let schools = common::option("--schools", "EJGATE_BENCH_SCHOOLS", 20).max(1);
     let classes = common::option("--classes", "EJGATE_BENCH_CLASSES", 22).max(11) as u32;
     let runs = common::option("--runs", "EJGATE_BENCH_RUNS", 3).max(1);
-    let admin =
-        std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("ejgate_bench_rollout_{}", std::process::id());
-    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at EJGATE_TEST_PG_URL");
-    sqlx::query(AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
-    let sep = if admin.contains('?') { '&' } else { '?' };
-    let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+    let (mut conn, schema, url) = common::pg_schema("ejgate_bench_rollout").await;
 
     let started = Instant::now();
     let world = World::generate(SynthConfig {

@@ -83,3 +83,18 @@ pub fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
+
+/// A schema of its own on the PostgreSQL server at `EJGATE_TEST_PG_URL` (default the test
+/// database), named `PREFIX_PID`: the admin connection (to drop it afterwards), its name and
+/// the store URL that works inside it.
+pub async fn pg_schema(prefix: &str) -> (sqlx::PgConnection, String, String) {
+    use sqlx::Connection as _;
+    let admin =
+        std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let schema = format!("{prefix}_{}", std::process::id());
+    let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at EJGATE_TEST_PG_URL");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
+    let sep = if admin.contains('?') { '&' } else { '?' };
+    let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+    (conn, schema, url)
+}
