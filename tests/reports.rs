@@ -367,7 +367,81 @@ async fn the_rollout_report_counts_the_district_from_the_world_and_names_nobody(
         (0..zip.len()).filter(|i| zip.by_index(*i).unwrap().name().unwrap().starts_with("xl/charts/chart")).count();
     assert!(charts >= 3, "native charts in the workbook: {charts}");
 
-    // K5: no student's or parent's name anywhere in the workbook, the JSON or the CSV
+    // PDF: qpdf finds it sound; the XLSX's charts are drawn in it — each chart's title, the
+    // legend and the scale in per cent, every school on every chart, and the bars in the
+    // colours of the series (pdftoppm renders the pages: pixels of the first two series'
+    // colours are on them, tables alone are black on white)
+    let pdf = d.dir.path().join("rollout.pdf");
+    run(
+        &d,
+        &[
+            "report",
+            "rollout",
+            "--district",
+            &municipality,
+            "--quarter",
+            "2",
+            "--format",
+            "pdf",
+            "--out",
+            pdf.to_str().unwrap(),
+        ],
+    );
+    let check = common::tool("qpdf", &["--check"], &pdf);
+    assert!(check.contains("No syntax or stream encoding errors found"), "{check}");
+    let pdf_text = common::tool("pdftotext", &[], &pdf);
+    let flat = pdf_text.split_whitespace().collect::<Vec<_>>().join(" ");
+    for title in [
+        "Заполнение журнала: доля уроков с темой и с домашним заданием",
+        "Отметок на ученика по предмету",
+        "Доля уроков с темой: прошлая и эта четверть",
+        "Нарушения по правилам",
+    ] {
+        assert!(flat.contains(title), "chart «{title}» not in the PDF:\n{pdf_text}");
+    }
+    // the scale's marks are whole per cent (the tables write shares with a decimal; the
+    // mark «0 %» sits on the axis, where pdftotext may join its two glyphs)
+    for tick in ["25 %", "50 %", "75 %", "100 %"] {
+        assert!(flat.split(' ').collect::<Vec<_>>().windows(2).any(|w| format!("{} {}", w[0], w[1]) == tick), "{tick}");
+    }
+    for i in 0..3 {
+        // on each of the four charts (and in the tables, where a narrow column may wrap it)
+        let times = flat.matches(&school_name(i)).count();
+        assert!(times >= 4, "{} {times} times in the PDF", school_name(i));
+    }
+    let pages = d.dir.path().join("rollout-page");
+    let out = std::process::Command::new("pdftoppm").args(["-r", "40"]).arg(&pdf).arg(&pages).output().unwrap();
+    assert!(out.status.success(), "{}", common::output_text(&out));
+    let mut colours = [0usize; 2];
+    for entry in std::fs::read_dir(d.dir.path()).unwrap() {
+        let path = entry.unwrap().path();
+        if !path.file_name().unwrap().to_string_lossy().starts_with("rollout-page") {
+            continue;
+        }
+        let ppm = std::fs::read(&path).unwrap();
+        // P6: «P6», width, height, 255, each after one whitespace; then RGB bytes
+        let mut fields = 0;
+        let mut at = 0;
+        while fields < 4 {
+            while ppm[at].is_ascii_whitespace() {
+                at += 1;
+            }
+            while !ppm[at].is_ascii_whitespace() {
+                at += 1;
+            }
+            fields += 1;
+        }
+        for px in ppm[at + 1..].chunks_exact(3) {
+            for (n, want) in [[0x4F, 0x81, 0xBD], [0xC0, 0x50, 0x4D]].iter().enumerate() {
+                if px.iter().zip(want).all(|(a, b)| a.abs_diff(*b) <= 6) {
+                    colours[n] += 1;
+                }
+            }
+        }
+    }
+    assert!(colours.iter().all(|n| *n > 50), "pixels of the two series' colours: {colours:?}");
+
+    // K5: no student's or parent's name anywhere in the workbook, the JSON, the CSV or the PDF
     let mut text = String::new();
     for i in 0..zip.len() {
         let mut f = zip.by_index(i).unwrap();
@@ -383,6 +457,7 @@ async fn the_rollout_report_counts_the_district_from_the_world_and_names_nobody(
         ))
         .unwrap(),
     );
+    text.push_str(&pdf_text);
     let present = words(&text);
     let mut looked = 0;
     for s in &d.world.schools {

@@ -69,13 +69,17 @@ pub fn ready(mut child: Child) -> Emulator {
 /// A whole-number option of a benchmark: `--name N` after `--`, else the environment
 /// variable, else the default.
 pub fn option(name: &str, env: &str, default: usize) -> usize {
+    text_option(name, env).and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A text option of a benchmark: `--name VALUE` after `--`, else the environment variable.
+pub fn text_option(name: &str, env: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
     args.iter()
         .position(|a| a == name)
         .and_then(|i| args.get(i + 1).cloned())
         .or_else(|| std::env::var(env).ok())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+        .filter(|v| !v.is_empty())
 }
 
 /// The middle value of the runs (the upper one of the two middles for an even count).
@@ -88,13 +92,23 @@ pub fn median(mut values: Vec<f64>) -> f64 {
 /// database), named `PREFIX_PID`: the admin connection (to drop it afterwards), its name and
 /// the store URL that works inside it.
 pub async fn pg_schema(prefix: &str) -> (sqlx::PgConnection, String, String) {
+    pg_named_schema(&format!("{prefix}_{}", std::process::id())).await
+}
+
+/// The schema `schema` on the PostgreSQL server at `EJGATE_TEST_PG_URL`, made when it is
+/// not there and left as it is when it is (a bench that keeps its store between runs):
+/// the admin connection, its name and the store URL that works inside it.
+pub async fn pg_named_schema(schema: &str) -> (sqlx::PgConnection, String, String) {
     use sqlx::Connection as _;
+    assert!(
+        !schema.is_empty() && schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+        "a schema name of lower-case letters, digits and underscores: «{schema}»"
+    );
     let admin =
         std::env::var("EJGATE_TEST_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let schema = format!("{prefix}_{}", std::process::id());
     let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL at EJGATE_TEST_PG_URL");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA {schema}"))).execute(&mut conn).await.unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS {schema}"))).execute(&mut conn).await.unwrap();
     let sep = if admin.contains('?') { '&' } else { '?' };
     let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
-    (conn, schema, url)
+    (conn, schema.to_string(), url)
 }

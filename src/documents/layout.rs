@@ -8,8 +8,11 @@
 //!   measured advances of their glyphs (a word longer than the line is cut by letters);
 //! - tables with ruled cells whose text wraps, the header row repeated on every page the
 //!   table runs onto, a row never split across pages;
-//! - a running header and a footer with the page and sheet numbers on every page.
+//! - a running header and a footer with the page and sheet numbers on every page;
+//! - bar charts (диаграммы) drawn with filled paths: the charts of a report's XLSX, drawn
+//!   again for the PDF ([`BarChart`]).
 
+use krilla::color::rgb;
 use krilla::configure::{Configuration, Validator};
 use krilla::geom::{PathBuilder, Point};
 use krilla::metadata::{DateTime, Metadata};
@@ -27,6 +30,78 @@ enum Op {
     Text { x: f32, y: f32, size: f32, bold: bool, text: String },
     /// A rule from (x0, y0) to (x1, y1), `width` points thick.
     Line { x0: f32, y0: f32, x1: f32, y1: f32, width: f32 },
+    /// A filled rectangle (a bar of a chart, a key of its legend), top left at (x, y).
+    Rect { x: f32, y: f32, w: f32, h: f32, rgb: [u8; 3] },
+}
+
+/// The colours of a chart's series, in order: the accents of the theme the XLSX workbooks
+/// carry (rust_xlsxwriter's Office 2007 theme), so that a chart has the same colours in
+/// both files.
+pub const PALETTE: [[u8; 3]; 6] = [
+    [0x4F, 0x81, 0xBD],
+    [0xC0, 0x50, 0x4D],
+    [0x9B, 0xBB, 0x59],
+    [0x80, 0x64, 0xA2],
+    [0x4B, 0xAC, 0xC6],
+    [0xF7, 0x96, 0x46],
+];
+
+/// A series of a bar chart: its name (in the legend) and a value per category (`None`:
+/// no value, drawn as «—»).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Series {
+    pub name: String,
+    pub values: Vec<Option<f64>>,
+}
+
+/// A bar chart with bars across (линейчатая диаграмма): a band per category, in the
+/// categories' order from the top, a bar per series in each band, the value written after
+/// the bar, a scale under the bars and a legend under the title.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BarChart {
+    pub title: String,
+    pub categories: Vec<String>,
+    pub series: Vec<Series>,
+    /// The values are shares (0–1): the scale runs to 100 % and values are written in per cent
+    pub percent: bool,
+}
+
+impl BarChart {
+    /// The value at the end of the scale: 100 % for shares, else the largest value rounded
+    /// up to 1, 2, 2.5 or 5 times a power of ten (1 when there is no positive value).
+    pub fn scale_max(&self) -> f64 {
+        if self.percent {
+            return 1.0;
+        }
+        let max = self.series.iter().flat_map(|s| s.values.iter().flatten()).fold(0.0f64, |a, b| a.max(*b));
+        if max <= 0.0 || !max.is_finite() {
+            return 1.0;
+        }
+        let power = 10f64.powf(max.log10().floor());
+        [1.0, 2.0, 2.5, 5.0, 10.0].iter().map(|m| m * power).find(|v| *v >= max).unwrap_or(10.0 * power)
+    }
+
+    /// A value as the chart writes it: per cent with one decimal for shares, otherwise at
+    /// most two decimals.
+    pub fn label(&self, v: f64) -> String {
+        if self.percent {
+            format!("{:.1} %", v * 100.0)
+        } else if v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{}", v as i64)
+        } else {
+            format!("{v:.2}")
+        }
+    }
+
+    /// A mark of the scale as written under it (whole per cent for shares).
+    fn tick(&self, v: f64) -> String {
+        if self.percent {
+            format!("{:.0} %", v * 100.0)
+        } else {
+            let s = format!("{v:.2}");
+            s.trim_end_matches('0').trim_end_matches('.').to_string()
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -333,6 +408,117 @@ impl Layout {
         self.y += h;
     }
 
+    fn rect_at(&mut self, x: f32, y: f32, w: f32, h: f32, rgb: [u8; 3]) {
+        if w > 0.0 && h > 0.0 {
+            self.pages.last_mut().expect("a page").ops.push(Op::Rect { x, y, w, h, rgb });
+        }
+    }
+
+    /// A bar chart across the text width. Its title and legend are kept with the first
+    /// bands; when the bands run onto the next page, the title (with «(продолжение)»), the
+    /// legend and the scale are drawn again there.
+    pub fn bar_chart(&mut self, chart: &BarChart) {
+        let size = self.style.table_font_size;
+        let lh = self.line_height(size);
+        let face = &fonts().regular;
+        let width = self.width();
+        let max = chart.scale_max();
+        // The names of the categories on the left (at most a third of the width), the
+        // values after the bars on the right.
+        let label_w =
+            (chart.categories.iter().map(|c| face.width(c, size)).fold(0.0, f32::max) + 2.0 * MM).min(width / 3.0);
+        let longest_value = chart
+            .series
+            .iter()
+            .flat_map(|s| s.values.iter().flatten())
+            .map(|v| face.width(&chart.label(*v), size))
+            .fold(face.width("—", size), f32::max);
+        let plot_w = (width - label_w - longest_value - 2.0 * MM).max(20.0 * MM);
+        let bar_h = size * 1.1;
+        let bars = chart.series.len().max(1) as f32;
+        let bands: Vec<(Vec<String>, f32)> = chart
+            .categories
+            .iter()
+            .map(|c| {
+                let lines = wrap(face, c, size, label_w - 2.0 * MM);
+                let h = (bars * bar_h).max(lines.len() as f32 * lh) + 0.8 * bar_h;
+                (lines, h)
+            })
+            .collect();
+        let scale_h = size + 2.0 * MM;
+        let ticks = 4;
+        let mut index = 0;
+        let mut continued = false;
+        while index < bands.len() || (index == 0 && !continued) {
+            let title =
+                if continued { format!("{} (продолжение)", chart.title) } else { chart.title.clone() };
+            let first = bands.get(index).map(|b| b.1).unwrap_or(0.0);
+            self.ensure(self.line_height(self.style.subheading_size) * 2.0 + lh * 2.0 + first + scale_h);
+            let heading = self.style.subheading_size;
+            self.text(&title, heading, true, Align::Left, 0.0);
+            self.gap(1.0);
+            // The legend: a key in the series' colour and its name, as many to a line as fit.
+            let mut x = self.left();
+            let right = self.left() + width;
+            for (i, s) in chart.series.iter().enumerate() {
+                let w = size + 1.0 * MM + face.width(&s.name, size) + 4.0 * MM;
+                if x + w > right && x > self.left() {
+                    x = self.left();
+                    self.y += lh;
+                }
+                let y = self.y;
+                self.rect_at(x, y + size * 0.1, size * 0.8, size * 0.8, PALETTE[i % PALETTE.len()]);
+                self.text_at(x + size + 1.0 * MM, y + size * 0.9, size, false, s.name.clone());
+                x += w;
+            }
+            self.y += lh + 1.0 * MM;
+            let plot_x = self.left() + label_w;
+            let top = self.y;
+            // The bands that fit above the scale on this page (at least one).
+            while let Some((lines, h)) = bands.get(index) {
+                if self.y + h + scale_h > self.bottom() && self.y > top {
+                    break;
+                }
+                let y = self.y;
+                for (i, line) in lines.iter().enumerate() {
+                    self.text_at(self.left(), y + 0.4 * bar_h + size * 0.9 + i as f32 * lh, size, false, line.clone());
+                }
+                for (i, s) in chart.series.iter().enumerate() {
+                    let by = y + 0.4 * bar_h + i as f32 * bar_h;
+                    match s.values.get(index).copied().flatten() {
+                        Some(v) => {
+                            let w = (v.max(0.0) / max).min(1.0) as f32 * plot_w;
+                            self.rect_at(plot_x, by + 0.1 * bar_h, w, 0.8 * bar_h, PALETTE[i % PALETTE.len()]);
+                            self.text_at(plot_x + w + 1.0 * MM, by + size * 0.85, size, false, chart.label(v));
+                        }
+                        None => self.text_at(plot_x + 1.0 * MM, by + size * 0.85, size, false, "—".to_string()),
+                    }
+                }
+                self.y += h;
+                index += 1;
+            }
+            // The scale: the axis, thin lines across the bands and the marks under them.
+            let bottom = self.y;
+            self.line_at(plot_x, top, plot_x, bottom, 0.5);
+            for t in 0..=ticks {
+                let v = max * t as f64 / ticks as f64;
+                let x = plot_x + plot_w * t as f32 / ticks as f32;
+                if t > 0 {
+                    self.line_at(x, top, x, bottom, 0.15);
+                }
+                let label = chart.tick(v);
+                let lx = x - face.width(&label, size) / 2.0;
+                self.text_at(lx, bottom + 1.0 * MM + size, size, false, label);
+            }
+            self.y = bottom + scale_h;
+            if index < bands.len() {
+                self.new_page();
+            }
+            continued = true;
+        }
+        self.gap(2.0);
+    }
+
     /// Appends the pages of `other` after these (a title page before the contents); an
     /// empty last page here is dropped. The parity of `other`'s pages is kept when this has
     /// an even number of pages.
@@ -397,8 +583,33 @@ impl Layout {
                 PageSettings::from_wh(w, h).ok_or_else(|| anyhow::anyhow!("the page size is not valid"))?,
             );
             let mut surface = p.surface();
-            surface.set_fill(Some(Fill::default()));
             surface.set_stroke(None);
+            // The bars first (the texts are written over them), one path per colour.
+            let mut colours: Vec<[u8; 3]> = page
+                .ops
+                .iter()
+                .filter_map(|op| if let Op::Rect { rgb, .. } = op { Some(*rgb) } else { None })
+                .collect();
+            colours.sort();
+            colours.dedup();
+            for colour in colours {
+                let mut path = PathBuilder::new();
+                for op in &page.ops {
+                    if let Op::Rect { x, y, w, h, rgb } = op {
+                        if *rgb == colour {
+                            if let Some(r) = krilla::geom::Rect::from_xywh(*x, *y, *w, *h) {
+                                path.push_rect(r);
+                            }
+                        }
+                    }
+                }
+                if let Some(path) = path.finish() {
+                    let [r, g, b] = colour;
+                    surface.set_fill(Some(Fill { paint: rgb::Color::new(r, g, b).into(), ..Fill::default() }));
+                    surface.draw_path(&path);
+                }
+            }
+            surface.set_fill(Some(Fill::default()));
             for op in &page.ops {
                 if let Op::Text { x, y, size, bold, text } = op {
                     let face = fonts().face(*bold);
@@ -491,5 +702,75 @@ mod tests {
             .collect();
         assert_eq!(names.len(), 300);
         assert_eq!(names[299], "Иванов 300");
+    }
+
+    #[test]
+    fn a_bar_chart_draws_bars_in_proportion_and_continues_on_the_next_page() {
+        let style = Template::builtin().page;
+        let chart = BarChart {
+            title: "Доля уроков с темой".into(),
+            categories: (1..=60).map(|i| format!("Школа {i}")).collect(),
+            series: vec![
+                Series { name: "С темой".into(), values: (1..=60).map(|i| Some(i as f64 / 60.0)).collect() },
+                Series {
+                    name: "С заданием".into(), values: (1..=60).map(|i| (i != 7).then_some(0.5)).collect()
+                },
+            ],
+            percent: true,
+        };
+        let mut l = Layout::new(&style);
+        l.bar_chart(&chart);
+        assert!(l.page_count() >= 2, "60 schools of two bars do not fit one page");
+        let texts = |p: &Page| -> Vec<String> {
+            p.ops.iter().filter_map(|o| if let Op::Text { text, .. } = o { Some(text.clone()) } else { None }).collect()
+        };
+        // the title on the first page, «(продолжение)» on the next, the legend and the
+        // scale on each
+        assert!(texts(&l.pages[0]).contains(&"Доля уроков с темой".to_string()));
+        assert!(texts(&l.pages[1]).contains(&"Доля уроков с темой (продолжение)".to_string()));
+        for p in &l.pages {
+            for t in ["С темой", "С заданием", "0 %", "50 %", "100 %"] {
+                assert!(texts(p).contains(&t.to_string()), "{t}");
+            }
+        }
+        // one bar per value, in the series' colour, as long as its share of the scale
+        let bars: Vec<(f32, [u8; 3])> = l
+            .pages
+            .iter()
+            .flat_map(|p| &p.ops)
+            // the legend's keys are 0.8 of the type size high, the bars 0.88
+            .filter_map(|o| match o {
+                Op::Rect { w, h, rgb, .. } if *h > 0.85 * style.table_font_size => Some((*w, *rgb)),
+                _ => None,
+            })
+            .collect();
+        let first: Vec<f32> = bars.iter().filter(|b| b.1 == PALETTE[0]).map(|b| b.0).collect();
+        let second: Vec<f32> = bars.iter().filter(|b| b.1 == PALETTE[1]).map(|b| b.0).collect();
+        assert_eq!(first.len(), 60);
+        assert_eq!(second.len(), 59, "no bar where there is no value");
+        let full = first[59];
+        for (i, w) in first.iter().enumerate() {
+            assert!((w / full - (i + 1) as f32 / 60.0).abs() < 1e-4, "bar {i}: {w} of {full}");
+        }
+        assert!(second.iter().all(|w| (w / full - 0.5).abs() < 1e-4));
+        // every school once, in order, and the values written after the bars
+        let names: Vec<String> = l.pages.iter().flat_map(texts).filter(|t| t.starts_with("Школа ")).collect();
+        assert_eq!(names, (1..=60).map(|i| format!("Школа {i}")).collect::<Vec<_>>());
+        let all: Vec<String> = l.pages.iter().flat_map(texts).collect();
+        assert!(all.contains(&"100.0 %".to_string()) && all.contains(&"—".to_string()));
+    }
+
+    #[test]
+    fn a_scale_ends_at_a_round_value_above_the_largest() {
+        let chart = |values: &[f64]| BarChart {
+            series: vec![Series { name: "n".into(), values: values.iter().map(|v| Some(*v)).collect() }],
+            ..BarChart::default()
+        };
+        assert_eq!(chart(&[3.0, 7.2]).scale_max(), 10.0);
+        assert_eq!(chart(&[0.3, 1.7]).scale_max(), 2.0);
+        assert_eq!(chart(&[12.0, 21.0]).scale_max(), 25.0);
+        assert_eq!(chart(&[40.0]).scale_max(), 50.0);
+        assert_eq!(chart(&[0.0]).scale_max(), 1.0);
+        assert_eq!(BarChart { percent: true, ..chart(&[0.2]) }.scale_max(), 1.0);
     }
 }

@@ -21,8 +21,8 @@ pub mod fonts;
 pub mod layout;
 pub mod template;
 
-use crate::report::table::{Cell, Sheet};
-use layout::{Align, Column, Layout, Table};
+use crate::report::table::{Cell, ChartSpec, Sheet};
+use layout::{Align, BarChart, Column, Layout, Series, Table};
 use template::Template;
 
 /// A cell's text as printed (dates `dd.mm.yyyy`, shares in per cent).
@@ -35,9 +35,39 @@ fn printed(cell: &Cell) -> String {
     }
 }
 
-/// Report sheets as one PDF/A-2u document: the title, then each sheet as a heading and a
+/// A chart of a sheet as the PDF draws it: the same categories, series and rows as the
+/// XLSX's native chart ([`crate::report::table::xlsx`]), always with bars across (every
+/// chart of the reports has them so); the values of a series are shares when every value
+/// it has is one.
+pub fn chart_of(sheet: &Sheet, spec: &ChartSpec) -> BarChart {
+    let rows = &sheet.rows[..spec.rows.unwrap_or(sheet.rows.len()).min(sheet.rows.len())];
+    let value = |cell: Option<&Cell>| match cell {
+        Some(Cell::Int(i)) => Some(*i as f64),
+        Some(Cell::Num(n) | Cell::Share(n)) => Some(*n),
+        _ => None,
+    };
+    let cells = || spec.values.iter().flat_map(|c| rows.iter().filter_map(move |r| r.get(*c)));
+    let percent = cells().any(|c| matches!(c, Cell::Share(_)))
+        && cells().all(|c| matches!(c, Cell::Share(_) | Cell::Empty | Cell::Text(_)));
+    BarChart {
+        title: spec.title.clone(),
+        categories: rows.iter().map(|r| r.get(spec.categories).map(printed).unwrap_or_default()).collect(),
+        series: spec
+            .values
+            .iter()
+            .map(|c| Series {
+                name: sheet.headings.get(*c).cloned().unwrap_or_default(),
+                values: rows.iter().map(|r| value(r.get(*c))).collect(),
+            })
+            .collect(),
+        percent,
+    }
+}
+
+/// Report sheets as one PDF/A-2u document: the title, then each sheet as a heading, a
 /// table (columns as wide as their longest value allows, header repeated on each page;
-/// landscape when a sheet has more than six columns).
+/// landscape when a sheet has more than six columns) and the sheet's charts, drawn as the
+/// XLSX has them natively.
 pub fn sheets_pdf(
     title: &str,
     sheets: &[Sheet],
@@ -74,6 +104,11 @@ pub fn sheets_pdf(
             doc.paragraph("(нет строк)");
         }
         doc.table(&Table { columns, header: sheet.headings.clone(), rows });
+        for spec in &sheet.charts {
+            if spec.rows.unwrap_or(sheet.rows.len()).min(sheet.rows.len()) > 0 {
+                doc.bar_chart(&chart_of(sheet, spec));
+            }
+        }
     }
     doc.finish(title, &template.texts.footer, date)
 }

@@ -4,7 +4,7 @@
 //! reading the journal where the source tells it, journal completeness (lessons with their
 //! topic and homework), timeliness of marks under the school's own regulation, marks per
 //! student per subject, findings per rule; the district's totals, the change from the
-//! previous quarter, and native charts in the XLSX.
+//! previous quarter, and native charts in the XLSX (drawn again in the PDF).
 //!
 //! **Aggregates only** (K5): the municipal level sees no personal data. The store counts
 //! ([`Store::journal_aggregates`], one statement for every school): no person's record, name,
@@ -160,16 +160,24 @@ fn quarters(
     (Some(qs[i].clone()), i.checked_sub(1).map(|j| qs[j].clone()), Some(year.name.clone()))
 }
 
-/// Builds the report over the schools of `district` (a municipality as the sources name
-/// it, or «все») for `quarter`. `config` tells which sources make one school, their
-/// systems and each school's regulation.
-pub async fn build(
+/// What each school is, and what the store is to count for it.
+struct Plan {
+    found: Found,
+    profile: Option<String>,
+    systems: Vec<String>,
+    last_sync: Option<DateTime<Utc>>,
+    this: Option<StudyPeriod>,
+    previous: Option<StudyPeriod>,
+}
+
+/// The schools of the district with what the store is to count for each (one request per
+/// school, in the plans' order), and the academic year's name.
+async fn plan(
     store: &dyn Store,
     config: &Config,
     district: &str,
     quarter: &Quarter,
-    now: DateTime<Utc>,
-) -> anyhow::Result<Rollout> {
+) -> anyhow::Result<(Vec<Plan>, Vec<AggregateRequest>, Option<String>)> {
     // Every school in the store, one per [[school]] (its sources together) or per source.
     let orgs: Vec<crate::store::StoredRecord> = store.records(EntityKind::Organization, None, false).await?;
     let mut found: Vec<Found> = Vec::new();
@@ -219,15 +227,6 @@ pub async fn build(
     let periods: HashMap<String, Vec<(Uuid, StudyPeriod)>> = by_source(store, EntityKind::StudyPeriod).await?;
     let years: HashMap<String, Vec<(Uuid, AcademicYear)>> = by_source(store, EntityKind::AcademicYear).await?;
     let mut year_name: Option<String> = quarter.year.clone();
-    // What each school is, and what the store is to count for it.
-    struct Plan {
-        found: Found,
-        profile: Option<String>,
-        systems: Vec<String>,
-        last_sync: Option<DateTime<Utc>>,
-        this: Option<StudyPeriod>,
-        previous: Option<StudyPeriod>,
-    }
     let mut plans = Vec::new();
     let mut requests = Vec::new();
     for f in found {
@@ -281,6 +280,31 @@ pub async fn build(
         plans.push(Plan { found: f, profile, systems, last_sync, this, previous });
     }
 
+    Ok((plans, requests, year_name))
+}
+
+/// What [`build`] asks the store to count ([`Store::journal_aggregates`]) for the schools
+/// of `district` and `quarter`: for a benchmark that times the counting on its own.
+pub async fn aggregate_requests(
+    store: &dyn Store,
+    config: &Config,
+    district: &str,
+    quarter: &Quarter,
+) -> anyhow::Result<Vec<AggregateRequest>> {
+    Ok(plan(store, config, district, quarter).await?.1)
+}
+
+/// Builds the report over the schools of `district` (a municipality as the sources name
+/// it, or «все») for `quarter`. `config` tells which sources make one school, their
+/// systems and each school's regulation.
+pub async fn build(
+    store: &dyn Store,
+    config: &Config,
+    district: &str,
+    quarter: &Quarter,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Rollout> {
+    let (plans, requests, year_name) = plan(store, config, district, quarter).await?;
     // Everything counted by the store, for every school in one statement.
     let counted = store.journal_aggregates(&requests).await?;
     let mut lines = Vec::new();

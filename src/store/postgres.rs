@@ -189,6 +189,32 @@ impl PostgresStore {
         Ok(PostgresStore { pool })
     }
 
+    /// Brings the planner's statistics of `records` up to date after a run that changed
+    /// `changed` of its rows, when that is more than autovacuum lets pass before it analyses
+    /// a table (50 rows and a tenth of the table) or the table was never analysed. A server
+    /// may run without autovacuum (the project's test server does) and a first full sync
+    /// loads millions of rows at once: without statistics the planner takes every scan of
+    /// `records` for a handful of rows and chose nested loops over a district's marks that
+    /// ran for a quarter of an hour (the rollout report's statement, 2026-12-06).
+    async fn analyze_after(&self, changed: u64) -> StoreResult<()> {
+        if changed <= 50 {
+            return Ok(());
+        }
+        // reltuples is -1 until the table is first analysed or vacuumed.
+        let rows: Option<f32> = sqlx::query_scalar("SELECT reltuples FROM pg_class WHERE oid = to_regclass('records')")
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db("finish run: read the table's statistics"))?;
+        let stale = match rows {
+            Some(rows) if rows >= 0.0 => changed as f64 > 50.0 + 0.1 * f64::from(rows),
+            _ => true,
+        };
+        if stale {
+            sqlx::query("ANALYZE records").execute(&self.pool).await.map_err(db("finish run: analyse records"))?;
+        }
+        Ok(())
+    }
+
     /// Closes the pool (waits for connections in use to be returned).
     pub async fn close(&self) {
         self.pool.close().await;
@@ -938,7 +964,7 @@ impl Store for PostgresStore {
         if done.rows_affected() == 0 {
             return Err(StoreError::Invalid(format!("finish run: there is no run {run}")));
         }
-        Ok(())
+        self.analyze_after(stats.inserted + stats.updated + stats.deleted).await
     }
 
     async fn runs(&self, limit: u32) -> StoreResult<Vec<SyncRun>> {
@@ -1124,15 +1150,26 @@ impl Store for PostgresStore {
             return Ok(Vec::new());
         }
         let p = aggregates::params(requests)?;
-        // Every join of the statement is over thousands of rows or more: hash joins. Without
-        // statistics (a store just loaded or restored, before autovacuum's ANALYZE) the
-        // planner takes each scan for one row and chose nested loops of marks × lessons,
-        // which ran for more than a quarter of an hour on a 20-school district (2026-12-06).
+        // The plan's settings, for this transaction only (measured on a 20-school district,
+        // 5.5 million records, 2 cores; benches/rollout_report.rs, 2026-12-06):
+        // - every join of the statement is over thousands of rows or more: hash joins.
+        //   Without statistics (a store just loaded or restored, before an ANALYZE) the
+        //   planner takes each scan for one row and chose nested loops of marks × lessons,
+        //   which ran for more than a quarter of an hour;
+        // - no JIT: compiling the statement's expressions took 4.1 of its 13.2 s, more than
+        //   any part of it, and a report is run once;
+        // - 64 MB per sort and hash instead of the server's default 4 MB: the hash of the
+        //   quarters' lessons that the marks are joined to (100 MB over three processes)
+        //   spilled into 16 batches, 2.3 GB of temporary files. With both, 5.8 s; a larger
+        //   work_mem gained nothing (160 MB: 6.3 s).
         let mut tx = self.pool.begin().await.map_err(db("count the journal: begin"))?;
-        sqlx::query("SET LOCAL enable_nestloop = off")
-            .execute(&mut *tx)
-            .await
-            .map_err(db("count the journal: plan settings"))?;
+        sqlx::query(
+            "SELECT set_config('enable_nestloop', 'off', true), set_config('jit', 'off', true), \
+             set_config('work_mem', '64MB', true)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db("count the journal: plan settings"))?;
         let rows: Vec<aggregates::Row> = sqlx::query_as(JOURNAL_AGGREGATES)
             .bind(p.schools)
             .bind(p.spans)
