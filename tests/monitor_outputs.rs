@@ -275,3 +275,66 @@ async fn the_spravka_counts_the_findings_found_and_the_one_fixed() {
     let lo = common::libreoffice_csv(&xlsx);
     assert_eq!(lo["Нарушения"].len(), found.len() + 1);
 }
+
+#[tokio::test]
+async fn a_login_reported_compromised_through_the_command_line_makes_its_marks_findings() {
+    let s = setup("s4-korolev").await;
+    // A teacher with marks entered in February from the 10th, 08:00 (school time) on.
+    let school = &s.world.schools[0];
+    let from = day().and_hms_opt(8, 0, 0).unwrap();
+    let february = |d: NaiveDate| d.year() == 2026 && d.month() == 2;
+    let teacher = school
+        .marks
+        .values()
+        .find(|m| m.entered_at >= from && february(school.lessons[&m.lesson].date))
+        .map(|m| m.entered_by)
+        .expect("a mark entered after the report");
+    let person = school.teachers.iter().find(|t| t.id == teacher).unwrap();
+    let login = format!("{} {} {}", person.last_name, person.first_name, person.middle_name);
+    let compromised = |args: &[&str]| {
+        common::ejgate().arg("--config").arg(&s.config).args(["monitor", "compromised"]).args(args).output().unwrap()
+    };
+
+    let out = compromised(&["--school", SCHOOL, "--login", &format!(" {login} "), "--at", "2026-02-10T08:00"]);
+    assert!(out.status.success(), "{}", common::output_text(&out));
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(said.contains(&format!("«{login}»")) && said.contains("10.02.2026 08:00"), "{said}");
+    // Kept in UTC: 08:00 in the school's zone.
+    let zone: chrono_tz::Tz = school.time_zone.parse().unwrap();
+    let at = chrono::TimeZone::from_local_datetime(&zone, &from).single().unwrap().with_timezone(&chrono::Utc);
+    let kept = s.store.compromised(SCHOOL).await.unwrap();
+    assert_eq!(kept.iter().map(|c| (c.login.as_str(), c.at)).collect::<Vec<_>>(), [(login.as_str(), at)]);
+    // The same report again changes nothing.
+    let again = compromised(&["--school", SCHOOL, "--login", &login, "--at", "2026-02-10T08:00"]);
+    assert!(again.status.success(), "{}", common::output_text(&again));
+    assert_eq!(s.store.compromised(SCHOOL).await.unwrap().len(), 1);
+
+    // Refused, saying why: a time in another form, a school the configuration lacks.
+    let bad = compromised(&["--school", SCHOOL, "--login", &login, "--at", "10.02.2026 08:00"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("2026-02-10T09:30"), "{}", common::output_text(&bad));
+    let nowhere = compromised(&["--school", "Школа № 2", "--login", &login, "--at", "2026-02-10T08:00"]);
+    assert!(!nowhere.status.success());
+    assert!(String::from_utf8_lossy(&nowhere.stderr).contains("«Школа № 2»"), "{}", common::output_text(&nowhere));
+    assert_eq!(s.store.compromised(SCHOOL).await.unwrap().len(), 1);
+
+    // The month's monitoring: every mark the teacher entered from then on is an M19 finding,
+    // and none before (the generator's marks, not the engine's).
+    let board: Value = serde_json::from_slice(&monitor(&s, &["--month", "--format", "json", "--dry-run"])).unwrap();
+    let found: BTreeSet<String> = board["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "M19")
+        .map(|f| f["key"].as_str().unwrap().to_string())
+        .collect();
+    let ids = IdSpace::new(SOURCE);
+    let want: BTreeSet<String> = school
+        .marks
+        .values()
+        .filter(|m| m.entered_by == teacher && m.entered_at >= from && february(school.lessons[&m.lesson].date))
+        .map(|m| format!("M19:{login}:{}", ids.id(EntityKind::Mark, &ejgate_sdk::synth::key::id(m.id))))
+        .collect();
+    assert!(!want.is_empty());
+    assert_eq!(found, want);
+}

@@ -1026,6 +1026,95 @@ mod scenarios {
         assert!(store.records(EntityKind::Mark, None, true).await.unwrap().is_empty());
     }
 
+    /// Monitoring's read: the live records of one source and kind, their content the stored
+    /// JSON text, first-seen times when asked for, and a visitor can stop the read.
+    pub async fn visit_records_hands_over_live_contents_and_first_seen(env: &Env) {
+        use std::collections::BTreeMap;
+        use std::ops::ControlFlow;
+
+        let store = env.open().await;
+        let subject = |sid: &str, op: ChangeOp, content: Value| {
+            upsert(SRC, op, EntityKind::Subject, sid, "school:1", None, content)
+        };
+        let first = store.begin_run(SRC, "full").await.unwrap();
+        let mut batch: Vec<Upsert> = ["a", "b", "c"]
+            .iter()
+            .map(|s| subject(s, ChangeOp::Insert, json!({"name": s, "note": "«4+» \"ёж\"\n"})))
+            .collect();
+        batch.push(upsert(SRC, ChangeOp::Insert, EntityKind::Lesson, "a", "group:1", Some("2025-09-01"), json!({})));
+        store.apply(first, SRC, &inserts(batch), &[]).await.unwrap();
+        let other = store.begin_run(OTHER, "full").await.unwrap();
+        let foreign = upsert(OTHER, ChangeOp::Insert, EntityKind::Subject, "a", "school:1", None, json!({"name": "x"}));
+        store.apply(other, OTHER, &inserts(vec![foreign]), &[]).await.unwrap();
+        // Later (the store's clock has whole microseconds; a commit takes longer): b deleted,
+        // c changed, d new.
+        let second = store.begin_run(SRC, "full").await.unwrap();
+        let changes = ChangeSet {
+            upserts: vec![
+                subject("c", ChangeOp::Update, json!({"name": "c", "n": 2})),
+                subject("d", ChangeOp::Insert, json!({"name": "d"})),
+            ],
+            deletes: vec![(id_of(SRC, EntityKind::Subject, "b"), EntityKind::Subject)],
+            ..Default::default()
+        };
+        store.apply(second, SRC, &changes, &[]).await.unwrap();
+
+        type Seen = BTreeMap<String, (Uuid, Value, Option<chrono::DateTime<chrono::Utc>>)>;
+        let visit = |first_seen: bool| {
+            let store = &store;
+            async move {
+                let mut got: Seen = BTreeMap::new();
+                store
+                    .visit_records(EntityKind::Subject, SRC, first_seen, &mut |row: store::ContentRow<'_>| {
+                        let content: Value = serde_json::from_str(row.content).expect("the content is JSON text");
+                        got.insert(row.source_id.to_string(), (row.id, content, row.first_seen));
+                        ControlFlow::Continue(())
+                    })
+                    .await
+                    .unwrap();
+                got
+            }
+        };
+        let got = visit(true).await;
+        assert_eq!(got.keys().map(String::as_str).collect::<Vec<_>>(), ["a", "c", "d"]);
+        for (sid, (id, _, _)) in &got {
+            assert_eq!(*id, id_of(SRC, EntityKind::Subject, sid));
+        }
+        assert_eq!(got["a"].1, json!({"name": "a", "note": "«4+» \"ёж\"\n"}));
+        assert_eq!(got["c"].1, json!({"name": "c", "n": 2}));
+        // First seen by the run that inserted the record, kept by an update.
+        let seen = |sid: &str| got[sid].2.expect("asked for");
+        assert_eq!(seen("a"), seen("c"));
+        assert!(seen("a") < seen("d"), "{} < {}", seen("a"), seen("d"));
+        let by_query = store.first_seen(EntityKind::Subject, SRC).await.unwrap();
+        for (id, _, at) in got.values() {
+            assert_eq!(Some(by_query[id]), *at);
+        }
+
+        let without = visit(false).await;
+        assert_eq!(without.len(), 3);
+        assert!(without.values().all(|(_, _, at)| at.is_none()));
+
+        let mut calls = 0;
+        store
+            .visit_records(EntityKind::Subject, SRC, false, &mut |_: store::ContentRow<'_>| {
+                calls += 1;
+                ControlFlow::Break(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(calls, 1, "Break ends the read");
+        let mut none = 0;
+        store
+            .visit_records(EntityKind::Mark, SRC, true, &mut |_: store::ContentRow<'_>| {
+                none += 1;
+                ControlFlow::Continue(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(none, 0);
+    }
+
     pub async fn big_batches_cross_statement_boundaries(env: &Env) {
         let store = env.open().await;
         let run = store.begin_run(SRC, "full").await.unwrap();
@@ -1687,6 +1776,7 @@ store_suite!(
     every_error_kind_is_kept_with_its_run,
     changes_of_run_keeps_its_own_rows_in_order,
     records_are_ordered_by_source_id,
+    visit_records_hands_over_live_contents_and_first_seen,
     big_batches_cross_statement_boundaries,
     a_lease_has_one_holder_until_released_or_expired,
     concurrent_lease_requests_have_one_winner,

@@ -8,21 +8,21 @@
 //! as undetermined and said so, never judged on a guess.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::ControlFlow;
 
 use chrono::{DateTime, Days, NaiveDate, NaiveDateTime, Utc};
 use chrono_tz::Tz;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use ejgate_sdk::model::{
-    Attendance, AttendanceStatus, Class, DateRange, EnrollmentStatus, EntityKind, FinalMark, Group, GroupKind,
-    Homework, Lesson, LessonStatus, Mark, Organization, OrganizationKind, Person, SpecialFinal, StudyPeriod, Subject,
-    TeachingLoad, Work, WorkKind,
+    AttendanceStatus, Class, DateRange, Enrollment, EnrollmentStatus, EntityKind, FinalMark, Group, GroupKind,
+    LessonStatus, Organization, OrganizationKind, Person, SpecialFinal, StudyPeriod, Subject, TeachingLoad, WorkKind,
 };
 
 use super::profile::{Deadline, Profile, Rule, Severity};
-use crate::store::{RunStatus, Store, StoreError, SyncRun};
+use crate::store::{ContentRow, RunStatus, Store, StoreError, SyncRun};
 
 /// Нарушение: one finding of one rule.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -270,26 +270,248 @@ pub enum MonitorError {
     Data(String),
 }
 
+/// A record as the engine holds it: its id, what its rules read of it, and when the store
+/// first saw it (where the read asked for it).
 struct Rec<T> {
     id: Uuid,
     v: T,
+    seen: Option<DateTime<Utc>>,
 }
 
-async fn load<T: DeserializeOwned>(
+/// What [`evaluate`] reads from the store for a profile, and nothing more: the live records
+/// of each kind its rules use ([`Store::visit_records`]; the flag: with their first-seen
+/// times, the evidence of when an entry was made where the source does not say), and
+/// whether it reads the change log's corrections and deletions of marks ([`Store::edits`]).
+/// Besides these it reads a few rows: the source's organization (the time zone), the sync
+/// runs and the compromised-login reports. The bench's peer reads exactly this list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reads {
+    pub kinds: Vec<(EntityKind, bool)>,
+    pub mark_edits: bool,
+}
+
+impl Reads {
+    /// Whether the kind is read, and whether with its first-seen times.
+    fn of(&self, kind: EntityKind) -> Option<bool> {
+        self.kinds.iter().find(|(k, _)| *k == kind).map(|(_, seen)| *seen)
+    }
+}
+
+/// The reads of [`evaluate`] under `profile` (see [`Reads`]): the kinds only the rules of the
+/// profile need, so that a profile without M2 never reads a year of attendance.
+pub fn reads(profile: &Profile) -> Reads {
+    use EntityKind as K;
+    let has = |ids: &[&str]| profile.rules.iter().any(|r| ids.contains(&r.id.as_str()));
+    let with_deadline = |id: &str, after_lessons_too: bool| {
+        profile.rules.iter().any(|r| {
+            r.id == id
+                && r.params.deadline.is_some_and(|d| after_lessons_too || !matches!(d, Deadline::AfterLessons { .. }))
+        })
+    };
+    // The names in findings (teacher, class or group, subject) and the lessons every rule of
+    // a journal's entries hangs on.
+    let mut kinds =
+        vec![(K::Person, false), (K::Class, false), (K::Group, false), (K::Subject, false), (K::Lesson, false)];
+    if has(&["M10", "M22"]) {
+        kinds.push((K::TeachingLoad, false));
+    }
+    if has(&["M5", "M6", "M7"]) {
+        kinds.push((K::Work, false));
+    }
+    if has(&["M1", "M5", "M6", "M7", "M9", "M10", "M19"]) {
+        kinds.push((K::Mark, true));
+    }
+    if with_deadline("M4", false) {
+        kinds.push((K::Homework, true));
+    }
+    if with_deadline("M2", true) {
+        kinds.push((K::Attendance, true));
+    }
+    if has(&["M9", "M10", "M12"]) {
+        kinds.push((K::StudyPeriod, false));
+        kinds.push((K::FinalMark, has(&["M9"])));
+    }
+    let two_classes =
+        profile.rules.iter().any(|r| r.id == "M22" && r.params.checks.iter().any(|c| c == "student_in_two_classes"));
+    if has(&["M10"]) || two_classes {
+        kinds.push((K::Enrollment, false));
+    }
+    Reads { kinds, mark_edits: has(&["M7", "M8", "M9"]) }
+}
+
+/// Every live record of `kind` from `source`, each content's JSON text parsed once, straight
+/// into `T` ([`Store::visit_records`]): for the big kinds `T` is a view of only the fields
+/// the rules use (the rest of the text is skipped, not built), and no `serde_json::Value`
+/// is made on the way. With `seen`, each record carries its first-seen time from the same
+/// row (no second query, no map to look it up in).
+async fn load<T: DeserializeOwned + Send>(
     store: &dyn Store,
     kind: EntityKind,
     source: &str,
+    seen: bool,
 ) -> Result<Vec<Rec<T>>, MonitorError> {
+    let mut out = Vec::new();
+    let mut failed = None;
     store
-        .records(kind, Some(source), false)
-        .await?
-        .into_iter()
-        .map(|r| {
-            serde_json::from_value(r.content).map(|v| Rec { id: r.id, v }).map_err(|e| {
-                MonitorError::Data(format!("{kind} {} of source «{source}» cannot be read: {e}", r.source_id))
-            })
+        .visit_records(kind, source, seen, &mut |row: ContentRow<'_>| match serde_json::from_str::<T>(row.content) {
+            Ok(v) => {
+                out.push(Rec { id: row.id, v, seen: row.first_seen });
+                ControlFlow::Continue(())
+            }
+            Err(e) => {
+                failed = Some(MonitorError::Data(format!(
+                    "{kind} {} of source «{source}» cannot be read: {e}",
+                    row.source_id
+                )));
+                ControlFlow::Break(())
+            }
         })
-        .collect()
+        .await?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
+}
+
+/// [`load`] of a kind the plan reads; nothing for one it does not.
+async fn load_planned<T: DeserializeOwned + Send>(
+    store: &dyn Store,
+    plan: &Reads,
+    kind: EntityKind,
+    source: &str,
+) -> Result<Vec<Rec<T>>, MonitorError> {
+    match plan.of(kind) {
+        Some(seen) => load(store, kind, source, seen).await,
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Урок, as the rules read it: the topic only as whether one is written (M3).
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct LessonView {
+    unit: Uuid,
+    subject: Option<Uuid>,
+    date: NaiveDate,
+    number: Option<u8>,
+    teacher: Option<Uuid>,
+    substitute: Option<Uuid>,
+    topic: Option<Written>,
+    status: LessonStatus,
+}
+
+impl LessonView {
+    fn has_topic(&self) -> bool {
+        self.topic.is_some_and(|t| t.0)
+    }
+}
+
+/// Whether a text is written (not blank), read from its JSON string without keeping it.
+#[derive(Debug, Clone, Copy)]
+struct Written(bool);
+
+impl<'de> Deserialize<'de> for Written {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Written, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = Written;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a text")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Written, E> {
+                Ok(Written(!v.trim().is_empty()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A mark as written («5», «4+», «зч», «н/а»), kept inline up to 23 bytes so that a year of
+/// marks is read without an allocation for each; a longer text (no journal writes one) goes
+/// to the heap.
+#[derive(Debug, Clone)]
+enum MarkText {
+    Inline { len: u8, bytes: [u8; 23] },
+    Heap(Box<str>),
+}
+
+impl MarkText {
+    fn new(s: &str) -> MarkText {
+        match u8::try_from(s.len()) {
+            Ok(len) if s.len() <= 23 => {
+                let mut bytes = [0; 23];
+                bytes[..s.len()].copy_from_slice(s.as_bytes());
+                MarkText::Inline { len, bytes }
+            }
+            _ => MarkText::Heap(s.into()),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied whole from a `str` by `new`.
+            MarkText::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+            MarkText::Heap(s) => s,
+        }
+    }
+}
+
+impl std::fmt::Display for MarkText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for MarkText {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<MarkText, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = MarkText;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a mark as written")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MarkText, E> {
+                Ok(MarkText::new(v))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// Отметка, as the rules read it (the model's `Mark` without its scale, weight, comment,
+/// «точка»).
+#[derive(Debug, Clone, Deserialize)]
+struct MarkView {
+    student: Uuid,
+    lesson: Option<Uuid>,
+    work: Option<Uuid>,
+    subject: Option<Uuid>,
+    value: MarkText,
+    /// M8: unsatisfactory below 2.5.
+    numeric: Option<f64>,
+    entered_at: Option<NaiveDateTime>,
+    entered_by: Option<Uuid>,
+}
+
+/// Работа: only its kind (M5, M6, M7's long checking).
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct WorkView {
+    kind: WorkKind,
+}
+
+/// Домашнее задание: its lesson and entry time (M4), not its text.
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct HomeworkView {
+    lesson: Option<Uuid>,
+    entered_at: Option<NaiveDateTime>,
+}
+
+/// Посещаемость (M2).
+#[derive(Debug, Clone, Copy, Deserialize)]
+struct AttendanceView {
+    student: Uuid,
+    lesson: Uuid,
+    status: AttendanceStatus,
+    entered_at: Option<NaiveDateTime>,
 }
 
 /// When an entry was made, as far as the data tells.
@@ -312,15 +534,25 @@ fn ru_d(d: NaiveDate) -> String {
     d.format("%d.%m.%Y").to_string()
 }
 
-/// The local instant (exclusive upper bound when `inclusive` is false) a deadline ends.
-fn deadline_of(deadline: &Deadline, day: NaiveDate) -> Option<(NaiveDateTime, String)> {
+/// The local instant a deadline for the entries of `day` ends (the last moment still on time).
+fn deadline_of(deadline: &Deadline, day: NaiveDate) -> Option<NaiveDateTime> {
     match deadline {
-        Deadline::SameDay { by } => Some((day.and_time(*by), format!("{} {}", ru_d(day), by.format("%H:%M")))),
-        Deadline::Days { days } => {
-            let last = day.checked_add_days(Days::new(u64::from(*days)))?;
-            Some((last.and_hms_opt(23, 59, 59)?, format!("конец дня {}", ru_d(last))))
-        }
+        Deadline::SameDay { by } => Some(day.and_time(*by)),
+        Deadline::Days { days } => day.checked_add_days(Days::new(u64::from(*days)))?.and_hms_opt(23, 59, 59),
         Deadline::AfterLessons { .. } => None,
+    }
+}
+
+/// The deadline of [`deadline_of`] in words, for a finding: made only for a late entry (a
+/// year of marks judged on time costs no text).
+fn deadline_words(deadline: &Deadline, day: NaiveDate) -> String {
+    match deadline {
+        Deadline::SameDay { by } => format!("{} {}", ru_d(day), by.format("%H:%M")),
+        Deadline::Days { days } => match day.checked_add_days(Days::new(u64::from(*days))) {
+            Some(last) => format!("конец дня {}", ru_d(last)),
+            None => String::new(),
+        },
+        Deadline::AfterLessons { .. } => String::new(),
     }
 }
 
@@ -350,6 +582,7 @@ fn judge(entered: &EnteredAt, due: NaiveDateTime) -> Verdict {
 
 struct Ctx {
     zone: Tz,
+    /// The starts of the source's successful runs, local, sorted.
     runs: Vec<NaiveDateTime>,
 }
 
@@ -372,11 +605,11 @@ impl Ctx {
         }
         let Some(seen) = first_seen else { return EnteredAt::Unknown };
         let seen_local = self.local(*seen);
-        // `runs` holds the start of every successful run of the source: the run that wrote
-        // `seen` is the latest start before it, the previous sync the one before that.
-        let mut starts: Vec<NaiveDateTime> = self.runs.iter().copied().filter(|r| *r < seen_local).collect();
-        starts.sort();
-        let prev = starts.len().checked_sub(2).map(|i| starts[i]);
+        // `runs` holds the start of every successful run of the source, sorted: the run that
+        // wrote `seen` is the latest start before it, the previous sync the one before that
+        // (a binary search: this is asked for each entry without a time of its own).
+        let before = self.runs.partition_point(|r| *r < seen_local);
+        let prev = before.checked_sub(2).map(|i| self.runs[i]);
         EnteredAt::Sync { seen: seen_local, previous: prev }
     }
 }
@@ -385,9 +618,9 @@ impl Ctx {
 struct MarkEdit {
     id: Uuid,
     /// The mark as it was before the change.
-    mark: Mark,
+    mark: MarkView,
     /// The value after a correction (`None`: deleted).
-    after: Option<String>,
+    after: Option<MarkText>,
     /// When the store wrote the change (the sync that saw it).
     at: DateTime<Utc>,
     corrected: bool,
@@ -414,8 +647,8 @@ impl MarkEdit {
 /// The source's mark corrections and deletions, oldest first (one query, `Store::edits`).
 async fn mark_edits(store: &dyn Store, source: &str) -> Result<Vec<MarkEdit>, MonitorError> {
     let rows = store.edits(source, EntityKind::Mark).await?;
-    let read = |v: &serde_json::Value| -> Result<Mark, MonitorError> {
-        serde_json::from_value(v.clone())
+    let read = |v: &serde_json::Value| -> Result<MarkView, MonitorError> {
+        MarkView::deserialize(v)
             .map_err(|e| MonitorError::Data(format!("a change of a mark of source «{source}» cannot be read: {e}")))
     };
     let mut out = Vec::with_capacity(rows.len());
@@ -423,7 +656,7 @@ async fn mark_edits(store: &dyn Store, source: &str) -> Result<Vec<MarkEdit>, Mo
         let Some(before) = r.before.as_ref() else { continue };
         let mark = read(before)?;
         let after = r.after.as_ref().map(read).transpose()?;
-        let corrected = after.as_ref().is_some_and(|a| a.value != mark.value);
+        let corrected = after.as_ref().is_some_and(|a| a.value.as_str() != mark.value.as_str());
         out.push(MarkEdit {
             id: r.id,
             after: after.map(|a| a.value),
@@ -443,9 +676,20 @@ fn run_index(starts: &[NaiveDateTime], t: NaiveDateTime) -> usize {
 
 /// The school's time zone as the journal source's organization record gives it.
 pub async fn school_zone(store: &dyn Store, source: &str) -> Result<(String, Tz), MonitorError> {
-    let orgs: Vec<Rec<Organization>> = load(store, EntityKind::Organization, source).await?;
+    // `Store::records`, ordered by source id: of several schools in a source, the same one
+    // every time (a few rows; the records the rules read go through `load`).
+    let orgs = store
+        .records(EntityKind::Organization, Some(source), false)
+        .await?
+        .into_iter()
+        .map(|r| {
+            Organization::deserialize(&r.content).map_err(|e| {
+                MonitorError::Data(format!("organization {} of source «{source}» cannot be read: {e}", r.source_id))
+            })
+        })
+        .collect::<Result<Vec<Organization>, MonitorError>>()?;
     let zone_name =
-        orgs.iter().filter(|o| o.v.kind == OrganizationKind::School).find_map(|o| o.v.time_zone.clone()).ok_or_else(
+        orgs.iter().filter(|o| o.kind == OrganizationKind::School).find_map(|o| o.time_zone.clone()).ok_or_else(
             || {
                 MonitorError::Data(format!(
                     "the store holds no school with a time_zone from source «{source}»: sync it first (deadlines are \
@@ -471,7 +715,7 @@ pub async fn evaluate(
 ) -> Result<Report, MonitorError> {
     let (zone_name, zone) = school_zone(store, source).await?;
     let runs: Vec<SyncRun> = store.runs(u32::MAX / 2).await?;
-    let ctx = Ctx {
+    let mut ctx = Ctx {
         zone,
         runs: runs
             .iter()
@@ -479,18 +723,51 @@ pub async fn evaluate(
             .map(|r| r.started_at.with_timezone(&zone).naive_local())
             .collect(),
     };
+    ctx.runs.sort();
+    let ctx = ctx;
     let now_local = ctx.local(now);
 
-    let people: HashMap<Uuid, Person> =
-        load(store, EntityKind::Person, source).await?.into_iter().map(|r| (r.id, r.v)).collect();
-    let classes: Vec<Rec<Class>> = load(store, EntityKind::Class, source).await?;
-    let groups: Vec<Rec<Group>> = load(store, EntityKind::Group, source).await?;
-    let subjects: Vec<Rec<Subject>> = load(store, EntityKind::Subject, source).await?;
-    let loads: Vec<Rec<TeachingLoad>> = load(store, EntityKind::TeachingLoad, source).await?;
-    let lessons: HashMap<Uuid, Lesson> =
-        load(store, EntityKind::Lesson, source).await?.into_iter().map(|r| (r.id, r.v)).collect();
-    let works: HashMap<Uuid, Work> =
-        load(store, EntityKind::Work, source).await?.into_iter().map(|r| (r.id, r.v)).collect();
+    // Everything the profile's rules read, read once up front (`reads`): several rules share
+    // the marks, the study periods, the period marks.
+    let plan = reads(profile);
+    // The marks, most of a year's records, are read and parsed by a task of their own while
+    // this one reads the other kinds (on a multi-threaded runtime, on another core).
+    let marks = plan.of(EntityKind::Mark).map(|seen| {
+        let (store, source) = (store.shared(), source.to_owned());
+        tokio::spawn(async move { load::<MarkView>(store.as_ref(), EntityKind::Mark, &source, seen).await })
+    });
+    let people: HashMap<Uuid, Person> = load_planned(store, &plan, EntityKind::Person, source)
+        .await?
+        .into_iter()
+        .map(|r: Rec<Person>| (r.id, r.v))
+        .collect();
+    let classes: Vec<Rec<Class>> = load_planned(store, &plan, EntityKind::Class, source).await?;
+    let groups: Vec<Rec<Group>> = load_planned(store, &plan, EntityKind::Group, source).await?;
+    let subjects: Vec<Rec<Subject>> = load_planned(store, &plan, EntityKind::Subject, source).await?;
+    let loads: Vec<Rec<TeachingLoad>> = load_planned(store, &plan, EntityKind::TeachingLoad, source).await?;
+    let lessons: HashMap<Uuid, LessonView> = load_planned(store, &plan, EntityKind::Lesson, source)
+        .await?
+        .into_iter()
+        .map(|r: Rec<LessonView>| (r.id, r.v))
+        .collect();
+    let works: HashMap<Uuid, WorkKind> = load_planned(store, &plan, EntityKind::Work, source)
+        .await?
+        .into_iter()
+        .map(|r: Rec<WorkView>| (r.id, r.v.kind))
+        .collect();
+    let homework: Vec<Rec<HomeworkView>> = load_planned(store, &plan, EntityKind::Homework, source).await?;
+    let attendance: Vec<Rec<AttendanceView>> = load_planned(store, &plan, EntityKind::Attendance, source).await?;
+    let periods: Vec<Rec<StudyPeriod>> = load_planned(store, &plan, EntityKind::StudyPeriod, source).await?;
+    let finals: Vec<Rec<FinalMark>> = load_planned(store, &plan, EntityKind::FinalMark, source).await?;
+    let enrollments: Vec<Rec<Enrollment>> = load_planned(store, &plan, EntityKind::Enrollment, source).await?;
+    // The change log's corrections and deletions of marks (M7–M9).
+    let edits: Vec<MarkEdit> = if plan.mark_edits { mark_edits(store, source).await? } else { Vec::new() };
+    let marks: Vec<Rec<MarkView>> = match marks {
+        Some(task) => task
+            .await
+            .map_err(|e| MonitorError::Data(format!("reading the marks of source «{source}» failed: {e}")))??,
+        None => Vec::new(),
+    };
 
     let person_name = |id: Option<Uuid>| id.and_then(|id| people.get(&id)).map(crate::report::full_name);
     let unit_names: HashMap<Uuid, String> = classes
@@ -499,7 +776,7 @@ pub async fn evaluate(
         .chain(groups.iter().map(|g| (g.id, g.v.name.clone())))
         .collect();
     let subject_names: HashMap<Uuid, String> = subjects.iter().map(|s| (s.id, s.v.name.clone())).collect();
-    let lesson_teacher = |l: &Lesson| l.substitute.or(l.teacher);
+    let lesson_teacher = |l: &LessonView| l.substitute.or(l.teacher);
 
     let mut findings = Vec::new();
     let mut notices = Vec::new();
@@ -509,7 +786,7 @@ pub async fn evaluate(
     };
     let finding = |rule: &Rule,
                    key: String,
-                   lesson: Option<(&Uuid, &Lesson)>,
+                   lesson: Option<(&Uuid, &LessonView)>,
                    mark: Option<Uuid>,
                    teacher: Option<Uuid>,
                    what: String,
@@ -530,15 +807,7 @@ pub async fn evaluate(
             evidence,
         }
     };
-    let in_range = |l: &Lesson| range.contains(l.date) && l.status != LessonStatus::Cancelled;
-
-    let needs_marks =
-        profile.rules.iter().any(|r| matches!(r.id.as_str(), "M1" | "M5" | "M6" | "M7" | "M8" | "M9" | "M10" | "M19"));
-    // The change log's corrections and deletions of marks (M7–M9), read once.
-    let needs_edits = profile.rules.iter().any(|r| matches!(r.id.as_str(), "M7" | "M8" | "M9"));
-    let edits: Vec<MarkEdit> = if needs_edits { mark_edits(store, source).await? } else { Vec::new() };
-    let marks: Vec<Rec<Mark>> = if needs_marks { load(store, EntityKind::Mark, source).await? } else { Vec::new() };
-    let mark_seen = if needs_marks { store.first_seen(EntityKind::Mark, source).await? } else { HashMap::new() };
+    let in_range = |l: &LessonView| range.contains(l.date) && l.status != LessonStatus::Cancelled;
 
     for rule in &profile.rules {
         match rule.id.as_str() {
@@ -564,15 +833,14 @@ pub async fn evaluate(
                     if !in_range(lesson) {
                         continue;
                     }
-                    let work_kind = m.v.work.and_then(|w| works.get(&w)).map(|w| w.kind);
-                    if rule.id != "M1" && !work_kind.is_some_and(|k| kinds.contains(&k)) {
+                    if rule.id != "M1" && !m.v.work.and_then(|w| works.get(&w)).is_some_and(|k| kinds.contains(k)) {
                         continue;
                     }
-                    let Some((due, due_words)) = deadline_of(&deadline, lesson.date) else { continue };
+                    let Some(due) = deadline_of(&deadline, lesson.date) else { continue };
                     if now_local <= due {
                         continue;
                     }
-                    match judge(&ctx.entered(m.v.entered_at, mark_seen.get(&m.id)), due) {
+                    match judge(&ctx.entered(m.v.entered_at, m.seen.as_ref()), due) {
                         Verdict::OnTime => {}
                         Verdict::Undetermined => undetermined += 1,
                         Verdict::Late(evidence) => findings.push(finding(
@@ -582,9 +850,10 @@ pub async fn evaluate(
                             Some(m.id),
                             m.v.entered_by,
                             format!(
-                                "отметка «{}» за урок {} выставлена позже срока ({due_words})",
+                                "отметка «{}» за урок {} выставлена позже срока ({})",
                                 m.v.value,
-                                ru_d(lesson.date)
+                                ru_d(lesson.date),
+                                deadline_words(&deadline, lesson.date)
                             ),
                             evidence,
                         )),
@@ -610,9 +879,8 @@ pub async fn evaluate(
                         .params
                         .deadline
                         .and_then(|d| deadline_of(&d, lesson.date))
-                        .map(|(t, _)| t)
                         .unwrap_or_else(|| lesson.date.and_hms_opt(23, 59, 59).expect("valid"));
-                    if now_local <= due || lesson.topic.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+                    if now_local <= due || lesson.has_topic() {
                         continue;
                     }
                     findings.push(finding(
@@ -650,16 +918,14 @@ pub async fn evaluate(
                     );
                     continue;
                 }
-                let homework: Vec<Rec<Homework>> = load(store, EntityKind::Homework, source).await?;
-                let seen = store.first_seen(EntityKind::Homework, source).await?;
                 let mut undetermined = 0usize;
                 for h in &homework {
                     let Some((lid, lesson)) = h.v.lesson.and_then(|l| lessons.get_key_value(&l)) else { continue };
-                    let Some((due, due_words)) = deadline_of(&deadline, lesson.date) else { continue };
+                    let Some(due) = deadline_of(&deadline, lesson.date) else { continue };
                     if !in_range(lesson) || now_local <= due {
                         continue;
                     }
-                    match judge(&ctx.entered(h.v.entered_at, seen.get(&h.id)), due) {
+                    match judge(&ctx.entered(h.v.entered_at, h.seen.as_ref()), due) {
                         Verdict::OnTime => {}
                         Verdict::Undetermined => undetermined += 1,
                         Verdict::Late(evidence) => findings.push(finding(
@@ -668,7 +934,11 @@ pub async fn evaluate(
                             Some((lid, lesson)),
                             None,
                             None,
-                            format!("домашнее задание к уроку {} внесено позже срока ({due_words})", ru_d(lesson.date)),
+                            format!(
+                                "домашнее задание к уроку {} внесено позже срока ({})",
+                                ru_d(lesson.date),
+                                deadline_words(&deadline, lesson.date)
+                            ),
                             evidence,
                         )),
                     }
@@ -690,9 +960,6 @@ pub async fn evaluate(
                     );
                     continue;
                 }
-                let periods: Vec<Rec<StudyPeriod>> = load(store, EntityKind::StudyPeriod, source).await?;
-                let enrollments: Vec<Rec<ejgate_sdk::model::Enrollment>> =
-                    load(store, EntityKind::Enrollment, source).await?;
                 // Units whose pupils get marks: not the clubs and ГПД (внеурочная деятельность
                 // is not marked), not the 1st grade (безотметочное обучение) nor its subgroups.
                 let grade: HashMap<Uuid, Option<u8>> = classes.iter().map(|c| (c.id, c.v.grade)).collect();
@@ -707,9 +974,8 @@ pub async fn evaluate(
                     }
                 }
                 // A pupil exempt from the subject in the period («освобождён») needs no marks.
-                let exempt: BTreeSet<(Uuid, Uuid, Uuid)> = load::<FinalMark>(store, EntityKind::FinalMark, source)
-                    .await?
-                    .into_iter()
+                let exempt: BTreeSet<(Uuid, Uuid, Uuid)> = finals
+                    .iter()
                     .filter(|f| f.v.special == Some(SpecialFinal::Exempt))
                     .filter_map(|f| f.v.period.map(|p| (f.v.student, f.v.subject, p)))
                     .collect();
@@ -719,17 +985,23 @@ pub async fn evaluate(
                         students.entry(e.v.unit).or_default().push(e.v.student);
                     }
                 }
-                for period in periods.iter().filter(|p| range.contains(p.v.end) && now_local.date() > p.v.end) {
-                    let span = DateRange::new(period.v.start, period.v.end);
-                    // marks per (student, subject, unit) in the period
-                    let mut counts: HashMap<(Uuid, Uuid, Uuid), u32> = HashMap::new();
+                let closed: Vec<&Rec<StudyPeriod>> =
+                    periods.iter().filter(|p| range.contains(p.v.end) && now_local.date() > p.v.end).collect();
+                // marks per (student, subject, unit) in each closed period, in one pass over
+                // the marks (not one per period)
+                let mut counts: Vec<HashMap<(Uuid, Uuid, Uuid), u32>> = vec![HashMap::new(); closed.len()];
+                if !closed.is_empty() {
                     for m in &marks {
                         let Some(lesson) = m.v.lesson.and_then(|l| lessons.get(&l)) else { continue };
                         let Some(subject) = m.v.subject.or(lesson.subject) else { continue };
-                        if span.contains(lesson.date) {
-                            *counts.entry((m.v.student, subject, lesson.unit)).or_default() += 1;
+                        for (period, counts) in closed.iter().zip(counts.iter_mut()) {
+                            if period.v.start <= lesson.date && lesson.date <= period.v.end {
+                                *counts.entry((m.v.student, subject, lesson.unit)).or_default() += 1;
+                            }
                         }
                     }
+                }
+                for (period, counts) in closed.iter().zip(&counts) {
                     for load in loads.iter().filter(|l| !ungraded.contains(&l.v.unit)) {
                         let hours = load.v.hours_per_week.ceil().max(1.0) as usize;
                         let Some(need) = rule.params.min_marks.get(hours.min(rule.params.min_marks.len()) - 1).copied()
@@ -774,9 +1046,7 @@ pub async fn evaluate(
                 }
             }
             "M12" => {
-                let periods: HashMap<Uuid, StudyPeriod> =
-                    load(store, EntityKind::StudyPeriod, source).await?.into_iter().map(|r| (r.id, r.v)).collect();
-                let finals: Vec<Rec<FinalMark>> = load(store, EntityKind::FinalMark, source).await?;
+                let periods: HashMap<Uuid, &StudyPeriod> = periods.iter().map(|r| (r.id, &r.v)).collect();
                 for f in &finals {
                     let Some(special) = f.v.special else { continue };
                     let name = match special {
@@ -883,8 +1153,6 @@ pub async fn evaluate(
                 }
                 if check("student_in_two_classes") {
                     let class_ids: BTreeSet<Uuid> = classes.iter().map(|c| c.id).collect();
-                    let enrollments: Vec<Rec<ejgate_sdk::model::Enrollment>> =
-                        load(store, EntityKind::Enrollment, source).await?;
                     if enrollments.is_empty() {
                         add_unchecked(rule, cannot("ученики в двух классах"), false);
                     }
@@ -960,8 +1228,7 @@ pub async fn evaluate(
                     if !forbidden("back_dating") || at.date() == lesson.date {
                         continue;
                     }
-                    let work_kind = m.v.work.and_then(|w| works.get(&w)).map(|w| w.kind);
-                    if work_kind.is_some_and(|k| long_checking.contains(&k)) {
+                    if m.v.work.and_then(|w| works.get(&w)).is_some_and(|k| long_checking.contains(k)) {
                         continue;
                     }
                     let Some(first) = m.v.work.or(m.v.lesson).and_then(|u| first_day.get(&u)) else { continue };
@@ -1017,7 +1284,7 @@ pub async fn evaluate(
             "M8" => {
                 let days = rule.params.days.unwrap_or(21);
                 // «1», «2», «2+», «2-» (numeric below 2.5; «3-» is a satisfactory mark)
-                let unsatisfactory = |m: &Mark| m.numeric.is_some_and(|n| n < 2.5);
+                let unsatisfactory = |m: &MarkView| m.numeric.is_some_and(|n| n < 2.5);
                 let mut by_mark: BTreeMap<String, Finding> = BTreeMap::new();
                 let mut undetermined = 0usize;
                 for e in edits.iter().filter(|e| unsatisfactory(&e.mark)) {
@@ -1049,15 +1316,17 @@ pub async fn evaluate(
                     if !e.corrected {
                         continue;
                     }
-                    let Some((due, due_words)) = deadline_of(&Deadline::Days { days }, lesson.date) else { continue };
+                    let deadline = Deadline::Days { days };
+                    let Some(due) = deadline_of(&deadline, lesson.date) else { continue };
                     match judge(&ctx.entered(None, Some(&e.at)), due) {
                         Verdict::OnTime => {}
                         Verdict::Undetermined => undetermined += 1,
                         Verdict::Late(evidence) => {
                             let key = format!("M8:late_correction:{}", e.id);
                             let what = format!(
-                                "неудовлетворительная отметка за урок {} исправлена позже {days} дней ({due_words}): {}",
+                                "неудовлетворительная отметка за урок {} исправлена позже {days} дней ({}): {}",
                                 ru_d(lesson.date),
+                                deadline_words(&deadline, lesson.date),
                                 e.words()
                             );
                             by_mark.insert(
@@ -1080,28 +1349,31 @@ pub async fn evaluate(
                 }
             }
             "M9" => {
-                let periods: Vec<Rec<StudyPeriod>> = load(store, EntityKind::StudyPeriod, source).await?;
-                let finals: Vec<Rec<FinalMark>> = load(store, EntityKind::FinalMark, source).await?;
-                let final_seen = store.first_seen(EntityKind::FinalMark, source).await?;
                 let all_runs = ctx.all_runs(&runs, source);
                 // (student, subject, period) → the run that first brought the period mark
                 let mut closed: HashMap<(Uuid, Uuid, Uuid), usize> = HashMap::new();
                 for f in &finals {
-                    let (Some(p), Some(t)) = (f.v.period, final_seen.get(&f.id)) else { continue };
-                    closed.insert((f.v.student, f.v.subject, p), run_index(&all_runs, ctx.local(*t)));
+                    let (Some(p), Some(t)) = (f.v.period, f.seen) else { continue };
+                    closed.insert((f.v.student, f.v.subject, p), run_index(&all_runs, ctx.local(t)));
+                }
+                if closed.is_empty() {
+                    continue;
                 }
                 let period_of =
                     |d: NaiveDate| periods.iter().filter(move |p| p.v.start <= d && d <= p.v.end).map(|p| p.id);
-                // every change of a mark: its insert (first seen), corrections and deletions
-                let mut events: Vec<(Uuid, &Mark, DateTime<Utc>, String)> = marks
+                // every change of a mark: its insert (first seen), corrections and deletions, in
+                // that order (a later one's finding replaces an earlier one's); the words of
+                // the change are made only for a finding
+                enum Change<'a> {
+                    Entered(&'a MarkText),
+                    Edit(&'a MarkEdit),
+                }
+                let events = marks
                     .iter()
-                    .filter_map(|m| {
-                        mark_seen.get(&m.id).map(|t| (m.id, &m.v, *t, format!("выставлена отметка «{}»", m.v.value)))
-                    })
-                    .collect();
-                events.extend(edits.iter().map(|e| (e.id, &e.mark, e.at, e.words())));
+                    .filter_map(|m| m.seen.map(|t| (m.id, &m.v, t, Change::Entered(&m.v.value))))
+                    .chain(edits.iter().map(|e| (e.id, &e.mark, e.at, Change::Edit(e))));
                 let mut by_mark: BTreeMap<Uuid, Finding> = BTreeMap::new();
-                for (id, m, at, words) in events {
+                for (id, m, at, change) in events {
                     let Some((lid, lesson)) = m.lesson.and_then(|l| lessons.get_key_value(&l)) else { continue };
                     let Some(subject) = m.subject.or(lesson.subject) else { continue };
                     if !range.contains(lesson.date) {
@@ -1116,6 +1388,10 @@ pub async fn evaluate(
                                 ru_dt(ctx.local(at)),
                                 all_runs.get(rf.saturating_sub(1)).map(|t| ru_dt(*t)).unwrap_or_default()
                             );
+                            let words = match &change {
+                                Change::Entered(value) => format!("выставлена отметка «{value}»"),
+                                Change::Edit(e) => e.words(),
+                            };
                             let what = format!(
                                 "{}: после выставления итоговой отметки за период изменён журнал за урок {}: {words}",
                                 person_name(Some(m.student)).unwrap_or_default(),
@@ -1181,7 +1457,7 @@ pub async fn evaluate(
                         if !range.contains(lesson.date) {
                             continue;
                         }
-                        let evidence = match ctx.entered(m.v.entered_at, mark_seen.get(&m.id)) {
+                        let evidence = match ctx.entered(m.v.entered_at, m.seen.as_ref()) {
                             EnteredAt::Source(t) if t >= from => format!("внесено {} по записи источника", ru_dt(t)),
                             EnteredAt::Source(_) => continue,
                             EnteredAt::Sync { seen, .. } if seen < from => continue,
@@ -1231,16 +1507,14 @@ pub async fn evaluate(
             }
             "M2" => {
                 let Some(deadline) = rule.params.deadline else { continue };
-                let attendance: Vec<Rec<Attendance>> = load(store, EntityKind::Attendance, source).await?;
-                let seen = store.first_seen(EntityKind::Attendance, source).await?;
                 let mut undetermined = 0usize;
                 for a in &attendance {
                     let Some((lid, lesson)) = lessons.get_key_value(&a.v.lesson) else { continue };
-                    let Some((due, due_words)) = deadline_of(&deadline, lesson.date) else { continue };
+                    let Some(due) = deadline_of(&deadline, lesson.date) else { continue };
                     if !in_range(lesson) || now_local <= due {
                         continue;
                     }
-                    match judge(&ctx.entered(a.v.entered_at, seen.get(&a.id)), due) {
+                    match judge(&ctx.entered(a.v.entered_at, a.seen.as_ref()), due) {
                         Verdict::OnTime => {}
                         Verdict::Undetermined => undetermined += 1,
                         Verdict::Late(evidence) => findings.push(finding(
@@ -1250,13 +1524,14 @@ pub async fn evaluate(
                             None,
                             None,
                             format!(
-                                "{}: {} на уроке {} отмечено позже срока ({due_words})",
+                                "{}: {} на уроке {} отмечено позже срока ({})",
                                 person_name(Some(a.v.student)).unwrap_or_else(|| a.v.student.to_string()),
                                 match a.v.status {
                                     AttendanceStatus::Absent => "отсутствие",
                                     AttendanceStatus::Late => "опоздание",
                                 },
-                                ru_d(lesson.date)
+                                ru_d(lesson.date),
+                                deadline_words(&deadline, lesson.date)
                             ),
                             evidence,
                         )),

@@ -440,6 +440,24 @@ pub struct StoredRecord {
     pub deleted: bool,
 }
 
+/// One live record as [`Store::visit_records`] hands it over: the content is the stored
+/// JSON text itself (borrowed from the database's row), never a `serde_json::Value`, so the
+/// reader parses it straight into the few fields it uses.
+#[derive(Debug, Clone, Copy)]
+pub struct ContentRow<'a> {
+    pub id: Uuid,
+    /// For the reader's error messages.
+    pub source_id: &'a str,
+    /// The content's JSON text (PostgreSQL: the text of the JSONB value).
+    pub content: &'a str,
+    /// When the store first saw the record (the write time of the sync batch that brought
+    /// it); `None` unless asked for.
+    pub first_seen: Option<DateTime<Utc>>,
+}
+
+/// The reader of [`Store::visit_records`]: called once per record; `Break` ends the read.
+pub type RecordVisitor<'v> = &'v mut (dyn FnMut(ContentRow<'_>) -> std::ops::ControlFlow<()> + Send);
+
 /// A lease as the store keeps it: one holder at a time for a named piece of work
 /// (`source:<name>` for a source's syncs and imports; the daemon's jobs use the same
 /// table). The holder renews it while it works; a process that died stops renewing, and
@@ -767,6 +785,21 @@ pub trait Store: JobStore + Send + Sync {
         source: Option<&str>,
         include_deleted: bool,
     ) -> StoreResult<Vec<StoredRecord>>;
+
+    /// Hands every live record of one kind from one source to `visit`, one row at a time and
+    /// in no set order, with the time the store first saw it when `first_seen` is set:
+    /// monitoring's read of a year of marks. One query; no row is collected and no content
+    /// is parsed by the store, so a reader that needs a few fields of each record pays for
+    /// one parse of the text into those fields (where [`Store::records`] builds a
+    /// `serde_json::Value` of every content, and [`Store::first_seen`] is a second query
+    /// and a map).
+    async fn visit_records(
+        &self,
+        kind: EntityKind,
+        source: &str,
+        first_seen: bool,
+        visit: RecordVisitor<'_>,
+    ) -> StoreResult<()>;
 
     /// Сводные показатели журнала: for each school of `requests`, the people, lessons, topics,
     /// homework, marks (and how many were entered by the deadline), student-subject pairs,

@@ -36,9 +36,9 @@ use ejgate_sdk::model::{DateRange, EntityKind};
 use super::aggregates::{self, AggregateRequest, SchoolAggregates};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
-    ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, CursorUpdate, Existing, Inspection, KindCount, LeaseInfo,
-    LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RunError, RunErrorKind, RunId, RunStats, RunStatus,
-    RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
+    ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, ContentRow, CursorUpdate, Existing, Inspection, KindCount,
+    LeaseInfo, LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RecordVisitor, RunError, RunErrorKind, RunId,
+    RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
@@ -1345,6 +1345,39 @@ impl Store for PostgresStore {
                 })
             })
             .collect()
+    }
+
+    async fn visit_records(
+        &self,
+        kind: EntityKind,
+        source: &str,
+        first_seen: bool,
+        visit: RecordVisitor<'_>,
+    ) -> StoreResult<()> {
+        use futures::TryStreamExt;
+        // The rows stream in as the server sends them (no Vec of a year of marks); the
+        // content comes as the JSONB value's text, which the reader parses once.
+        let mut rows = sqlx::query(
+            "SELECT id, source_id, content::text, CASE WHEN $3 THEN first_seen END FROM records \
+             WHERE source = $1 AND kind = $2 AND deleted_at IS NULL",
+        )
+        .bind(source)
+        .bind(kind.as_str())
+        .bind(first_seen)
+        .fetch(&self.pool);
+        while let Some(row) = rows.try_next().await.map_err(db("visit records"))? {
+            let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "visit records", source: e };
+            let row = ContentRow {
+                id: row.try_get(0).map_err(get)?,
+                source_id: row.try_get(1).map_err(get)?,
+                content: row.try_get(2).map_err(get)?,
+                first_seen: row.try_get(3).map_err(get)?,
+            };
+            if visit(row).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     async fn ping(&self) -> StoreResult<()> {
