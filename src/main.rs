@@ -366,6 +366,8 @@ enum SchoolFormat {
     Xlsx,
     Csv,
     Text,
+    /// Every sheet: headings and rows, numbers as numbers, dates ISO (`report::table::json`)
+    Json,
     /// PDF/A-2u, laid out as the paper copies are (`templates/paper.toml`)
     Pdf,
 }
@@ -1249,6 +1251,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 SchoolFormat::Xlsx => table::xlsx(&title, &sheets)?,
                 SchoolFormat::Csv => sheets[0].csv()?,
                 SchoolFormat::Text => table::text(&title, &sheets).into_bytes(),
+                SchoolFormat::Json => serde_json::to_vec_pretty(&table::json(&title, &sheets))?,
                 SchoolFormat::Pdf => table::pdf(&title, &sheets)?,
             };
             match &out {

@@ -73,18 +73,28 @@ impl Setup {
         book
     }
 
-    fn csv(&self, name: &str, args: &[&str]) -> Vec<Vec<String>> {
+    /// What `ejgate report NAME --school … --format FORMAT ARGS` writes to its output.
+    fn output(&self, name: &str, format: &str, args: &[&str]) -> Vec<u8> {
         let out = common::ejgate()
             .arg("--config")
             .arg(&self.config)
-            .args(["report", name, "--school", SCHOOL, "--format", "csv"])
+            .args(["report", name, "--school", SCHOOL, "--format", format])
             .args(args)
             .output()
             .unwrap();
-        assert!(out.status.success(), "{name} {args:?}: {}", common::output_text(&out));
+        assert!(out.status.success(), "{name} {format} {args:?}: {}", common::output_text(&out));
+        out.stdout
+    }
+
+    fn json(&self, name: &str, args: &[&str]) -> Value {
+        serde_json::from_slice(&self.output(name, "json", args)).unwrap_or_else(|e| panic!("{name}: JSON: {e}"))
+    }
+
+    fn csv(&self, name: &str, args: &[&str]) -> Vec<Vec<String>> {
+        let out = self.output(name, "csv", args);
         csv::ReaderBuilder::new()
             .has_headers(false)
-            .from_reader(out.stdout.as_slice())
+            .from_reader(out.as_slice())
             .records()
             .map(|r| r.unwrap().iter().map(str::to_string).collect())
             .collect()
@@ -226,6 +236,19 @@ async fn progress_counts_each_class_from_the_worlds_final_marks_and_attendance()
     let csv = d.csv("progress", &["--period", "2"]);
     assert_eq!(csv[0], headings(&book, "Успеваемость"));
     assert_eq!(csv.len(), marks.len() + 1);
+    // JSON: every sheet of the workbook with its headings and rows; numbers are numbers
+    // (the school's students in the total row, as the world has them)
+    let json = d.json("progress", &["--period", "2"]);
+    let sheets: Vec<&str> = json["sheets"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    assert_eq!(serde_json::json!(sheets), book["sheets"]);
+    for s in json["sheets"].as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        assert_eq!(s["headings"], serde_json::json!(headings(&book, name)), "{name}");
+        assert_eq!(s["rows"].as_array().unwrap().len(), rows(&book, name).len(), "{name}");
+    }
+    let total_row = json["sheets"][0]["rows"].as_array().unwrap().last().unwrap();
+    assert_eq!(total_row[0], "Итого по школе");
+    assert_eq!(total_row[1].as_u64(), Some(class_of.len() as u64), "{total_row}");
     // a period the year does not have is refused, naming the ones it has
     let out = common::ejgate()
         .arg("--config")

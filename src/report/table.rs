@@ -264,6 +264,33 @@ pub fn text(title: &str, sheets: &[Sheet]) -> String {
     out
 }
 
+/// The sheets as JSON, for other programs: `{"title", "sheets": [{"name", "headings",
+/// "rows"}]}`, each row an array beside the headings (a sheet may repeat a heading), numbers
+/// as numbers (shares as fractions 0–1), dates ISO (`2025-11-03`, `2025-11-03T14:05:00`),
+/// an empty cell `null`.
+pub fn json(title: &str, sheets: &[Sheet]) -> serde_json::Value {
+    use serde_json::{json, Value};
+    let cell = |c: &Cell| match c {
+        Cell::Empty => Value::Null,
+        Cell::Text(s) => Value::String(s.clone()),
+        Cell::Int(i) => json!(i),
+        Cell::Num(n) | Cell::Share(n) => serde_json::Number::from_f64(*n).map(Value::Number).unwrap_or(Value::Null),
+        Cell::Date(d) => Value::String(d.format("%Y-%m-%d").to_string()),
+        Cell::DateTime(t) => Value::String(t.format("%Y-%m-%dT%H:%M:%S").to_string()),
+    };
+    json!({
+        "title": title,
+        "sheets": sheets
+            .iter()
+            .map(|s| json!({
+                "name": s.name,
+                "headings": s.headings,
+                "rows": s.rows.iter().map(|r| r.iter().map(cell).collect::<Vec<_>>()).collect::<Vec<_>>(),
+            }))
+            .collect::<Vec<_>>(),
+    })
+}
+
 /// Writes the sheets as one PDF/A-2u document (fonts embedded, text extractable): the
 /// title, then each sheet as a heading and a table whose header repeats on each page, laid
 /// out with the default template of the paper copies (`templates/paper.toml`).
