@@ -1115,6 +1115,99 @@ mod scenarios {
         assert_eq!(none, 0);
     }
 
+    /// The year-end bag's read path: the live rows of one source, in `records`' order, the
+    /// content as JSON text holding the value stored, the date range applied (undated rows
+    /// kept), and `Break` stopping the read.
+    pub async fn raw_records_stream_the_live_rows_in_order(env: &Env) {
+        let store = env.open().await;
+        let run = store.begin_run(SRC, "full").await.unwrap();
+        let marks = [
+            ("m3", Some("2025-09-10"), json!({"value": "5", "numeric": 5.0, "note": "«кавычки» \"и\" \\"})),
+            ("m1", Some("2025-08-31"), json!({"value": "4"})),
+            ("m2", None, json!({"value": "3", "nested": {"b": [1, 2], "a": null}})),
+            ("m4", Some("2026-08-31"), json!({"value": "2"})),
+            ("m5", Some("2026-09-01"), json!({"value": "1"})),
+            ("m0", Some("2025-09-01"), json!({"value": "зч"})),
+        ];
+        let batch: Vec<Upsert> = marks
+            .iter()
+            .map(|(sid, day, content)| {
+                upsert(SRC, ChangeOp::Insert, EntityKind::Mark, sid, "group:1", *day, content.clone())
+            })
+            .collect();
+        store.apply(run, SRC, &inserts(batch.clone()), &[]).await.unwrap();
+        let other = store.begin_run(OTHER, "full").await.unwrap();
+        let foreign = upsert(OTHER, ChangeOp::Insert, EntityKind::Mark, "m9", "group:1", None, json!({"value": "5"}));
+        store.apply(other, OTHER, &inserts(vec![foreign]), &[]).await.unwrap();
+        // m0 deleted: a tombstone is not a live row.
+        store
+            .apply(run, SRC, &ChangeSet { deletes: vec![(batch[5].id, EntityKind::Mark)], ..Default::default() }, &[])
+            .await
+            .unwrap();
+
+        let year = Some((date("2025-09-01"), date("2026-08-31")));
+        let mut got = Vec::new();
+        let n = store
+            .each_raw_record(EntityKind::Mark, SRC, year, &mut |r| {
+                let content: Value = serde_json::from_str(r.content).expect("the content is JSON text");
+                got.push((
+                    r.id,
+                    r.source.to_string(),
+                    r.source_id.to_string(),
+                    r.scope.to_string(),
+                    r.date.map(str::to_string),
+                    content,
+                ));
+                std::ops::ControlFlow::Continue(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(n, 3);
+        let want: Vec<_> = [2usize, 0, 3]
+            .iter()
+            .map(|&i| {
+                let (sid, day, content) = &marks[i];
+                (
+                    id_of(SRC, EntityKind::Mark, sid),
+                    SRC.to_string(),
+                    sid.to_string(),
+                    "group:1".to_string(),
+                    day.map(str::to_string),
+                    content.clone(),
+                )
+            })
+            .collect();
+        assert_eq!(got, want, "m2 (undated), m3, m4 (the year's last day); not m1, m5 (outside), m0 (deleted)");
+
+        // No range: every live row of the source.
+        let mut sids = Vec::new();
+        store
+            .each_raw_record(EntityKind::Mark, SRC, None, &mut |r| {
+                sids.push(r.source_id.to_string());
+                std::ops::ControlFlow::Continue(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(sids, ["m1", "m2", "m3", "m4", "m5"]);
+        // Break stops the read after the row it was given.
+        let mut seen = 0;
+        let n = store
+            .each_raw_record(EntityKind::Mark, SRC, None, &mut |_| {
+                seen += 1;
+                if seen == 2 {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!((n, seen), (2, 2));
+        let none =
+            store.each_raw_record(EntityKind::Lesson, SRC, year, &mut |_| std::ops::ControlFlow::Continue(())).await;
+        assert_eq!(none.unwrap(), 0);
+    }
+
     pub async fn big_batches_cross_statement_boundaries(env: &Env) {
         let store = env.open().await;
         let run = store.begin_run(SRC, "full").await.unwrap();
@@ -1777,6 +1870,7 @@ store_suite!(
     changes_of_run_keeps_its_own_rows_in_order,
     records_are_ordered_by_source_id,
     visit_records_hands_over_live_contents_and_first_seen,
+    raw_records_stream_the_live_rows_in_order,
     big_batches_cross_statement_boundaries,
     a_lease_has_one_holder_until_released_or_expired,
     concurrent_lease_requests_have_one_winner,

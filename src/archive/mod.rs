@@ -15,15 +15,19 @@
 //!   checks. The signature covers the tag manifest, which covers the manifest, which covers
 //!   every payload byte.
 //!
+//! The records' payload is written in one pass over the store, each file hashed as it is
+//! written ([`payload`]: the design, and the form of the JSON Lines content).
+//!
 //! The bag is written under a temporary name and renamed once signed.
 //!
 //! *Assumption*: `--school` names a `[[school]]` (its sources) or one source; a source
 //! serving several schools (a district's) is bagged whole.
 
 pub mod paper;
+mod payload;
 pub mod register;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -32,7 +36,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha512};
 
 use crate::config::Config;
-use crate::store::{Store, StoredRecord};
+use crate::store::Store;
 use ejgate_sdk::model::EntityKind;
 use ejgate_sdk::year::SchoolYear;
 
@@ -112,78 +116,6 @@ fn sha512_hex(bytes: &[u8]) -> String {
     hex::encode(Sha512::digest(bytes))
 }
 
-/// A value of a CSV cell: strings as they are, other JSON as its text.
-fn cell(v: Option<&serde_json::Value>) -> String {
-    match v {
-        None | Some(serde_json::Value::Null) => String::new(),
-        Some(serde_json::Value::String(s)) => s.clone(),
-        Some(other) => other.to_string(),
-    }
-}
-
-/// One line of the JSON Lines payload (borrowed: the content is written as it is, not
-/// copied).
-#[derive(serde::Serialize)]
-struct Line<'a> {
-    id: &'a uuid::Uuid,
-    source: &'a str,
-    source_id: &'a str,
-    scope: &'a str,
-    date: &'a Option<chrono::NaiveDate>,
-    content: &'a serde_json::Value,
-}
-
-/// The records of one kind in the bag, as JSON Lines and CSV.
-fn payload(records: &[StoredRecord]) -> anyhow::Result<(Vec<u8>, Vec<u8>)> {
-    let mut jsonl = Vec::with_capacity(records.len() * 512);
-    let mut keys = BTreeSet::new();
-    for r in records {
-        let line = Line {
-            id: &r.id,
-            source: &r.source,
-            source_id: &r.source_id,
-            scope: &r.scope,
-            date: &r.date,
-            content: &r.content,
-        };
-        serde_json::to_writer(&mut jsonl, &line)?;
-        jsonl.push(b'\n');
-        if let serde_json::Value::Object(m) = &r.content {
-            keys.extend(m.keys().map(String::as_str));
-        }
-    }
-    let mut csv = csv::Writer::from_writer(Vec::with_capacity(records.len() * 384));
-    let fixed = ["id", "source", "source_id", "scope", "date"];
-    csv.write_record(fixed.iter().copied().chain(keys.iter().copied()))?;
-    let mut row: Vec<String> = Vec::new();
-    for r in records {
-        row.clear();
-        row.extend([
-            r.id.to_string(),
-            r.source.clone(),
-            r.source_id.clone(),
-            r.scope.clone(),
-            r.date.map(|d| d.to_string()).unwrap_or_default(),
-        ]);
-        row.extend(keys.iter().map(|k| cell(r.content.get(*k))));
-        csv.write_record(&row)?;
-    }
-    Ok((jsonl, csv.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?))
-}
-
-/// Builds, hashes and writes one kind's two payload files: `(path, sha512, bytes)` each.
-fn write_kind(data: &Path, kind: EntityKind, records: &[StoredRecord]) -> anyhow::Result<Vec<(String, String, u64)>> {
-    let (jsonl, csv) = payload(records)?;
-    let mut out = Vec::new();
-    for (ext, content) in [("jsonl", jsonl), ("csv", csv)] {
-        let name = format!("{}.{ext}", kind.as_str());
-        let path = data.join(&name);
-        std::fs::write(&path, &content).with_context(|| format!("cannot write {}", path.display()))?;
-        out.push((format!("data/{name}"), sha512_hex(&content), content.len() as u64));
-    }
-    Ok(out)
-}
-
 /// Loads a minisign secret key (encrypted with the password, if one is given).
 pub fn load_secret_key(path: &Path, password: Option<secrecy::SecretString>) -> anyhow::Result<minisign::SecretKey> {
     use secrecy::ExposeSecret;
@@ -254,38 +186,30 @@ pub async fn snapshot_with(
     std::fs::create_dir_all(part.join("data"))?;
     let range = (year.start(), year.end());
     let mut counts = BTreeMap::new();
-    // Reading the store is one kind at a time; building, hashing and writing a kind's two
-    // files runs on a blocking thread of its own while the next kind is read, at most as
-    // many at once as the machine has cores (which bounds the records held in memory).
+    // Every kind is exported by its own pipeline (`payload`: the store's rows streamed,
+    // written and hashed in one pass, on four threads), as many kinds at a time as the
+    // machine has cores: with two, the JSON Lines of one kind is hashed while another's CSV
+    // is made, and no large kind waits for the small ones.
     let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(cores));
+    let names: std::sync::Arc<[String]> = sources.iter().map(|(s, _)| s.clone()).collect();
     let mut writing = Vec::new();
     for kind in EntityKind::ALL {
-        let mut records = Vec::new();
-        for (source, _) in sources {
-            records.extend(
-                store
-                    .records(kind, Some(source), false)
-                    .await?
-                    .into_iter()
-                    .filter(|r| r.date.is_none_or(|d| d >= range.0 && d <= range.1)),
-            );
-        }
-        if records.is_empty() {
-            continue;
-        }
-        counts.insert(kind, records.len() as u64);
         let permit = permits.clone().acquire_owned().await?;
-        let data = part.join("data");
-        writing.push(tokio::task::spawn_blocking(move || {
-            let written = write_kind(&data, kind, &records);
+        let (store, names, data) = (store.shared(), names.clone(), part.join("data"));
+        writing.push(tokio::spawn(async move {
+            let written = payload::export_kind(store, kind, names, range, data).await;
             drop(permit);
-            written
+            (kind, written)
         }));
     }
     let mut lines = Vec::new();
     for task in writing {
-        lines.extend(task.await.context("writing the payload")??);
+        let (kind, written) = task.await.context("writing the payload")?;
+        if let Some((rows, files)) = written? {
+            counts.insert(kind, rows);
+            lines.extend(files);
+        }
     }
     let mut pdfs = 0;
     if let Some(paper) = paper {

@@ -458,6 +458,23 @@ pub struct ContentRow<'a> {
 /// The reader of [`Store::visit_records`]: called once per record; `Break` ends the read.
 pub type RecordVisitor<'v> = &'v mut (dyn FnMut(ContentRow<'_>) -> std::ops::ControlFlow<()> + Send);
 
+/// One live record's row as the store holds it, lent to the callback of
+/// [`Store::each_raw_record`] for the time of the call: the content is the stored JSON text,
+/// never parsed (the year-end bag writes it as it is, `archive`).
+#[derive(Debug, Clone, Copy)]
+pub struct RawRecord<'a> {
+    pub id: Uuid,
+    pub source: &'a str,
+    pub source_id: &'a str,
+    pub scope: &'a str,
+    /// `YYYY-MM-DD`.
+    pub date: Option<&'a str>,
+    /// The content's JSON text: SQLite keeps the bytes the sync wrote (the entity's fields
+    /// in declaration order, compact); PostgreSQL gives its JSONB as text (`{"a": 1, …}`,
+    /// keys ordered by length, then bytes). The same value either way.
+    pub content: &'a str,
+}
+
 /// A lease as the store keeps it: one holder at a time for a named piece of work
 /// (`source:<name>` for a source's syncs and imports; the daemon's jobs use the same
 /// table). The holder renews it while it works; a process that died stops renewing, and
@@ -800,6 +817,20 @@ pub trait Store: JobStore + Send + Sync {
         first_seen: bool,
         visit: RecordVisitor<'_>,
     ) -> StoreResult<()>;
+
+    /// The live records of a kind from one source, in the order of [`Store::records`]
+    /// (by source id), streamed one row at a time to `each` without parsing the content:
+    /// the year-end bag's read path (`archive::snapshot`), in memory one row whatever the
+    /// size of the school. `dated_within`: only records dated inside the range (inclusive)
+    /// and the undated ones. `each` may block for a while (it writes the bag); it stops the
+    /// read by returning `Break`. The count of rows handed to `each`.
+    async fn each_raw_record(
+        &self,
+        kind: EntityKind,
+        source: &str,
+        dated_within: Option<(NaiveDate, NaiveDate)>,
+        each: &mut (dyn for<'r> FnMut(RawRecord<'r>) -> std::ops::ControlFlow<()> + Send),
+    ) -> StoreResult<u64>;
 
     /// Сводные показатели журнала: for each school of `requests`, the people, lessons, topics,
     /// homework, marks (and how many were entered by the deadline), student-subject pairs,

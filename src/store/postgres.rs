@@ -37,8 +37,9 @@ use super::aggregates::{self, AggregateRequest, SchoolAggregates};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
     ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, ContentRow, CursorUpdate, Existing, Inspection, KindCount,
-    LeaseInfo, LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RecordVisitor, RunError, RunErrorKind, RunId,
-    RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
+    LeaseInfo, LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RawRecord, RecordVisitor, RunError,
+    RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord,
+    SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
@@ -1378,6 +1379,53 @@ impl Store for PostgresStore {
             }
         }
         Ok(())
+    }
+
+    async fn each_raw_record(
+        &self,
+        kind: EntityKind,
+        source: &str,
+        dated_within: Option<(NaiveDate, NaiveDate)>,
+        each: &mut (dyn for<'r> FnMut(RawRecord<'r>) -> std::ops::ControlFlow<()> + Send),
+    ) -> StoreResult<u64> {
+        use futures::TryStreamExt;
+        // The JSONB as its text (PostgreSQL's spacing and key order), not decoded into a
+        // serde_json::Value; rows fetched as the server sends them, one at a time.
+        let mut rows = sqlx::query(
+            "SELECT id, source, source_id, scope, date, content::text FROM records \
+             WHERE kind = $1 AND source = $2 AND deleted_at IS NULL \
+             AND ($3::date IS NULL OR date IS NULL OR date BETWEEN $3 AND $4) \
+             ORDER BY source_id COLLATE \"C\"",
+        )
+        .bind(kind.as_str())
+        .bind(source)
+        .bind(dated_within.map(|d| d.0))
+        .bind(dated_within.map(|d| d.1))
+        .fetch(&self.pool);
+        let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read raw records", source: e };
+        let mut n = 0;
+        let mut date = String::new();
+        while let Some(row) = rows.try_next().await.map_err(get)? {
+            let day: Option<NaiveDate> = row.try_get(4).map_err(get)?;
+            if let Some(d) = day {
+                use std::fmt::Write as _;
+                date.clear();
+                let _ = write!(date, "{d}");
+            }
+            let record = RawRecord {
+                id: row.try_get(0).map_err(get)?,
+                source: row.try_get(1).map_err(get)?,
+                source_id: row.try_get(2).map_err(get)?,
+                scope: row.try_get(3).map_err(get)?,
+                date: day.map(|_| date.as_str()),
+                content: row.try_get(5).map_err(get)?,
+            };
+            n += 1;
+            if each(record).is_break() {
+                break;
+            }
+        }
+        Ok(n)
     }
 
     async fn ping(&self) -> StoreResult<()> {

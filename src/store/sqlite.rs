@@ -48,8 +48,9 @@ use super::aggregates::{self, AggregateRequest, SchoolAggregates};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
     ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, ContentRow, CursorUpdate, Existing, Inspection, KindCount,
-    LeaseInfo, LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RecordVisitor, RunError, RunErrorKind, RunId,
-    RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord, SyncRun, Upsert,
+    LeaseInfo, LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RawRecord, RecordVisitor, RunError,
+    RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord,
+    SyncRun, Upsert,
 };
 
 const BACKEND: &str = "sqlite";
@@ -761,6 +762,69 @@ async fn visit_records(
         Ok(Ok(()))
     };
     on_raw(conn, "visit records: lock the reader connection", read).await?.map_err(|e| db("visit records")(raw(e)))?
+}
+
+/// A row of `each_raw_record`'s statement, its text lent from SQLite's.
+fn raw_row<'r>(row: &'r rusqlite::Row<'_>, kind: EntityKind) -> StoreResult<RawRecord<'r>> {
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        StoreError::Invalid(format!("bad {what} of a {kind} record in the store: {e}"))
+    };
+    let value = |i: usize, what: &str| row.get_ref(i).map_err(|e| invalid(what, &e));
+    let text = |i: usize, what: &str| value(i, what)?.as_str().map_err(|e| invalid(what, &e));
+    Ok(RawRecord {
+        id: parse_uuid(value(0, "id")?.as_blob().map_err(|e| invalid("id", &e))?)?,
+        source: text(1, "source")?,
+        source_id: text(2, "source id")?,
+        scope: text(3, "scope")?,
+        date: match value(4, "date")? {
+            rusqlite::types::ValueRef::Null => None,
+            _ => Some(text(4, "date")?),
+        },
+        content: text(5, "content")?,
+    })
+}
+
+/// [`Store::each_raw_record`]: the rows straight from SQLite's statement to `each`, the
+/// text columns lent as SQLite holds them (no copy, no JSON parse). In source-id order
+/// without a sort: the `records_export` index (migration 20261208200001) is walked.
+async fn each_raw_record(
+    conn: &mut SqliteConnection,
+    kind: EntityKind,
+    source: &str,
+    dated_within: Option<(NaiveDate, NaiveDate)>,
+    each: &mut (dyn for<'r> FnMut(RawRecord<'r>) -> std::ops::ControlFlow<()> + Send),
+) -> StoreResult<u64> {
+    // Dates are `YYYY-MM-DD` text: their byte order is the dates' order. The order is
+    // `read_records`' (source_id, source; one source here).
+    let sql = format!(
+        "SELECT id, source, source_id, scope, date, content FROM records \
+         WHERE kind = ?1 AND source = ?2 AND deleted_at IS NULL{} ORDER BY source_id",
+        if dated_within.is_some() { " AND (date IS NULL OR date BETWEEN ?3 AND ?4)" } else { "" }
+    );
+    let (from, to) = dated_within.map_or((String::new(), String::new()), |(a, b)| (a.to_string(), b.to_string()));
+    let read = |conn: &rusqlite::Connection| -> rusqlite::Result<StoreResult<u64>> {
+        let mut statement = conn.prepare(&sql)?;
+        let mut rows = match dated_within {
+            Some(_) => statement.query(rusqlite::params![kind.as_str(), source, from, to])?,
+            None => statement.query(rusqlite::params![kind.as_str(), source])?,
+        };
+        let mut n = 0;
+        while let Some(row) = rows.next()? {
+            match raw_row(row, kind) {
+                Ok(r) => {
+                    n += 1;
+                    if each(r).is_break() {
+                        break;
+                    }
+                }
+                Err(e) => return Ok(Err(e)),
+            }
+        }
+        Ok(Ok(n))
+    };
+    on_raw(conn, "read raw records: lock the reader connection", read)
+        .await?
+        .map_err(|e| db("read raw records")(raw(e)))?
 }
 
 async fn write_deletes(
@@ -1682,6 +1746,17 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let mut conn = self.reader.acquire().await.map_err(db("visit records: open a reader"))?;
         visit_records(&mut conn, kind, source, first_seen, visit).await
+    }
+
+    async fn each_raw_record(
+        &self,
+        kind: EntityKind,
+        source: &str,
+        dated_within: Option<(NaiveDate, NaiveDate)>,
+        each: &mut (dyn for<'r> FnMut(RawRecord<'r>) -> std::ops::ControlFlow<()> + Send),
+    ) -> StoreResult<u64> {
+        let mut conn = self.reader.acquire().await.map_err(db("read raw records: open a reader"))?;
+        each_raw_record(&mut conn, kind, source, dated_within, each).await
     }
 
     async fn ping(&self) -> StoreResult<()> {

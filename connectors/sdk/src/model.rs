@@ -340,6 +340,64 @@ impl Entity {
         })
     }
 
+    /// The names of a kind's content fields: every key its [`Entity::content_json`] can
+    /// have, in declaration order (optional ones left out when unset included). Read from
+    /// serde's own list of the struct's fields: the type is asked to deserialize itself from
+    /// a deserializer that keeps the list it is handed and stops there, so the names are
+    /// the ones serialization writes (renames applied) and never drift from the types.
+    /// The year-end bag's CSV columns (`archive`), known before the first record is read.
+    pub fn content_fields(kind: EntityKind) -> &'static [&'static str] {
+        fn fields_of<T: serde::de::DeserializeOwned>() -> &'static [&'static str] {
+            struct Probe<'a>(&'a mut &'static [&'static str]);
+            impl<'de> serde::Deserializer<'de> for Probe<'_> {
+                type Error = serde::de::value::Error;
+                fn deserialize_any<V: serde::de::Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+                    Err(serde::de::Error::custom("not a struct"))
+                }
+                fn deserialize_struct<V: serde::de::Visitor<'de>>(
+                    self,
+                    _name: &'static str,
+                    fields: &'static [&'static str],
+                    _visitor: V,
+                ) -> Result<V::Value, Self::Error> {
+                    *self.0 = fields;
+                    Err(serde::de::Error::custom("fields read"))
+                }
+                serde::forward_to_deserialize_any! {
+                    bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+                    option unit unit_struct newtype_struct seq tuple tuple_struct map enum identifier
+                    ignored_any
+                }
+            }
+            let mut fields: &'static [&'static str] = &[];
+            let _ = T::deserialize(Probe(&mut fields));
+            fields
+        }
+        match kind {
+            EntityKind::Organization => fields_of::<Organization>(),
+            EntityKind::AcademicYear => fields_of::<AcademicYear>(),
+            EntityKind::StudyPeriod => fields_of::<StudyPeriod>(),
+            EntityKind::Holiday => fields_of::<Holiday>(),
+            EntityKind::Class => fields_of::<Class>(),
+            EntityKind::Group => fields_of::<Group>(),
+            EntityKind::Person => fields_of::<Person>(),
+            EntityKind::Guardianship => fields_of::<Guardianship>(),
+            EntityKind::Enrollment => fields_of::<Enrollment>(),
+            EntityKind::Subject => fields_of::<Subject>(),
+            EntityKind::TeachingLoad => fields_of::<TeachingLoad>(),
+            EntityKind::Lesson => fields_of::<Lesson>(),
+            EntityKind::Homework => fields_of::<Homework>(),
+            EntityKind::Work => fields_of::<Work>(),
+            EntityKind::Mark => fields_of::<Mark>(),
+            EntityKind::FinalMark => fields_of::<FinalMark>(),
+            EntityKind::Attendance => fields_of::<Attendance>(),
+            EntityKind::AbsenceNotice => fields_of::<AbsenceNotice>(),
+            EntityKind::Acknowledgement => fields_of::<Acknowledgement>(),
+            EntityKind::Consent => fields_of::<Consent>(),
+            EntityKind::UserActivity => fields_of::<UserActivity>(),
+        }
+    }
+
     /// The business key of the entity (what identifies it to a person: a class's name and
     /// year, a mark's student and lesson). When an update changes it, the change log calls
     /// the change a key change rather than an update.
@@ -875,5 +933,37 @@ mod tests {
         let json = e.content_json();
         assert_eq!(Entity::from_content(EntityKind::Subject, &json).unwrap(), e);
         assert_eq!(normalize_name(" Естествознание  Ёж "), "естествознание еж");
+    }
+
+    #[test]
+    fn content_fields_are_every_key_the_content_can_have() {
+        // A mark with every optional field set has each of its keys in the list, in order;
+        // the optional ones left out when unset are listed too.
+        let mark = Mark {
+            student: Uuid::nil(),
+            lesson: None,
+            work: None,
+            subject: None,
+            value: "5".into(),
+            numeric: Some(5.0),
+            scale: MarkScale::Five,
+            weight: None,
+            entered_at: None,
+            entered_by: None,
+            comment: Some("к сроку".into()),
+            is_point: true,
+            point_date: NaiveDate::from_ymd_opt(2025, 10, 1),
+        };
+        let json: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_slice(&Entity::Mark(mark).content_json()).unwrap();
+        let written: Vec<&str> = json.keys().map(String::as_str).collect();
+        let mut listed = Entity::content_fields(EntityKind::Mark).to_vec();
+        assert_eq!(listed.len(), 13);
+        listed.sort_unstable();
+        assert_eq!(written, listed, "serde_json's map is sorted by key");
+        assert_eq!(&Entity::content_fields(EntityKind::Subject)[..2], ["organization", "name"]);
+        for k in EntityKind::ALL {
+            assert!(!Entity::content_fields(k).is_empty(), "{k:?}");
+        }
     }
 }
