@@ -163,6 +163,10 @@ async fn sync_once(system: System, emulator: &Emulator, dir: &Path, label: &str,
 
 #[tokio::main]
 async fn main() {
+    // `RUST_LOG=ejgate::sync=debug` shows when each group of chunks is written.
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).init();
+    }
     let args: Vec<String> = std::env::args().collect();
     let size = option(&args, "--size", "EJGATE_BENCH_SIZE", "large");
     let rounds: usize = option(&args, "--rounds", "EJGATE_BENCH_ROUNDS", "3").parse().expect("--rounds N");

@@ -225,17 +225,100 @@ pub struct Membership {
     pub end_date: Option<String>,
 }
 
-/// `api/eventcalendar/v1/api/events`, read in two steps. Events are asked for per pupil, so
-/// every lesson arrives once per pupil of its class with the same subject, topic and
-/// homework; only the marks and the absence differ. Each event is kept here as its raw
-/// JSON (borrowed from the body, not copied): the connector reads the pupil's part
-/// ([`PupilEvent`]) of every copy and the lesson's part ([`LessonEvent`]) of the first.
+/// `api/eventcalendar/v1/api/events`. Events are asked for per pupil, so every lesson
+/// arrives once per pupil of its class with the same subject, topic and homework; only the
+/// marks and the absence differ. The answer is read in one pass ([`Event`]: the pupil's part
+/// typed, the lesson's part kept raw and read once per lesson); when that fails, the
+/// connector reads it again as [`RawEvents`], one event at a time, and skips the unreadable
+/// ones with a warning.
 #[derive(Debug, Deserialize)]
 pub struct Events<'a> {
     pub total_count: Option<u64>,
     #[serde(borrow, default)]
-    pub response: Option<Vec<&'a RawValue>>,
+    pub response: Option<Vec<Event<'a>>>,
     pub errors: Option<serde_json::Value>,
+}
+
+/// The events answer with each event as its raw JSON (borrowed from the body): the slow
+/// path, for an answer in which some event does not read as an [`Event`].
+#[derive(Debug, Deserialize)]
+pub struct RawEvents<'a> {
+    #[serde(borrow, default)]
+    pub response: Option<Vec<&'a RawValue>>,
+}
+
+/// One pupil's copy of an event. The pupil's part (marks, absence) is read in every copy;
+/// the lesson's part is the same in every copy, so its fields are only delimited here
+/// (borrowed, no allocation) and read by [`Event::lesson`] for the first copy of a lesson.
+/// The homework is kept raw too: a copy whose homework differs from the first copy's (an
+/// individual assignment) is read again, the others are not.
+#[derive(Debug, Deserialize)]
+pub struct Event<'a> {
+    /// The lesson's id (the same in every pupil's copy).
+    pub id: SourceId,
+    #[serde(default)]
+    pub is_missed_lesson: bool,
+    pub absence_reason_id: Option<SourceId>,
+    #[serde(default, deserialize_with = "nullable_vec")]
+    pub marks: Vec<EventMark>,
+    #[serde(borrow, default)]
+    pub homework: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    source: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    start_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    finish_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    subject_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    subject_name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    lesson_theme: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    lesson_name: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    group_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    cancelled: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    replaced_teacher_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    teacher_id: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    lesson_number: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    created_at: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    updated_at: Option<&'a RawValue>,
+}
+
+impl Event<'_> {
+    /// The lesson's part of this copy; the error names the field that does not read.
+    pub fn lesson(&self) -> Result<LessonEvent, String> {
+        fn field<T: serde::de::DeserializeOwned>(name: &str, raw: Option<&RawValue>) -> Result<Option<T>, String> {
+            raw.map(|r| serde_json::from_str::<Option<T>>(r.get()).map_err(|e| format!("field `{name}`: {e}")))
+                .transpose()
+                .map(Option::flatten)
+        }
+        Ok(LessonEvent {
+            source: field("source", self.source)?,
+            start_at: field("start_at", self.start_at)?,
+            finish_at: field("finish_at", self.finish_at)?,
+            subject_id: field("subject_id", self.subject_id)?,
+            subject_name: field("subject_name", self.subject_name)?,
+            lesson_theme: field("lesson_theme", self.lesson_theme)?,
+            lesson_name: field("lesson_name", self.lesson_name)?,
+            group_id: field("group_id", self.group_id)?,
+            cancelled: field("cancelled", self.cancelled)?.unwrap_or(false),
+            replaced_teacher_id: field("replaced_teacher_id", self.replaced_teacher_id)?,
+            teacher_id: field("teacher_id", self.teacher_id)?,
+            lesson_number: field("lesson_number", self.lesson_number)?,
+            homework: field("homework", self.homework)?,
+            created_at: field("created_at", self.created_at)?,
+            updated_at: field("updated_at", self.updated_at)?,
+        })
+    }
 }
 
 /// The lesson's part of an event: the same for every pupil who has the lesson.
@@ -260,21 +343,6 @@ pub struct LessonEvent {
     pub homework: Option<EventHomework>,
     pub created_at: Option<String>,
     pub updated_at: Option<String>,
-}
-
-/// The pupil's part of an event. The homework is kept raw: a copy whose homework differs
-/// from the first copy's (an individual assignment) is read again, the others are not.
-#[derive(Debug, Deserialize)]
-pub struct PupilEvent<'a> {
-    /// The lesson's id (the same in every pupil's copy).
-    pub id: SourceId,
-    #[serde(default)]
-    pub is_missed_lesson: bool,
-    pub absence_reason_id: Option<SourceId>,
-    #[serde(default, deserialize_with = "nullable_vec")]
-    pub marks: Vec<EventMark>,
-    #[serde(borrow, default)]
-    pub homework: Option<&'a RawValue>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -436,13 +504,14 @@ mod tests {
                 "errors": null}"#,
         )
         .unwrap();
-        let raw = e.response.unwrap()[0].get();
-        let lesson: LessonEvent = serde_json::from_str(raw).unwrap();
+        let event = &e.response.as_ref().unwrap()[0];
+        let lesson = event.lesson().unwrap();
         assert_eq!(lesson.homework.as_ref().unwrap().entries[0].homework_entry_id.0, "9");
-        let pupil: PupilEvent = serde_json::from_str(raw).unwrap();
-        assert_eq!(pupil.id.0, "5");
-        assert!(pupil.marks.is_empty());
-        let homework: EventHomework = serde_json::from_str(pupil.homework.unwrap().get()).unwrap();
+        assert_eq!(lesson.start_at.as_deref(), Some("2025-09-01T08:30:00+03:00"));
+        assert!(!lesson.cancelled && lesson.subject_id.is_none());
+        assert_eq!(event.id.0, "5");
+        assert!(event.marks.is_empty());
+        let homework: EventHomework = serde_json::from_str(event.homework.unwrap().get()).unwrap();
         assert_eq!(homework.entries[0].description.as_deref(), Some("№ 5"));
         let none: Events = serde_json::from_str(r#"{"response": null}"#).unwrap();
         assert!(none.response.is_none());

@@ -49,6 +49,7 @@ use ejgate_sdk::connector::{Batch, Chunk, Connector, Plan, PlanContext, SyncMode
 use ejgate_sdk::mapping::CodeTable;
 use ejgate_sdk::model::{self as m, Coverage, DateRange, Entity, EntityKind, IdSpace, Record};
 use ejgate_sdk::ranges::RangeLimit;
+use ejgate_sdk::read::{self, Skipped};
 use ejgate_sdk::time::{parse_date, parse_datetime, SourceId};
 
 use crate::api;
@@ -445,6 +446,13 @@ pub struct MosregConnector {
     info: Mutex<Option<Arc<SchoolInfo>>>,
     /// The longest request range the source takes (halved when it refuses one).
     ranges: RangeLimit,
+    /// One journal chunk is read at a time (its pupils in parallel): the sync engine asks
+    /// for several chunks at once, and the three or four quarter-long chunks of a full run,
+    /// read together, all ended together, so the store had nothing to write while the
+    /// whole year was read and then wrote it all while nothing was read. One at a time,
+    /// the store writes each chunk while the next is read; the requests in flight stay
+    /// `pupils_in_parallel`.
+    journal_turn: tokio::sync::Semaphore,
 }
 
 fn sid(id: &Option<SourceId>) -> Option<String> {
@@ -526,6 +534,7 @@ impl MosregConnector {
             session,
             tables,
             info: Mutex::new(None),
+            journal_turn: tokio::sync::Semaphore::new(1),
         })
     }
 
@@ -892,10 +901,26 @@ impl MosregConnector {
         Ok((events, marks))
     }
 
-    /// One event's part as `T`; an event that is JSON but not an event is named by its place.
-    fn event_part<'a, T: Deserialize<'a>>(&self, raw: &'a RawValue, pupil: &str, n: usize) -> Result<T, SourceError> {
-        serde_json::from_str(raw.get())
-            .map_err(|e| self.malformed(EVENTS, format!("event {n} of pupil {pupil} is not an event ({e})")))
+    /// The events of one answer: in one pass when the whole answer reads (the common case
+    /// costs nothing extra), otherwise one event at a time, the unreadable ones pushed to
+    /// `skipped` (endpoint, field, excerpt) and the others kept. An answer that is not a
+    /// JSON events list at all (HTML, a truncated body) fails as before.
+    fn events<'a>(&self, body: &'a [u8], skipped: &mut Vec<Skipped>) -> Result<Vec<api::Event<'a>>, SourceError> {
+        // Read as text: one UTF-8 check of the whole body instead of one per string and per
+        // raw field (the events of a full run are about a gigabyte).
+        if let Ok(Ok(all)) = std::str::from_utf8(body).map(serde_json::from_str::<api::Events>) {
+            return Ok(all.response.unwrap_or_default());
+        }
+        let raw: api::RawEvents = self.web.parse_body(&Method::GET, EVENTS, body)?;
+        let endpoint = format!("GET {EVENTS}");
+        let mut out = Vec::new();
+        for event in raw.response.unwrap_or_default() {
+            match read::one::<api::Event>(&endpoint, event.get()) {
+                Ok(e) => out.push(e),
+                Err(s) => skipped.push(s),
+            }
+        }
+        Ok(out)
     }
 
     /// The lesson, works and homework of a lesson's first copy; `None` when the lesson
@@ -979,6 +1004,7 @@ impl MosregConnector {
     }
 
     async fn fetch_journal(&self, p: &RangeParams) -> Result<Batch, SourceError> {
+        let _turn = self.journal_turn.acquire().await.expect("the journal semaphore is never closed");
         let info = self.info()?;
         // Each pupil's answers are read as they arrive and then dropped: a month of events
         // of a whole school, kept until the last pupil's came, was about a gigabyte per
@@ -1000,29 +1026,43 @@ impl MosregConnector {
         };
         // Lessons by source id as their first copy placed them (`None`: left out).
         let mut seen: HashMap<String, Option<SeenLesson>> = HashMap::new();
+        let mut skipped = Vec::new();
         while let Some((pupil, bodies, family)) = answers.try_next().await? {
             requests += 1 + bodies.len() as u32;
             let pupil = pupil.as_str();
             let student = self.id(EntityKind::Person, pupil);
             let created: HashMap<&str, &api::FamilyMark> = family.iter().map(|f| (f.id.0.as_str(), f)).collect();
             for body in &bodies {
-                let events: api::Events = self.web.parse_body(&Method::GET, EVENTS, body)?;
-                for (n, raw) in events.response.unwrap_or_default().into_iter().enumerate() {
-                    let ev: api::PupilEvent = self.event_part(raw, pupil, n)?;
-                    let lesson_id = ev.id.0;
+                for ev in self.events(body, &mut skipped)? {
+                    let lesson_id = ev.id.0.clone();
                     if !seen.contains_key(&lesson_id) {
-                        let first: api::LessonEvent = self.event_part(raw, pupil, n)?;
-                        let placed = self.first_copy(&info, &lesson_id, first, ev.homework, &mut out);
+                        let placed = match ev.lesson() {
+                            Ok(first) => self.first_copy(&info, &lesson_id, first, ev.homework, &mut out),
+                            Err(e) => {
+                                // Left unplaced: the next copy of the lesson is not tried, as
+                                // every copy carries the same lesson part.
+                                skipped.push(Skipped::new(
+                                    &format!("GET {EVENTS}"),
+                                    "-",
+                                    format!("event {lesson_id} of pupil {pupil}: {e}"),
+                                    "",
+                                ));
+                                None
+                            }
+                        };
                         seen.insert(lesson_id.clone(), placed);
                     }
                     let Some(Some(lesson)) = seen.get(&lesson_id) else { continue };
                     if ev.homework.map(RawValue::get) != lesson.homework.as_deref() {
                         // This pupil's homework differs from the first copy's: read it too.
-                        let homework: Option<api::EventHomework> = match ev.homework {
-                            Some(raw) => self.event_part(raw, pupil, n)?,
-                            None => None,
-                        };
-                        self.add_tasks(homework, lesson, &mut out);
+                        match ev
+                            .homework
+                            .map(|raw| read::one::<Option<api::EventHomework>>(&format!("GET {EVENTS}"), raw.get()))
+                        {
+                            Some(Ok(homework)) => self.add_tasks(homework, lesson, &mut out),
+                            Some(Err(s)) => skipped.push(s),
+                            None => self.add_tasks(None, lesson, &mut out),
+                        }
                     }
                     for mk in ev.marks {
                         let value = mk.value.clone().unwrap_or_default();
@@ -1101,7 +1141,7 @@ impl MosregConnector {
         let records =
             lessons.into_values().chain(tasks.into_values()).chain(marks.into_values()).chain(attendance.into_values());
         Ok(Batch {
-            skipped: Vec::new(),
+            skipped,
             records: records.collect(),
             coverage: vec![Coverage {
                 kinds: vec![

@@ -62,8 +62,9 @@ pub fn excerpt_of(text: &str) -> String {
     }
 }
 
-/// Reads one JSON value into `T`; on failure says where inside the value it failed.
-pub fn one<T: DeserializeOwned>(endpoint: &str, json: &str) -> Result<T, Skipped> {
+/// Reads one JSON value into `T` (which may borrow from it); on failure says where inside
+/// the value it failed.
+pub fn one<'a, T: Deserialize<'a>>(endpoint: &str, json: &'a str) -> Result<T, Skipped> {
     let mut de = serde_json::Deserializer::from_str(json);
     serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();

@@ -100,3 +100,34 @@ fn persons_read_sex_and_birth_date_when_given() {
     assert_eq!(person.sex, Some(m::Sex::Female));
     assert_eq!(person.birth_date, NaiveDate::from_ymd_opt(2014, 3, 2));
 }
+
+#[test]
+fn an_unreadable_event_is_skipped_naming_the_field_and_the_others_are_kept() {
+    let c =
+        MosregConnector::new(MosregConfig::new("mosreg-test", MosregBaseUrls::production(), "t".to_string().into()))
+            .unwrap();
+    let good = r#"{"id": 1, "start_at": "2025-09-01T08:30:00+03:00", "group_id": 7, "marks": null}"#;
+    // `marks` is an object where a list is expected: this copy cannot be read.
+    let bad = r#"{"id": 2, "start_at": "2025-09-01T09:30:00+03:00", "marks": {"value": "5"}}"#;
+    let one_pass = format!(r#"{{"total_count": 2, "response": [{good}, {good}], "errors": null}}"#);
+    let mut skipped = Vec::new();
+    let events = c.events(one_pass.as_bytes(), &mut skipped).unwrap();
+    assert_eq!((events.len(), skipped.len()), (2, 0));
+    let mixed = format!(r#"{{"total_count": 2, "response": [{good}, {bad}], "errors": null}}"#);
+    let events = c.events(mixed.as_bytes(), &mut skipped).unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].id.0, "1");
+    assert_eq!(events[0].lesson().unwrap().group_id.unwrap().0, "7");
+    assert_eq!(skipped.len(), 1);
+    assert_eq!(skipped[0].endpoint, "GET api/eventcalendar/v1/api/events");
+    assert_eq!(skipped[0].field, "marks");
+    assert!(skipped[0].excerpt.contains(r#""id": 2"#), "{:?}", skipped[0]);
+    // Not an events answer at all: the whole answer fails, naming the endpoint.
+    let e = c.events(b"<html>502</html>", &mut skipped).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Malformed);
+    assert!(e.to_string().contains("api/eventcalendar/v1/api/events"), "{e}");
+    // A lesson part that does not read names its field.
+    let odd: api::Events = serde_json::from_str(r#"{"response": [{"id": 3, "lesson_number": "первый"}]}"#).unwrap();
+    let e = odd.response.unwrap()[0].lesson().unwrap_err();
+    assert!(e.starts_with("field `lesson_number`"), "{e}");
+}
