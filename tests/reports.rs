@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use chrono::{NaiveDate, NaiveDateTime, NaiveTime};
+use chrono::{Datelike, NaiveDate, NaiveDateTime, NaiveTime};
 use ejgate::store::SqliteStore;
 use ejgate_sdk::model::EntityKind;
 use ejgate_sdk::synth::{School, SynthConfig, World};
@@ -485,14 +485,43 @@ async fn a_report_job_writes_each_schools_monthly_reports_and_the_districts() {
     let mut files: Vec<String> =
         std::fs::read_dir(&day).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
     files.sort();
-    // per school the report per teacher and the справка, and the district's report
-    assert_eq!(files.len(), 3 * 2 + 1, "{files:?}");
+    // per school the report per teacher, the справка and the activity of the month (and the
+    // progress of any period that ended since the month's first day), and the district's
+    let progress: Vec<&String> = files.iter().filter(|f| f.contains("-успеваемость-")).collect();
+    assert_eq!(files.len(), 3 * 3 + 1 + progress.len(), "{files:?}");
     for i in 0..3 {
         let prefix = school_name(i).replace(' ', "_");
         assert!(files.iter().any(|f| f.starts_with(&format!("{prefix}-учителя-"))), "{files:?}");
         assert!(files.iter().any(|f| f.starts_with(&format!("{prefix}-справка-"))), "{files:?}");
+        let activity = files.iter().find(|f| f.starts_with(&format!("{prefix}-активность-"))).expect("P3");
+        let book = common::openpyxl(&day.join(activity));
+        assert!(!book["data"].as_object().unwrap().is_empty(), "{activity}: {book}");
+    }
+    for p in progress {
+        assert!(!common::openpyxl(&day.join(p))["data"].as_object().unwrap().is_empty(), "{p}");
     }
     let rollout = files.iter().find(|f| f.starts_with("внедрение-")).expect("the district's report");
     let book = common::openpyxl(&day.join(rollout));
     assert_eq!(book["data"]["Школы"]["rows"].as_array().unwrap().len(), 1 + 3 + 1);
+}
+
+#[tokio::test]
+async fn a_monthly_job_finds_the_periods_that_ended_in_its_month() {
+    let d = district().await;
+    let school = &d.world.schools[0];
+    let store = ejgate::store::open(&format!("sqlite://{}", d.dir.path().join("ejgate.db").display())).await.unwrap();
+    let j = ejgate::report::school::Journal::load(store.as_ref(), &[SCHOOLS[0].0.to_string()]).await.unwrap();
+    for p in school.periods.iter().filter(|p| p.kind != ejgate_sdk::model::PeriodKind::Year) {
+        // The month after the period's end: its first day up to the job's day.
+        let from = p.end.with_day(1).unwrap();
+        let to = p.end + chrono::Days::new(1);
+        let found = ejgate::report::school::ended_between(&j, from, to);
+        assert!(found.iter().any(|s| s.name == p.name && s.from == p.start && s.to == p.end), "{}: {found:?}", p.name);
+        // From the day after its end it is no longer new.
+        let later = ejgate::report::school::ended_between(&j, to, to + chrono::Days::new(1));
+        assert!(!later.iter().any(|s| s.name == p.name), "{}: {later:?}", p.name);
+    }
+    let year_end = school.year.end;
+    let found = ejgate::report::school::ended_between(&j, year_end, year_end + chrono::Days::new(1));
+    assert!(found.iter().any(|s| s.period.is_none() && s.to == year_end), "{found:?}");
 }

@@ -77,7 +77,10 @@ pub fn month_name(d: chrono::NaiveDate) -> String {
 
 /// What a `report` job of `ejgate serve` writes (into [`Config::reports_dir`], a folder per
 /// day): for each school of the target that names a regulation, the report per teacher
-/// (P2) and the справка (M20) of the last whole month, after monitoring that month; and,
+/// (P2), the справка (M20) and the users' activity (P3) of the last whole month, after
+/// monitoring that month, and the progress and attendance (P1) of every study period (and
+/// of the year) that ended since the first of that month, so that a monthly job writes each
+/// period's report once, in the month after it ends; and,
 /// for the target `all`, the district's rollout report (P10) of every school in the store
 /// for the last quarter that has ended (the current one before the first ends). Returns
 /// the files written.
@@ -125,6 +128,34 @@ pub async fn job(
             &table::xlsx(&format!("Справка по итогам мониторинга: {}", school.name), &spravka::sheets(&spravka))?,
         )?;
         written.push(path);
+
+        // P3 for the month, P1 for the periods that ended since its first day.
+        let journal = school.journal_source().to_string();
+        let mut sources = vec![journal.clone()];
+        sources.extend(school.sources.iter().filter(|x| **x != journal).cloned());
+        let j = school::Journal::load(store, &sources).await?;
+        let first = last_month.with_day(1).expect("a first day");
+        let month_span = school::Span { name: month_name(last_month), from: first, to: last_month, period: None };
+        let path = dir.join(format!("{}-активность-{month}.xlsx", safe(&school.name)));
+        table::write_file(
+            &path,
+            &table::xlsx(
+                &format!("Активность пользователей: {}, {}", school.name, month_span.name),
+                &school::activity(&j, &month_span, &school.name),
+            )?,
+        )?;
+        written.push(path);
+        for span in school::ended_between(&j, first, today) {
+            let path = dir.join(format!("{}-успеваемость-{}.xlsx", safe(&school.name), safe(&span.name)));
+            table::write_file(
+                &path,
+                &table::xlsx(
+                    &format!("Итоги успеваемости и посещаемости: {}, {}", school.name, span.name),
+                    &school::progress(&j, &span, &school.name),
+                )?,
+            )?;
+            written.push(path);
+        }
     }
     if *target == Target::All {
         // the quarter: the last one ended before today in the store's latest year

@@ -181,6 +181,26 @@ pub fn span(j: &Journal, spec: &str) -> anyhow::Result<Span> {
     }
 }
 
+/// The study periods of the latest year (and the year itself) that ended on a day in
+/// `from..to` (`to` excluded), as spans: what a monthly report job writes P1 for.
+pub fn ended_between(j: &Journal, from: NaiveDate, to: NaiveDate) -> Vec<Span> {
+    let Some(year) = j.years.iter().max_by_key(|y| y.start) else { return Vec::new() };
+    let mut spans: Vec<Span> = j
+        .periods
+        .iter()
+        .filter(|(_, p)| p.kind != PeriodKind::Year && year.start <= p.start && p.end <= year.end)
+        .filter(|(_, p)| from <= p.end && p.end < to)
+        .map(|(id, p)| Span { name: p.name.clone(), from: p.start, to: p.end, period: Some(*id) })
+        .collect();
+    spans.sort_by_key(|s| s.to);
+    if from <= year.end && year.end < to {
+        spans.push(Span {
+            name: format!("{} учебный год", year.name), from: year.start, to: year.end, period: None
+        });
+    }
+    spans
+}
+
 /// The final marks of the span: the period's, or for the year the year marks (no period,
 /// or a period of the kind «год»).
 fn finals_of<'a>(j: &'a Journal, span: &Span) -> impl Iterator<Item = &'a FinalMark> + 'a {

@@ -79,7 +79,7 @@ fn job<'a>(jobs: &'a [Job], name: &str) -> &'a Job {
 #[test]
 fn the_school_example_loads() {
     let jobs = parse_file(SCHOOL, Path::new("schedules/school.toml"), &example_config()).unwrap();
-    assert_eq!(jobs.len(), 5);
+    assert_eq!(jobs.len(), 7);
     let nightly = job(&jobs, "nightly-sync");
     assert_eq!(nightly.kind, JobKind::Sync);
     assert_eq!(nightly.target, Target::All);
@@ -130,9 +130,15 @@ fn the_district_example_loads() {
 fn the_repository_schedules_directory_loads_with_the_district_names() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("schedules");
     let jobs = load_dir(&dir, &district_config()).unwrap();
-    // school.toml's five jobs (the quarterly paper copies among them) and district.toml's four.
-    assert_eq!(jobs.len(), 9);
+    // school.toml's seven jobs (the quarterly paper copies, the morning monitoring and the
+    // monthly reports among them) and district.toml's four.
+    assert_eq!(jobs.len(), 11);
     assert_eq!(job(&jobs, "quarterly-paper-copies").kind, JobKind::Paper);
+    assert_eq!(job(&jobs, "morning-monitoring").kind, JobKind::Monitor);
+    let reports = job(&jobs, "monthly-reports");
+    assert_eq!(reports.kind, JobKind::Report);
+    let next = reports.next_after(utc(2026, 12, 5, 10, 0)).unwrap();
+    assert_eq!(next.format("%Y-%m-%d %H:%M %Z").to_string(), "2027-01-01 07:00 MSK");
 }
 
 #[test]
