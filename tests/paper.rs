@@ -170,6 +170,32 @@ fn grid_cells(text: &str, subject: &str, last: &str, first: &str) -> Vec<Vec<Str
     cells
 }
 
+/// The day headings («02.») of the marks grid of a subject, as `pdftotext -layout` reads
+/// them: the words of two digits and a dot between «Отметки: SUBJECT» and the next heading.
+fn grid_days(text: &str, subject: &str) -> Vec<String> {
+    let mut inside = false;
+    let mut days = Vec::new();
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if trimmed == format!("Отметки: {subject}") {
+            inside = true;
+            continue;
+        }
+        if inside && (trimmed.starts_with("Темы уроков") || trimmed.starts_with("Посещаемость")) {
+            break;
+        }
+        if inside {
+            days.extend(
+                trimmed
+                    .split_whitespace()
+                    .filter(|w| w.len() == 3 && w.ends_with('.') && w[..2].bytes().all(|b| b.is_ascii_digit()))
+                    .map(str::to_string),
+            );
+        }
+    }
+    days
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_copies_of_a_period_pass_the_pdf_judges_and_hold_every_name_and_the_exact_marks() {
     let s = setup(61).await;
@@ -232,6 +258,21 @@ async fn the_copies_of_a_period_pass_the_pdf_judges_and_hold_every_name_and_the_
     let expected = marks_of(school, student, subject, q2);
     let found = grid_cells(&layout, subject_name, &p.last_name, &p.first_name);
     assert_eq!(found, expected, "{} {}, {subject_name}", p.last_name, p.first_name);
+    // The grid's column headings are whole days («02.» over «09»), never a date broken
+    // inside («02.0» over «9»): every day the pupil has a mark on is a heading of the grid.
+    let headings = grid_days(&layout, subject_name);
+    let mut mark_days: Vec<String> = school
+        .marks
+        .values()
+        .filter(|m| m.student == student)
+        .map(|m| &school.lessons[&m.lesson])
+        .filter(|l| l.subject == subject && !l.cancelled && l.date >= q2.start && l.date <= q2.end)
+        .map(|l| l.date.format("%d.").to_string())
+        .collect();
+    mark_days.dedup();
+    for day in &mark_days {
+        assert!(headings.contains(day), "{day} is no heading of the grid: {headings:?}");
+    }
 
     // An unknown period is refused with the periods there are.
     let out = ejgate()

@@ -387,7 +387,9 @@ impl Writer<'_> {
                 }
             }
             doc.heading(&fill(&t.marks_grid, &[("subject", name.as_str())]), 2);
-            let headings: Vec<String> = days.iter().map(|d| d.format("%d.%m").to_string()).collect();
+            // The day over the month («02.» / «09»): «02.09» on one line is wider than a
+            // day's column at the table's type size and broke inside the date.
+            let headings: Vec<String> = days.iter().map(|d| d.format("%d.\n%m").to_string()).collect();
             self.wide_table(doc, pupils, &headings, p.date_column_mm, &|pupil, c| {
                 cell.get(&(pupil.id, days[c])).map(|v| v.join("/")).unwrap_or_default()
             });
