@@ -717,18 +717,57 @@ async fn on_raw<T>(
     Ok(result)
 }
 
+/// The columns of a stored record's row, read as SQLite holds them (text lent, not copied);
+/// a column that is not what the store writes is named with the record's kind.
+struct Columns<'r, 's> {
+    row: &'r rusqlite::Row<'s>,
+    kind: EntityKind,
+}
+
+impl<'r> Columns<'r, '_> {
+    fn invalid(&self, what: &str, e: &dyn std::fmt::Display) -> StoreError {
+        StoreError::Invalid(format!("bad {what} of a {} record in the store: {e}", self.kind))
+    }
+
+    fn value(&self, i: usize, what: &str) -> StoreResult<rusqlite::types::ValueRef<'r>> {
+        self.row.get_ref(i).map_err(|e| self.invalid(what, &e))
+    }
+
+    fn text(&self, i: usize, what: &str) -> StoreResult<&'r str> {
+        self.value(i, what)?.as_str().map_err(|e| self.invalid(what, &e))
+    }
+
+    fn id(&self, i: usize) -> StoreResult<Uuid> {
+        parse_uuid(self.value(i, "id")?.as_blob().map_err(|e| self.invalid("id", &e))?)
+    }
+}
+
+/// Steps `rows` to the end or until `each` breaks, handing each row to `each`; the count of
+/// rows handed over. The outer error is SQLite's, the inner one the store's (a bad row).
+fn step_rows(
+    rows: &mut rusqlite::Rows<'_>,
+    mut each: impl FnMut(&rusqlite::Row<'_>) -> StoreResult<std::ops::ControlFlow<()>>,
+) -> rusqlite::Result<StoreResult<u64>> {
+    let mut n = 0;
+    while let Some(row) = rows.next()? {
+        n += 1;
+        match each(row) {
+            Ok(std::ops::ControlFlow::Continue(())) => {}
+            Ok(std::ops::ControlFlow::Break(())) => break,
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    Ok(Ok(n))
+}
+
 /// A row of `visit_records`' statement (id, source id, content, first seen).
 fn content_row<'r>(row: &'r rusqlite::Row<'_>, kind: EntityKind, first_seen: bool) -> StoreResult<ContentRow<'r>> {
-    let invalid = |what: &str, e: &dyn std::fmt::Display| {
-        StoreError::Invalid(format!("bad {what} of a {kind} record in the store: {e}"))
-    };
-    let value = |i: usize, what: &str| row.get_ref(i).map_err(|e| invalid(what, &e));
-    let text = |i: usize, what: &str| value(i, what)?.as_str().map_err(|e| invalid(what, &e));
+    let c = Columns { row, kind };
     Ok(ContentRow {
-        id: parse_uuid(value(0, "id")?.as_blob().map_err(|e| invalid("id", &e))?)?,
-        source_id: text(1, "source id")?,
-        content: text(2, "content")?,
-        first_seen: if first_seen { Some(parse_ts(text(3, "first-seen time")?)?) } else { None },
+        id: c.id(0)?,
+        source_id: c.text(1, "source id")?,
+        content: c.text(2, "content")?,
+        first_seen: if first_seen { Some(parse_ts(c.text(3, "first-seen time")?)?) } else { None },
     })
 }
 
@@ -745,42 +784,30 @@ async fn visit_records(
 ) -> StoreResult<()> {
     const SQL: &str = "SELECT id, source_id, content, first_seen FROM records \
          WHERE source = ?1 AND kind = ?2 AND deleted_at IS NULL";
-    let read = |conn: &rusqlite::Connection| -> rusqlite::Result<StoreResult<()>> {
+    let read = |conn: &rusqlite::Connection| -> rusqlite::Result<StoreResult<u64>> {
         let mut statement = conn.prepare(SQL)?;
         let mut rows = statement.query(rusqlite::params![source, kind.as_str()])?;
-        while let Some(row) = rows.next()? {
-            let row = content_row(row, kind, first_seen);
-            match row {
-                Ok(row) => {
-                    if visit(row).is_break() {
-                        break;
-                    }
-                }
-                Err(e) => return Ok(Err(e)),
-            }
-        }
-        Ok(Ok(()))
+        step_rows(&mut rows, |row| Ok(visit(content_row(row, kind, first_seen)?)))
     };
-    on_raw(conn, "visit records: lock the reader connection", read).await?.map_err(|e| db("visit records")(raw(e)))?
+    on_raw(conn, "visit records: lock the reader connection", read)
+        .await?
+        .map_err(|e| db("visit records")(raw(e)))?
+        .map(|_| ())
 }
 
 /// A row of `each_raw_record`'s statement, its text lent from SQLite's.
 fn raw_row<'r>(row: &'r rusqlite::Row<'_>, kind: EntityKind) -> StoreResult<RawRecord<'r>> {
-    let invalid = |what: &str, e: &dyn std::fmt::Display| {
-        StoreError::Invalid(format!("bad {what} of a {kind} record in the store: {e}"))
-    };
-    let value = |i: usize, what: &str| row.get_ref(i).map_err(|e| invalid(what, &e));
-    let text = |i: usize, what: &str| value(i, what)?.as_str().map_err(|e| invalid(what, &e));
+    let c = Columns { row, kind };
     Ok(RawRecord {
-        id: parse_uuid(value(0, "id")?.as_blob().map_err(|e| invalid("id", &e))?)?,
-        source: text(1, "source")?,
-        source_id: text(2, "source id")?,
-        scope: text(3, "scope")?,
-        date: match value(4, "date")? {
+        id: c.id(0)?,
+        source: c.text(1, "source")?,
+        source_id: c.text(2, "source id")?,
+        scope: c.text(3, "scope")?,
+        date: match c.value(4, "date")? {
             rusqlite::types::ValueRef::Null => None,
-            _ => Some(text(4, "date")?),
+            _ => Some(c.text(4, "date")?),
         },
-        content: text(5, "content")?,
+        content: c.text(5, "content")?,
     })
 }
 
@@ -808,19 +835,7 @@ async fn each_raw_record(
             Some(_) => statement.query(rusqlite::params![kind.as_str(), source, from, to])?,
             None => statement.query(rusqlite::params![kind.as_str(), source])?,
         };
-        let mut n = 0;
-        while let Some(row) = rows.next()? {
-            match raw_row(row, kind) {
-                Ok(r) => {
-                    n += 1;
-                    if each(r).is_break() {
-                        break;
-                    }
-                }
-                Err(e) => return Ok(Err(e)),
-            }
-        }
-        Ok(Ok(n))
+        step_rows(&mut rows, |row| Ok(each(raw_row(row, kind)?)))
     };
     on_raw(conn, "read raw records: lock the reader connection", read)
         .await?
