@@ -141,24 +141,23 @@ fn marks_of(school: &School, student: u64, subject: u64, period: &SynthPeriod) -
         .collect()
 }
 
-/// The cells of a pupil's rows in the marks grid of a subject, as `pdftotext -layout` reads
-/// them: the lines between «Отметки: SUBJECT» and the next heading whose words begin with
-/// the pupil's number, surname and first name; what follows are the day cells («5/4» a
-/// cell of two marks), each sorted.
+/// The lines (trimmed) of the marks grid of a subject, as `pdftotext -layout` reads them:
+/// those between «Отметки: SUBJECT» and the next heading.
+fn grid_lines<'t>(text: &'t str, subject: &str) -> Vec<&'t str> {
+    let heading = format!("Отметки: {subject}");
+    let mut lines = text.lines().map(str::trim).skip_while(|l| *l != heading);
+    assert!(lines.next().is_some(), "no marks grid «{heading}»");
+    lines.take_while(|l| !l.starts_with("Темы уроков") && !l.starts_with("Посещаемость")).collect()
+}
+
+/// The cells of a pupil's rows in the marks grid of a subject: the grid's lines whose words
+/// begin with the pupil's number, surname and first name; what follows are the day cells
+/// («5/4» a cell of two marks), each sorted.
 fn grid_cells(text: &str, subject: &str, last: &str, first: &str) -> Vec<Vec<String>> {
-    let mut inside = false;
     let mut cells = Vec::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed == format!("Отметки: {subject}") {
-            inside = true;
-            continue;
-        }
-        if inside && (trimmed.starts_with("Темы уроков") || trimmed.starts_with("Посещаемость")) {
-            break;
-        }
-        let words: Vec<&str> = trimmed.split_whitespace().collect();
-        if inside && words.len() >= 3 && words[0].parse::<u32>().is_ok() && words[1] == last && words[2] == first {
+    for line in grid_lines(text, subject) {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        if words.len() >= 3 && words[0].parse::<u32>().is_ok() && words[1] == last && words[2] == first {
             for w in &words[3..] {
                 let mut v: Vec<String> = w.split('/').map(str::to_string).collect();
                 v.sort();
@@ -166,34 +165,17 @@ fn grid_cells(text: &str, subject: &str, last: &str, first: &str) -> Vec<Vec<Str
             }
         }
     }
-    assert!(inside, "no marks grid «Отметки: {subject}»");
     cells
 }
 
-/// The day headings («02.») of the marks grid of a subject, as `pdftotext -layout` reads
-/// them: the words of two digits and a dot between «Отметки: SUBJECT» and the next heading.
+/// The day headings («02.») of the marks grid of a subject: its words of two digits and a dot.
 fn grid_days(text: &str, subject: &str) -> Vec<String> {
-    let mut inside = false;
-    let mut days = Vec::new();
-    for line in text.lines() {
-        let trimmed = line.trim();
-        if trimmed == format!("Отметки: {subject}") {
-            inside = true;
-            continue;
-        }
-        if inside && (trimmed.starts_with("Темы уроков") || trimmed.starts_with("Посещаемость")) {
-            break;
-        }
-        if inside {
-            days.extend(
-                trimmed
-                    .split_whitespace()
-                    .filter(|w| w.len() == 3 && w.ends_with('.') && w[..2].bytes().all(|b| b.is_ascii_digit()))
-                    .map(str::to_string),
-            );
-        }
-    }
-    days
+    grid_lines(text, subject)
+        .into_iter()
+        .flat_map(str::split_whitespace)
+        .filter(|w| w.len() == 3 && w.ends_with('.') && w[..2].bytes().all(|b| b.is_ascii_digit()))
+        .map(str::to_string)
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
