@@ -907,7 +907,7 @@ impl MosregConnector {
     /// JSON events list at all (HTML, a truncated body) fails as before.
     fn events<'a>(&self, body: &'a [u8], skipped: &mut Vec<Skipped>) -> Result<Vec<api::Event<'a>>, SourceError> {
         // Read as text: one UTF-8 check of the whole body instead of one per string and per
-        // raw field (the events of a full run are about a gigabyte).
+        // raw field (every lesson comes once per pupil: the events are most of the bytes).
         if let Ok(Ok(all)) = std::str::from_utf8(body).map(serde_json::from_str::<api::Events>) {
             return Ok(all.response.unwrap_or_default());
         }
@@ -1027,6 +1027,8 @@ impl MosregConnector {
         // Lessons by source id as their first copy placed them (`None`: left out).
         let mut seen: HashMap<String, Option<SeenLesson>> = HashMap::new();
         let mut skipped = Vec::new();
+        // How the records skipped below name where they came from (made once, not per event).
+        let endpoint = format!("GET {EVENTS}");
         while let Some((pupil, bodies, family)) = answers.try_next().await? {
             requests += 1 + bodies.len() as u32;
             let pupil = pupil.as_str();
@@ -1042,7 +1044,7 @@ impl MosregConnector {
                                 // Left unplaced: the next copy of the lesson is not tried, as
                                 // every copy carries the same lesson part.
                                 skipped.push(Skipped::new(
-                                    &format!("GET {EVENTS}"),
+                                    &endpoint,
                                     "-",
                                     format!("event {lesson_id} of pupil {pupil}: {e}"),
                                     "",
@@ -1055,10 +1057,7 @@ impl MosregConnector {
                     let Some(Some(lesson)) = seen.get(&lesson_id) else { continue };
                     if ev.homework.map(RawValue::get) != lesson.homework.as_deref() {
                         // This pupil's homework differs from the first copy's: read it too.
-                        match ev
-                            .homework
-                            .map(|raw| read::one::<Option<api::EventHomework>>(&format!("GET {EVENTS}"), raw.get()))
-                        {
+                        match ev.homework.map(|raw| read::one::<Option<api::EventHomework>>(&endpoint, raw.get())) {
                             Some(Ok(homework)) => self.add_tasks(homework, lesson, &mut out),
                             Some(Err(s)) => skipped.push(s),
                             None => self.add_tasks(None, lesson, &mut out),
