@@ -57,7 +57,12 @@ fn mark(student: &str, lesson: &str, entered_at: Option<NaiveDateTime>) -> Entit
 }
 
 async fn apply(store: &dyn Store, upserts: Vec<Upsert>) {
-    let run = store.begin_run(SOURCE, "window").await.unwrap();
+    apply_as(store, "window", upserts).await;
+}
+
+/// One succeeded run of `mode` writing `upserts`.
+async fn apply_as(store: &dyn Store, mode: &str, upserts: Vec<Upsert>) {
+    let run = store.begin_run(SOURCE, mode).await.unwrap();
     store.apply(run, SOURCE, &ChangeSet { upserts, deletes: vec![], seen: vec![] }, &[]).await.unwrap();
     store.finish_run(run, RunStatus::Succeeded, None, &RunStats::default()).await.unwrap();
 }
@@ -311,6 +316,80 @@ async fn the_same_marks_judged_by_16_00_and_19_00_differ_exactly_between_the_hou
 
     let board = ejgate::monitor::board::render(&r1);
     assert!(board.contains("Учителева Имя") && board.contains("M1 (п. S1 5.5)"), "{board}");
+}
+
+/// M11 (S2 3.4.7: within 2 days after the period; S4 2.11: in its last week): no source says
+/// when a period mark was entered, so the sync that first saw it tells, bounded by the last
+/// full sync before it — only a full run reads every final mark (incremental runs read them
+/// on a cadence). The quarter of `build` ended ten days ago; every run here is now, after
+/// both deadlines. `build`'s two incremental runs brought f0; then an incremental run brings
+/// fA (no full run before it: undetermined, though the incremental run before it was past
+/// the deadline), a full run brings nothing new, an incremental run brings fB and a full
+/// one fC (both late for certain: the full run before them did not have them).
+#[tokio::test]
+async fn period_marks_are_late_for_certain_only_after_a_full_sync_that_did_not_have_them() {
+    let (_dir, store) = open().await;
+    let w = build(&store).await;
+    let now = Utc::now() + chrono::TimeDelta::hours(1);
+    let range = DateRange::new(w.day, w.day);
+    let s2 = profile::load(&shipped(), "s2-dubrovskaya").unwrap();
+    let s4 = profile::load(&shipped(), "s4-korolev").unwrap();
+    let m11 = |r: &engine::Report| -> Vec<engine::Unchecked> {
+        r.unchecked.iter().filter(|u| u.rule == "M11").cloned().collect()
+    };
+    // no full run yet: the rule as a whole cannot be checked, and says why
+    let r4 = engine::evaluate(&store, "Школа", SOURCE, &s4, range, now).await.unwrap();
+    assert!(keys(&r4, "M11").is_empty());
+    let said = m11(&r4);
+    assert_eq!(said.len(), 1, "{said:?}");
+    assert!(said[0].whole && said[0].reason.starts_with("нельзя проверить по данным этого источника, потому что "));
+    assert!(said[0].reason.contains("полных синхронизаций"), "{}", said[0].reason);
+
+    let period_mark = |id: &str, student: &str| {
+        rec(
+            id,
+            None,
+            Entity::FinalMark(FinalMark {
+                student: ids().id(EntityKind::Person, student),
+                subject: ids().id(EntityKind::Subject, "math"),
+                period: Some(ids().id(EntityKind::StudyPeriod, "q2")),
+                value: "4".into(),
+                numeric: Some(4.0),
+                special: None,
+            }),
+        )
+    };
+    apply_as(&store, "incremental", vec![period_mark("fA", "s3")]).await;
+    apply_as(&store, "full", vec![]).await;
+    apply_as(&store, "incremental", vec![period_mark("fB", "s1")]).await;
+    apply_as(&store, "full", vec![period_mark("fC", "s2")]).await;
+    let late: BTreeSet<String> =
+        ["fB", "fC"].iter().map(|f| format!("M11:final:{}", ids().id(EntityKind::FinalMark, f))).collect();
+    for profile in [&s2, &s4] {
+        let r = engine::evaluate(&store, "Школа", SOURCE, profile, range, now).await.unwrap();
+        assert_eq!(keys(&r, "M11"), late, "{}", profile.name);
+        // f0 and fA: first seen after the deadline, but no full run before them said they
+        // were not there yet
+        let said = m11(&r);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(!said[0].whole && said[0].reason.starts_with("2 итоговых отметок: "), "{}", said[0].reason);
+        let fb = format!("M11:final:{}", ids().id(EntityKind::FinalMark, "fB"));
+        let f = r.findings.iter().find(|f| f.key == fb).unwrap();
+        assert!(f.evidence.contains("полная синхронизация"), "{}", f.evidence);
+        assert_eq!(f.date, Some(w.day));
+        assert_eq!((f.teacher.as_deref(), f.class.as_deref()), (Some("Учителева Имя"), Some("5А")));
+        assert_eq!(f.subject.as_deref(), Some("Алгебра"));
+        let deadline = if profile.name == "s2-dubrovskaya" {
+            format!("до конца дня {}", (w.day + Days::new(2)).format("%d.%m.%Y"))
+        } else {
+            format!("{}–{}), до начала каникул", (w.day - Days::new(6)).format("%d.%m.%Y"), w.day.format("%d.%m.%Y"))
+        };
+        assert!(f.what.contains(&deadline) && f.what.contains("«4»"), "{}", f.what);
+    }
+    // S1 has no M11
+    let s1 = profile::load(&shipped(), "s1-kiasuo").unwrap();
+    let r1 = engine::evaluate(&store, "Школа", SOURCE, &s1, range, now).await.unwrap();
+    assert!(keys(&r1, "M11").is_empty() && m11(&r1).is_empty());
 }
 
 #[tokio::test]

@@ -8,11 +8,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use chrono::{Datelike, NaiveDate};
-use ejgate::store::{ChangeOp, ChangeSet, RunStats, RunStatus, SqliteStore, Store};
+use ejgate::store::{ChangeOp, ChangeSet, RunError, RunErrorKind, RunStats, RunStatus, SqliteStore, Store};
 use ejgate_sdk::model::{Entity, EntityKind, IdSpace};
 use ejgate_sdk::synth::expected::ExpectedRecords;
 use ejgate_sdk::synth::{SynthConfig, World};
 use serde_json::Value;
+use sqlx::Connection;
 
 mod common;
 
@@ -54,9 +55,14 @@ async fn setup(profile: &str) -> Setup {
 }
 
 fn monitor(s: &Setup, args: &[&str]) -> Vec<u8> {
+    monitor_by(&s.config, args)
+}
+
+/// `ejgate monitor` with the configuration `config`.
+fn monitor_by(config: &Path, args: &[&str]) -> Vec<u8> {
     let out = common::ejgate()
         .arg("--config")
-        .arg(&s.config)
+        .arg(config)
         .args(["monitor", "--school", SCHOOL, "--date", DAY])
         .args(args)
         .output()
@@ -154,6 +160,85 @@ async fn the_board_as_xlsx_holds_the_findings_of_the_json_for_openpyxl_and_libre
     let date_col = rows[0].iter().position(|h| h == "Дата").unwrap();
     let first_date = board["findings"][0]["date"].as_str().unwrap();
     assert_eq!(rows[1][date_col], format!("{first_date}T00:00:00"));
+    // S3 has no M21: no служебная записка, no sheet of them
+    assert!(board["notices"].as_array().unwrap().is_empty());
+    assert!(book["data"].get("Служебные записки").is_none(), "{}", book["sheets"]);
+
+    // M21 (S4 учитель 12): the journal did not answer on Tuesday 10 February 2026 — syncs at
+    // 09:00 and 10:00 Moscow time (the world's zone) failed with a server error, the one at
+    // 12:00 succeeded. Judged under S4, the drafted служебная записка is in the JSON, on a
+    // sheet of its own in the workbook (key and text, the text wrapped in a readable column),
+    // and in the CSV's last column.
+    let failed = "HTTP 503 Service Unavailable";
+    for (at, error) in
+        [("2026-02-10T06:00:00Z", Some(failed)), ("2026-02-10T07:00:00Z", Some(failed)), ("2026-02-10T09:00:00Z", None)]
+    {
+        let run = s.store.begin_run(SOURCE, "incremental").await.unwrap();
+        let error = error.map(|e| RunError::new(RunErrorKind::Server, e));
+        let status = if error.is_some() { RunStatus::Failed } else { RunStatus::Succeeded };
+        s.store.finish_run(run, status, error.as_ref(), &RunStats::default()).await.unwrap();
+        let mut db = sqlx::SqliteConnection::connect(&format!("sqlite://{}", s.dir.path().join("ejgate.db").display()))
+            .await
+            .unwrap();
+        sqlx::query("UPDATE sync_runs SET started_at = ?1, finished_at = ?1 WHERE id = ?2")
+            .bind(at.replace('Z', ".000000Z"))
+            .bind(run)
+            .execute(&mut db)
+            .await
+            .unwrap();
+        db.close().await.unwrap();
+    }
+    let s4 = s.dir.path().join("ejgate-s4.toml");
+    std::fs::write(&s4, std::fs::read_to_string(&s.config).unwrap().replace("s3-molodechno", "s4-korolev")).unwrap();
+    let board: Value = serde_json::from_slice(&monitor_by(&s4, &["--format", "json", "--dry-run"])).unwrap();
+    let notices: Vec<(String, String)> = board["notices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["key"].as_str().unwrap().to_string(), n["text"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(notices.len(), 1, "{notices:?}");
+    assert_eq!(notices[0].0, "M21:outage:2026-02-10T09:00:00");
+    assert!(
+        notices[0].1.contains("СЛУЖЕБНАЯ ЗАПИСКА") && notices[0].1.contains("10.02.2026 с 09:00 по 12:00"),
+        "{}",
+        notices[0].1
+    );
+    let xlsx = s.dir.path().join("board-s4.xlsx");
+    monitor_by(&s4, &["--format", "xlsx", "--out", xlsx.to_str().unwrap(), "--dry-run"]);
+    let book = common::openpyxl(&xlsx);
+    let rows = openpyxl_rows(&book, "Служебные записки");
+    assert_eq!(rows[0], ["Ключ нарушения", "Текст служебной записки"]);
+    let read: Vec<(String, String)> = rows[1..].iter().map(|r| (r[0].clone(), r[1].clone())).collect();
+    assert_eq!(read, notices, "openpyxl reads the notices of the JSON");
+    let sheet = &book["data"]["Служебные записки"];
+    assert_eq!(sheet["freeze"], "A2");
+    let widths = sheet["widths"].as_object().unwrap();
+    assert!(widths["A"].as_f64().unwrap() >= notices[0].0.chars().count() as f64, "the key in view: {widths:?}");
+    assert!(widths["B"].as_f64().unwrap() >= 50.0, "the text in a wide column: {widths:?}");
+    assert!(sheet["wrapped"].as_array().unwrap().iter().any(|c| c == "B2"), "the text wraps: {}", sheet["wrapped"]);
+    let lines = notices[0].1.lines().count() as f64;
+    assert!(sheet["heights"]["2"].as_f64().unwrap() >= 15.0 * lines, "its row shows every line: {}", sheet["heights"]);
+    // the notice's finding is on the findings' sheet
+    assert!(sheet_findings(&openpyxl_rows(&book, "Нарушения")).contains_key(&notices[0].0));
+    let csv = monitor_by(&s4, &["--format", "csv", "--dry-run"]);
+    let mut reader = csv::Reader::from_reader(csv.as_slice());
+    let headers = reader.headers().unwrap().clone();
+    let (key, text) = (
+        headers.iter().position(|h| h == "ключ").unwrap(),
+        headers.iter().position(|h| h == "служебная записка").unwrap(),
+    );
+    let in_csv: Vec<(String, String)> = reader
+        .records()
+        .map(|r| r.unwrap())
+        .filter(|r| !r[text].is_empty())
+        .map(|r| (r[key].to_string(), r[text].to_string()))
+        .collect();
+    assert_eq!(in_csv, notices, "the CSV's rows carry the notice of their finding");
+    // the PDF has the same sheets: the notice of several lines goes into it too
+    let pdf = s.dir.path().join("board-s4.pdf");
+    monitor_by(&s4, &["--format", "pdf", "--out", pdf.to_str().unwrap(), "--dry-run"]);
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-"));
 }
 
 #[tokio::test]

@@ -79,6 +79,11 @@ struct Expect {
     m9: bool,
     /// M10 (S1 5.2): least marks at 1, 2, 3+ hours a week
     m10: Option<[u32; 3]>,
+    /// M11: the period marks are due by the end of this many days after the period's last
+    /// day (S2 3.4.7 «не позднее 2-х дней после окончания учебного периода»: 2; S4 2.11,
+    /// учитель 11 «в течение последней недели … до начала каникулярного периода»: 0, the
+    /// period's last day; one entered before the last week is not a finding)
+    m11: Option<u32>,
     /// M12: the special final marks allowed (S1 5.3 forbids «освобождён» and «не аттестован»)
     m12: Option<&'static [&'static str]>,
     /// M22 (S2 3.2.1): reference data
@@ -100,6 +105,7 @@ const PROFILES: [Expect; 5] = [
         m8: None,
         m9: false,
         m10: None,
+        m11: None,
         m12: None,
         m22: false,
     },
@@ -115,6 +121,7 @@ const PROFILES: [Expect; 5] = [
         m8: None,
         m9: false,
         m10: Some([3, 5, 6]),
+        m11: None,
         m12: Some(&["зачёт", "незачёт"]),
         m22: false,
     },
@@ -130,6 +137,7 @@ const PROFILES: [Expect; 5] = [
         m8: Some(21),
         m9: false,
         m10: None,
+        m11: Some(2),
         m12: None,
         m22: true,
     },
@@ -145,6 +153,7 @@ const PROFILES: [Expect; 5] = [
         m8: None,
         m9: false,
         m10: None,
+        m11: None,
         m12: None,
         m22: false,
     },
@@ -160,6 +169,7 @@ const PROFILES: [Expect; 5] = [
         m8: None,
         m9: true,
         m10: None,
+        m11: Some(0),
         m12: Some(&["осв", "н/а", "зачёт", "незачёт"]),
         m22: false,
     },
@@ -233,7 +243,9 @@ impl Sync {
         }
         let deletes: Vec<(Uuid, EntityKind)> =
             self.last.iter().filter(|(k, _)| !now.contains_key(k)).map(|(_, r)| (r.id, r.kind())).collect();
-        let run = store.begin_run(SOURCE, "window").await.unwrap();
+        // a full run: the world's whole snapshot, deletions included (M11 bounds a period
+        // mark's first sight by the full run before it)
+        let run = store.begin_run(SOURCE, "full").await.unwrap();
         let total = upserts.len() as u64;
         store.apply(run, SOURCE, &ChangeSet { upserts, deletes, seen: vec![] }, &[]).await.unwrap();
         store
@@ -394,6 +406,25 @@ fn expected(
             }
         }
     }
+    if let Some(days) = p.m11 {
+        // period marks entered after the deadline and late for certain by the syncs: no
+        // source gives a period mark's entry time, so only when the sync before the one that
+        // first saw it (every sync here is a full one) was already past the deadline
+        for ((st, subject, period), f) in &s.final_marks {
+            let Some(period) = period else { continue };
+            let end = s.periods.iter().find(|x| x.id == *period).map(|x| x.end).unwrap();
+            let due = Due::Days(days).at(end);
+            if !range.contains(end) || now_local <= due || f.entered_at <= due {
+                continue;
+            }
+            let k = sync.finals[&(*st, *subject, *period)];
+            let previous = (k > 1).then(|| sync.times[k - 2].with_timezone(&zone(w)).naive_local());
+            if previous.is_some_and(|t| t > due) {
+                let key = key::final_mark(*st, *subject, Some(*period));
+                add("M11", format!("M11:final:{}", ids().id(EntityKind::FinalMark, &key)));
+            }
+        }
+    }
     if let Some(d) = p.m3 {
         for l in s.lessons.values() {
             if judged(l.date, l.cancelled, d.at(l.date)) && l.topic.as_deref().is_none_or(|t| t.trim().is_empty()) {
@@ -512,6 +543,22 @@ fn near_misses(w: &World, rule: MonitorRule, due: impl Fn(NaiveDate) -> NaiveDat
     out
 }
 
+/// The period marks tagged as M11's cases whose period's end and entry moment pass `pick`:
+/// the keys a finding would have.
+fn final_cases(w: &World, pick: impl Fn(NaiveDate, NaiveDateTime) -> bool) -> BTreeSet<String> {
+    let s = &w.schools[0];
+    let tag = Some(Injection::Monitor { rule: MonitorRule::M11 });
+    w.truth
+        .iter()
+        .filter(|c| c.kind == EntityKind::FinalMark && c.injection == tag && c.op == TruthOp::Insert)
+        .filter_map(|c| {
+            let period: u64 = c.key.rsplit(':').next()?.parse().ok()?;
+            let end = s.periods.iter().find(|x| x.id == period)?.end;
+            pick(end, c.at).then(|| format!("M11:final:{}", ids().id(EntityKind::FinalMark, &c.key)))
+        })
+        .collect()
+}
+
 fn regulations() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("regulations")
 }
@@ -551,6 +598,8 @@ async fn findings_equal_the_injected_cases_under_every_seed_profile() {
     };
     let mut table: Table = BTreeMap::new();
     let mut points = 0;
+    // M11's findings at the last evaluation, per profile
+    let mut last_m11: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut week = 0;
     loop {
         // the sync at 00:30 after the last simulated day; the engine judges a minute later
@@ -570,6 +619,9 @@ async fn findings_equal_the_injected_cases_under_every_seed_profile() {
                 let mut found: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
                 for f in &report.findings {
                     found.entry(f.rule.clone()).or_default().insert(f.key.clone());
+                }
+                if last {
+                    last_m11.insert(p.name, found.get("M11").cloned().unwrap_or_default());
                 }
                 let rules: BTreeSet<String> = found.keys().chain(want.keys()).cloned().collect();
                 for rule in rules {
@@ -626,11 +678,52 @@ async fn findings_equal_the_injected_cases_under_every_seed_profile() {
                     assert!(near.iter().all(|k| !all.contains(k)), "{}: an M8 near miss found", p.name);
                     table.entry((p.name, "M8".to_string())).or_default().2 += near.len();
                 }
+                // M11's period marks entered by the deadline (the period's last day under S4,
+                // the 2nd day after it under S2): no finding
+                if let Some(days) = p.m11 {
+                    let near = final_cases(&world, |end, at| at <= Due::Days(days).at(end));
+                    assert!(near.iter().all(|k| !all.contains(k)), "{}: an M11 near miss found", p.name);
+                    table.entry((p.name, "M11".to_string())).or_default().2 += near.len();
+                    // the period marks first seen after the deadline that are not late for
+                    // certain (the full sync before was not yet past it): counted as
+                    // undetermined and said so, never passed silently
+                    let s = &world.schools[0];
+                    let proven = want.get("M11").cloned().unwrap_or_default();
+                    let undetermined = s
+                        .final_marks
+                        .keys()
+                        .filter(|(st, subject, period)| {
+                            let Some(period) = period else { return false };
+                            let end = s.periods.iter().find(|x| x.id == *period).unwrap().end;
+                            let due = Due::Days(days).at(end);
+                            let seen = sync.times[sync.finals[&(*st, *subject, *period)] - 1];
+                            range.contains(end)
+                                && now_local > due
+                                && seen.with_timezone(&zone(&world)).naive_local() > due
+                                && !proven.contains(&format!(
+                                    "M11:final:{}",
+                                    ids().id(EntityKind::FinalMark, &key::final_mark(*st, *subject, Some(*period)))
+                                ))
+                        })
+                        .count();
+                    let said: Vec<&str> =
+                        report.unchecked.iter().filter(|u| u.rule == "M11").map(|u| u.reason.as_str()).collect();
+                    if undetermined == 0 {
+                        assert!(said.is_empty(), "{}: {said:?}", p.name);
+                    } else {
+                        assert_eq!(said.len(), 1, "{}: {said:?}", p.name);
+                        assert!(
+                            said[0].starts_with(&format!("{undetermined} итоговых отметок: ")),
+                            "{}: {said:?}",
+                            p.name
+                        );
+                    }
+                }
                 // the rules no source's data supports are said so, with the reason
                 for rule in profile
                     .rules
                     .iter()
-                    .filter(|r| matches!(r.id.as_str(), "M11" | "M13" | "M14" | "M15" | "M16" | "M17" | "M18" | "M20"))
+                    .filter(|r| matches!(r.id.as_str(), "M13" | "M14" | "M15" | "M16" | "M17" | "M18" | "M20"))
                 {
                     let u = report.unchecked.iter().find(|u| u.rule == rule.id).expect("reported unchecked");
                     assert!(
@@ -681,6 +774,31 @@ async fn findings_equal_the_injected_cases_under_every_seed_profile() {
         assert_eq!((precision, recall), (1.0, 1.0), "{p} {rule}");
     }
     println!("{points} evaluations per profile over {week} weekly syncs");
+    // M11's cases by the day after the period's end they were entered on, at the end
+    for p in PROFILES.iter() {
+        let Some(days) = p.m11 else { continue };
+        let s = &world.schools[0];
+        let found = &last_m11[p.name];
+        let mut line = Vec::new();
+        for after in ejgate_sdk::synth::MONITOR_FINAL_DAYS {
+            let cases = final_cases(&world, |end, at| at.date() == end + Days::new(u64::from(after)));
+            let late = after > days;
+            line.push(format!(
+                "end+{after}: {} {}, {} found",
+                cases.len(),
+                if late { "late" } else { "near misses" },
+                cases.intersection(found).count()
+            ));
+        }
+        let tagged = final_cases(&world, |_, _| true);
+        let untagged = found.difference(&tagged).count();
+        println!(
+            "{} M11 at the end ({} period marks): tagged {}; untagged found {untagged}",
+            p.name,
+            s.final_marks.keys().filter(|k| k.2.is_some()).count(),
+            line.join("; ")
+        );
+    }
     // every rule the engine judges under some profile had cases to find, and the boundary
     // cases had near misses
     for (p, rule) in [
@@ -701,6 +819,8 @@ async fn findings_equal_the_injected_cases_under_every_seed_profile() {
         ("s4-korolev", "M7"),
         ("s2-dubrovskaya", "M8"),
         ("s4-korolev", "M9"),
+        ("s2-dubrovskaya", "M11"),
+        ("s4-korolev", "M11"),
     ] {
         assert!(table.get(&(p, rule.to_string())).is_some_and(|r| r.1 > 0), "{p} {rule}: no case to find");
     }
@@ -711,6 +831,8 @@ async fn findings_equal_the_injected_cases_under_every_seed_profile() {
         ("s3-molodechno", "M4"),
         ("s2-dubrovskaya", "M5"),
         ("s4-korolev", "M6"),
+        ("s2-dubrovskaya", "M11"),
+        ("s4-korolev", "M11"),
     ] {
         assert!(table.get(&(p, rule.to_string())).is_some_and(|r| r.2 > 0), "{p} {rule}: no near miss");
     }

@@ -51,8 +51,11 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-/// The findings as CSV (a header and one row per finding).
+/// The findings as CSV (a header and one row per finding; the last column holds the drafted
+/// служебная записка of the finding that has one, M21).
 pub fn csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
+    let notices: std::collections::HashMap<&str, &str> =
+        report.notices.iter().map(|n| (n.key.as_str(), n.text.as_str())).collect();
     let mut w = csv::Writer::from_writer(Vec::new());
     w.write_record([
         "правило",
@@ -67,6 +70,7 @@ pub fn csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
         "урок",
         "отметка",
         "ключ",
+        "служебная записка",
     ])?;
     for f in &report.findings {
         w.write_record([
@@ -82,12 +86,14 @@ pub fn csv(report: &Report) -> Result<Vec<u8>, csv::Error> {
             &f.lesson.map(|l| l.to_string()).unwrap_or_default(),
             &f.mark.map(|m| m.to_string()).unwrap_or_default(),
             f.key.as_str(),
+            notices.get(f.key.as_str()).copied().unwrap_or(""),
         ])?;
     }
     w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
 }
 
-/// The board as sheets: the findings, what could not be checked, and what was judged.
+/// The board as sheets: the findings, what could not be checked, the drafted служебные
+/// записки (M21; a sheet only when there are some), and what was judged.
 pub fn sheets(report: &Report) -> Vec<crate::report::table::Sheet> {
     use crate::report::table::{Cell, Sheet};
     let mut findings = Sheet::new(
@@ -132,6 +138,12 @@ pub fn sheets(report: &Report) -> Vec<crate::report::table::Sheet> {
             Cell::text(if u.whole { "да" } else { "частично" }),
         ]);
     }
+    // the notice's text is long and on several lines: the writer wraps it in a column 60
+    // characters wide, the key's column as wide as the key
+    let mut notices = Sheet::new("Служебные записки", &["Ключ нарушения", "Текст служебной записки"]);
+    for n in &report.notices {
+        notices.push(vec![Cell::text(&n.key), Cell::text(&n.text)]);
+    }
     let mut about = Sheet::new("Сведения", &["Показатель", "Значение"]);
     for (k, v) in [
         ("Школа", report.school.clone()),
@@ -140,10 +152,16 @@ pub fn sheets(report: &Report) -> Vec<crate::report::table::Sheet> {
         ("Положение", report.profile.clone()),
         ("Часовой пояс школы", report.time_zone.clone()),
         ("Нарушений", report.findings.len().to_string()),
+        ("Служебных записок", report.notices.len().to_string()),
     ] {
         about.push(vec![Cell::text(k), Cell::text(v)]);
     }
-    vec![findings, unchecked, about]
+    let mut out = vec![findings, unchecked];
+    if !notices.rows.is_empty() {
+        out.push(notices);
+    }
+    out.push(about);
+    out
 }
 
 /// The board as an XLSX workbook (the findings on the first sheet).

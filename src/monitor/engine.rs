@@ -5,7 +5,9 @@
 //! one (a mark's or a homework's `entered_at`, taken as the school's local time), else from
 //! the sync that first saw it: then an entry is late for certain only when the sync before
 //! that one started after the deadline and did not have it; otherwise the entry is counted
-//! as undetermined and said so, never judged on a guess.
+//! as undetermined and said so, never judged on a guess. Period marks (M11) carry no entry
+//! time in any source: they are judged by the sync that first saw them, bounded by the last
+//! full sync before it (only a full run reads every final mark).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
@@ -21,7 +23,7 @@ use ejgate_sdk::model::{
     LessonStatus, Organization, OrganizationKind, Person, SpecialFinal, StudyPeriod, Subject, TeachingLoad, WorkKind,
 };
 
-use super::profile::{Deadline, Profile, Rule, Severity};
+use super::profile::{Deadline, PeriodDeadline, Profile, Rule, Severity};
 use crate::store::{ContentRow, RunStatus, Store, StoreError, SyncRun};
 
 /// Нарушение: one finding of one rule.
@@ -80,16 +82,12 @@ pub struct Notice {
 
 /// The rules this version evaluates.
 pub const EVALUATED: &[&str] =
-    &["M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8", "M9", "M10", "M12", "M19", "M21", "M22"];
+    &["M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8", "M9", "M10", "M11", "M12", "M19", "M21", "M22"];
 
 /// Why a rule cannot be checked with the data any source gives (REGULATIONS.md): «нельзя
 /// проверить по данным этого источника, потому что …».
 fn cannot_check(rule: &str) -> Option<&'static str> {
     Some(match rule {
-        "M11" => {
-            "источник не сообщает, когда выставлена итоговая отметка, а синхронизация, впервые увидевшая её, не \
-             говорит, было ли это до срока (итоговые отметки выставляются в последние дни периода)"
-        }
         "M13" => {
             "источник не сообщает, когда классный руководитель внёс причину пропуска: видно только текущее \
              состояние отметки посещаемости"
@@ -312,7 +310,7 @@ pub fn reads(profile: &Profile) -> Reads {
     // a journal's entries hangs on.
     let mut kinds =
         vec![(K::Person, false), (K::Class, false), (K::Group, false), (K::Subject, false), (K::Lesson, false)];
-    if has(&["M10", "M22"]) {
+    if has(&["M10", "M11", "M22"]) {
         kinds.push((K::TeachingLoad, false));
     }
     if has(&["M5", "M6", "M7"]) {
@@ -327,13 +325,15 @@ pub fn reads(profile: &Profile) -> Reads {
     if with_deadline("M2", true) {
         kinds.push((K::Attendance, true));
     }
-    if has(&["M9", "M10", "M12"]) {
+    if has(&["M9", "M10", "M11", "M12"]) {
         kinds.push((K::StudyPeriod, false));
-        kinds.push((K::FinalMark, has(&["M9"])));
+        kinds.push((K::FinalMark, has(&["M9", "M11"])));
     }
     let two_classes =
         profile.rules.iter().any(|r| r.id == "M22" && r.params.checks.iter().any(|c| c == "student_in_two_classes"));
-    if has(&["M10"]) || two_classes {
+    // M11 names the teacher and the class of a late period mark: the pupil's class from the
+    // enrollments, the subject's teacher in it from the teaching loads.
+    if has(&["M10", "M11"]) || two_classes {
         kinds.push((K::Enrollment, false));
     }
     Reads { kinds, mark_edits: has(&["M7", "M8", "M9"]) }
@@ -556,6 +556,45 @@ fn deadline_words(deadline: &Deadline, day: NaiveDate) -> String {
     }
 }
 
+/// The local instant the period marks of a period that ends on `end` are due by (M11): the
+/// last moment still on time.
+///
+/// - `days_after_end` (S2 3.4.7 «не позднее 2-х дней после окончания учебного периода»): to
+///   the end of the `days`-th day after the period's last day.
+/// - `last_week` (S4 2.11, учитель 11 «своевременно в течение последней недели каждого
+///   учебного периода до начала каникулярного периода»): the last week is the 7 days that
+///   end on the period's last day, and the holidays begin the day after it, so a period mark
+///   is due by the end of the period's last day; one entered after it is late. One entered
+///   before the last week is **not** a finding: the clause asks for the marks in time
+///   («своевременно … до начала каникулярного периода») and sets no earliest day, and the
+///   harm of an early period mark (marks of the period entered or changed after it) is
+///   S4's own M9 (учитель 1: no edits after the period marks), judged on its own.
+fn period_due(deadline: &PeriodDeadline, end: NaiveDate) -> Option<NaiveDateTime> {
+    match deadline {
+        PeriodDeadline::DaysAfterEnd { days } => {
+            end.checked_add_days(Days::new(u64::from(*days)))?.and_hms_opt(23, 59, 59)
+        }
+        PeriodDeadline::LastWeek => end.and_hms_opt(23, 59, 59),
+    }
+}
+
+/// [`period_due`] in words, for a finding.
+fn period_due_words(deadline: &PeriodDeadline, end: NaiveDate) -> String {
+    match deadline {
+        PeriodDeadline::DaysAfterEnd { days } => match end.checked_add_days(Days::new(u64::from(*days))) {
+            Some(last) => {
+                format!("не позднее {days} дней после окончания периода {}: до конца дня {}", ru_d(end), ru_d(last))
+            }
+            None => String::new(),
+        },
+        PeriodDeadline::LastWeek => format!(
+            "в последнюю неделю периода ({}–{}), до начала каникул",
+            ru_d(end.checked_sub_days(Days::new(6)).unwrap_or(end)),
+            ru_d(end)
+        ),
+    }
+}
+
 /// Late, on time, or not known, with the words of the evidence.
 enum Verdict {
     Late(String),
@@ -611,6 +650,22 @@ impl Ctx {
         let before = self.runs.partition_point(|r| *r < seen_local);
         let prev = before.checked_sub(2).map(|i| self.runs[i]);
         EnteredAt::Sync { seen: seen_local, previous: prev }
+    }
+
+    /// When a period mark was entered, as far as the syncs tell (M11). The model's period
+    /// marks carry no entry time (no connector reads one), so: the sync that first saw it,
+    /// bounded by the last **full** sync before that one (`full`: their local starts,
+    /// sorted). Only a full run reads every final mark of the source; incremental runs of
+    /// ЭПОС, «Моя школа» and КИАСУО read a pupil's final marks every few nights around a
+    /// period's end (`ejgate_sdk::cadence`), so an incremental run that did not have a mark
+    /// may just not have read it, and bounding by it could claim a violation not proven.
+    fn entered_by_full_syncs(&self, first_seen: Option<&DateTime<Utc>>, full: &[NaiveDateTime]) -> EnteredAt {
+        let Some(seen) = first_seen else { return EnteredAt::Unknown };
+        let seen = self.local(*seen);
+        // the run that wrote it: the latest successful start before `seen`
+        let writer = self.runs.partition_point(|r| *r < seen).checked_sub(1).map_or(seen, |i| self.runs[i]);
+        let previous = full.partition_point(|f| *f < writer).checked_sub(1).map(|i| full[i]);
+        EnteredAt::Sync { seen, previous }
     }
 }
 
@@ -1043,6 +1098,102 @@ pub async fn evaluate(
                             }
                         }
                     }
+                }
+            }
+            "M11" => {
+                let Some(deadline) = rule.params.period_deadline else { continue };
+                // The full runs that read the whole source: succeeded, none of their planned
+                // chunks left for later (`deferred_chunks`). Assumption: a full run reads the
+                // current year (a `--year` run of a past year is full too, and rare).
+                let mut full: Vec<NaiveDateTime> = runs
+                    .iter()
+                    .filter(|r| {
+                        r.source == source
+                            && r.status == RunStatus::Succeeded
+                            && r.mode == "full"
+                            && r.stats.deferred_chunks == 0
+                    })
+                    .map(|r| ctx.local(r.started_at))
+                    .collect();
+                full.sort();
+                if full.is_empty() {
+                    add_unchecked(
+                        rule,
+                        "нельзя проверить по данным этого источника, потому что он не сообщает, когда выставлена \
+                         итоговая отметка, а полных синхронизаций (только они читают все итоговые отметки) ещё не \
+                         было: неполная синхронизация читает итоговые отметки не каждую ночь, и та, что впервые \
+                         увидела отметку, не говорит, когда её выставили"
+                            .into(),
+                        true,
+                    );
+                    continue;
+                }
+                let by_id: HashMap<Uuid, &StudyPeriod> = periods.iter().map(|r| (r.id, &r.v)).collect();
+                // the pupil's units (class, subgroups) and the subject's teacher in them
+                let mut units_of: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
+                for e in enrollments.iter().filter(|e| e.v.status == EnrollmentStatus::Active) {
+                    units_of.entry(e.v.student).or_default().push(e.v.unit);
+                }
+                let teacher_of: HashMap<(Uuid, Uuid), Uuid> =
+                    loads.iter().map(|l| ((l.v.unit, l.v.subject), l.v.teacher)).collect();
+                let class_names: HashMap<Uuid, &str> = classes.iter().map(|c| (c.id, c.v.name.as_str())).collect();
+                let mut undetermined = 0usize;
+                // the year marks (no period) have no deadline of their own in the seeds
+                for f in &finals {
+                    let Some(period) = f.v.period.and_then(|p| by_id.get(&p)) else { continue };
+                    let Some(due) = period_due(&deadline, period.end) else { continue };
+                    if !range.contains(period.end) || now_local <= due {
+                        continue;
+                    }
+                    let evidence = match ctx.entered_by_full_syncs(f.seen.as_ref(), &full) {
+                        EnteredAt::Sync { seen, .. } if seen <= due => continue,
+                        EnteredAt::Sync { seen, previous: Some(prev) } if prev > due => format!(
+                            "источник не сообщает, когда выставлена итоговая отметка; впервые получена синхронизацией \
+                             {}, а полная синхронизация {} (уже после срока; полная читает все итоговые отметки) её не \
+                             имела; точность — до интервала между ними",
+                            ru_dt(seen),
+                            ru_dt(prev)
+                        ),
+                        _ => {
+                            undetermined += 1;
+                            continue;
+                        }
+                    };
+                    let units = units_of.get(&f.v.student).map(Vec::as_slice).unwrap_or_default();
+                    let teacher = units.iter().find_map(|u| teacher_of.get(&(*u, f.v.subject)).copied());
+                    let class = units.iter().find_map(|u| class_names.get(u)).map(|n| n.to_string());
+                    let subject = subject_names.get(&f.v.subject).cloned();
+                    findings.push(Finding {
+                        key: format!("M11:final:{}", f.id),
+                        rule: rule.id.clone(),
+                        clause: rule.clause.clone(),
+                        severity: rule.severity,
+                        teacher: person_name(teacher),
+                        class,
+                        subject: subject.clone(),
+                        date: Some(period.end),
+                        lesson: None,
+                        mark: Some(f.id),
+                        what: format!(
+                            "{}: итоговая отметка «{}» по предмету «{}» за {} выставлена позже срока ({})",
+                            person_name(Some(f.v.student)).unwrap_or_else(|| f.v.student.to_string()),
+                            f.v.value,
+                            subject.unwrap_or_default(),
+                            period.name,
+                            period_due_words(&deadline, period.end)
+                        ),
+                        evidence,
+                    });
+                }
+                if undetermined > 0 {
+                    add_unchecked(
+                        rule,
+                        format!(
+                            "{undetermined} итоговых отметок: источник не сообщает время их выставления, а полной \
+                             синхронизации после срока, которая их ещё не имела, не было — своевременность не установлена"
+                        ),
+                        false,
+                    );
                 }
             }
             "M12" => {

@@ -97,7 +97,8 @@ pub enum AfterReading {
 pub enum PeriodDeadline {
     /// Within `days` days after the period's last day.
     DaysAfterEnd { days: u32 },
-    /// During the period's last week, before the holidays.
+    /// During the period's last week (the 7 days that end on its last day), before the
+    /// holidays: due by the end of the period's last day; an earlier one is not late.
     LastWeek,
 }
 

@@ -144,6 +144,13 @@ impl Sheet {
     }
 }
 
+/// The lines a text takes in a wrapped column `width` characters wide (its own lines, each
+/// broken at the width; a few characters of the width go to the cell's margins).
+fn wrapped_lines(s: &str, width: f64) -> usize {
+    let fits = (width - 2.0).max(1.0) as usize;
+    s.lines().map(|l| l.chars().count().div_ceil(fits).max(1)).sum::<usize>().max(1)
+}
+
 /// Writes the sheets as one workbook (`title` goes into the document's properties).
 pub fn xlsx(title: &str, sheets: &[Sheet]) -> Result<Vec<u8>, XlsxError> {
     let mut wb = Workbook::new();
@@ -166,11 +173,25 @@ pub fn xlsx(title: &str, sheets: &[Sheet]) -> Result<Vec<u8>, XlsxError> {
         }
         for (r, row) in sheet.rows.iter().enumerate() {
             let r = r as u32 + 1;
+            // a text of several lines (a служебная записка) gets a row tall enough for its
+            // lines wrapped at the column's width: spreadsheets do not grow a row written
+            // without a height
+            let tall = row
+                .iter()
+                .zip(&widths)
+                .filter_map(|(cell, width)| match cell {
+                    Cell::Text(s) if s.contains('\n') => Some(wrapped_lines(s, *width)),
+                    _ => None,
+                })
+                .max();
+            if let Some(lines) = tall {
+                ws.set_row_height(r, 15.0 * lines as f64)?;
+            }
             for (c, cell) in row.iter().enumerate() {
                 let c = c as u16;
                 match cell {
                     Cell::Empty => {}
-                    Cell::Text(s) if s.chars().count() > 60 => {
+                    Cell::Text(s) if s.contains('\n') || s.chars().count() > 60 => {
                         ws.write_string_with_format(r, c, s, &wrap)?;
                     }
                     Cell::Text(s) => {

@@ -181,6 +181,8 @@ for ws in wb.worksheets:
         "freeze": ws.freeze_panes,
         "filter": ws.auto_filter.ref,
         "widths": {k: v.width for k, v in ws.column_dimensions.items()},
+        "heights": {str(k): v.height for k, v in ws.row_dimensions.items() if v.height},
+        "wrapped": [c.coordinate for row in ws.iter_rows() for c in row if c.alignment is not None and c.alignment.wrap_text],
     }
 print(json.dumps({"sheets": [ws.title for ws in wb.worksheets], "data": out}, ensure_ascii=False))
 "#;

@@ -511,6 +511,17 @@ impl Day<'_> {
         Some((self.day + Duration::days(i64::from(days))).and_time(hm(hour, minute)))
     }
 
+    /// Whether a class's period marks at a period's end are a monitoring case (M11): in a
+    /// monitoring world, for the share `rates.monitor_final_marks` of the classes, chosen by a
+    /// hash of the class and the period (not by the day's random stream).
+    fn monitor_final_marks(&self, class: u64, period: u64) -> bool {
+        if !self.cfg.monitor {
+            return false;
+        }
+        let h = mix(self.cfg.seed, class, 0x4D3B ^ period);
+        ((h % 10_000) as f64) < self.cfg.rates.monitor_final_marks * 10_000.0
+    }
+
     // ----- pending changes -----
 
     fn pending(&mut self, p: Pending) {
@@ -601,7 +612,7 @@ impl Day<'_> {
                     }
                 }
             }
-            Pending::FinalMarks { class, period, .. } => self.final_marks(class, period),
+            Pending::FinalMarks { class, period, rule, .. } => self.final_marks(class, period, rule),
             Pending::EditAfterFinal { class, period, .. } => self.edit_after_final(class, period),
         }
     }
@@ -632,8 +643,9 @@ impl Day<'_> {
         &self.x.final_cache.as_ref().expect("just built").1
     }
 
-    /// The class's final marks of a period (and, after the last period, of the year).
-    fn final_marks(&mut self, class: u64, period: u64) {
+    /// The class's final marks of a period (and, after the last period, of the year); the
+    /// period marks of a monitoring case tagged with its `rule` (M11).
+    fn final_marks(&mut self, class: u64, period: u64, rule: Option<MonitorRule>) {
         let Some(pi) = self.s.periods.iter().position(|p| p.id == period) else { return };
         let Some(ci) = self.x.classes.iter().position(|c| c.id == class) else { return };
         let subjects = self.x.classes[ci].subjects.clone();
@@ -674,7 +686,14 @@ impl Day<'_> {
                 let at = at + Duration::seconds(i as i64 * 5);
                 latest = latest.max(at);
                 self.s.final_marks.insert(key_t, SynthFinalMark { value, entered_at: at });
-                self.log(EntityKind::FinalMark, TruthOp::Insert, key::final_mark(st, subject, Some(period)), at, None);
+                let injection = rule.map(|rule| Injection::Monitor { rule });
+                self.log(
+                    EntityKind::FinalMark,
+                    TruthOp::Insert,
+                    key::final_mark(st, subject, Some(period)),
+                    at,
+                    injection,
+                );
             }
         }
         if last {
@@ -1144,10 +1163,14 @@ impl Day<'_> {
             }
         }
 
-        // The end of a quarter: each class's final marks today or in the next two days.
+        // The end of a quarter: each class's final marks today or in the next two days; in a
+        // monitoring world, some classes' on a set day around the period's end (M11), the
+        // days of `MONITOR_FINAL_DAYS` taken in turn so that each is met at every period end.
         if let Some(p) = period {
             if self.x.cal.last_day[p] == Some(day) {
                 let period = self.s.periods[p].id;
+                let end = self.s.periods[p].end;
+                let mut cases = p;
                 for ci in 0..self.x.classes.len() {
                     if self.x.classes[ci].subjects.is_empty() {
                         continue;
@@ -1161,7 +1184,20 @@ impl Day<'_> {
                         2
                     };
                     let class = self.x.classes[ci].id;
-                    self.schedule(day + Duration::days(offset), Pending::FinalMarks { school, class, period });
+                    if self.monitor_final_marks(class, period) {
+                        let days = MONITOR_FINAL_DAYS[cases % MONITOR_FINAL_DAYS.len()];
+                        cases += 1;
+                        let rule = Some(MonitorRule::M11);
+                        self.schedule(
+                            end + Duration::days(i64::from(days)),
+                            Pending::FinalMarks { school, class, period, rule },
+                        );
+                        continue;
+                    }
+                    self.schedule(
+                        day + Duration::days(offset),
+                        Pending::FinalMarks { school, class, period, rule: None },
+                    );
                 }
             }
         }

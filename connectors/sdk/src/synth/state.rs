@@ -85,6 +85,15 @@ pub struct InjectionRates {
     pub missing_topic: f64,
     /// A lesson that should have homework without it (per lesson).
     pub missing_homework: f64,
+    /// Monitoring worlds only (`SynthConfig::monitor`): a class whose period marks are a
+    /// monitoring case of M11, entered on a set day around the period's end (see
+    /// [`MONITOR_FINAL_DAYS`]) instead of in the usual days (per class, per period end).
+    #[serde(default = "default_monitor_final_marks")]
+    pub monitor_final_marks: f64,
+}
+
+fn default_monitor_final_marks() -> f64 {
+    0.5
 }
 
 impl Default for InjectionRates {
@@ -96,6 +105,7 @@ impl Default for InjectionRates {
             edit_after_final: 0.2,
             missing_topic: 0.02,
             missing_homework: 0.05,
+            monitor_final_marks: default_monitor_final_marks(),
         }
     }
 }
@@ -157,8 +167,15 @@ pub enum Pending {
     HomeworkAt { school: u64, work: SynthWork },
     /// An unsatisfactory mark deleted (injection `DeletedUnsatisfactoryMark`).
     DeleteMark { school: u64, mark: u64 },
-    /// A class's final marks of a period (and the year marks after the last one).
-    FinalMarks { school: u64, class: u64, period: u64 },
+    /// A class's final marks of a period (and the year marks after the last one); `rule`:
+    /// a monitoring case (M11), its period marks tagged with it in the truth log.
+    FinalMarks {
+        school: u64,
+        class: u64,
+        period: u64,
+        #[serde(default)]
+        rule: Option<MonitorRule>,
+    },
     /// A mark of a closed period edited (injection `EditAfterFinal`).
     EditAfterFinal { school: u64, class: u64, period: u64 },
 }
@@ -517,6 +534,9 @@ pub enum MonitorRule {
     M6,
     /// An unsatisfactory mark corrected 14 or 30 days after its lesson (S2 3.4.8: within 21 days).
     M8,
+    /// A class's period marks entered on a set day around the period's end (see
+    /// [`MONITOR_FINAL_DAYS`]).
+    M11,
     /// A class without a class teacher, or a pupil in two classes.
     M22,
 }
@@ -552,6 +572,12 @@ pub const MONITOR_CORRECTION_DAYS: [u32; 2] = [14, 30];
 /// The moments marks of a written or control work are entered at: both sides of midnight
 /// after the 3rd day (ВШК: S4 учитель 9) and after the 7th (S2 3.4.6, S3 3.4.3, S4 учитель 10).
 pub const MONITOR_WORK_MOMENTS: [(u32, u32, u32); 4] = [(3, 23, 59), (4, 0, 1), (7, 23, 59), (8, 0, 1)];
+
+/// The days after a study period's last day a class's period marks are entered on, when
+/// they are a monitoring case (M11): both sides of the end of the period's last day (S4 2.11,
+/// учитель 11: in the period's last week, before the holidays) and of the end of the 2nd day
+/// after it (S2 3.4.7: «не позднее 2-х дней после окончания учебного периода»).
+pub const MONITOR_FINAL_DAYS: [u32; 4] = [0, 1, 2, 3];
 
 /// The moments a homework is entered at: both sides of 19:00 and of midnight.
 pub const MONITOR_HOMEWORK_MOMENTS: [(u32, u32, u32); 5] =

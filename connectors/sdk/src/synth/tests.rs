@@ -516,3 +516,42 @@ fn several_schools_share_the_counter_and_the_municipality() {
     assert_eq!(w.counts()[&EntityKind::Organization], 3);
     assert_eq!(replay(&w, u64::MAX).len() as u64, w.counts().values().sum::<u64>());
 }
+
+#[test]
+fn a_monitoring_world_enters_some_classes_period_marks_on_each_day_around_the_end() {
+    let config = SynthConfig { monitor: true, simulate_until: date(2026, 1, 10), ..SynthConfig::small(7) };
+    let w = World::generate(config.clone());
+    let s = &w.schools[0];
+    let tag = Some(Injection::Monitor { rule: MonitorRule::M11 });
+    let tagged: Vec<&TruthChange> = w.truth.iter().filter(|c| c.injection == tag).collect();
+    // period marks only (not the year's), inserted
+    assert!(tagged
+        .iter()
+        .all(|c| c.kind == EntityKind::FinalMark && c.op == TruthOp::Insert && !c.key.ends_with(":year")));
+    // at each of the first two periods' ends, cases on every day of MONITOR_FINAL_DAYS, on
+    // that day only; a class's period marks are all a case or none
+    for p in s.periods.iter().filter(|p| p.end < w.today) {
+        let of_period: Vec<&&TruthChange> = tagged.iter().filter(|c| c.key.ends_with(&format!(":{}", p.id))).collect();
+        let days: BTreeSet<i64> = of_period.iter().map(|c| (c.day - p.end).num_days()).collect();
+        assert_eq!(days, MONITOR_FINAL_DAYS.iter().map(|d| i64::from(*d)).collect(), "{}", p.name);
+        let class_of: BTreeMap<u64, u64> = s
+            .enrollments
+            .iter()
+            .filter(|e| e.active && s.classes.iter().any(|c| c.id == e.unit))
+            .map(|e| (e.student, e.unit))
+            .collect();
+        let cases: BTreeSet<u64> =
+            of_period.iter().map(|c| class_of[&c.key.split(':').next().unwrap().parse::<u64>().unwrap()]).collect();
+        for c in w.truth.iter().filter(|c| c.kind == EntityKind::FinalMark && c.key.ends_with(&format!(":{}", p.id))) {
+            let class = class_of[&c.key.split(':').next().unwrap().parse::<u64>().unwrap()];
+            assert_eq!(c.injection == tag, cases.contains(&class), "{c:?}");
+        }
+        assert!(cases.len() >= MONITOR_FINAL_DAYS.len(), "{}: {} classes", p.name, cases.len());
+    }
+    // the rate is the share of classes: none at 0, and none in a world not made for monitoring
+    let mut none = config;
+    none.rates.monitor_final_marks = 0.0;
+    let w0 = World::generate(none);
+    assert!(!w0.truth.iter().any(|c| c.injection == tag));
+    assert!(!small().truth.iter().any(|c| c.injection == tag));
+}
