@@ -7,6 +7,10 @@
 //! store (`ejgate archive snapshot`: JSON Lines and CSV per entity, SHA-512 manifests,
 //! minisign signature) against `bagit.py --sha512` bagging the same payload files (PyPI
 //! bagit), best of three each.
+//!
+//! For profiling and repeated runs: `EJGATE_BENCH_STORE=PATH` syncs into that file and keeps
+//! it, or reuses it when it is there (no emulator then); `EJGATE_BENCH_ONLY=bag` measures the
+//! year-end bag alone.
 
 use std::path::Path;
 use std::process::Command;
@@ -39,6 +43,18 @@ fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
+/// CPU seconds (user and system) this process has used, and its waited-for children
+/// (`/proc/self/stat`, clock ticks of 10 ms): what a run costs whatever else the machine
+/// is doing, where wall time depends on the load.
+fn cpu_seconds() -> (f64, f64) {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
+    // Fields after the command's closing parenthesis: state is field 3; utime, stime,
+    // cutime, cstime are fields 14 to 17.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let field = |n: usize| after.split(' ').nth(n - 3).unwrap().parse::<f64>().unwrap() / 100.0;
+    (field(14) + field(15), field(16) + field(17))
+}
+
 fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
     let out = Command::new("restic")
         .arg("--repo")
@@ -56,27 +72,31 @@ fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
 async fn main() {
     let size = std::env::var("EJGATE_BENCH_SIZE").unwrap_or_else(|_| "large".into());
     let dir = tempfile::tempdir().unwrap();
-    let emulator = common::ready(common::spawn("dnevnik", TOKEN, &["--size", &size, "--seed", "1"]));
-    let db = dir.path().join("store.db");
+    let db = std::env::var_os("EJGATE_BENCH_STORE").map_or_else(|| dir.path().join("store.db"), Into::into);
+    let reuse = db.exists();
     let store = SqliteStore::open(&format!("sqlite://{}", db.display())).await.unwrap();
-    let connector = Arc::new(
-        DnevnikConnector::new(DnevnikConfig::new(
-            "bench",
-            emulator.base_url.parse().unwrap(),
-            SecretString::from(TOKEN),
-        ))
-        .unwrap(),
-    );
-    let report =
-        run_sync(&store, connector, &SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() }).await.unwrap();
-    assert!(report.error.is_none(), "{:?}", report.error);
-    drop(emulator);
+    if !reuse {
+        let emulator = common::ready(common::spawn("dnevnik", TOKEN, &["--size", &size, "--seed", "1"]));
+        let connector = Arc::new(
+            DnevnikConnector::new(DnevnikConfig::new(
+                "bench",
+                emulator.base_url.parse().unwrap(),
+                SecretString::from(TOKEN),
+            ))
+            .unwrap(),
+        );
+        let report =
+            run_sync(&store, connector, &SyncOptions { mode: SyncMode::Full, ..SyncOptions::default() }).await.unwrap();
+        assert!(report.error.is_none(), "{:?}", report.error);
+        println!("synced: {} records", report.stats.records_read);
+    }
     let store_bytes = std::fs::metadata(&db).unwrap().len();
+    let bag_only = std::env::var("EJGATE_BENCH_ONLY").is_ok_and(|v| v == "bag");
 
     let identity = age::x25519::Identity::generate();
     let mut ours = Vec::new();
     let mut ours_bytes = 0;
-    for round in 0..3 {
+    for round in 0..if bag_only { 0 } else { 3 } {
         let targets: Vec<Target> = ["a", "b"]
             .iter()
             .map(|t| {
@@ -96,7 +116,7 @@ async fn main() {
 
     let mut theirs = Vec::new();
     let mut theirs_bytes = 0;
-    for round in 0..3 {
+    for round in 0..if bag_only { 0 } else { 3 } {
         let repos: Vec<_> = ["a", "b"].iter().map(|t| dir.path().join(format!("restic-{round}-{t}"))).collect();
         for r in &repos {
             restic(r, &["init", "--quiet"]);
@@ -112,9 +132,11 @@ async fn main() {
     let key = minisign::KeyPair::generate_unencrypted_keypair().unwrap().sk;
     let sources = vec![("bench".to_string(), "dnevnik".to_string())];
     let (mut bag_ours, mut bag_theirs) = (Vec::new(), Vec::new());
+    let (mut cpu_ours, mut cpu_theirs) = (Vec::new(), Vec::new());
     let mut payload = 0;
     for round in 0..3 {
         let out = dir.path().join(format!("bags-{round}"));
+        let cpu = cpu_seconds().0;
         let started = Instant::now();
         let r = ejgate::archive::snapshot(
             &store,
@@ -128,6 +150,7 @@ async fn main() {
         .await
         .unwrap();
         bag_ours.push(started.elapsed().as_secs_f64());
+        cpu_ours.push(cpu_seconds().0 - cpu);
         payload = r.payload_bytes;
         // bagit.py bags a directory in place: the same payload files, fresh.
         let theirs_dir = dir.path().join(format!("bagit-{round}"));
@@ -136,6 +159,7 @@ async fn main() {
             let e = e.unwrap();
             std::fs::copy(e.path(), theirs_dir.join(e.file_name())).unwrap();
         }
+        let cpu = cpu_seconds().1;
         let started = Instant::now();
         let out = Command::new("bagit.py")
             .args(["--sha512", "--quiet"])
@@ -143,6 +167,7 @@ async fn main() {
             .output()
             .expect("bagit.py runs (pip install bagit)");
         bag_theirs.push(started.elapsed().as_secs_f64());
+        cpu_theirs.push(cpu_seconds().1 - cpu);
         assert!(out.status.success(), "bagit.py: {}", String::from_utf8_lossy(&out.stderr));
     }
     // How much of ours is reading the store (what bagit.py does not do: it is given the
@@ -183,8 +208,18 @@ async fn main() {
         best(&bag_ours) - best(&reading),
         (best(&bag_ours) - best(&reading)) / best(&bag_theirs)
     );
+    println!(
+        "  CPU time (user + system, all threads; bagit.py with its launcher): ours {:.2} s best of 3 ({cpu_ours:.2?}), \
+         bagit.py {:.2} s ({cpu_theirs:.2?}); ratio {:.2}",
+        best(&cpu_ours),
+        best(&cpu_theirs),
+        best(&cpu_ours) / best(&cpu_theirs)
+    );
+    println!("store: {:.1} MiB ({size} school)", store_bytes as f64 / 1048576.0);
+    if bag_only {
+        return;
+    }
     let (o, t) = (best(&ours), best(&theirs));
-    println!("store: {} records, {:.1} MiB ({size} school)", report.stats.records_read, store_bytes as f64 / 1048576.0);
     println!(
         "ejgate backup (snapshot, zstd, age, 2 targets written and read back): {o:.2} s best of 3 ({ours:.2?}); \
          {:.1} MiB per target",

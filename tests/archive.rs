@@ -104,6 +104,41 @@ async fn the_year_end_bag_passes_bagit_py_and_minisign_and_any_flipped_byte_is_n
     assert_eq!(jsonl.lines().count() as i64, marks);
     let csv = std::fs::read_to_string(bag.join("data/mark.csv")).unwrap();
     assert_eq!(csv.lines().count() as i64, marks + 1, "a header and one row per mark");
+    // Every kind's CSV says what its JSON Lines says, row for line: the envelope (id, source,
+    // source id, scope, date), then each content field — a string as it is, an absent field
+    // and null empty, any other value its JSON.
+    let mut kinds = 0;
+    for entry in std::fs::read_dir(bag.join("data")).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "jsonl") {
+            continue;
+        }
+        kinds += 1;
+        let lines = std::fs::read_to_string(&path).unwrap();
+        let mut csv = csv::Reader::from_path(path.with_extension("csv")).unwrap();
+        let header = csv.headers().unwrap().clone();
+        assert_eq!(header.iter().take(5).collect::<Vec<_>>(), ["id", "source", "source_id", "scope", "date"]);
+        let mut rows = 0;
+        for (line, row) in lines.lines().zip(csv.records()) {
+            let (line, row): (serde_json::Value, _) = (serde_json::from_str(line).unwrap(), row.unwrap());
+            for (column, cell) in header.iter().zip(row.iter()) {
+                let value = match column {
+                    "id" | "source" | "source_id" | "scope" | "date" => &line[column],
+                    field => &line["content"][field],
+                };
+                let expected = match value {
+                    serde_json::Value::Null => String::new(),
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                assert_eq!(cell, expected, "{}: column {column} of {}", path.display(), line["id"]);
+            }
+            rows += 1;
+        }
+        assert_eq!(rows, lines.lines().count(), "{}", path.display());
+        assert_eq!(csv.records().count(), 0, "{}: rows after the last line", path.display());
+    }
+    assert!(kinds >= 10, "{kinds} kinds in the payload");
     let info = std::fs::read_to_string(bag.join("bag-info.txt")).unwrap();
     assert!(info.contains(&format!("Ejgate-Count: mark {marks}\n")), "{info}");
     assert!(info.contains("Ejgate-School-Year: 2025/2026") && info.contains("Ejgate-Source: dn (dnevnik)"), "{info}");

@@ -10,9 +10,11 @@
 //!   JSON text, never parsed into a `serde_json::Value` and written again — into 1 MiB
 //!   chunks that end at a line's end;
 //! - each chunk goes, shared, to the JSON Lines *hasher* (SHA-512 of the chunk, then the
-//!   chunk written to the file) and to the *CSV maker*, which reads the lines back from
-//!   memory: every content is deserialized once, straight from its text, into its fields'
-//!   raw texts, which become the row's cells; the CSV's chunks go to the CSV *hasher*.
+//!   chunk written to the file) and to the *CSV maker*. The chunk carries an index of its
+//!   lines (the record's id, source, source id, scope and date as the store gave them, and
+//!   where the content's text is), so the maker reads only the contents: every content is
+//!   deserialized once, straight from its text, into its fields' raw texts, which become
+//!   the row's cells; the CSV's chunks go to the CSV *hasher*.
 //!
 //! Channels are bounded (a few chunks), so a kind holds a few MiB whatever its size.
 //!
@@ -32,6 +34,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::io::{self, Write};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
 use std::sync::Arc;
@@ -47,7 +50,9 @@ use crate::store::{RawRecord, Store};
 use ejgate_sdk::model::{Entity, EntityKind};
 
 /// Chunks of payload between the threads: large enough that hashing and `write` run over
-/// long buffers, small enough that a kind in flight holds a few MiB.
+/// long buffers, small enough that a kind in flight holds a few MiB. A chunk is shipped
+/// once it holds this much; its buffer has room for twice as much, so the line that
+/// passes the mark does not make it grow (a copy of the whole chunk).
 const CHUNK: usize = 1 << 20;
 /// Chunks queued to a consumer before the producer waits for it.
 const QUEUE: usize = 3;
@@ -59,38 +64,120 @@ type Digested = (String, u64);
 /// What the CSV maker ends with: its file's digest, and the keys no column had.
 type CsvDone = (Digested, BTreeSet<String>);
 
+/// A chunk of a payload file, and for the JSON Lines file the index of its lines. Its
+/// buffers go back to the file's [`Buffers`] when the last thread is done with it.
+struct Chunk {
+    bytes: Vec<u8>,
+    lines: Lines,
+    pool: Buffers,
+}
+
+impl Drop for Chunk {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.bytes), std::mem::take(&mut self.lines));
+    }
+}
+
+/// A file's chunk buffers, used again: a fresh megabyte costs the kernel a cleared page per
+/// 4 KiB on first touch, and the allocator may hand it back to the kernel when freed
+/// (perf, 2026-12-06: faults and clearing were a tenth of the store reader's time).
+#[derive(Clone, Default)]
+struct Buffers(Arc<std::sync::Mutex<Vec<Spare>>>);
+
+/// A chunk's buffers, emptied, kept for the next chunk.
+type Spare = (Vec<u8>, Lines);
+
+impl Buffers {
+    /// Chunks a file has at most: the one being filled, the queue, one in each consumer.
+    const KEPT: usize = QUEUE + 3;
+
+    fn take(&self) -> Spare {
+        let reused = self.0.lock().ok().and_then(|mut kept| kept.pop());
+        reused.unwrap_or_else(|| (Vec::with_capacity(2 * CHUNK), Lines::default()))
+    }
+
+    fn give(&self, mut bytes: Vec<u8>, mut lines: Lines) {
+        if bytes.capacity() == 0 {
+            return;
+        }
+        bytes.clear();
+        lines.texts.clear();
+        lines.at.clear();
+        if let Ok(mut kept) = self.0.lock() {
+            if kept.len() < Self::KEPT {
+                kept.push((bytes, lines));
+            }
+        }
+    }
+}
+
+/// Where each line's parts are: its envelope's texts (id, source, source id, scope, date;
+/// an absent date empty) in `texts`, its content's JSON text in the chunk's bytes.
+#[derive(Default)]
+struct Lines {
+    texts: String,
+    at: Vec<LineAt>,
+}
+
+struct LineAt {
+    envelope: [Range<usize>; 5],
+    content: Range<usize>,
+}
+
+impl Lines {
+    fn push(&mut self, r: &RawRecord<'_>, id: &str, content: Range<usize>) {
+        let mut text = |t: &str| {
+            let start = self.texts.len();
+            self.texts.push_str(t);
+            start..self.texts.len()
+        };
+        let envelope = [text(id), text(r.source), text(r.source_id), text(r.scope), text(r.date.unwrap_or(""))];
+        self.at.push(LineAt { envelope, content });
+    }
+}
+
 /// A payload file hashed and written on a thread of its own: the bytes given to
 /// [`Write`] collect into a chunk; a full chunk goes to the thread, which hashes it and
 /// then writes it (the hash is of the bytes written, in one pass). `taps` get every chunk
 /// too (the CSV maker reads the JSON Lines chunks).
 struct HashedFile {
     buf: Vec<u8>,
+    /// The index of the lines in `buf` (the JSON Lines file's; empty for the CSV).
+    lines: Lines,
+    pool: Buffers,
     /// Ship only at [`HashedFile::record_end`] (chunks end at a line's end), not in `write`.
     aligned: bool,
-    to_hasher: Option<SyncSender<Arc<Vec<u8>>>>,
-    taps: Vec<SyncSender<Arc<Vec<u8>>>>,
+    to_hasher: Option<SyncSender<Arc<Chunk>>>,
+    taps: Vec<SyncSender<Arc<Chunk>>>,
     hasher: Option<JoinHandle<io::Result<Digested>>>,
 }
 
 impl HashedFile {
-    fn create(path: &Path, aligned: bool, taps: Vec<SyncSender<Arc<Vec<u8>>>>) -> io::Result<HashedFile> {
+    fn create(path: &Path, aligned: bool, taps: Vec<SyncSender<Arc<Chunk>>>) -> io::Result<HashedFile> {
         let mut file = std::fs::File::create(path)?;
-        let (tx, rx) = sync_channel::<Arc<Vec<u8>>>(QUEUE);
+        let (tx, rx) = sync_channel::<Arc<Chunk>>(QUEUE);
         let hasher = std::thread::Builder::new().name("bag-sha512".into()).spawn(move || {
             let mut sha = Sha512::new();
             let mut bytes = 0u64;
             for chunk in rx {
-                sha.update(&chunk[..]);
-                file.write_all(&chunk)?;
-                bytes += chunk.len() as u64;
+                sha.update(&chunk.bytes);
+                file.write_all(&chunk.bytes)?;
+                bytes += chunk.bytes.len() as u64;
             }
             Ok((hex::encode(sha.finalize()), bytes))
         })?;
-        Ok(HashedFile { buf: Vec::with_capacity(CHUNK), aligned, to_hasher: Some(tx), taps, hasher: Some(hasher) })
+        let pool = Buffers::default();
+        let (buf, lines) = pool.take();
+        Ok(HashedFile { buf, lines, pool, aligned, to_hasher: Some(tx), taps, hasher: Some(hasher) })
     }
 
     fn ship(&mut self) -> io::Result<()> {
-        let chunk = Arc::new(std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK)));
+        let (buf, lines) = self.pool.take();
+        let chunk = Arc::new(Chunk {
+            bytes: std::mem::replace(&mut self.buf, buf),
+            lines: std::mem::replace(&mut self.lines, lines),
+            pool: self.pool.clone(),
+        });
         for tap in &self.taps {
             if tap.send(chunk.clone()).is_err() {
                 return Err(io::Error::other("the CSV maker stopped"));
@@ -151,10 +238,10 @@ impl Write for HashedFile {
 }
 
 /// One JSON Lines line of a record: `{"id":…,"source":…,"source_id":…,"scope":…,"date":…,
-/// "content":…}`, the content as the store holds it.
-fn json_line(out: &mut Vec<u8>, r: &RawRecord<'_>) -> serde_json::Result<()> {
+/// "content":…}`, the content as the store holds it; where in `out` the content is.
+fn json_line(out: &mut Vec<u8>, id: &str, r: &RawRecord<'_>) -> serde_json::Result<Range<usize>> {
     out.extend_from_slice(b"{\"id\":\"");
-    out.extend_from_slice(r.id.hyphenated().encode_lower(&mut uuid::Uuid::encode_buffer()).as_bytes());
+    out.extend_from_slice(id.as_bytes());
     out.extend_from_slice(b"\",\"source\":");
     serde_json::to_writer(&mut *out, r.source)?;
     out.extend_from_slice(b",\"source_id\":");
@@ -167,6 +254,7 @@ fn json_line(out: &mut Vec<u8>, r: &RawRecord<'_>) -> serde_json::Result<()> {
         None => out.extend_from_slice(b"null"),
     }
     out.extend_from_slice(b",\"content\":");
+    let start = out.len();
     if r.content.contains('\n') {
         // JSON text with a line break between its tokens (no writer of the store makes
         // one): compacted, so that the line stays one line.
@@ -174,11 +262,13 @@ fn json_line(out: &mut Vec<u8>, r: &RawRecord<'_>) -> serde_json::Result<()> {
     } else {
         out.extend_from_slice(r.content.as_bytes());
     }
+    let content = start..out.len();
     out.extend_from_slice(b"}\n");
-    Ok(())
+    Ok(content)
 }
 
-/// A line of the JSON Lines payload as the CSV maker reads it back.
+/// A line of the JSON Lines payload as the CSV maker reads it back from the file (the
+/// rare remake of [`remake_csv`]).
 #[derive(Deserialize)]
 struct LineIn<'a> {
     id: &'a str,
@@ -270,34 +360,61 @@ impl CsvMaker {
         Ok(CsvMaker { csv, columns, extra: BTreeSet::new() })
     }
 
-    fn lines(&mut self, chunk: &[u8]) -> anyhow::Result<()> {
+    /// The rows of a chunk of the JSON Lines file, by its index.
+    fn chunk(&mut self, chunk: &Chunk) -> anyhow::Result<()> {
+        let lines = &chunk.lines;
         let mut fields = Vec::with_capacity(self.columns.len() + 1);
-        for line in chunk.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
-            let line: LineIn<'_> = serde_json::from_slice(line).context("a line of the JSON Lines payload")?;
-            fields.clear();
-            let parsed = Fields(&mut fields).deserialize(&mut serde_json::Deserializer::from_str(line.content.get()));
-            if parsed.is_err() {
-                // Not an object (never written so): no content cells, as before.
-                fields.clear();
-            }
-            fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-            for fixed in [line.id, &*line.source, &*line.source_id, &*line.scope, line.date.unwrap_or("")] {
-                self.csv.write_field(fixed)?;
-            }
-            // Both sorted: one walk matches fields to columns.
-            let mut next = fields.iter().peekable();
-            for column in &self.columns {
-                while let Some((key, _)) = next.next_if(|(key, _)| &**key < column.as_str()) {
-                    self.extra.insert(key.to_string());
-                }
-                match next.next_if(|(key, _)| &**key == column.as_str()) {
-                    Some((_, value)) => self.csv.write_field(cell(value)?.as_bytes())?,
-                    None => self.csv.write_field(b"")?,
-                }
-            }
-            self.extra.extend(next.map(|(key, _)| key.to_string()));
-            self.csv.write_record(None::<&[u8]>)?;
+        for line in &lines.at {
+            let envelope = line.envelope.clone().map(|r| &lines.texts[r]);
+            let content = std::str::from_utf8(&chunk.bytes[line.content.clone()])
+                .context("a content of the JSON Lines payload is not UTF-8")?;
+            self.row(&mut fields, envelope, content)?;
         }
+        Ok(())
+    }
+
+    /// The rows of JSON Lines text read back from the file.
+    fn lines(&mut self, text: &[u8]) -> anyhow::Result<()> {
+        let mut fields = Vec::with_capacity(self.columns.len() + 1);
+        for line in text.split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let line: LineIn<'_> = serde_json::from_slice(line).context("a line of the JSON Lines payload")?;
+            let envelope = [line.id, &*line.source, &*line.source_id, &*line.scope, line.date.unwrap_or("")];
+            self.row(&mut fields, envelope, line.content.get())?;
+        }
+        Ok(())
+    }
+
+    /// A record's row: its envelope (id, source, source id, scope, date), then a cell per
+    /// column from its content's JSON text (`fields`: room for its fields, reused).
+    fn row<'a>(
+        &mut self,
+        fields: &mut Vec<(Cow<'a, str>, &'a RawValue)>,
+        envelope: [&str; 5],
+        content: &'a str,
+    ) -> anyhow::Result<()> {
+        fields.clear();
+        let parsed = Fields(&mut *fields).deserialize(&mut serde_json::Deserializer::from_str(content));
+        if parsed.is_err() {
+            // Not an object (never written so): no content cells, as before.
+            fields.clear();
+        }
+        fields.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for text in envelope {
+            self.csv.write_field(text)?;
+        }
+        // Both sorted: one walk matches fields to columns.
+        let mut next = fields.iter().peekable();
+        for column in &self.columns {
+            while let Some((key, _)) = next.next_if(|(key, _)| &**key < column.as_str()) {
+                self.extra.insert(key.to_string());
+            }
+            match next.next_if(|(key, _)| &**key == column.as_str()) {
+                Some((_, value)) => self.csv.write_field(cell(value)?.as_bytes())?,
+                None => self.csv.write_field(b"")?,
+            }
+        }
+        self.extra.extend(next.map(|(key, _)| key.to_string()));
+        self.csv.write_record(None::<&[u8]>)?;
         Ok(())
     }
 
@@ -323,7 +440,7 @@ struct KindFiles {
 
 impl KindFiles {
     fn create(data: &Path, kind: EntityKind) -> anyhow::Result<KindFiles> {
-        let (tap, chunks) = sync_channel::<Arc<Vec<u8>>>(QUEUE);
+        let (tap, chunks) = sync_channel::<Arc<Chunk>>(QUEUE);
         let maker = CsvMaker::create(&data.join(format!("{}.csv", kind.as_str())), columns(kind, &BTreeSet::new()))?;
         let csv = std::thread::Builder::new().name("bag-csv".into()).spawn(move || make_csv(maker, chunks))?;
         let path = data.join(format!("{}.jsonl", kind.as_str()));
@@ -333,16 +450,19 @@ impl KindFiles {
     }
 
     fn row(&mut self, r: &RawRecord<'_>) -> anyhow::Result<()> {
-        json_line(&mut self.jsonl.buf, r)?;
+        let mut id = uuid::Uuid::encode_buffer();
+        let id = &*r.id.hyphenated().encode_lower(&mut id);
+        let content = json_line(&mut self.jsonl.buf, id, r)?;
+        self.jsonl.lines.push(r, id, content);
         self.rows += 1;
         Ok(self.jsonl.record_end()?)
     }
 }
 
 /// The CSV maker's thread: every chunk it is sent, until the JSON Lines file is finished.
-fn make_csv(mut maker: CsvMaker, chunks: Receiver<Arc<Vec<u8>>>) -> anyhow::Result<CsvDone> {
+fn make_csv(mut maker: CsvMaker, chunks: Receiver<Arc<Chunk>>) -> anyhow::Result<CsvDone> {
     for chunk in chunks {
-        maker.lines(&chunk)?;
+        maker.chunk(&chunk)?;
     }
     maker.finish()
 }
