@@ -174,6 +174,7 @@ fn school_records(world: &World) -> Vec<Record> {
                 value: fm.value.clone(),
                 numeric: None,
                 special: None,
+                entered_at: None,
             }),
         ));
     }

@@ -198,6 +198,7 @@ async fn build(store: &dyn Store) -> World {
             value: "осв".into(),
             numeric: None,
             special: Some(SpecialFinal::Exempt),
+            entered_at: None,
         }),
     ));
     // a mark without the source's time, brought by the first sync: nothing before it
@@ -345,7 +346,7 @@ async fn period_marks_are_late_for_certain_only_after_a_full_sync_that_did_not_h
     assert!(said[0].whole && said[0].reason.starts_with("нельзя проверить по данным этого источника, потому что "));
     assert!(said[0].reason.contains("полных синхронизаций"), "{}", said[0].reason);
 
-    let period_mark = |id: &str, student: &str| {
+    let period_mark = |id: &str, student: &str, entered_at: Option<NaiveDateTime>| {
         rec(
             id,
             None,
@@ -356,17 +357,27 @@ async fn period_marks_are_late_for_certain_only_after_a_full_sync_that_did_not_h
                 value: "4".into(),
                 numeric: Some(4.0),
                 special: None,
+                entered_at,
             }),
         )
     };
-    apply_as(&store, "incremental", vec![period_mark("fA", "s3")]).await;
+    // with the source's time (Dnevnik's `date`) no sync is needed: fT set on the quarter's
+    // last day at 12:00 (on time under both), fL the next day at 10:00 (late under S4 only)
+    let at = |days: u64, h: u32| (w.day + Days::new(days)).and_hms_opt(h, 0, 0).unwrap();
+    let (f_t, f_l) = (period_mark("fT", "s4", Some(at(0, 12))), period_mark("fL", "s5", Some(at(1, 10))));
+    apply_as(&store, "incremental", vec![period_mark("fA", "s3", None), f_t, f_l]).await;
     apply_as(&store, "full", vec![]).await;
-    apply_as(&store, "incremental", vec![period_mark("fB", "s1")]).await;
-    apply_as(&store, "full", vec![period_mark("fC", "s2")]).await;
-    let late: BTreeSet<String> =
-        ["fB", "fC"].iter().map(|f| format!("M11:final:{}", ids().id(EntityKind::FinalMark, f))).collect();
+    apply_as(&store, "incremental", vec![period_mark("fB", "s1", None)]).await;
+    apply_as(&store, "full", vec![period_mark("fC", "s2", None)]).await;
+    let key = |f: &str| format!("M11:final:{}", ids().id(EntityKind::FinalMark, f));
     for profile in [&s2, &s4] {
         let r = engine::evaluate(&store, "Школа", SOURCE, profile, range, now).await.unwrap();
+        let mut late: BTreeSet<String> = ["fB", "fC"].iter().map(|f| key(f)).collect();
+        if profile.name == "s4-korolev" {
+            late.insert(key("fL"));
+            let f = r.findings.iter().find(|f| f.key == key("fL")).unwrap();
+            assert!(f.evidence.contains("по записи источника"), "{}", f.evidence);
+        }
         assert_eq!(keys(&r, "M11"), late, "{}", profile.name);
         // f0 and fA: first seen after the deadline, but no full run before them said they
         // were not there yet

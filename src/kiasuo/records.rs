@@ -605,6 +605,7 @@ pub fn import_records(file: &ExchangeFile, source: &str, snap: &Snapshot, marks:
                     value: r.mark.clone(),
                     numeric,
                     special,
+                    entered_at: None,
                 };
                 let period_name = match &r.period {
                     PeriodRef::Year => "год".to_string(),

@@ -5,9 +5,9 @@
 //! one (a mark's or a homework's `entered_at`, taken as the school's local time), else from
 //! the sync that first saw it: then an entry is late for certain only when the sync before
 //! that one started after the deadline and did not have it; otherwise the entry is counted
-//! as undetermined and said so, never judged on a guess. Period marks (M11) carry no entry
-//! time in any source: they are judged by the sync that first saw them, bounded by the last
-//! full sync before it (only a full run reads every final mark).
+//! as undetermined and said so, never judged on a guess. A period mark (M11) without the
+//! source's time is judged by the sync that first saw it bounded by the last full sync
+//! before that one (only a full run reads every final mark).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
@@ -652,8 +652,8 @@ impl Ctx {
         EnteredAt::Sync { seen: seen_local, previous: prev }
     }
 
-    /// When a period mark was entered, as far as the syncs tell (M11). The model's period
-    /// marks carry no entry time (no connector reads one), so: the sync that first saw it,
+    /// When a period mark was entered, as far as the syncs tell (M11), for a source that
+    /// gives no time of its own (all but Dnevnik): the sync that first saw it,
     /// bounded by the last **full** sync before that one (`full`: their local starts,
     /// sorted). Only a full run reads every final mark of the source; incremental runs of
     /// ЭПОС, «Моя школа» and КИАСУО read a pupil's final marks every few nights around a
@@ -1116,18 +1116,6 @@ pub async fn evaluate(
                     .map(|r| ctx.local(r.started_at))
                     .collect();
                 full.sort();
-                if full.is_empty() {
-                    add_unchecked(
-                        rule,
-                        "нельзя проверить по данным этого источника, потому что он не сообщает, когда выставлена \
-                         итоговая отметка, а полных синхронизаций (только они читают все итоговые отметки) ещё не \
-                         было: неполная синхронизация читает итоговые отметки не каждую ночь, и та, что впервые \
-                         увидела отметку, не говорит, когда её выставили"
-                            .into(),
-                        true,
-                    );
-                    continue;
-                }
                 let by_id: HashMap<Uuid, &StudyPeriod> = periods.iter().map(|r| (r.id, &r.v)).collect();
                 // the pupil's units (class, subgroups) and the subject's teacher in them
                 let mut units_of: HashMap<Uuid, Vec<Uuid>> = HashMap::new();
@@ -1137,7 +1125,7 @@ pub async fn evaluate(
                 let teacher_of: HashMap<(Uuid, Uuid), Uuid> =
                     loads.iter().map(|l| ((l.v.unit, l.v.subject), l.v.teacher)).collect();
                 let class_names: HashMap<Uuid, &str> = classes.iter().map(|c| (c.id, c.v.name.as_str())).collect();
-                let mut undetermined = 0usize;
+                let (mut undetermined, mut timed) = (0usize, 0usize);
                 // the year marks (no period) have no deadline of their own in the seeds
                 for f in &finals {
                     let Some(period) = f.v.period.and_then(|p| by_id.get(&p)) else { continue };
@@ -1145,7 +1133,19 @@ pub async fn evaluate(
                     if !range.contains(period.end) || now_local <= due {
                         continue;
                     }
-                    let evidence = match ctx.entered_by_full_syncs(f.seen.as_ref(), &full) {
+                    // the source's time where it gives one (Dnevnik), else the syncs
+                    let entered = match f.v.entered_at {
+                        Some(t) => {
+                            timed += 1;
+                            EnteredAt::Source(t)
+                        }
+                        None => ctx.entered_by_full_syncs(f.seen.as_ref(), &full),
+                    };
+                    let evidence = match entered {
+                        EnteredAt::Source(t) if t <= due => continue,
+                        EnteredAt::Source(t) => {
+                            format!("выставлена {} по записи источника (точно до минуты)", ru_dt(t))
+                        }
                         EnteredAt::Sync { seen, .. } if seen <= due => continue,
                         EnteredAt::Sync { seen, previous: Some(prev) } if prev > due => format!(
                             "источник не сообщает, когда выставлена итоговая отметка; впервые получена синхронизацией \
@@ -1185,7 +1185,17 @@ pub async fn evaluate(
                         evidence,
                     });
                 }
-                if undetermined > 0 {
+                if undetermined > 0 && timed == 0 && full.is_empty() {
+                    add_unchecked(
+                        rule,
+                        "нельзя проверить по данным этого источника, потому что он не сообщает, когда выставлена \
+                         итоговая отметка, а полных синхронизаций (только они читают все итоговые отметки) ещё не \
+                         было: неполная синхронизация читает итоговые отметки не каждую ночь, и та, что впервые \
+                         увидела отметку, не говорит, когда её выставили"
+                            .into(),
+                        true,
+                    );
+                } else if undetermined > 0 {
                     add_unchecked(
                         rule,
                         format!(

@@ -309,6 +309,8 @@ pub struct FinalMarkValue {
     pub value: Option<String>,
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// When it was set (school time), as a mark's `date`
+    pub date: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -1006,7 +1006,8 @@ impl DnevnikConnector {
     /// Final marks of a class; with a family token, of one pupil in it
     /// (`persons/{p}/edu-groups/{g}/final-marks`, **assumption**: the same rows, the
     /// pupil's only).
-    async fn fetch_final_marks(&self, group: &str, pupil: Option<&str>) -> Result<Batch, SourceError> {
+    async fn fetch_final_marks(&self, school: &str, group: &str, pupil: Option<&str>) -> Result<Batch, SourceError> {
+        let offset = self.school(school)?.offset;
         let (scope, path) = match pupil {
             None => (format!("group:{group}"), format!("edu-groups/{group}/final-marks")),
             Some(p) => (format!("group:{group}:person:{p}"), format!("persons/{p}/edu-groups/{group}/final-marks")),
@@ -1040,6 +1041,8 @@ impl DnevnikConnector {
                         value,
                         numeric: if special.is_some() { None } else { numeric },
                         special,
+                        // the final mark's `date`: when it was set, school time (as a mark's)
+                        entered_at: mark.date.as_deref().and_then(|d| parse_local_datetime(d, offset)),
                     }),
                     source_id,
                     &scope,
@@ -1807,7 +1810,7 @@ impl Connector for DnevnikConnector {
             "roster" => self.fetch_roster(&str_param("school")).await,
             "final_marks" => {
                 let pupil = chunk.params.get("person").and_then(|v| v.as_str());
-                self.fetch_final_marks(&str_param("group"), pupil).await
+                self.fetch_final_marks(&str_param("school"), &str_param("group"), pupil).await
             }
             "journal" => self.fetch_journal(&journal_params()?).await,
             "late_marks" => self.fetch_late_marks(&journal_params()?).await,

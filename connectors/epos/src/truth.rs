@@ -27,7 +27,10 @@ pub const EXPOSED: [EntityKind; 15] = [
 
 /// Fields of exposed kinds that the system does not fill (README.md says why); a
 /// comparison with another source leaves them out.
-pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[];
+pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[
+    // The progress report gives a period mark without the time it was set.
+    (EntityKind::FinalMark, "entered_at"),
+];
 
 /// Date-times ЭПОС.Школа gives to the minute (`dd.MM.yyyy HH:mm`): a comparison with
 /// another source compares them to the minute.

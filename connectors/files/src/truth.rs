@@ -31,6 +31,8 @@ pub const EXPOSED: [EntityKind; 17] = [
 pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[
     // The layouts have no column for a homework's files yet.
     (EntityKind::Homework, "attachments"),
+    // The layouts have no column for the time a period mark was set.
+    (EntityKind::FinalMark, "entered_at"),
 ];
 
 /// What the connector exposes, in the shape the demo, the comparison and the acceptance kit read.

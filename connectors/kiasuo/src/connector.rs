@@ -1359,6 +1359,7 @@ impl KiasuoConnector {
                         value,
                         numeric,
                         special,
+                        entered_at: None,
                     });
                     records.push(self.record(entity, key, scope, None));
                 }

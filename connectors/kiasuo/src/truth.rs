@@ -46,6 +46,8 @@ pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[
     (EntityKind::Person, "sex"),
     (EntityKind::Person, "birth_date"),
     (EntityKind::Homework, "entered_at"),
+    // `student_marks` gives a period mark without the time it was set.
+    (EntityKind::FinalMark, "entered_at"),
     (EntityKind::Mark, "work"),
     (EntityKind::Mark, "entered_by"),
     // The system has them, but the emulator does not serve them nor the connector read them

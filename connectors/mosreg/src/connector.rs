@@ -1487,6 +1487,7 @@ impl MosregConnector {
                 // A special final (осв, н/а, зачёт) has no numeric value, as from every system.
                 numeric: if special.is_some() { None } else { five.and_then(|t| t.values.get(&lower).copied()) },
                 special,
+                entered_at: None,
                 value,
             })
         };

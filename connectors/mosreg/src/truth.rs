@@ -35,6 +35,8 @@ pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[
     (EntityKind::Lesson, "section"),
     // Homework entries carry `attachments[]`, but no client shows the shape of an element.
     (EntityKind::Homework, "attachments"),
+    // A pupil's subject marks give a period mark without the time it was set.
+    (EntityKind::FinalMark, "entered_at"),
 ];
 
 /// What the connector exposes, in the shape the demo, the comparison and the acceptance kit read.

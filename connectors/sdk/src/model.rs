@@ -799,6 +799,10 @@ pub struct FinalMark {
     pub value: String,
     pub numeric: Option<f64>,
     pub special: Option<SpecialFinal>,
+    /// Когда выставлена (school time), where the source says (Dnevnik's final mark `date`);
+    /// monitoring judges the period marks' deadline (M11) by it, else by the syncs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entered_at: Option<NaiveDateTime>,
 }
 
 /// Вид отметки посещаемости

@@ -307,6 +307,7 @@ impl Builder<'_> {
                 // A special final (осв, н/а, зачёт) counts in no average: no numeric value.
                 numeric: if special.is_some() { None } else { reading.and_then(|r| r.numeric) },
                 special,
+                entered_at: Some(f.entered_at),
             });
             self.put(key::final_mark(student, subject, period), None, entity);
         }
