@@ -269,7 +269,7 @@ async fn the_same_marks_judged_by_16_00_and_19_00_differ_exactly_between_the_hou
     assert!(by_sync.evidence.contains("впервые получено синхронизацией"), "{}", by_sync.evidence);
     // the mark of the first sync is not judged on a guess, and says so
     assert!(!keys(&r1, "M1").contains(&mark_key("early")));
-    assert!(r1.unchecked.iter().any(|u| u.rule == "M1" && u.reason.starts_with("1 отметок")), "{:?}", r1.unchecked);
+    assert!(r1.unchecked.iter().any(|u| u.rule == "M1" && u.reason.starts_with("1 отметка: ")), "{:?}", r1.unchecked);
 
     // M3 (S3 only): the lesson without its topic; S1 has no topic rule
     assert_eq!(keys(&r3, "M3"), BTreeSet::from([format!("M3:lesson:{}", ids().id(EntityKind::Lesson, "l2"))]));
@@ -383,7 +383,7 @@ async fn period_marks_are_late_for_certain_only_after_a_full_sync_that_did_not_h
         // were not there yet
         let said = m11(&r);
         assert_eq!(said.len(), 1, "{said:?}");
-        assert!(!said[0].whole && said[0].reason.starts_with("2 итоговых отметок: "), "{}", said[0].reason);
+        assert!(!said[0].whole && said[0].reason.starts_with("2 итоговые отметки: "), "{}", said[0].reason);
         let fb = format!("M11:final:{}", ids().id(EntityKind::FinalMark, "fB"));
         let f = r.findings.iter().find(|f| f.key == fb).unwrap();
         assert!(f.evidence.contains("полная синхронизация"), "{}", f.evidence);

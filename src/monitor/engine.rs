@@ -534,6 +534,23 @@ fn ru_d(d: NaiveDate) -> String {
     d.format("%d.%m.%Y").to_string()
 }
 
+/// A count and its noun in the form the number takes in Russian, `forms` being the forms
+/// for 1, for 2–4 and for 5–20: «1 отметка», «3 отметки», «12 отметок», «21 отметка».
+fn ru_count(n: usize, forms: [&str; 3]) -> String {
+    let form = match (n % 10, n % 100) {
+        (_, 11..=14) => forms[2],
+        (1, _) => forms[0],
+        (2..=4, _) => forms[1],
+        _ => forms[2],
+    };
+    format!("{n} {form}")
+}
+
+/// «отметка» counted ([`ru_count`]).
+const MARKS: [&str; 3] = ["отметка", "отметки", "отметок"];
+/// «дней» after «позже», «не позднее» (the genitive: «позже 21 дня», «позже 3 дней»).
+const DAYS_GENITIVE: [&str; 3] = ["дня", "дней", "дней"];
+
 /// The local instant a deadline for the entries of `day` ends (the last moment still on time).
 fn deadline_of(deadline: &Deadline, day: NaiveDate) -> Option<NaiveDateTime> {
     match deadline {
@@ -583,7 +600,12 @@ fn period_due_words(deadline: &PeriodDeadline, end: NaiveDate) -> String {
     match deadline {
         PeriodDeadline::DaysAfterEnd { days } => match end.checked_add_days(Days::new(u64::from(*days))) {
             Some(last) => {
-                format!("не позднее {days} дней после окончания периода {}: до конца дня {}", ru_d(end), ru_d(last))
+                format!(
+                    "не позднее {} после окончания периода {}: до конца дня {}",
+                    ru_count(*days as usize, DAYS_GENITIVE),
+                    ru_d(end),
+                    ru_d(last)
+                )
             }
             None => String::new(),
         },
@@ -918,8 +940,9 @@ pub async fn evaluate(
                     add_unchecked(
                         rule,
                         format!(
-                            "{undetermined} отметок: источник не сообщает время внесения, а синхронизации шли реже срока — \
-                             своевременность не установлена"
+                            "{}: источник не сообщает время внесения, а синхронизации шли реже срока — \
+                             своевременность не установлена",
+                            ru_count(undetermined, MARKS)
                         ),
                         false,
                     );
@@ -1199,8 +1222,9 @@ pub async fn evaluate(
                     add_unchecked(
                         rule,
                         format!(
-                            "{undetermined} итоговых отметок: источник не сообщает время их выставления, а полной \
-                             синхронизации после срока, которая их ещё не имела, не было — своевременность не установлена"
+                            "{}: источник не сообщает время выставления, а ни одна полная синхронизация после срока \
+                             не показала, что отметки ещё не было, — своевременность не установлена",
+                            ru_count(undetermined, ["итоговая отметка", "итоговые отметки", "итоговых отметок"])
                         ),
                         false,
                     );
@@ -1414,7 +1438,10 @@ pub async fn evaluate(
                 if untimed > 0 && forbidden("back_dating") {
                     add_unchecked(
                         rule,
-                        format!("{untimed} отметок: источник не сообщает время внесения — выставление задним числом не проверено"),
+                        format!(
+                            "{}: источник не сообщает время внесения — выставление задним числом не проверено",
+                            ru_count(untimed, MARKS)
+                        ),
                         false,
                     );
                 }
@@ -1485,8 +1512,9 @@ pub async fn evaluate(
                         Verdict::Late(evidence) => {
                             let key = format!("M8:late_correction:{}", e.id);
                             let what = format!(
-                                "неудовлетворительная отметка за урок {} исправлена позже {days} дней ({}): {}",
+                                "неудовлетворительная отметка за урок {} исправлена позже {} ({}): {}",
                                 ru_d(lesson.date),
+                                ru_count(days as usize, DAYS_GENITIVE),
                                 deadline_words(&deadline, lesson.date),
                                 e.words()
                             );
@@ -1502,8 +1530,17 @@ pub async fn evaluate(
                     add_unchecked(
                         rule,
                         format!(
-                            "{undetermined} исправлений неудовлетворительных отметок: источник не сообщает время исправления, \
-                             а синхронизации шли реже срока — уложились ли в {days} дней, не установлено"
+                            "{}: источник не сообщает время исправления, а синхронизации шли реже срока — \
+                             уложились ли в {}, не установлено",
+                            ru_count(
+                                undetermined,
+                                [
+                                    "исправление неудовлетворительной отметки",
+                                    "исправления неудовлетворительных отметок",
+                                    "исправлений неудовлетворительных отметок"
+                                ]
+                            ),
+                            ru_count(days as usize, ["день", "дня", "дней"]) // «уложились ли в 21 день»
                         ),
                         false,
                     );
@@ -1742,4 +1779,34 @@ pub async fn evaluate(
         unchecked,
         notices,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_take_the_russian_form_of_their_number() {
+        let cases = [
+            (0, "0 отметок"),
+            (1, "1 отметка"),
+            (2, "2 отметки"),
+            (4, "4 отметки"),
+            (5, "5 отметок"),
+            (11, "11 отметок"),
+            (12, "12 отметок"),
+            (14, "14 отметок"),
+            (21, "21 отметка"),
+            (22, "22 отметки"),
+            (25, "25 отметок"),
+            (101, "101 отметка"),
+            (111, "111 отметок"),
+            (112, "112 отметок"),
+        ];
+        for (n, said) in cases {
+            assert_eq!(ru_count(n, MARKS), said);
+        }
+        assert_eq!(ru_count(21, DAYS_GENITIVE), "21 дня");
+        assert_eq!(ru_count(2, DAYS_GENITIVE), "2 дней");
+    }
 }
