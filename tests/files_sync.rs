@@ -327,3 +327,47 @@ async fn an_enrolment_of_a_pupil_absent_from_the_roster_is_reported_with_its_lin
         assert!(warning.contains(&format!("line {line} (pupil «{pupil}»)")), "{warning}");
     }
 }
+
+/// A school whose export carries the time each period mark was set names it in its mapping
+/// (`entered_at` of `final_mark`; the built-in layouts have no such column): every final
+/// mark then carries the time the world set it (monitoring's M11 judges by it).
+#[tokio::test]
+async fn a_mapping_that_names_the_period_marks_time_gives_every_final_mark_its_time() {
+    let world = World::generate(SynthConfig::small(5));
+    let flat = std::fs::read_to_string(mapping_path("flat-csv.toml")).unwrap();
+    let block = flat.find("file = \"final_marks.csv\"").expect("flat-csv has a final marks file");
+    let fields = block + flat[block..].find("[entity.fields]\n").unwrap() + "[entity.fields]\n".len();
+    let text = format!("{}entered_at = \"Выставлено\"\n{}", &flat[..fields], &flat[fields..]);
+    let dir = tempfile::tempdir().unwrap();
+    let mapping_file = dir.path().join("with-times.toml");
+    std::fs::write(&mapping_file, &text).unwrap();
+    let mapping = ejgate_files::Mapping::parse("with-times.toml", &text, dir.path()).expect("the mapping is valid");
+
+    let export = tempfile::tempdir().unwrap();
+    export_world_with(&world, export.path(), &mapping, &ExportOptions::default()).expect("export written");
+    let header = csv_lines(&export.path().join("final_marks.csv")).remove(0);
+    assert!(header.ends_with(",Выставлено"), "{header}");
+    let db = tempfile::tempdir().unwrap();
+    let store = open_store(db.path()).await;
+    let connector = Arc::new(FilesConnector::new(FilesConfig::new(INSTANCE, export.path(), &mapping_file)).unwrap());
+    let report = sync_into(store.as_ref(), connector, SyncMode::Full).await;
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.error);
+
+    let mut stored: Vec<String> = store
+        .records(EntityKind::FinalMark, None, false)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| r.content["entered_at"].as_str().unwrap_or_else(|| panic!("{} has no time", r.source_id)).to_owned())
+        .collect();
+    let mut set: Vec<String> = world
+        .schools
+        .iter()
+        .flat_map(|s| s.final_marks.values())
+        .map(|f| f.entered_at.format("%Y-%m-%dT%H:%M:%S").to_string())
+        .collect();
+    assert!(set.len() > 100, "{} final marks", set.len());
+    stored.sort();
+    set.sort();
+    assert_eq!(stored, set);
+}

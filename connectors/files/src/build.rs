@@ -645,7 +645,7 @@ fn build_row(ids: &IdSpace, ctx: &mut Context, r: &mut Row<'_>) -> Option<Built>
                 // A special final (осв, н/а, зачёт) has no numeric value, as from every API.
                 numeric: if special.is_some() { None } else { five.and_then(|t| t.values.get(&lower).copied()) },
                 special,
-                entered_at: None,
+                entered_at: r.datetime("entered_at"),
                 value,
             };
             let key = format!("{student}:{subject}:{}", period.as_deref().unwrap_or("year"));

@@ -368,6 +368,7 @@ fn rows(s: &School, block: &Block) -> Vec<Row> {
                     ("subject", id(*subject)),
                     ("period", opt_id(*period)),
                     ("value", f.value.as_str().into()),
+                    ("entered_at", W::DateTime(f.entered_at)),
                 ])
             })
             .collect(),

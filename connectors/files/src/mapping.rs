@@ -238,6 +238,9 @@ pub fn fields_of(kind: EntityKind) -> Option<&'static [FieldDef]> {
         f("subject", Ty::Ref(K::Subject), true),
         f("period", Ty::Ref(K::StudyPeriod), false),
         f("value", Ty::Text, true),
+        // When the period mark was set: exact evidence for M11 (period marks on time); the
+        // built-in layouts have no such column, a school's mapping may name one.
+        f("entered_at", Ty::DateTime, false),
     ];
     const ATTENDANCE: &[FieldDef] = &[
         f("student", Ty::Ref(K::Person), true),

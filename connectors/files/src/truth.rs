@@ -31,7 +31,8 @@ pub const EXPOSED: [EntityKind; 17] = [
 pub const NOT_EXPOSED_FIELDS: &[(EntityKind, &str)] = &[
     // The layouts have no column for a homework's files yet.
     (EntityKind::Homework, "attachments"),
-    // The layouts have no column for the time a period mark was set.
+    // The built-in layouts have no column for the time a period mark was set (a school's
+    // mapping may name one: `entered_at` of `final_mark`).
     (EntityKind::FinalMark, "entered_at"),
 ];
 
