@@ -475,6 +475,9 @@ pub struct RawRecord<'a> {
     pub content: &'a str,
 }
 
+/// The callback of [`Store::each_raw_record`]: called once per record; `Break` ends the read.
+pub type RawRecordVisitor<'v> = &'v mut (dyn for<'r> FnMut(RawRecord<'r>) -> std::ops::ControlFlow<()> + Send);
+
 /// A lease as the store keeps it: one holder at a time for a named piece of work
 /// (`source:<name>` for a source's syncs and imports; the daemon's jobs use the same
 /// table). The holder renews it while it works; a process that died stops renewing, and
@@ -829,7 +832,7 @@ pub trait Store: JobStore + Send + Sync {
         kind: EntityKind,
         source: &str,
         dated_within: Option<(NaiveDate, NaiveDate)>,
-        each: &mut (dyn for<'r> FnMut(RawRecord<'r>) -> std::ops::ControlFlow<()> + Send),
+        each: RawRecordVisitor<'_>,
     ) -> StoreResult<u64>;
 
     /// Сводные показатели журнала: for each school of `requests`, the people, lessons, topics,

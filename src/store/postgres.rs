@@ -37,9 +37,9 @@ use super::aggregates::{self, AggregateRequest, SchoolAggregates};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
     ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, ContentRow, CursorUpdate, Existing, Inspection, KindCount,
-    LeaseInfo, LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RawRecord, RecordVisitor, RunError,
-    RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord,
-    SyncRun, Upsert,
+    LeaseInfo, LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RawRecord, RawRecordVisitor, RecordVisitor,
+    RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding,
+    StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "postgres";
@@ -150,7 +150,8 @@ pub struct PostgresStore {
     pool: PgPool,
 }
 
-fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+/// A database error of `operation`; a copy may be used for every column of a row.
+fn db(operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError + Copy {
     move |source| StoreError::Database { backend: BACKEND, operation, source }
 }
 
@@ -486,7 +487,7 @@ async fn write_deletes(
 // ---- row decoding ----------------------------------------------------------------------
 
 fn change_row(row: &PgRow) -> StoreResult<ChangeRow> {
-    let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read change rows", source: e };
+    let get = db("read change rows");
     let op: &str = row.try_get(7).map_err(get)?;
     Ok(ChangeRow {
         seq: row.try_get(0).map_err(get)?,
@@ -505,7 +506,7 @@ fn change_row(row: &PgRow) -> StoreResult<ChangeRow> {
 const LEASE_COLUMNS: &str = "name, token, host, pid, acquired_at, renewed_at, expires_at";
 
 fn lease_row(row: &PgRow) -> StoreResult<LeaseInfo> {
-    let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read leases", source: e };
+    let get = db("read leases");
     let pid: i64 = row.try_get(3).map_err(get)?;
     Ok(LeaseInfo {
         name: row.try_get(0).map_err(get)?,
@@ -519,7 +520,7 @@ fn lease_row(row: &PgRow) -> StoreResult<LeaseInfo> {
 }
 
 fn sync_run(row: &PgRow) -> StoreResult<SyncRun> {
-    let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read runs", source: e };
+    let get = db("read runs");
     let status: &str = row.try_get(5).map_err(get)?;
     let stats: serde_json::Value = row.try_get(7).map_err(get)?;
     Ok(SyncRun {
@@ -1203,8 +1204,7 @@ impl Store for PostgresStore {
             .map_err(db("read findings"))?;
         rows.iter()
             .map(|row| {
-                let get =
-                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read findings", source: e };
+                let get = db("read findings");
                 Ok(StoredFinding {
                     key: row.try_get(0).map_err(get)?,
                     rule: row.try_get(1).map_err(get)?,
@@ -1332,8 +1332,7 @@ impl Store for PostgresStore {
         .map_err(db("read records"))?;
         rows.iter()
             .map(|row| {
-                let get =
-                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read records", source: e };
+                let get = db("read records");
                 Ok(StoredRecord {
                     id: row.try_get(0).map_err(get)?,
                     kind: parse_kind(row.try_get(1).map_err(get)?)?,
@@ -1367,7 +1366,7 @@ impl Store for PostgresStore {
         .bind(first_seen)
         .fetch(&self.pool);
         while let Some(row) = rows.try_next().await.map_err(db("visit records"))? {
-            let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "visit records", source: e };
+            let get = db("visit records");
             let row = ContentRow {
                 id: row.try_get(0).map_err(get)?,
                 source_id: row.try_get(1).map_err(get)?,
@@ -1386,7 +1385,7 @@ impl Store for PostgresStore {
         kind: EntityKind,
         source: &str,
         dated_within: Option<(NaiveDate, NaiveDate)>,
-        each: &mut (dyn for<'r> FnMut(RawRecord<'r>) -> std::ops::ControlFlow<()> + Send),
+        each: RawRecordVisitor<'_>,
     ) -> StoreResult<u64> {
         use futures::TryStreamExt;
         // The JSONB as its text (PostgreSQL's spacing and key order), not decoded into a
@@ -1402,7 +1401,7 @@ impl Store for PostgresStore {
         .bind(dated_within.map(|d| d.0))
         .bind(dated_within.map(|d| d.1))
         .fetch(&self.pool);
-        let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read raw records", source: e };
+        let get = db("read raw records");
         let mut n = 0;
         let mut date = String::new();
         while let Some(row) = rows.try_next().await.map_err(get)? {
@@ -1452,8 +1451,7 @@ impl Store for PostgresStore {
         .map_err(db("add up runs"))?;
         rows.iter()
             .map(|row| {
-                let get =
-                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "add up runs", source: e };
+                let get = db("add up runs");
                 let n = |i: usize| -> StoreResult<u64> { Ok(row.try_get::<i64, _>(i).map_err(get)?.max(0) as u64) };
                 let status: &str = row.try_get(2).map_err(get)?;
                 Ok(RunTotals {

@@ -48,9 +48,9 @@ use super::aggregates::{self, AggregateRequest, SchoolAggregates};
 use super::{
     check_change_set, now_micros, ttl_millis, ApiToken, BackupAction, BackupOutcome, BackupTargetState, BackupUse,
     ChangeOp, ChangeRow, ChangeSet, CompromisedLogin, ContentRow, CursorUpdate, Existing, Inspection, KindCount,
-    LeaseInfo, LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RawRecord, RecordVisitor, RunError,
-    RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding, StoredRecord,
-    SyncRun, Upsert,
+    LeaseInfo, LeaseOutcome, LeaseRequest, PaperCopy, PaperCopyChange, RawRecord, RawRecordVisitor, RecordVisitor,
+    RunError, RunErrorKind, RunId, RunStats, RunStatus, RunTotals, Store, StoreError, StoreResult, StoredFinding,
+    StoredRecord, SyncRun, Upsert,
 };
 
 const BACKEND: &str = "sqlite";
@@ -210,7 +210,8 @@ impl Checkpointer {
     }
 }
 
-fn db(operation: &'static str) -> impl FnOnce(sqlx::Error) -> StoreError {
+/// A database error of `operation`; a copy may be used for every column of a row.
+fn db(operation: &'static str) -> impl Fn(sqlx::Error) -> StoreError + Copy {
     move |source| StoreError::Database { backend: BACKEND, operation, source }
 }
 
@@ -569,14 +570,7 @@ async fn write_upserts(
     at: &str,
     upserts: &[Upsert],
 ) -> StoreResult<()> {
-    let mut handle = conn.lock_handle().await.map_err(db("apply: lock the writer connection"))?;
-    let raw_handle = handle.as_raw_handle();
-    let write = || -> rusqlite::Result<()> {
-        // SAFETY: the handle is sqlx's open connection, locked for us (its worker thread
-        // waits), and used only on this thread until `handle` is dropped below; the
-        // `Connection` made from it does not close it when dropped. Both crates link the
-        // same libsqlite3-sys.
-        let conn = unsafe { rusqlite::Connection::from_handle(raw_handle.as_ptr()) }?;
+    let write = |conn: &rusqlite::Connection| -> rusqlite::Result<()> {
         let mut insert_change = conn.prepare(INSERT_CHANGE_SQL)?;
         let mut update_change = conn.prepare(UPDATE_CHANGE_SQL)?;
         let mut upsert_record = conn.prepare(UPSERT_RECORD_SQL)?;
@@ -617,14 +611,9 @@ async fn write_upserts(
         }
         Ok(())
     };
-    // The writing is CPU work on this thread; on a multi-threaded runtime, let the other
-    // tasks (the fetcher) move to another thread meanwhile.
-    let result = match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(write),
-        _ => write(),
-    };
-    drop(handle);
-    result.map_err(|e| db("apply: write records and change rows")(raw(e)))
+    on_raw(conn, "apply: lock the writer connection", write)
+        .await?
+        .map_err(|e| db("apply: write records and change rows")(raw(e)))
 }
 
 /// The current records of a kind, read through SQLite's C interface on a reader
@@ -646,51 +635,29 @@ async fn read_records(
          WHERE kind = ?1 AND {} AND (?3 OR deleted_at IS NULL) ORDER BY source_id, source",
         if source.is_some() { "source = ?2" } else { "?2 IS NULL" }
     );
-    let mut handle = conn.lock_handle().await.map_err(db("read records: lock the reader connection"))?;
-    let raw_handle = handle.as_raw_handle();
-    // The outer error is SQLite's; the inner one a row the store cannot read.
-    let read = || -> rusqlite::Result<StoreResult<Vec<StoredRecord>>> {
-        // SAFETY: as in `write_upserts`: sqlx's open connection, locked for us, used only
-        // on this thread until `handle` is dropped; the `Connection` does not close it.
-        let conn = unsafe { rusqlite::Connection::from_handle(raw_handle.as_ptr()) }?;
+    let read = |conn: &rusqlite::Connection| -> rusqlite::Result<StoreResult<Vec<StoredRecord>>> {
         let mut statement = conn.prepare(&sql)?;
         let mut rows = statement.query(rusqlite::params![kind.as_str(), source, include_deleted])?;
         let mut out = Vec::new();
-        while let Some(row) = rows.next()? {
-            let record = (|| -> StoreResult<StoredRecord> {
-                let invalid = |what: &str, e: &dyn std::fmt::Display| {
-                    StoreError::Invalid(format!("bad {what} of a {kind} record in the store: {e}"))
-                };
-                let value = |i: usize, what: &str| row.get_ref(i).map_err(|e| invalid(what, &e));
-                let text = |i: usize, what: &str| value(i, what)?.as_str().map_err(|e| invalid(what, &e));
-                let date = match value(4, "date")? {
-                    rusqlite::types::ValueRef::Null => None,
-                    _ => Some(text(4, "date")?.parse::<NaiveDate>().map_err(|e| invalid("date", &e))?),
-                };
-                Ok(StoredRecord {
-                    id: parse_uuid(value(0, "id")?.as_blob().map_err(|e| invalid("id", &e))?)?,
-                    kind,
-                    source: text(1, "source")?.to_owned(),
-                    source_id: text(2, "source id")?.to_owned(),
-                    scope: text(3, "scope")?.to_owned(),
-                    date,
-                    content: parse_json(text(5, "content")?)?,
-                    deleted: value(6, "deletion")?.as_i64().map_err(|e| invalid("deletion", &e))? != 0,
-                })
-            })();
-            match record {
-                Ok(r) => out.push(r),
-                Err(e) => return Ok(Err(e)),
-            }
-        }
-        Ok(Ok(out))
+        let read = step_rows(&mut rows, |row| {
+            // Columns 0–5 are those of `each_raw_record`'s statement.
+            let r = raw_row(row, kind)?;
+            let c = Columns { row, kind };
+            out.push(StoredRecord {
+                id: r.id,
+                kind,
+                source: r.source.to_owned(),
+                source_id: r.source_id.to_owned(),
+                scope: r.scope.to_owned(),
+                date: r.date.map(|d| d.parse::<NaiveDate>().map_err(|e| c.invalid("date", &e))).transpose()?,
+                content: parse_json(r.content)?,
+                deleted: c.value(6, "deletion")?.as_i64().map_err(|e| c.invalid("deletion", &e))? != 0,
+            });
+            Ok(std::ops::ControlFlow::Continue(()))
+        })?;
+        Ok(read.map(|_| out))
     };
-    let result = match tokio::runtime::Handle::current().runtime_flavor() {
-        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(read),
-        _ => read(),
-    };
-    drop(handle);
-    result.map_err(|e| db("read records")(raw(e)))?
+    on_raw(conn, "read records: lock the reader connection", read).await?.map_err(|e| db("read records")(raw(e)))?
 }
 
 /// Runs `work` on the SQLite handle of a pooled connection, through SQLite's C interface, on
@@ -704,11 +671,15 @@ async fn on_raw<T>(
     let mut handle = conn.lock_handle().await.map_err(db(lock))?;
     let raw_handle = handle.as_raw_handle();
     let run = || {
-        // SAFETY: as in `write_upserts`: sqlx's open connection, locked for us, used only
-        // on this thread until `handle` is dropped; the `Connection` does not close it.
+        // SAFETY: the handle is sqlx's open connection, locked for us (its worker thread
+        // waits), and used only on this thread until `handle` is dropped below; the
+        // `Connection` made from it does not close it when dropped. Both crates link the
+        // same libsqlite3-sys.
         let conn = unsafe { rusqlite::Connection::from_handle(raw_handle.as_ptr()) }?;
         work(&conn)
     };
+    // The work is CPU work on this thread; on a multi-threaded runtime, let the other
+    // tasks (a sync's fetcher) move to another thread meanwhile.
     let result = match tokio::runtime::Handle::current().runtime_flavor() {
         tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(run),
         _ => run(),
@@ -819,22 +790,17 @@ async fn each_raw_record(
     kind: EntityKind,
     source: &str,
     dated_within: Option<(NaiveDate, NaiveDate)>,
-    each: &mut (dyn for<'r> FnMut(RawRecord<'r>) -> std::ops::ControlFlow<()> + Send),
+    each: RawRecordVisitor<'_>,
 ) -> StoreResult<u64> {
     // Dates are `YYYY-MM-DD` text: their byte order is the dates' order. The order is
     // `read_records`' (source_id, source; one source here).
-    let sql = format!(
-        "SELECT id, source, source_id, scope, date, content FROM records \
-         WHERE kind = ?1 AND source = ?2 AND deleted_at IS NULL{} ORDER BY source_id",
-        if dated_within.is_some() { " AND (date IS NULL OR date BETWEEN ?3 AND ?4)" } else { "" }
-    );
-    let (from, to) = dated_within.map_or((String::new(), String::new()), |(a, b)| (a.to_string(), b.to_string()));
+    const SQL: &str = "SELECT id, source, source_id, scope, date, content FROM records \
+         WHERE kind = ?1 AND source = ?2 AND deleted_at IS NULL \
+         AND (?3 IS NULL OR date IS NULL OR date BETWEEN ?3 AND ?4) ORDER BY source_id";
+    let (from, to) = (dated_within.map(|d| d.0.to_string()), dated_within.map(|d| d.1.to_string()));
     let read = |conn: &rusqlite::Connection| -> rusqlite::Result<StoreResult<u64>> {
-        let mut statement = conn.prepare(&sql)?;
-        let mut rows = match dated_within {
-            Some(_) => statement.query(rusqlite::params![kind.as_str(), source, from, to])?,
-            None => statement.query(rusqlite::params![kind.as_str(), source])?,
-        };
+        let mut statement = conn.prepare(SQL)?;
+        let mut rows = statement.query(rusqlite::params![kind.as_str(), source, from, to])?;
         step_rows(&mut rows, |row| Ok(each(raw_row(row, kind)?)))
     };
     on_raw(conn, "read raw records: lock the reader connection", read)
@@ -887,7 +853,7 @@ type ExistingRow = (Vec<u8>, String, String, Vec<u8>, bool);
 // ---- row decoding ----------------------------------------------------------------------
 
 fn change_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChangeRow> {
-    let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read change rows", source: e };
+    let get = db("read change rows");
     let op: &str = row.try_get(7).map_err(get)?;
     let before: Option<&str> = row.try_get(8).map_err(get)?;
     let after: Option<&str> = row.try_get(9).map_err(get)?;
@@ -908,7 +874,7 @@ fn change_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<ChangeRow> {
 const LEASE_COLUMNS: &str = "name, token, host, pid, acquired_at, renewed_at, expires_at";
 
 fn lease_row(row: &sqlx::sqlite::SqliteRow) -> StoreResult<LeaseInfo> {
-    let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read leases", source: e };
+    let get = db("read leases");
     let pid: i64 = row.try_get(3).map_err(get)?;
     Ok(LeaseInfo {
         name: row.try_get(0).map_err(get)?,
@@ -927,7 +893,7 @@ fn expiry(now: DateTime<Utc>, ttl: Duration) -> DateTime<Utc> {
 }
 
 fn sync_run(row: &sqlx::sqlite::SqliteRow) -> StoreResult<SyncRun> {
-    let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read runs", source: e };
+    let get = db("read runs");
     let status: &str = row.try_get(5).map_err(get)?;
     let finished: Option<&str> = row.try_get(4).map_err(get)?;
     let stats: &str = row.try_get(7).map_err(get)?;
@@ -1628,8 +1594,7 @@ impl Store for SqliteStore {
             .map_err(db("read findings"))?;
         rows.iter()
             .map(|row| {
-                let get =
-                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read findings", source: e };
+                let get = db("read findings");
                 let uuid = |b: Option<Vec<u8>>| b.map(|b| parse_uuid(&b)).transpose();
                 let date: Option<String> = row.try_get(7).map_err(get)?;
                 let fixed: Option<String> = row.try_get(14).map_err(get)?;
@@ -1768,7 +1733,7 @@ impl Store for SqliteStore {
         kind: EntityKind,
         source: &str,
         dated_within: Option<(NaiveDate, NaiveDate)>,
-        each: &mut (dyn for<'r> FnMut(RawRecord<'r>) -> std::ops::ControlFlow<()> + Send),
+        each: RawRecordVisitor<'_>,
     ) -> StoreResult<u64> {
         let mut conn = self.reader.acquire().await.map_err(db("read raw records: open a reader"))?;
         each_raw_record(&mut conn, kind, source, dated_within, each).await
@@ -1798,8 +1763,7 @@ impl Store for SqliteStore {
         .map_err(db("add up runs"))?;
         rows.iter()
             .map(|row| {
-                let get =
-                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "add up runs", source: e };
+                let get = db("add up runs");
                 let n = |i: usize| -> StoreResult<u64> { Ok(row.try_get::<i64, _>(i).map_err(get)?.max(0) as u64) };
                 let status: &str = row.try_get(2).map_err(get)?;
                 let last: Option<&str> = row.try_get(12).map_err(get)?;

@@ -9,17 +9,17 @@ use sqlx::types::Json;
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use super::{db, PostgresStore, BACKEND};
+use super::{db, PostgresStore};
 use crate::store::jobs::{parse_error_kind, parse_status, parse_trigger};
 use crate::store::{
-    JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, NewJobRun, RunId, StoreError, StoreResult,
+    JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, NewJobRun, RunId, StoreResult,
 };
 
 const COLUMNS: &str = "id, job, scheduled_at, trigger, status, due_at, attempt, resumed, claim, host, pid, \
      started_at, finished_at, error, error_kind, sync_runs, note";
 
 fn job_run(row: &PgRow) -> StoreResult<JobRun> {
-    let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read job runs", source: e };
+    let get = db("read job runs");
     let attempt: i32 = row.try_get(6).map_err(get)?;
     let resumed: i32 = row.try_get(7).map_err(get)?;
     let pid: Option<i64> = row.try_get(10).map_err(get)?;
@@ -188,8 +188,7 @@ impl JobStore for PostgresStore {
         .map_err(db("add up job runs"))?;
         rows.iter()
             .map(|row| {
-                let get =
-                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "add up job runs", source: e };
+                let get = db("add up job runs");
                 let n = |i: usize| -> StoreResult<u64> { Ok(row.try_get::<i64, _>(i).map_err(get)?.max(0) as u64) };
                 let last: Option<DateTime<Utc>> = row.try_get(5).map_err(get)?;
                 Ok(JobRunTotals {

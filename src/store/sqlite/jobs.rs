@@ -8,17 +8,17 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{AssertSqlSafe, Row};
 use uuid::Uuid;
 
-use super::{db, parse_ts, parse_uuid, ts, SqliteStore, BACKEND};
+use super::{db, parse_ts, parse_uuid, ts, SqliteStore};
 use crate::store::jobs::{parse_error_kind, parse_status, parse_sync_runs, parse_trigger};
 use crate::store::{
-    JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, NewJobRun, RunId, StoreError, StoreResult,
+    JobClaim, JobEnd, JobRun, JobRunId, JobRunStatus, JobRunTotals, JobStore, NewJobRun, RunId, StoreResult,
 };
 
 const COLUMNS: &str = "id, job, scheduled_at, trigger, status, due_at, attempt, resumed, claim, host, pid, \
      started_at, finished_at, error, error_kind, sync_runs, note";
 
 fn job_run(row: &SqliteRow) -> StoreResult<JobRun> {
-    let get = |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "read job runs", source: e };
+    let get = db("read job runs");
     let time = |i: usize| -> StoreResult<Option<DateTime<Utc>>> {
         row.try_get::<Option<&str>, _>(i).map_err(get)?.map(parse_ts).transpose()
     };
@@ -191,8 +191,7 @@ impl JobStore for SqliteStore {
         .map_err(db("add up job runs"))?;
         rows.iter()
             .map(|row| {
-                let get =
-                    |e: sqlx::Error| StoreError::Database { backend: BACKEND, operation: "add up job runs", source: e };
+                let get = db("add up job runs");
                 let n = |i: usize| -> StoreResult<u64> { Ok(row.try_get::<i64, _>(i).map_err(get)?.max(0) as u64) };
                 let last: Option<&str> = row.try_get(5).map_err(get)?;
                 Ok(JobRunTotals {
