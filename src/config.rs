@@ -135,6 +135,16 @@ impl SchoolConfig {
     pub fn journal_source(&self) -> &str {
         self.journal.as_deref().unwrap_or_else(|| self.sources.first().map(String::as_str).unwrap_or_default())
     }
+
+    /// The school's sources, the journal of record first (the order the school reports
+    /// read them in: the journal's record wins where sources overlap).
+    pub fn sources_journal_first(&self) -> Vec<String> {
+        let journal = self.journal_source();
+        std::iter::once(journal)
+            .chain(self.sources.iter().map(String::as_str).filter(|x| *x != journal))
+            .map(str::to_owned)
+            .collect()
+    }
 }
 
 /// The systems ejgate has connectors for (also the values of `ejgate emulate SYSTEM`).

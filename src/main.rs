@@ -1197,9 +1197,7 @@ async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                     config.schools.iter().map(|s| format!("«{}»", s.name)).collect::<Vec<_>>().join(", ")
                 );
             };
-            let journal = s.journal_source().to_string();
-            let mut sources = vec![journal.clone()];
-            sources.extend(s.sources.iter().filter(|x| **x != journal).cloned());
+            let sources = s.sources_journal_first();
             let store = store::open(&config.store_url()).await?;
             let j = sr::Journal::load(store.as_ref(), &sources).await?;
             let today = chrono::Local::now().date_naive();

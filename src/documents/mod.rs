@@ -40,7 +40,7 @@ fn printed(cell: &Cell) -> String {
 /// chart of the reports has them so); the values of a series are shares when every value
 /// it has is one.
 pub fn chart_of(sheet: &Sheet, spec: &ChartSpec) -> BarChart {
-    let rows = &sheet.rows[..spec.rows.unwrap_or(sheet.rows.len()).min(sheet.rows.len())];
+    let rows = &sheet.rows[..spec.row_count(sheet)];
     let value = |cell: Option<&Cell>| match cell {
         Some(Cell::Int(i)) => Some(*i as f64),
         Some(Cell::Num(n) | Cell::Share(n)) => Some(*n),
@@ -105,7 +105,7 @@ pub fn sheets_pdf(
         }
         doc.table(&Table { columns, header: sheet.headings.clone(), rows });
         for spec in &sheet.charts {
-            if spec.rows.unwrap_or(sheet.rows.len()).min(sheet.rows.len()) > 0 {
+            if spec.row_count(sheet) > 0 {
                 doc.bar_chart(&chart_of(sheet, spec));
             }
         }

@@ -95,6 +95,13 @@ pub async fn job(
     let dir = config.reports_dir().join(now.format("%Y-%m-%d").to_string());
     std::fs::create_dir_all(&dir).map_err(|e| anyhow::anyhow!("cannot create {}: {e}", dir.display()))?;
     let mut written = Vec::new();
+    // One workbook into the day's folder.
+    let mut write = |name: String, title: String, sheets: &[table::Sheet]| -> anyhow::Result<()> {
+        let path = dir.join(name);
+        table::write_file(&path, &table::xlsx(&title, sheets)?)?;
+        written.push(path);
+        Ok(())
+    };
     let safe = |s: &str| s.chars().map(|c| if c.is_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>();
     let schools = config.schools.iter().filter(|s| s.regulation.is_some()).filter(|s| match target {
         Target::All => true,
@@ -112,49 +119,33 @@ pub async fn job(
         let stored = store.findings(&school.name).await?;
         let month = last_month.format("%Y-%m");
         let teachers = teachers::build(store, school.journal_source(), &board, &stored).await?;
-        let path = dir.join(format!("{}-учителя-{month}.xlsx", safe(&school.name)));
-        table::write_file(
-            &path,
-            &table::xlsx(
-                &format!("Работа учителей с электронным журналом: {}", school.name),
-                &teachers::sheets(&teachers),
-            )?,
+        write(
+            format!("{}-учителя-{month}.xlsx", safe(&school.name)),
+            format!("Работа учителей с электронным журналом: {}", school.name),
+            &teachers::sheets(&teachers),
         )?;
-        written.push(path);
         let spravka = spravka::build(&board, &stored)?;
-        let path = dir.join(format!("{}-справка-{month}.xlsx", safe(&school.name)));
-        table::write_file(
-            &path,
-            &table::xlsx(&format!("Справка по итогам мониторинга: {}", school.name), &spravka::sheets(&spravka))?,
+        write(
+            format!("{}-справка-{month}.xlsx", safe(&school.name)),
+            format!("Справка по итогам мониторинга: {}", school.name),
+            &spravka::sheets(&spravka),
         )?;
-        written.push(path);
 
         // P3 for the month, P1 for the periods that ended since its first day.
-        let journal = school.journal_source().to_string();
-        let mut sources = vec![journal.clone()];
-        sources.extend(school.sources.iter().filter(|x| **x != journal).cloned());
-        let j = school::Journal::load(store, &sources).await?;
+        let j = school::Journal::load(store, &school.sources_journal_first()).await?;
         let first = last_month.with_day(1).expect("a first day");
         let month_span = school::Span { name: month_name(last_month), from: first, to: last_month, period: None };
-        let path = dir.join(format!("{}-активность-{month}.xlsx", safe(&school.name)));
-        table::write_file(
-            &path,
-            &table::xlsx(
-                &format!("Активность пользователей: {}, {}", school.name, month_span.name),
-                &school::activity(&j, &month_span, &school.name),
-            )?,
+        write(
+            format!("{}-активность-{month}.xlsx", safe(&school.name)),
+            format!("Активность пользователей: {}, {}", school.name, month_span.name),
+            &school::activity(&j, &month_span, &school.name),
         )?;
-        written.push(path);
         for span in school::ended_between(&j, first, today) {
-            let path = dir.join(format!("{}-успеваемость-{}.xlsx", safe(&school.name), safe(&span.name)));
-            table::write_file(
-                &path,
-                &table::xlsx(
-                    &format!("Итоги успеваемости и посещаемости: {}, {}", school.name, span.name),
-                    &school::progress(&j, &span, &school.name),
-                )?,
+            write(
+                format!("{}-успеваемость-{}.xlsx", safe(&school.name), safe(&span.name)),
+                format!("Итоги успеваемости и посещаемости: {}, {}", school.name, span.name),
+                &school::progress(&j, &span, &school.name),
             )?;
-            written.push(path);
         }
     }
     if *target == Target::All {
@@ -168,15 +159,11 @@ pub async fn job(
         if let Some(q) = ended.or(current) {
             let quarter = rollout::Quarter { number: q.number, year: None };
             let report = rollout::build(store, config, "все", &quarter, now).await?;
-            let path = dir.join(format!("внедрение-{}-четверть-{}.xlsx", safe(&report.year), q.number));
-            table::write_file(
-                &path,
-                &table::xlsx(
-                    &format!("О ходе внедрения электронных журналов: {} четверть", q.number),
-                    &rollout::sheets(&report),
-                )?,
+            write(
+                format!("внедрение-{}-четверть-{}.xlsx", safe(&report.year), q.number),
+                format!("О ходе внедрения электронных журналов: {} четверть", q.number),
+                &rollout::sheets(&report),
             )?;
-            written.push(path);
         }
     }
     if written.is_empty() {

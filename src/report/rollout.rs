@@ -201,9 +201,7 @@ async fn plan(
                 if found.iter().any(|f| f.config_name.as_deref() == Some(s.name.as_str())) {
                     continue;
                 }
-                let journal = s.journal_source().to_string();
-                let mut sources = vec![journal.clone()];
-                sources.extend(s.sources.iter().filter(|x| **x != journal).cloned());
+                let sources = s.sources_journal_first();
                 found.push(Found { name: s.name.clone(), config_name: Some(s.name.clone()), sources, org });
             }
             None => {

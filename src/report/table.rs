@@ -90,6 +90,13 @@ pub struct ChartSpec {
     pub rows: Option<usize>,
 }
 
+impl ChartSpec {
+    /// The data rows of `sheet` the chart covers, counted from the first.
+    pub fn row_count(&self, sheet: &Sheet) -> usize {
+        self.rows.unwrap_or(sheet.rows.len()).min(sheet.rows.len())
+    }
+}
+
 /// One table: a header row and data rows.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Sheet {
@@ -223,7 +230,7 @@ pub fn xlsx(title: &str, sheets: &[Sheet]) -> Result<Vec<u8>, XlsxError> {
             ws.autofilter(0, 0, sheet.rows.len() as u32, sheet.headings.len() as u16 - 1)?;
         }
         for (i, spec) in sheet.charts.iter().enumerate() {
-            let rows = spec.rows.unwrap_or(sheet.rows.len()).min(sheet.rows.len());
+            let rows = spec.row_count(sheet);
             if rows == 0 {
                 continue;
             }
