@@ -449,7 +449,8 @@ impl Layout {
         let ticks = 4;
         let mut index = 0;
         let mut continued = false;
-        while index < bands.len() || (index == 0 && !continued) {
+        // Once per page the bands run onto (once for a chart without categories).
+        loop {
             let title =
                 if continued { format!("{} (продолжение)", chart.title) } else { chart.title.clone() };
             let first = bands.get(index).map(|b| b.1).unwrap_or(0.0);
@@ -511,9 +512,10 @@ impl Layout {
                 self.text_at(lx, bottom + 1.0 * MM + size, size, false, label);
             }
             self.y = bottom + scale_h;
-            if index < bands.len() {
-                self.new_page();
+            if index >= bands.len() {
+                break;
             }
+            self.new_page();
             continued = true;
         }
         self.gap(2.0);

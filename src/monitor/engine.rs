@@ -792,16 +792,13 @@ pub async fn evaluate(
 ) -> Result<Report, MonitorError> {
     let (zone_name, zone) = school_zone(store, source).await?;
     let runs: Vec<SyncRun> = store.runs(u32::MAX / 2).await?;
-    let mut ctx = Ctx {
-        zone,
-        runs: runs
-            .iter()
-            .filter(|r| r.source == source && r.status == RunStatus::Succeeded)
-            .map(|r| r.started_at.with_timezone(&zone).naive_local())
-            .collect(),
-    };
-    ctx.runs.sort();
-    let ctx = ctx;
+    let mut starts: Vec<NaiveDateTime> = runs
+        .iter()
+        .filter(|r| r.source == source && r.status == RunStatus::Succeeded)
+        .map(|r| r.started_at.with_timezone(&zone).naive_local())
+        .collect();
+    starts.sort();
+    let ctx = Ctx { zone, runs: starts };
     let now_local = ctx.local(now);
 
     // Everything the profile's rules read, read once up front (`reads`): several rules share
