@@ -27,7 +27,7 @@ use ejgate_dnevnik::{DnevnikConfig, DnevnikConnector};
 use ejgate_sdk::connector::SyncMode;
 use secrecy::SecretString;
 
-// Only the emulator spawning of the shared bench helpers is used here.
+// Of the shared bench helpers, the emulator spawning and the CPU times are used here.
 #[allow(dead_code)]
 mod common;
 
@@ -41,18 +41,6 @@ fn dir_bytes(dir: &Path) -> u64 {
         total += if meta.is_dir() { dir_bytes(&e.path()) } else { meta.len() };
     }
     total
-}
-
-/// CPU seconds (user and system) this process has used, and its waited-for children
-/// (`/proc/self/stat`, clock ticks of 10 ms): what a run costs whatever else the machine
-/// is doing, where wall time depends on the load.
-fn cpu_seconds() -> (f64, f64) {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap();
-    // Fields after the command's closing parenthesis: state is field 3; utime, stime,
-    // cutime, cstime are fields 14 to 17.
-    let after = &stat[stat.rfind(')').unwrap() + 2..];
-    let field = |n: usize| after.split(' ').nth(n - 3).unwrap().parse::<f64>().unwrap() / 100.0;
-    (field(14) + field(15), field(16) + field(17))
 }
 
 fn restic(repo: &Path, args: &[&str]) -> std::process::Output {
@@ -136,7 +124,7 @@ async fn main() {
     let mut payload = 0;
     for round in 0..3 {
         let out = dir.path().join(format!("bags-{round}"));
-        let cpu = cpu_seconds().0;
+        let cpu = common::own_cpu_seconds();
         let started = Instant::now();
         let r = ejgate::archive::snapshot(
             &store,
@@ -150,7 +138,7 @@ async fn main() {
         .await
         .unwrap();
         bag_ours.push(started.elapsed().as_secs_f64());
-        cpu_ours.push(cpu_seconds().0 - cpu);
+        cpu_ours.push(common::own_cpu_seconds() - cpu);
         payload = r.payload_bytes;
         // bagit.py bags a directory in place: the same payload files, fresh.
         let theirs_dir = dir.path().join(format!("bagit-{round}"));
@@ -159,7 +147,7 @@ async fn main() {
             let e = e.unwrap();
             std::fs::copy(e.path(), theirs_dir.join(e.file_name())).unwrap();
         }
-        let cpu = cpu_seconds().1;
+        let cpu = common::children_cpu_seconds();
         let started = Instant::now();
         let out = Command::new("bagit.py")
             .args(["--sha512", "--quiet"])
@@ -167,7 +155,7 @@ async fn main() {
             .output()
             .expect("bagit.py runs (pip install bagit)");
         bag_theirs.push(started.elapsed().as_secs_f64());
-        cpu_theirs.push(cpu_seconds().1 - cpu);
+        cpu_theirs.push(common::children_cpu_seconds() - cpu);
         assert!(out.status.success(), "bagit.py: {}", String::from_utf8_lossy(&out.stderr));
     }
     // How much of ours is reading the store (what bagit.py does not do: it is given the

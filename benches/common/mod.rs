@@ -34,16 +34,30 @@ pub fn own_cpu_seconds() -> f64 {
     cpu_seconds("/proc/self/stat")
 }
 
-/// utime + stime of a `/proc/…/stat` file, in seconds. Clock ticks are 100 per second on
-/// Linux (`getconf CLK_TCK`) on every architecture the project runs on.
+/// CPU seconds (user + system) this process's children have used, those it has waited for
+/// (a command run with `Command::output`, say; Linux; 0 elsewhere).
+pub fn children_cpu_seconds() -> f64 {
+    // cutime and cstime: fields 16 and 17 of the whole line.
+    stat_seconds("/proc/self/stat", [16, 17])
+}
+
+/// utime + stime of a `/proc/…/stat` file, in seconds.
 fn cpu_seconds(stat: &str) -> f64 {
+    // utime and stime: fields 14 and 15 of the whole line.
+    stat_seconds(stat, [14, 15])
+}
+
+/// The sum of two clock-tick fields (numbered from 1, as in proc(5)) of a `/proc/…/stat`
+/// file, in seconds. Clock ticks are 100 per second on Linux (`getconf CLK_TCK`) on every
+/// architecture the project runs on.
+fn stat_seconds(stat: &str, fields: [usize; 2]) -> f64 {
     let Ok(text) = std::fs::read_to_string(stat) else { return 0.0 };
-    // Fields after the command name, which is in parentheses and may hold spaces.
+    // Fields after the command name (field 2), which is in parentheses and may hold spaces:
+    // field 3 is the first of them.
     let Some(rest) = text.rfind(')').map(|i| &text[i + 1..]) else { return 0.0 };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    (ticks(11) + ticks(12)) / 100.0
+    let after: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |n: usize| after.get(n - 3).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(fields[0]) + ticks(fields[1])) / 100.0
 }
 
 /// Starts `ejgate emulate SYSTEM --listen 127.0.0.1:0 --token TOKEN ARGS…` without waiting
